@@ -1,0 +1,427 @@
+/* Lowering: a checked model and its estimator become one graph of tensor
+ * operations (see graph.h for the row and column conventions). */
+#include "codegen/graph.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_2PI 1.8378770664093454835606594728112
+
+/* ---------------------------------------------------------------- nodes */
+
+g_node *g_new(g_graph *g, g_kind kind, int rows, int cols) {
+    if (g->nnodes == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 64;
+        g->nodes = realloc(g->nodes, sizeof *g->nodes * (size_t)g->cap);
+        if (!g->nodes) abort();
+    }
+    g_node *n = vae_pool_alloc(g->pool, sizeof *n);
+    n->kind = kind;
+    n->id = g->nnodes;
+    n->rows = rows;
+    n->cols = cols;
+    n->dom_rows = rows;
+    n->dom_cols = cols;
+    g->nodes[g->nnodes++] = n;
+    return n;
+}
+
+static void add_input(g_node *n, g_node *in) {
+    if (n->nin == G_MAX_IN) abort(); /* callers never build wider nodes */
+    n->in[n->nin++] = in;
+    n->needs_grad |= in->needs_grad;
+}
+
+g_node *g_map(g_graph *g, const vx_expr *e, int nin, g_node *const *in, int rows, int cols) {
+    g_node *n = g_new(g, G_MAP, rows, cols);
+    n->expr = e;
+    for (int i = 0; i < nin; i++) add_input(n, in[i]);
+    return n;
+}
+
+static int max_rows(int nin, g_node *const *in) {
+    int r = 1;
+    for (int i = 0; i < nin; i++)
+        if (in[i]->rows > r) r = in[i]->rows;
+    return r;
+}
+
+g_node *g_map1(g_graph *g, const vx_expr *e, g_node *a) { return g_map(g, e, 1, &a, a->rows, a->cols); }
+
+g_node *g_map2(g_graph *g, const vx_expr *e, g_node *a, g_node *b) {
+    g_node *in[2] = {a, b};
+    return g_map(g, e, 2, in, max_rows(2, in), a->cols > b->cols ? a->cols : b->cols);
+}
+
+g_node *g_matmul(g_graph *g, g_node *a, int ta, g_node *b, int tb) {
+    int m = ta ? a->cols : a->rows, n = tb ? b->rows : b->cols;
+    g_node *r = g_new(g, G_MATMUL, m, n);
+    r->trans_a = ta;
+    r->trans_b = tb;
+    add_input(r, a);
+    add_input(r, b);
+    return r;
+}
+
+g_node *g_rowsum(g_graph *g, g_node *a) {
+    g_node *r = g_new(g, G_ROWSUM, a->rows, 1);
+    r->expr = vx_in(g, 0);
+    r->dom_cols = a->cols;
+    add_input(r, a);
+    return r;
+}
+
+g_node *g_groupsum(g_graph *g, g_node *a, int rows) {
+    g_node *r = g_new(g, G_GROUPSUM, rows, a->cols);
+    r->expr = vx_in(g, 0);
+    r->dom_rows = a->rows;
+    add_input(r, a);
+    return r;
+}
+
+/* ---------------------------------------------------------------- lowering networks */
+
+typedef struct {
+    const char *name;
+    g_node *node;
+} env_entry;
+
+typedef struct {
+    g_graph *g;
+    FILE *err;
+    int failed;
+    env_entry env[256];
+    int nenv;
+} lowering;
+
+/* An expression is a tensor node, or a compile-time scalar. */
+typedef struct {
+    g_node *node;
+    double c;
+} value;
+
+static void env_bind(lowering *L, const char *name, g_node *n) {
+    if (L->nenv == 256) abort(); /* the checker limits nothing here; 256 assignments per network is plenty */
+    L->env[L->nenv].name = name;
+    L->env[L->nenv].node = n;
+    L->nenv++;
+}
+
+static g_node *env_lookup(lowering *L, const char *name) {
+    for (int i = L->nenv - 1; i >= 0; i--)
+        if (strcmp(L->env[i].name, name) == 0) return L->env[i].node;
+    return NULL;
+}
+
+static g_node *param_node(lowering *L, const char *name, int rows) {
+    const vae_param *p = vae_model_param(L->g->model, name);
+    if (!p) abort(); /* the checker registered every parameter */
+    g_node *n = g_new(L->g, G_PARAM, rows, (int)(p->size / rows));
+    n->param = p;
+    n->needs_grad = 1;
+    n->label = p->name;
+    return n;
+}
+
+static value lower(lowering *L, const ast_expr *e);
+
+static g_node *lower_node(lowering *L, const ast_expr *e) {
+    value v = lower(L, e);
+    return v.node;
+}
+
+static value tensor(g_node *n) {
+    value v = {n, 0};
+    return v;
+}
+
+static value scalar(double c) {
+    value v = {NULL, c};
+    return v;
+}
+
+static value lower_call(lowering *L, const ast_expr *e) {
+    g_graph *g = L->g;
+    const char *f = e->str;
+    if (strcmp(f, "dense") == 0) {
+        g_node *x = lower_node(L, e->args->value);
+        const char *wname = vae_pool_printf(g->pool, "%s.weight", e->pname);
+        const char *bname = vae_pool_printf(g->pool, "%s.bias", e->pname);
+        g_node *w = param_node(L, wname, x->cols);
+        g_node *b = param_node(L, bname, 1);
+        g_node *xw = g_matmul(g, x, 0, w, 0);
+        xw->label = e->pname;
+        g_node *y = g_map2(g, vx_bin(g, VX_ADD, vx_in(g, 0), vx_in(g, 1)), xw, b);
+        y->label = e->pname;
+        return tensor(y);
+    }
+    static const struct { const char *name; vx_op op; } unary[] = {
+        {"relu", VX_RELU}, {"tanh", VX_TANH}, {"sigmoid", VX_SIGMOID}, {"softplus", VX_SOFTPLUS}, {"exp", VX_EXP}};
+    for (size_t i = 0; i < sizeof unary / sizeof unary[0]; i++)
+        if (strcmp(f, unary[i].name) == 0) {
+            g_node *x = lower_node(L, e->args->value);
+            return tensor(g_map1(g, vx_un(g, unary[i].op, vx_in(g, 0)), x));
+        }
+    if (strcmp(f, "elu") == 0) {
+        g_node *x = lower_node(L, e->args->value);
+        const vx_expr *a = vx_in(g, 0);
+        return tensor(g_map1(g, vx_select(g, a, a, vx_bin(g, VX_SUB, vx_un(g, VX_EXP, a), vx_const(g, 1))), x));
+    }
+    if (strcmp(f, "leaky_relu") == 0) {
+        g_node *x = lower_node(L, e->args->value);
+        double slope = e->args->next ? e->args->next->value->num : 0.01;
+        const vx_expr *a = vx_in(g, 0);
+        return tensor(g_map1(g, vx_select(g, a, a, vx_bin(g, VX_MUL, vx_const(g, slope), a)), x));
+    }
+    if (strcmp(f, "concat") == 0) {
+        g_node *parts[G_MAX_IN];
+        int n = 0, cols = 0, rows = 1;
+        for (const ast_arg *a = e->args; a; a = a->next) {
+            if (n == G_MAX_IN) {
+                fprintf(L->err, "%s:%d:%d: error: concat() of more than %d tensors is not built yet\n",
+                        e->loc.file, e->loc.line, e->loc.col, G_MAX_IN);
+                L->failed = 1;
+                return scalar(0);
+            }
+            parts[n] = lower_node(L, a->value);
+            cols += parts[n]->cols;
+            if (parts[n]->rows > rows) rows = parts[n]->rows;
+            n++;
+        }
+        g_node *c = g_new(g, G_CONCAT, rows, cols);
+        for (int i = 0; i < n; i++) add_input(c, parts[i]);
+        return tensor(c);
+    }
+    if (strcmp(f, "reshape") == 0 || strcmp(f, "flatten") == 0)
+        return lower(L, e->args->value); /* values are stored flat per example: nothing moves */
+    fprintf(L->err, "%s:%d:%d: error: %s() is not built yet in this version of vaec\n", e->loc.file, e->loc.line,
+            e->loc.col, f);
+    L->failed = 1;
+    return scalar(0);
+}
+
+static value lower(lowering *L, const ast_expr *e) {
+    g_graph *g = L->g;
+    if (L->failed) return scalar(0);
+    switch (e->kind) {
+    case AST_NUM: return scalar(e->num);
+    case AST_STR: break; /* the checker refused it */
+    case AST_NAME: return tensor(env_lookup(L, e->str));
+    case AST_CALL: return lower_call(L, e);
+    case AST_PARAM: return tensor(param_node(L, e->pname, 1));
+    case AST_NEG: {
+        value v = lower(L, e->lhs);
+        if (!v.node) return scalar(-v.c);
+        return tensor(g_map1(g, vx_un(g, VX_NEG, vx_in(g, 0)), v.node));
+    }
+    case AST_BINOP: {
+        value l = lower(L, e->lhs), r = lower(L, e->rhs);
+        if (L->failed) return scalar(0);
+        vx_op op = e->op == '+' ? VX_ADD : e->op == '-' ? VX_SUB : e->op == '*' ? VX_MUL : VX_DIV;
+        if (!l.node && !r.node) {
+            const vx_expr *c = vx_bin(g, op, vx_const(g, l.c), vx_const(g, r.c));
+            return scalar(c->c);
+        }
+        if (!l.node) return tensor(g_map1(g, vx_bin(g, op, vx_const(g, l.c), vx_in(g, 0)), r.node));
+        if (!r.node) return tensor(g_map1(g, vx_bin(g, op, vx_in(g, 0), vx_const(g, r.c)), l.node));
+        return tensor(g_map2(g, vx_bin(g, op, vx_in(g, 0), vx_in(g, 1)), l.node, r.node));
+    }
+    }
+    L->failed = 1;
+    return scalar(0);
+}
+
+/* Runs a network body in the given environment; returns the node of the
+ * distribution argument `a` (and `b`). */
+static void lower_network(lowering *L, const ast_network *n, const vae_dist *d, g_node **a, g_node **b) {
+    for (const ast_assign *s = n->body; s; s = s->next) env_bind(L, s->name, lower_node(L, s->value));
+    *a = d->a ? lower_node(L, d->a) : NULL;
+    if (b) *b = d->b ? lower_node(L, d->b) : NULL;
+}
+
+/* ---------------------------------------------------------------- densities */
+
+/* Elementwise log-likelihood of the data under the decoder's distribution;
+ * inputs: $0 = data, $1 = first parameter, $2 = second. */
+static const vx_expr *loglik_expr(g_graph *g, const vae_dist *d) {
+    const vx_expr *x = vx_in(g, 0), *p = vx_in(g, 1), *q = vx_in(g, 2);
+    if (d->kind == DIST_BERNOULLI) {
+        if (!d->a_is_probs) /* x * l - softplus(l) */
+            return vx_bin(g, VX_SUB, vx_bin(g, VX_MUL, x, p), vx_un(g, VX_SOFTPLUS, p));
+        /* x log p + (1 - x) log(1 - p), p kept away from 0 and 1 */
+        const vx_expr *lo = vx_const(g, 1e-7);
+        const vx_expr *lp = vx_un(g, VX_LOG, vx_bin(g, VX_MAX, p, lo));
+        const vx_expr *lq = vx_un(g, VX_LOG, vx_bin(g, VX_MAX, vx_bin(g, VX_SUB, vx_const(g, 1), p), lo));
+        return vx_bin(g, VX_ADD, vx_bin(g, VX_MUL, x, lp), vx_bin(g, VX_MUL, vx_bin(g, VX_SUB, vx_const(g, 1), x), lq));
+    }
+    const vx_expr *diff = vx_bin(g, VX_SUB, x, p);
+    if (!d->b_is_scale) /* -0.5 (log 2pi + lv + (x - m)^2 exp(-lv)) */
+        return vx_bin(g, VX_MUL, vx_const(g, -0.5),
+                      vx_bin(g, VX_ADD, vx_bin(g, VX_ADD, vx_const(g, LOG_2PI), q),
+                             vx_bin(g, VX_MUL, vx_bin(g, VX_MUL, diff, diff), vx_un(g, VX_EXP, vx_un(g, VX_NEG, q)))));
+    /* -log s - 0.5 log 2pi - 0.5 ((x - m) / s)^2 */
+    const vx_expr *u = vx_bin(g, VX_DIV, diff, q);
+    return vx_bin(g, VX_SUB, vx_bin(g, VX_SUB, vx_un(g, VX_NEG, vx_un(g, VX_LOG, q)), vx_const(g, 0.5 * LOG_2PI)),
+                  vx_bin(g, VX_MUL, vx_const(g, 0.5), vx_bin(g, VX_MUL, u, u)));
+}
+
+/* log p(x | z) per row of the decoder's output: [rows, 1]. */
+static g_node *loglik_rows(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node *b, int rows) {
+    g_node *in[3] = {x, a, b};
+    g_node *elem = g_map(g, loglik_expr(g, d), b ? 3 : 2, in, rows, x->cols);
+    elem->label = "log p(x|z)";
+    g_node *r = g_rowsum(g, elem);
+    r->label = "log p(x|z)";
+    return r;
+}
+
+/* ---------------------------------------------------------------- the estimators */
+
+typedef struct {
+    g_node *z;      /* [B*S, L] */
+    g_node *kl;     /* [B, 1] */
+    g_node *logq_minus_logp; /* [B*S, 1], only for the IWAE graph */
+} latent_sample;
+
+/* Reparameterised sample of a normal latent, its closed-form KL against the
+ * standard normal prior, and (for IWAE) log q(z|x) - log p(z). */
+static latent_sample sample_normal(lowering *L, const vae_latent *l, int index, g_node *x, int B, int S) {
+    g_graph *g = L->g;
+    latent_sample out = {0};
+    L->nenv = 0;
+    env_bind(L, L->g->model->data->name, x);
+    g_node *mean, *b;
+    lower_network(L, l->encoder, &l->posterior, &mean, &b);
+    if (L->failed) return out;
+    int scale = l->posterior.b_is_scale;
+    g_node *eps = g_new(g, G_NOISE, B * S, l->nvars);
+    eps->stream = index;
+    eps->group = S;
+    eps->label = vae_pool_printf(g->pool, "eps %s", l->name);
+    const vx_expr *m = vx_in(g, 0), *v = vx_in(g, 1), *e = vx_in(g, 2);
+    const vx_expr *sd = scale ? v : vx_un(g, VX_EXP, vx_bin(g, VX_MUL, vx_const(g, 0.5), v));
+    g_node *in[3] = {mean, b, eps};
+    out.z = g_map(g, vx_bin(g, VX_ADD, m, vx_bin(g, VX_MUL, sd, e)), 3, in, B * S, l->nvars);
+    out.z->label = l->name;
+    /* KL(N(m, sd^2) || N(0, 1)) = 0.5 (m^2 + sd^2 - 1 - log sd^2) */
+    const vx_expr *var = scale ? vx_bin(g, VX_MUL, v, v) : vx_un(g, VX_EXP, v);
+    const vx_expr *logvar = scale ? vx_bin(g, VX_MUL, vx_const(g, 2), vx_un(g, VX_LOG, v)) : v;
+    const vx_expr *kl = vx_bin(g, VX_MUL, vx_const(g, 0.5),
+                               vx_bin(g, VX_SUB, vx_bin(g, VX_SUB, vx_bin(g, VX_ADD, vx_bin(g, VX_MUL, m, m), var),
+                                                        vx_const(g, 1)), logvar));
+    g_node *kl_elem = g_map(g, kl, 2, in, B, l->nvars);
+    kl_elem->label = vae_pool_printf(g->pool, "KL %s", l->name);
+    out.kl = g_rowsum(g, kl_elem);
+    out.kl->label = kl_elem->label;
+    if (g->purpose == GRAPH_IWAE) {
+        /* log q(z|x) - log p(z) = sum(-log sd - eps^2 / 2 + z^2 / 2); the log 2pi terms cancel */
+        g_node *in2[3] = {b, eps, out.z};
+        const vx_expr *vv = vx_in(g, 0), *ee = vx_in(g, 1), *zz = vx_in(g, 2);
+        const vx_expr *log_sd = scale ? vx_un(g, VX_LOG, vv) : vx_bin(g, VX_MUL, vx_const(g, 0.5), vv);
+        const vx_expr *d = vx_bin(g, VX_ADD, vx_bin(g, VX_SUB, vx_un(g, VX_NEG, log_sd),
+                                                     vx_bin(g, VX_MUL, vx_const(g, 0.5), vx_bin(g, VX_MUL, ee, ee))),
+                                  vx_bin(g, VX_MUL, vx_const(g, 0.5), vx_bin(g, VX_MUL, zz, zz)));
+        g_node *elem = g_map(g, d, 3, in2, B * S, l->nvars);
+        out.logq_minus_logp = g_rowsum(g, elem);
+        out.logq_minus_logp->label = vae_pool_printf(g->pool, "log q(%s) - log p(%s)", l->name, l->name);
+    }
+    return out;
+}
+
+static g_node *sum_nodes(g_graph *g, g_node *acc, g_node *n) {
+    if (!acc) return n;
+    return g_map2(g, vx_bin(g, VX_ADD, vx_in(g, 0), vx_in(g, 1)), acc, n);
+}
+
+static int build_reparam(lowering *L, int B, int S) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    g_node *x = g_new(g, G_DATA, B, m->data_dim);
+    x->label = m->data->name;
+    g_node *z[VAE_MAX_LATENTS], *kl = NULL, *lq = NULL;
+    for (int i = 0; i < m->nlatents; i++) {
+        latent_sample s = sample_normal(L, &m->latents[i], i, x, B, S);
+        if (L->failed) return -1;
+        z[i] = s.z;
+        kl = sum_nodes(g, kl, s.kl);
+        if (s.logq_minus_logp) lq = sum_nodes(g, lq, s.logq_minus_logp);
+    }
+    L->nenv = 0;
+    for (int i = 0; i < m->nlatents; i++) env_bind(L, m->latents[i].name, z[i]);
+    g_node *pa, *pb;
+    lower_network(L, m->decoder, &m->likelihood, &pa, &pb);
+    if (L->failed) return -1;
+    g_node *recon = loglik_rows(g, x, &m->likelihood, pa, pb, B * S);
+    g->out.recon_rows = recon;
+    g->out.kl_rows = kl;
+    if (g->purpose == GRAPH_IWAE) {
+        g->out.logw_rows = g_map2(g, vx_bin(g, VX_SUB, vx_in(g, 0), vx_in(g, 1)), recon, lq);
+        g->out.logw_rows->label = "log w";
+        return 0;
+    }
+    /* objective = (1 / BS) sum log p(x|z) - beta / B sum KL */
+    g_node *rs = g_groupsum(g, recon, 1), *ks = g_groupsum(g, kl, 1);
+    g->out.objective = g_map2(g,
+                              vx_bin(g, VX_SUB, vx_bin(g, VX_MUL, vx_const(g, 1.0 / (B * S)), vx_in(g, 0)),
+                                     vx_bin(g, VX_MUL, vx_const(g, m->est.beta / B), vx_in(g, 1))),
+                              rs, ks);
+    g->out.objective->label = "ELBO";
+    return 0;
+}
+
+g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
+    g_graph *g = calloc(1, sizeof *g);
+    if (!g) abort();
+    g->pool = vae_pool_new();
+    g->model = m;
+    g->purpose = purpose;
+    g->batch = batch;
+    g->samples = samples;
+    g->fn_name = purpose == GRAPH_TRAIN ? "vae_train_step" : purpose == GRAPH_EVAL ? "vae_eval" : "vae_iwae";
+    lowering L = {.g = g, .err = err ? err : stderr};
+    int rc = -1;
+    switch (m->est.kind) {
+    case EST_REPARAM: rc = build_reparam(&L, batch, samples); break;
+    default:
+        fprintf(L.err, "%s:%d:%d: error: estimator '%s' is not built yet in this version of vaec\n",
+                m->est.loc.file, m->est.loc.line, m->est.loc.col, vae_estimator_name(m->est.kind));
+    }
+    if (rc != 0 || L.failed) {
+        g_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void g_free(g_graph *g) {
+    if (!g) return;
+    free(g->nodes);
+    vae_pool_free(g->pool);
+    free(g);
+}
+
+static const char *kind_name(g_kind k) {
+    static const char *const names[] = {"param", "data", "noise", "map", "matmul", "rowsum", "groupsum", "concat",
+                                        "slice"};
+    return names[k];
+}
+
+void g_dump(FILE *out, const g_graph *g) {
+    fprintf(out, "graph %s: batch %d, samples %d, %d nodes, arena %ld floats\n", g->fn_name, g->batch, g->samples,
+            g->nnodes, g->arena_floats);
+    for (int i = 0; i < g->nnodes; i++) {
+        const g_node *n = g->nodes[i];
+        if (n->fused) continue;
+        fprintf(out, "  %%%d = %s [%d, %d]", n->id, kind_name(n->kind), n->rows, n->cols);
+        for (int j = 0; j < n->nin; j++) fprintf(out, "%s%%%d", j ? ", " : " (", n->in[j]->id);
+        if (n->nin) fputc(')', out);
+        if (n->kind == G_MATMUL) fprintf(out, " trans %d %d", n->trans_a, n->trans_b);
+        if (n->expr) {
+            fputs(" = ", out);
+            vx_print(out, n->expr);
+        }
+        if (n->label) fprintf(out, "  # %s", n->label);
+        fputc('\n', out);
+    }
+}

@@ -1,0 +1,140 @@
+/* The graph of tensor operations that a model and its estimator lower to, its
+ * reverse-mode derivative, and the plan (buffer offsets) that both back ends
+ * print.
+ *
+ * Every tensor is a matrix [rows, cols]: rows are examples (times samples) of
+ * the batch, cols are the values of one example.  A tensor with fewer rows than
+ * the operation that reads it is repeated: rows == 1 broadcasts to every row,
+ * otherwise row r reads row r / (R / rows) (the samples of one example are
+ * consecutive rows).  A tensor with cols == 1 read by a wider operation is
+ * broadcast along the row.  Those two rules are all the broadcasting there is,
+ * and each has its adjoint (a sum) in autodiff.c.
+ *
+ * Elementwise work is one node kind, G_MAP, whose value is an expression tree
+ * (vx_expr) over its inputs; differentiating a MAP is differentiating its
+ * expression symbolically, which is how one rule covers relu, the Bernoulli
+ * likelihood, the reparameterisation and the KL alike. */
+#ifndef VAE_GRAPH_H
+#define VAE_GRAPH_H
+
+#include "parser/model.h"
+
+/* ---- elementwise expressions ---- */
+typedef enum {
+    VX_CONST,    /* c */
+    VX_IN,       /* the value of input `in` at this element */
+    VX_NEG, VX_EXP, VX_LOG, VX_LOG1P, VX_TANH, VX_SIGMOID, VX_SOFTPLUS, VX_RELU, VX_SQRT,
+    VX_STEP,     /* 1 if a > 0 else 0 */
+    VX_ADD, VX_SUB, VX_MUL, VX_DIV, VX_MAX,
+    VX_SELECT    /* a > 0 ? b : c */
+} vx_op;
+
+typedef struct vx_expr {
+    vx_op op;
+    int in;
+    double c;
+    const struct vx_expr *a, *b, *s;
+} vx_expr;
+
+int vx_arity(vx_op op);
+const char *vx_name(vx_op op);
+
+/* ---- nodes ---- */
+typedef enum {
+    G_PARAM,    /* a slice of the parameter buffer; rows 1 (vectors) or K (dense weights) */
+    G_DATA,     /* the batch of data, [B, D] */
+    G_NOISE,    /* standard normal noise from the counter-based RNG: stream, group = samples */
+    G_MAP,      /* elementwise expression over inputs, [rows, cols] */
+    G_MATMUL,   /* op(in0) op(in1), trans_a / trans_b */
+    G_ROWSUM,   /* sum over cols of expr on [R, C] -> [R, 1] */
+    G_GROUPSUM, /* sum of expr on [R, C] over the R / rows consecutive rows of each group -> [rows, C] */
+    G_CONCAT,   /* along cols */
+    G_SLICE     /* cols [col0, col0 + cols) of in0 */
+} g_kind;
+
+typedef enum { BUF_ARENA, BUF_PARAMS, BUF_GRADS, BUF_DATA } g_buffer;
+
+#define G_MAX_IN 8
+
+typedef struct g_node {
+    g_kind kind;
+    int id;
+    int rows, cols;
+    int nin;
+    struct g_node *in[G_MAX_IN];
+    const vx_expr *expr; /* G_MAP, G_ROWSUM, G_GROUPSUM: the value at each element of the domain */
+    int dom_rows, dom_cols; /* the domain that expr is evaluated over (the output's, for a MAP) */
+    int trans_a, trans_b; /* G_MATMUL */
+    int col0;            /* G_SLICE */
+    int stream;          /* G_NOISE: which noise stream (one per latent) */
+    int group;           /* G_NOISE: samples per example */
+    const vae_param *param; /* G_PARAM */
+    const char *label;   /* for emitted code and messages: "encoder.h", "d encoder.h" */
+    int needs_grad;      /* depends on a parameter */
+    int uses;            /* readers within the graph */
+    /* the plan */
+    g_buffer buffer;
+    long offset;         /* in elements, within its buffer */
+    int fused;           /* a MAP folded into its only reader: no buffer, no loop */
+} g_node;
+
+/* What a graph computes, in rows of the arena that the driver reads back. */
+typedef struct {
+    g_node *objective;    /* [1, 1] the (averaged) objective that training maximises */
+    g_node *recon_rows;   /* [B*S, 1] log p(x | z_s) per sample */
+    g_node *kl_rows;      /* [B, 1] KL(q || p) per example */
+    g_node *logw_rows;    /* [B*S, 1] log p(x, z_s) - log q(z_s | x) per sample (IWAE) */
+} g_outputs;
+
+typedef enum {
+    GRAPH_TRAIN, /* objective, its gradient, recon and KL rows */
+    GRAPH_EVAL,  /* recon and KL rows, no gradient */
+    GRAPH_IWAE   /* log importance weights per sample, no gradient */
+} g_purpose;
+
+typedef struct g_graph {
+    vae_pool *pool;
+    const vae_model *model;
+    g_purpose purpose;
+    const char *fn_name;  /* vae_train_step, vae_eval, vae_iwae */
+    int batch, samples;
+    int nnodes, cap;
+    g_node **nodes;       /* topological order: every input precedes its reader */
+    g_outputs out;
+    g_node *param_grad[VAE_MAX_PARAMS]; /* the node holding d loss / d param, in the grads buffer */
+    long arena_floats;    /* the plan's arena size */
+} g_graph;
+
+/* Lowers the checked model for `purpose` at a fixed batch size and number of
+ * samples per example.  Returns NULL (message on err) when some part is not
+ * built yet. */
+g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err);
+void g_free(g_graph *g);
+
+/* Appends the backward pass for loss = -objective (autodiff.c). */
+void g_differentiate(g_graph *g);
+/* Fuses elementwise chains and gives every node its buffer and offset (plan.c). */
+void g_plan(g_graph *g);
+/* Writes the graph in a readable text form (tests, `vaec check --graph`). */
+void g_dump(FILE *out, const g_graph *g);
+
+/* ---- construction helpers shared by graph.c and autodiff.c ---- */
+g_node *g_new(g_graph *g, g_kind kind, int rows, int cols);
+g_node *g_map(g_graph *g, const vx_expr *e, int nin, g_node *const *in, int rows, int cols);
+g_node *g_map1(g_graph *g, const vx_expr *e, g_node *a);
+g_node *g_map2(g_graph *g, const vx_expr *e, g_node *a, g_node *b);
+g_node *g_matmul(g_graph *g, g_node *a, int ta, g_node *b, int tb);
+g_node *g_rowsum(g_graph *g, g_node *a);
+g_node *g_groupsum(g_graph *g, g_node *a, int rows);
+
+const vx_expr *vx_const(g_graph *g, double c);
+const vx_expr *vx_in(g_graph *g, int i);
+const vx_expr *vx_un(g_graph *g, vx_op op, const vx_expr *a);
+const vx_expr *vx_bin(g_graph *g, vx_op op, const vx_expr *a, const vx_expr *b);
+const vx_expr *vx_select(g_graph *g, const vx_expr *s, const vx_expr *a, const vx_expr *b);
+/* d e / d (input i), simplified. */
+const vx_expr *vx_diff(g_graph *g, const vx_expr *e, int i);
+int vx_uses(const vx_expr *e, int i);
+void vx_print(FILE *out, const vx_expr *e);
+
+#endif

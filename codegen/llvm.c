@@ -1,0 +1,402 @@
+/* The LLVM back end: every node of a planned graph becomes straight-line IR
+ * over fixed shapes.  Elementwise nodes become loops (flattened when no input
+ * is broadcast) with the expression evaluated inline; products and noise call
+ * the runtime (include/vae/runtime.h).  There is no interpreter: the backward
+ * pass is the same kind of code as the forward pass. */
+#include "codegen/backend.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef T, i64, i32, ptr, tptr, voidt; /* ptr: i8* (the context), tptr: T* (buffers) */
+    vae_elem elem;
+    LLVMValueRef fn;
+    LLVMValueRef base[4]; /* indexed by g_buffer */
+    LLVMValueRef ctxp;
+    /* per element: loaded inputs, so an input read twice is loaded once */
+    LLVMValueRef loaded[G_MAX_IN];
+} cg;
+
+static LLVMValueRef i64c(cg *c, long v) { return LLVMConstInt(c->i64, (unsigned long long)v, 0); }
+static LLVMValueRef i32c(cg *c, int v) { return LLVMConstInt(c->i32, (unsigned long long)(unsigned)v, 1); }
+static LLVMValueRef fc(cg *c, double v) { return LLVMConstReal(c->T, v); }
+
+static LLVMValueRef get_fn(cg *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *args, unsigned n) {
+    LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
+    if (!f) f = LLVMAddFunction(c->mod, name, LLVMFunctionType(ret, args, n, 0));
+    return f;
+}
+
+static LLVMValueRef call(cg *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *types, LLVMValueRef *args, unsigned n) {
+    LLVMValueRef f = get_fn(c, name, ret, types, n);
+    return LLVMBuildCall2(c->b, LLVMFunctionType(ret, types, n, 0), f, args, n, "");
+}
+
+static LLVMValueRef math1(cg *c, const char *base, LLVMValueRef x) {
+    char name[64];
+    int intrinsic = strncmp(base, "llvm.", 5) == 0;
+    if (intrinsic)
+        snprintf(name, sizeof name, "%s.%s", base, c->elem == VAE_F32 ? "f32" : "f64");
+    else
+        snprintf(name, sizeof name, "%s%s", base, c->elem == VAE_F32 ? "f" : "");
+    LLVMTypeRef t = c->T;
+    return call(c, name, c->T, &t, &x, 1);
+}
+
+/* ---------------------------------------------------------------- loops */
+
+typedef struct {
+    LLVMBasicBlockRef header, exit;
+    LLVMValueRef iv;
+} loop;
+
+static LLVMValueRef loop_begin(cg *c, loop *L, long n) {
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+    L->header = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
+    L->exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "done");
+    LLVMBuildBr(c->b, L->header);
+    LLVMPositionBuilderAtEnd(c->b, L->header);
+    L->iv = LLVMBuildPhi(c->b, c->i64, "i");
+    LLVMValueRef zero = i64c(c, 0);
+    LLVMAddIncoming(L->iv, &zero, &pre, 1);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, L->iv, i64c(c, n), ""), body, L->exit);
+    LLVMPositionBuilderAtEnd(c->b, body);
+    return L->iv;
+}
+
+static void loop_end(cg *c, loop *L) {
+    LLVMValueRef next = LLVMBuildNUWAdd(c->b, L->iv, i64c(c, 1), "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMBuildBr(c->b, L->header);
+    LLVMAddIncoming(L->iv, &next, &latch, 1);
+    LLVMPositionBuilderAtEnd(c->b, L->exit);
+}
+
+/* ---------------------------------------------------------------- memory */
+
+static LLVMValueRef addr(cg *c, const g_node *n, LLVMValueRef index) {
+    LLVMValueRef idx = LLVMBuildNUWAdd(c->b, i64c(c, n->offset), index, "");
+    return LLVMBuildInBoundsGEP2(c->b, c->T, c->base[n->buffer], &idx, 1, "");
+}
+
+static LLVMValueRef load(cg *c, const g_node *n, LLVMValueRef index) {
+    return LLVMBuildLoad2(c->b, c->T, addr(c, n, index), "");
+}
+
+static void store(cg *c, const g_node *n, LLVMValueRef index, LLVMValueRef v) {
+    LLVMBuildStore(c->b, v, addr(c, n, index));
+}
+
+/* Index of element (r, col) of the domain [dom_rows, dom_cols] within input
+ * `in` under the broadcasting rules of graph.h. */
+static LLVMValueRef input_index(cg *c, const g_node *in, int dom_rows, int dom_cols, LLVMValueRef r, LLVMValueRef col) {
+    LLVMValueRef row;
+    if (in->rows == dom_rows)
+        row = r;
+    else if (in->rows == 1)
+        row = i64c(c, 0);
+    else
+        row = LLVMBuildUDiv(c->b, r, i64c(c, dom_rows / in->rows), "");
+    LLVMValueRef cc = in->cols == dom_cols ? col : i64c(c, 0);
+    return LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, row, i64c(c, in->cols), ""), cc, "");
+}
+
+/* ---------------------------------------------------------------- expressions */
+
+typedef struct {
+    const g_node *n;
+    LLVMValueRef r, col, flat; /* flat: the element index when no input broadcasts */
+} element;
+
+static LLVMValueRef emit(cg *c, const element *el, const vx_expr *e) {
+    LLVMValueRef a, b;
+    switch (e->op) {
+    case VX_CONST: return fc(c, e->c);
+    case VX_IN: {
+        if (!c->loaded[e->in]) {
+            const g_node *in = el->n->in[e->in];
+            LLVMValueRef idx = el->flat ? el->flat : input_index(c, in, el->n->dom_rows, el->n->dom_cols, el->r, el->col);
+            c->loaded[e->in] = load(c, in, idx);
+        }
+        return c->loaded[e->in];
+    }
+    default: break;
+    }
+    a = emit(c, el, e->a);
+    switch (e->op) {
+    case VX_NEG: return LLVMBuildFNeg(c->b, a, "");
+    case VX_EXP: return math1(c, "llvm.exp", a);
+    case VX_LOG: return math1(c, "llvm.log", a);
+    case VX_SQRT: return math1(c, "llvm.sqrt", a);
+    case VX_LOG1P: return math1(c, "log1p", a);
+    case VX_TANH: return math1(c, "tanh", a);
+    case VX_SIGMOID: /* 1 / (1 + exp(-a)) */
+        return LLVMBuildFDiv(c->b, fc(c, 1), LLVMBuildFAdd(c->b, fc(c, 1), math1(c, "llvm.exp", LLVMBuildFNeg(c->b, a, "")), ""), "");
+    case VX_SOFTPLUS: { /* max(a, 0) + log1p(exp(-|a|)): no overflow for large |a| */
+        LLVMValueRef pos = LLVMBuildFCmp(c->b, LLVMRealOGT, a, fc(c, 0), "");
+        LLVMValueRef relu = LLVMBuildSelect(c->b, pos, a, fc(c, 0), "");
+        LLVMValueRef absa = math1(c, "llvm.fabs", a);
+        return LLVMBuildFAdd(c->b, relu, math1(c, "log1p", math1(c, "llvm.exp", LLVMBuildFNeg(c->b, absa, ""))), "");
+    }
+    case VX_RELU: return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, fc(c, 0), ""), a, fc(c, 0), "");
+    case VX_STEP: return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, fc(c, 0), ""), fc(c, 1), fc(c, 0), "");
+    case VX_SELECT: {
+        LLVMValueRef t = emit(c, el, e->a), f = emit(c, el, e->b), s = emit(c, el, e->s);
+        return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, s, fc(c, 0), ""), t, f, "");
+    }
+    default: break;
+    }
+    b = emit(c, el, e->b);
+    switch (e->op) {
+    case VX_ADD: return LLVMBuildFAdd(c->b, a, b, "");
+    case VX_SUB: return LLVMBuildFSub(c->b, a, b, "");
+    case VX_MUL: return LLVMBuildFMul(c->b, a, b, "");
+    case VX_DIV: return LLVMBuildFDiv(c->b, a, b, "");
+    case VX_MAX: return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, b, ""), a, b, "");
+    default: break;
+    }
+    abort();
+}
+
+static LLVMValueRef element_value(cg *c, element *el) {
+    memset(c->loaded, 0, sizeof c->loaded);
+    return emit(c, el, el->n->expr);
+}
+
+static int flat_access(const g_node *n) {
+    for (int j = 0; j < n->nin; j++)
+        if (n->in[j]->rows != n->dom_rows || n->in[j]->cols != n->dom_cols) return 0;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- nodes */
+
+static void emit_map(cg *c, const g_node *n) {
+    element el = {n, NULL, NULL, NULL};
+    if (flat_access(n)) {
+        loop L;
+        el.flat = loop_begin(c, &L, (long)n->rows * n->cols);
+        store(c, n, el.flat, element_value(c, &el));
+        loop_end(c, &L);
+        return;
+    }
+    loop R, C;
+    el.r = loop_begin(c, &R, n->rows);
+    LLVMValueRef row0 = LLVMBuildNUWMul(c->b, el.r, i64c(c, n->cols), "");
+    el.col = loop_begin(c, &C, n->cols);
+    store(c, n, LLVMBuildNUWAdd(c->b, row0, el.col, ""), element_value(c, &el));
+    loop_end(c, &C);
+    loop_end(c, &R);
+}
+
+static void emit_zero(cg *c, const g_node *n, long count) {
+    loop L;
+    LLVMValueRef i = loop_begin(c, &L, count);
+    store(c, n, i, fc(c, 0));
+    loop_end(c, &L);
+}
+
+static void emit_rowsum(cg *c, const g_node *n) {
+    element el = {n, NULL, NULL, NULL};
+    loop R, C;
+    el.r = loop_begin(c, &R, n->dom_rows);
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+    LLVMBasicBlockRef header = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "sum");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "sum.body");
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "sum.done");
+    LLVMBuildBr(c->b, header);
+    LLVMPositionBuilderAtEnd(c->b, header);
+    LLVMValueRef col = LLVMBuildPhi(c->b, c->i64, "c");
+    LLVMValueRef acc = LLVMBuildPhi(c->b, c->T, "acc");
+    LLVMValueRef zero = i64c(c, 0), fzero = fc(c, 0);
+    LLVMAddIncoming(col, &zero, &pre, 1);
+    LLVMAddIncoming(acc, &fzero, &pre, 1);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, col, i64c(c, n->dom_cols), ""), body, exit);
+    LLVMPositionBuilderAtEnd(c->b, body);
+    el.col = col;
+    if (flat_access(n)) el.flat = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, el.r, i64c(c, n->dom_cols), ""), col, "");
+    LLVMValueRef next_acc = LLVMBuildFAdd(c->b, acc, element_value(c, &el), "");
+    LLVMValueRef next_col = LLVMBuildNUWAdd(c->b, col, i64c(c, 1), "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMBuildBr(c->b, header);
+    LLVMAddIncoming(col, &next_col, &latch, 1);
+    LLVMAddIncoming(acc, &next_acc, &latch, 1);
+    LLVMPositionBuilderAtEnd(c->b, exit);
+    store(c, n, el.r, acc);
+    (void)C;
+    loop_end(c, &R);
+}
+
+static void emit_groupsum(cg *c, const g_node *n) {
+    emit_zero(c, n, (long)n->rows * n->cols);
+    element el = {n, NULL, NULL, NULL};
+    loop R, C;
+    el.r = loop_begin(c, &R, n->dom_rows);
+    LLVMValueRef grow = LLVMBuildUDiv(c->b, el.r, i64c(c, n->dom_rows / n->rows), "");
+    LLVMValueRef row0 = LLVMBuildNUWMul(c->b, grow, i64c(c, n->cols), "");
+    LLVMValueRef in0 = LLVMBuildNUWMul(c->b, el.r, i64c(c, n->dom_cols), "");
+    el.col = loop_begin(c, &C, n->cols);
+    if (flat_access(n)) el.flat = LLVMBuildNUWAdd(c->b, in0, el.col, "");
+    LLVMValueRef at = LLVMBuildNUWAdd(c->b, row0, el.col, "");
+    LLVMValueRef v = element_value(c, &el);
+    store(c, n, at, LLVMBuildFAdd(c->b, load(c, n, at), v, ""));
+    loop_end(c, &C);
+    loop_end(c, &R);
+}
+
+static void emit_copy_cols(cg *c, const g_node *dst, int dst_col0, const g_node *src, int src_col0, int cols) {
+    loop R, C;
+    LLVMValueRef r = loop_begin(c, &R, dst->rows);
+    LLVMValueRef srow;
+    if (src->rows == dst->rows)
+        srow = r;
+    else if (src->rows == 1)
+        srow = i64c(c, 0);
+    else
+        srow = LLVMBuildUDiv(c->b, r, i64c(c, dst->rows / src->rows), "");
+    LLVMValueRef s0 = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, srow, i64c(c, src->cols), ""), i64c(c, src_col0), "");
+    LLVMValueRef d0 = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, r, i64c(c, dst->cols), ""), i64c(c, dst_col0), "");
+    LLVMValueRef col = loop_begin(c, &C, cols);
+    store(c, dst, LLVMBuildNUWAdd(c->b, d0, col, ""), load(c, src, LLVMBuildNUWAdd(c->b, s0, col, "")));
+    loop_end(c, &C);
+    loop_end(c, &R);
+}
+
+static void emit_matmul(cg *c, const g_node *n) {
+    const g_node *a = n->in[0], *b = n->in[1];
+    int k = n->trans_a ? a->rows : a->cols;
+    LLVMTypeRef types[11] = {c->i32, c->i32, c->i32, c->i32, c->i32, c->tptr, c->i32, c->tptr, c->i32, c->tptr, c->i32};
+    LLVMValueRef args[11] = {i32c(c, n->trans_a), i32c(c, n->trans_b), i32c(c, n->rows), i32c(c, n->cols), i32c(c, k),
+                             addr(c, a, i64c(c, 0)), i32c(c, a->cols), addr(c, b, i64c(c, 0)), i32c(c, b->cols),
+                             addr(c, n, i64c(c, 0)), i32c(c, n->cols)};
+    call(c, c->elem == VAE_F32 ? "vr_gemm_f32" : "vr_gemm_f64", c->voidt, types, args, 11);
+}
+
+static void emit_noise(cg *c, const g_node *n) {
+    LLVMTypeRef types[6] = {c->ptr, c->tptr, c->i32, c->i32, c->i32, c->i32};
+    LLVMValueRef args[6] = {c->ctxp, addr(c, n, i64c(c, 0)), i32c(c, n->rows), i32c(c, n->cols), i32c(c, n->group),
+                            i32c(c, n->stream)};
+    call(c, c->elem == VAE_F32 ? "vr_noise_normal_f32" : "vr_noise_normal_f64", c->voidt, types, args, 6);
+}
+
+static void emit_node(cg *c, const g_node *n) {
+    switch (n->kind) {
+    case G_PARAM:
+    case G_DATA: return;
+    case G_NOISE: emit_noise(c, n); return;
+    case G_MAP: emit_map(c, n); return;
+    case G_MATMUL: emit_matmul(c, n); return;
+    case G_ROWSUM: emit_rowsum(c, n); return;
+    case G_GROUPSUM: emit_groupsum(c, n); return;
+    case G_CONCAT: {
+        int col = 0;
+        for (int j = 0; j < n->nin; j++) {
+            emit_copy_cols(c, n, col, n->in[j], 0, n->in[j]->cols);
+            col += n->in[j]->cols;
+        }
+        return;
+    }
+    case G_SLICE: emit_copy_cols(c, n, 0, n->in[0], n->col0, n->cols); return;
+    }
+}
+
+static void emit_graph(cg *c, const g_graph *g) {
+    LLVMTypeRef params[5] = {c->tptr, c->tptr, c->tptr, c->tptr, c->ptr};
+    c->fn = LLVMAddFunction(c->mod, g->fn_name, LLVMFunctionType(c->voidt, params, 5, 0));
+    LLVMSetLinkage(c->fn, LLVMExternalLinkage);
+    static const char *const names[5] = {"params", "grads", "arena", "data", "ctx"};
+    for (unsigned i = 0; i < 5; i++) {
+        LLVMValueRef p = LLVMGetParam(c->fn, i);
+        LLVMSetValueName2(p, names[i], strlen(names[i]));
+        if (i < 4) { /* the four buffers never overlap */
+            unsigned kind = LLVMGetEnumAttributeKindForName("noalias", 7);
+            LLVMAddAttributeAtIndex(c->fn, i + 1, LLVMCreateEnumAttribute(c->ctx, kind, 0));
+        }
+    }
+    c->base[BUF_PARAMS] = LLVMGetParam(c->fn, 0);
+    c->base[BUF_GRADS] = LLVMGetParam(c->fn, 1);
+    c->base[BUF_ARENA] = LLVMGetParam(c->fn, 2);
+    c->base[BUF_DATA] = LLVMGetParam(c->fn, 3);
+    c->ctxp = LLVMGetParam(c->fn, 4);
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry"));
+    for (int i = 0; i < g->nnodes; i++)
+        if (!g->nodes[i]->fused) emit_node(c, g->nodes[i]);
+    if (g->purpose == GRAPH_TRAIN) /* parameters that no path reaches get a zero gradient */
+        for (int p = 0; p < g->model->nparams; p++)
+            if (!g->param_grad[p]) {
+                g_node fake = {.buffer = BUF_GRADS, .offset = g->model->params[p].offset};
+                emit_zero(c, &fake, g->model->params[p].size);
+            }
+    LLVMBuildRetVoid(c->b);
+}
+
+LLVMModuleRef cg_llvm_module(LLVMContextRef ctx, const char *name, g_graph *const *graphs, int n, vae_elem elem) {
+    cg c = {0};
+    c.ctx = ctx;
+    c.mod = LLVMModuleCreateWithNameInContext(name, ctx);
+    c.b = LLVMCreateBuilderInContext(ctx);
+    c.elem = elem;
+    c.T = elem == VAE_F32 ? LLVMFloatTypeInContext(ctx) : LLVMDoubleTypeInContext(ctx);
+    c.i64 = LLVMInt64TypeInContext(ctx);
+    c.i32 = LLVMInt32TypeInContext(ctx);
+    c.ptr = LLVMPointerType(LLVMInt8TypeInContext(ctx), 0);
+    c.voidt = LLVMVoidTypeInContext(ctx);
+    c.tptr = LLVMPointerType(c.T, 0); /* with LLVM 15+'s opaque pointers both are plain ptr */
+    for (int i = 0; i < n; i++) emit_graph(&c, graphs[i]);
+    LLVMDisposeBuilder(c.b);
+    return c.mod;
+}
+
+LLVMTargetMachineRef cg_host_target_machine(char **err) {
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    char *triple = LLVMGetDefaultTargetTriple();
+    LLVMTargetRef target;
+    if (LLVMGetTargetFromTriple(triple, &target, err)) {
+        LLVMDisposeMessage(triple);
+        return NULL;
+    }
+    char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive,
+                                                      LLVMRelocDefault, LLVMCodeModelJITDefault);
+    LLVMDisposeMessage(triple);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(features);
+    return tm;
+}
+
+int cg_llvm_optimize(LLVMModuleRef mod, char **err) {
+    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, err)) return -1;
+    LLVMDisposeMessage(*err);
+    *err = NULL;
+    LLVMTargetMachineRef tm = cg_host_target_machine(err);
+    if (!tm) return -1;
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMSetTarget(mod, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(mod, dl);
+    LLVMDisposeTargetData(dl);
+    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
+    LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
+    LLVMErrorRef e = LLVMRunPasses(mod, "default<O3>", tm, opts);
+    LLVMDisposePassBuilderOptions(opts);
+    LLVMDisposeTargetMachine(tm);
+    if (e) {
+        char *m = LLVMGetErrorMessage(e);
+        *err = strdup(m);
+        LLVMDisposeErrorMessage(m);
+        return -1;
+    }
+    return 0;
+}

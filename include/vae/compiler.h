@@ -1,0 +1,48 @@
+/* vae/compiler.h: the compiler as a library: a .vae file in, a runnable
+ * program (vae/driver.h) out.
+ *
+ *     vae_unit *u = vae_unit_load("model.vae", stderr);   // parse + check, errors printed
+ *     vae_build_opts o = vae_build_defaults(u);
+ *     vae_program *p = vae_program_build(u, &o, stderr);  // graph, autodiff, plan, LLVM, JIT
+ *     vr_train(vae_program_runtime(p), &options);
+ */
+#ifndef VAE_COMPILER_H
+#define VAE_COMPILER_H
+
+#include <stdio.h>
+
+#include "vae/driver.h"
+
+typedef struct vae_unit vae_unit;
+typedef struct vae_program vae_program;
+
+/* Parses and checks a model file; NULL when it has errors (all printed to err). */
+vae_unit *vae_unit_load(const char *path, FILE *err);
+vae_unit *vae_unit_from_string(const char *name, const char *text, FILE *err);
+void vae_unit_free(vae_unit *u);
+struct vae_model;
+const struct vae_model *vae_unit_model(const vae_unit *u);
+
+typedef struct {
+    int batch;       /* training batch */
+    int eval_batch;  /* examples per call of the evaluation graph */
+    int iwae_batch, iwae_chunk; /* examples and samples per call of the IWAE graph */
+    int train, eval, iwae;      /* which graphs to build */
+    int double_precision;       /* build in double (gradient checks); the driver needs float */
+} vae_build_opts;
+
+vae_build_opts vae_build_defaults(const vae_unit *u);
+/* Lowers, differentiates, plans and JIT-compiles; NULL on failure (message on err). */
+vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE *err);
+const vr_program *vae_program_runtime(const vae_program *p);
+double vae_program_compile_seconds(const vae_program *p);
+/* The compiled function of a graph: "vae_train_step", "vae_eval" or "vae_iwae". */
+void *vae_program_function(const vae_program *p, const char *name);
+void vae_program_free(vae_program *p);
+
+/* Prints the optimised LLVM module for the given build options. 0 or -1. */
+int vae_emit_llvm(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *err);
+/* Prints the planned graphs (text), for inspection and tests. */
+int vae_dump_graphs(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *err);
+
+#endif

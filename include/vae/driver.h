@@ -1,0 +1,67 @@
+/* vae/driver.h: the training and evaluation driver.  It knows nothing of the
+ * compiler: a vr_program is a set of compiled functions (JIT or emitted C) and
+ * the plan's sizes and output offsets. */
+#ifndef VAE_DRIVER_H
+#define VAE_DRIVER_H
+
+#include "vae/runtime.h"
+
+typedef void (*vr_graph_fn)(float *params, float *grads, float *arena, const float *data, const vr_ctx *ctx);
+
+/* One compiled graph: B examples, S samples each, and where its outputs live in the arena. */
+typedef struct {
+    vr_graph_fn fn;
+    int batch, samples;
+    long arena_floats;
+    long objective;  /* [1] the averaged objective (-1: none) */
+    long recon_rows; /* [B*S] log p(x | z_s) */
+    long kl_rows;    /* [B] KL(q || p) */
+    long logw_rows;  /* [B*S] log importance weights (-1: none) */
+} vr_graph;
+
+typedef struct {
+    const char *model_name;
+    int data_dim, binary;
+    int ntensors;
+    const vr_tensor_info *tensors;
+    const float *init_bounds; /* per tensor: uniform(-b, b), 0 = zeros */
+    long param_floats;
+    vr_graph train, eval, iwae;
+} vr_program;
+
+typedef enum { VR_ADAM, VR_SGD } vr_optimizer;
+
+typedef struct {
+    const char *data, *test, *data_dir;
+    int epochs, batch;
+    int limit, test_limit;  /* use only the first N examples (0: all) */
+    vr_optimizer optimizer;
+    double lr, momentum;
+    uint64_t seed;
+    const char *out_dir;    /* log.csv and checkpoint.vaeckpt; NULL: write nothing */
+    const char *params;     /* eval: the checkpoint to load */
+    int iwae;               /* eval: samples for the IWAE estimate (0: skip) */
+    int progress;           /* draw a progress bar (a terminal) */
+    double compile_seconds; /* reported in the log */
+} vr_options;
+
+/* Parameters initialised from (seed, tensor): PyTorch's nn.Linear scheme. */
+void vr_init_params(const vr_program *p, float *params, uint64_t seed);
+/* Trains as the options say; prints one line per epoch; 0 or 1 (message printed). */
+int vr_train(const vr_program *p, const vr_options *o);
+/* Evaluates a checkpoint on the test data: ELBO, its terms, and the IWAE estimate. */
+int vr_eval(const vr_program *p, const vr_options *o);
+
+typedef struct {
+    double elbo, recon, kl;  /* means over the examples */
+    double logpx, logpx_se;  /* IWAE estimate and its standard error (when computed) */
+    int n;
+} vr_scores;
+/* Mean ELBO terms of a data set at the given parameters (noise keyed on the example index). */
+void vr_evaluate(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed,
+                 vr_scores *out);
+/* IWAE estimate of log p(x) with K samples per example, in chunks of the iwae graph's samples. */
+void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed, int K,
+                      vr_scores *out);
+
+#endif

@@ -1,0 +1,159 @@
+/* The syntax tree of a .vae file, and the diagnostics that point into it.
+ *
+ * Every node carries the location of its first token.  Nodes live in one
+ * vae_pool owned by the vae_source they were parsed from; nothing is freed
+ * one by one.  Lists are singly linked through `next` in source order. */
+#ifndef VAE_AST_H
+#define VAE_AST_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* ---- memory: a bump allocator, freed all at once ---- */
+typedef struct vae_pool vae_pool;
+vae_pool *vae_pool_new(void);
+void vae_pool_free(vae_pool *p);
+void *vae_pool_alloc(vae_pool *p, size_t n); /* zeroed; aborts on out-of-memory */
+char *vae_pool_strdup(vae_pool *p, const char *s);
+char *vae_pool_printf(vae_pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+typedef struct {
+    const char *file;
+    int line, col; /* 1-based */
+} vae_loc;
+
+/* ---- a source file and the errors found in it ---- */
+typedef struct vae_source {
+    const char *path;
+    char *text;     /* whole file, NUL-terminated */
+    size_t len;
+    vae_pool *pool; /* owns the AST */
+    int nerrors;
+    FILE *err;      /* where diagnostics go (stderr by default) */
+} vae_source;
+
+vae_source *vae_source_load(const char *path, FILE *err); /* NULL (message printed) if unreadable */
+vae_source *vae_source_from_string(const char *name, const char *text, FILE *err);
+void vae_source_free(vae_source *src);
+/* Prints "file:line:col: error: MSG", the source line, and a caret under col. */
+void vae_error(vae_source *src, vae_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void vae_note(vae_source *src, vae_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- expressions ---- */
+typedef enum {
+    AST_NUM,   /* 400, 1e-3: num (is_int when written without '.' or exponent) */
+    AST_STR,   /* "fashion-mnist:train": str */
+    AST_NAME,  /* h: str */
+    AST_CALL,  /* dense(h, 400): str = callee, args */
+    AST_PARAM, /* param[784]: dims */
+    AST_BINOP, /* lhs op rhs, op one of + - * / */
+    AST_NEG    /* -lhs */
+} ast_expr_kind;
+
+#define VAE_MAX_DIMS 8
+
+typedef struct ast_expr ast_expr;
+typedef struct ast_arg ast_arg;
+
+struct ast_arg {
+    const char *name; /* "mean" in mean: E; NULL when positional */
+    ast_expr *value;
+    vae_loc loc;
+    ast_arg *next;
+};
+
+struct ast_expr {
+    ast_expr_kind kind;
+    vae_loc loc;
+    double num;
+    int is_int;
+    const char *str;
+    ast_arg *args;
+    char op;
+    ast_expr *lhs, *rhs;
+    int ndims;
+    int dims[VAE_MAX_DIMS];
+    const char *pname; /* dense and param: the parameter name the checker gave this call site */
+};
+
+typedef struct {
+    int ndims; /* 0: a scalar latent such as `latent z ~ categorical(10)` */
+    int dims[VAE_MAX_DIMS];
+    vae_loc loc;
+} ast_shape;
+
+/* name = expr, in network blocks and in the train block */
+typedef struct ast_assign {
+    const char *name;
+    ast_expr *value;
+    vae_loc loc;
+    struct ast_assign *next;
+} ast_assign;
+
+typedef struct ast_data {
+    const char *name;
+    ast_shape shape;
+    int binary; /* 1: binary, 0: real */
+    vae_loc loc;
+    struct ast_data *next;
+} ast_data;
+
+typedef struct ast_latent {
+    const char *name;
+    ast_shape shape;
+    ast_expr *prior; /* a call: normal(0, 1), categorical(10), ... */
+    vae_loc loc;
+    struct ast_latent *next;
+} ast_latent;
+
+typedef enum { NET_ENCODER, NET_DECODER, NET_BASELINE } ast_net_role;
+
+typedef struct ast_name {
+    const char *name;
+    vae_loc loc;
+    struct ast_name *next;
+} ast_name;
+
+typedef struct ast_network {
+    ast_net_role role;
+    const char *name;   /* q in `encoder q(z | x)` */
+    ast_name *output;   /* z */
+    ast_name *given;    /* x (a list; NULL for `baseline b(x)`) */
+    ast_assign *body;
+    ast_expr *ret;      /* the returned distribution */
+    vae_loc loc, ret_loc;
+    struct ast_network *next;
+} ast_network;
+
+typedef struct ast_estimator {
+    const char *name;
+    ast_arg *args;
+    vae_loc loc;
+    struct ast_estimator *next;
+} ast_estimator;
+
+typedef struct ast_train {
+    ast_assign *settings;
+    vae_loc loc;
+    struct ast_train *next;
+} ast_train;
+
+typedef struct ast_model {
+    const char *name;
+    vae_loc loc;
+    ast_data *data;
+    ast_latent *latents;
+    ast_network *networks;
+    ast_estimator *estimators;
+    ast_train *trains;
+} ast_model;
+
+const char *ast_role_name(ast_net_role r);
+/* Writes the tree in a stable, indented text form (used by tests and `vaec check --ast`). */
+void ast_dump(FILE *out, const ast_model *m);
+void ast_dump_expr(FILE *out, const ast_expr *e);
+
+/* The parser: returns the model, or NULL when there were syntax errors (all reported). */
+ast_model *vae_parse(vae_source *src);
+
+#endif

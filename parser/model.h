@@ -1,0 +1,111 @@
+/* The checked model: what the code generator consumes.  vae_check fills it
+ * from the AST after verifying names, shapes, distributions and the estimator;
+ * every pointer here points into the AST of the same source. */
+#ifndef VAE_MODEL_H
+#define VAE_MODEL_H
+
+#include "parser/ast.h"
+
+typedef enum {
+    DIST_NORMAL,      /* a = mean, b = logvar or scale (b_is_scale) */
+    DIST_BERNOULLI,   /* a = logits or probs (a_is_probs); prior bernoulli(0.5): a = NULL, fixed_p */
+    DIST_CATEGORICAL  /* a = logits; prior categorical(K): a = NULL (uniform) */
+} vae_dist_kind;
+
+typedef struct {
+    vae_dist_kind kind;
+    const ast_expr *a, *b;
+    int b_is_scale;   /* normal(mean:, scale:) */
+    int a_is_probs;   /* bernoulli(probs:) */
+    double fixed_p;   /* bernoulli(0.5) prior */
+    int standard;     /* normal(0, 1) prior */
+    vae_loc loc;
+} vae_dist;
+
+typedef enum { LATENT_NORMAL, LATENT_CATEGORICAL, LATENT_BERNOULLI } vae_latent_kind;
+
+typedef struct {
+    const ast_latent *ast;
+    const char *name;
+    vae_latent_kind kind;
+    int nvars;      /* product of the declared shape (1 for a scalar latent) */
+    int states;     /* K for categorical, 2 for bernoulli, 0 for normal */
+    double joint_states; /* states^nvars, as a double: it can be astronomically large */
+    int width;      /* floats per example once it enters a network: nvars, or nvars*K one-hot */
+    vae_dist prior;
+    const ast_network *encoder; /* NULL when the model has none for it */
+    vae_dist posterior;         /* what the encoder returns */
+} vae_latent;
+
+typedef enum {
+    EST_ANALYTIC, EST_UNIFORM, EST_REINFORCE, EST_REPARAM, EST_IWAE, EST_PRIOR, EST_EXACT,
+    EST_VIMCO, EST_GUMBEL
+} vae_estimator_kind;
+
+typedef struct {
+    vae_estimator_kind kind;
+    const char *name;
+    int samples;        /* S or K; 1 when not given */
+    double beta;        /* weight of the KL term */
+    const ast_network *baseline; /* reinforce(baseline: b) */
+    int baseline_loo;   /* reinforce(baseline: loo) */
+    int dreg;           /* iwae(gradient: dreg) */
+    double temperature; /* gumbel */
+    int hard;           /* gumbel(hard: true) */
+    vae_loc loc;
+} vae_estimator;
+
+typedef enum { OPT_ADAM, OPT_SGD } vae_optimizer_kind;
+
+typedef struct {
+    const char *data, *test;      /* data sources; NULL when not set */
+    vae_optimizer_kind optimizer;
+    double lr, momentum;
+    int batch, epochs;
+    unsigned long long seed;
+    double warmup;                /* epochs of KL warm-up (0: none) */
+} vae_train_settings;
+
+/* One learned tensor.  The checker lists them in a fixed order; the code
+ * generator gives each an offset in the one parameter buffer. */
+typedef struct {
+    const char *name; /* encoder.h.weight */
+    int ndims;
+    int dims[VAE_MAX_DIMS];
+    long size;
+    long offset;      /* in floats, within the parameter buffer */
+    float init_bound; /* uniform(-b, b) initialisation; 0: zeros */
+} vae_param;
+
+#define VAE_MAX_LATENTS 16
+#define VAE_MAX_PARAMS 256
+
+typedef struct vae_model {
+    vae_source *src;
+    ast_model *ast;
+    const char *name;
+    const ast_data *data;
+    int data_dim;       /* floats per example */
+    int binary;
+    int nlatents;
+    vae_latent latents[VAE_MAX_LATENTS];
+    const ast_network *decoder;
+    vae_dist likelihood; /* what the decoder returns */
+    const ast_network *baseline_net;
+    vae_dist baseline_dist;
+    vae_estimator est;
+    vae_train_settings train;
+    int nparams;
+    vae_param params[VAE_MAX_PARAMS];
+    long param_floats;
+} vae_model;
+
+/* Checks the parsed model; reports every error found; returns 0 when the model is sound. */
+int vae_check(vae_source *src, ast_model *ast, vae_model *out);
+const vae_param *vae_model_param(const vae_model *m, const char *name);
+const char *vae_estimator_name(vae_estimator_kind k);
+/* Writes the objective that the estimator maximises, as a formula. */
+void vae_print_objective(FILE *out, const vae_model *m);
+void vae_print_summary(FILE *out, const vae_model *m);
+
+#endif

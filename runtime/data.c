@@ -1,0 +1,404 @@
+/* Data sources: IDX (the MNIST family's format, gzip or not, through zlib),
+ * NumPy .npy and .csv.  Images are kept as bytes and turned into floats one
+ * batch at a time. Every failure names the file and what is wrong. */
+#include "vae/runtime.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define DEFAULT_FASHION_DIR "/usr/share/datasets/fashion-mnist"
+
+static int fail(char *err, size_t len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Reads a whole file through zlib (which reads plain files as they are). */
+static unsigned char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
+    gzFile f = gzopen(path, "rb");
+    if (!f) {
+        fail(err, errlen, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
+        return NULL;
+    }
+    size_t cap = 1 << 20, n = 0;
+    unsigned char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) {
+            gzclose(f);
+            fail(err, errlen, "%s: out of memory", path);
+            return NULL;
+        }
+        int got = gzread(f, buf + n, (unsigned)(cap - n > (1u << 30) ? (1u << 30) : cap - n));
+        if (got < 0) {
+            int zerr;
+            const char *msg = gzerror(f, &zerr);
+            fail(err, errlen, "%s: cannot read (%s)", path, msg);
+            free(buf);
+            gzclose(f);
+            return NULL;
+        }
+        if (got == 0) break;
+        n += (size_t)got;
+        if (n == cap) {
+            cap *= 2;
+            unsigned char *nb = realloc(buf, cap);
+            if (!nb) free(buf);
+            buf = nb;
+        }
+    }
+    gzclose(f);
+    *len = n;
+    return buf;
+}
+
+static uint32_t be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int check_dim(const char *path, long per_example, int dim, char *err, size_t errlen) {
+    if (per_example != dim)
+        return fail(err, errlen, "%s: each example has %ld values, but the model's data declares %d", path,
+                    per_example, dim);
+    return 0;
+}
+
+static int load_idx(vr_dataset *ds, const char *path, int dim, char *err, size_t errlen) {
+    size_t len;
+    unsigned char *buf = read_all(path, &len, err, errlen);
+    if (!buf) return -1;
+    int rc = -1;
+    if (len < 4 || buf[0] != 0 || buf[1] != 0) {
+        fail(err, errlen, "%s: not an IDX file (bad magic number)", path);
+        goto done;
+    }
+    int type = buf[2], nd = buf[3];
+    if (type != 0x08 && type != 0x0D) {
+        fail(err, errlen, "%s: IDX element type 0x%02x is not supported (unsigned bytes 0x08 or floats 0x0D)", path,
+             type);
+        goto done;
+    }
+    if (nd < 1 || len < 4 + 4 * (size_t)nd) {
+        fail(err, errlen, "%s: truncated IDX header", path);
+        goto done;
+    }
+    long n = be32(buf + 4), per = 1;
+    for (int i = 1; i < nd; i++) per *= be32(buf + 4 + 4 * i);
+    size_t elem = type == 0x08 ? 1 : 4, need = (size_t)n * (size_t)per * elem, off = 4 + 4 * (size_t)nd;
+    if (len - off < need) {
+        fail(err, errlen, "%s: truncated: the header promises %ld examples (%zu bytes of data), the file has %zu", path,
+             n, need, len - off);
+        goto done;
+    }
+    if (n < 1) {
+        fail(err, errlen, "%s: holds no examples", path);
+        goto done;
+    }
+    if (check_dim(path, per, dim, err, errlen)) goto done;
+    ds->n = (int)n;
+    ds->dim = dim;
+    if (type == 0x08) {
+        ds->u8 = malloc(need);
+        if (!ds->u8) abort();
+        memcpy(ds->u8, buf + off, need);
+        ds->scale = 1.0f / 255.0f;
+    } else {
+        ds->f32 = malloc(need);
+        if (!ds->f32) abort();
+        for (size_t i = 0; i < (size_t)n * (size_t)per; i++) {
+            uint32_t u = be32(buf + off + 4 * i);
+            memcpy(&ds->f32[i], &u, 4);
+        }
+    }
+    rc = 0;
+done:
+    free(buf);
+    return rc;
+}
+
+/* .npy: magic, version, header dict with descr, fortran_order and shape. */
+static int load_npy(vr_dataset *ds, const char *path, int dim, char *err, size_t errlen) {
+    size_t len;
+    unsigned char *buf = read_all(path, &len, err, errlen);
+    if (!buf) return -1;
+    int rc = -1;
+    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) {
+        fail(err, errlen, "%s: not a .npy file (bad magic)", path);
+        goto done;
+    }
+    size_t hlen, off;
+    if (buf[6] == 1) {
+        hlen = buf[8] | (size_t)buf[9] << 8;
+        off = 10;
+    } else if (buf[6] == 2 || buf[6] == 3) {
+        if (len < 12) {
+            fail(err, errlen, "%s: truncated .npy header", path);
+            goto done;
+        }
+        hlen = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
+        off = 12;
+    } else {
+        fail(err, errlen, "%s: .npy version %d is not supported", path, buf[6]);
+        goto done;
+    }
+    if (len < off + hlen) {
+        fail(err, errlen, "%s: truncated .npy header", path);
+        goto done;
+    }
+    char header[4096];
+    if (hlen >= sizeof header) {
+        fail(err, errlen, "%s: .npy header too long", path);
+        goto done;
+    }
+    memcpy(header, buf + off, hlen);
+    header[hlen] = 0;
+    off += hlen;
+    const char *d = strstr(header, "'descr'"), *fo = strstr(header, "'fortran_order'"), *sh = strstr(header, "'shape'");
+    if (!d || !fo || !sh) {
+        fail(err, errlen, "%s: malformed .npy header", path);
+        goto done;
+    }
+    char descr[16] = "";
+    if (sscanf(d, "'descr' : '%15[^']'", descr) != 1 && sscanf(d, "'descr': '%15[^']'", descr) != 1) {
+        fail(err, errlen, "%s: malformed .npy header (descr)", path);
+        goto done;
+    }
+    if (strstr(fo, "True") && strstr(fo, "True") < sh) {
+        fail(err, errlen, "%s: Fortran-ordered arrays are not supported", path);
+        goto done;
+    }
+    const char *p = strchr(sh, '(');
+    if (!p) {
+        fail(err, errlen, "%s: malformed .npy header (shape)", path);
+        goto done;
+    }
+    long dims[8];
+    int nd = 0;
+    for (p++; *p && *p != ')';) {
+        while (*p == ' ' || *p == ',') p++;
+        if (*p == ')') break;
+        char *e;
+        long v = strtol(p, &e, 10);
+        if (e == p || nd == 8) {
+            fail(err, errlen, "%s: malformed .npy header (shape)", path);
+            goto done;
+        }
+        dims[nd++] = v;
+        p = e;
+    }
+    if (nd < 1 || dims[0] < 1) {
+        fail(err, errlen, "%s: the array holds no examples", path);
+        goto done;
+    }
+    long per = 1;
+    for (int i = 1; i < nd; i++) per *= dims[i];
+    size_t elem;
+    if (strcmp(descr, "|u1") == 0 || strcmp(descr, "u1") == 0)
+        elem = 1;
+    else if (strcmp(descr, "<f4") == 0)
+        elem = 4;
+    else if (strcmp(descr, "<f8") == 0)
+        elem = 8;
+    else {
+        fail(err, errlen, "%s: dtype '%s' is not supported (uint8, float32 or float64, little-endian)", path, descr);
+        goto done;
+    }
+    size_t count = (size_t)dims[0] * (size_t)per;
+    if (len - off < count * elem) {
+        fail(err, errlen, "%s: truncated: the header promises %zu values, the file has room for %zu", path, count,
+             (len - off) / elem);
+        goto done;
+    }
+    if (check_dim(path, per, dim, err, errlen)) goto done;
+    ds->n = (int)dims[0];
+    ds->dim = dim;
+    if (elem == 1) {
+        ds->u8 = malloc(count);
+        if (!ds->u8) abort();
+        memcpy(ds->u8, buf + off, count);
+        ds->scale = 1.0f / 255.0f;
+    } else {
+        ds->f32 = malloc(count * sizeof(float));
+        if (!ds->f32) abort();
+        for (size_t i = 0; i < count; i++) {
+            if (elem == 4)
+                memcpy(&ds->f32[i], buf + off + 4 * i, 4);
+            else {
+                double v;
+                memcpy(&v, buf + off + 8 * i, 8);
+                ds->f32[i] = (float)v;
+            }
+        }
+    }
+    rc = 0;
+done:
+    free(buf);
+    return rc;
+}
+
+/* .csv: one example per line, values separated by commas; a first line that is
+ * not numeric is a header.  Integer files with values up to 255 are bytes. */
+static int load_csv(vr_dataset *ds, const char *path, int dim, char *err, size_t errlen) {
+    size_t len;
+    unsigned char *buf = read_all(path, &len, err, errlen);
+    if (!buf) return -1;
+    char *text = realloc(buf, len + 1);
+    if (!text) abort();
+    text[len] = 0;
+    size_t cap = 1024, n = 0;
+    float *vals = malloc(cap * sizeof *vals);
+    int rows = 0, line = 0, all_int = 1;
+    float maxv = 0;
+    int rc = -1;
+    for (char *p = text; *p;) {
+        char *eol = strchr(p, '\n');
+        if (eol) *eol = 0;
+        line++;
+        char *s = p;
+        p = eol ? eol + 1 : p + strlen(p);
+        while (*s == ' ' || *s == '\t' || *s == '\r') s++;
+        if (!*s) continue;
+        int count = 0;
+        for (char *q = s;;) {
+            char *e;
+            float v = strtof(q, &e);
+            if (e == q) {
+                if (line == 1 && rows == 0 && count == 0) break; /* a header */
+                fail(err, errlen, "%s:%d: not a number: '%.20s'", path, line, q);
+                goto done;
+            }
+            if (!isfinite(v)) {
+                fail(err, errlen, "%s:%d: value %d is not finite", path, line, count + 1);
+                goto done;
+            }
+            if (n == cap) {
+                cap *= 2;
+                vals = realloc(vals, cap * sizeof *vals);
+                if (!vals) abort();
+            }
+            vals[n++] = v;
+            count++;
+            all_int &= v == floorf(v) && v >= 0;
+            if (v > maxv) maxv = v;
+            while (*e == ' ' || *e == '\t' || *e == '\r') e++;
+            if (*e == ',') {
+                q = e + 1;
+                continue;
+            }
+            if (*e) {
+                fail(err, errlen, "%s:%d: unexpected '%c' after value %d", path, line, *e, count);
+                goto done;
+            }
+            break;
+        }
+        if (count == 0) continue;
+        if (count != dim) {
+            fail(err, errlen, "%s:%d: the line has %d values, but the model's data declares %d", path, line, count, dim);
+            goto done;
+        }
+        rows++;
+    }
+    if (rows == 0) {
+        fail(err, errlen, "%s: holds no examples", path);
+        goto done;
+    }
+    ds->n = rows;
+    ds->dim = dim;
+    if (all_int && maxv > 1 && maxv <= 255) {
+        ds->u8 = malloc(n);
+        if (!ds->u8) abort();
+        for (size_t i = 0; i < n; i++) ds->u8[i] = (uint8_t)vals[i];
+        ds->scale = 1.0f / 255.0f;
+    } else {
+        ds->f32 = vals;
+        vals = NULL;
+    }
+    rc = 0;
+done:
+    free(vals);
+    free(text);
+    return rc;
+}
+
+int vr_data_load(vr_dataset *ds, const char *source, const char *data_dir, int dim, int binary, char *err,
+                 size_t errlen) {
+    memset(ds, 0, sizeof *ds);
+    ds->binary = binary;
+    char path[4096];
+    if (strncmp(source, "fashion-mnist:", 14) == 0) {
+        const char *split = source + 14, *file;
+        if (strcmp(split, "train") == 0)
+            file = "train-images-idx3-ubyte";
+        else if (strcmp(split, "test") == 0)
+            file = "t10k-images-idx3-ubyte";
+        else
+            return fail(err, errlen, "%s: unknown data set split '%s' (expected fashion-mnist:train or fashion-mnist:test)",
+                        source, split);
+        const char *dir = data_dir ? data_dir : getenv("VAE_DATA_DIR");
+        if (!dir || !*dir) dir = DEFAULT_FASHION_DIR;
+        snprintf(path, sizeof path, "%s/%s.gz", dir, file);
+        FILE *f = fopen(path, "rb");
+        if (f)
+            fclose(f);
+        else {
+            snprintf(path, sizeof path, "%s/%s", dir, file);
+            f = fopen(path, "rb");
+            if (!f)
+                return fail(err, errlen,
+                            "%s: not found in %s (install Debian's dataset-fashion-mnist, or point --data-dir or "
+                            "VAE_DATA_DIR at the IDX files)",
+                            source, dir);
+            fclose(f);
+        }
+        return load_idx(ds, path, dim, err, errlen);
+    }
+    if (ends_with(source, ".npy")) return load_npy(ds, source, dim, err, errlen);
+    if (ends_with(source, ".csv")) return load_csv(ds, source, dim, err, errlen);
+    if (ends_with(source, ".idx") || ends_with(source, ".idx.gz") || ends_with(source, "-ubyte") ||
+        ends_with(source, "-ubyte.gz") || ends_with(source, ".gz"))
+        return load_idx(ds, source, dim, err, errlen);
+    return fail(err, errlen, "%s: unknown kind of data source (expected fashion-mnist:train, fashion-mnist:test, or "
+                             "a .idx, .idx.gz, .npy or .csv file)", source);
+}
+
+void vr_data_free(vr_dataset *ds) {
+    free(ds->u8);
+    free(ds->f32);
+    memset(ds, 0, sizeof *ds);
+}
+
+#define DEFINE_GATHER(NAME, T)                                                                                     \
+    void NAME(const vr_dataset *ds, const int *idx, int n, T *out) {                                             \
+        const int d = ds->dim;                                                                                     \
+        for (int i = 0; i < n; i++) {                                                                              \
+            T *o = out + (size_t)i * (size_t)d;                                                                    \
+            if (ds->u8) {                                                                                          \
+                const uint8_t *s = ds->u8 + (size_t)idx[i] * (size_t)d;                                            \
+                if (ds->binary)                                                                                    \
+                    for (int j = 0; j < d; j++) o[j] = (T)(s[j] >= 128); /* above half of 0..255 */                \
+                else                                                                                               \
+                    for (int j = 0; j < d; j++) o[j] = (T)(s[j] * ds->scale);                                      \
+            } else {                                                                                               \
+                const float *s = ds->f32 + (size_t)idx[i] * (size_t)d;                                             \
+                if (ds->binary)                                                                                    \
+                    for (int j = 0; j < d; j++) o[j] = (T)(s[j] > 0.5f);                                           \
+                else                                                                                               \
+                    for (int j = 0; j < d; j++) o[j] = (T)s[j];                                                    \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
+
+DEFINE_GATHER(vr_data_gather_f32, float)
+DEFINE_GATHER(vr_data_gather_f64, double)

@@ -1,0 +1,94 @@
+/* Counter-based random numbers: Philox4x32-10 (Salmon et al., SC'11).
+ * A draw is a pure function of (key, counter), so noise does not depend on the
+ * order in which it is produced: not on threads, batch splits or back ends. */
+#include "vae/runtime.h"
+
+#include <math.h>
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+vr_philox_block vr_philox4x32(vr_philox_block c, uint32_t k0, uint32_t k1) {
+    for (int round = 0; round < 10; round++) {
+        uint64_t p0 = (uint64_t)PHILOX_M0 * c.v[0], p1 = (uint64_t)PHILOX_M1 * c.v[2];
+        uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
+        uint32_t hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
+        vr_philox_block n = {{hi1 ^ c.v[1] ^ k0, lo1, hi0 ^ c.v[3] ^ k1, lo0}};
+        c = n;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    return c;
+}
+
+/* The key mixes the seed with a stream number, so that each latent's noise,
+ * the initialisation and the shuffling are independent streams. */
+static void key_of(uint64_t seed, uint32_t stream, uint32_t *k0, uint32_t *k1) {
+    *k0 = (uint32_t)seed;
+    *k1 = (uint32_t)(seed >> 32) ^ (PHILOX_W0 * (stream + 1u));
+}
+
+double vr_uniform(uint64_t seed, uint32_t stream, uint64_t index) {
+    uint32_t k0, k1;
+    key_of(seed, stream, &k0, &k1);
+    vr_philox_block c = {{(uint32_t)index, (uint32_t)(index >> 32), 0x55AA55AAu, 0}};
+    vr_philox_block r = vr_philox4x32(c, k0, k1);
+    return ((double)(r.v[0] >> 5) * 67108864.0 + (double)(r.v[1] >> 6)) * (1.0 / 9007199254740992.0);
+}
+
+/* Four standard normals from one Philox block: two Box-Muller pairs. */
+static void normals4(uint32_t k0, uint32_t k1, uint32_t block, uint32_t sample, uint32_t example, uint32_t step,
+                     double out[4]) {
+    vr_philox_block c = {{block, sample, example, step}};
+    vr_philox_block r = vr_philox4x32(c, k0, k1);
+    for (int p = 0; p < 2; p++) {
+        double u1 = ((double)r.v[2 * p] + 1.0) * (1.0 / 4294967296.0); /* (0, 1]: log is finite */
+        double u2 = (double)r.v[2 * p + 1] * (1.0 / 4294967296.0);
+        double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586476925286766559 * u2;
+        out[2 * p] = rad * cos(th);
+        out[2 * p + 1] = rad * sin(th);
+    }
+}
+
+#define DEFINE_NOISE(NAME, T)                                                                                      \
+    void NAME(const vr_ctx *ctx, T *dst, int rows, int cols, int group, int stream) {                            \
+        uint32_t k0, k1;                                                                                           \
+        key_of(ctx->seed, (uint32_t)stream, &k0, &k1);                                                             \
+        for (int r = 0; r < rows; r++) {                                                                           \
+            uint32_t example = (uint32_t)(ctx->example0 + (uint64_t)(r / group));                                  \
+            uint32_t sample = (uint32_t)(ctx->sample0 + (uint64_t)(r % group));                                    \
+            T *row = dst + (size_t)r * (size_t)cols;                                                               \
+            for (int c = 0; c < cols; c += 4) {                                                                    \
+                double n[4];                                                                                       \
+                normals4(k0, k1, (uint32_t)(c / 4), sample, example, (uint32_t)ctx->step, n);                     \
+                for (int i = 0; i < 4 && c + i < cols; i++) row[c + i] = (T)n[i];                                 \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
+
+DEFINE_NOISE(vr_noise_normal_f32, float)
+DEFINE_NOISE(vr_noise_normal_f64, double)
+
+void vr_shuffle(int *idx, int n, uint64_t seed, uint64_t epoch) {
+    for (int i = 0; i < n; i++) idx[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(vr_uniform(seed, 0x5EED0000u + (uint32_t)epoch, (uint64_t)i) * (i + 1));
+        if (j > i) j = i;
+        int t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+}
+
+double vr_logsumexp(const double *x, size_t n) {
+    if (n == 0) return -INFINITY;
+    double m = x[0];
+    for (size_t i = 1; i < n; i++)
+        if (x[i] > m) m = x[i];
+    if (isinf(m)) return m;
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += exp(x[i] - m);
+    return m + log(s);
+}

@@ -1,0 +1,299 @@
+/* vaec: the command-line program.  check, train, eval, emit-llvm. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codegen/graph.h"
+#include "parser/model.h"
+#include "vae/compiler.h"
+
+static const char *const USAGE =
+    "usage: vaec COMMAND MODEL.vae [options]\n"
+    "\n"
+    "commands:\n"
+    "  check      parse and check a model; print its summary, parameters and objective\n"
+    "  train      compile the model with the JIT and train it\n"
+    "  eval       evaluate a checkpoint: test ELBO, its terms, and the IWAE estimate of log p(x)\n"
+    "  emit-llvm  print the optimised LLVM module\n"
+    "\n"
+    "vaec COMMAND --help describes a command's options.\n";
+
+static const char *const HELP_CHECK =
+    "usage: vaec check MODEL.vae [--ast] [--graph]\n"
+    "  --ast      also print the syntax tree\n"
+    "  --graph    also print the planned graphs (forward and backward)\n";
+
+static const char *const HELP_TRAIN =
+    "usage: vaec train MODEL.vae [options]   (options override the model's train block)\n"
+    "  --data SRC       training data: fashion-mnist:train, or an .idx/.idx.gz/.npy/.csv file\n"
+    "  --test SRC       test data, evaluated after each epoch\n"
+    "  --data-dir DIR   where the fashion-mnist: files are (default $VAE_DATA_DIR or\n"
+    "                   /usr/share/datasets/fashion-mnist)\n"
+    "  --epochs N       --batch N       --lr F       --seed N\n"
+    "  --out DIR        write DIR/log.csv and DIR/checkpoint.vaeckpt each epoch (default runs/MODEL)\n"
+    "  --limit N        train on the first N examples only\n"
+    "  --test-limit N   evaluate on the first N test examples only\n"
+    "  --threads N      threads for matrix products (default: the BLAS's choice)\n";
+
+static const char *const HELP_EVAL =
+    "usage: vaec eval MODEL.vae --params CHECKPOINT [options]\n"
+    "  --params FILE    checkpoint written by vaec train\n"
+    "  --test SRC       data to evaluate (default: the train block's test)\n"
+    "  --iwae K         samples per example for the IWAE estimate of log p(x) (default 1000; 0 skips it)\n"
+    "  --data-dir DIR   --test-limit N   --seed N   --threads N\n";
+
+static const char *const HELP_EMIT =
+    "usage: vaec emit-llvm MODEL.vae [-o FILE] [--batch N]\n"
+    "  prints the optimised LLVM module of the training step and the evaluators\n";
+
+typedef struct {
+    const char *model;
+    vr_options run;
+    int batch, threads, ast, graph;
+    const char *out_file;
+    int have_epochs, have_lr, have_seed;
+} cli;
+
+static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "vaec: error: %s expects an integer from %ld to %ld, got '%s'\n", opt, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_double(const char *opt, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !(v > 0) || v > 1e6) {
+        fprintf(stderr, "vaec: error: %s expects a positive number, got '%s'\n", opt, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Parses the options of `cmd`; returns 0, 1 (error, printed) or 2 (help printed). */
+static int parse_args(const char *cmd, const char *help, int argc, char **argv, cli *c) {
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(help, stdout);
+            return 2;
+        }
+        if (a[0] != '-') {
+            if (c->model) {
+                fprintf(stderr, "vaec %s: error: one model at a time ('%s' and '%s')\n", cmd, c->model, a);
+                return 1;
+            }
+            c->model = a;
+            continue;
+        }
+        int flag_only = strcmp(a, "--ast") == 0 || strcmp(a, "--graph") == 0;
+        if (!flag_only && i + 1 >= argc) {
+            fprintf(stderr, "vaec %s: error: %s needs a value\n", cmd, a);
+            return 1;
+        }
+        const char *v = flag_only ? NULL : argv[i + 1];
+        long n;
+        int known = 1;
+        if (strcmp(cmd, "check") == 0) {
+            if (strcmp(a, "--ast") == 0) c->ast = 1;
+            else if (strcmp(a, "--graph") == 0) c->graph = 1;
+            else known = 0;
+        } else if (strcmp(a, "--data") == 0 && strcmp(cmd, "train") == 0) c->run.data = v;
+        else if (strcmp(a, "--test") == 0 && strcmp(cmd, "emit-llvm") != 0) c->run.test = v;
+        else if (strcmp(a, "--data-dir") == 0 && strcmp(cmd, "emit-llvm") != 0) c->run.data_dir = v;
+        else if (strcmp(a, "--out") == 0 && strcmp(cmd, "train") == 0) c->run.out_dir = v;
+        else if (strcmp(a, "--params") == 0 && strcmp(cmd, "eval") == 0) c->run.params = v;
+        else if (strcmp(a, "-o") == 0 && strcmp(cmd, "emit-llvm") == 0) c->out_file = v;
+        else if (strcmp(a, "--epochs") == 0 && strcmp(cmd, "train") == 0) {
+            if (parse_int(a, v, 0, 1000000, &n)) return 1;
+            c->run.epochs = (int)n;
+            c->have_epochs = 1;
+        } else if (strcmp(a, "--batch") == 0 && strcmp(cmd, "eval") != 0) {
+            if (parse_int(a, v, 1, 65536, &n)) return 1;
+            c->batch = (int)n;
+        } else if (strcmp(a, "--lr") == 0 && strcmp(cmd, "train") == 0) {
+            if (parse_double(a, v, &c->run.lr)) return 1;
+            c->have_lr = 1;
+        } else if (strcmp(a, "--seed") == 0 && strcmp(cmd, "emit-llvm") != 0) {
+            if (parse_int(a, v, 0, LONG_MAX, &n)) return 1;
+            c->run.seed = (uint64_t)n;
+            c->have_seed = 1;
+        } else if (strcmp(a, "--limit") == 0 && strcmp(cmd, "train") == 0) {
+            if (parse_int(a, v, 1, INT_MAX, &n)) return 1;
+            c->run.limit = (int)n;
+        } else if (strcmp(a, "--test-limit") == 0 && strcmp(cmd, "emit-llvm") != 0) {
+            if (parse_int(a, v, 1, INT_MAX, &n)) return 1;
+            c->run.test_limit = (int)n;
+        } else if (strcmp(a, "--iwae") == 0 && strcmp(cmd, "eval") == 0) {
+            if (parse_int(a, v, 0, 1000000, &n)) return 1;
+            c->run.iwae = (int)n;
+        } else if (strcmp(a, "--threads") == 0 && strcmp(cmd, "emit-llvm") != 0) {
+            if (parse_int(a, v, 1, 1024, &n)) return 1;
+            c->threads = (int)n;
+        } else
+            known = 0;
+        if (!known) {
+            fprintf(stderr, "vaec %s: error: unknown option '%s' (see vaec %s --help)\n", cmd, a, cmd);
+            return 1;
+        }
+        if (!flag_only) i++;
+    }
+    if (!c->model) {
+        fprintf(stderr, "vaec %s: error: no model file given\n%s", cmd, help);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_check(cli *c) {
+    vae_unit *u = vae_unit_load(c->model, stderr);
+    if (!u) return 1;
+    const vae_model *m = vae_unit_model(u);
+    vae_print_summary(stdout, m);
+    printf("objective\n");
+    vae_print_objective(stdout, m);
+    if (c->ast) ast_dump(stdout, m->ast);
+    int rc = 0;
+    if (c->graph) {
+        vae_build_opts o = vae_build_defaults(u);
+        o.iwae = 0;
+        rc = vae_dump_graphs(u, &o, stdout, stderr) ? 1 : 0;
+    }
+    vae_unit_free(u);
+    return rc;
+}
+
+/* Train-block settings, then command-line overrides. */
+static void resolve(cli *c, const vae_model *m) {
+    const vae_train_settings *t = &m->train;
+    if (!c->run.data) c->run.data = t->data;
+    if (!c->run.test) c->run.test = t->test;
+    if (!c->have_epochs) c->run.epochs = t->epochs;
+    if (!c->have_lr) c->run.lr = t->lr;
+    if (!c->have_seed) c->run.seed = t->seed;
+    if (!c->batch) c->batch = t->batch;
+    c->run.optimizer = t->optimizer == OPT_ADAM ? VR_ADAM : VR_SGD;
+    c->run.momentum = t->momentum;
+}
+
+static int cmd_train(cli *c) {
+    vae_unit *u = vae_unit_load(c->model, stderr);
+    if (!u) return 1;
+    const vae_model *m = vae_unit_model(u);
+    resolve(c, m);
+    vr_set_threads(c->threads);
+    char out[4096];
+    if (!c->run.out_dir) {
+        snprintf(out, sizeof out, "runs/%s", m->name);
+        c->run.out_dir = out;
+    }
+    vae_build_opts o = vae_build_defaults(u);
+    o.batch = c->batch;
+    o.iwae = 0;
+    vae_program *p = vae_program_build(u, &o, stderr);
+    if (!p) {
+        vae_unit_free(u);
+        return 1;
+    }
+    printf("compiled %s in %.1f ms (parse, check, derive, optimise, JIT)\n", m->name,
+           1e3 * vae_program_compile_seconds(p));
+    c->run.batch = c->batch;
+    c->run.progress = isatty(STDERR_FILENO);
+    c->run.compile_seconds = vae_program_compile_seconds(p);
+    int rc = vr_train(vae_program_runtime(p), &c->run);
+    vae_program_free(p);
+    vae_unit_free(u);
+    return rc;
+}
+
+static int cmd_eval(cli *c) {
+    if (!c->run.params) {
+        fprintf(stderr, "vaec eval: error: --params CHECKPOINT is required\n");
+        return 1;
+    }
+    vae_unit *u = vae_unit_load(c->model, stderr);
+    if (!u) return 1;
+    resolve(c, vae_unit_model(u));
+    vr_set_threads(c->threads);
+    vae_build_opts o = vae_build_defaults(u);
+    o.train = 0;
+    vae_program *p = vae_program_build(u, &o, stderr);
+    if (!p) {
+        vae_unit_free(u);
+        return 1;
+    }
+    int rc = vr_eval(vae_program_runtime(p), &c->run);
+    vae_program_free(p);
+    vae_unit_free(u);
+    return rc;
+}
+
+static int cmd_emit_llvm(cli *c) {
+    vae_unit *u = vae_unit_load(c->model, stderr);
+    if (!u) return 1;
+    vae_build_opts o = vae_build_defaults(u);
+    if (c->batch) o.batch = c->batch;
+    FILE *out = stdout;
+    char tmp[4200];
+    if (c->out_file) { /* written whole, then renamed: no half-written file on failure */
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", c->out_file, (long)getpid());
+        out = fopen(tmp, "w");
+        if (!out) {
+            fprintf(stderr, "vaec: error: %s: cannot write: %s\n", c->out_file, strerror(errno));
+            vae_unit_free(u);
+            return 1;
+        }
+    }
+    int rc = vae_emit_llvm(u, &o, out, stderr) ? 1 : 0;
+    if (c->out_file) {
+        if (fclose(out) != 0) rc = 1;
+        if (rc == 0 && rename(tmp, c->out_file) != 0) {
+            fprintf(stderr, "vaec: error: %s: cannot write: %s\n", c->out_file, strerror(errno));
+            rc = 1;
+        }
+        if (rc) remove(tmp);
+    }
+    vae_unit_free(u);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 1 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        puts("vaec " PACKAGE_VERSION);
+        return 0;
+    }
+    static const struct {
+        const char *name, *help;
+        int (*run)(cli *);
+    } commands[] = {{"check", HELP_CHECK, cmd_check},
+                    {"train", HELP_TRAIN, cmd_train},
+                    {"eval", HELP_EVAL, cmd_eval},
+                    {"emit-llvm", HELP_EMIT, cmd_emit_llvm}};
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            cli c = {0};
+            c.run.iwae = 1000;
+            int rc = parse_args(commands[i].name, commands[i].help, argc - 2, argv + 2, &c);
+            if (rc) return rc == 2 ? 0 : 1;
+            return commands[i].run(&c);
+        }
+    fprintf(stderr, "vaec: error: unknown command '%s'\n\n%s", argv[1], USAGE);
+    return 1;
+}
