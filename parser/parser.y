@@ -158,6 +158,7 @@ args
 arg
     : expr                { $$ = vae_build_arg(ps, NULL, $1, @1.first_line, @1.first_column); }
     | T_IDENT ':' expr    { $$ = vae_build_arg(ps, $1, $3, @1.first_line, @1.first_column); }
+    | "baseline" ':' expr { $$ = vae_build_arg(ps, "baseline", $3, @1.first_line, @1.first_column); }
     ;
 
 %%

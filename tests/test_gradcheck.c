@@ -1,0 +1,183 @@
+/* Gradient checks: the gradient that the compiler derives (and the JIT runs)
+ * against central differences of the generated objective, every parameter
+ * tensor, in double precision, with the noise held fixed (same step key).
+ * The models are small and random: every layer, activation, arithmetic form,
+ * distribution form, sample count and beta of the foundation. */
+#include <math.h>
+
+#include "tests/testutil.h"
+#include "vae/compiler.h"
+#include "parser/model.h"
+
+typedef void (*fn64)(double *params, double *grads, double *arena, const double *data, const vr_ctx *ctx);
+
+static double objective(fn64 f, const vr_program *rt, double *p, double *g, double *arena, const double *x,
+                        const vr_ctx *ctx) {
+    f(p, g, arena, x, ctx);
+    return arena[rt->train.objective];
+}
+
+/* Returns the number of tensors whose gradient disagrees. */
+static int gradcheck(const char *name, const char *text, int batch, uint64_t seed) {
+    vae_unit *u = vae_unit_from_string(name, text, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    const vae_model *m = vae_unit_model(u);
+    vae_build_opts o = vae_build_defaults(u);
+    o.batch = batch;
+    o.eval = o.iwae = 0;
+    o.double_precision = 1;
+    vae_program *prog = vae_program_build(u, &o, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(prog);
+    const vr_program *rt = vae_program_runtime(prog);
+    fn64 f = (fn64)vae_program_function(prog, "vae_train_step");
+    size_t P = (size_t)rt->param_floats;
+    double *p = calloc(P, sizeof *p), *g = calloc(P, sizeof *g), *g2 = calloc(P, sizeof *g2);
+    double *arena = calloc((size_t)rt->train.arena_floats, sizeof *arena);
+    double *x = calloc((size_t)batch * (size_t)m->data_dim, sizeof *x);
+    for (size_t i = 0; i < P; i++) p[i] = 0.8 * (vr_uniform(seed, 1, i) - 0.5);
+    for (int i = 0; i < batch * m->data_dim; i++) {
+        double u01 = vr_uniform(seed, 2, (uint64_t)i);
+        x[i] = m->binary ? (u01 > 0.5) : 0.05 + 0.9 * u01;
+    }
+    vr_ctx ctx = {seed, 11, 0, 0};
+    objective(f, rt, p, g, arena, x, &ctx);
+    int bad = 0;
+    const double h = 1e-6;
+    for (int t = 0; t < m->nparams; t++) {
+        const vae_param *q = &m->params[t];
+        double worst = 0;
+        int checks = q->size < 8 ? (int)q->size : 8;
+        for (int k = 0; k < checks; k++) {
+            long i = q->offset + (q->size <= 8 ? k : (long)(vr_uniform(seed, 3 + (uint32_t)t, (uint64_t)k) * q->size));
+            double keep = p[i];
+            p[i] = keep + h;
+            double up = -objective(f, rt, p, g2, arena, x, &ctx); /* loss = -objective */
+            p[i] = keep - h;
+            double down = -objective(f, rt, p, g2, arena, x, &ctx);
+            p[i] = keep;
+            double fd = (up - down) / (2 * h);
+            double err = fabs(fd - g[i]) / fmax(1.0, fmax(fabs(fd), fabs(g[i])));
+            if (err > worst) worst = err;
+        }
+        if (worst > 1e-6) {
+            fprintf(stderr, "\n  %s: gradient of %s is off (relative error %.3g)", name, q->name, worst);
+            bad++;
+        }
+    }
+    /* the gradient is not all zeros: the check above could not pass vacuously */
+    double norm = 0;
+    for (size_t i = 0; i < P; i++) norm += g[i] * g[i];
+    CU_ASSERT(norm > 1e-8);
+    free(p);
+    free(g);
+    free(g2);
+    free(arena);
+    free(x);
+    vae_program_free(prog);
+    vae_unit_free(u);
+    return bad;
+}
+
+static void test_gaussian_vae_shapes(void) {
+    const char *text = "model small\n"
+                       "data x[7] : binary\n"
+                       "latent z[3] ~ normal(0, 1)\n"
+                       "encoder q(z | x) {\n"
+                       "    h = relu(dense(x, 5))\n"
+                       "    return normal(mean: dense(h, 3), logvar: dense(h, 3))\n"
+                       "}\n"
+                       "decoder p(x | z) {\n"
+                       "    h = relu(dense(z, 6))\n"
+                       "    return bernoulli(logits: dense(h, 7))\n"
+                       "}\n"
+                       "estimator reparam\n";
+    CU_ASSERT_EQUAL(gradcheck("gauss", text, 4, 1), 0);
+}
+
+static void test_every_activation_and_arithmetic(void) {
+    const char *text = "model acts\n"
+                       "data x[6] : binary\n"
+                       "latent z[4] ~ normal(0, 1)\n"
+                       "encoder q(z | x) {\n"
+                       "    a = tanh(dense(x, 5))\n"
+                       "    b = sigmoid(dense(x, 5)) * a - 0.5 * softplus(dense(a, 5))\n"
+                       "    c = elu(dense(b, 4)) / (2 + exp(dense(b, 4) * 0.1))\n"
+                       "    d = leaky_relu(dense(concat(a, c), 6), 0.2) + param[6]\n"
+                       "    return normal(mean: dense(d, 4), scale: softplus(dense(d, 4)) + 0.1)\n"
+                       "}\n"
+                       "decoder p(x | z) {\n"
+                       "    h = -tanh(dense(z, 5)) + 1\n"
+                       "    return bernoulli(probs: sigmoid(dense(flatten(reshape(h, 5, 1)), 6)))\n"
+                       "}\n"
+                       "estimator reparam(samples: 3, beta: 0.7)\n";
+    CU_ASSERT_EQUAL(gradcheck("acts", text, 3, 2), 0);
+}
+
+static void test_normal_decoders(void) {
+    const char *logvar = "model gdec\n"
+                         "data x[5] : real\n"
+                         "latent z[2] ~ normal(0, 1)\n"
+                         "encoder q(z | x) { h = softplus(dense(x, 4))\n"
+                         "    return normal(mean: dense(h, 2), logvar: dense(h, 2)) }\n"
+                         "decoder p(x | z) { h = tanh(dense(z, 4))\n"
+                         "    return normal(mean: sigmoid(dense(h, 5)), logvar: dense(h, 5)) }\n"
+                         "estimator reparam(samples: 2)\n";
+    CU_ASSERT_EQUAL(gradcheck("normal-logvar", logvar, 5, 3), 0);
+    const char *scale = "model gdec2\n"
+                        "data x[5] : real\n"
+                        "latent z[2] ~ normal(0, 1)\n"
+                        "encoder q(z | x) { h = tanh(dense(x, 4))\n"
+                        "    return normal(mean: dense(h, 2), scale: exp(dense(h, 2))) }\n"
+                        "decoder p(x | z) { h = elu(dense(z, 4))\n"
+                        "    return normal(mean: dense(h, 5), scale: softplus(param[5]) + 0.05) }\n"
+                        "estimator reparam(beta: 2)\n";
+    CU_ASSERT_EQUAL(gradcheck("normal-scale", scale, 2, 4), 0);
+}
+
+static void test_two_latents(void) {
+    const char *text = "model two\n"
+                       "data x[6] : binary\n"
+                       "latent z[2] ~ normal(0, 1)\n"
+                       "latent w[3] ~ normal(0, 1)\n"
+                       "encoder q(z | x) { h = tanh(dense(x, 4))\n"
+                       "    return normal(mean: dense(h, 2), logvar: dense(h, 2)) }\n"
+                       "encoder r(w | x) { return normal(mean: dense(x, 3), logvar: dense(x, 3)) }\n"
+                       "decoder p(x | z, w) { h = tanh(dense(concat(z, w), 5))\n"
+                       "    return bernoulli(logits: dense(h, 6) + dense(w, 6)) }\n"
+                       "estimator reparam(samples: 2)\n";
+    CU_ASSERT_EQUAL(gradcheck("two-latents", text, 3, 5), 0);
+}
+
+/* Random architectures: depth, widths and activations drawn from a seed. */
+static void test_random_models(void) {
+    static const char *const acts[] = {"tanh", "sigmoid", "softplus", "elu", "relu"};
+    for (uint64_t seed = 10; seed < 16; seed++) {
+        char text[2048];
+        int D = 3 + (int)(vr_uniform(seed, 9, 0) * 6), L = 1 + (int)(vr_uniform(seed, 9, 1) * 3);
+        int H1 = 2 + (int)(vr_uniform(seed, 9, 2) * 6), H2 = 2 + (int)(vr_uniform(seed, 9, 3) * 6);
+        const char *a1 = acts[(int)(vr_uniform(seed, 9, 4) * 5)], *a2 = acts[(int)(vr_uniform(seed, 9, 5) * 5)];
+        int S = 1 + (int)(vr_uniform(seed, 9, 6) * 3);
+        snprintf(text, sizeof text,
+                 "model r%d\ndata x[%d] : binary\nlatent z[%d] ~ normal(0, 1)\n"
+                 "encoder q(z | x) { h = %s(dense(x, %d))\n  h = %s(dense(h, %d))\n"
+                 "  return normal(mean: dense(h, %d), logvar: dense(h, %d)) }\n"
+                 "decoder p(x | z) { h = %s(dense(z, %d))\n  return bernoulli(logits: dense(h, %d)) }\n"
+                 "estimator reparam(samples: %d)\n",
+                 (int)seed, D, L, a1, H1, a2, H2, L, L, a2, H1, D, S);
+        char name[32];
+        snprintf(name, sizeof name, "random-%d", (int)seed);
+        CU_ASSERT_EQUAL(gradcheck(name, text, 1 + (int)seed % 4, seed), 0);
+    }
+}
+
+int main(void) {
+    static const test_case tests[] = {
+        {"Gaussian VAE", test_gaussian_vae_shapes},
+        {"every activation and arithmetic form", test_every_activation_and_arithmetic},
+        {"normal decoders", test_normal_decoders},
+        {"two latents", test_two_latents},
+        {"random models", test_random_models},
+        {NULL, NULL},
+    };
+    return run_suite("gradient check", tests);
+}

@@ -1,0 +1,352 @@
+/* Runtime unit tests: the RNG against known answers, every kernel against
+ * naive loops, the optimisers against their formulas, the data readers on
+ * good and broken files, and checkpoints. */
+#include <math.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "tests/testutil.h"
+#include "vae/runtime.h"
+
+/* ---- Philox4x32-10: the known-answer vectors of Random123 (kat_vectors) */
+static void test_philox_known_answers(void) {
+    struct {
+        uint32_t ctr[4], key[2], out[4];
+    } kat[] = {
+        {{0, 0, 0, 0}, {0, 0}, {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}},
+        {{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff},
+         {0xffffffff, 0xffffffff},
+         {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}},
+        {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344},
+         {0xa4093822, 0x299f31d0},
+         {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}},
+    };
+    for (size_t i = 0; i < sizeof kat / sizeof kat[0]; i++) {
+        vr_philox_block c = {{kat[i].ctr[0], kat[i].ctr[1], kat[i].ctr[2], kat[i].ctr[3]}};
+        vr_philox_block r = vr_philox4x32(c, kat[i].key[0], kat[i].key[1]);
+        for (int k = 0; k < 4; k++) CU_ASSERT_EQUAL(r.v[k], kat[i].out[k]);
+    }
+}
+
+/* Noise depends on (seed, step, example, sample, stream, column) only: the
+ * same element computed in a different call layout is bit-identical. */
+static void test_noise_is_keyed_not_ordered(void) {
+    enum { R = 12, C = 7, G = 3 };
+    float all[R * C], part[R * C];
+    vr_ctx ctx = {42, 7, 100, 0};
+    vr_noise_normal_f32(&ctx, all, R, C, G, 1);
+    /* the last two examples alone, with example0 moved accordingly */
+    vr_ctx ctx2 = {42, 7, 102, 0};
+    vr_noise_normal_f32(&ctx2, part, 2 * G, C, G, 1);
+    CU_ASSERT_EQUAL(memcmp(all + 2 * G * C, part, sizeof(float) * 2 * G * C), 0);
+    /* samples 1..2 of each example with sample0 = 1 and group 2 */
+    vr_ctx ctx3 = {42, 7, 100, 1};
+    vr_noise_normal_f32(&ctx3, part, 4 * 2, C, 2, 1);
+    for (int e = 0; e < 4; e++)
+        for (int s = 0; s < 2; s++)
+            CU_ASSERT_EQUAL(memcmp(all + (e * G + s + 1) * C, part + (e * 2 + s) * C, sizeof(float) * C), 0);
+    /* another stream, step or seed gives other numbers */
+    vr_noise_normal_f32(&ctx, part, R, C, G, 2);
+    CU_ASSERT_NOT_EQUAL(memcmp(all, part, sizeof all), 0);
+    vr_ctx ctx4 = {43, 7, 100, 0};
+    vr_noise_normal_f32(&ctx4, part, R, C, G, 1);
+    CU_ASSERT_NOT_EQUAL(memcmp(all, part, sizeof all), 0);
+}
+
+static void test_noise_is_standard_normal(void) {
+    enum { N = 200000 };
+    double *x = malloc(sizeof(double) * N);
+    vr_ctx ctx = {1, 0, 0, 0};
+    vr_noise_normal_f64(&ctx, x, N / 10, 10, 1, 0);
+    double s = 0, s2 = 0, s4 = 0;
+    for (int i = 0; i < N; i++) {
+        s += x[i];
+        s2 += x[i] * x[i];
+        s4 += x[i] * x[i] * x[i] * x[i];
+    }
+    double mean = s / N, var = s2 / N - mean * mean, kurt = s4 / N;
+    CU_ASSERT(fabs(mean) < 5 * sqrt(1.0 / N));
+    CU_ASSERT(fabs(var - 1) < 5 * sqrt(2.0 / N));
+    CU_ASSERT(fabs(kurt - 3) < 5 * sqrt(96.0 / N));
+    free(x);
+}
+
+static void test_uniform_and_shuffle(void) {
+    double s = 0;
+    for (int i = 0; i < 100000; i++) {
+        double u = vr_uniform(5, 3, (uint64_t)i);
+        CU_ASSERT(u >= 0 && u < 1);
+        s += u;
+    }
+    CU_ASSERT(fabs(s / 100000 - 0.5) < 0.005);
+    int idx[1000], seen[1000] = {0}, same = 0, other[1000];
+    vr_shuffle(idx, 1000, 9, 1);
+    for (int i = 0; i < 1000; i++) seen[idx[i]]++;
+    for (int i = 0; i < 1000; i++) CU_ASSERT_EQUAL(seen[i], 1);
+    vr_shuffle(other, 1000, 9, 2);
+    for (int i = 0; i < 1000; i++) same += idx[i] == other[i];
+    CU_ASSERT(same < 20); /* a new epoch is a new order */
+}
+
+/* ---- GEMM against a naive triple loop, every transposition */
+static void test_gemm_against_naive(void) {
+    enum { M = 13, N = 7, K = 9 };
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            float a[M * K], b[K * N], c[M * N];
+            double ad[M * K], bd[K * N], cd[M * N];
+            for (int i = 0; i < M * K; i++) ad[i] = a[i] = (float)(vr_uniform(1, 1, (uint64_t)i) - 0.5);
+            for (int i = 0; i < K * N; i++) bd[i] = b[i] = (float)(vr_uniform(1, 2, (uint64_t)i) - 0.5);
+            int lda = ta ? M : K, ldb = tb ? K : N;
+            vr_gemm_f32(ta, tb, M, N, K, a, lda, b, ldb, c, N);
+            vr_gemm_f64(ta, tb, M, N, K, ad, lda, bd, ldb, cd, N);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double ref = 0;
+                    for (int k = 0; k < K; k++)
+                        ref += (double)(ta ? a[k * lda + i] : a[i * lda + k]) * (double)(tb ? b[j * ldb + k] : b[k * ldb + j]);
+                    CU_ASSERT(fabs(c[i * N + j] - ref) < 1e-5);
+                    CU_ASSERT(fabs(cd[i * N + j] - ref) < 1e-6);
+                }
+        }
+}
+
+/* ---- optimisers against their textbook formulas */
+static void test_adam_against_formula(void) {
+    float p[3] = {1, -2, 0.5f}, g[3] = {0.1f, -0.3f, 0}, m[3] = {0}, v[3] = {0};
+    vr_adam o = {0.01f, 0.9f, 0.999f, 1e-8f};
+    double pr[3] = {1, -2, 0.5}, mr[3] = {0}, vr[3] = {0};
+    for (long t = 1; t <= 3; t++) {
+        vr_adam_f32(p, g, m, v, 3, &o, t);
+        for (int i = 0; i < 3; i++) {
+            mr[i] = 0.9 * mr[i] + 0.1 * g[i];
+            vr[i] = 0.999 * vr[i] + 0.001 * (double)g[i] * g[i];
+            double mh = mr[i] / (1 - pow(0.9, (double)t)), vh = vr[i] / (1 - pow(0.999, (double)t));
+            pr[i] -= 0.01 * mh / (sqrt(vh) + 1e-8);
+        }
+    }
+    for (int i = 0; i < 3; i++) CU_ASSERT(fabs(p[i] - pr[i]) < 1e-5);
+    CU_ASSERT(fabs(p[2] - 0.5) < 1e-7); /* zero gradient, no move */
+}
+
+static void test_sgd_momentum(void) {
+    float p[2] = {1, 1}, g[2] = {1, -1}, vel[2] = {0};
+    vr_sgd_f32(p, g, vel, 2, 0.1f, 0.9f);
+    vr_sgd_f32(p, g, vel, 2, 0.1f, 0.9f);
+    CU_ASSERT(fabs(p[0] - (1 - 0.1 - 0.19)) < 1e-6);
+    CU_ASSERT(fabs(p[1] - (1 + 0.1 + 0.19)) < 1e-6);
+}
+
+static void test_logsumexp(void) {
+    double x[3] = {1000, 1000, 1000};
+    CU_ASSERT(fabs(vr_logsumexp(x, 3) - (1000 + log(3))) < 1e-9);
+    double y[2] = {-1e4, log(2)};
+    CU_ASSERT(fabs(vr_logsumexp(y, 2) - log(2)) < 1e-12);
+}
+
+/* ---- data readers */
+static void be32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* An IDX file of n images of 2x3 bytes: value (i * 6 + j) * 20 % 256. */
+static size_t make_idx(unsigned char *buf, int n) {
+    buf[0] = buf[1] = 0;
+    buf[2] = 0x08;
+    buf[3] = 3;
+    be32(buf + 4, (uint32_t)n);
+    be32(buf + 8, 2);
+    be32(buf + 12, 3);
+    for (int i = 0; i < n * 6; i++) buf[16 + i] = (unsigned char)(i * 20 % 256);
+    return 16 + (size_t)n * 6;
+}
+
+static void test_idx_plain_and_gzip(void) {
+    unsigned char buf[256];
+    size_t n = make_idx(buf, 4);
+    const char *plain = tmp_path(".idx"), *gz = tmp_path(".idx.gz");
+    write_file(plain, buf, n);
+    gzFile f = gzopen(gz, "wb");
+    gzwrite(f, buf, (unsigned)n);
+    gzclose(f);
+    char err[512];
+    for (int k = 0; k < 2; k++) {
+        vr_dataset ds;
+        CU_ASSERT_EQUAL_FATAL(vr_data_load(&ds, k ? gz : plain, NULL, 6, 1, err, sizeof err), 0);
+        CU_ASSERT_EQUAL(ds.n, 4);
+        float x[12];
+        int idx[2] = {3, 0};
+        vr_data_gather_f32(&ds, idx, 2, x);
+        for (int j = 0; j < 6; j++) {
+            CU_ASSERT_EQUAL(x[j], (float)(((18 + j) * 20 % 256) >= 128)); /* binarised at half the range */
+            CU_ASSERT_EQUAL(x[6 + j], (float)((j * 20) >= 128));
+        }
+        vr_data_free(&ds);
+        /* real data: scaled to [0, 1] */
+        CU_ASSERT_EQUAL_FATAL(vr_data_load(&ds, k ? gz : plain, NULL, 6, 0, err, sizeof err), 0);
+        vr_data_gather_f32(&ds, idx, 1, x);
+        CU_ASSERT(fabs(x[1] - (19 * 20 % 256) / 255.0) < 1e-6);
+        vr_data_free(&ds);
+    }
+    remove(plain);
+    remove(gz);
+}
+
+static void expect_load_error(const char *path, int dim, const char *needle) {
+    vr_dataset ds;
+    char err[512] = "";
+    CU_ASSERT_EQUAL(vr_data_load(&ds, path, NULL, dim, 1, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, needle));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, path)); /* the message names the file */
+    if (!strstr(err, needle)) fprintf(stderr, "\n  got: %s\n  wanted: %s\n", err, needle);
+}
+
+static void test_idx_errors(void) {
+    unsigned char buf[256];
+    size_t n = make_idx(buf, 4);
+    const char *p = tmp_path(".idx");
+    write_file(p, buf, n - 5);
+    expect_load_error(p, 6, "truncated");
+    write_file(p, buf, n);
+    expect_load_error(p, 5, "each example has 6 values, but the model's data declares 5");
+    buf[0] = 0x42;
+    write_file(p, buf, n);
+    expect_load_error(p, 6, "not an IDX file");
+    write_file(p, buf, 2);
+    expect_load_error(p, 6, "not an IDX file");
+    remove(p);
+    expect_load_error("/nonexistent/x.idx", 6, "cannot open");
+    expect_load_error("data.parquet", 6, "unknown kind of data source");
+    char err[512];
+    vr_dataset ds;
+    CU_ASSERT_EQUAL(vr_data_load(&ds, "fashion-mnist:validation", NULL, 784, 1, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown data set split"));
+    CU_ASSERT_EQUAL(vr_data_load(&ds, "fashion-mnist:train", "/nonexistent", 784, 1, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not found in /nonexistent"));
+}
+
+static void test_npy(void) {
+    const char *p = tmp_path(".npy");
+    char header[128];
+    int hl = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }");
+    while ((10 + hl + 1) % 64) header[hl++] = ' ';
+    header[hl++] = '\n';
+    unsigned char buf[256];
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (unsigned char)hl;
+    buf[9] = 0;
+    memcpy(buf + 10, header, (size_t)hl);
+    float v[6] = {0.1f, 0.6f, 0.9f, 0.4f, 0.5f, 1.0f};
+    memcpy(buf + 10 + hl, v, sizeof v);
+    write_file(p, buf, 10 + (size_t)hl + sizeof v);
+    vr_dataset ds;
+    char err[512];
+    CU_ASSERT_EQUAL_FATAL(vr_data_load(&ds, p, NULL, 3, 0, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ds.n, 2);
+    float x[3];
+    int one = 1;
+    vr_data_gather_f32(&ds, &one, 1, x);
+    CU_ASSERT_EQUAL(x[0], 0.4f);
+    vr_data_free(&ds);
+    CU_ASSERT_EQUAL_FATAL(vr_data_load(&ds, p, NULL, 3, 1, err, sizeof err), 0);
+    vr_data_gather_f32(&ds, &one, 1, x);
+    CU_ASSERT(x[0] == 0 && x[1] == 0 && x[2] == 1);
+    vr_data_free(&ds);
+    expect_load_error(p, 4, "each example has 3 values, but the model's data declares 4");
+    write_file(p, buf, 10 + (size_t)hl + 7);
+    expect_load_error(p, 3, "truncated");
+    write_file(p, "not numpy at all", 16);
+    expect_load_error(p, 3, "not a .npy file");
+    remove(p);
+}
+
+static void test_csv(void) {
+    const char *p = tmp_path(".csv");
+    const char *good = "a,b,c\n0,255,128\n10, 20 ,30\n";
+    write_file(p, good, strlen(good));
+    vr_dataset ds;
+    char err[512];
+    CU_ASSERT_EQUAL_FATAL(vr_data_load(&ds, p, NULL, 3, 1, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ds.n, 2);
+    float x[6];
+    int idx[2] = {0, 1};
+    vr_data_gather_f32(&ds, idx, 2, x);
+    CU_ASSERT(x[0] == 0 && x[1] == 1 && x[2] == 1 && x[3] == 0);
+    vr_data_free(&ds);
+    const char *bad = "0.1,0.2,0.3\n0.1,zz,0.3\n";
+    write_file(p, bad, strlen(bad));
+    expect_load_error(p, 3, ":2: not a number");
+    const char *wide = "0.1,0.2,0.3\n0.1,0.2\n";
+    write_file(p, wide, strlen(wide));
+    expect_load_error(p, 3, ":2: the line has 2 values, but the model's data declares 3");
+    write_file(p, "", 0);
+    expect_load_error(p, 3, "holds no examples");
+    remove(p);
+}
+
+/* ---- checkpoints */
+static void test_checkpoint_round_trip_and_refusals(void) {
+    vr_tensor_info t[2] = {{"enc.w", 2, {2, 3}, 6}, {"enc.b", 1, {3}, 3}};
+    float p[9], m[9], v[9], q[9], qm[9], qv[9];
+    for (int i = 0; i < 9; i++) p[i] = (float)i, m[i] = (float)-i, v[i] = (float)(i * i);
+    const char *path = tmp_path(".vaeckpt");
+    char err[512];
+    CU_ASSERT_EQUAL_FATAL(vr_checkpoint_save(path, "m", t, 2, p, m, v, 77, err, sizeof err), 0);
+    long step = 0;
+    CU_ASSERT_EQUAL_FATAL(vr_checkpoint_load(path, t, 2, q, qm, qv, &step, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(memcmp(p, q, sizeof p), 0);
+    CU_ASSERT_EQUAL(memcmp(m, qm, sizeof m), 0);
+    CU_ASSERT_EQUAL(memcmp(v, qv, sizeof v), 0);
+    CU_ASSERT_EQUAL(step, 77);
+    /* a model with another shape is refused, naming both shapes */
+    vr_tensor_info t2[2] = {{"enc.w", 2, {2, 4}, 8}, {"enc.b", 1, {3}, 3}};
+    float big[11];
+    CU_ASSERT_EQUAL(vr_checkpoint_load(path, t2, 2, big, NULL, NULL, NULL, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "'enc.w' [2, 3] in the checkpoint, 'enc.w' [2, 4] here"));
+    CU_ASSERT_EQUAL(vr_checkpoint_load(path, t, 1, q, NULL, NULL, NULL, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "holds 2 tensors, this model has 1"));
+    /* truncation and corruption are caught by the checksum */
+    FILE *f = fopen(path, "rb");
+    unsigned char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    const char *bad = tmp_path(".vaeckpt");
+    write_file(bad, buf, n - 9);
+    CU_ASSERT_EQUAL(vr_checkpoint_load(bad, t, 2, q, NULL, NULL, NULL, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "truncated or corrupt"));
+    buf[n / 2] ^= 0x55;
+    write_file(bad, buf, n);
+    CU_ASSERT_EQUAL(vr_checkpoint_load(bad, t, 2, q, NULL, NULL, NULL, err, sizeof err), -1);
+    write_file(bad, "GARBAGE!GARBAGE!", 16);
+    CU_ASSERT_EQUAL(vr_checkpoint_load(bad, t, 2, q, NULL, NULL, NULL, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a vaec checkpoint"));
+    /* a save that cannot be written leaves the old checkpoint whole */
+    CU_ASSERT_EQUAL(vr_checkpoint_save("/nonexistent/dir/c.vaeckpt", "m", t, 2, p, NULL, NULL, 0, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "/nonexistent/dir/c.vaeckpt"));
+    CU_ASSERT_EQUAL(vr_checkpoint_load(path, t, 2, q, NULL, NULL, NULL, err, sizeof err), 0);
+    remove(path);
+    remove(bad);
+}
+
+int main(void) {
+    static const test_case tests[] = {
+        {"philox known answers", test_philox_known_answers},
+        {"noise keyed, not ordered", test_noise_is_keyed_not_ordered},
+        {"noise is standard normal", test_noise_is_standard_normal},
+        {"uniform and shuffle", test_uniform_and_shuffle},
+        {"gemm against naive loops", test_gemm_against_naive},
+        {"adam against its formula", test_adam_against_formula},
+        {"sgd with momentum", test_sgd_momentum},
+        {"logsumexp", test_logsumexp},
+        {"idx plain and gzip", test_idx_plain_and_gzip},
+        {"idx errors", test_idx_errors},
+        {"npy", test_npy},
+        {"csv", test_csv},
+        {"checkpoints", test_checkpoint_round_trip_and_refusals},
+        {NULL, NULL},
+    };
+    return run_suite("runtime", tests);
+}
