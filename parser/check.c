@@ -810,8 +810,12 @@ static void check_estimator(checker *c, const ast_estimator *e) {
         double joint = 1;
         for (int i = 0; i < m->nlatents; i++) joint *= m->latents[i].joint_states;
         if (joint > 65536) {
-            ERR(e->loc, "estimator '%s' sums over every joint state of the latents, and they have %.6g (at most "
-                        "65536 are enumerable)", e->name, joint);
+            if (joint < 1e15)
+                ERR(e->loc, "estimator '%s' sums over every joint state of the latents, and they have %.0f (at most "
+                            "65536 are enumerable)", e->name, joint);
+            else
+                ERR(e->loc, "estimator '%s' sums over every joint state of the latents, and they have %.3g (at most "
+                            "65536 are enumerable)", e->name, joint);
             ok = 0;
         }
     }

@@ -223,7 +223,7 @@ static void test_check_estimator_misuse(void) {
     expect_errors("model m\ndata x[4] : binary\nlatent z[2] ~ normal(0, 1)\n"
                   "decoder p(x | z) { return bernoulli(logits: dense(z, 4)) }\nestimator reparam\n",
                   no_enc);
-    const char *const big[] = {"sums over every joint state of the latents, and they have 1e+20", NULL};
+    const char *const big[] = {"sums over every joint state of the latents, and they have 1e+20 (at most", NULL};
     expect_errors("model m\ndata x[4] : binary\nlatent z[20] ~ categorical(10)\n"
                   "decoder p(x | z) { return bernoulli(logits: dense(flatten(onehot(z)), 4)) }\nestimator exact\n",
                   big);

@@ -1,0 +1,63 @@
+#!/bin/sh
+# End to end, through the command line, on the real Fashion-MNIST:
+#  - a short training run whose test ELBO must beat a threshold that a wrong
+#    gradient cannot reach (the untrained model sits near -545 nats; two epochs
+#    on 12,800 images reach about -180);
+#  - eval of the checkpoint reproduces the training run's test ELBO, and the
+#    IWAE estimate of log p(x) lies above the ELBO;
+#  - bad data, checkpoints and options end in a clear message and status 1.
+top_srcdir=${top_srcdir:-.}
+top_builddir=${top_builddir:-.}
+vaec="$(cd "$top_builddir" && pwd)/vaec"
+model="$top_srcdir/examples/fashion_gauss.vae"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$vaec" train "$model" --epochs 2 --limit 12800 --test-limit 2000 --seed 7 --out "$work/run" >"$work/train.out" 2>&1 \
+    || { cat "$work/train.out"; fail "vaec train exited with $?"; }
+cat "$work/train.out"
+[ -s "$work/run/checkpoint.vaeckpt" ] || fail "no checkpoint written"
+[ "$(wc -l <"$work/run/log.csv")" -eq 3 ] || fail "log.csv should have a header and 2 epochs"
+grep -q "^compiled fashion_gauss in" "$work/train.out" || fail "compile time not reported"
+elbo=$(tail -n 1 "$work/run/log.csv" | cut -d, -f4)
+echo "test ELBO after 2 short epochs: $elbo"
+awk -v e="$elbo" 'BEGIN { exit !(e > -195) }' || fail "test ELBO $elbo does not beat -195: the gradient is wrong"
+
+"$vaec" eval "$model" --params "$work/run/checkpoint.vaeckpt" --test-limit 2000 --seed 7 --iwae 20 >"$work/eval.out" 2>&1 \
+    || { cat "$work/eval.out"; fail "vaec eval exited with $?"; }
+cat "$work/eval.out"
+eval_elbo=$(awk '/^ELBO/ { print $2 }' "$work/eval.out")
+logpx=$(awk '/^log p\(x\)/ { print $3 }' "$work/eval.out")
+awk -v a="$elbo" -v b="$eval_elbo" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 0.01) }' \
+    || fail "eval's ELBO $eval_elbo differs from training's $elbo"
+awk -v l="$logpx" -v e="$eval_elbo" 'BEGIN { exit !(l > e) }' || fail "IWAE log p(x) $logpx is not above the ELBO $eval_elbo"
+
+# bad input: a clear message, status 1
+expect_error() { # expected-text command...
+    want=$1
+    shift
+    "$@" >"$work/out" 2>&1
+    rc=$?
+    [ $rc -eq 1 ] || { cat "$work/out"; fail "'$*' exited with $rc, expected 1"; }
+    grep -q -- "$want" "$work/out" || { cat "$work/out"; fail "'$*' did not say '$want'"; }
+}
+expect_error "$work/none.idx: cannot open" "$vaec" train "$model" --data "$work/none.idx" --epochs 1 --out "$work/r2"
+printf 'not idx' >"$work/bad.idx"
+expect_error "$work/bad.idx: not an IDX file" "$vaec" train "$model" --data "$work/bad.idx" --epochs 1 --out "$work/r2"
+sed 's/dense(x, 400)/dense(x, 300)/' "$model" >"$work/other.vae"
+expect_error "does not fit this model: tensor 1 is 'encoder.h.weight' \[784, 400\] in the checkpoint, 'encoder.h.weight' \[784, 300\] here" \
+    "$vaec" eval "$work/other.vae" --params "$work/run/checkpoint.vaeckpt" --iwae 0
+expect_error "not a vaec checkpoint" "$vaec" eval "$model" --params "$work/bad.idx"
+expect_error "--epochs expects an integer" "$vaec" train "$model" --epochs many
+expect_error "unknown option '--epoch'" "$vaec" train "$model" --epoch 3
+expect_error "no model file given" "$vaec" train
+expect_error "cannot open the model" "$vaec" check "$work/missing.vae"
+expect_error "unknown command 'fit'" "$vaec" fit "$model"
+
+"$vaec" emit-llvm "$model" -o "$work/m.ll" || fail "emit-llvm failed"
+grep -q "define void @vae_train_step" "$work/m.ll" || fail "emit-llvm: no training step in the module"
+grep -q "vr_gemm_f32" "$work/m.ll" || fail "emit-llvm: matrix products do not call the runtime"
+"$vaec" --help | grep -q "emit-llvm" || fail "vaec --help"
+"$vaec" train --help | grep -q -- "--epochs" || fail "vaec train --help"
+echo "e2e: all checks passed"
