@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs what is missing (Debian packages), then configures and builds vaec
+# in build/ (or in $1).  Safe to run again: it installs and rebuilds only what
+# changed.
+set -e
+cd "$(dirname "$0")/.."
+builddir=${1:-build}
+shift 2>/dev/null || true
+
+# What each package is for: see README.md, "Dependencies".
+PACKAGES="gcc make autoconf automake libtool pkg-config flex bison llvm-dev libcunit1-dev \
+libopenblas-dev zlib1g-dev dataset-fashion-mnist"
+missing=""
+for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    echo "installing:$missing"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+fi
+
+[ -x configure ] && [ configure -nt configure.ac ] && [ Makefile.in -nt Makefile.am ] || ./autogen.sh
+mkdir -p "$builddir"
+if [ ! -f "$builddir/config.status" ]; then
+    (cd "$builddir" && ../configure -q "$@")
+fi
+make -C "$builddir" -j"$(nproc)" -s
