@@ -276,6 +276,7 @@ static int cmd_emit_llvm(cli *c) {
 }
 
 int main(int argc, char **argv) {
+    vr_blas_select_core(argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;

@@ -51,6 +51,9 @@ void vr_gemm_f64(int trans_a, int trans_b, int m, int n, int k, const double *a,
                  double *c, int ldc);
 /* How many threads the BLAS uses (0: its default). */
 void vr_set_threads(int n);
+/* Restarts the program (execv) with a better OpenBLAS kernel when the library
+ * mis-detected this CPU and fell back to SSE3 kernels; returns otherwise. */
+void vr_blas_select_core(char **argv);
 
 /* ---- optimisers over the flat parameter buffer ---- */
 typedef struct {
