@@ -26,7 +26,7 @@ static void contribute(diff_state *d, g_node *to, g_node *grad) {
 /* Brings a gradient computed over a reader's domain back to the input's shape:
  * a broadcast read becomes a sum. */
 static g_node *reduce_to(g_graph *g, g_node *grad, const g_node *in) {
-    if (grad->cols != in->cols) grad = g_rowsum(g, grad);
+    if (grad->cols != in->cols) grad = g_colgroupsum(g, grad, in->cols);
     if (grad->rows != in->rows) grad = g_groupsum(g, grad, in->rows);
     return grad;
 }
@@ -90,14 +90,21 @@ static void backward(diff_state *d, g_node *n, g_node *dy) {
     case G_PARAM:
     case G_DATA:
     case G_NOISE:
+    case G_STATES:
+    case G_SAMPLE:
     case G_SLICE: break;
     case G_MAP: backward_map(d, n, dy); break;
     case G_MATMUL: {
+        /* C = op(A) op(B): dA = dC op(B)^T (or its transpose), dB = op(A)^T dC (or its transpose) */
         g_node *a = n->in[0], *b = n->in[1];
-        if (n->trans_a || n->trans_b) abort(); /* the forward pass only multiplies plainly */
-        if (a->needs_grad) contribute(d, a, g_matmul(g, dy, 0, b, 1)); /* dA = dC B^T */
+        int ta = n->trans_a, tb = n->trans_b;
+        if (a->needs_grad) {
+            g_node *da = ta ? g_matmul(g, b, tb, dy, 1) : g_matmul(g, dy, 0, b, !tb);
+            da->label = a->label;
+            contribute(d, a, da);
+        }
         if (b->needs_grad) {
-            g_node *db = g_matmul(g, a, 1, dy, 0); /* dB = A^T dC */
+            g_node *db = tb ? g_matmul(g, dy, 1, a, ta) : g_matmul(g, a, !ta, dy, 0);
             db->label = b->label;
             contribute(d, b, db);
         }

@@ -105,6 +105,8 @@ static void describe(vr_graph *d, const g_graph *g, void *fn) {
     d->recon_rows = out_offset(g->out.recon_rows);
     d->kl_rows = out_offset(g->out.kl_rows);
     d->logw_rows = out_offset(g->out.logw_rows);
+    d->logpx_rows = out_offset(g->out.logpx_rows);
+    d->value_rows = out_offset(g->out.value_rows);
 }
 
 vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE *err) {
@@ -146,6 +148,8 @@ vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE 
         if (!fn) goto fail;
         vr_graph *d = gs[i]->purpose == GRAPH_TRAIN ? &rt->train : gs[i]->purpose == GRAPH_EVAL ? &rt->eval : &rt->iwae;
         describe(d, gs[i], fn);
+        if (gs[i]->purpose == GRAPH_TRAIN) rt->value_name = gs[i]->value_name;
+        if (gs[i]->purpose == GRAPH_EVAL) rt->eval_value_name = gs[i]->value_name;
     }
     for (int i = 0; i < n; i++) g_free(gs[i]);
     p->compile_seconds = now() - t0;

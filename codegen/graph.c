@@ -1,12 +1,11 @@
 /* Lowering: a checked model and its estimator become one graph of tensor
  * operations (see graph.h for the row and column conventions). */
-#include "codegen/graph.h"
+#include "codegen/lower.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define LOG_2PI 1.8378770664093454835606594728112
 
 /* ---------------------------------------------------------------- nodes */
 
@@ -72,6 +71,14 @@ g_node *g_rowsum(g_graph *g, g_node *a) {
     return r;
 }
 
+g_node *g_colgroupsum(g_graph *g, g_node *a, int cols) {
+    g_node *r = g_new(g, G_ROWSUM, a->rows, cols);
+    r->expr = vx_in(g, 0);
+    r->dom_cols = a->cols;
+    add_input(r, a);
+    return r;
+}
+
 g_node *g_groupsum(g_graph *g, g_node *a, int rows) {
     g_node *r = g_new(g, G_GROUPSUM, rows, a->cols);
     r->expr = vx_in(g, 0);
@@ -82,39 +89,20 @@ g_node *g_groupsum(g_graph *g, g_node *a, int rows) {
 
 /* ---------------------------------------------------------------- lowering networks */
 
-typedef struct {
-    const char *name;
-    g_node *node;
-} env_entry;
-
-typedef struct {
-    g_graph *g;
-    FILE *err;
-    int failed;
-    env_entry env[256];
-    int nenv;
-} lowering;
-
-/* An expression is a tensor node, or a compile-time scalar. */
-typedef struct {
-    g_node *node;
-    double c;
-} value;
-
-static void env_bind(lowering *L, const char *name, g_node *n) {
+void env_bind(lowering *L, const char *name, g_node *n) {
     if (L->nenv == 256) abort(); /* the checker limits nothing here; 256 assignments per network is plenty */
     L->env[L->nenv].name = name;
     L->env[L->nenv].node = n;
     L->nenv++;
 }
 
-static g_node *env_lookup(lowering *L, const char *name) {
+g_node *env_lookup(lowering *L, const char *name) {
     for (int i = L->nenv - 1; i >= 0; i--)
         if (strcmp(L->env[i].name, name) == 0) return L->env[i].node;
     return NULL;
 }
 
-static g_node *param_node(lowering *L, const char *name, int rows) {
+g_node *param_node(lowering *L, const char *name, int rows) {
     const vae_param *p = vae_model_param(L->g->model, name);
     if (!p) abort(); /* the checker registered every parameter */
     g_node *n = g_new(L->g, G_PARAM, rows, (int)(p->size / rows));
@@ -124,19 +112,18 @@ static g_node *param_node(lowering *L, const char *name, int rows) {
     return n;
 }
 
-static value lower(lowering *L, const ast_expr *e);
 
-static g_node *lower_node(lowering *L, const ast_expr *e) {
+g_node *lower_node(lowering *L, const ast_expr *e) {
     value v = lower(L, e);
     return v.node;
 }
 
-static value tensor(g_node *n) {
+value tensor(g_node *n) {
     value v = {n, 0};
     return v;
 }
 
-static value scalar(double c) {
+value scalar(double c) {
     value v = {NULL, c};
     return v;
 }
@@ -193,6 +180,8 @@ static value lower_call(lowering *L, const ast_expr *e) {
         for (int i = 0; i < n; i++) add_input(c, parts[i]);
         return tensor(c);
     }
+    if (strcmp(f, "onehot") == 0) /* categorical latents are bound to their one-hot rows already */
+        return tensor(env_lookup(L, e->args->value->str));
     if (strcmp(f, "reshape") == 0 || strcmp(f, "flatten") == 0)
         return lower(L, e->args->value); /* values are stored flat per example: nothing moves */
     fprintf(L->err, "%s:%d:%d: error: %s() is not built yet in this version of vaec\n", e->loc.file, e->loc.line,
@@ -201,7 +190,7 @@ static value lower_call(lowering *L, const ast_expr *e) {
     return scalar(0);
 }
 
-static value lower(lowering *L, const ast_expr *e) {
+value lower(lowering *L, const ast_expr *e) {
     g_graph *g = L->g;
     if (L->failed) return scalar(0);
     switch (e->kind) {
@@ -234,7 +223,7 @@ static value lower(lowering *L, const ast_expr *e) {
 
 /* Runs a network body in the given environment; returns the node of the
  * distribution argument `a` (and `b`). */
-static void lower_network(lowering *L, const ast_network *n, const vae_dist *d, g_node **a, g_node **b) {
+void lower_network(lowering *L, const ast_network *n, const vae_dist *d, g_node **a, g_node **b) {
     for (const ast_assign *s = n->body; s; s = s->next) env_bind(L, s->name, lower_node(L, s->value));
     *a = d->a ? lower_node(L, d->a) : NULL;
     if (b) *b = d->b ? lower_node(L, d->b) : NULL;
@@ -244,7 +233,7 @@ static void lower_network(lowering *L, const ast_network *n, const vae_dist *d, 
 
 /* Elementwise log-likelihood of the data under the decoder's distribution;
  * inputs: $0 = data, $1 = first parameter, $2 = second. */
-static const vx_expr *loglik_expr(g_graph *g, const vae_dist *d) {
+const vx_expr *loglik_expr(g_graph *g, const vae_dist *d) {
     const vx_expr *x = vx_in(g, 0), *p = vx_in(g, 1), *q = vx_in(g, 2);
     if (d->kind == DIST_BERNOULLI) {
         if (!d->a_is_probs) /* x * l - softplus(l) */
@@ -267,131 +256,13 @@ static const vx_expr *loglik_expr(g_graph *g, const vae_dist *d) {
 }
 
 /* log p(x | z) per row of the decoder's output: [rows, 1]. */
-static g_node *loglik_rows(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node *b, int rows) {
+g_node *loglik_rows(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node *b, int rows) {
     g_node *in[3] = {x, a, b};
     g_node *elem = g_map(g, loglik_expr(g, d), b ? 3 : 2, in, rows, x->cols);
     elem->label = "log p(x|z)";
     g_node *r = g_rowsum(g, elem);
     r->label = "log p(x|z)";
     return r;
-}
-
-/* ---------------------------------------------------------------- the estimators */
-
-typedef struct {
-    g_node *z;      /* [B*S, L] */
-    g_node *kl;     /* [B, 1] */
-    g_node *logq_minus_logp; /* [B*S, 1], only for the IWAE graph */
-} latent_sample;
-
-/* Reparameterised sample of a normal latent, its closed-form KL against the
- * standard normal prior, and (for IWAE) log q(z|x) - log p(z). */
-static latent_sample sample_normal(lowering *L, const vae_latent *l, int index, g_node *x, int B, int S) {
-    g_graph *g = L->g;
-    latent_sample out = {0};
-    L->nenv = 0;
-    env_bind(L, L->g->model->data->name, x);
-    g_node *mean, *b;
-    lower_network(L, l->encoder, &l->posterior, &mean, &b);
-    if (L->failed) return out;
-    int scale = l->posterior.b_is_scale;
-    g_node *eps = g_new(g, G_NOISE, B * S, l->nvars);
-    eps->stream = index;
-    eps->group = S;
-    eps->label = vae_pool_printf(g->pool, "eps %s", l->name);
-    const vx_expr *m = vx_in(g, 0), *v = vx_in(g, 1), *e = vx_in(g, 2);
-    const vx_expr *sd = scale ? v : vx_un(g, VX_EXP, vx_bin(g, VX_MUL, vx_const(g, 0.5), v));
-    g_node *in[3] = {mean, b, eps};
-    out.z = g_map(g, vx_bin(g, VX_ADD, m, vx_bin(g, VX_MUL, sd, e)), 3, in, B * S, l->nvars);
-    out.z->label = l->name;
-    /* KL(N(m, sd^2) || N(0, 1)) = 0.5 (m^2 + sd^2 - 1 - log sd^2) */
-    const vx_expr *var = scale ? vx_bin(g, VX_MUL, v, v) : vx_un(g, VX_EXP, v);
-    const vx_expr *logvar = scale ? vx_bin(g, VX_MUL, vx_const(g, 2), vx_un(g, VX_LOG, v)) : v;
-    const vx_expr *kl = vx_bin(g, VX_MUL, vx_const(g, 0.5),
-                               vx_bin(g, VX_SUB, vx_bin(g, VX_SUB, vx_bin(g, VX_ADD, vx_bin(g, VX_MUL, m, m), var),
-                                                        vx_const(g, 1)), logvar));
-    g_node *kl_elem = g_map(g, kl, 2, in, B, l->nvars);
-    kl_elem->label = vae_pool_printf(g->pool, "KL %s", l->name);
-    out.kl = g_rowsum(g, kl_elem);
-    out.kl->label = kl_elem->label;
-    if (g->purpose == GRAPH_IWAE) {
-        /* log q(z|x) - log p(z) = sum(-log sd - eps^2 / 2 + z^2 / 2); the log 2pi terms cancel */
-        g_node *in2[3] = {b, eps, out.z};
-        const vx_expr *vv = vx_in(g, 0), *ee = vx_in(g, 1), *zz = vx_in(g, 2);
-        const vx_expr *log_sd = scale ? vx_un(g, VX_LOG, vv) : vx_bin(g, VX_MUL, vx_const(g, 0.5), vv);
-        const vx_expr *d = vx_bin(g, VX_ADD, vx_bin(g, VX_SUB, vx_un(g, VX_NEG, log_sd),
-                                                     vx_bin(g, VX_MUL, vx_const(g, 0.5), vx_bin(g, VX_MUL, ee, ee))),
-                                  vx_bin(g, VX_MUL, vx_const(g, 0.5), vx_bin(g, VX_MUL, zz, zz)));
-        g_node *elem = g_map(g, d, 3, in2, B * S, l->nvars);
-        out.logq_minus_logp = g_rowsum(g, elem);
-        out.logq_minus_logp->label = vae_pool_printf(g->pool, "log q(%s) - log p(%s)", l->name, l->name);
-    }
-    return out;
-}
-
-static g_node *sum_nodes(g_graph *g, g_node *acc, g_node *n) {
-    if (!acc) return n;
-    return g_map2(g, vx_bin(g, VX_ADD, vx_in(g, 0), vx_in(g, 1)), acc, n);
-}
-
-static int build_reparam(lowering *L, int B, int S) {
-    g_graph *g = L->g;
-    const vae_model *m = g->model;
-    g_node *x = g_new(g, G_DATA, B, m->data_dim);
-    x->label = m->data->name;
-    g_node *z[VAE_MAX_LATENTS], *kl = NULL, *lq = NULL;
-    for (int i = 0; i < m->nlatents; i++) {
-        latent_sample s = sample_normal(L, &m->latents[i], i, x, B, S);
-        if (L->failed) return -1;
-        z[i] = s.z;
-        kl = sum_nodes(g, kl, s.kl);
-        if (s.logq_minus_logp) lq = sum_nodes(g, lq, s.logq_minus_logp);
-    }
-    L->nenv = 0;
-    for (int i = 0; i < m->nlatents; i++) env_bind(L, m->latents[i].name, z[i]);
-    g_node *pa, *pb;
-    lower_network(L, m->decoder, &m->likelihood, &pa, &pb);
-    if (L->failed) return -1;
-    g_node *recon = loglik_rows(g, x, &m->likelihood, pa, pb, B * S);
-    g->out.recon_rows = recon;
-    g->out.kl_rows = kl;
-    if (g->purpose == GRAPH_IWAE) {
-        g->out.logw_rows = g_map2(g, vx_bin(g, VX_SUB, vx_in(g, 0), vx_in(g, 1)), recon, lq);
-        g->out.logw_rows->label = "log w";
-        return 0;
-    }
-    /* objective = (1 / BS) sum log p(x|z) - beta / B sum KL */
-    g_node *rs = g_groupsum(g, recon, 1), *ks = g_groupsum(g, kl, 1);
-    g->out.objective = g_map2(g,
-                              vx_bin(g, VX_SUB, vx_bin(g, VX_MUL, vx_const(g, 1.0 / (B * S)), vx_in(g, 0)),
-                                     vx_bin(g, VX_MUL, vx_const(g, m->est.beta / B), vx_in(g, 1))),
-                              rs, ks);
-    g->out.objective->label = "ELBO";
-    return 0;
-}
-
-g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
-    g_graph *g = calloc(1, sizeof *g);
-    if (!g) abort();
-    g->pool = vae_pool_new();
-    g->model = m;
-    g->purpose = purpose;
-    g->batch = batch;
-    g->samples = samples;
-    g->fn_name = purpose == GRAPH_TRAIN ? "vae_train_step" : purpose == GRAPH_EVAL ? "vae_eval" : "vae_iwae";
-    lowering L = {.g = g, .err = err ? err : stderr};
-    int rc = -1;
-    switch (m->est.kind) {
-    case EST_REPARAM: rc = build_reparam(&L, batch, samples); break;
-    default:
-        fprintf(L.err, "%s:%d:%d: error: estimator '%s' is not built yet in this version of vaec\n",
-                m->est.loc.file, m->est.loc.line, m->est.loc.col, vae_estimator_name(m->est.kind));
-    }
-    if (rc != 0 || L.failed) {
-        g_free(g);
-        return NULL;
-    }
-    return g;
 }
 
 void g_free(g_graph *g) {
@@ -402,8 +273,8 @@ void g_free(g_graph *g) {
 }
 
 static const char *kind_name(g_kind k) {
-    static const char *const names[] = {"param", "data", "noise", "map", "matmul", "rowsum", "groupsum", "concat",
-                                        "slice"};
+    static const char *const names[] = {"param", "data",  "noise", "map",    "matmul", "rowsum",
+                                        "groupsum", "concat", "slice", "states", "sample"};
     return names[k];
 }
 

@@ -4,11 +4,13 @@
  *
  * Every tensor is a matrix [rows, cols]: rows are examples (times samples) of
  * the batch, cols are the values of one example.  A tensor with fewer rows than
- * the operation that reads it is repeated: rows == 1 broadcasts to every row,
- * otherwise row r reads row r / (R / rows) (the samples of one example are
- * consecutive rows).  A tensor with cols == 1 read by a wider operation is
- * broadcast along the row.  Those two rules are all the broadcasting there is,
- * and each has its adjoint (a sum) in autodiff.c.
+ * the operation that reads it is repeated: row r reads row r / (R / rows) (so
+ * rows == 1 broadcasts to every row, and the samples of one example are
+ * consecutive rows).  Columns follow the same rule: column c of a C-wide
+ * domain reads column c / (C / cols) (cols == 1 broadcasts along the row; a
+ * [B, n] tensor read over [B, n*K] gives each of n variables to its K states).
+ * Those two rules are all the broadcasting there is, and each has its adjoint
+ * (a sum over the group) in autodiff.c.
  *
  * Elementwise work is one node kind, G_MAP, whose value is an expression tree
  * (vx_expr) over its inputs; differentiating a MAP is differentiating its
@@ -46,10 +48,12 @@ typedef enum {
     G_NOISE,    /* standard normal noise from the counter-based RNG: stream, group = samples */
     G_MAP,      /* elementwise expression over inputs, [rows, cols] */
     G_MATMUL,   /* op(in0) op(in1), trans_a / trans_b */
-    G_ROWSUM,   /* sum over cols of expr on [R, C] -> [R, 1] */
+    G_ROWSUM,   /* sum of expr over each group of C / cols columns: [R, C] -> [R, cols] */
     G_GROUPSUM, /* sum of expr on [R, C] over the R / rows consecutive rows of each group -> [rows, C] */
     G_CONCAT,   /* along cols */
-    G_SLICE     /* cols [col0, col0 + cols) of in0 */
+    G_SLICE,    /* cols [col0, col0 + cols) of in0 */
+    G_STATES,   /* the enumerated states of one latent, one row per joint state (runtime) */
+    G_SAMPLE    /* one-hot (categorical) or 0/1 (bernoulli) samples from logits in0 (none: uniform) */
 } g_kind;
 
 typedef enum { BUF_ARENA, BUF_PARAMS, BUF_GRADS, BUF_DATA } g_buffer;
@@ -66,8 +70,12 @@ typedef struct g_node {
     int dom_rows, dom_cols; /* the domain that expr is evaluated over (the output's, for a MAP) */
     int trans_a, trans_b; /* G_MATMUL */
     int col0;            /* G_SLICE */
-    int stream;          /* G_NOISE: which noise stream (one per latent) */
-    int group;           /* G_NOISE: samples per example */
+    int stream;          /* G_NOISE, G_SAMPLE: which noise stream (one per latent) */
+    int group;           /* G_NOISE, G_SAMPLE: samples per example */
+    int reduce_max;      /* G_ROWSUM, G_GROUPSUM: the maximum instead of the sum (no gradient) */
+    int nvars, states;   /* G_STATES, G_SAMPLE: variables of the latent and states of each (2: bernoulli) */
+    int bernoulli;       /* G_STATES, G_SAMPLE: 0/1 per variable instead of one-hot */
+    long stride, local;  /* G_STATES: joint index j selects this latent's state (j / stride) % local */
     const vae_param *param; /* G_PARAM */
     const char *label;   /* for emitted code and messages: "encoder.h", "d encoder.h" */
     int needs_grad;      /* depends on a parameter */
@@ -84,6 +92,8 @@ typedef struct {
     g_node *recon_rows;   /* [B*S, 1] log p(x | z_s) per sample */
     g_node *kl_rows;      /* [B, 1] KL(q || p) per example */
     g_node *logw_rows;    /* [B*S, 1] log p(x, z_s) - log q(z_s | x) per sample (IWAE) */
+    g_node *logpx_rows;   /* [B, 1] exact log p(x) (enumerable latents) */
+    g_node *value_rows;   /* [B, 1] the estimate of what the estimator reports (see value_name) */
 } g_outputs;
 
 typedef enum {
@@ -101,6 +111,7 @@ typedef struct g_graph {
     int nnodes, cap;
     g_node **nodes;       /* topological order: every input precedes its reader */
     g_outputs out;
+    const char *value_name; /* "ELBO", or the bound on log p(x) an encoder-free estimator maximises */
     g_node *param_grad[VAE_MAX_PARAMS]; /* the node holding d loss / d param, in the grads buffer */
     long arena_floats;    /* the plan's arena size */
 } g_graph;
@@ -109,6 +120,8 @@ typedef struct g_graph {
  * samples per example.  Returns NULL (message on err) when some part is not
  * built yet. */
 g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err);
+/* Whether every latent is discrete with at most 65,536 joint states. */
+int g_model_enumerable(const vae_model *m);
 void g_free(g_graph *g);
 
 /* Appends the backward pass for loss = -objective (autodiff.c). */
@@ -124,7 +137,8 @@ g_node *g_map(g_graph *g, const vx_expr *e, int nin, g_node *const *in, int rows
 g_node *g_map1(g_graph *g, const vx_expr *e, g_node *a);
 g_node *g_map2(g_graph *g, const vx_expr *e, g_node *a, g_node *b);
 g_node *g_matmul(g_graph *g, g_node *a, int ta, g_node *b, int tb);
-g_node *g_rowsum(g_graph *g, g_node *a);
+g_node *g_rowsum(g_graph *g, g_node *a);             /* [R, C] -> [R, 1] */
+g_node *g_colgroupsum(g_graph *g, g_node *a, int cols); /* [R, C] -> [R, cols] */
 g_node *g_groupsum(g_graph *g, g_node *a, int rows);
 
 const vx_expr *vx_const(g_graph *g, double c);

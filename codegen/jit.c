@@ -34,6 +34,10 @@ static const struct {
     {"vr_gemm_f64", (void (*)(void))vr_gemm_f64},
     {"vr_noise_normal_f32", (void (*)(void))vr_noise_normal_f32},
     {"vr_noise_normal_f64", (void (*)(void))vr_noise_normal_f64},
+    {"vr_states_f32", (void (*)(void))vr_states_f32},
+    {"vr_states_f64", (void (*)(void))vr_states_f64},
+    {"vr_sample_f32", (void (*)(void))vr_sample_f32},
+    {"vr_sample_f64", (void (*)(void))vr_sample_f64},
 };
 #define NRUNTIME (sizeof RUNTIME_SYMBOLS / sizeof RUNTIME_SYMBOLS[0])
 

@@ -9,6 +9,7 @@
 #include <llvm-c/Error.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,7 +107,9 @@ static LLVMValueRef input_index(cg *c, const g_node *in, int dom_rows, int dom_c
         row = i64c(c, 0);
     else
         row = LLVMBuildUDiv(c->b, r, i64c(c, dom_rows / in->rows), "");
-    LLVMValueRef cc = in->cols == dom_cols ? col : i64c(c, 0);
+    LLVMValueRef cc = in->cols == dom_cols ? col
+                      : in->cols == 1    ? i64c(c, 0)
+                                         : LLVMBuildUDiv(c->b, col, i64c(c, dom_cols / in->cols), "");
     return LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, row, i64c(c, in->cols), ""), cc, "");
 }
 
@@ -198,46 +201,58 @@ static void emit_map(cg *c, const g_node *n) {
     loop_end(c, &R);
 }
 
-static void emit_zero(cg *c, const g_node *n, long count) {
-    loop L;
-    LLVMValueRef i = loop_begin(c, &L, count);
-    store(c, n, i, fc(c, 0));
-    loop_end(c, &L);
+static void emit_fill(cg *c, const g_node *n, long count, double v);
+static void emit_zero(cg *c, const g_node *n, long count) { emit_fill(c, n, count, 0.0); }
+
+static LLVMValueRef combine(cg *c, const g_node *n, LLVMValueRef acc, LLVMValueRef v) {
+    if (!n->reduce_max) return LLVMBuildFAdd(c->b, acc, v, "");
+    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, acc, ""), v, acc, "");
 }
 
+/* out[r, i] = sum (or max) of expr over columns i*G .. i*G + G - 1, G = dom_cols / cols */
 static void emit_rowsum(cg *c, const g_node *n) {
     element el = {n, NULL, NULL, NULL};
-    loop R, C;
+    long G = n->dom_cols / n->cols;
+    loop R, I;
     el.r = loop_begin(c, &R, n->dom_rows);
+    LLVMValueRef i = loop_begin(c, &I, n->cols);
+    LLVMValueRef col0 = LLVMBuildNUWMul(c->b, i, i64c(c, G), "");
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
     LLVMBasicBlockRef header = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "sum");
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "sum.body");
     LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "sum.done");
     LLVMBuildBr(c->b, header);
     LLVMPositionBuilderAtEnd(c->b, header);
-    LLVMValueRef col = LLVMBuildPhi(c->b, c->i64, "c");
+    LLVMValueRef k = LLVMBuildPhi(c->b, c->i64, "k");
     LLVMValueRef acc = LLVMBuildPhi(c->b, c->T, "acc");
-    LLVMValueRef zero = i64c(c, 0), fzero = fc(c, 0);
-    LLVMAddIncoming(col, &zero, &pre, 1);
-    LLVMAddIncoming(acc, &fzero, &pre, 1);
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, col, i64c(c, n->dom_cols), ""), body, exit);
+    LLVMValueRef zero = i64c(c, 0), init = fc(c, n->reduce_max ? -HUGE_VAL : 0.0);
+    LLVMAddIncoming(k, &zero, &pre, 1);
+    LLVMAddIncoming(acc, &init, &pre, 1);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, k, i64c(c, G), ""), body, exit);
     LLVMPositionBuilderAtEnd(c->b, body);
-    el.col = col;
-    if (flat_access(n)) el.flat = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, el.r, i64c(c, n->dom_cols), ""), col, "");
-    LLVMValueRef next_acc = LLVMBuildFAdd(c->b, acc, element_value(c, &el), "");
-    LLVMValueRef next_col = LLVMBuildNUWAdd(c->b, col, i64c(c, 1), "");
+    el.col = LLVMBuildNUWAdd(c->b, col0, k, "");
+    if (flat_access(n)) el.flat = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, el.r, i64c(c, n->dom_cols), ""), el.col, "");
+    LLVMValueRef next_acc = combine(c, n, acc, element_value(c, &el));
+    LLVMValueRef next_k = LLVMBuildNUWAdd(c->b, k, i64c(c, 1), "");
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
     LLVMBuildBr(c->b, header);
-    LLVMAddIncoming(col, &next_col, &latch, 1);
+    LLVMAddIncoming(k, &next_k, &latch, 1);
     LLVMAddIncoming(acc, &next_acc, &latch, 1);
     LLVMPositionBuilderAtEnd(c->b, exit);
-    store(c, n, el.r, acc);
-    (void)C;
+    store(c, n, LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, el.r, i64c(c, n->cols), ""), i, ""), acc);
+    loop_end(c, &I);
     loop_end(c, &R);
 }
 
+static void emit_fill(cg *c, const g_node *n, long count, double v) {
+    loop L;
+    LLVMValueRef i = loop_begin(c, &L, count);
+    store(c, n, i, fc(c, v));
+    loop_end(c, &L);
+}
+
 static void emit_groupsum(cg *c, const g_node *n) {
-    emit_zero(c, n, (long)n->rows * n->cols);
+    emit_fill(c, n, (long)n->rows * n->cols, n->reduce_max ? -HUGE_VAL : 0.0);
     element el = {n, NULL, NULL, NULL};
     loop R, C;
     el.r = loop_begin(c, &R, n->dom_rows);
@@ -248,7 +263,7 @@ static void emit_groupsum(cg *c, const g_node *n) {
     if (flat_access(n)) el.flat = LLVMBuildNUWAdd(c->b, in0, el.col, "");
     LLVMValueRef at = LLVMBuildNUWAdd(c->b, row0, el.col, "");
     LLVMValueRef v = element_value(c, &el);
-    store(c, n, at, LLVMBuildFAdd(c->b, load(c, n, at), v, ""));
+    store(c, n, at, combine(c, n, load(c, n, at), v));
     loop_end(c, &C);
     loop_end(c, &R);
 }
@@ -288,6 +303,22 @@ static void emit_noise(cg *c, const g_node *n) {
     call(c, c->elem == VAE_F32 ? "vr_noise_normal_f32" : "vr_noise_normal_f64", c->voidt, types, args, 6);
 }
 
+static void emit_states(cg *c, const g_node *n) {
+    LLVMTypeRef types[7] = {c->tptr, c->i32, c->i64, c->i64, c->i32, c->i32, c->i32};
+    LLVMValueRef args[7] = {addr(c, n, i64c(c, 0)), i32c(c, n->rows), i64c(c, n->stride), i64c(c, n->local),
+                            i32c(c, n->nvars), i32c(c, n->states), i32c(c, n->bernoulli)};
+    call(c, c->elem == VAE_F32 ? "vr_states_f32" : "vr_states_f64", c->voidt, types, args, 7);
+}
+
+static void emit_sample(cg *c, const g_node *n) {
+    LLVMTypeRef types[9] = {c->ptr, c->tptr, c->tptr, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32};
+    LLVMValueRef logits = n->nin ? addr(c, n->in[0], i64c(c, 0)) : LLVMConstNull(c->tptr);
+    LLVMValueRef args[9] = {c->ctxp,           logits,          addr(c, n, i64c(c, 0)),
+                            i32c(c, n->rows),  i32c(c, n->nvars), i32c(c, n->states),
+                            i32c(c, n->group), i32c(c, n->stream), i32c(c, n->bernoulli)};
+    call(c, c->elem == VAE_F32 ? "vr_sample_f32" : "vr_sample_f64", c->voidt, types, args, 9);
+}
+
 static void emit_node(cg *c, const g_node *n) {
     switch (n->kind) {
     case G_PARAM:
@@ -306,6 +337,8 @@ static void emit_node(cg *c, const g_node *n) {
         return;
     }
     case G_SLICE: emit_copy_cols(c, n, 0, n->in[0], n->col0, n->cols); return;
+    case G_STATES: emit_states(c, n); return;
+    case G_SAMPLE: emit_sample(c, n); return;
     }
 }
 

@@ -512,6 +512,7 @@ static void check_prior(checker *c, vae_latent *l) {
             if (l->ast->shape.ndims == 0) want.nd = 0;
             want.d[want.nd++] = l->states;
             shape flat = vec(l->states);
+            if (l->nvars > 1) flat = want; /* one row of logits per variable */
             if (!shape_eq(ls, want) && !shape_eq(ls, flat)) {
                 ERR(lg->loc, "shape mismatch: prior logits have shape %s, expected %s or %s", shape_str(c, ls),
                     shape_str(c, want), shape_str(c, flat));
@@ -684,13 +685,13 @@ typedef struct {
 #define DISCRETE ((1u << LATENT_CATEGORICAL) | (1u << LATENT_BERNOULLI))
 
 static const estimator_info ESTIMATORS[] = {
-    {"analytic", EST_ANALYTIC, {"beta"}, DISCRETE, 1, 1, 0},
-    {"uniform", EST_UNIFORM, {"samples", "beta"}, DISCRETE, 1, 1, 0},
-    {"reinforce", EST_REINFORCE, {"samples", "baseline", "beta"}, ANY_LATENT, 0, 1, 0},
+    {"analytic", EST_ANALYTIC, {"beta"}, DISCRETE, 1, 1, 1},
+    {"uniform", EST_UNIFORM, {"samples", "beta"}, DISCRETE, 1, 1, 1},
+    {"reinforce", EST_REINFORCE, {"samples", "baseline", "beta"}, ANY_LATENT, 0, 1, 1},
     {"reparam", EST_REPARAM, {"samples", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1},
     {"iwae", EST_IWAE, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 0},
-    {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0, 0},
-    {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0, 0},
+    {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0, 1},
+    {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0, 1},
     {"vimco", EST_VIMCO, {"samples", "beta"}, DISCRETE, 0, 1, 0},
     {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, 1u << LATENT_CATEGORICAL, 0, 1, 0},
 };
@@ -819,17 +820,16 @@ static void check_estimator(checker *c, const ast_estimator *e) {
             ok = 0;
         }
     }
-    if (est->baseline_loo && ok) {
-        /* fine to check; building it is later work */
-    }
     if (ok && !info->built)
         ERR(e->loc, "estimator '%s' parses and checks, but is not built yet in this version of vaec", e->name);
-    if (ok && info->built) {
+    if (ok && est->baseline_loo)
+        ERR(e->loc, "reinforce(baseline: loo) parses and checks, but is not built yet in this version of vaec");
+    if (ok && info->kind == EST_PRIOR)
         for (int i = 0; i < m->nlatents; i++)
-            if (m->latents[i].kind != LATENT_NORMAL)
-                ERR(m->latents[i].ast->loc, "%s latents are not built yet in this version of vaec",
-                    latent_kind_name(m->latents[i].kind));
-    }
+            if (m->latents[i].prior.a)
+                ERR(e->loc, "estimator 'prior' samples from the prior, so it cannot learn the prior of '%s' (its "
+                            "gradient would need a score function); use exact or a fixed prior",
+                    m->latents[i].name);
 }
 
 /* ---------------------------------------------------------------- train settings */

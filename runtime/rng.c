@@ -71,6 +71,78 @@ static void normals4(uint32_t k0, uint32_t k1, uint32_t block, uint32_t sample, 
 DEFINE_NOISE(vr_noise_normal_f32, float)
 DEFINE_NOISE(vr_noise_normal_f64, double)
 
+/* Uniforms in [0, 1) with the same keying as the normal noise: column c of
+ * (example, sample) uses block c / 4, lane c % 4. */
+static double keyed_uniform(uint32_t k0, uint32_t k1, uint32_t col, uint32_t sample, uint32_t example, uint32_t step) {
+    vr_philox_block c = {{col / 4u, sample, example, step ^ 0x80000000u}};
+    vr_philox_block r = vr_philox4x32(c, k0, k1);
+    return (double)r.v[col % 4u] * (1.0 / 4294967296.0);
+}
+
+#define DEFINE_SAMPLE(NAME, T)                                                                                     \
+    void NAME(const vr_ctx *ctx, const T *logits, T *dst, int rows, int nvars, int states, int group, int stream, \
+              int bernoulli) {                                                                                     \
+        uint32_t k0, k1;                                                                                           \
+        key_of(ctx->seed, (uint32_t)stream, &k0, &k1);                                                             \
+        int width = bernoulli ? nvars : nvars * states;                                                            \
+        for (int r = 0; r < rows; r++) {                                                                           \
+            uint32_t example = (uint32_t)(ctx->example0 + (uint64_t)(r / group));                                  \
+            uint32_t sample = (uint32_t)(ctx->sample0 + (uint64_t)(r % group));                                    \
+            const T *l = logits ? logits + (size_t)(r / group) * (size_t)width : NULL;                             \
+            T *out = dst + (size_t)r * (size_t)width;                                                              \
+            for (int v = 0; v < nvars; v++) {                                                                      \
+                double u = keyed_uniform(k0, k1, (uint32_t)v, sample, example, (uint32_t)ctx->step);              \
+                if (bernoulli) { /* 1 with probability sigmoid(l) */                                               \
+                    double p = l ? 1.0 / (1.0 + exp(-(double)l[v])) : 0.5;                                         \
+                    out[v] = (T)(u < p);                                                                           \
+                    continue;                                                                                      \
+                }                                                                                                  \
+                /* inverse CDF of softmax(l), the maximum subtracted */                                            \
+                const T *lv = l ? l + (size_t)v * (size_t)states : NULL;                                           \
+                double m = 0, total = 0;                                                                           \
+                if (lv) {                                                                                          \
+                    m = lv[0];                                                                                     \
+                    for (int k = 1; k < states; k++) m = lv[k] > m ? lv[k] : m;                                     \
+                    for (int k = 0; k < states; k++) total += exp((double)lv[k] - m);                              \
+                } else                                                                                             \
+                    total = states;                                                                                \
+                double target = u * total, run = 0;                                                                \
+                int pick = states - 1;                                                                             \
+                for (int k = 0; k < states; k++) {                                                                 \
+                    run += lv ? exp((double)lv[k] - m) : 1.0;                                                      \
+                    if (target < run) {                                                                            \
+                        pick = k;                                                                                  \
+                        break;                                                                                     \
+                    }                                                                                              \
+                }                                                                                                  \
+                for (int k = 0; k < states; k++) out[v * states + k] = (T)(k == pick);                             \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
+
+DEFINE_SAMPLE(vr_sample_f32, float)
+DEFINE_SAMPLE(vr_sample_f64, double)
+
+#define DEFINE_STATES(NAME, T)                                                                                     \
+    void NAME(T *dst, int rows, int64_t stride, int64_t local, int nvars, int states, int bernoulli) {            \
+        int width = bernoulli ? nvars : nvars * states;                                                            \
+        for (int j = 0; j < rows; j++) {                                                                           \
+            int64_t s = ((int64_t)j / stride) % local;                                                             \
+            T *out = dst + (size_t)j * (size_t)width;                                                              \
+            for (int i = 0; i < width; i++) out[i] = 0;                                                            \
+            for (int v = 0; v < nvars; v++, s /= states) {                                                         \
+                int digit = (int)(s % states);                                                                     \
+                if (bernoulli)                                                                                     \
+                    out[v] = (T)digit;                                                                             \
+                else                                                                                               \
+                    out[v * states + digit] = 1;                                                                   \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
+
+DEFINE_STATES(vr_states_f32, float)
+DEFINE_STATES(vr_states_f64, double)
+
 void vr_shuffle(int *idx, int n, uint64_t seed, uint64_t epoch) {
     for (int i = 0; i < n; i++) idx[i] = i;
     for (int i = n - 1; i > 0; i--) {

@@ -46,7 +46,8 @@ void vr_evaluate(const vr_program *p, const float *params, const vr_dataset *ds,
     float *arena = xcalloc((size_t)g->arena_floats, sizeof(float));
     float *x = xcalloc((size_t)B * (size_t)p->data_dim, sizeof(float));
     int *idx = xcalloc((size_t)B, sizeof(int));
-    double recon = 0, kl = 0;
+    double value = 0, recon = 0, kl = 0, logpx = 0;
+    int S = g->recon_rows >= 0 && g->kl_rows >= 0 ? g->samples : 1;
     for (int start = 0; start < n; start += B) {
         int m = n - start < B ? n - start : B;
         for (int i = 0; i < B; i++) idx[i] = start + (i < m ? i : m - 1); /* pad with the last example */
@@ -54,16 +55,24 @@ void vr_evaluate(const vr_program *p, const float *params, const vr_dataset *ds,
         vr_ctx ctx = {seed, VR_STEP_EVAL, (uint64_t)start, 0};
         g->fn((float *)params, NULL, arena, x, &ctx);
         for (int i = 0; i < m; i++) {
-            double r = 0;
-            for (int s = 0; s < g->samples; s++) r += arena[g->recon_rows + i * g->samples + s];
-            recon += r / g->samples;
-            kl += arena[g->kl_rows + i];
+            if (g->value_rows >= 0) value += arena[g->value_rows + i];
+            if (g->kl_rows >= 0) {
+                double r = 0;
+                for (int s = 0; s < S; s++) r += arena[g->recon_rows + i * S + s];
+                recon += r / S;
+                kl += arena[g->kl_rows + i];
+            }
+            if (g->logpx_rows >= 0) logpx += arena[g->logpx_rows + i];
         }
     }
     out->n = n;
+    out->value = value / n;
+    out->has_elbo = g->kl_rows >= 0;
+    out->has_logpx = g->logpx_rows >= 0;
     out->recon = recon / n;
     out->kl = kl / n;
     out->elbo = out->recon - out->kl;
+    out->exact_logpx = logpx / n;
     free(arena);
     free(x);
     free(idx);
@@ -184,7 +193,8 @@ int vr_train(const vr_program *p, const vr_options *o) {
             vr_data_free(&test);
             return 1;
         }
-        fprintf(log, "epoch,step,train_elbo,test_elbo,test_recon,test_kl,seconds,examples_per_second\n");
+        fprintf(log, "epoch,step,train_%s,test_%s,test_recon,test_kl,test_exact_logpx,seconds,examples_per_second\n",
+                p->value_name, p->eval_value_name);
         fflush(log);
         snprintf(ckpt, sizeof ckpt, "%s/checkpoint.vaeckpt", o->out_dir);
     }
@@ -215,10 +225,9 @@ int vr_train(const vr_program *p, const vr_options *o) {
             else
                 vr_sgd_f32(params, grads, m, P, (float)o->lr, (float)o->momentum);
             compute += now() - c0;
-            double recon = 0, kl = 0;
-            for (int i = 0; i < B * g->samples; i++) recon += arena[g->recon_rows + i];
-            for (int i = 0; i < B; i++) kl += arena[g->kl_rows + i];
-            double elbo = recon / (B * g->samples) - kl / B;
+            double elbo = 0;
+            for (int i = 0; i < B; i++) elbo += arena[g->value_rows + i];
+            elbo /= B;
             if (!isfinite(elbo)) {
                 fprintf(stderr, "\nvaec: error: the objective became %g at step %ld (epoch %d); lower the learning "
                                 "rate\n", elbo, step, epoch);
@@ -234,13 +243,16 @@ int vr_train(const vr_program *p, const vr_options *o) {
         vr_scores s = {0};
         if (o->test) vr_evaluate(p, params, &test, o->test_limit, o->seed, &s);
         double train_elbo = elbo_sum / nbatches;
-        printf("epoch %2d  train ELBO %9.3f", epoch, train_elbo);
-        if (o->test) printf("  test ELBO %9.3f (recon %9.3f, KL %7.3f)", s.elbo, s.recon, s.kl);
+        printf("epoch %2d  train %s %9.3f", epoch, p->value_name, train_elbo);
+        if (o->test && s.has_elbo) printf("  test ELBO %9.3f (recon %9.3f, KL %7.3f)", s.elbo, s.recon, s.kl);
+        else if (o->test) printf("  test %s %9.3f", p->eval_value_name, s.value);
+        if (o->test && s.has_logpx && s.has_elbo) printf("  log p(x) %9.3f", s.exact_logpx);
         printf("  %.2f s, %.0f ex/s (step only %.0f ex/s)\n", seconds, nbatches * B / seconds, nbatches * B / compute);
         fflush(stdout);
         if (log) {
-            fprintf(log, "%d,%ld,%.6f,%.6f,%.6f,%.6f,%.4f,%.1f\n", epoch, step, train_elbo, o->test ? s.elbo : NAN,
-                    o->test ? s.recon : NAN, o->test ? s.kl : NAN, seconds, nbatches * B / seconds);
+            fprintf(log, "%d,%ld,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%.1f\n", epoch, step, train_elbo, o->test ? s.value : NAN,
+                    o->test && s.has_elbo ? s.recon : NAN, o->test && s.has_elbo ? s.kl : NAN,
+                    o->test && s.has_logpx ? s.exact_logpx : NAN, seconds, nbatches * B / seconds);
             fflush(log);
         }
         if (ckpt[0] && vr_checkpoint_save(ckpt, p->model_name, p->tensors, p->ntensors, params, m, v, step, err,
@@ -286,14 +298,20 @@ int vr_eval(const vr_program *p, const vr_options *o) {
     vr_scores s = {0};
     vr_evaluate(p, params, &test, o->test_limit, o->seed, &s);
     printf("test examples  %d\n", s.n);
-    printf("ELBO           %.3f nats\n", s.elbo);
-    printf("  recon        %.3f\n", s.recon);
-    printf("  KL           %.3f\n", s.kl);
-    if (o->iwae > 0) {
+    if (s.has_elbo) {
+        printf("ELBO           %.3f nats\n", s.elbo);
+        printf("  recon        %.3f\n", s.recon);
+        printf("  KL           %.3f\n", s.kl);
+    } else
+        printf("%-14s %.3f nats\n", p->eval_value_name, s.value);
+    if (s.has_logpx) {
+        printf("log p(x)       %.3f nats (exact: the sum over every joint state)\n", s.exact_logpx);
+        if (s.has_elbo) printf("KL gap         %.3f (exact: log p(x) minus ELBO)\n", s.exact_logpx - s.elbo);
+    } else if (o->iwae > 0 && p->iwae.fn) {
         double t0 = now();
         vr_evaluate_iwae(p, params, &test, o->test_limit, o->seed, o->iwae, &s);
         printf("log p(x)       %.3f +- %.3f nats (IWAE, K = %d, %.1f s)\n", s.logpx, s.logpx_se, o->iwae, now() - t0);
-        printf("KL gap         %.3f (IWAE bound minus ELBO)\n", s.logpx - s.elbo);
+        if (s.has_elbo) printf("KL gap         %.3f (IWAE bound minus ELBO)\n", s.logpx - s.elbo);
     }
     vr_data_free(&test);
     free(params);

@@ -230,7 +230,7 @@ static int cmd_eval(cli *c) {
     vr_set_threads(c->threads);
     vae_build_opts o = vae_build_defaults(u);
     o.train = 0;
-    o.iwae = c->run.iwae > 0;
+    o.iwae = c->run.iwae > 0 && !g_model_enumerable(vae_unit_model(u));
     if (o.iwae) { /* about 1000 rows per call: samples of a few examples at once */
         o.iwae_chunk = c->run.iwae < 250 ? c->run.iwae : 250;
         o.iwae_batch = 1000 / o.iwae_chunk;

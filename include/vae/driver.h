@@ -17,6 +17,8 @@ typedef struct {
     long recon_rows; /* [B*S] log p(x | z_s) */
     long kl_rows;    /* [B] KL(q || p) */
     long logw_rows;  /* [B*S] log importance weights (-1: none) */
+    long logpx_rows; /* [B] exact log p(x) (-1: none) */
+    long value_rows; /* [B] per-example estimate of what the estimator reports (-1: none) */
 } vr_graph;
 
 typedef struct {
@@ -25,6 +27,8 @@ typedef struct {
     int ntensors;
     const vr_tensor_info *tensors;
     const float *init_bounds; /* per tensor: uniform(-b, b), 0 = zeros */
+    const char *value_name;   /* what value_rows estimate: "ELBO", "log p(x)", "prior bound" */
+    const char *eval_value_name;
     long param_floats;
     vr_graph train, eval, iwae;
 } vr_program;
@@ -53,7 +57,10 @@ int vr_train(const vr_program *p, const vr_options *o);
 int vr_eval(const vr_program *p, const vr_options *o);
 
 typedef struct {
+    int has_elbo, has_logpx;
+    double value;            /* mean of the evaluation graph's value (ELBO, or a bound without encoder) */
     double elbo, recon, kl;  /* means over the examples */
+    double exact_logpx;      /* exact log p(x), enumerable latents */
     double logpx, logpx_se;  /* IWAE estimate and its standard error (when computed) */
     int n;
 } vr_scores;

@@ -41,6 +41,20 @@ vr_philox_block vr_philox4x32(vr_philox_block counter, uint32_t key0, uint32_t k
  * example, sample, stream, c). */
 void vr_noise_normal_f32(const vr_ctx *ctx, float *dst, int rows, int cols, int group, int stream);
 void vr_noise_normal_f64(const vr_ctx *ctx, double *dst, int rows, int cols, int group, int stream);
+/* Samples of a discrete latent for a [rows, width] tensor whose rows are
+ * `group` samples of each example: categorical (one-hot, width nvars*states)
+ * or bernoulli (0/1, width nvars), from logits [rows / group, width] or, when
+ * logits is NULL, uniformly.  Keyed like the normal noise. */
+void vr_sample_f32(const vr_ctx *ctx, const float *logits, float *dst, int rows, int nvars, int states, int group,
+                   int stream, int bernoulli);
+void vr_sample_f64(const vr_ctx *ctx, const double *logits, double *dst, int rows, int nvars, int states, int group,
+                   int stream, int bernoulli);
+/* The enumerated states of one latent, one row per joint state j of all the
+ * latents: this latent's state is s = (j / stride) % local, written as the
+ * base-`states` digits of s, one-hot (or 0/1 when bernoulli), variable 0
+ * being the least significant digit. */
+void vr_states_f32(float *dst, int rows, int64_t stride, int64_t local, int nvars, int states, int bernoulli);
+void vr_states_f64(double *dst, int rows, int64_t stride, int64_t local, int nvars, int states, int bernoulli);
 /* Uniform in [0, 1) from (seed, stream, index): initialisation and shuffling. */
 double vr_uniform(uint64_t seed, uint32_t stream, uint64_t index);
 

@@ -1,0 +1,536 @@
+/* The estimators: each builds, from the lowered networks, the objective whose
+ * gradient training follows, and the per-example values the driver reports.
+ * ESTIMATORS.md (the design card) has every formula; the comments name them.
+ *
+ * Two shapes of computation:
+ *  - enumeration (analytic, exact, and the evaluation of enumerable models):
+ *    the decoder runs once per batch on the J joint states, and log p(x | z_j)
+ *    for every example and state is a few matrix products with the J x D
+ *    decoder outputs (the likelihoods are separable: x^2 A^T + x B^T + 1 C^T);
+ *  - sampling (reparam, reinforce, uniform, prior, and the IWAE evaluation):
+ *    samples are a leading dimension, S consecutive rows per example, so the
+ *    decoder is one product with B*S rows. */
+#include "codegen/lower.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define C(v) vx_const(g, (v))
+#define IN(i) vx_in(g, (i))
+#define U(op, a) vx_un(g, (op), (a))
+#define BIN(op, a, b) vx_bin(g, (op), (a), (b))
+
+/* A node whose gradient is not followed (stop-gradient). */
+static g_node *detached(g_node *n) {
+    n->needs_grad = 0;
+    return n;
+}
+
+static g_node *sum_nodes(g_graph *g, g_node *acc, g_node *n) {
+    if (!acc) return n;
+    return g_map2(g, BIN(VX_ADD, IN(0), IN(1)), acc, n);
+}
+
+static g_node *constant(g_graph *g, double v, int rows, int cols) {
+    return detached(g_map(g, C(v), 0, NULL, rows, cols));
+}
+
+/* Row-wise maximum over groups of columns, without gradient. */
+static g_node *rowmax(g_graph *g, g_node *a, int cols) {
+    g_node *m = g_colgroupsum(g, a, cols);
+    m->reduce_max = 1;
+    return detached(m);
+}
+
+/* log sum_c exp(a[r, c]) over each row, the maximum subtracted: [R, C] -> [R, 1]. */
+static g_node *row_logsumexp(g_graph *g, g_node *a) {
+    g_node *m = rowmax(g, a, 1);
+    g_node *s = g_rowsum(g, g_map2(g, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), a, m));
+    return g_map2(g, BIN(VX_ADD, IN(0), U(VX_LOG, IN(1))), m, s);
+}
+
+/* log sum_s exp(a[b*S + s]) over the S rows of each example: [B*S, 1] -> [B, 1]. */
+static g_node *group_logsumexp(g_graph *g, g_node *a, int B) {
+    g_node *m = g_groupsum(g, a, B);
+    m->reduce_max = 1;
+    detached(m);
+    g_node *s = g_groupsum(g, g_map2(g, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), a, m), B);
+    return g_map2(g, BIN(VX_ADD, IN(0), U(VX_LOG, IN(1))), m, s);
+}
+
+/* Mean over rows of a [R, 1] column, times w: [1, 1]. */
+static g_node *mean_times(g_graph *g, g_node *a, double w) {
+    return g_map1(g, BIN(VX_MUL, C(w / a->rows), IN(0)), g_groupsum(g, a, 1));
+}
+
+/* ---------------------------------------------------------------- the latents' densities */
+
+/* The log-probabilities of a discrete distribution, in the form every
+ * estimator needs: categorical -> log-softmax per variable [R, n*K];
+ * bernoulli -> logits [R, n] (from probs when given so). */
+typedef struct {
+    g_node *table; /* NULL: a constant (uniform categorical, fixed bernoulli p) */
+    double constant;
+} logprob;
+
+static logprob discrete_logprob(g_graph *g, const vae_latent *l, g_node *arg, int is_probs, double fixed_p) {
+    logprob r = {0};
+    if (l->kind == LATENT_CATEGORICAL) {
+        if (!arg) {
+            r.constant = -log((double)l->states);
+            return r;
+        }
+        g_node *m = rowmax(g, arg, l->nvars);
+        g_node *s = g_colgroupsum(g, g_map2(g, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), arg, m), l->nvars);
+        r.table = g_map(g, BIN(VX_SUB, BIN(VX_SUB, IN(0), IN(1)), U(VX_LOG, IN(2))), 3,
+                        (g_node *[]){arg, m, s}, arg->rows, arg->cols);
+        r.table->label = vae_pool_printf(g->pool, "log q(%s)", l->name);
+        return r;
+    }
+    if (!arg) {
+        r.constant = log(fixed_p / (1 - fixed_p));
+        return r;
+    }
+    if (!is_probs) {
+        r.table = arg;
+        return r;
+    }
+    const vx_expr *lo = C(1e-7);
+    r.table = g_map1(g, BIN(VX_SUB, U(VX_LOG, BIN(VX_MAX, IN(0), lo)), U(VX_LOG, BIN(VX_MAX, BIN(VX_SUB, C(1), IN(0)), lo))),
+                     arg);
+    return r;
+}
+
+/* The node of a logprob table, or a [rows, cols] constant. */
+static g_node *table_or_constant(g_graph *g, logprob p, int cols) {
+    return p.table ? p.table : constant(g, p.constant, 1, cols);
+}
+
+/* KL(q || p) per example for a discrete latent, in closed form: [B, 1]. */
+static g_node *discrete_kl(g_graph *g, const vae_latent *l, logprob q, logprob p, int B) {
+    g_node *qt = q.table, *pt = table_or_constant(g, p, qt->cols);
+    const vx_expr *e;
+    if (l->kind == LATENT_CATEGORICAL) /* sum q (log q - log p) */
+        e = BIN(VX_MUL, U(VX_EXP, IN(0)), BIN(VX_SUB, IN(0), IN(1)));
+    else { /* per unit: s(l) (log s(l) - log s(m)) + s(-l) (log s(-l) - log s(-m)), log s(x) = -softplus(-x) */
+        const vx_expr *ql = IN(0), *pl = IN(1);
+        const vx_expr *q1 = U(VX_SIGMOID, ql), *q0 = BIN(VX_SUB, C(1), q1);
+        const vx_expr *lq1 = U(VX_NEG, U(VX_SOFTPLUS, U(VX_NEG, ql))), *lq0 = U(VX_NEG, U(VX_SOFTPLUS, ql));
+        const vx_expr *lp1 = U(VX_NEG, U(VX_SOFTPLUS, U(VX_NEG, pl))), *lp0 = U(VX_NEG, U(VX_SOFTPLUS, pl));
+        e = BIN(VX_ADD, BIN(VX_MUL, q1, BIN(VX_SUB, lq1, lp1)), BIN(VX_MUL, q0, BIN(VX_SUB, lq0, lp0)));
+    }
+    g_node *elem = g_map(g, e, 2, (g_node *[]){qt, pt}, B, qt->cols);
+    g_node *kl = g_rowsum(g, elem);
+    kl->label = vae_pool_printf(g->pool, "KL %s", l->name);
+    return kl;
+}
+
+/* log of a discrete density at given values z (one-hot or 0/1 rows): [rows(z), 1].
+ * The table may have fewer rows (the samples of one example share it). */
+static g_node *discrete_logprob_at(g_graph *g, const vae_latent *l, logprob p, g_node *z) {
+    if (!p.table) {
+        double v = l->kind == LATENT_CATEGORICAL ? l->nvars * p.constant
+                                                 : 0; /* bernoulli with constant logit: below */
+        if (l->kind == LATENT_CATEGORICAL) return constant(g, v, z->rows, 1);
+        g_node *t = constant(g, p.constant, 1, z->cols);
+        p.table = t;
+    }
+    const vx_expr *e = l->kind == LATENT_CATEGORICAL ? BIN(VX_MUL, IN(0), IN(1))
+                                                     : BIN(VX_SUB, BIN(VX_MUL, IN(0), IN(1)), U(VX_SOFTPLUS, IN(1)));
+    return g_rowsum(g, g_map(g, e, 2, (g_node *[]){z, p.table}, z->rows, z->cols));
+}
+
+/* log of a discrete density at every enumerated state: [rows(table), J]
+ * from a table [R, width] and the states T [J, width]. */
+static g_node *discrete_logprob_states(g_graph *g, const vae_latent *l, logprob p, g_node *T) {
+    if (!p.table) {
+        if (l->kind == LATENT_CATEGORICAL) return constant(g, l->nvars * p.constant, 1, T->rows);
+        p.table = constant(g, p.constant, 1, T->cols);
+    }
+    g_node *dot = g_matmul(g, p.table, 0, T, 1); /* [R, J] */
+    if (l->kind == LATENT_CATEGORICAL) return dot;
+    /* bernoulli: z . l - sum softplus(l) */
+    g_node *sp = g_rowsum(g, g_map1(g, U(VX_SOFTPLUS, IN(0)), p.table));
+    return g_map2(g, BIN(VX_SUB, IN(0), IN(1)), dot, sp);
+}
+
+/* ---------------------------------------------------------------- shared pieces */
+
+typedef struct {
+    g_node *x;
+    int B, S;
+    int has_encoder;
+    logprob q[VAE_MAX_LATENTS], p[VAE_MAX_LATENTS]; /* discrete latents */
+    g_node *mean[VAE_MAX_LATENTS], *spread[VAE_MAX_LATENTS]; /* normal latents: mean, logvar or scale */
+    g_node *kl;   /* [B, 1], sum over latents */
+} prepared;
+
+static int prepare(lowering *L, prepared *P, int B, int S, int need_encoder) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    memset(P, 0, sizeof *P);
+    P->B = B;
+    P->S = S;
+    P->x = g_new(g, G_DATA, B, m->data_dim);
+    P->x->label = m->data->name;
+    P->has_encoder = need_encoder;
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        if (l->kind != LATENT_NORMAL) { /* the prior's parameters (a learned prior is a rows-1 table) */
+            L->nenv = 0;
+            g_node *pa = l->prior.a ? lower_node(L, l->prior.a) : NULL;
+            if (L->failed) return -1;
+            P->p[i] = discrete_logprob(g, l, pa, l->prior.a_is_probs, l->prior.fixed_p);
+        }
+        if (!need_encoder) continue;
+        L->nenv = 0;
+        env_bind(L, m->data->name, P->x);
+        g_node *a, *b;
+        lower_network(L, l->encoder, &l->posterior, &a, &b);
+        if (L->failed) return -1;
+        if (l->kind == LATENT_NORMAL) {
+            P->mean[i] = a;
+            P->spread[i] = b;
+            const vx_expr *mu = IN(0), *v = IN(1);
+            int scale = l->posterior.b_is_scale;
+            const vx_expr *var = scale ? BIN(VX_MUL, v, v) : U(VX_EXP, v);
+            const vx_expr *logvar = scale ? BIN(VX_MUL, C(2), U(VX_LOG, v)) : v;
+            /* KL(N(m, var) || N(0, 1)) = 0.5 (m^2 + var - 1 - log var) */
+            const vx_expr *kl = BIN(VX_MUL, C(0.5), BIN(VX_SUB, BIN(VX_SUB, BIN(VX_ADD, BIN(VX_MUL, mu, mu), var), C(1)), logvar));
+            g_node *elem = g_map(g, kl, 2, (g_node *[]){a, b}, B, l->nvars);
+            g_node *k = g_rowsum(g, elem);
+            k->label = vae_pool_printf(g->pool, "KL %s", l->name);
+            P->kl = sum_nodes(g, P->kl, k);
+        } else {
+            if (a->rows != B) /* an encoder that ignores x: give every example its row */
+                a = g_map1(g, IN(0), a), a->rows = a->dom_rows = B;
+            P->q[i] = discrete_logprob(g, l, a, l->posterior.a_is_probs, 0);
+            P->kl = sum_nodes(g, P->kl, discrete_kl(g, l, P->q[i], P->p[i], B));
+        }
+    }
+    return 0;
+}
+
+static void set_objective(g_graph *g, g_node *per_example_surrogate, double weight) {
+    g->out.objective = mean_times(g, per_example_surrogate, weight);
+    g->out.objective->label = "objective";
+}
+
+/* ---------------------------------------------------------------- reparam (and samples of normal latents) */
+
+/* z = mean + sd * eps for every normal latent: [B*S, L]; detached for score-function estimators. */
+static g_node *normal_sample(lowering *L, prepared *P, int i, int detach) {
+    g_graph *g = L->g;
+    const vae_latent *l = &g->model->latents[i];
+    g_node *eps = g_new(g, G_NOISE, P->B * P->S, l->nvars);
+    eps->stream = i;
+    eps->group = P->S;
+    eps->label = vae_pool_printf(g->pool, "eps %s", l->name);
+    if (!P->mean[i]) return eps; /* from the prior */
+    const vx_expr *sd = l->posterior.b_is_scale ? IN(1) : U(VX_EXP, BIN(VX_MUL, C(0.5), IN(1)));
+    g_node *z = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, sd, IN(2))), 3, (g_node *[]){P->mean[i], P->spread[i], eps},
+                      P->B * P->S, l->nvars);
+    z->label = l->name;
+    return detach ? detached(z) : z;
+}
+
+/* log q(z | x) - log p(z) of a normal latent at samples z (IWAE weights, REINFORCE's score). */
+static g_node *normal_logq(g_graph *g, const vae_latent *l, g_node *mean, g_node *spread, g_node *z) {
+    const vx_expr *d = BIN(VX_SUB, IN(0), IN(1));
+    const vx_expr *e = l->posterior.b_is_scale
+                           ? BIN(VX_SUB, BIN(VX_MUL, C(-0.5), BIN(VX_MUL, BIN(VX_DIV, d, IN(2)), BIN(VX_DIV, d, IN(2)))),
+                                 BIN(VX_ADD, U(VX_LOG, IN(2)), C(0.5 * LOG_2PI)))
+                           : BIN(VX_MUL, C(-0.5), BIN(VX_ADD, BIN(VX_ADD, BIN(VX_MUL, BIN(VX_MUL, d, d), U(VX_EXP, U(VX_NEG, IN(2)))), IN(2)),
+                                                    C(LOG_2PI)));
+    return g_rowsum(g, g_map(g, e, 3, (g_node *[]){z, mean, spread}, z->rows, z->cols));
+}
+
+static g_node *normal_logp(g_graph *g, g_node *z) {
+    return g_rowsum(g, g_map1(g, BIN(VX_MUL, C(-0.5), BIN(VX_ADD, BIN(VX_MUL, IN(0), IN(0)), C(LOG_2PI))), z));
+}
+
+/* ---------------------------------------------------------------- sampled estimators */
+
+static g_node *discrete_sample(lowering *L, prepared *P, int i, int from) {
+    g_graph *g = L->g;
+    const vae_latent *l = &g->model->latents[i];
+    g_node *z = g_new(g, G_SAMPLE, P->B * P->S, l->width);
+    z->nvars = l->nvars;
+    z->states = l->kind == LATENT_CATEGORICAL ? l->states : 2;
+    z->bernoulli = l->kind == LATENT_BERNOULLI;
+    z->stream = i;
+    z->label = l->name;
+    g_node *logits = NULL;
+    if (from == 0) logits = P->q[i].table;             /* q(z | x) */
+    else if (from == 1) logits = P->p[i].table;        /* the prior; NULL for a fixed one */
+    if (from == 1 && !logits && l->kind == LATENT_BERNOULLI && P->p[i].constant != 0) {
+        logits = constant(g, P->p[i].constant, 1, l->width);
+    }
+    z->group = logits && logits->rows == 1 ? P->B * P->S : P->S;
+    if (logits) {
+        z->in[z->nin++] = logits;
+    }
+    return detached(z);
+}
+
+/* The decoder at samples: log p(x | z_s) per sample [B*S, 1]. */
+static g_node *decode_rows(lowering *L, prepared *P, g_node **z) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    L->nenv = 0;
+    for (int i = 0; i < m->nlatents; i++) env_bind(L, m->latents[i].name, z[i]);
+    g_node *a, *b;
+    lower_network(L, m->decoder, &m->likelihood, &a, &b);
+    if (L->failed) return NULL;
+    return loglik_rows(g, P->x, &m->likelihood, a, b, P->B * P->S);
+}
+
+static int has_encoders(const vae_model *m);
+
+typedef enum { SAMPLE_REPARAM, SAMPLE_REINFORCE, SAMPLE_UNIFORM, SAMPLE_PRIOR, SAMPLE_IWAE_EVAL } sample_kind;
+
+static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    const vae_estimator *est = &m->est;
+    prepared P;
+    int with_encoder = kind != SAMPLE_PRIOR && (kind != SAMPLE_IWAE_EVAL || has_encoders(m));
+    if (prepare(L, &P, B, S, with_encoder)) return -1;
+    g_node *z[VAE_MAX_LATENTS], *logq = NULL, *logp = NULL;
+    double joint = 1;
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        if (l->kind == LATENT_NORMAL) {
+            z[i] = normal_sample(L, &P, i, kind == SAMPLE_REINFORCE);
+            if (with_encoder) logq = sum_nodes(g, logq, normal_logq(g, l, P.mean[i], P.spread[i], z[i]));
+            logp = sum_nodes(g, logp, normal_logp(g, z[i]));
+        } else {
+            z[i] = discrete_sample(L, &P, i, kind == SAMPLE_UNIFORM ? 2 : !with_encoder ? 1 : 0);
+            if (with_encoder) logq = sum_nodes(g, logq, discrete_logprob_at(g, l, P.q[i], z[i]));
+            logp = sum_nodes(g, logp, discrete_logprob_at(g, l, P.p[i], z[i]));
+            joint *= l->joint_states;
+        }
+    }
+    g_node *ll = decode_rows(L, &P, z);
+    if (!ll) return -1;
+    g->out.kl_rows = P.kl;
+    double beta = est->beta;
+    switch (kind) {
+    case SAMPLE_IWAE_EVAL: /* log w = log p(x|z) + log p(z) - log q(z|x); without encoder q = p */
+        g->out.logw_rows = with_encoder ? g_map(g, BIN(VX_SUB, BIN(VX_ADD, IN(0), IN(1)), IN(2)), 3,
+                                                (g_node *[]){ll, logp, logq}, B * S, 1)
+                                        : ll;
+        g->out.logw_rows->label = "log w";
+        g->out.recon_rows = ll;
+        return 0;
+    case SAMPLE_PRIOR: { /* log (1/K) sum_k p(x | z_k), z_k ~ p(z) */
+        g_node *v = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)S))), group_logsumexp(g, ll, B));
+        g->out.recon_rows = ll;
+        g->out.value_rows = v;
+        g->value_name = "prior bound";
+        set_objective(g, v, 1.0);
+        return 0;
+    }
+    case SAMPLE_REPARAM: {
+        g->out.recon_rows = ll;
+        g_node *recon = g_groupsum(g, ll, B); /* sum over the S samples */
+        g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), recon, P.kl);
+        g_node *sur = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, C(beta), IN(1))), recon, P.kl);
+        set_objective(g, sur, 1.0);
+        return 0;
+    }
+    case SAMPLE_UNIFORM: { /* (1/S) sum_s J q(z_s|x) log p(x|z_s), z_s uniform */
+        g_node *w = g_map2(g, BIN(VX_MUL, BIN(VX_MUL, C(joint), U(VX_EXP, IN(0))), IN(1)), logq, ll);
+        g->out.recon_rows = w;
+        g_node *recon = g_groupsum(g, w, B);
+        g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), recon, P.kl);
+        g_node *sur = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, C(beta), IN(1))), recon, P.kl);
+        set_objective(g, sur, 1.0);
+        return 0;
+    }
+    case SAMPLE_REINFORCE: {
+        /* surrogate: log p(x|z_s) + sg(log p(x|z_s) - baseline) log q(z_s|x) [+ log p_eta(x) - sg(log p_eta(x))] */
+        g->out.recon_rows = ll;
+        g_node *base = NULL;
+        if (est->baseline) {
+            L->nenv = 0;
+            env_bind(L, m->data->name, P.x);
+            g_node *ba, *bb;
+            lower_network(L, est->baseline, &m->baseline_dist, &ba, &bb);
+            if (L->failed) return -1;
+            base = loglik_rows(g, P.x, &m->baseline_dist, ba, bb, B);
+            base->label = "log p_eta(x)";
+        }
+        g_node *signal = detached(base ? g_map2(g, BIN(VX_SUB, IN(0), IN(1)), ll, base) : g_map1(g, IN(0), ll));
+        g_node *per_sample = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(1), IN(2))), 3,
+                                   (g_node *[]){ll, signal, logq}, B * S, 1);
+        g_node *recon = g_groupsum(g, ll, B);
+        g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), recon, P.kl);
+        g_node *sur = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, C(beta), IN(1))),
+                             g_groupsum(g, per_sample, B), P.kl);
+        if (base) /* trains eta by maximum likelihood; adds nothing to the value */
+            sur = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), 3, (g_node *[]){sur, base, detached(g_map1(g, IN(0), base))},
+                        B, 1);
+        set_objective(g, sur, 1.0);
+        return 0;
+    }
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------- enumeration */
+
+/* log p(x | z_j) for every example and joint state: [B, J], from decoder
+ * outputs a, b [J, D] (or [1, D]), as matrix products:
+ *   sum_d x^2 A + x Bm + C  =  x^2 A^T + x Bm^T + 1 C^T. */
+static g_node *loglik_states(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node *b, int J) {
+    const int D = x->cols;
+    g_node *ones = constant(g, 1, 1, D);
+    g_node *Bm, *Cc, *A = NULL;
+    if (d->kind == DIST_BERNOULLI) {
+        if (!d->a_is_probs) { /* x l - softplus(l) */
+            Bm = a;
+            Cc = g_map1(g, U(VX_NEG, U(VX_SOFTPLUS, IN(0))), a);
+        } else { /* x (log p - log(1 - p)) + log(1 - p) */
+            const vx_expr *lo = C(1e-7);
+            const vx_expr *lp = U(VX_LOG, BIN(VX_MAX, IN(0), lo)), *lq = U(VX_LOG, BIN(VX_MAX, BIN(VX_SUB, C(1), IN(0)), lo));
+            Bm = g_map1(g, BIN(VX_SUB, lp, lq), a);
+            Cc = g_map1(g, lq, a);
+        }
+    } else { /* -0.5 (x - m)^2 / v - 0.5 log v - 0.5 log 2 pi, v = exp(lv) or s^2 */
+        const vx_expr *inv = d->b_is_scale ? BIN(VX_DIV, C(1), BIN(VX_MUL, IN(1), IN(1))) : U(VX_EXP, U(VX_NEG, IN(1)));
+        const vx_expr *logv = d->b_is_scale ? BIN(VX_MUL, C(2), U(VX_LOG, IN(1))) : IN(1);
+        A = g_map2(g, BIN(VX_MUL, C(-0.5), inv), a, b);
+        Bm = g_map2(g, BIN(VX_MUL, IN(0), inv), a, b);
+        Cc = g_map2(g, BIN(VX_MUL, C(-0.5), BIN(VX_ADD, BIN(VX_ADD, BIN(VX_MUL, BIN(VX_MUL, IN(0), IN(0)), inv), logv), C(LOG_2PI))),
+                    a, b);
+    }
+    g_node *xb = g_matmul(g, x, 0, Bm, 1);   /* [B, J] (or [B, 1]) */
+    g_node *c1 = g_matmul(g, ones, 0, Cc, 1); /* [1, J] */
+    g_node *ll;
+    if (A) {
+        g_node *x2 = detached(g_map1(g, BIN(VX_MUL, IN(0), IN(0)), x));
+        g_node *xa = g_matmul(g, x2, 0, A, 1);
+        ll = g_map(g, BIN(VX_ADD, BIN(VX_ADD, IN(0), IN(1)), IN(2)), 3, (g_node *[]){xb, xa, c1}, x->rows, J);
+    } else
+        ll = g_map(g, BIN(VX_ADD, IN(0), IN(1)), 2, (g_node *[]){xb, c1}, x->rows, J);
+    ll->label = "log p(x|z_j)";
+    return ll;
+}
+
+/* analytic: sum_j q(z_j|x) log p(x|z_j) - beta KL;  exact: log sum_j p(z_j) p(x|z_j). */
+static int build_enumerated(lowering *L, int B, int with_encoder, int objective_is_exact) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    prepared P;
+    if (prepare(L, &P, B, 1, with_encoder)) return -1;
+    long J = 1;
+    for (int i = 0; i < m->nlatents; i++) J *= (long)m->latents[i].joint_states;
+    g_node *T[VAE_MAX_LATENTS], *logq = NULL, *logp = NULL;
+    long stride = 1;
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        T[i] = detached(g_new(g, G_STATES, (int)J, l->width));
+        T[i]->nvars = l->nvars;
+        T[i]->states = l->kind == LATENT_CATEGORICAL ? l->states : 2;
+        T[i]->bernoulli = l->kind == LATENT_BERNOULLI;
+        T[i]->stride = stride;
+        T[i]->local = (long)l->joint_states;
+        T[i]->label = vae_pool_printf(g->pool, "states of %s", l->name);
+        stride *= (long)l->joint_states;
+        logp = sum_nodes(g, logp, discrete_logprob_states(g, l, P.p[i], T[i]));
+        if (with_encoder) logq = sum_nodes(g, logq, discrete_logprob_states(g, l, P.q[i], T[i]));
+    }
+    /* the decoder, once per batch, on the J states */
+    L->nenv = 0;
+    for (int i = 0; i < m->nlatents; i++) env_bind(L, m->latents[i].name, T[i]);
+    g_node *a, *b;
+    lower_network(L, m->decoder, &m->likelihood, &a, &b);
+    if (L->failed) return -1;
+    g_node *ll = loglik_states(g, P.x, &m->likelihood, a, b, (int)J);
+    /* exact log p(x) = log sum_j exp(log p(z_j) + log p(x|z_j)) */
+    g_node *joint = g_map2(g, BIN(VX_ADD, IN(0), IN(1)), ll, logp);
+    g->out.logpx_rows = row_logsumexp(g, joint);
+    g->out.logpx_rows->label = "log p(x)";
+    if (with_encoder) {
+        g_node *recon = g_rowsum(g, g_map2(g, BIN(VX_MUL, U(VX_EXP, IN(0)), IN(1)), logq, ll));
+        recon->label = "E_q log p(x|z)";
+        g->out.recon_rows = recon;
+        g->out.kl_rows = P.kl;
+        g->out.value_rows = g_map2(g, BIN(VX_SUB, IN(0), IN(1)), recon, P.kl);
+    }
+    if (objective_is_exact || !with_encoder) {
+        g->out.value_rows = g->out.logpx_rows;
+        g->value_name = "log p(x)";
+        set_objective(g, g->out.logpx_rows, 1.0);
+    } else {
+        g_node *sur = g_map2(g, BIN(VX_SUB, IN(0), BIN(VX_MUL, C(m->est.beta), IN(1))), g->out.recon_rows, P.kl);
+        set_objective(g, sur, 1.0);
+    }
+    return 0;
+}
+
+static int enumerable(const vae_model *m) {
+    double J = 1;
+    for (int i = 0; i < m->nlatents; i++) {
+        if (m->latents[i].kind == LATENT_NORMAL) return 0;
+        J *= m->latents[i].joint_states;
+    }
+    return J <= 65536;
+}
+
+static int has_encoders(const vae_model *m) {
+    for (int i = 0; i < m->nlatents; i++)
+        if (!m->latents[i].encoder) return 0;
+    return 1;
+}
+
+int g_model_enumerable(const vae_model *m) { return enumerable(m); }
+
+g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
+    g_graph *g = calloc(1, sizeof *g);
+    if (!g) abort();
+    g->pool = vae_pool_new();
+    g->model = m;
+    g->purpose = purpose;
+    g->batch = batch;
+    g->samples = samples;
+    g->value_name = "ELBO";
+    g->fn_name = purpose == GRAPH_TRAIN ? "vae_train_step" : purpose == GRAPH_EVAL ? "vae_eval" : "vae_iwae";
+    lowering L = {.g = g, .err = err ? err : stderr};
+    int rc = -1, enc = has_encoders(m);
+    const char *unbuilt = NULL;
+    if (purpose == GRAPH_EVAL) {
+        /* the ELBO without sampling noise where the latents can be enumerated */
+        if (enumerable(m))
+            rc = build_enumerated(&L, batch, enc, !enc);
+        else if (enc)
+            rc = build_sampled(&L, SAMPLE_REPARAM, batch, 1);
+        else
+            rc = build_sampled(&L, SAMPLE_PRIOR, batch, m->est.samples);
+        g->samples = enumerable(m) || enc ? 1 : m->est.samples;
+    } else if (purpose == GRAPH_IWAE) {
+        rc = build_sampled(&L, SAMPLE_IWAE_EVAL, batch, samples);
+    } else
+        switch (m->est.kind) {
+        case EST_REPARAM: rc = build_sampled(&L, SAMPLE_REPARAM, batch, samples); break;
+        case EST_ANALYTIC: rc = build_enumerated(&L, batch, 1, 0); break;
+        case EST_EXACT: rc = build_enumerated(&L, batch, 0, 1); break;
+        case EST_UNIFORM: rc = build_sampled(&L, SAMPLE_UNIFORM, batch, samples); break;
+        case EST_REINFORCE:
+            if (m->est.baseline_loo) unbuilt = "reinforce(baseline: loo)";
+            else rc = build_sampled(&L, SAMPLE_REINFORCE, batch, samples);
+            break;
+        case EST_PRIOR: rc = build_sampled(&L, SAMPLE_PRIOR, batch, samples); break;
+        default: unbuilt = vae_estimator_name(m->est.kind);
+        }
+    if (unbuilt)
+        fprintf(L.err, "%s:%d:%d: error: estimator '%s' is not built yet in this version of vaec\n", m->est.loc.file,
+                m->est.loc.line, m->est.loc.col, unbuilt);
+    if (rc != 0 || L.failed) {
+        g_free(g);
+        return NULL;
+    }
+    return g;
+}
