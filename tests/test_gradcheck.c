@@ -170,6 +170,57 @@ static void test_random_models(void) {
     }
 }
 
+/* ---- discrete latents: analytic and exact are deterministic objectives */
+
+static void test_analytic_categorical(void) {
+    const char *text = "model cat\n"
+                       "data x[6] : binary\n"
+                       "latent z[2] ~ categorical(logits: param[2, 3])\n"
+                       "encoder q(z | x) { h = tanh(dense(x, 5))\n"
+                       "    return categorical(logits: reshape(dense(h, 6), 2, 3)) }\n"
+                       "decoder p(x | z) { h = softplus(dense(flatten(onehot(z)), 4))\n"
+                       "    return bernoulli(logits: dense(h, 6)) }\n"
+                       "estimator analytic(beta: 0.8)\n";
+    CU_ASSERT_EQUAL(gradcheck("analytic-categorical", text, 4, 21), 0);
+}
+
+static void test_analytic_bernoulli_and_mixed(void) {
+    const char *text = "model bern\n"
+                       "data x[5] : binary\n"
+                       "latent z[3] ~ bernoulli(logits: param[3])\n"
+                       "latent c ~ categorical(3)\n"
+                       "encoder q(z | x) { return bernoulli(probs: sigmoid(dense(x, 3))) }\n"
+                       "encoder r(c | x) { return categorical(logits: dense(x, 3)) }\n"
+                       "decoder p(x | z, c) { h = tanh(dense(concat(z, onehot(c)), 4))\n"
+                       "    return bernoulli(probs: sigmoid(dense(h, 5))) }\n"
+                       "estimator analytic\n";
+    CU_ASSERT_EQUAL(gradcheck("analytic-mixed", text, 3, 22), 0);
+}
+
+static void test_exact(void) {
+    const char *bern = "model ex\n"
+                       "data x[6] : binary\n"
+                       "latent z[3] ~ bernoulli(logits: param[3])\n"
+                       "decoder p(x | z) { h = elu(dense(z, 4))\n"
+                       "    return bernoulli(logits: dense(h, 6)) }\n"
+                       "estimator exact\n";
+    CU_ASSERT_EQUAL(gradcheck("exact-bernoulli", bern, 4, 23), 0);
+    const char *normal = "model exn\n"
+                         "data x[4] : real\n"
+                         "latent z ~ categorical(logits: param[3])\n"
+                         "decoder p(x | z) { h = tanh(dense(onehot(z), 4))\n"
+                         "    return normal(mean: dense(h, 4), logvar: dense(h, 4)) }\n"
+                         "estimator exact\n";
+    CU_ASSERT_EQUAL(gradcheck("exact-normal-logvar", normal, 3, 24), 0);
+    const char *scale = "model exs\n"
+                        "data x[4] : real\n"
+                        "latent z ~ categorical(4)\n"
+                        "decoder p(x | z) { h = tanh(dense(onehot(z), 4))\n"
+                        "    return normal(mean: dense(h, 4), scale: softplus(dense(h, 4)) + 0.1) }\n"
+                        "estimator exact\n";
+    CU_ASSERT_EQUAL(gradcheck("exact-normal-scale", scale, 2, 25), 0);
+}
+
 int main(void) {
     static const test_case tests[] = {
         {"Gaussian VAE", test_gaussian_vae_shapes},
@@ -177,6 +228,9 @@ int main(void) {
         {"normal decoders", test_normal_decoders},
         {"two latents", test_two_latents},
         {"random models", test_random_models},
+        {"analytic, categorical latents", test_analytic_categorical},
+        {"analytic, bernoulli and categorical latents", test_analytic_bernoulli_and_mixed},
+        {"exact", test_exact},
         {NULL, NULL},
     };
     return run_suite("gradient check", tests);
