@@ -11,6 +11,7 @@
 
 struct vae_unit {
     vae_source *src;
+    vae_source *estimator_src; /* an estimator given apart from the file (gradvar), or NULL */
     vae_model model;
 };
 
@@ -47,8 +48,31 @@ vae_unit *vae_unit_from_string(const char *name, const char *text, FILE *err) {
     return unit_from_source(vae_source_from_string(name, text, err));
 }
 
+vae_unit *vae_unit_with_estimator(const char *path, const char *spec, FILE *err) {
+    vae_source *src = vae_source_load(path, err);
+    if (!src) return NULL;
+    vae_source *es = vae_source_from_string("--estimators", spec, err);
+    ast_model *ast = vae_parse(src);
+    ast_estimator *est = ast ? vae_parse_estimator(es) : NULL;
+    vae_unit *u = calloc(1, sizeof *u);
+    if (!u) abort();
+    u->src = src;
+    u->estimator_src = es;
+    if (!est) {
+        vae_unit_free(u);
+        return NULL;
+    }
+    ast->estimators = est;
+    if (vae_check(src, ast, &u->model) != 0) {
+        vae_unit_free(u);
+        return NULL;
+    }
+    return u;
+}
+
 void vae_unit_free(vae_unit *u) {
     if (!u) return;
+    vae_source_free(u->estimator_src);
     vae_source_free(u->src);
     free(u);
 }

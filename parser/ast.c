@@ -149,10 +149,10 @@ static void show_line(vae_source *src, int line, int col) {
 }
 
 static void report(vae_source *src, vae_loc loc, const char *kind, const char *fmt, va_list ap) {
-    fprintf(src->err, "%s:%d:%d: %s: ", src->path, loc.line, loc.col, kind);
+    fprintf(src->err, "%s:%d:%d: %s: ", loc.file ? loc.file : src->path, loc.line, loc.col, kind);
     vfprintf(src->err, fmt, ap);
     fputc('\n', src->err);
-    if (loc.line > 0) show_line(src, loc.line, loc.col);
+    if (loc.line > 0 && (!loc.file || strcmp(loc.file, src->path) == 0)) show_line(src, loc.line, loc.col);
 }
 
 void vae_error(vae_source *src, vae_loc loc, const char *fmt, ...) {

@@ -34,6 +34,7 @@ typedef struct {
     vae_pool *pool;
     const char *prefix;     /* parameter names start with it: "encoder" */
     const char *target;     /* the variable being assigned, or the argument name */
+    int owner;              /* the role of the network being checked, -1 for priors */
     binding *env;
     /* How many parameters have taken each base name, for encoder.h#2. */
     struct used_name { const char *base; int count; struct used_name *next; } *used;
@@ -100,6 +101,7 @@ static void add_param(checker *c, vae_loc loc, const char *name, shape s, float 
     p->size = shape_size(s);
     p->offset = m->param_floats;
     p->init_bound = bound;
+    p->owner = c->owner;
     m->param_floats += p->size;
 }
 
@@ -475,6 +477,7 @@ static void check_prior(checker *c, vae_latent *l) {
     int npos = 0;
     for (const ast_arg *a = e->args; a; a = a->next) npos += a->name == NULL;
     c->prefix = "prior";
+    c->owner = -1;
     c->target = l->name;
     if (strcmp(e->str, "normal") == 0) {
         l->kind = LATENT_NORMAL;
@@ -596,6 +599,7 @@ static void check_network(checker *c, const ast_network *n) {
     vae_model *m = c->m;
     c->env = NULL;
     c->prefix = net_prefix(m, n);
+    c->owner = (int)n->role;
     const char *out = n->output->name;
     shape data_shape = m->data ? shape_of_ast(&m->data->shape) : UNKNOWN;
     switch (n->role) {

@@ -75,6 +75,7 @@ typedef struct {
     long size;
     long offset;      /* in floats, within the parameter buffer */
     float init_bound; /* uniform(-b, b) initialisation; 0: zeros */
+    int owner;        /* the role of the network it belongs to (ast_net_role), or -1: a prior */
 } vae_param;
 
 #define VAE_MAX_LATENTS 16
@@ -102,6 +103,9 @@ typedef struct vae_model {
 
 /* Checks the parsed model; reports every error found; returns 0 when the model is sound. */
 int vae_check(vae_source *src, ast_model *ast, vae_model *out);
+/* Parses an estimator written as on its declaration's line, "reinforce(samples: 10)",
+ * reporting errors against a source named `name`; NULL on error. */
+ast_estimator *vae_parse_estimator(vae_source *src);
 const vae_param *vae_model_param(const vae_model *m, const char *name);
 const char *vae_estimator_name(vae_estimator_kind k);
 /* Writes the objective that the estimator maximises, as a formula. */

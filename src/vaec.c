@@ -10,6 +10,7 @@
 
 #include "codegen/graph.h"
 #include "parser/model.h"
+#include "src/gradvar.h"
 #include "vae/compiler.h"
 
 static const char *const USAGE =
@@ -20,6 +21,7 @@ static const char *const USAGE =
     "  train      compile the model with the JIT and train it\n"
     "  eval       evaluate a checkpoint: test ELBO, its terms, and the IWAE estimate of log p(x)\n"
     "  emit-llvm  print the optimised LLVM module\n"
+    "  gradvar    compare estimators' encoder-gradient variance at fixed parameters\n"
     "\n"
     "vaec COMMAND --help describes a command's options.\n";
 
@@ -47,6 +49,17 @@ static const char *const HELP_EVAL =
     "  --iwae K         samples per example for the IWAE estimate of log p(x) (default 1000; 0 skips it)\n"
     "  --data-dir DIR   --test-limit N   --seed N   --threads N\n";
 
+static const char *const HELP_GRADVAR =
+    "usage: vaec gradvar MODEL.vae --params CHECKPOINT [--estimators LIST] [--repeats R]\n"
+    "  --estimators LIST  comma-separated estimators as written in a model, e.g.\n"
+    "                     'analytic,uniform(samples: 10),reinforce(samples: 10, baseline: b)'\n"
+    "                     (default: the model's own)\n"
+    "  --repeats R        draws of each gradient (default 200)\n"
+    "  --data SRC         the batch is the first --batch examples of SRC (default: the train data)\n"
+    "  --batch N   --data-dir DIR   --seed N   --threads N\n"
+    "  The variance is the trace of the encoder gradient's covariance; with enumerable latents the\n"
+    "  table adds the mean squared distance to the analytic gradient and the squared bias.\n";
+
 static const char *const HELP_EMIT =
     "usage: vaec emit-llvm MODEL.vae [-o FILE] [--batch N]\n"
     "  prints the optimised LLVM module of the training step and the evaluators\n";
@@ -56,6 +69,8 @@ typedef struct {
     vr_options run;
     int batch, threads, ast, graph;
     const char *out_file;
+    const char *estimators;
+    int repeats;
     int have_epochs, have_lr, have_seed;
 } cli;
 
@@ -111,11 +126,18 @@ static int parse_args(const char *cmd, const char *help, int argc, char **argv, 
             if (strcmp(a, "--ast") == 0) c->ast = 1;
             else if (strcmp(a, "--graph") == 0) c->graph = 1;
             else known = 0;
-        } else if (strcmp(a, "--data") == 0 && strcmp(cmd, "train") == 0) c->run.data = v;
+        } else if (strcmp(a, "--data") == 0 && (strcmp(cmd, "train") == 0 || strcmp(cmd, "gradvar") == 0))
+            c->run.data = v;
+        else if (strcmp(a, "--estimators") == 0 && strcmp(cmd, "gradvar") == 0) c->estimators = v;
+        else if (strcmp(a, "--repeats") == 0 && strcmp(cmd, "gradvar") == 0) {
+            if (parse_int(a, v, 2, 10000000, &n)) return 1;
+            c->repeats = (int)n;
+        }
         else if (strcmp(a, "--test") == 0 && strcmp(cmd, "emit-llvm") != 0) c->run.test = v;
         else if (strcmp(a, "--data-dir") == 0 && strcmp(cmd, "emit-llvm") != 0) c->run.data_dir = v;
         else if (strcmp(a, "--out") == 0 && strcmp(cmd, "train") == 0) c->run.out_dir = v;
-        else if (strcmp(a, "--params") == 0 && strcmp(cmd, "eval") == 0) c->run.params = v;
+        else if (strcmp(a, "--params") == 0 && (strcmp(cmd, "eval") == 0 || strcmp(cmd, "gradvar") == 0))
+            c->run.params = v;
         else if (strcmp(a, "-o") == 0 && strcmp(cmd, "emit-llvm") == 0) c->out_file = v;
         else if (strcmp(a, "--epochs") == 0 && strcmp(cmd, "train") == 0) {
             if (parse_int(a, v, 0, 1000000, &n)) return 1;
@@ -246,6 +268,17 @@ static int cmd_eval(cli *c) {
     return rc;
 }
 
+static int cmd_gradvar(cli *c) {
+    if (!c->run.params) {
+        fprintf(stderr, "vaec gradvar: error: --params CHECKPOINT is required\n");
+        return 1;
+    }
+    vr_set_threads(c->threads);
+    gradvar_options o = {c->model, c->run.params, c->estimators, c->run.data, c->run.data_dir,
+                         c->repeats ? c->repeats : 200, c->batch, c->run.seed};
+    return vaec_gradvar(&o);
+}
+
 static int cmd_emit_llvm(cli *c) {
     vae_unit *u = vae_unit_load(c->model, stderr);
     if (!u) return 1;
@@ -291,7 +324,8 @@ int main(int argc, char **argv) {
     } commands[] = {{"check", HELP_CHECK, cmd_check},
                     {"train", HELP_TRAIN, cmd_train},
                     {"eval", HELP_EVAL, cmd_eval},
-                    {"emit-llvm", HELP_EMIT, cmd_emit_llvm}};
+                    {"emit-llvm", HELP_EMIT, cmd_emit_llvm},
+                    {"gradvar", HELP_GRADVAR, cmd_gradvar}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {
             cli c = {0};

@@ -19,6 +19,8 @@ typedef struct vae_program vae_program;
 /* Parses and checks a model file; NULL when it has errors (all printed to err). */
 vae_unit *vae_unit_load(const char *path, FILE *err);
 vae_unit *vae_unit_from_string(const char *name, const char *text, FILE *err);
+/* The model of `path` with its estimator replaced by `spec` ("reinforce(samples: 10)"). */
+vae_unit *vae_unit_with_estimator(const char *path, const char *spec, FILE *err);
 void vae_unit_free(vae_unit *u);
 struct vae_model;
 const struct vae_model *vae_unit_model(const vae_unit *u);
