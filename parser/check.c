@@ -128,6 +128,21 @@ static const ast_arg *nth_arg(const ast_arg *a, int i) {
 
 static shape check_expr(checker *c, ast_expr *e);
 
+/* "unknown name", or why a known name is out of reach in this network. */
+static void unknown_name(checker *c, const ast_expr *e) {
+    const vae_model *m = c->m;
+    for (int i = 0; i < m->nlatents; i++)
+        if (strcmp(m->latents[i].name, e->str) == 0) {
+            ERR(e->loc, "latent '%s' is not an input of this network (name it after '|' in the header)", e->str);
+            return;
+        }
+    if (m->data && strcmp(m->data->name, e->str) == 0) {
+        ERR(e->loc, "the data '%s' is not an input of this network", e->str);
+        return;
+    }
+    ERR(e->loc, "unknown name '%s'", e->str);
+}
+
 /* Every argument of a layer is positional; reports a named one. */
 static int positional_only(checker *c, const ast_expr *e) {
     for (const ast_arg *a = e->args; a; a = a->next)
@@ -243,7 +258,7 @@ static shape check_call(checker *c, ast_expr *e) {
                     return s;
                 }
         if (z->kind == AST_NAME) {
-            ERR(z->loc, "unknown name '%s'", z->str);
+            unknown_name(c, z);
             return UNKNOWN;
         }
         ERR(z->loc, "onehot() needs the name of a categorical latent");
@@ -308,7 +323,7 @@ static shape check_expr(checker *c, ast_expr *e) {
                 }
                 return b->sh;
             }
-        ERR(e->loc, "unknown name '%s'", e->str);
+        unknown_name(c, e);
         return UNKNOWN;
     case AST_CALL: return check_call(c, e);
     case AST_PARAM: {
@@ -517,8 +532,12 @@ static void check_prior(checker *c, vae_latent *l) {
             shape flat = vec(l->states);
             if (l->nvars > 1) flat = want; /* one row of logits per variable */
             if (!shape_eq(ls, want) && !shape_eq(ls, flat)) {
-                ERR(lg->loc, "shape mismatch: prior logits have shape %s, expected %s or %s", shape_str(c, ls),
-                    shape_str(c, want), shape_str(c, flat));
+                if (shape_eq(want, flat))
+                    ERR(lg->loc, "shape mismatch: prior logits have shape %s, expected %s", shape_str(c, ls),
+                        shape_str(c, want));
+                else
+                    ERR(lg->loc, "shape mismatch: prior logits have shape %s, expected %s or %s", shape_str(c, ls),
+                        shape_str(c, want), shape_str(c, flat));
                 return;
             }
             p->a = lg->value;

@@ -33,6 +33,25 @@ awk -v a="$elbo" -v b="$eval_elbo" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !
     || fail "eval's ELBO $eval_elbo differs from training's $elbo"
 awk -v l="$logpx" -v e="$eval_elbo" 'BEGIN { exit !(l > e) }' || fail "IWAE log p(x) $logpx is not above the ELBO $eval_elbo"
 
+# the discrete mixture model: analytic (exact log p(x) >= ELBO) and the REINFORCE example as written
+mix="$top_srcdir/examples/mixture_analytic.vae"
+"$vaec" train "$mix" --epochs 1 --limit 6400 --test-limit 1000 --out "$work/mix" >"$work/mix.out" 2>&1 \
+    || { cat "$work/mix.out"; fail "vaec train $mix exited with $?"; }
+cat "$work/mix.out"
+line=$(tail -n 1 "$work/mix/log.csv")
+mix_elbo=$(echo "$line" | cut -d, -f4)
+mix_logpx=$(echo "$line" | cut -d, -f7)
+awk -v e="$mix_elbo" 'BEGIN { exit !(e > -360) }' || fail "mixture test ELBO $mix_elbo does not beat -360"
+awk -v e="$mix_elbo" -v l="$mix_logpx" 'BEGIN { exit !(l >= e) }' || fail "exact log p(x) $mix_logpx below the ELBO $mix_elbo"
+"$vaec" train "$top_srcdir/examples/fashion_mixture.vae" --data fashion-mnist:train --test fashion-mnist:test \
+    --epochs 1 --limit 1280 --test-limit 500 --out "$work/fm" >"$work/fm.out" 2>&1 || { cat "$work/fm.out"; fail "fashion_mixture"; }
+"$vaec" gradvar "$top_srcdir/examples/fashion_mixture.vae" --params "$work/fm/checkpoint.vaeckpt" --data fashion-mnist:test \
+    --repeats 3 --batch 32 --estimators "analytic,reinforce(samples: 2, baseline: b)" >"$work/gv.out" 2>&1 \
+    || { cat "$work/gv.out"; fail "vaec gradvar exited with $?"; }
+cat "$work/gv.out"
+grep -q "^reinforce(samples: 2, baseline: b) " "$work/gv.out" || fail "gradvar printed no row for reinforce"
+awk '$1 == "analytic" { exit !($2 == 0) }' "$work/gv.out" || fail "the analytic gradient should have no variance"
+
 # bad input: a clear message, status 1
 expect_error() { # expected-text command...
     want=$1
