@@ -379,6 +379,67 @@ static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
     return -1;
 }
 
+/* ---------------------------------------------------------------- importance weighted bound */
+
+/* iwae(samples: K): log (1/K) sum_k w_k, w_k = p(x, z_k) / q(z_k | x), z_k reparameterised; the
+ * log-mean-exp is per example over its own K rows.  With gradient: dreg, the encoder follows the
+ * doubly reparameterised gradient sum_k w~_k^2 d log w_k / d z_k dz_k/dphi (Tucker et al. 2018)
+ * and the decoder the usual sum_k w~_k d log p(x, z_k) / d theta; the surrogate is
+ *   LSE(log w(sg z, sg phi; theta)) + sum_k sg(w~_k^2) log w(z_k(phi); sg theta, sg phi)  - sg(same),
+ * whose value is the bound and whose two parts reach only theta and only phi. */
+static int build_iwae(lowering *L, int B, int K) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    double beta = m->est.beta;
+    int dreg = m->est.dreg;
+    prepared P;
+    if (prepare(L, &P, B, K, 1)) return -1;
+    g_node *z[VAE_MAX_LATENTS], *zd[VAE_MAX_LATENTS], *lq = NULL, *lp = NULL, *lq_stop = NULL, *lp_stop = NULL;
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        z[i] = normal_sample(L, &P, i, 0);
+        if (!dreg) {
+            lq = sum_nodes(g, lq, normal_logq(g, l, P.mean[i], P.spread[i], z[i]));
+            lp = sum_nodes(g, lp, normal_logp(g, z[i]));
+            continue;
+        }
+        zd[i] = detached(g_map1(g, IN(0), z[i]));
+        g_node *md = detached(g_map1(g, IN(0), P.mean[i])), *sd = detached(g_map1(g, IN(0), P.spread[i]));
+        lq_stop = sum_nodes(g, lq_stop, normal_logq(g, l, md, sd, zd[i])); /* no path to phi */
+        lp_stop = sum_nodes(g, lp_stop, normal_logp(g, zd[i]));
+        lq = sum_nodes(g, lq, normal_logq(g, l, md, sd, z[i]));           /* phi through z only */
+        lp = sum_nodes(g, lp, normal_logp(g, z[i]));
+    }
+    const vx_expr *logw_e = BIN(VX_ADD, IN(0), BIN(VX_MUL, C(beta), BIN(VX_SUB, IN(1), IN(2))));
+    g_node *ll = decode_rows(L, &P, dreg ? zd : z);
+    if (!ll) return -1;
+    g_node *logw = g_map(g, logw_e, 3, (g_node *[]){ll, dreg ? lp_stop : lp, dreg ? lq_stop : lq}, B * K, 1);
+    logw->label = "log w";
+    g->out.recon_rows = ll;
+    g->out.kl_rows = P.kl;
+    g_node *bound = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), group_logsumexp(g, logw, B));
+    g->out.value_rows = bound;
+    g->value_name = "IWAE bound";
+    if (!dreg) {
+        set_objective(g, bound, 1.0);
+        return 0;
+    }
+    /* the encoder's part: decoder parameters detached, z with its path to phi */
+    L->detach_params = 1;
+    g_node *ll_path = decode_rows(L, &P, z);
+    L->detach_params = 0;
+    if (!ll_path) return -1;
+    g_node *logw_path = g_map(g, logw_e, 3, (g_node *[]){ll_path, lp, lq}, B * K, 1);
+    /* w~_k = w_k / sum_j w_j, detached */
+    g_node *lse = detached(group_logsumexp(g, logw, B));
+    g_node *w2 = detached(g_map2(g, U(VX_EXP, BIN(VX_MUL, C(2), BIN(VX_SUB, IN(0), IN(1)))), logw, lse));
+    g_node *term = g_groupsum(g, g_map2(g, BIN(VX_MUL, IN(0), IN(1)), w2, logw_path), B);
+    g_node *sur = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), 3,
+                        (g_node *[]){bound, term, detached(g_map1(g, IN(0), term))}, B, 1);
+    set_objective(g, sur, 1.0);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- enumeration */
 
 /* log p(x | z_j) for every example and joint state: [B, J], from decoder
@@ -523,6 +584,7 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
             else rc = build_sampled(&L, SAMPLE_REINFORCE, batch, samples);
             break;
         case EST_PRIOR: rc = build_sampled(&L, SAMPLE_PRIOR, batch, samples); break;
+        case EST_IWAE: rc = build_iwae(&L, batch, samples); break;
         default: unbuilt = vae_estimator_name(m->est.kind);
         }
     if (unbuilt)

@@ -107,7 +107,7 @@ g_node *param_node(lowering *L, const char *name, int rows) {
     if (!p) abort(); /* the checker registered every parameter */
     g_node *n = g_new(L->g, G_PARAM, rows, (int)(p->size / rows));
     n->param = p;
-    n->needs_grad = 1;
+    n->needs_grad = !L->detach_params;
     n->label = p->name;
     return n;
 }

@@ -16,6 +16,7 @@ typedef struct {
     g_graph *g;
     FILE *err;
     int failed;
+    int detach_params; /* parameters read while set get no gradient (DReG's second decoder pass) */
     env_entry env[256];
     int nenv;
 } lowering;

@@ -712,7 +712,7 @@ static const estimator_info ESTIMATORS[] = {
     {"uniform", EST_UNIFORM, {"samples", "beta"}, DISCRETE, 1, 1, 1},
     {"reinforce", EST_REINFORCE, {"samples", "baseline", "beta"}, ANY_LATENT, 0, 1, 1},
     {"reparam", EST_REPARAM, {"samples", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1},
-    {"iwae", EST_IWAE, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 0},
+    {"iwae", EST_IWAE, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1},
     {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0, 1},
     {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0, 1},
     {"vimco", EST_VIMCO, {"samples", "beta"}, DISCRETE, 0, 1, 0},

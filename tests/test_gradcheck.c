@@ -221,6 +221,26 @@ static void test_exact(void) {
     CU_ASSERT_EQUAL(gradcheck("exact-normal-scale", scale, 2, 25), 0);
 }
 
+/* ---- the importance weighted bound, noise held fixed */
+static void test_iwae(void) {
+    const char *text = "model iw\n"
+                       "data x[6] : binary\n"
+                       "latent z[2] ~ normal(0, 1)\n"
+                       "encoder q(z | x) { h = tanh(dense(x, 5))\n"
+                       "    return normal(mean: dense(h, 2), logvar: dense(h, 2)) }\n"
+                       "decoder p(x | z) { h = softplus(dense(z, 4))\n"
+                       "    return bernoulli(logits: dense(h, 6)) }\n"
+                       "estimator iwae(samples: 4)\n";
+    CU_ASSERT_EQUAL(gradcheck("iwae", text, 3, 31), 0);
+    const char *scale = "model iws\n"
+                        "data x[4] : real\n"
+                        "latent z[3] ~ normal(0, 1)\n"
+                        "encoder q(z | x) { return normal(mean: dense(x, 3), scale: softplus(dense(x, 3)) + 0.05) }\n"
+                        "decoder p(x | z) { return normal(mean: dense(z, 4), logvar: dense(z, 4)) }\n"
+                        "estimator iwae(samples: 3, beta: 0.5)\n";
+    CU_ASSERT_EQUAL(gradcheck("iwae-scale", scale, 2, 32), 0);
+}
+
 int main(void) {
     static const test_case tests[] = {
         {"Gaussian VAE", test_gaussian_vae_shapes},
@@ -231,6 +251,7 @@ int main(void) {
         {"analytic, categorical latents", test_analytic_categorical},
         {"analytic, bernoulli and categorical latents", test_analytic_bernoulli_and_mixed},
         {"exact", test_exact},
+        {"iwae", test_iwae},
         {NULL, NULL},
     };
     return run_suite("gradient check", tests);
