@@ -362,7 +362,12 @@ static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
             base = loglik_rows(g, P.x, &m->baseline_dist, ba, bb, B);
             base->label = "log p_eta(x)";
         }
-        g_node *signal = detached(base ? g_map2(g, BIN(VX_SUB, IN(0), IN(1)), ll, base) : g_map1(g, IN(0), ll));
+        g_node *signal;
+        if (est->baseline_loo) /* leave-one-out: the mean of the other samples of the same example */
+            signal = detached(g_map2(g, BIN(VX_SUB, IN(0), BIN(VX_DIV, BIN(VX_SUB, IN(1), IN(0)), C(S - 1))), ll,
+                                     g_groupsum(g, ll, B)));
+        else
+            signal = detached(base ? g_map2(g, BIN(VX_SUB, IN(0), IN(1)), ll, base) : g_map1(g, IN(0), ll));
         g_node *per_sample = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(1), IN(2))), 3,
                                    (g_node *[]){ll, signal, logq}, B * S, 1);
         g_node *recon = g_groupsum(g, ll, B);
@@ -579,10 +584,7 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
         case EST_ANALYTIC: rc = build_enumerated(&L, batch, 1, 0); break;
         case EST_EXACT: rc = build_enumerated(&L, batch, 0, 1); break;
         case EST_UNIFORM: rc = build_sampled(&L, SAMPLE_UNIFORM, batch, samples); break;
-        case EST_REINFORCE:
-            if (m->est.baseline_loo) unbuilt = "reinforce(baseline: loo)";
-            else rc = build_sampled(&L, SAMPLE_REINFORCE, batch, samples);
-            break;
+        case EST_REINFORCE: rc = build_sampled(&L, SAMPLE_REINFORCE, batch, samples); break;
         case EST_PRIOR: rc = build_sampled(&L, SAMPLE_PRIOR, batch, samples); break;
         case EST_IWAE: rc = build_iwae(&L, batch, samples); break;
         default: unbuilt = vae_estimator_name(m->est.kind);

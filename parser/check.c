@@ -845,8 +845,9 @@ static void check_estimator(checker *c, const ast_estimator *e) {
     }
     if (ok && !info->built)
         ERR(e->loc, "estimator '%s' parses and checks, but is not built yet in this version of vaec", e->name);
-    if (ok && est->baseline_loo)
-        ERR(e->loc, "reinforce(baseline: loo) parses and checks, but is not built yet in this version of vaec");
+    if (ok && est->baseline_loo && est->samples < 2)
+        ERR(e->loc, "reinforce(baseline: loo) needs at least 2 samples: each sample's baseline is the mean of the "
+                    "others");
     if (ok && info->kind == EST_PRIOR)
         for (int i = 0; i < m->nlatents; i++)
             if (m->latents[i].prior.a)

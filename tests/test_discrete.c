@@ -106,8 +106,9 @@ static void test_sampled_estimators_are_unbiased(void) {
     run(&exact, params, x, 0);
     double *truth = malloc(P * sizeof(double)), *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double));
     memcpy(truth, exact.grads, P * sizeof(double));
-    const char *estimators[] = {"uniform(samples: 1)", "reinforce(samples: 1)", "reinforce(samples: 2, baseline: b)"};
-    for (int e = 0; e < 3; e++) {
+    const char *estimators[] = {"uniform(samples: 1)", "reinforce(samples: 1)", "reinforce(samples: 2, baseline: b)",
+                                "reinforce(samples: 3, baseline: loo)"};
+    for (int e = 0; e < 4; e++) {
         dprog d = build(model_with(estimators[e]), B);
         CU_ASSERT_EQUAL_FATAL((size_t)d.rt->param_floats, P);
         moments(&d, params, x, R, mean, var);
@@ -146,9 +147,10 @@ static void test_baseline_lowers_variance(void) {
         run(&train, params, data + (size_t)(s % (N / B)) * B * 8, (uint64_t)s + 1000);
         for (size_t i = 0; i < P; i++) params[i] -= 0.1 * train.grads[i];
     }
-    double *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double)), total[2] = {0, 0};
-    const char *estimators[] = {"reinforce(samples: 4)", "reinforce(samples: 4, baseline: b)"};
-    for (int e = 0; e < 2; e++) {
+    double *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double)), total[3] = {0, 0, 0};
+    const char *estimators[] = {"reinforce(samples: 4)", "reinforce(samples: 4, baseline: b)",
+                                "reinforce(samples: 4, baseline: loo)"};
+    for (int e = 0; e < 3; e++) {
         dprog d = build(model_with(estimators[e]), B);
         moments(&d, params, data, R, mean, var);
         for (int t = 0; t < d.m->nparams; t++)
@@ -156,8 +158,10 @@ static void test_baseline_lowers_variance(void) {
                 for (long i = d.m->params[t].offset; i < d.m->params[t].offset + d.m->params[t].size; i++) total[e] += var[i];
         release(&d);
     }
-    printf("\n    encoder-gradient variance on a trained model: reinforce %.4g, with baseline %.4g", total[0], total[1]);
+    printf("\n    encoder-gradient variance on a trained model: reinforce %.4g, with baseline %.4g, leave-one-out %.4g",
+           total[0], total[1], total[2]);
     CU_ASSERT(total[1] < total[0]);
+    CU_ASSERT(total[2] < total[0]);
     free(params);
     free(data);
     free(mean);
