@@ -91,6 +91,7 @@ static void backward(diff_state *d, g_node *n, g_node *dy) {
     case G_DATA:
     case G_NOISE:
     case G_STATES:
+    case G_KLWEIGHT:
     case G_SAMPLE:
     case G_SLICE: break;
     case G_MAP: backward_map(d, n, dy); break;

@@ -64,6 +64,15 @@ static g_node *mean_times(g_graph *g, g_node *a, double w) {
     return g_map1(g, BIN(VX_MUL, C(w / a->rows), IN(0)), g_groupsum(g, a, 1));
 }
 
+/* The KL weight in force: beta, less what KL warm-up withholds at this step
+ * (read from the step context at run time). [1, 1], no gradient. */
+static g_node *kl_weight(g_graph *g) {
+    g_node *w = detached(g_new(g, G_KLWEIGHT, 1, 1));
+    w->value = g->model->est.beta;
+    w->label = "KL weight";
+    return w;
+}
+
 /* ---------------------------------------------------------------- the latents' densities */
 
 /* The log-probabilities of a discrete distribution, in the form every
@@ -315,7 +324,6 @@ static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
     g_node *ll = decode_rows(L, &P, z);
     if (!ll) return -1;
     g->out.kl_rows = P.kl;
-    double beta = est->beta;
     switch (kind) {
     case SAMPLE_IWAE_EVAL: /* log w = log p(x|z) + log p(z) - log q(z|x); without encoder q = p */
         g->out.logw_rows = with_encoder ? g_map(g, BIN(VX_SUB, BIN(VX_ADD, IN(0), IN(1)), IN(2)), 3,
@@ -336,7 +344,8 @@ static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
         g->out.recon_rows = ll;
         g_node *recon = g_groupsum(g, ll, B); /* sum over the S samples */
         g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), recon, P.kl);
-        g_node *sur = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, C(beta), IN(1))), recon, P.kl);
+        g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
+                            (g_node *[]){recon, P.kl, kl_weight(g)}, B, 1);
         set_objective(g, sur, 1.0);
         return 0;
     }
@@ -345,7 +354,8 @@ static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
         g->out.recon_rows = w;
         g_node *recon = g_groupsum(g, w, B);
         g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), recon, P.kl);
-        g_node *sur = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, C(beta), IN(1))), recon, P.kl);
+        g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
+                            (g_node *[]){recon, P.kl, kl_weight(g)}, B, 1);
         set_objective(g, sur, 1.0);
         return 0;
     }
@@ -372,8 +382,8 @@ static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
                                    (g_node *[]){ll, signal, logq}, B * S, 1);
         g_node *recon = g_groupsum(g, ll, B);
         g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), recon, P.kl);
-        g_node *sur = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, C(beta), IN(1))),
-                             g_groupsum(g, per_sample, B), P.kl);
+        g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
+                            (g_node *[]){g_groupsum(g, per_sample, B), P.kl, kl_weight(g)}, B, 1);
         if (base) /* trains eta by maximum likelihood; adds nothing to the value */
             sur = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), 3, (g_node *[]){sur, base, detached(g_map1(g, IN(0), base))},
                         B, 1);
@@ -395,8 +405,8 @@ static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
 static int build_iwae(lowering *L, int B, int K) {
     g_graph *g = L->g;
     const vae_model *m = g->model;
-    double beta = m->est.beta;
     int dreg = m->est.dreg;
+    g_node *klw = kl_weight(g);
     prepared P;
     if (prepare(L, &P, B, K, 1)) return -1;
     g_node *z[VAE_MAX_LATENTS], *zd[VAE_MAX_LATENTS], *lq = NULL, *lp = NULL, *lq_stop = NULL, *lp_stop = NULL;
@@ -415,10 +425,10 @@ static int build_iwae(lowering *L, int B, int K) {
         lq = sum_nodes(g, lq, normal_logq(g, l, md, sd, z[i]));           /* phi through z only */
         lp = sum_nodes(g, lp, normal_logp(g, z[i]));
     }
-    const vx_expr *logw_e = BIN(VX_ADD, IN(0), BIN(VX_MUL, C(beta), BIN(VX_SUB, IN(1), IN(2))));
+    const vx_expr *logw_e = BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(3), BIN(VX_SUB, IN(1), IN(2))));
     g_node *ll = decode_rows(L, &P, dreg ? zd : z);
     if (!ll) return -1;
-    g_node *logw = g_map(g, logw_e, 3, (g_node *[]){ll, dreg ? lp_stop : lp, dreg ? lq_stop : lq}, B * K, 1);
+    g_node *logw = g_map(g, logw_e, 4, (g_node *[]){ll, dreg ? lp_stop : lp, dreg ? lq_stop : lq, klw}, B * K, 1);
     logw->label = "log w";
     g->out.recon_rows = ll;
     g->out.kl_rows = P.kl;
@@ -434,7 +444,7 @@ static int build_iwae(lowering *L, int B, int K) {
     g_node *ll_path = decode_rows(L, &P, z);
     L->detach_params = 0;
     if (!ll_path) return -1;
-    g_node *logw_path = g_map(g, logw_e, 3, (g_node *[]){ll_path, lp, lq}, B * K, 1);
+    g_node *logw_path = g_map(g, logw_e, 4, (g_node *[]){ll_path, lp, lq, klw}, B * K, 1);
     /* w~_k = w_k / sum_j w_j, detached */
     g_node *lse = detached(group_logsumexp(g, logw, B));
     g_node *w2 = detached(g_map2(g, U(VX_EXP, BIN(VX_MUL, C(2), BIN(VX_SUB, IN(0), IN(1)))), logw, lse));
@@ -531,7 +541,8 @@ static int build_enumerated(lowering *L, int B, int with_encoder, int objective_
         g->value_name = "log p(x)";
         set_objective(g, g->out.logpx_rows, 1.0);
     } else {
-        g_node *sur = g_map2(g, BIN(VX_SUB, IN(0), BIN(VX_MUL, C(m->est.beta), IN(1))), g->out.recon_rows, P.kl);
+        g_node *sur = g_map(g, BIN(VX_SUB, IN(0), BIN(VX_MUL, IN(2), IN(1))), 3,
+                            (g_node *[]){g->out.recon_rows, P.kl, kl_weight(g)}, B, 1);
         set_objective(g, sur, 1.0);
     }
     return 0;

@@ -274,7 +274,7 @@ void g_free(g_graph *g) {
 
 static const char *kind_name(g_kind k) {
     static const char *const names[] = {"param", "data",  "noise", "map",    "matmul", "rowsum",
-                                        "groupsum", "concat", "slice", "states", "sample"};
+                                        "groupsum", "concat", "slice", "states", "klweight", "sample"};
     return names[k];
 }
 

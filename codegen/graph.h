@@ -53,6 +53,7 @@ typedef enum {
     G_CONCAT,   /* along cols */
     G_SLICE,    /* cols [col0, col0 + cols) of in0 */
     G_STATES,   /* the enumerated states of one latent, one row per joint state (runtime) */
+    G_KLWEIGHT, /* [1, 1] value * (1 - ctx->kl_withheld): the KL weight under warm-up */
     G_SAMPLE    /* one-hot (categorical) or 0/1 (bernoulli) samples from logits in0 (none: uniform) */
 } g_kind;
 
@@ -72,6 +73,7 @@ typedef struct g_node {
     int col0;            /* G_SLICE */
     int stream;          /* G_NOISE, G_SAMPLE: which noise stream (one per latent) */
     int group;           /* G_NOISE, G_SAMPLE: samples per example */
+    double value;        /* G_KLWEIGHT: beta */
     int reduce_max;      /* G_ROWSUM, G_GROUPSUM: the maximum instead of the sum (no gradient) */
     int nvars, states;   /* G_STATES, G_SAMPLE: variables of the latent and states of each (2: bernoulli) */
     int bernoulli;       /* G_STATES, G_SAMPLE: 0/1 per variable instead of one-hot */

@@ -4,6 +4,9 @@
  * the runtime (include/vae/runtime.h).  There is no interpreter: the backward
  * pass is the same kind of code as the forward pass. */
 #include "codegen/backend.h"
+#include "vae/runtime.h"
+
+#include <stddef.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Error.h>
@@ -319,6 +322,18 @@ static void emit_sample(cg *c, const g_node *n) {
     call(c, c->elem == VAE_F32 ? "vr_sample_f32" : "vr_sample_f64", c->voidt, types, args, 9);
 }
 
+/* beta * (1 - ctx->kl_withheld); the field's offset is fixed by vr_ctx's layout */
+static void emit_kl_weight(cg *c, const g_node *n) {
+    LLVMTypeRef dbl = LLVMDoubleTypeInContext(c->ctx);
+    LLVMValueRef off = i64c(c, (long)offsetof(vr_ctx, kl_withheld));
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, LLVMInt8TypeInContext(c->ctx), c->ctxp, &off, 1, "");
+    p = LLVMBuildBitCast(c->b, p, LLVMPointerType(dbl, 0), "");
+    LLVMValueRef w = LLVMBuildLoad2(c->b, dbl, p, "kl_withheld");
+    LLVMValueRef v = LLVMBuildFMul(c->b, LLVMConstReal(dbl, n->value), LLVMBuildFSub(c->b, LLVMConstReal(dbl, 1), w, ""), "");
+    if (c->elem == VAE_F32) v = LLVMBuildFPTrunc(c->b, v, c->T, "");
+    store(c, n, i64c(c, 0), v);
+}
+
 static void emit_node(cg *c, const g_node *n) {
     switch (n->kind) {
     case G_PARAM:
@@ -339,6 +354,7 @@ static void emit_node(cg *c, const g_node *n) {
     case G_SLICE: emit_copy_cols(c, n, 0, n->in[0], n->col0, n->cols); return;
     case G_STATES: emit_states(c, n); return;
     case G_SAMPLE: emit_sample(c, n); return;
+    case G_KLWEIGHT: emit_kl_weight(c, n); return;
     }
 }
 

@@ -64,7 +64,7 @@ void vr_evaluate(const vr_program *p, const float *params, const vr_dataset *ds,
         int m = n - start < B ? n - start : B;
         for (int i = 0; i < B; i++) idx[i] = start + (i < m ? i : m - 1); /* pad with the last example */
         vr_data_gather_f32(ds, idx, B, x);
-        vr_ctx ctx = {seed, VR_STEP_EVAL, (uint64_t)start, 0};
+        vr_ctx ctx = {.seed = seed, .step = VR_STEP_EVAL, .example0 = (uint64_t)start, .sample0 = 0};
         g->fn((float *)params, NULL, arena, x, &ctx);
         for (int i = 0; i < m; i++) {
             if (g->value_rows >= 0) value += arena[g->value_rows + i];
@@ -108,7 +108,7 @@ void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset
         }
         vr_data_gather_f32(ds, idx, B, x);
         for (int s0 = 0; s0 < K; s0 += S) {
-            vr_ctx ctx = {seed, VR_STEP_IWAE, (uint64_t)start, (uint64_t)s0};
+            vr_ctx ctx = {.seed = seed, .step = VR_STEP_IWAE, .example0 = (uint64_t)start, .sample0 = (uint64_t)s0};
             g->fn((float *)params, NULL, arena, x, &ctx);
             int use = K - s0 < S ? K - s0 : S;
             for (int i = 0; i < m; i++)
@@ -206,7 +206,7 @@ int vr_train(const vr_program *p, const vr_options *o) {
             vr_data_free(&test);
             return 1;
         }
-        fprintf(log, "epoch,step,train_%s,test_%s,test_recon,test_kl,test_exact_logpx,seconds,examples_per_second\n",
+        fprintf(log, "epoch,step,train_%s,test_%s,test_recon,test_kl,test_exact_logpx,kl_weight_factor,seconds,examples_per_second\n",
                 p->value_name, p->eval_value_name);
         fflush(log);
         snprintf(ckpt, sizeof ckpt, "%s/checkpoint.vaeckpt", o->out_dir);
@@ -225,12 +225,15 @@ int vr_train(const vr_program *p, const vr_options *o) {
            nbatches, B, o->epochs, o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr);
     fflush(stdout);
     for (int epoch = 1; epoch <= o->epochs; epoch++) {
-        double t0 = now(), compute = 0, elbo_sum = 0;
+        double t0 = now(), compute = 0, elbo_sum = 0, kl_in_force = 1;
         vr_shuffle(order, n, o->seed, (uint64_t)epoch);
         for (int b = 0; b < nbatches; b++) {
             vr_data_gather_f32(&train, order + (size_t)b * (size_t)B, B, x);
             double c0 = now();
-            vr_ctx ctx = {o->seed, (uint64_t)step, 0, 0};
+            vr_ctx ctx = {.seed = o->seed, .step = (uint64_t)step, .example0 = 0, .sample0 = 0};
+            if (o->warmup > 0) /* the KL weight rises linearly from 0 to beta over `warmup` epochs */
+                ctx.kl_withheld = fmax(0.0, 1.0 - (epoch - 1 + (double)b / nbatches) / o->warmup);
+            kl_in_force = 1.0 - ctx.kl_withheld;
             g->fn(params, grads, arena, x, &ctx);
             step++;
             if (o->optimizer == VR_ADAM)
@@ -260,12 +263,13 @@ int vr_train(const vr_program *p, const vr_options *o) {
         if (o->test && s.has_elbo) printf("  test ELBO %9.3f (recon %9.3f, KL %7.3f)", s.elbo, s.recon, s.kl);
         else if (o->test) printf("  test %s %9.3f", p->eval_value_name, s.value);
         if (o->test && s.has_logpx && s.has_elbo) printf("  log p(x) %9.3f", s.exact_logpx);
+        if (o->warmup > 0) printf("  KL weight x%.3f", kl_in_force);
         printf("  %.2f s, %.0f ex/s (step only %.0f ex/s)\n", seconds, nbatches * B / seconds, nbatches * B / compute);
         fflush(stdout);
         if (log) {
-            fprintf(log, "%d,%ld,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%.1f\n", epoch, step, train_elbo, o->test ? s.value : NAN,
-                    o->test && s.has_elbo ? s.recon : NAN, o->test && s.has_elbo ? s.kl : NAN,
-                    o->test && s.has_logpx ? s.exact_logpx : NAN, seconds, nbatches * B / seconds);
+            fprintf(log, "%d,%ld,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%.4f,%.1f\n", epoch, step, train_elbo,
+                    o->test ? s.value : NAN, o->test && s.has_elbo ? s.recon : NAN, o->test && s.has_elbo ? s.kl : NAN,
+                    o->test && s.has_logpx ? s.exact_logpx : NAN, kl_in_force, seconds, nbatches * B / seconds);
             fflush(log);
         }
         if (ckpt[0] && vr_checkpoint_save(ckpt, p->model_name, p->tensors, p->ntensors, params, m, v, step, err,

@@ -148,7 +148,7 @@ int vaec_gradvar(const gradvar_options *o) {
         if (build(o->model, "analytic", batch, &ref)) goto out;
         const vr_program *rt = vae_program_runtime(ref.prog);
         float *g = calloc(P, sizeof(float)), *arena = calloc((size_t)rt->train.arena_floats, sizeof(float));
-        vr_ctx ctx = {o->seed, 1, 0, 0};
+        vr_ctx ctx = {.seed = o->seed, .step = 1, .example0 = 0, .sample0 = 0};
         rt->train.fn(params, g, arena, x, &ctx);
         truth = calloc(P, sizeof(double));
         for (size_t i = 0; i < P; i++) truth[i] = g[i];
@@ -177,7 +177,7 @@ int vaec_gradvar(const gradvar_options *o) {
         memset(m2, 0, P * sizeof(double));
         double dist = 0, t0 = now();
         for (int r = 0; r < o->repeats; r++) {
-            vr_ctx ctx = {o->seed, (uint64_t)r + 1, 0, 0};
+            vr_ctx ctx = {.seed = o->seed, .step = (uint64_t)r + 1, .example0 = 0, .sample0 = 0};
             rt->train.fn(params, g, arena, x, &ctx);
             double d2 = 0;
             for (size_t i = 0; i < P; i++) {

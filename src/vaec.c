@@ -37,6 +37,7 @@ static const char *const HELP_TRAIN =
     "  --data-dir DIR   where the fashion-mnist: files are (default $VAE_DATA_DIR or\n"
     "                   /usr/share/datasets/fashion-mnist)\n"
     "  --epochs N       --batch N       --lr F       --seed N\n"
+    "  --warmup E       KL warm-up: the KL weight rises linearly from 0 to beta over E epochs\n"
     "  --out DIR        write DIR/log.csv and DIR/checkpoint.vaeckpt each epoch (default runs/MODEL)\n"
     "  --limit N        train on the first N examples only\n"
     "  --test-limit N   evaluate on the first N test examples only\n"
@@ -71,7 +72,7 @@ typedef struct {
     const char *out_file;
     const char *estimators;
     int repeats;
-    int have_epochs, have_lr, have_seed;
+    int have_epochs, have_lr, have_seed, have_warmup;
 } cli;
 
 static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
@@ -149,6 +150,14 @@ static int parse_args(const char *cmd, const char *help, int argc, char **argv, 
         } else if (strcmp(a, "--lr") == 0 && strcmp(cmd, "train") == 0) {
             if (parse_double(a, v, &c->run.lr)) return 1;
             c->have_lr = 1;
+        } else if (strcmp(a, "--warmup") == 0 && strcmp(cmd, "train") == 0) {
+            char *end;
+            c->run.warmup = strtod(v, &end);
+            if (!*v || *end || !(c->run.warmup >= 0) || c->run.warmup > 1e6) {
+                fprintf(stderr, "vaec: error: --warmup expects a non-negative number of epochs, got '%s'\n", v);
+                return 1;
+            }
+            c->have_warmup = 1;
         } else if (strcmp(a, "--seed") == 0 && strcmp(cmd, "emit-llvm") != 0) {
             if (parse_int(a, v, 0, LONG_MAX, &n)) return 1;
             c->run.seed = (uint64_t)n;
@@ -206,6 +215,7 @@ static void resolve(cli *c, const vae_model *m) {
     if (!c->have_epochs) c->run.epochs = t->epochs;
     if (!c->have_lr) c->run.lr = t->lr;
     if (!c->have_seed) c->run.seed = t->seed;
+    if (!c->have_warmup) c->run.warmup = t->warmup;
     if (!c->batch) c->batch = t->batch;
     c->run.optimizer = t->optimizer == OPT_ADAM ? VR_ADAM : VR_SGD;
     c->run.momentum = t->momentum;

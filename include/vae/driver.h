@@ -41,6 +41,7 @@ typedef struct {
     int limit, test_limit;  /* use only the first N examples (0: all) */
     vr_optimizer optimizer;
     double lr, momentum;
+    double warmup;          /* epochs over which the KL weight rises from 0 to beta (0: none) */
     uint64_t seed;
     const char *out_dir;    /* log.csv and checkpoint.vaeckpt; NULL: write nothing */
     const char *params;     /* eval: the checkpoint to load */

@@ -27,6 +27,7 @@ typedef struct vr_ctx {
     uint64_t step;     /* training step; VR_STEP_EVAL / VR_STEP_IWAE in evaluation */
     uint64_t example0; /* index of the call's first example (evaluation keys noise on the data index) */
     uint64_t sample0;  /* index of the call's first sample (IWAE runs samples in chunks) */
+    double kl_withheld; /* fraction of the KL weight that warm-up withholds now (0: the full beta) */
 } vr_ctx;
 
 #define VR_STEP_EVAL 0xFFFFFFFFu
