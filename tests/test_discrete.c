@@ -44,7 +44,7 @@ static void release(dprog *d) {
 }
 
 static void run(dprog *d, double *params, const double *x, uint64_t step) {
-    vr_ctx ctx = {99, step, 0, 0};
+    vr_ctx ctx = {.seed = 99, .step = step, .example0 = 0, .sample0 = 0};
     d->step(params, d->grads, d->arena, x, &ctx);
 }
 

@@ -39,7 +39,7 @@ static int gradcheck(const char *name, const char *text, int batch, uint64_t see
         double u01 = vr_uniform(seed, 2, (uint64_t)i);
         x[i] = m->binary ? (u01 > 0.5) : 0.05 + 0.9 * u01;
     }
-    vr_ctx ctx = {seed, 11, 0, 0};
+    vr_ctx ctx = {.seed = seed, .step = 11, .example0 = 0, .sample0 = 0};
     objective(f, rt, p, g, arena, x, &ctx);
     int bad = 0;
     const double h = 1e-6;

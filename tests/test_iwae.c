@@ -71,7 +71,7 @@ static void data(double *x, int n) {
 static double mean_value(dprog *d, double *params, const double *x, int B, int R, double *se) {
     double s = 0, s2 = 0;
     for (int r = 0; r < R; r++) {
-        vr_ctx ctx = {1, (uint64_t)r, 0, 0};
+        vr_ctx ctx = {.seed = 1, .step = (uint64_t)r, .example0 = 0, .sample0 = 0};
         typedef void (*f)(double *, double *, double *, const double *, const vr_ctx *);
         ((f)d->rt->train.fn)(params, d->grads, d->arena, x, &ctx);
         double v = 0;
@@ -130,7 +130,7 @@ static void test_dreg(void) {
         m2[e] = calloc(P, sizeof(double));
         typedef void (*f)(double *, double *, double *, const double *, const vr_ctx *);
         for (int r = 0; r < R; r++) {
-            vr_ctx ctx = {2, (uint64_t)r, 0, 0};
+            vr_ctx ctx = {.seed = 2, .step = (uint64_t)r, .example0 = 0, .sample0 = 0};
             ((f)ds[e]->rt->train.fn)(params, ds[e]->grads, ds[e]->arena, x, &ctx);
             for (size_t i = 0; i < P; i++) {
                 double d = ds[e]->grads[i] - mean[e][i];
@@ -138,7 +138,7 @@ static void test_dreg(void) {
                 m2[e][i] += d * (ds[e]->grads[i] - mean[e][i]);
             }
             if (r == 0 && e == 1) { /* same noise, same value */
-                vr_ctx c0 = {2, 0, 0, 0};
+                vr_ctx c0 = {.seed = 2, .step = 0, .example0 = 0, .sample0 = 0};
                 ((f)iw.rt->train.fn)(params, iw.grads, iw.arena, x, &c0);
                 CU_ASSERT_DOUBLE_EQUAL(iw.arena[iw.rt->train.objective], dr.arena[dr.rt->train.objective], 1e-9);
             }
@@ -186,7 +186,7 @@ static void test_iwae_below_exact(void) {
     for (size_t i = 0; i < P; i++) params[i] = 3 * (vr_uniform(4, 1, i) - 0.5);
     data(x, B);
     typedef void (*f)(double *, double *, double *, const double *, const vr_ctx *);
-    vr_ctx c0 = {1, 0, 0, 0};
+    vr_ctx c0 = {.seed = 1, .step = 0, .example0 = 0, .sample0 = 0};
     ((f)ex.rt->train.fn)(params, ex.grads, ex.arena, x, &c0);
     double exact = 0;
     for (int b = 0; b < B; b++) exact += ex.arena[ex.rt->train.logpx_rows + b] / B;
@@ -197,7 +197,7 @@ static void test_iwae_below_exact(void) {
         double s = 0;
         int R = 400;
         for (int r = 0; r < R; r++) {
-            vr_ctx ctx = {5, VR_STEP_IWAE, 0, (uint64_t)r * Ks[k]};
+            vr_ctx ctx = {.seed = 5, .step = VR_STEP_IWAE, .example0 = 0, .sample0 = (uint64_t)r * Ks[k]};
             ((f)d.rt->iwae.fn)(params, NULL, d.arena, x, &ctx);
             for (int b = 0; b < B; b++) {
                 double mx = -INFINITY, sum = 0;

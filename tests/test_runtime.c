@@ -33,14 +33,14 @@ static void test_philox_known_answers(void) {
 static void test_noise_is_keyed_not_ordered(void) {
     enum { R = 12, C = 7, G = 3 };
     float all[R * C], part[R * C];
-    vr_ctx ctx = {42, 7, 100, 0};
+    vr_ctx ctx = {.seed = 42, .step = 7, .example0 = 100, .sample0 = 0};
     vr_noise_normal_f32(&ctx, all, R, C, G, 1);
     /* the last two examples alone, with example0 moved accordingly */
-    vr_ctx ctx2 = {42, 7, 102, 0};
+    vr_ctx ctx2 = {.seed = 42, .step = 7, .example0 = 102, .sample0 = 0};
     vr_noise_normal_f32(&ctx2, part, 2 * G, C, G, 1);
     CU_ASSERT_EQUAL(memcmp(all + 2 * G * C, part, sizeof(float) * 2 * G * C), 0);
     /* samples 1..2 of each example with sample0 = 1 and group 2 */
-    vr_ctx ctx3 = {42, 7, 100, 1};
+    vr_ctx ctx3 = {.seed = 42, .step = 7, .example0 = 100, .sample0 = 1};
     vr_noise_normal_f32(&ctx3, part, 4 * 2, C, 2, 1);
     for (int e = 0; e < 4; e++)
         for (int s = 0; s < 2; s++)
@@ -48,7 +48,7 @@ static void test_noise_is_keyed_not_ordered(void) {
     /* another stream, step or seed gives other numbers */
     vr_noise_normal_f32(&ctx, part, R, C, G, 2);
     CU_ASSERT_NOT_EQUAL(memcmp(all, part, sizeof all), 0);
-    vr_ctx ctx4 = {43, 7, 100, 0};
+    vr_ctx ctx4 = {.seed = 43, .step = 7, .example0 = 100, .sample0 = 0};
     vr_noise_normal_f32(&ctx4, part, R, C, G, 1);
     CU_ASSERT_NOT_EQUAL(memcmp(all, part, sizeof all), 0);
 }
@@ -56,7 +56,7 @@ static void test_noise_is_keyed_not_ordered(void) {
 static void test_noise_is_standard_normal(void) {
     enum { N = 200000 };
     double *x = malloc(sizeof(double) * N);
-    vr_ctx ctx = {1, 0, 0, 0};
+    vr_ctx ctx = {.seed = 1, .step = 0, .example0 = 0, .sample0 = 0};
     vr_noise_normal_f64(&ctx, x, N / 10, 10, 1, 0);
     double s = 0, s2 = 0, s4 = 0;
     for (int i = 0; i < N; i++) {
