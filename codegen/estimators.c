@@ -455,6 +455,64 @@ static int build_iwae(lowering *L, int B, int K) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- VIMCO */
+
+/* vimco(samples: K) for discrete latents (Mnih & Rezende 2016): the IWAE bound
+ * L = log (1/K) sum_k w_k at z_k ~ q, and the surrogate
+ *   L + sum_k sg(L - L_-k) log q(z_k | x),
+ * where L_-k replaces w_k by the geometric mean of the other weights:
+ *   L_-k = log (1/K) (sum_{j != k} w_j + exp(mean_{j != k} log w_j)).
+ * Written with M = max_j log w_j:  L - L_-k = log s - log(s - e_k + exp(g_k - M)),
+ * s = sum_j exp(log w_j - M), e_k = exp(log w_k - M), g_k the mean of the others. */
+static int build_vimco(lowering *L, int B, int K) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    prepared P;
+    if (prepare(L, &P, B, K, 1)) return -1;
+    g_node *z[VAE_MAX_LATENTS], *logq = NULL, *logp = NULL;
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        z[i] = discrete_sample(L, &P, i, 0);
+        logq = sum_nodes(g, logq, discrete_logprob_at(g, l, P.q[i], z[i]));
+        logp = sum_nodes(g, logp, discrete_logprob_at(g, l, P.p[i], z[i]));
+    }
+    g_node *ll = decode_rows(L, &P, z);
+    if (!ll) return -1;
+    g_node *logw = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(3), BIN(VX_SUB, IN(1), IN(2)))), 4,
+                         (g_node *[]){ll, logp, logq, kl_weight(g)}, B * K, 1);
+    logw->label = "log w";
+    g_node *bound = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), group_logsumexp(g, logw, B));
+    /* Duplicate samples give equal weights, so the maximum is often shared: the
+     * sum of the other weights is computed from the weights below the maximum
+     * (s_low) and the count of maxima, never as a difference that can cancel. */
+    g_node *lw = detached(g_map1(g, IN(0), logw));
+    g_node *mx = g_groupsum(g, lw, B);
+    mx->reduce_max = 1;
+    detached(mx);
+    const vx_expr *below = BIN(VX_SUB, IN(1), IN(0)); /* > 0: not a maximum */
+    g_node *s_low = detached(g_groupsum(g, g_map2(g, vx_select(g, below, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), C(0)), lw, mx), B));
+    g_node *count = detached(g_groupsum(g, g_map2(g, vx_select(g, below, C(0), C(1)), lw, mx), B));
+    g_node *sum = detached(g_groupsum(g, lw, B));
+    /* inputs: $0 log w_k, $1 M, $2 s_low, $3 count of maxima, $4 sum of log w */
+    const vx_expr *s_all = BIN(VX_ADD, IN(2), IN(3));
+    const vx_expr *others = vx_select(g, below, BIN(VX_SUB, s_all, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1)))),
+                                      BIN(VX_SUB, s_all, C(1)));
+    const vx_expr *a = BIN(VX_ADD, IN(1), U(VX_LOG, others));       /* log sum_{j != k} w_j (maybe -inf) */
+    const vx_expr *geo = BIN(VX_DIV, BIN(VX_SUB, IN(4), IN(0)), C(K - 1)); /* log geometric mean of the others */
+    const vx_expr *top = BIN(VX_MAX, a, geo);
+    const vx_expr *l_minus_k = BIN(VX_ADD, top, U(VX_LOG, BIN(VX_ADD, U(VX_EXP, BIN(VX_SUB, a, top)), U(VX_EXP, BIN(VX_SUB, geo, top)))));
+    g_node *signal = detached(g_map(g, BIN(VX_SUB, BIN(VX_ADD, IN(1), U(VX_LOG, s_all)), l_minus_k), 5,
+                                    (g_node *[]){lw, mx, s_low, count, sum}, B * K, 1));
+    signal->label = "L - L_-k";
+    g_node *score = g_groupsum(g, g_map2(g, BIN(VX_MUL, IN(0), IN(1)), signal, logq), B);
+    g->out.recon_rows = ll;
+    g->out.kl_rows = P.kl;
+    g->out.value_rows = bound;
+    g->value_name = "IWAE bound";
+    set_objective(g, g_map2(g, BIN(VX_ADD, IN(0), IN(1)), bound, score), 1.0);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- enumeration */
 
 /* log p(x | z_j) for every example and joint state: [B, J], from decoder
@@ -598,6 +656,7 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
         case EST_REINFORCE: rc = build_sampled(&L, SAMPLE_REINFORCE, batch, samples); break;
         case EST_PRIOR: rc = build_sampled(&L, SAMPLE_PRIOR, batch, samples); break;
         case EST_IWAE: rc = build_iwae(&L, batch, samples); break;
+        case EST_VIMCO: rc = build_vimco(&L, batch, samples); break;
         default: unbuilt = vae_estimator_name(m->est.kind);
         }
     if (unbuilt)

@@ -715,7 +715,7 @@ static const estimator_info ESTIMATORS[] = {
     {"iwae", EST_IWAE, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1},
     {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0, 1},
     {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0, 1},
-    {"vimco", EST_VIMCO, {"samples", "beta"}, DISCRETE, 0, 1, 0},
+    {"vimco", EST_VIMCO, {"samples", "beta"}, DISCRETE, 0, 1, 1},
     {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, 1u << LATENT_CATEGORICAL, 0, 1, 0},
 };
 #define NESTIMATORS (sizeof ESTIMATORS / sizeof ESTIMATORS[0])
@@ -845,6 +845,8 @@ static void check_estimator(checker *c, const ast_estimator *e) {
     }
     if (ok && !info->built)
         ERR(e->loc, "estimator '%s' parses and checks, but is not built yet in this version of vaec", e->name);
+    if (ok && info->kind == EST_VIMCO && est->samples < 2)
+        ERR(e->loc, "vimco needs at least 2 samples: each sample's control variate comes from the others");
     if (ok && est->baseline_loo && est->samples < 2)
         ERR(e->loc, "reinforce(baseline: loo) needs at least 2 samples: each sample's baseline is the mean of the "
                     "others");
