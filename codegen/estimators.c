@@ -455,6 +455,54 @@ static int build_iwae(lowering *L, int B, int K) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- Gumbel-softmax */
+
+/* gumbel(samples: S, temperature: T [, hard: true]) for categorical latents
+ * (Jang et al. 2017; Maddison et al. 2017): y = softmax((log q + g) / T) per
+ * variable, g ~ Gumbel, fed to the decoder; the objective is
+ * (1/S) sum_s log p(x | y_s) - beta KL(q || p) in closed form.  With hard, the
+ * decoder sees h = onehot(argmax) in the forward pass and y's gradient in the
+ * backward pass: h + (y - sg(y)), exactly h in value.  The reported ELBO is
+ * always at the discrete samples h. */
+static int build_gumbel(lowering *L, int B, int S) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    const double T = m->est.temperature > 0 ? m->est.temperature : 1.0;
+    prepared P;
+    if (prepare(L, &P, B, S, 1)) return -1;
+    g_node *y[VAE_MAX_LATENTS], *h[VAE_MAX_LATENTS];
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        g_node *noise = g_new(g, G_NOISE, B * S, l->width);
+        noise->gumbel = 1;
+        noise->stream = i;
+        noise->group = S;
+        noise->label = vae_pool_printf(g->pool, "gumbel %s", l->name);
+        g_node *a = g_map2(g, BIN(VX_DIV, BIN(VX_ADD, IN(0), IN(1)), C(T)), P.q[i].table, noise);
+        g_node *mx = rowmax(g, a, l->nvars);
+        g_node *e = g_map2(g, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), a, mx);
+        g_node *sum = g_colgroupsum(g, e, l->nvars);
+        y[i] = g_map2(g, BIN(VX_DIV, IN(0), IN(1)), e, sum);
+        y[i]->label = vae_pool_printf(g->pool, "relaxed %s", l->name);
+        h[i] = detached(g_map2(g, vx_select(g, BIN(VX_SUB, IN(1), IN(0)), C(0), C(1)), a, mx));
+        h[i]->label = l->name;
+        if (m->est.hard) /* straight through: the value of h, the gradient of y */
+            y[i] = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), 3,
+                         (g_node *[]){h[i], y[i], detached(g_map1(g, IN(0), y[i]))}, B * S, l->width);
+    }
+    g_node *ll = decode_rows(L, &P, y);
+    if (!ll) return -1;
+    g_node *ll_discrete = m->est.hard ? ll : decode_rows(L, &P, h);
+    if (!ll_discrete) return -1;
+    g->out.recon_rows = ll_discrete;
+    g->out.kl_rows = P.kl;
+    g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), g_groupsum(g, ll_discrete, B), P.kl);
+    g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
+                        (g_node *[]){g_groupsum(g, ll, B), P.kl, kl_weight(g)}, B, 1);
+    set_objective(g, sur, 1.0);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- VIMCO */
 
 /* vimco(samples: K) for discrete latents (Mnih & Rezende 2016): the IWAE bound
@@ -657,6 +705,7 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
         case EST_PRIOR: rc = build_sampled(&L, SAMPLE_PRIOR, batch, samples); break;
         case EST_IWAE: rc = build_iwae(&L, batch, samples); break;
         case EST_VIMCO: rc = build_vimco(&L, batch, samples); break;
+        case EST_GUMBEL: rc = build_gumbel(&L, batch, samples); break;
         default: unbuilt = vae_estimator_name(m->est.kind);
         }
     if (unbuilt)

@@ -45,7 +45,7 @@ const char *vx_name(vx_op op);
 typedef enum {
     G_PARAM,    /* a slice of the parameter buffer; rows 1 (vectors) or K (dense weights) */
     G_DATA,     /* the batch of data, [B, D] */
-    G_NOISE,    /* standard normal noise from the counter-based RNG: stream, group = samples */
+    G_NOISE,    /* standard normal (or, with gumbel set, Gumbel) noise from the counter-based RNG */
     G_MAP,      /* elementwise expression over inputs, [rows, cols] */
     G_MATMUL,   /* op(in0) op(in1), trans_a / trans_b */
     G_ROWSUM,   /* sum of expr over each group of C / cols columns: [R, C] -> [R, cols] */
@@ -77,6 +77,7 @@ typedef struct g_node {
     int reduce_max;      /* G_ROWSUM, G_GROUPSUM: the maximum instead of the sum (no gradient) */
     int nvars, states;   /* G_STATES, G_SAMPLE: variables of the latent and states of each (2: bernoulli) */
     int bernoulli;       /* G_STATES, G_SAMPLE: 0/1 per variable instead of one-hot */
+    int gumbel;          /* G_NOISE: standard Gumbel instead of standard normal */
     long stride, local;  /* G_STATES: joint index j selects this latent's state (j / stride) % local */
     const vae_param *param; /* G_PARAM */
     const char *label;   /* for emitted code and messages: "encoder.h", "d encoder.h" */

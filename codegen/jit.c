@@ -34,6 +34,8 @@ static const struct {
     {"vr_gemm_f64", (void (*)(void))vr_gemm_f64},
     {"vr_noise_normal_f32", (void (*)(void))vr_noise_normal_f32},
     {"vr_noise_normal_f64", (void (*)(void))vr_noise_normal_f64},
+    {"vr_noise_gumbel_f32", (void (*)(void))vr_noise_gumbel_f32},
+    {"vr_noise_gumbel_f64", (void (*)(void))vr_noise_gumbel_f64},
     {"vr_states_f32", (void (*)(void))vr_states_f32},
     {"vr_states_f64", (void (*)(void))vr_states_f64},
     {"vr_sample_f32", (void (*)(void))vr_sample_f32},

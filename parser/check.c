@@ -716,7 +716,7 @@ static const estimator_info ESTIMATORS[] = {
     {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0, 1},
     {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0, 1},
     {"vimco", EST_VIMCO, {"samples", "beta"}, DISCRETE, 0, 1, 1},
-    {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, 1u << LATENT_CATEGORICAL, 0, 1, 0},
+    {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, 1u << LATENT_CATEGORICAL, 0, 1, 1},
 };
 #define NESTIMATORS (sizeof ESTIMATORS / sizeof ESTIMATORS[0])
 

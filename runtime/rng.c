@@ -79,6 +79,24 @@ static double keyed_uniform(uint32_t k0, uint32_t k1, uint32_t col, uint32_t sam
     return (double)r.v[col % 4u] * (1.0 / 4294967296.0);
 }
 
+#define DEFINE_GUMBEL(NAME, T)                                                                                     \
+    void NAME(const vr_ctx *ctx, T *dst, int rows, int cols, int group, int stream) {                            \
+        uint32_t k0, k1;                                                                                           \
+        key_of(ctx->seed, (uint32_t)stream + 0x6B000u, &k0, &k1);                                                 \
+        for (int r = 0; r < rows; r++) {                                                                           \
+            uint32_t example = (uint32_t)(ctx->example0 + (uint64_t)(r / group));                                  \
+            uint32_t sample = (uint32_t)(ctx->sample0 + (uint64_t)(r % group));                                    \
+            for (int c = 0; c < cols; c++) {                                                                       \
+                double u = keyed_uniform(k0, k1, (uint32_t)c, sample, example, (uint32_t)ctx->step);              \
+                u = (u * 4294967296.0 + 0.5) / 4294967297.0; /* strictly inside (0, 1) */                          \
+                dst[(size_t)r * (size_t)cols + (size_t)c] = (T)(-log(-log(u)));                                    \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
+
+DEFINE_GUMBEL(vr_noise_gumbel_f32, float)
+DEFINE_GUMBEL(vr_noise_gumbel_f64, double)
+
 #define DEFINE_SAMPLE(NAME, T)                                                                                     \
     void NAME(const vr_ctx *ctx, const T *logits, T *dst, int rows, int nvars, int states, int group, int stream, \
               int bernoulli) {                                                                                     \

@@ -299,6 +299,38 @@ static void test_vimco_is_unbiased(void) {
     release(&d);
 }
 
+/* Straight-through Gumbel: the decoder sees exactly one-hot values, so its
+ * ELBO equals the relaxed estimator's ELBO at the discrete samples of the same
+ * noise, while its gradient differs (it comes through the relaxation). */
+static void test_straight_through_is_discrete(void) {
+    enum { B = 4 };
+    const char *soft_text = "model st\n"
+                            "data x[8] : binary\n"
+                            "latent z[2] ~ categorical(3)\n"
+                            "encoder q(z | x) { return categorical(logits: reshape(dense(x, 6), 2, 3)) }\n"
+                            "decoder p(x | z) { h = tanh(dense(flatten(onehot(z)), 5))\n"
+                            "    return bernoulli(logits: dense(h, 8)) }\n"
+                            "estimator gumbel(samples: 3, temperature: 0.5)\n";
+    char hard_text[1024];
+    snprintf(hard_text, sizeof hard_text, "%s", soft_text);
+    strcpy(strstr(hard_text, "temperature: 0.5)"), "temperature: 0.5, hard: true)\n");
+    dprog soft = build(soft_text, B), hard = build(hard_text, B);
+    size_t P = (size_t)soft.rt->param_floats;
+    double *params = malloc(P * sizeof(double)), x[B * 8];
+    for (size_t i = 0; i < P; i++) params[i] = 2 * (vr_uniform(17, 1, i) - 0.5);
+    synthetic(x, B, 3);
+    run(&soft, params, x, 5);
+    run(&hard, params, x, 5);
+    for (int r = 0; r < B * 3; r++)
+        CU_ASSERT_EQUAL(soft.arena[soft.rt->train.recon_rows + r], hard.arena[hard.rt->train.recon_rows + r]);
+    double diff = 0;
+    for (size_t i = 0; i < P; i++) diff = fmax(diff, fabs(soft.grads[i] - hard.grads[i]));
+    CU_ASSERT(diff > 1e-6);
+    free(params);
+    release(&soft);
+    release(&hard);
+}
+
 int main(void) {
     static const test_case tests[] = {
         {"sampled estimators are unbiased", test_sampled_estimators_are_unbiased},
@@ -306,6 +338,7 @@ int main(void) {
         {"exact log p(x) >= ELBO, KL gap >= 0", test_bounds},
         {"2-state model by hand", test_two_state_model_by_hand},
         {"VIMCO is unbiased for the IWAE gradient", test_vimco_is_unbiased},
+        {"straight-through Gumbel is discrete in value", test_straight_through_is_discrete},
         {NULL, NULL},
     };
     return run_suite("discrete latents", tests);

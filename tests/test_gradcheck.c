@@ -241,6 +241,19 @@ static void test_iwae(void) {
     CU_ASSERT_EQUAL(gradcheck("iwae-scale", scale, 2, 32), 0);
 }
 
+/* ---- Gumbel-softmax, noise held fixed: a smooth function of the parameters */
+static void test_gumbel_relaxed(void) {
+    const char *text = "model gs\n"
+                       "data x[5] : binary\n"
+                       "latent z[2] ~ categorical(logits: param[2, 3])\n"
+                       "encoder q(z | x) { h = tanh(dense(x, 4))\n"
+                       "    return categorical(logits: reshape(dense(h, 6), 2, 3)) }\n"
+                       "decoder p(x | z) { h = tanh(dense(flatten(onehot(z)), 4))\n"
+                       "    return bernoulli(logits: dense(h, 5)) }\n"
+                       "estimator gumbel(samples: 2, temperature: 0.7, beta: 0.9)\n";
+    CU_ASSERT_EQUAL(gradcheck("gumbel", text, 3, 41), 0);
+}
+
 int main(void) {
     static const test_case tests[] = {
         {"Gaussian VAE", test_gaussian_vae_shapes},
@@ -252,6 +265,7 @@ int main(void) {
         {"analytic, bernoulli and categorical latents", test_analytic_bernoulli_and_mixed},
         {"exact", test_exact},
         {"iwae", test_iwae},
+        {"gumbel-softmax", test_gumbel_relaxed},
         {NULL, NULL},
     };
     return run_suite("gradient check", tests);

@@ -42,6 +42,9 @@ vr_philox_block vr_philox4x32(vr_philox_block counter, uint32_t key0, uint32_t k
  * example, sample, stream, c). */
 void vr_noise_normal_f32(const vr_ctx *ctx, float *dst, int rows, int cols, int group, int stream);
 void vr_noise_normal_f64(const vr_ctx *ctx, double *dst, int rows, int cols, int group, int stream);
+/* Standard Gumbel noise, -log(-log u), keyed like the normal noise (Gumbel-softmax). */
+void vr_noise_gumbel_f32(const vr_ctx *ctx, float *dst, int rows, int cols, int group, int stream);
+void vr_noise_gumbel_f64(const vr_ctx *ctx, double *dst, int rows, int cols, int group, int stream);
 /* Samples of a discrete latent for a [rows, width] tensor whose rows are
  * `group` samples of each example: categorical (one-hot, width nvars*states)
  * or bernoulli (0/1, width nvars), from logits [rows / group, width] or, when
