@@ -6,6 +6,7 @@
  *   u32 has_optimizer, i64 step
  *   f32 params[total]  (then m[total], v[total] when has_optimizer)
  *   u32 crc32 of everything above
+ * The CRC is zlib's CRC-32, computed here so that emitted C needs no zlib.
  * Integers and floats are little-endian (the byte order of every machine vaec
  * builds on; the loader refuses a file whose CRC does not match).
  * Saving writes a temporary file in the same folder, fsyncs it and renames it
@@ -18,12 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #define CKPT_MAGIC "VAECKPT"
 #define CKPT_VERSION 1u
 
-static int fail(char *err, size_t len, const char *fmt, ...) {
+static int ckpt_fail(char *err, size_t len, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, len, fmt, ap);
@@ -31,16 +31,31 @@ static int fail(char *err, size_t len, const char *fmt, ...) {
     return -1;
 }
 
+/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32). */
+static uint32_t crc32_update(uint32_t crc, const void *data, size_t n) {
+    static uint32_t table[256];
+    if (!table[1])
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+    const unsigned char *p = data;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
 typedef struct {
     FILE *f;
-    uLong crc;
+    uint32_t crc;
     int bad;
 } writer;
 
 static void put(writer *w, const void *p, size_t n) {
     if (n == 0) return;
     if (fwrite(p, 1, n, w->f) != n) w->bad = 1;
-    w->crc = crc32(w->crc, p, (uInt)n);
+    w->crc = crc32_update(w->crc, p, n);
 }
 
 static void put32(writer *w, uint32_t v) { put(w, &v, 4); }
@@ -51,9 +66,9 @@ int vr_checkpoint_save(const char *path, const char *model, const vr_tensor_info
     char *tmp = malloc(plen + 32);
     if (!tmp) abort();
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    writer w = {fopen(tmp, "wb"), crc32(0, NULL, 0), 0};
+    writer w = {fopen(tmp, "wb"), 0, 0};
     if (!w.f) {
-        fail(err, errlen, "%s: cannot write the checkpoint: %s", tmp, strerror(errno));
+        ckpt_fail(err, errlen, "%s: cannot write the checkpoint: %s", tmp, strerror(errno));
         free(tmp);
         return -1;
     }
@@ -78,12 +93,12 @@ int vr_checkpoint_save(const char *path, const char *model, const vr_tensor_info
         put(&w, m, sizeof(float) * (size_t)total);
         put(&w, v, sizeof(float) * (size_t)total);
     }
-    uint32_t crc = (uint32_t)w.crc;
+    uint32_t crc = w.crc;
     if (fwrite(&crc, 4, 1, w.f) != 1) w.bad = 1;
     if (fflush(w.f) != 0 || fsync(fileno(w.f)) != 0) w.bad = 1;
     if (fclose(w.f) != 0) w.bad = 1;
     if (w.bad || rename(tmp, path) != 0) {
-        fail(err, errlen, "%s: cannot write the checkpoint: %s", path, strerror(errno ? errno : EIO));
+        ckpt_fail(err, errlen, "%s: cannot write the checkpoint: %s", path, strerror(errno ? errno : EIO));
         remove(tmp);
         free(tmp);
         return -1;
@@ -123,7 +138,7 @@ static void shape_str(char *buf, size_t len, int nd, const uint32_t *dims32, con
 int vr_checkpoint_load(const char *path, const vr_tensor_info *t, int nt, float *params, float *m, float *v,
                        long *step, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, errlen, "%s: cannot open the checkpoint: %s", path, strerror(errno));
+    if (!f) return ckpt_fail(err, errlen, "%s: cannot open the checkpoint: %s", path, strerror(errno));
     fseek(f, 0, SEEK_END);
     long len = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -136,19 +151,19 @@ int vr_checkpoint_load(const char *path, const vr_tensor_info *t, int nt, float 
     reader r = {buf, buf + got, 0};
     char magic[8];
     if (got < 12 || get(&r, magic, 8) || memcmp(magic, CKPT_MAGIC, 8) != 0) {
-        fail(err, errlen, "%s: not a vaec checkpoint (bad magic number)", path);
+        ckpt_fail(err, errlen, "%s: not a vaec checkpoint (bad magic number)", path);
         goto done;
     }
     uint32_t version = get32(&r);
     if (version != CKPT_VERSION) {
-        fail(err, errlen, "%s: checkpoint format version %u is not supported (this vaec reads version %u)", path,
+        ckpt_fail(err, errlen, "%s: checkpoint format version %u is not supported (this vaec reads version %u)", path,
              version, CKPT_VERSION);
         goto done;
     }
     uint32_t crc_stored;
     memcpy(&crc_stored, buf + got - 4, 4);
-    if ((uint32_t)crc32(crc32(0, NULL, 0), buf, (uInt)(got - 4)) != crc_stored) {
-        fail(err, errlen, "%s: the checkpoint is truncated or corrupt (checksum mismatch)", path);
+    if (crc32_update(0, buf, got - 4) != crc_stored) {
+        ckpt_fail(err, errlen, "%s: the checkpoint is truncated or corrupt (checksum mismatch)", path);
         goto done;
     }
     r.end = buf + got - 4;
@@ -158,11 +173,11 @@ int vr_checkpoint_load(const char *path, const vr_tensor_info *t, int nt, float 
     if (!r.bad) get(&r, model, mlen);
     uint32_t n = get32(&r);
     if (r.bad) {
-        fail(err, errlen, "%s: the checkpoint header is truncated", path);
+        ckpt_fail(err, errlen, "%s: the checkpoint header is truncated", path);
         goto done;
     }
     if ((int)n != nt) {
-        fail(err, errlen, "%s: the checkpoint (model '%s') holds %u tensors, this model has %d", path, model, n, nt);
+        ckpt_fail(err, errlen, "%s: the checkpoint (model '%s') holds %u tensors, this model has %d", path, model, n, nt);
         goto done;
     }
     long total = 0;
@@ -170,17 +185,17 @@ int vr_checkpoint_load(const char *path, const vr_tensor_info *t, int nt, float 
         uint32_t nl = get32(&r);
         char name[512] = "";
         if (nl >= sizeof name || get(&r, name, nl)) {
-            fail(err, errlen, "%s: the checkpoint header is malformed", path);
+            ckpt_fail(err, errlen, "%s: the checkpoint header is malformed", path);
             goto done;
         }
         uint32_t nd = get32(&r), dims[8] = {0};
         if (nd > 8) {
-            fail(err, errlen, "%s: the checkpoint header is malformed", path);
+            ckpt_fail(err, errlen, "%s: the checkpoint header is malformed", path);
             goto done;
         }
         for (uint32_t d = 0; d < nd; d++) dims[d] = get32(&r);
         if (r.bad) {
-            fail(err, errlen, "%s: the checkpoint header is truncated", path);
+            ckpt_fail(err, errlen, "%s: the checkpoint header is truncated", path);
             goto done;
         }
         int same = strcmp(name, t[i].name) == 0 && (int)nd == t[i].ndims;
@@ -189,7 +204,7 @@ int vr_checkpoint_load(const char *path, const vr_tensor_info *t, int nt, float 
             char a[128], b[128];
             shape_str(a, sizeof a, (int)nd, dims, NULL);
             shape_str(b, sizeof b, t[i].ndims, NULL, t[i].dims);
-            fail(err, errlen, "%s: does not fit this model: tensor %d is '%s' %s in the checkpoint, '%s' %s here", path,
+            ckpt_fail(err, errlen, "%s: does not fit this model: tensor %d is '%s' %s in the checkpoint, '%s' %s here", path,
                  i + 1, name, a, t[i].name, b);
             goto done;
         }
@@ -200,12 +215,12 @@ int vr_checkpoint_load(const char *path, const vr_tensor_info *t, int nt, float 
     get(&r, &s64, 8);
     size_t bytes = sizeof(float) * (size_t)total;
     if (get(&r, params, bytes)) {
-        fail(err, errlen, "%s: the checkpoint is truncated", path);
+        ckpt_fail(err, errlen, "%s: the checkpoint is truncated", path);
         goto done;
     }
     if (has_opt && m && v) {
         if (get(&r, m, bytes) || get(&r, v, bytes)) {
-            fail(err, errlen, "%s: the checkpoint is truncated", path);
+            ckpt_fail(err, errlen, "%s: the checkpoint is truncated", path);
             goto done;
         }
     }

@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef VAE_USE_ZLIB
 #include <zlib.h>
+#endif
 
 #define DEFAULT_FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
-static int fail(char *err, size_t len, const char *fmt, ...) {
+static int data_fail(char *err, size_t len, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, len, fmt, ap);
@@ -21,35 +23,58 @@ static int fail(char *err, size_t len, const char *fmt, ...) {
     return -1;
 }
 
+
 static int ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* Reads a whole file through zlib (which reads plain files as they are). */
+/* Reads a whole file; through zlib (which reads plain files as they are) when
+ * built with it, so that .gz files work. */
 static unsigned char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
+#ifdef VAE_USE_ZLIB
     gzFile f = gzopen(path, "rb");
     if (!f) {
-        fail(err, errlen, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
+        data_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno ? errno : ENOENT));
         return NULL;
     }
+#else
+    if (ends_with(path, ".gz")) {
+        data_fail(err, errlen, "%s: compressed files need zlib (build with -DVAE_USE_ZLIB and -lz)", path);
+        return NULL;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        data_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+#endif
     size_t cap = 1 << 20, n = 0;
     unsigned char *buf = malloc(cap);
     for (;;) {
         if (!buf) {
-            gzclose(f);
-            fail(err, errlen, "%s: out of memory", path);
-            return NULL;
+            data_fail(err, errlen, "%s: out of memory", path);
+            break;
         }
-        int got = gzread(f, buf + n, (unsigned)(cap - n > (1u << 30) ? (1u << 30) : cap - n));
+        size_t want = cap - n > (1u << 30) ? (1u << 30) : cap - n;
+#ifdef VAE_USE_ZLIB
+        int got = gzread(f, buf + n, (unsigned)want);
         if (got < 0) {
             int zerr;
-            const char *msg = gzerror(f, &zerr);
-            fail(err, errlen, "%s: cannot read (%s)", path, msg);
+            data_fail(err, errlen, "%s: cannot read (%s)", path, gzerror(f, &zerr));
             free(buf);
-            gzclose(f);
-            return NULL;
+            buf = NULL;
+            break;
         }
+#else
+        size_t got = fread(buf + n, 1, want, f);
+        if (got == 0 && ferror(f)) {
+            data_fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            free(buf);
+            buf = NULL;
+            break;
+        }
+#endif
         if (got == 0) break;
         n += (size_t)got;
         if (n == cap) {
@@ -59,7 +84,11 @@ static unsigned char *read_all(const char *path, size_t *len, char *err, size_t 
             buf = nb;
         }
     }
+#ifdef VAE_USE_ZLIB
     gzclose(f);
+#else
+    fclose(f);
+#endif
     *len = n;
     return buf;
 }
@@ -70,7 +99,7 @@ static uint32_t be32(const unsigned char *p) {
 
 static int check_dim(const char *path, long per_example, int dim, char *err, size_t errlen) {
     if (per_example != dim)
-        return fail(err, errlen, "%s: each example has %ld values, but the model's data declares %d", path,
+        return data_fail(err, errlen, "%s: each example has %ld values, but the model's data declares %d", path,
                     per_example, dim);
     return 0;
 }
@@ -81,29 +110,29 @@ static int load_idx(vr_dataset *ds, const char *path, int dim, char *err, size_t
     if (!buf) return -1;
     int rc = -1;
     if (len < 4 || buf[0] != 0 || buf[1] != 0) {
-        fail(err, errlen, "%s: not an IDX file (bad magic number)", path);
+        data_fail(err, errlen, "%s: not an IDX file (bad magic number)", path);
         goto done;
     }
     int type = buf[2], nd = buf[3];
     if (type != 0x08 && type != 0x0D) {
-        fail(err, errlen, "%s: IDX element type 0x%02x is not supported (unsigned bytes 0x08 or floats 0x0D)", path,
+        data_fail(err, errlen, "%s: IDX element type 0x%02x is not supported (unsigned bytes 0x08 or floats 0x0D)", path,
              type);
         goto done;
     }
     if (nd < 1 || len < 4 + 4 * (size_t)nd) {
-        fail(err, errlen, "%s: truncated IDX header", path);
+        data_fail(err, errlen, "%s: truncated IDX header", path);
         goto done;
     }
     long n = be32(buf + 4), per = 1;
     for (int i = 1; i < nd; i++) per *= be32(buf + 4 + 4 * i);
     size_t elem = type == 0x08 ? 1 : 4, need = (size_t)n * (size_t)per * elem, off = 4 + 4 * (size_t)nd;
     if (len - off < need) {
-        fail(err, errlen, "%s: truncated: the header promises %ld examples (%zu bytes of data), the file has %zu", path,
+        data_fail(err, errlen, "%s: truncated: the header promises %ld examples (%zu bytes of data), the file has %zu", path,
              n, need, len - off);
         goto done;
     }
     if (n < 1) {
-        fail(err, errlen, "%s: holds no examples", path);
+        data_fail(err, errlen, "%s: holds no examples", path);
         goto done;
     }
     if (check_dim(path, per, dim, err, errlen)) goto done;
@@ -135,7 +164,7 @@ static int load_npy(vr_dataset *ds, const char *path, int dim, char *err, size_t
     if (!buf) return -1;
     int rc = -1;
     if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) {
-        fail(err, errlen, "%s: not a .npy file (bad magic)", path);
+        data_fail(err, errlen, "%s: not a .npy file (bad magic)", path);
         goto done;
     }
     size_t hlen, off;
@@ -144,22 +173,22 @@ static int load_npy(vr_dataset *ds, const char *path, int dim, char *err, size_t
         off = 10;
     } else if (buf[6] == 2 || buf[6] == 3) {
         if (len < 12) {
-            fail(err, errlen, "%s: truncated .npy header", path);
+            data_fail(err, errlen, "%s: truncated .npy header", path);
             goto done;
         }
         hlen = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
         off = 12;
     } else {
-        fail(err, errlen, "%s: .npy version %d is not supported", path, buf[6]);
+        data_fail(err, errlen, "%s: .npy version %d is not supported", path, buf[6]);
         goto done;
     }
     if (len < off + hlen) {
-        fail(err, errlen, "%s: truncated .npy header", path);
+        data_fail(err, errlen, "%s: truncated .npy header", path);
         goto done;
     }
     char header[4096];
     if (hlen >= sizeof header) {
-        fail(err, errlen, "%s: .npy header too long", path);
+        data_fail(err, errlen, "%s: .npy header too long", path);
         goto done;
     }
     memcpy(header, buf + off, hlen);
@@ -167,21 +196,21 @@ static int load_npy(vr_dataset *ds, const char *path, int dim, char *err, size_t
     off += hlen;
     const char *d = strstr(header, "'descr'"), *fo = strstr(header, "'fortran_order'"), *sh = strstr(header, "'shape'");
     if (!d || !fo || !sh) {
-        fail(err, errlen, "%s: malformed .npy header", path);
+        data_fail(err, errlen, "%s: malformed .npy header", path);
         goto done;
     }
     char descr[16] = "";
     if (sscanf(d, "'descr' : '%15[^']'", descr) != 1 && sscanf(d, "'descr': '%15[^']'", descr) != 1) {
-        fail(err, errlen, "%s: malformed .npy header (descr)", path);
+        data_fail(err, errlen, "%s: malformed .npy header (descr)", path);
         goto done;
     }
     if (strstr(fo, "True") && strstr(fo, "True") < sh) {
-        fail(err, errlen, "%s: Fortran-ordered arrays are not supported", path);
+        data_fail(err, errlen, "%s: Fortran-ordered arrays are not supported", path);
         goto done;
     }
     const char *p = strchr(sh, '(');
     if (!p) {
-        fail(err, errlen, "%s: malformed .npy header (shape)", path);
+        data_fail(err, errlen, "%s: malformed .npy header (shape)", path);
         goto done;
     }
     long dims[8];
@@ -192,14 +221,14 @@ static int load_npy(vr_dataset *ds, const char *path, int dim, char *err, size_t
         char *e;
         long v = strtol(p, &e, 10);
         if (e == p || nd == 8) {
-            fail(err, errlen, "%s: malformed .npy header (shape)", path);
+            data_fail(err, errlen, "%s: malformed .npy header (shape)", path);
             goto done;
         }
         dims[nd++] = v;
         p = e;
     }
     if (nd < 1 || dims[0] < 1) {
-        fail(err, errlen, "%s: the array holds no examples", path);
+        data_fail(err, errlen, "%s: the array holds no examples", path);
         goto done;
     }
     long per = 1;
@@ -212,12 +241,12 @@ static int load_npy(vr_dataset *ds, const char *path, int dim, char *err, size_t
     else if (strcmp(descr, "<f8") == 0)
         elem = 8;
     else {
-        fail(err, errlen, "%s: dtype '%s' is not supported (uint8, float32 or float64, little-endian)", path, descr);
+        data_fail(err, errlen, "%s: dtype '%s' is not supported (uint8, float32 or float64, little-endian)", path, descr);
         goto done;
     }
     size_t count = (size_t)dims[0] * (size_t)per;
     if (len - off < count * elem) {
-        fail(err, errlen, "%s: truncated: the header promises %zu values, the file has room for %zu", path, count,
+        data_fail(err, errlen, "%s: truncated: the header promises %zu values, the file has room for %zu", path, count,
              (len - off) / elem);
         goto done;
     }
@@ -276,11 +305,11 @@ static int load_csv(vr_dataset *ds, const char *path, int dim, char *err, size_t
             float v = strtof(q, &e);
             if (e == q) {
                 if (line == 1 && rows == 0 && count == 0) break; /* a header */
-                fail(err, errlen, "%s:%d: not a number: '%.20s'", path, line, q);
+                data_fail(err, errlen, "%s:%d: not a number: '%.20s'", path, line, q);
                 goto done;
             }
             if (!isfinite(v)) {
-                fail(err, errlen, "%s:%d: value %d is not finite", path, line, count + 1);
+                data_fail(err, errlen, "%s:%d: value %d is not finite", path, line, count + 1);
                 goto done;
             }
             if (n == cap) {
@@ -298,20 +327,20 @@ static int load_csv(vr_dataset *ds, const char *path, int dim, char *err, size_t
                 continue;
             }
             if (*e) {
-                fail(err, errlen, "%s:%d: unexpected '%c' after value %d", path, line, *e, count);
+                data_fail(err, errlen, "%s:%d: unexpected '%c' after value %d", path, line, *e, count);
                 goto done;
             }
             break;
         }
         if (count == 0) continue;
         if (count != dim) {
-            fail(err, errlen, "%s:%d: the line has %d values, but the model's data declares %d", path, line, count, dim);
+            data_fail(err, errlen, "%s:%d: the line has %d values, but the model's data declares %d", path, line, count, dim);
             goto done;
         }
         rows++;
     }
     if (rows == 0) {
-        fail(err, errlen, "%s: holds no examples", path);
+        data_fail(err, errlen, "%s: holds no examples", path);
         goto done;
     }
     ds->n = rows;
@@ -344,7 +373,7 @@ int vr_data_load(vr_dataset *ds, const char *source, const char *data_dir, int d
         else if (strcmp(split, "test") == 0)
             file = "t10k-images-idx3-ubyte";
         else
-            return fail(err, errlen, "%s: unknown data set split '%s' (expected fashion-mnist:train or fashion-mnist:test)",
+            return data_fail(err, errlen, "%s: unknown data set split '%s' (expected fashion-mnist:train or fashion-mnist:test)",
                         source, split);
         const char *dir = data_dir ? data_dir : getenv("VAE_DATA_DIR");
         if (!dir || !*dir) dir = DEFAULT_FASHION_DIR;
@@ -356,7 +385,7 @@ int vr_data_load(vr_dataset *ds, const char *source, const char *data_dir, int d
             snprintf(path, sizeof path, "%s/%s", dir, file);
             f = fopen(path, "rb");
             if (!f)
-                return fail(err, errlen,
+                return data_fail(err, errlen,
                             "%s: not found in %s (install Debian's dataset-fashion-mnist, or point --data-dir or "
                             "VAE_DATA_DIR at the IDX files)",
                             source, dir);
@@ -369,7 +398,7 @@ int vr_data_load(vr_dataset *ds, const char *source, const char *data_dir, int d
     if (ends_with(source, ".idx") || ends_with(source, ".idx.gz") || ends_with(source, "-ubyte") ||
         ends_with(source, "-ubyte.gz") || ends_with(source, ".gz"))
         return load_idx(ds, source, dim, err, errlen);
-    return fail(err, errlen, "%s: unknown kind of data source (expected fashion-mnist:train, fashion-mnist:test, or "
+    return data_fail(err, errlen, "%s: unknown kind of data source (expected fashion-mnist:train, fashion-mnist:test, or "
                              "a .idx, .idx.gz, .npy or .csv file)", source);
 }
 

@@ -1,6 +1,8 @@
-/* Matrix products through CBLAS (OpenBLAS): the heavy work of every step. */
+/* Matrix products: through CBLAS (OpenBLAS) when built with VAE_USE_CBLAS,
+ * as vaec always is; emitted C without it uses the plain loops below. */
 #include "vae/runtime.h"
 
+#ifdef VAE_USE_CBLAS
 #include <cblas.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -46,3 +48,28 @@ void vr_blas_select_core(char **argv) {
     setenv("OPENBLAS_CORETYPE", want, 1);
     execv("/proc/self/exe", argv); /* returns only on failure: go on with the slow kernels */
 }
+
+#else /* plain C: C = op(A) op(B), row-major, i-k-j order so the inner loop is contiguous */
+
+#define DEFINE_GEMM(NAME, T)                                                                                       \
+    void NAME(int ta, int tb, int m, int n, int k, const T *a, int lda, const T *b, int ldb, T *c, int ldc) {      \
+        for (int i = 0; i < m; i++) {                                                                              \
+            T *ci = c + (size_t)i * (size_t)ldc;                                                                   \
+            for (int j = 0; j < n; j++) ci[j] = 0;                                                                 \
+            for (int p = 0; p < k; p++) {                                                                          \
+                T aip = ta ? a[(size_t)p * (size_t)lda + (size_t)i] : a[(size_t)i * (size_t)lda + (size_t)p];     \
+                if (aip == 0) continue;                                                                            \
+                if (tb)                                                                                            \
+                    for (int j = 0; j < n; j++) ci[j] += aip * b[(size_t)j * (size_t)ldb + (size_t)p];            \
+                else                                                                                               \
+                    for (int j = 0; j < n; j++) ci[j] += aip * b[(size_t)p * (size_t)ldb + (size_t)j];            \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
+
+DEFINE_GEMM(vr_gemm_f32, float)
+DEFINE_GEMM(vr_gemm_f64, double)
+
+void vr_set_threads(int n) { (void)n; }
+void vr_blas_select_core(char **argv) { (void)argv; }
+#endif
