@@ -78,6 +78,7 @@ void vae_unit_free(vae_unit *u) {
 }
 
 const struct vae_model *vae_unit_model(const vae_unit *u) { return &u->model; }
+const char *vae_unit_path(const vae_unit *u) { return u->src->path; }
 
 vae_build_opts vae_build_defaults(const vae_unit *u) {
     vae_build_opts o = {0};
@@ -86,11 +87,13 @@ vae_build_opts vae_build_defaults(const vae_unit *u) {
     o.iwae_batch = 4;
     o.iwae_chunk = 250;
     o.train = o.eval = o.iwae = 1;
+    o.api_batch = 64;
     return o;
 }
 
 /* Builds the requested graphs; returns how many (0 on failure). */
-static int build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, FILE *err) {
+int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, FILE *err);
+int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, FILE *err) {
     int n = 0;
     const vae_model *m = &u->model;
     if (o->train) {
@@ -111,6 +114,19 @@ static int build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs
         if (!g) goto fail;
         g_plan(g);
         gs[n++] = g;
+    }
+    if (o->api) {
+        static const g_purpose api[3] = {GRAPH_ENCODE, GRAPH_DECODE, GRAPH_SAMPLE};
+        for (int i = 0; i < 3; i++) {
+            if (api[i] == GRAPH_ENCODE && !g_encode_width(m)) continue;
+            int encoders = 1;
+            for (int l = 0; l < m->nlatents; l++) encoders &= m->latents[l].encoder != NULL;
+            if (api[i] == GRAPH_ENCODE && !encoders) continue;
+            g_graph *g = g_build(m, api[i], o->api_batch, 1, err);
+            if (!g) goto fail;
+            g_plan(g);
+            gs[n++] = g;
+        }
     }
     return n;
 fail:
@@ -135,8 +151,8 @@ static void describe(vr_graph *d, const g_graph *g, void *fn) {
 
 vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE *err) {
     double t0 = now();
-    g_graph *gs[3];
-    int n = build_graphs(u, o, gs, err);
+    g_graph *gs[8];
+    int n = vae_build_graphs(u, o, gs, err);
     if (!n) return NULL;
     vae_program *p = calloc(1, sizeof *p);
     if (!p) abort();
@@ -167,11 +183,17 @@ vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE 
     rt->tensors = p->tensors;
     rt->init_bounds = p->bounds;
     rt->param_floats = m->param_floats;
+    rt->encode_width = g_encode_width(m);
+    rt->latent_width = g_latent_width(m);
+    rt->decode_width = g_decode_width(m);
     for (int i = 0; i < n; i++) {
         void *fn = vae_jit_lookup(p->jit, gs[i]->fn_name, &msg);
         if (!fn) goto fail;
-        vr_graph *d = gs[i]->purpose == GRAPH_TRAIN ? &rt->train : gs[i]->purpose == GRAPH_EVAL ? &rt->eval : &rt->iwae;
+        vr_graph *table[] = {&rt->train, &rt->eval, &rt->iwae, &rt->encode, &rt->decode, &rt->sample};
+        long *api_out[] = {NULL, NULL, NULL, &rt->api_out_encode, &rt->api_out_decode, &rt->api_out_sample};
+        vr_graph *d = table[gs[i]->purpose];
         describe(d, gs[i], fn);
+        if (api_out[gs[i]->purpose]) *api_out[gs[i]->purpose] = gs[i]->out.api_out->offset;
         if (gs[i]->purpose == GRAPH_TRAIN) rt->value_name = gs[i]->value_name;
         if (gs[i]->purpose == GRAPH_EVAL) rt->eval_value_name = gs[i]->value_name;
     }
@@ -193,6 +215,9 @@ void *vae_program_function(const vae_program *p, const char *name) {
     if (strcmp(name, "vae_train_step") == 0) return (void *)p->rt.train.fn;
     if (strcmp(name, "vae_eval") == 0) return (void *)p->rt.eval.fn;
     if (strcmp(name, "vae_iwae") == 0) return (void *)p->rt.iwae.fn;
+    if (strcmp(name, "vae_encode") == 0) return (void *)p->rt.encode.fn;
+    if (strcmp(name, "vae_decode") == 0) return (void *)p->rt.decode.fn;
+    if (strcmp(name, "vae_sample") == 0) return (void *)p->rt.sample.fn;
     return NULL;
 }
 
@@ -203,8 +228,8 @@ void vae_program_free(vae_program *p) {
 }
 
 int vae_emit_llvm(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *err) {
-    g_graph *gs[3];
-    int n = build_graphs(u, o, gs, err);
+    g_graph *gs[8];
+    int n = vae_build_graphs(u, o, gs, err);
     if (!n) return -1;
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = cg_llvm_module(ctx, u->model.name, gs, n, o->double_precision ? VAE_F64 : VAE_F32);
@@ -225,8 +250,8 @@ int vae_emit_llvm(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *e
 }
 
 int vae_dump_graphs(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *err) {
-    g_graph *gs[3];
-    int n = build_graphs(u, o, gs, err);
+    g_graph *gs[8];
+    int n = vae_build_graphs(u, o, gs, err);
     if (!n) return -1;
     for (int i = 0; i < n; i++) {
         g_dump(out, gs[i]);

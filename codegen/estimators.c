@@ -671,6 +671,123 @@ static int has_encoders(const vae_model *m) {
 
 int g_model_enumerable(const vae_model *m) { return enumerable(m); }
 
+/* ---------------------------------------------------------------- deployment graphs */
+
+/* The values every parameter of a distribution contributes, in order: a, then b. */
+static g_node *join(g_graph *g, g_node **parts, int n, int rows) {
+    if (n == 1 && parts[0]->rows == rows) return parts[0];
+    int cols = 0;
+    for (int i = 0; i < n; i++) cols += parts[i]->cols;
+    g_node *c = g_new(g, G_CONCAT, rows, cols);
+    for (int i = 0; i < n; i++) c->in[c->nin++] = parts[i];
+    return c;
+}
+
+int g_encode_width(const vae_model *m) {
+    int w = 0;
+    for (int i = 0; i < m->nlatents; i++) w += m->latents[i].width * (m->latents[i].posterior.b ? 2 : 1);
+    return w;
+}
+
+int g_latent_width(const vae_model *m) {
+    int w = 0;
+    for (int i = 0; i < m->nlatents; i++) w += m->latents[i].width;
+    return w;
+}
+
+int g_decode_width(const vae_model *m) { return m->data_dim * (m->likelihood.b ? 2 : 1); }
+
+/* encode: x -> for each latent its encoder's arguments (mean and logvar/scale, or logits/probs) */
+static int build_encode(lowering *L, int B) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    g_node *x = g_new(g, G_DATA, B, m->data_dim), *parts[G_MAX_IN];
+    x->label = m->data->name;
+    int n = 0;
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        if (!l->encoder || n + 2 > G_MAX_IN) return -1;
+        L->nenv = 0;
+        env_bind(L, m->data->name, x);
+        g_node *a, *b;
+        lower_network(L, l->encoder, &l->posterior, &a, &b);
+        if (L->failed) return -1;
+        parts[n++] = a;
+        if (b) parts[n++] = b;
+    }
+    g->out.api_out = join(g, parts, n, B);
+    return 0;
+}
+
+/* decode: latent values [B, sum of widths] (one-hot for categorical) -> the decoder's arguments */
+static g_node *decoder_args(lowering *L, g_node **z) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    L->nenv = 0;
+    for (int i = 0; i < m->nlatents; i++) env_bind(L, m->latents[i].name, z[i]);
+    g_node *a, *b;
+    lower_network(L, m->decoder, &m->likelihood, &a, &b);
+    if (L->failed) return NULL;
+    g_node *parts[2] = {a, b};
+    return join(g, parts, b ? 2 : 1, z[0]->rows);
+}
+
+static int build_decode(lowering *L, int B) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    g_node *zin = g_new(g, G_DATA, B, g_latent_width(m)), *z[VAE_MAX_LATENTS];
+    zin->label = "z";
+    int col = 0;
+    for (int i = 0; i < m->nlatents; i++) {
+        z[i] = g_new(g, G_SLICE, B, m->latents[i].width);
+        z[i]->col0 = col;
+        z[i]->in[z[i]->nin++] = zin;
+        col += m->latents[i].width;
+    }
+    g->out.api_out = decoder_args(L, z);
+    return g->out.api_out ? 0 : -1;
+}
+
+/* sample: z ~ p(z), then x ~ p(x | z) (0/1 draws, or mean + sd * eps) */
+static int build_sample(lowering *L, int B) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    prepared P;
+    if (prepare(L, &P, B, 1, 0)) return -1;
+    g_node *z[VAE_MAX_LATENTS];
+    for (int i = 0; i < m->nlatents; i++)
+        z[i] = m->latents[i].kind == LATENT_NORMAL ? normal_sample(L, &P, i, 1) : discrete_sample(L, &P, i, 1);
+    L->nenv = 0;
+    for (int i = 0; i < m->nlatents; i++) env_bind(L, m->latents[i].name, z[i]);
+    g_node *a, *b;
+    lower_network(L, m->decoder, &m->likelihood, &a, &b);
+    if (L->failed) return -1;
+    const vae_dist *d = &m->likelihood;
+    if (a->rows != B) a = g_map1(g, IN(0), a), a->rows = a->dom_rows = B;
+    if (d->kind == DIST_BERNOULLI) {
+        g_node *logits = a;
+        if (d->a_is_probs) { /* probs -> logits */
+            const vx_expr *lo = C(1e-7);
+            logits = g_map1(g, BIN(VX_SUB, U(VX_LOG, BIN(VX_MAX, IN(0), lo)), U(VX_LOG, BIN(VX_MAX, BIN(VX_SUB, C(1), IN(0)), lo))), a);
+        }
+        g_node *x = g_new(g, G_SAMPLE, B, m->data_dim);
+        x->nvars = m->data_dim;
+        x->states = 2;
+        x->bernoulli = 1;
+        x->stream = VAE_MAX_LATENTS;
+        x->group = 1;
+        x->in[x->nin++] = logits;
+        g->out.api_out = x;
+    } else {
+        g_node *eps = g_new(g, G_NOISE, B, m->data_dim);
+        eps->stream = VAE_MAX_LATENTS;
+        eps->group = 1;
+        const vx_expr *sd = d->b_is_scale ? IN(1) : U(VX_EXP, BIN(VX_MUL, C(0.5), IN(1)));
+        g->out.api_out = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, sd, IN(2))), 3, (g_node *[]){a, b, eps}, B, m->data_dim);
+    }
+    return 0;
+}
+
 g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
     g_graph *g = calloc(1, sizeof *g);
     if (!g) abort();
@@ -680,7 +797,8 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
     g->batch = batch;
     g->samples = samples;
     g->value_name = "ELBO";
-    g->fn_name = purpose == GRAPH_TRAIN ? "vae_train_step" : purpose == GRAPH_EVAL ? "vae_eval" : "vae_iwae";
+    static const char *const names[] = {"vae_train_step", "vae_eval", "vae_iwae", "vae_encode", "vae_decode", "vae_sample"};
+    g->fn_name = names[purpose];
     lowering L = {.g = g, .err = err ? err : stderr};
     int rc = -1, enc = has_encoders(m);
     const char *unbuilt = NULL;
@@ -693,6 +811,12 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
         else
             rc = build_sampled(&L, SAMPLE_PRIOR, batch, m->est.samples);
         g->samples = enumerable(m) || enc ? 1 : m->est.samples;
+    } else if (purpose == GRAPH_ENCODE) {
+        rc = enc ? build_encode(&L, batch) : -1;
+    } else if (purpose == GRAPH_DECODE) {
+        rc = build_decode(&L, batch);
+    } else if (purpose == GRAPH_SAMPLE) {
+        rc = build_sample(&L, batch);
     } else if (purpose == GRAPH_IWAE) {
         rc = build_sampled(&L, SAMPLE_IWAE_EVAL, batch, samples);
     } else

@@ -97,12 +97,16 @@ typedef struct {
     g_node *logw_rows;    /* [B*S, 1] log p(x, z_s) - log q(z_s | x) per sample (IWAE) */
     g_node *logpx_rows;   /* [B, 1] exact log p(x) (enumerable latents) */
     g_node *value_rows;   /* [B, 1] the estimate of what the estimator reports (see value_name) */
+    g_node *api_out;      /* [B, width] what an encode, decode or sample graph returns */
 } g_outputs;
 
 typedef enum {
     GRAPH_TRAIN, /* objective, its gradient, recon and KL rows */
     GRAPH_EVAL,  /* recon and KL rows, no gradient */
-    GRAPH_IWAE   /* log importance weights per sample, no gradient */
+    GRAPH_IWAE,  /* log importance weights per sample, no gradient */
+    GRAPH_ENCODE, /* data -> the encoders' distribution parameters (deployment API) */
+    GRAPH_DECODE, /* latent values -> the decoder's distribution parameters */
+    GRAPH_SAMPLE  /* z ~ p(z), x ~ p(x | z) */
 } g_purpose;
 
 typedef struct g_graph {
@@ -125,6 +129,10 @@ typedef struct g_graph {
 g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err);
 /* Whether every latent is discrete with at most 65,536 joint states. */
 int g_model_enumerable(const vae_model *m);
+/* Widths of the deployment graphs' rows: encoder outputs, latent values, decoder outputs. */
+int g_encode_width(const vae_model *m);
+int g_latent_width(const vae_model *m);
+int g_decode_width(const vae_model *m);
 void g_free(g_graph *g);
 
 /* Appends the backward pass for loss = -objective (autodiff.c). */

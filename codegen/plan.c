@@ -17,7 +17,7 @@
 static int pinned(const g_graph *g, const g_node *n) {
     const g_outputs *o = &g->out;
     if (n == o->objective || n == o->recon_rows || n == o->kl_rows || n == o->logw_rows || n == o->logpx_rows ||
-        n == o->value_rows)
+        n == o->value_rows || n == o->api_out)
         return 1;
     for (int p = 0; p < g->model->nparams; p++)
         if (g->param_grad[p] == n) return 1;

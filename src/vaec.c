@@ -21,6 +21,7 @@ static const char *const USAGE =
     "  train      compile the model with the JIT and train it\n"
     "  eval       evaluate a checkpoint: test ELBO, its terms, and the IWAE estimate of log p(x)\n"
     "  emit-llvm  print the optimised LLVM module\n"
+    "  emit-c     write the model as one standalone C file and its header\n"
     "  gradvar    compare estimators' encoder-gradient variance at fixed parameters\n"
     "\n"
     "vaec COMMAND --help describes a command's options.\n";
@@ -60,6 +61,12 @@ static const char *const HELP_GRADVAR =
     "  --batch N   --data-dir DIR   --seed N   --threads N\n"
     "  The variance is the trace of the encoder gradient's covariance; with enumerable latents the\n"
     "  table adds the mean squared distance to the analytic gradient and the squared bias.\n";
+
+static const char *const HELP_EMIT_C =
+    "usage: vaec emit-c MODEL.vae -o model.c [--batch N]\n"
+    "  writes model.c and model.h: the same plan the JIT runs, as portable C11 that builds with\n"
+    "  cc -std=c11 -O2 model.c -lm; -DVAE_USE_CBLAS (-lopenblas) for BLAS products, -DVAE_USE_ZLIB (-lz)\n"
+    "  to read .gz data, -DVAE_MAIN for a trainer and evaluator with the options of vaec train and eval\n";
 
 static const char *const HELP_EMIT =
     "usage: vaec emit-llvm MODEL.vae [-o FILE] [--batch N]\n"
@@ -134,12 +141,12 @@ static int parse_args(const char *cmd, const char *help, int argc, char **argv, 
             if (parse_int(a, v, 2, 10000000, &n)) return 1;
             c->repeats = (int)n;
         }
-        else if (strcmp(a, "--test") == 0 && strcmp(cmd, "emit-llvm") != 0) c->run.test = v;
+        else if (strcmp(a, "--test") == 0 && strncmp(cmd, "emit-", 5) != 0) c->run.test = v;
         else if (strcmp(a, "--data-dir") == 0 && strcmp(cmd, "emit-llvm") != 0) c->run.data_dir = v;
         else if (strcmp(a, "--out") == 0 && strcmp(cmd, "train") == 0) c->run.out_dir = v;
         else if (strcmp(a, "--params") == 0 && (strcmp(cmd, "eval") == 0 || strcmp(cmd, "gradvar") == 0))
             c->run.params = v;
-        else if (strcmp(a, "-o") == 0 && strcmp(cmd, "emit-llvm") == 0) c->out_file = v;
+        else if (strcmp(a, "-o") == 0 && strncmp(cmd, "emit-", 5) == 0) c->out_file = v;
         else if (strcmp(a, "--epochs") == 0 && strcmp(cmd, "train") == 0) {
             if (parse_int(a, v, 0, 1000000, &n)) return 1;
             c->run.epochs = (int)n;
@@ -289,6 +296,50 @@ static int cmd_gradvar(cli *c) {
     return vaec_gradvar(&o);
 }
 
+/* Writes path atomically: the text goes to a temporary file that is renamed over path. */
+static FILE *open_tmp(const char *path, char *tmp, size_t len) {
+    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) fprintf(stderr, "vaec: error: %s: cannot write: %s\n", path, strerror(errno));
+    return f;
+}
+
+static int cmd_emit_c(cli *c) {
+    if (!c->out_file) {
+        fprintf(stderr, "vaec emit-c: error: -o model.c is required\n");
+        return 1;
+    }
+    size_t len = strlen(c->out_file);
+    if (len < 3 || strcmp(c->out_file + len - 2, ".c") != 0) {
+        fprintf(stderr, "vaec emit-c: error: -o %s: the output must end in .c (the header gets .h)\n", c->out_file);
+        return 1;
+    }
+    vae_unit *u = vae_unit_load(c->model, stderr);
+    if (!u) return 1;
+    vae_build_opts o = vae_build_defaults(u);
+    if (c->batch) o.batch = c->batch;
+    o.iwae = !g_model_enumerable(vae_unit_model(u));
+    char hpath[4200], ctmp[4300], htmp[4300];
+    snprintf(hpath, sizeof hpath, "%.*s.h", (int)(len - 2), c->out_file);
+    const char *hname = strrchr(hpath, '/') ? strrchr(hpath, '/') + 1 : hpath;
+    FILE *cf = open_tmp(c->out_file, ctmp, sizeof ctmp), *hf = cf ? open_tmp(hpath, htmp, sizeof htmp) : NULL;
+    int rc = 1;
+    if (cf && hf) rc = vae_emit_c(u, &o, c->model, cf, hf, hname, stderr) ? 1 : 0;
+    if (cf && fclose(cf) != 0) rc = 1;
+    if (hf && fclose(hf) != 0) rc = 1;
+    if (rc == 0 && (rename(ctmp, c->out_file) != 0 || rename(htmp, hpath) != 0)) {
+        fprintf(stderr, "vaec: error: %s: cannot write: %s\n", c->out_file, strerror(errno));
+        rc = 1;
+    }
+    if (rc) {
+        if (cf) remove(ctmp);
+        if (hf) remove(htmp);
+    } else
+        printf("wrote %s and %s\n", c->out_file, hpath);
+    vae_unit_free(u);
+    return rc;
+}
+
 static int cmd_emit_llvm(cli *c) {
     vae_unit *u = vae_unit_load(c->model, stderr);
     if (!u) return 1;
@@ -335,6 +386,7 @@ int main(int argc, char **argv) {
                     {"train", HELP_TRAIN, cmd_train},
                     {"eval", HELP_EVAL, cmd_eval},
                     {"emit-llvm", HELP_EMIT, cmd_emit_llvm},
+                    {"emit-c", HELP_EMIT_C, cmd_emit_c},
                     {"gradvar", HELP_GRADVAR, cmd_gradvar}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {

@@ -30,6 +30,7 @@ typedef struct {
     int eval_batch;  /* examples per call of the evaluation graph */
     int iwae_batch, iwae_chunk; /* examples and samples per call of the IWAE graph */
     int train, eval, iwae;      /* which graphs to build */
+    int api, api_batch;         /* encode, decode and sample graphs, api_batch rows per call */
     int double_precision;       /* build in double (gradient checks); the driver needs float */
 } vae_build_opts;
 
@@ -44,6 +45,9 @@ void vae_program_free(vae_program *p);
 
 /* Prints the optimised LLVM module for the given build options. 0 or -1. */
 int vae_emit_llvm(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *err);
+/* Writes model.c and model.h (emit_c.c): the same plan as standalone C. 0 or -1. */
+int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_path, FILE *c_out, FILE *h_out,
+               const char *header_name, FILE *err);
 /* Prints the planned graphs (text), for inspection and tests. */
 int vae_dump_graphs(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *err);
 

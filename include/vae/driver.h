@@ -31,6 +31,9 @@ typedef struct {
     const char *eval_value_name;
     long param_floats;
     vr_graph train, eval, iwae;
+    vr_graph encode, decode, sample; /* deployment: api_out rows of the widths below */
+    long api_out_encode, api_out_decode, api_out_sample; /* arena offsets of their outputs */
+    int encode_width, latent_width, decode_width;
 } vr_program;
 
 typedef enum { VR_ADAM, VR_SGD } vr_optimizer;

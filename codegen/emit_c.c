@@ -1,0 +1,725 @@
+/* The C back end: the same planned graphs that llvm.c compiles, printed as one
+ * standalone C file (model.c) with its deployment header (model.h).
+ *
+ * Every node becomes one small static function, named after the graph and the
+ * layer it belongs to, with its shape in a comment; each graph is a function
+ * calling them in order.  Expressions are printed operation by operation in
+ * the element type, as llvm.c builds them, so the two back ends compute the
+ * same numbers.  The runtime (RNG, products, optimisers, data, checkpoints, the
+ * training driver) is printed from its own sources, embedded in vaec at build
+ * time (scripts/embed.sh), so there is one runtime, not two. */
+#include "config.h"
+
+#include "vae/compiler.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/graph.h"
+
+struct vae_embedded_file {
+    const char *name, *text;
+};
+extern const struct vae_embedded_file vae_runtime_files[];
+int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, FILE *err);
+const char *vae_unit_path(const vae_unit *u);
+
+typedef struct {
+    FILE *o;
+    const g_graph *g;
+    const char *prefix; /* the graph's short name: train, eval, iwae, encode, decode, sample */
+    int nfwd;           /* nodes before this index belong to the forward pass */
+} cw;
+
+static const char BUFNAME[4] = {'A', 'P', 'G', 'X'}; /* indexed by g_buffer */
+
+/* ---------------------------------------------------------------- text */
+
+/* A float constant that reads back as exactly the value LLVM's ConstReal(float) holds. */
+static void print_const(FILE *o, double v) {
+    if (isinf(v)) {
+        fputs(v < 0 ? "-INFINITY" : "INFINITY", o);
+        return;
+    }
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.9g", (double)(float)v);
+    if (!strpbrk(buf, ".en")) strcat(buf, ".0");
+    fprintf(o, "%sf", buf);
+}
+
+/* Text from the model that reaches a comment: letters, digits and . # _ only. */
+static void print_safe(FILE *o, const char *s) {
+    for (; s && *s; s++) fputc(isalnum((unsigned char)*s) || strchr(".#_ |()-", *s) ? *s : '_', o);
+}
+
+/* A C identifier from a label. */
+static void print_ident(FILE *o, const char *s) {
+    for (; s && *s; s++) fputc(isalnum((unsigned char)*s) ? *s : '_', o);
+}
+
+/* A C string literal of arbitrary text. */
+static void print_string(FILE *o, const char *s) {
+    fputc('"', o);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(o, "\\%c", ch);
+        else if (ch < 32 || ch >= 127 || ch == '?') fprintf(o, "\\%03o", ch);
+        else fputc(ch, o);
+    }
+    fputc('"', o);
+}
+
+/* ---------------------------------------------------------------- expressions */
+
+static void print_expr(FILE *o, const vx_expr *e) {
+    switch (e->op) {
+    case VX_CONST: print_const(o, e->c); return;
+    case VX_IN: fprintf(o, "v%d", e->in); return;
+    case VX_NEG: fputs("-", o); break;
+    case VX_EXP: fputs("expf", o); break;
+    case VX_LOG: fputs("logf", o); break;
+    case VX_LOG1P: fputs("log1pf", o); break;
+    case VX_TANH: fputs("tanhf", o); break;
+    case VX_SQRT: fputs("sqrtf", o); break;
+    case VX_SIGMOID: fputs("vae_sigmoid", o); break;
+    case VX_SOFTPLUS: fputs("vae_softplus", o); break;
+    case VX_RELU: fputs("vae_relu", o); break;
+    case VX_STEP: fputs("vae_step", o); break;
+    case VX_SELECT:
+        fputs("(", o);
+        print_expr(o, e->s);
+        fputs(" > 0.0f ? ", o);
+        print_expr(o, e->a);
+        fputs(" : ", o);
+        print_expr(o, e->b);
+        fputs(")", o);
+        return;
+    case VX_MAX:
+        fputs("vae_max(", o);
+        print_expr(o, e->a);
+        fputs(", ", o);
+        print_expr(o, e->b);
+        fputs(")", o);
+        return;
+    default: {
+        static const char *const ops[] = {[VX_ADD] = "+", [VX_SUB] = "-", [VX_MUL] = "*", [VX_DIV] = "/"};
+        fputc('(', o);
+        print_expr(o, e->a);
+        fprintf(o, " %s ", ops[e->op]);
+        print_expr(o, e->b);
+        fputc(')', o);
+        return;
+    }
+    }
+    fputc('(', o);
+    print_expr(o, e->a);
+    fputc(')', o);
+}
+
+static unsigned ops_used(const vx_expr *e) {
+    if (!e) return 0;
+    return (1u << e->op) | ops_used(e->a) | ops_used(e->b) | ops_used(e->s);
+}
+
+/* The index of element (r, c) of the domain within input `in`, as C text. */
+static void print_index(FILE *o, const g_node *in, int dom_rows, int dom_cols, const char *r, const char *c) {
+    fprintf(o, "%ld + ", in->offset);
+    if (in->rows == dom_rows)
+        fprintf(o, "%s * %d", r, in->cols);
+    else if (in->rows == 1)
+        fputs("0", o);
+    else
+        fprintf(o, "(%s / %d) * %d", r, dom_rows / in->rows, in->cols);
+    if (in->cols == dom_cols)
+        fprintf(o, " + %s", c);
+    else if (in->cols != 1)
+        fprintf(o, " + %s / %d", c, dom_cols / in->cols);
+}
+
+static int flat_access(const g_node *n) {
+    for (int j = 0; j < n->nin; j++)
+        if (n->in[j]->rows != n->dom_rows || n->in[j]->cols != n->dom_cols) return 0;
+    return 1;
+}
+
+/* Loads of the inputs an expression reads, one named value each. */
+static void print_loads(cw *w, const g_node *n, const char *indent, int flat, const char *r, const char *c) {
+    for (int j = 0; j < n->nin; j++) {
+        if (!vx_uses(n->expr, j)) continue;
+        fprintf(w->o, "%sconst float v%d = %c[", indent, j, BUFNAME[n->in[j]->buffer]);
+        if (flat)
+            fprintf(w->o, "%ld + i", n->in[j]->offset);
+        else
+            print_index(w->o, n->in[j], n->dom_rows, n->dom_cols, r, c);
+        fputs("];\n", w->o);
+    }
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+static const char *kind_word(const g_node *n) {
+    switch (n->kind) {
+    case G_NOISE: return "noise";
+    case G_MAP: return "map";
+    case G_MATMUL: return "matmul";
+    case G_ROWSUM: return n->reduce_max ? "rowmax" : "rowsum";
+    case G_GROUPSUM: return n->reduce_max ? "groupmax" : "groupsum";
+    case G_CONCAT: return "concat";
+    case G_SLICE: return "slice";
+    case G_STATES: return "states";
+    case G_KLWEIGHT: return "kl_weight";
+    case G_SAMPLE: return "sample";
+    default: return "node";
+    }
+}
+
+static void kernel_name(cw *w, const g_node *n) {
+    fprintf(w->o, "%s_%s_", w->prefix, n->id < w->nfwd ? "fwd" : "bwd");
+    if (n->label) {
+        print_ident(w->o, n->label);
+        fputc('_', w->o);
+    }
+    fprintf(w->o, "%s%d", kind_word(n), n->id);
+}
+
+static int uses_buffer(const g_node *n, g_buffer b) {
+    if (n->buffer == b) return 1;
+    for (int j = 0; j < n->nin; j++)
+        if (n->in[j]->buffer == b && (!n->expr || vx_uses(n->expr, j))) return 1;
+    return 0;
+}
+
+static void out_ref(cw *w, const g_node *n, const char *idx) {
+    fprintf(w->o, "%c[%ld + %s]", BUFNAME[n->buffer], n->offset, idx);
+}
+
+static void print_kernel(cw *w, const g_node *n) {
+    FILE *o = w->o;
+    fprintf(o, "/* ");
+    print_safe(o, n->label ? n->label : kind_word(n));
+    fprintf(o, ": %s [%d, %d]", kind_word(n), n->rows, n->cols);
+    if (n->expr) {
+        fputs(" = ", o);
+        vx_print(o, n->expr);
+    }
+    fprintf(o, "%s */\n", n->id < w->nfwd ? "" : "  (backward)");
+    fputs("static void ", o);
+    kernel_name(w, n);
+    fputs("(const vae_buffers *b) {\n", o);
+    for (int k = 0; k < 4; k++)
+        if (uses_buffer(n, (g_buffer)k)) fprintf(o, "    %sfloat *restrict %c = b->%c;\n", k == BUF_DATA ? "const " : "", BUFNAME[k], BUFNAME[k]);
+    switch (n->kind) {
+    case G_NOISE:
+        fprintf(o, "    vr_noise_%s_f32(b->ctx, &%c[%ld], %d, %d, %d, %d);\n", n->gumbel ? "gumbel" : "normal",
+                BUFNAME[n->buffer], n->offset, n->rows, n->cols, n->group, n->stream);
+        break;
+    case G_SAMPLE:
+        if (n->nin)
+            fprintf(o, "    vr_sample_f32(b->ctx, &%c[%ld], &%c[%ld], %d, %d, %d, %d, %d, %d);\n", BUFNAME[n->in[0]->buffer],
+                    n->in[0]->offset, BUFNAME[n->buffer], n->offset, n->rows, n->nvars, n->states, n->group, n->stream,
+                    n->bernoulli);
+        else
+            fprintf(o, "    vr_sample_f32(b->ctx, NULL, &%c[%ld], %d, %d, %d, %d, %d, %d);\n", BUFNAME[n->buffer],
+                    n->offset, n->rows, n->nvars, n->states, n->group, n->stream, n->bernoulli);
+        break;
+    case G_STATES:
+        fprintf(o, "    vr_states_f32(&%c[%ld], %d, %ld, %ld, %d, %d, %d);\n", BUFNAME[n->buffer], n->offset, n->rows,
+                n->stride, n->local, n->nvars, n->states, n->bernoulli);
+        break;
+    case G_KLWEIGHT:
+        fprintf(o, "    %c[%ld] = (float)(%.17g * (1.0 - b->ctx->kl_withheld));\n", BUFNAME[n->buffer], n->offset, n->value);
+        break;
+    case G_MATMUL: {
+        const g_node *a = n->in[0], *m = n->in[1];
+        int k = n->trans_a ? a->rows : a->cols;
+        fprintf(o, "    vr_gemm_f32(%d, %d, %d, %d, %d, &%c[%ld], %d, &%c[%ld], %d, &%c[%ld], %d);\n", n->trans_a,
+                n->trans_b, n->rows, n->cols, k, BUFNAME[a->buffer], a->offset, a->cols, BUFNAME[m->buffer], m->offset,
+                m->cols, BUFNAME[n->buffer], n->offset, n->cols);
+        break;
+    }
+    case G_MAP:
+        if (flat_access(n)) {
+            fprintf(o, "    for (long i = 0; i < %ld; i++) {\n", (long)n->rows * n->cols);
+            print_loads(w, n, "        ", 1, NULL, NULL);
+            fputs("        ", o);
+            out_ref(w, n, "i");
+            fputs(" = ", o);
+            print_expr(o, n->expr);
+            fputs(";\n    }\n", o);
+        } else {
+            fprintf(o, "    for (long r = 0; r < %d; r++)\n        for (long c = 0; c < %d; c++) {\n", n->rows, n->cols);
+            print_loads(w, n, "            ", 0, "r", "c");
+            fprintf(o, "            ");
+            fprintf(o, "%c[%ld + r * %d + c] = ", BUFNAME[n->buffer], n->offset, n->cols);
+            print_expr(o, n->expr);
+            fputs(";\n        }\n", o);
+        }
+        break;
+    case G_ROWSUM: {
+        int G = n->dom_cols / n->cols, flat = flat_access(n);
+        fprintf(o, "    for (long r = 0; r < %d; r++)\n        for (long j = 0; j < %d; j++) {\n", n->dom_rows, n->cols);
+        fprintf(o, "            float acc = %s;\n", n->reduce_max ? "-INFINITY" : "0.0f");
+        fprintf(o, "            for (long k = 0; k < %d; k++) {\n                const long c = j * %d + k;\n", G, G);
+        if (flat) fprintf(o, "                const long i = r * %d + c;\n", n->dom_cols);
+        print_loads(w, n, "                ", flat, "r", "c");
+        fputs("                const float v = ", o);
+        print_expr(o, n->expr);
+        fprintf(o, ";\n                acc = %s;\n            }\n", n->reduce_max ? "v > acc ? v : acc" : "acc + v");
+        fprintf(o, "            %c[%ld + r * %d + j] = acc;\n        }\n", BUFNAME[n->buffer], n->offset, n->cols);
+        break;
+    }
+    case G_GROUPSUM: {
+        int flat = flat_access(n);
+        fprintf(o, "    for (long i = 0; i < %ld; i++) %c[%ld + i] = %s;\n", (long)n->rows * n->cols, BUFNAME[n->buffer],
+                n->offset, n->reduce_max ? "-INFINITY" : "0.0f");
+        fprintf(o, "    for (long r = 0; r < %d; r++)\n        for (long c = 0; c < %d; c++) {\n", n->dom_rows, n->cols);
+        if (flat) fprintf(o, "            const long i = r * %d + c;\n", n->dom_cols);
+        print_loads(w, n, "            ", flat, "r", "c");
+        fprintf(o, "            float *at = &%c[%ld + (r / %d) * %d + c];\n            const float v = ", BUFNAME[n->buffer],
+                n->offset, n->dom_rows / n->rows, n->cols);
+        print_expr(o, n->expr);
+        fprintf(o, ";\n            *at = %s;\n        }\n", n->reduce_max ? "v > *at ? v : *at" : "*at + v");
+        break;
+    }
+    case G_CONCAT:
+    case G_SLICE: {
+        int col = 0;
+        for (int j = 0; j < n->nin; j++) {
+            const g_node *in = n->in[j];
+            int cols = n->kind == G_SLICE ? n->cols : in->cols, src0 = n->kind == G_SLICE ? n->col0 : 0;
+            fprintf(o, "    for (long r = 0; r < %d; r++)\n        for (long c = 0; c < %d; c++)\n", n->rows, cols);
+            fprintf(o, "            %c[%ld + r * %d + %d + c] = %c[%ld + ", BUFNAME[n->buffer], n->offset, n->cols, col,
+                    BUFNAME[in->buffer], in->offset);
+            if (in->rows == n->rows) fprintf(o, "r * %d", in->cols);
+            else if (in->rows == 1) fputs("0", o);
+            else fprintf(o, "(r / %d) * %d", n->rows / in->rows, in->cols);
+            fprintf(o, " + %d + c];\n", src0);
+            col += cols;
+        }
+        break;
+    }
+    default: break;
+    }
+    fputs("}\n\n", o);
+}
+
+static const char *graph_short(g_purpose p) {
+    static const char *const names[] = {"train", "eval", "iwae", "encode", "decode", "sample"};
+    return names[p];
+}
+
+static void print_graph(FILE *o, const g_graph *g) {
+    cw w = {o, g, graph_short(g->purpose), g->nnodes};
+    /* backward nodes follow the objective: everything after it was appended by autodiff */
+    if (g->purpose == GRAPH_TRAIN && g->out.objective)
+        for (int i = 0; i < g->nnodes; i++)
+            if (g->nodes[i] == g->out.objective) w.nfwd = i + 1;
+    fprintf(o, "/* ================================================================ %s: batch %d, samples %d,\n"
+               "   arena %ld floats */\n\n",
+            g->fn_name, g->batch, g->samples, g->arena_floats);
+    for (int i = 0; i < g->nnodes; i++) {
+        const g_node *n = g->nodes[i];
+        if (n->fused || n->kind == G_PARAM || n->kind == G_DATA) continue;
+        print_kernel(&w, n);
+    }
+    fprintf(o, "static void %s(float *params, float *grads, float *arena, const float *data, const vr_ctx *ctx) {\n",
+            g->fn_name);
+    fputs("    const vae_buffers b = {arena, params, grads, data, ctx};\n", o);
+    for (int i = 0; i < g->nnodes; i++) {
+        const g_node *n = g->nodes[i];
+        if (n->fused || n->kind == G_PARAM || n->kind == G_DATA) continue;
+        fputs("    ", o);
+        kernel_name(&w, n);
+        fputs("(&b);\n", o);
+    }
+    if (g->purpose == GRAPH_TRAIN) /* parameters that no path reaches get a zero gradient */
+        for (int p = 0; p < g->model->nparams; p++)
+            if (!g->param_grad[p])
+                fprintf(o, "    for (long i = 0; i < %ld; i++) grads[%ld + i] = 0.0f;\n", g->model->params[p].size,
+                        g->model->params[p].offset);
+    fputs("}\n\n", o);
+}
+
+/* ---------------------------------------------------------------- the file */
+
+static void print_runtime(FILE *o) {
+    for (const struct vae_embedded_file *f = vae_runtime_files; f->name; f++) {
+        fprintf(o, "/* ================================================================ runtime: %s */\n", f->name);
+        const char *t = f->text;
+        while (*t) { /* drop the includes of vaec's own headers: their text is above */
+            const char *eol = strchr(t, '\n');
+            size_t len = eol ? (size_t)(eol - t) + 1 : strlen(t);
+            if (strncmp(t, "#include \"vae/", 14) != 0) fwrite(t, 1, len, o);
+            t += len;
+        }
+        fputc('\n', o);
+    }
+}
+
+static long offset_of(const g_node *n) { return n ? n->offset : -1; }
+
+static void print_program(FILE *o, const vae_model *m, g_graph *const *gs, int n) {
+    fputs("static const vr_tensor_info vae_tensors[] = {\n", o);
+    for (int i = 0; i < m->nparams; i++) {
+        const vae_param *p = &m->params[i];
+        fputs("    {", o);
+        print_string(o, p->name);
+        fprintf(o, ", %d, {", p->ndims);
+        for (int d = 0; d < p->ndims; d++) fprintf(o, "%s%d", d ? ", " : "", p->dims[d]);
+        fprintf(o, "}, %ld},\n", p->size);
+    }
+    fputs("};\n\nstatic const float vae_init_bounds[] = {", o);
+    for (int i = 0; i < m->nparams; i++) {
+        fputs(i ? ", " : "", o);
+        print_const(o, m->params[i].init_bound);
+    }
+    fputs("};\n\n", o);
+    const g_graph *by[6] = {0};
+    for (int i = 0; i < n; i++) by[gs[i]->purpose] = gs[i];
+    fputs("static const vr_program vae_program = {\n    .model_name = ", o);
+    print_string(o, m->name);
+    fprintf(o, ",\n    .data_dim = %d,\n    .binary = %d,\n    .ntensors = %d,\n    .tensors = vae_tensors,\n"
+               "    .init_bounds = vae_init_bounds,\n    .param_floats = %ld,\n",
+            m->data_dim, m->binary, m->nparams, m->param_floats);
+    fprintf(o, "    .value_name = \"%s\",\n    .eval_value_name = \"%s\",\n", by[GRAPH_TRAIN] ? by[GRAPH_TRAIN]->value_name : "ELBO",
+            by[GRAPH_EVAL] ? by[GRAPH_EVAL]->value_name : "ELBO");
+    static const char *const field[] = {"train", "eval", "iwae", "encode", "decode", "sample"};
+    for (int p = 0; p < 6; p++) {
+        const g_graph *g = by[p];
+        if (!g) continue;
+        fprintf(o, "    .%s = {(vr_graph_fn)%s, %d, %d, %ld, %ld, %ld, %ld, %ld, %ld, %ld},\n", field[p], g->fn_name,
+                g->batch, g->samples, g->arena_floats, offset_of(g->out.objective), offset_of(g->out.recon_rows),
+                offset_of(g->out.kl_rows), offset_of(g->out.logw_rows), offset_of(g->out.logpx_rows),
+                offset_of(g->out.value_rows));
+        if (p >= GRAPH_ENCODE) fprintf(o, "    .api_out_%s = %ld,\n", field[p], offset_of(g->out.api_out));
+    }
+    fprintf(o, "    .encode_width = %d,\n    .latent_width = %d,\n    .decode_width = %d,\n};\n\n", g_encode_width(m),
+            g_latent_width(m), g_decode_width(m));
+}
+
+/* The deployment API: thin wrappers over the program and the driver's buffers. */
+static void print_api(FILE *o, const char *N, const vae_model *m) {
+    fprintf(o,
+            "/* ================================================================ the deployment API (%s.h) */\n\n"
+            "struct %s_model {\n"
+            "    float *params, *grads, *m, *v, *arena;\n"
+            "    long step;\n"
+            "    uint64_t seed;\n"
+            "};\n\n",
+            N, N);
+    fprintf(o,
+            "static long %s_arena_floats(void) {\n"
+            "    const vr_graph *g[] = {&vae_program.train, &vae_program.eval, &vae_program.iwae, &vae_program.encode,\n"
+            "                           &vae_program.decode, &vae_program.sample};\n"
+            "    long most = 1;\n"
+            "    for (int i = 0; i < 6; i++) most = g[i]->arena_floats > most ? g[i]->arena_floats : most;\n"
+            "    return most;\n"
+            "}\n\n",
+            N);
+    fprintf(o,
+            "%s_model *%s_create(uint64_t seed) {\n"
+            "    %s_model *m = calloc(1, sizeof *m);\n"
+            "    if (!m) return NULL;\n"
+            "    size_t P = (size_t)vae_program.param_floats;\n"
+            "    m->params = calloc(P, sizeof(float));\n"
+            "    m->grads = calloc(P, sizeof(float));\n"
+            "    m->m = calloc(P, sizeof(float));\n"
+            "    m->v = calloc(P, sizeof(float));\n"
+            "    m->arena = calloc((size_t)%s_arena_floats(), sizeof(float));\n"
+            "    m->seed = seed;\n"
+            "    if (!m->params || !m->grads || !m->m || !m->v || !m->arena) {\n"
+            "        %s_free(m);\n"
+            "        return NULL;\n"
+            "    }\n"
+            "    vr_init_params(&vae_program, m->params, seed);\n"
+            "    return m;\n"
+            "}\n\n",
+            N, N, N, N, N);
+    fprintf(o,
+            "void %s_free(%s_model *m) {\n"
+            "    if (!m) return;\n"
+            "    free(m->params);\n    free(m->grads);\n    free(m->m);\n    free(m->v);\n    free(m->arena);\n"
+            "    free(m);\n"
+            "}\n\n",
+            N, N);
+    fprintf(o,
+            "int %s_load(%s_model *m, const char *path, char *err, size_t errlen) {\n"
+            "    return vr_checkpoint_load(path, vae_tensors, vae_program.ntensors, m->params, m->m, m->v, &m->step, err,\n"
+            "                              errlen);\n"
+            "}\n\n"
+            "int %s_save(const %s_model *m, const char *path, char *err, size_t errlen) {\n"
+            "    return vr_checkpoint_save(path, vae_program.model_name, vae_tensors, vae_program.ntensors, m->params, m->m,\n"
+            "                              m->v, m->step, err, errlen);\n"
+            "}\n\n",
+            N, N, N, N);
+    /* a graph run over n rows in chunks of its batch, the last chunk padded */
+    fprintf(o,
+            "static void %s_rows(%s_model *m, const vr_graph *g, long out, int width, const float *in, int in_width,\n"
+            "                   int n, float *result, uint64_t step) {\n"
+            "    float *buf = calloc((size_t)g->batch * (size_t)(in_width > 0 ? in_width : 1), sizeof(float));\n"
+            "    if (!buf) return;\n"
+            "    for (int start = 0; start < n; start += g->batch) {\n"
+            "        int rows = n - start < g->batch ? n - start : g->batch;\n"
+            "        for (int i = 0; i < g->batch && in; i++)\n"
+            "            memcpy(buf + (size_t)i * (size_t)in_width, in + (size_t)(start + (i < rows ? i : rows - 1)) * (size_t)in_width,\n"
+            "                   sizeof(float) * (size_t)in_width);\n"
+            "        vr_ctx ctx = {.seed = m->seed, .step = step, .example0 = (uint64_t)start};\n"
+            "        g->fn(m->params, NULL, m->arena, buf, &ctx);\n"
+            "        memcpy(result + (size_t)start * (size_t)width, m->arena + out, sizeof(float) * (size_t)rows * (size_t)width);\n"
+            "    }\n"
+            "    free(buf);\n"
+            "}\n\n",
+            N, N);
+    int enc = 1;
+    for (int i = 0; i < m->nlatents; i++) enc &= m->latents[i].encoder != NULL;
+    if (enc)
+        fprintf(o,
+                "void %s_encode(%s_model *m, const float *x, int n, float *out) {\n"
+                "    %s_rows(m, &vae_program.encode, vae_program.api_out_encode, vae_program.encode_width, x,\n"
+                "            vae_program.data_dim, n, out, VR_STEP_EVAL);\n"
+                "}\n\n",
+                N, N, N);
+    fprintf(o,
+            "void %s_decode(%s_model *m, const float *z, int n, float *out) {\n"
+            "    %s_rows(m, &vae_program.decode, vae_program.api_out_decode, vae_program.decode_width, z,\n"
+            "            vae_program.latent_width, n, out, VR_STEP_EVAL);\n"
+            "}\n\n"
+            "void %s_sample(%s_model *m, int n, uint64_t seed, float *x) {\n"
+            "    uint64_t keep = m->seed;\n"
+            "    m->seed = seed;\n"
+            "    %s_rows(m, &vae_program.sample, vae_program.api_out_sample, vae_program.data_dim, NULL, 0, n, x,\n"
+            "            VR_STEP_EVAL);\n"
+            "    m->seed = keep;\n"
+            "}\n\n",
+            N, N, N, N, N, N);
+    fprintf(o,
+            "double %s_elbo(%s_model *m, const float *x, int n) {\n"
+            "    vr_dataset ds = {.n = n, .dim = vae_program.data_dim, .f32 = (float *)x};\n"
+            "    vr_scores s;\n"
+            "    memset(&s, 0, sizeof s);\n"
+            "    vr_evaluate(&vae_program, m->params, &ds, n, m->seed, &s);\n"
+            "    return s.has_elbo ? s.elbo : s.value;\n"
+            "}\n\n",
+            N, N);
+    if (enc)
+        fprintf(o,
+                "double %s_iwae(%s_model *m, const float *x, int n, int k, double *stderr_out) {\n"
+                "    if (!vae_program.iwae.fn) return NAN;\n"
+                "    vr_dataset ds = {.n = n, .dim = vae_program.data_dim, .f32 = (float *)x};\n"
+                "    vr_scores s;\n"
+                "    memset(&s, 0, sizeof s);\n"
+                "    vr_evaluate_iwae(&vae_program, m->params, &ds, n, m->seed, k, &s);\n"
+                "    if (stderr_out) *stderr_out = s.logpx_se;\n"
+                "    return s.logpx;\n"
+                "}\n\n",
+                N, N);
+    fprintf(o,
+            "double %s_train_step(%s_model *m, const float *x, float lr) {\n"
+            "    const vr_graph *g = &vae_program.train;\n"
+            "    vr_ctx ctx = {.seed = m->seed, .step = (uint64_t)m->step};\n"
+            "    g->fn(m->params, m->grads, m->arena, x, &ctx);\n"
+            "    m->step++;\n"
+            "    vr_adam adam = {lr, 0.9f, 0.999f, 1e-8f};\n"
+            "    vr_adam_f32(m->params, m->grads, m->m, m->v, (size_t)vae_program.param_floats, &adam, m->step);\n"
+            "    double value = 0;\n"
+            "    for (int i = 0; i < g->batch; i++) value += m->arena[g->value_rows + i];\n"
+            "    return value / g->batch;\n"
+            "}\n\n",
+            N, N);
+}
+
+static void print_header(FILE *h, const char *N, const vae_model *m, const g_graph *train, const char *source) {
+    int enc = 1;
+    for (int i = 0; i < m->nlatents; i++) enc &= m->latents[i].encoder != NULL;
+    fprintf(h, "/* %s.h: the deployment API of model %s, generated by vaec " PACKAGE_VERSION " from ", N, N);
+    print_safe(h, source);
+    fprintf(h, ".\n *\n * Build: cc -std=c11 -O2 %s.c -lm   (add -DVAE_USE_CBLAS -lopenblas for BLAS products,\n"
+               " * -DVAE_USE_ZLIB -lz to read .gz data, -DVAE_MAIN for the command-line trainer).\n"
+               " * Data rows are %d floats (%s).  Every function below is thread-compatible: one model per thread. */\n",
+            N, m->data_dim, m->binary ? "0 or 1" : "in [0, 1]");
+    fprintf(h, "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n", N, N);
+    fprintf(h, "typedef struct %s_model %s_model;\n\n", N, N);
+    fprintf(h, "/* A model with freshly initialised parameters (PyTorch's nn.Linear scheme, from seed);\n"
+               " * NULL when out of memory.  Free it with %s_free. */\n%s_model *%s_create(uint64_t seed);\n", N, N, N);
+    fprintf(h, "void %s_free(%s_model *m);\n\n", N, N);
+    fprintf(h, "/* Loads parameters (and Adam's state, when present) from a vaec checkpoint whose tensors\n"
+               " * match this model; 0, or -1 with the reason in err. */\n"
+               "int %s_load(%s_model *m, const char *path, char *err, size_t errlen);\n", N, N);
+    fprintf(h, "/* Saves a vaec checkpoint atomically (temporary file, then rename); 0 or -1. */\n"
+               "int %s_save(const %s_model *m, const char *path, char *err, size_t errlen);\n\n", N, N);
+    if (enc) {
+        fprintf(h, "/* The encoder's distribution parameters for n rows of x: out is [n, %d], per row", g_encode_width(m));
+        for (int i = 0; i < m->nlatents; i++) {
+            const vae_latent *l = &m->latents[i];
+            fprintf(h, "%s %s: %s", i ? ";" : "", l->name,
+                    l->kind == LATENT_NORMAL ? (l->posterior.b_is_scale ? "mean then scale" : "mean then logvar")
+                    : l->kind == LATENT_CATEGORICAL ? "logits"
+                                                    : (l->posterior.a_is_probs ? "probs" : "logits"));
+            fprintf(h, " (%d each)", l->width);
+        }
+        fprintf(h, ". */\nvoid %s_encode(%s_model *m, const float *x, int n, float *out);\n", N, N);
+    }
+    fprintf(h, "/* The decoder's distribution parameters for n rows of latent values z [n, %d] (categorical\n"
+               " * latents one-hot): out is [n, %d], %s. */\n"
+               "void %s_decode(%s_model *m, const float *z, int n, float *out);\n",
+            g_latent_width(m), g_decode_width(m),
+            m->likelihood.kind == DIST_NORMAL ? (m->likelihood.b_is_scale ? "mean then scale" : "mean then logvar")
+                                              : (m->likelihood.a_is_probs ? "probs" : "logits"),
+            N, N);
+    fprintf(h, "/* n samples x ~ p(x | z), z ~ p(z), into x [n, %d]; the same seed gives the same samples. */\n"
+               "void %s_sample(%s_model *m, int n, uint64_t seed, float *x);\n\n", m->data_dim, N, N);
+    fprintf(h, "/* The mean ELBO (nats) of n rows of x (without encoder: the objective's bound). */\n"
+               "double %s_elbo(%s_model *m, const float *x, int n);\n", N, N);
+    if (enc)
+        fprintf(h, "/* The IWAE estimate of the mean log p(x) with k samples per row, and its standard error. */\n"
+                   "double %s_iwae(%s_model *m, const float *x, int n, int k, double *stderr_out);\n", N, N);
+    fprintf(h, "/* One training step (the %s estimator, Adam at lr) on a batch of exactly %d rows of x;\n"
+               " * returns the batch's %s. */\n"
+               "double %s_train_step(%s_model *m, const float *x, float lr);\n\n#endif\n",
+            vae_estimator_name(m->est.kind), train->batch, train->value_name, N, N);
+}
+
+static void print_main(FILE *o) {
+    fputs("/* ================================================================ the command line (-DVAE_MAIN) */\n"
+          "#ifdef VAE_MAIN\n"
+          "static int usage(void) {\n"
+          "    fprintf(stderr, \"usage: %s train [--data SRC] [--test SRC] [--epochs N] [--lr F] [--seed N] [--out DIR]\\n\"\n"
+          "                    \"                    [--limit N] [--test-limit N] [--warmup E]\\n\"\n"
+          "                    \"       %s eval --params CKPT [--test SRC] [--iwae K] [--test-limit N] [--seed N]\\n\",\n"
+          "            vae_program.model_name, vae_program.model_name);\n"
+          "    return 1;\n"
+          "}\n\n"
+          "static int number(const char *opt, const char *s, double lo, double hi, double *out) {\n"
+          "    char *end;\n"
+          "    double v = strtod(s, &end);\n"
+          "    if (!*s || *end || !(v >= lo && v <= hi)) {\n"
+          "        fprintf(stderr, \"error: %s expects a number from %g to %g, got '%s'\\n\", opt, lo, hi, s);\n"
+          "        return -1;\n"
+          "    }\n"
+          "    *out = v;\n"
+          "    return 0;\n"
+          "}\n\n"
+          "int main(int argc, char **argv) {\n"
+          "    vr_blas_select_core(argv);\n"
+          "    if (argc < 2 || (strcmp(argv[1], \"train\") && strcmp(argv[1], \"eval\"))) return usage();\n"
+          "    int train = strcmp(argv[1], \"train\") == 0;\n"
+          "    vr_options o;\n"
+          "    memset(&o, 0, sizeof o);\n"
+          "    o.data = VAE_DEFAULT_DATA;\n"
+          "    o.test = VAE_DEFAULT_TEST;\n"
+          "    o.epochs = VAE_DEFAULT_EPOCHS;\n"
+          "    o.lr = VAE_DEFAULT_LR;\n"
+          "    o.momentum = VAE_DEFAULT_MOMENTUM;\n"
+          "    o.optimizer = VAE_DEFAULT_OPTIMIZER;\n"
+          "    o.seed = VAE_DEFAULT_SEED;\n"
+          "    o.warmup = VAE_DEFAULT_WARMUP;\n"
+          "    o.iwae = 1000;\n"
+          "    o.batch = vae_program.train.batch;\n"
+          "    o.out_dir = \"runs/\" VAE_MODEL_NAME;\n"
+          "    for (int i = 2; i < argc; i += 2) { /* options come in pairs */\n"
+          "        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;\n"
+          "        double x;\n"
+          "        if (!v) {\n"
+          "            fprintf(stderr, \"error: %s needs a value\\n\", a);\n"
+          "            return 1;\n"
+          "        }\n"
+          "        if (!strcmp(a, \"--data\") && train) o.data = v;\n"
+          "        else if (!strcmp(a, \"--test\")) o.test = v;\n"
+          "        else if (!strcmp(a, \"--out\") && train) o.out_dir = v;\n"
+          "        else if (!strcmp(a, \"--params\") && !train) o.params = v;\n"
+          "        else if (!strcmp(a, \"--epochs\") && train) { if (number(a, v, 0, 1e6, &x)) return 1; o.epochs = (int)x; }\n"
+          "        else if (!strcmp(a, \"--lr\") && train) { if (number(a, v, 1e-12, 1e6, &x)) return 1; o.lr = x; }\n"
+          "        else if (!strcmp(a, \"--seed\")) { if (number(a, v, 0, 9e15, &x)) return 1; o.seed = (uint64_t)x; }\n"
+          "        else if (!strcmp(a, \"--limit\") && train) { if (number(a, v, 1, 2e9, &x)) return 1; o.limit = (int)x; }\n"
+          "        else if (!strcmp(a, \"--test-limit\")) { if (number(a, v, 1, 2e9, &x)) return 1; o.test_limit = (int)x; }\n"
+          "        else if (!strcmp(a, \"--warmup\") && train) { if (number(a, v, 0, 1e6, &x)) return 1; o.warmup = x; }\n"
+          "        else if (!strcmp(a, \"--iwae\") && !train) { if (number(a, v, 0, 1e6, &x)) return 1; o.iwae = (int)x; }\n"
+          "        else if (!strcmp(a, \"--batch\")) {\n"
+          "            if (number(a, v, 1, 1e6, &x)) return 1;\n"
+          "            if ((int)x != vae_program.train.batch) {\n"
+          "                fprintf(stderr, \"error: this file was compiled for batches of %d (emit it again with --batch %d)\\n\",\n"
+          "                        vae_program.train.batch, (int)x);\n"
+          "                return 1;\n"
+          "            }\n"
+          "        } else {\n"
+          "            fprintf(stderr, \"error: unknown option '%s'\\n\", a);\n"
+          "            return usage();\n"
+          "        }\n"
+          "    }\n"
+          "    o.progress = isatty(2);\n"
+          "    if (train) return vr_train(&vae_program, &o);\n"
+          "    if (!o.params) {\n"
+          "        fprintf(stderr, \"error: eval needs --params CHECKPOINT\\n\");\n"
+          "        return 1;\n"
+          "    }\n"
+          "    return vr_eval(&vae_program, &o);\n"
+          "}\n"
+          "#endif\n",
+          o);
+}
+
+int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_path, FILE *c, FILE *h,
+               const char *header_name, FILE *err) {
+    g_graph *gs[8];
+    vae_build_opts opts = *o;
+    opts.double_precision = 0;
+    opts.api = 1;
+    int n = vae_build_graphs(u, &opts, gs, err);
+    if (!n) return -1;
+    const vae_model *m = vae_unit_model(u);
+    const char *N = m->name; /* an identifier: the lexer admits nothing else */
+    const g_graph *train = NULL;
+    for (int i = 0; i < n; i++)
+        if (gs[i]->purpose == GRAPH_TRAIN) train = gs[i];
+    fprintf(c, "/* %s.c: model %s, compiled by vaec " PACKAGE_VERSION " from ", N, N);
+    print_safe(c, source_path);
+    fprintf(c, ".\n *\n * One standalone file: the runtime (RNG, products, optimisers, data, checkpoints, training\n"
+               " * driver), the objective and its gradient as generated kernels, the deployment API of\n"
+               " * %s, and with -DVAE_MAIN a command-line trainer that prints what `vaec train` prints.\n"
+               " *   cc -std=c11 -O2 %s.c -lm                            the API, plain C products\n"
+               " *   cc -std=c11 -O2 -DVAE_MAIN -DVAE_USE_CBLAS -DVAE_USE_ZLIB %s.c -lopenblas -lz -lm\n"
+               " */\n",
+            header_name, N, N);
+    fputs("#define _POSIX_C_SOURCE 200809L\n", c);
+    print_runtime(c);
+    fprintf(c, "/* ================================================================ model %s */\n#include ", N);
+    print_string(c, header_name);
+    fputs("\n\n", c);
+    fputs("/* The buffers every kernel reads: A arena, P parameters, G gradients, X data. */\n"
+          "typedef struct {\n    float *A, *P, *G;\n    const float *X;\n    const vr_ctx *ctx;\n} vae_buffers;\n\n",
+          c);
+    unsigned used = 0; /* the elementwise helpers the kernels call, one bit per vx_op */
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < gs[i]->nnodes; k++)
+            if (!gs[i]->nodes[k]->fused && gs[i]->nodes[k]->expr) used |= ops_used(gs[i]->nodes[k]->expr);
+    if (used & (1u << VX_SIGMOID)) fputs("static float vae_sigmoid(float a) { return 1.0f / (1.0f + expf(-a)); }\n", c);
+    if (used & (1u << VX_SOFTPLUS))
+        fputs("static float vae_softplus(float a) { return (a > 0.0f ? a : 0.0f) + log1pf(expf(-fabsf(a))); }\n", c);
+    if (used & (1u << VX_RELU)) fputs("static float vae_relu(float a) { return a > 0.0f ? a : 0.0f; }\n", c);
+    if (used & (1u << VX_STEP)) fputs("static float vae_step(float a) { return a > 0.0f ? 1.0f : 0.0f; }\n", c);
+    if (used & (1u << VX_MAX)) fputs("static float vae_max(float a, float b) { return a > b ? a : b; }\n", c);
+    fputc('\n', c);
+    for (int i = 0; i < n; i++) print_graph(c, gs[i]);
+    print_program(c, m, gs, n);
+    /* the train block's settings, as the command line's defaults */
+    const vae_train_settings *t = &m->train;
+    fputs("#define VAE_MODEL_NAME ", c);
+    print_string(c, N);
+    fputs("\n#define VAE_DEFAULT_DATA ", c);
+    if (t->data) print_string(c, t->data);
+    else fputs("NULL", c);
+    fputs("\n#define VAE_DEFAULT_TEST ", c);
+    if (t->test) print_string(c, t->test);
+    else fputs("NULL", c);
+    fprintf(c, "\n#define VAE_DEFAULT_EPOCHS %d\n#define VAE_DEFAULT_LR %.17g\n#define VAE_DEFAULT_MOMENTUM %.17g\n"
+               "#define VAE_DEFAULT_OPTIMIZER %s\n#define VAE_DEFAULT_SEED %lluu\n#define VAE_DEFAULT_WARMUP %.17g\n\n",
+            t->epochs, t->lr, t->momentum, t->optimizer == OPT_ADAM ? "VR_ADAM" : "VR_SGD", t->seed, t->warmup);
+    print_api(c, N, m);
+    print_main(c);
+    print_header(h, N, m, train, source_path);
+    for (int i = 0; i < n; i++) g_free(gs[i]);
+    (void)vae_unit_path;
+    return ferror(c) || ferror(h) ? -1 : 0;
+}
