@@ -8,7 +8,7 @@ builddir=${1:-build}
 shift 2>/dev/null || true
 
 # What each package is for: see README.md, "Dependencies".
-PACKAGES="gcc make autoconf automake libtool pkg-config flex bison llvm-dev libcunit1-dev \
+PACKAGES="gcc clang make autoconf automake libtool pkg-config flex bison llvm-dev libcunit1-dev \
 libopenblas-dev zlib1g-dev dataset-fashion-mnist"
 missing=""
 for p in $PACKAGES; do
