@@ -1,0 +1,69 @@
+#!/bin/sh
+# The benchmark: vaec against PyTorch (Debian's python3-torch, /usr/bin/python3)
+# on the same models, data, batch 128, Adam 1e-3, estimators and samples, in
+# the same run, alternating, REPEATS times; medians; plus the machine's GEMM
+# peak, compile time (file to first step) and peak resident memory.
+#   bench/run.sh [REPEATS]      (after scripts/setup.sh; installs python3-torch and time if missing)
+set -e
+cd "$(dirname "$0")/.."
+REPEATS=${1:-3}
+missing=""
+for p in python3-torch time; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
+fi
+[ -x build/vaec ] || scripts/setup.sh
+out=bench/out
+mkdir -p $out
+BLAS_CFLAGS=$(ls -d /usr/include/*/openblas-pthread 2>/dev/null | head -n 1 | sed 's/^/-I/')
+cc -O2 $BLAS_CFLAGS bench/gemm_peak.c -o $out/gemm_peak -lopenblas
+# OpenBLAS 0.3.21 mis-detects some Xeons (Prescott kernels): vaec corrects that itself
+# (runtime/gemm.c); the peer and the peak get the same kernel, so the comparison is fair.
+core=$(OPENBLAS_VERBOSE=2 build/vaec check examples/fashion_gauss.vae 2>&1 | sed -n 's/^Core: //p' | tail -n 1)
+export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$core}
+$out/gemm_peak >$out/peak.txt
+peak=$(awk '{ if ($2 > p) p = $2 } END { print p }' $out/peak.txt)
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# case  example  peer-case  MFLOP per example (6 x the multiply-adds of its products per example)
+CASES="gauss fashion_gauss gauss 3.91
+iwae5 fashion_iwae5 iwae5 11.6
+mixture_analytic mixture_analytic mixture_analytic 3.5
+mixture_reinforce10 mixture_reinforce mixture_reinforce10 35.3"
+
+printf '%s\n' "$CASES" | while read -r name example peer mflop; do
+    : >$out/$name.vaec; : >$out/$name.vaec_data; : >$out/$name.compile; : >$out/$name.rss
+    : >$out/$name.torch1; : >$out/$name.torch2; : >$out/$name.torch_data
+    for r in $(seq "$REPEATS"); do
+        /usr/bin/time -f '%M' -o $out/rss.tmp build/vaec train examples/$example.vae --epochs 1 --limit 25600 \
+            --test-limit 100 --out $out/run >$out/v.log 2>&1
+        sed -n 's/.* \([0-9]*\) ex\/s (step only \([0-9]*\) ex\/s).*/\2/p' $out/v.log >>$out/$name.vaec
+        sed -n 's/.* \([0-9]*\) ex\/s (step only \([0-9]*\) ex\/s).*/\1/p' $out/v.log >>$out/$name.vaec_data
+        sed -n 's/^compiled .* in \([0-9.]*\) ms.*/\1/p' $out/v.log >>$out/$name.compile
+        cat $out/rss.tmp >>$out/$name.rss
+        for t in 1 2; do
+            /usr/bin/python3 bench/torch_peer.py $peer $t 60 >$out/t.log 2>&1
+            sed -n 's/.*examples_per_second=\([0-9]*\) .*/\1/p' $out/t.log >>$out/$name.torch$t
+            sed -n 's/.*examples_per_second_with_data=\([0-9]*\)/\1/p' $out/t.log >>$out/$name.torch_data
+        done
+    done
+done
+
+date=$(date -u +%Y-%m-%d)
+cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+echo "vaec benchmark, $date, $cpu, $(nproc) cores, OpenBLAS core $OPENBLAS_CORETYPE; medians of $REPEATS runs"
+echo "GEMM peak (best sgemm, 2 threads): $peak GFLOP/s ($(tr '\n' ' ' <$out/peak.txt))"
+printf '| case | vaec ex/s (step) | vaec ex/s (with data) | PyTorch 1 thread | PyTorch 2 threads | ratio vs best | vaec GFLOP/s | of peak | compile ms | peak RSS MB |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|\n'
+printf '%s\n' "$CASES" | while read -r name example peer mflop; do
+    v=$(median <$out/$name.vaec); vd=$(median <$out/$name.vaec_data)
+    t1=$(median <$out/$name.torch1); t2=$(median <$out/$name.torch2)
+    c=$(median <$out/$name.compile); rss=$(median <$out/$name.rss)
+    awk -v n="$name" -v v="$v" -v vd="$vd" -v t1="$t1" -v t2="$t2" -v f="$mflop" -v p="$peak" -v c="$c" -v r="$rss" 'BEGIN {
+        b = t1 > t2 ? t1 : t2; g = v * f / 1000
+        printf "| %s | %d | %d | %d | %d | %.2fx | %.1f | %.0f%% | %.0f | %.0f |\n", n, v, vd, t1, t2, v / b, g, 100 * g / p, c, r / 1024 }'
+done
