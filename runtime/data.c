@@ -104,11 +104,90 @@ static int check_dim(const char *path, long per_example, int dim, char *err, siz
     return 0;
 }
 
-static int load_idx(vr_dataset *ds, const char *path, int dim, char *err, size_t errlen) {
+/* A file read in pieces, through zlib when built with it. */
+typedef struct {
+#ifdef VAE_USE_ZLIB
+    gzFile f;
+#else
+    FILE *f;
+#endif
+} stream;
+
+static int stream_open(stream *st, const char *path) {
+#ifdef VAE_USE_ZLIB
+    st->f = gzopen(path, "rb");
+#else
+    st->f = ends_with(path, ".gz") ? NULL : fopen(path, "rb");
+#endif
+    return st->f ? 0 : -1;
+}
+
+/* Reads up to n bytes; returns how many (fewer at the end of the file). */
+static size_t stream_read(stream *st, void *buf, size_t n) {
+#ifdef VAE_USE_ZLIB
+    int got = gzread(st->f, buf, (unsigned)n);
+    return got < 0 ? 0 : (size_t)got;
+#else
+    return fread(buf, 1, n, st->f);
+#endif
+}
+
+static void stream_close(stream *st) {
+#ifdef VAE_USE_ZLIB
+    gzclose(st->f);
+#else
+    fclose(st->f);
+#endif
+}
+
+/* Binary IDX bytes go straight to bits, a row at a time: the bytes are never
+ * all in memory.  Returns 1 when it handled the file (rc in *rc), 0 when the
+ * file is for load_idx's general path. */
+static int load_idx_bits(vr_dataset *ds, const char *path, int dim, char *err, size_t errlen, int *rc) {
+    stream st;
+    if (stream_open(&st, path)) return 0;
+    unsigned char head[4 + 4 * 8];
+    int handled = 0;
+    if (stream_read(&st, head, 4) != 4 || head[0] || head[1] || head[2] != 0x08 || head[3] < 1 || head[3] > 8 ||
+        stream_read(&st, head + 4, 4 * (size_t)head[3]) != 4 * (size_t)head[3])
+        goto out; /* let the general path say what is wrong */
+    long n = be32(head + 4), per = 1;
+    for (int i = 1; i < head[3]; i++) per *= be32(head + 4 + 4 * i);
+    if (n < 1 || per != dim) goto out;
+    handled = 1;
+    *rc = -1;
+    size_t row = ((size_t)dim + 7) / 8;
+    uint8_t *bits = calloc((size_t)n * row, 1), *line = malloc((size_t)dim);
+    if (!bits || !line) abort();
+    for (long i = 0; i < n; i++) {
+        size_t got = stream_read(&st, line, (size_t)dim);
+        if (got != (size_t)dim) {
+            data_fail(err, errlen, "%s: truncated: the header promises %ld examples (%zu bytes of data), the file has %zu",
+                      path, n, (size_t)n * (size_t)dim, (size_t)i * (size_t)dim + got);
+            free(bits);
+            free(line);
+            goto out;
+        }
+        for (int j = 0; j < dim; j++)
+            if (line[j] >= 128) bits[(size_t)i * row + (size_t)j / 8] |= (uint8_t)(1u << (j % 8));
+    }
+    free(line);
+    ds->n = (int)n;
+    ds->dim = dim;
+    ds->bits = bits;
+    ds->scale = 1.0f / 255.0f;
+    *rc = 0;
+out:
+    stream_close(&st);
+    return handled;
+}
+
+static int load_idx(vr_dataset *ds, const char *path, int dim, int binary, char *err, size_t errlen) {
+    int rc = -1;
+    if (binary && load_idx_bits(ds, path, dim, err, errlen, &rc)) return rc;
     size_t len;
     unsigned char *buf = read_all(path, &len, err, errlen);
     if (!buf) return -1;
-    int rc = -1;
     if (len < 4 || buf[0] != 0 || buf[1] != 0) {
         data_fail(err, errlen, "%s: not an IDX file (bad magic number)", path);
         goto done;
@@ -138,10 +217,11 @@ static int load_idx(vr_dataset *ds, const char *path, int dim, char *err, size_t
     if (check_dim(path, per, dim, err, errlen)) goto done;
     ds->n = (int)n;
     ds->dim = dim;
-    if (type == 0x08) {
-        ds->u8 = malloc(need);
-        if (!ds->u8) abort();
-        memcpy(ds->u8, buf + off, need);
+    if (type == 0x08) { /* the file's buffer becomes the data set: no second copy */
+        memmove(buf, buf + off, need);
+        uint8_t *shrunk = realloc(buf, need);
+        ds->u8 = shrunk ? shrunk : buf;
+        buf = NULL;
         ds->scale = 1.0f / 255.0f;
     } else {
         ds->f32 = malloc(need);
@@ -361,10 +441,39 @@ done:
     return rc;
 }
 
+/* Binary data is binarised once, at load time, and kept as bits: Fashion-MNIST's
+ * 60,000 images take 5.9 MB instead of 47 MB of bytes. */
+static void pack_bits(vr_dataset *ds) {
+    size_t row = ((size_t)ds->dim + 7) / 8;
+    uint8_t *bits = calloc((size_t)ds->n * row, 1);
+    if (!bits) return; /* keep the unpacked values */
+    for (size_t i = 0; i < (size_t)ds->n; i++)
+        for (size_t j = 0; j < (size_t)ds->dim; j++) {
+            size_t at = i * (size_t)ds->dim + j;
+            int on = ds->u8 ? ds->u8[at] >= 128 : ds->f32[at] > 0.5f; /* above half the range */
+            if (on) bits[i * row + j / 8] |= (uint8_t)(1u << (j % 8));
+        }
+    free(ds->u8);
+    free(ds->f32);
+    ds->u8 = NULL;
+    ds->f32 = NULL;
+    ds->bits = bits;
+}
+
+static int load_source(vr_dataset *ds, const char *source, const char *data_dir, int dim, int binary, char *err,
+                       size_t errlen);
+
 int vr_data_load(vr_dataset *ds, const char *source, const char *data_dir, int dim, int binary, char *err,
                  size_t errlen) {
-    memset(ds, 0, sizeof *ds);
+    int rc = load_source(ds, source, data_dir, dim, binary, err, errlen);
     ds->binary = binary;
+    if (rc == 0 && binary && !ds->bits) pack_bits(ds);
+    return rc;
+}
+
+static int load_source(vr_dataset *ds, const char *source, const char *data_dir, int dim, int binary, char *err,
+                       size_t errlen) {
+    memset(ds, 0, sizeof *ds);
     char path[4096];
     if (strncmp(source, "fashion-mnist:", 14) == 0) {
         const char *split = source + 14, *file;
@@ -391,13 +500,13 @@ int vr_data_load(vr_dataset *ds, const char *source, const char *data_dir, int d
                             source, dir);
             fclose(f);
         }
-        return load_idx(ds, path, dim, err, errlen);
+        return load_idx(ds, path, dim, binary, err, errlen);
     }
     if (ends_with(source, ".npy")) return load_npy(ds, source, dim, err, errlen);
     if (ends_with(source, ".csv")) return load_csv(ds, source, dim, err, errlen);
     if (ends_with(source, ".idx") || ends_with(source, ".idx.gz") || ends_with(source, "-ubyte") ||
         ends_with(source, "-ubyte.gz") || ends_with(source, ".gz"))
-        return load_idx(ds, source, dim, err, errlen);
+        return load_idx(ds, source, dim, binary, err, errlen);
     return data_fail(err, errlen, "%s: unknown kind of data source (expected fashion-mnist:train, fashion-mnist:test, or "
                              "a .idx, .idx.gz, .npy or .csv file)", source);
 }
@@ -405,6 +514,7 @@ int vr_data_load(vr_dataset *ds, const char *source, const char *data_dir, int d
 void vr_data_free(vr_dataset *ds) {
     free(ds->u8);
     free(ds->f32);
+    free(ds->bits);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -413,7 +523,10 @@ void vr_data_free(vr_dataset *ds) {
         const int d = ds->dim;                                                                                     \
         for (int i = 0; i < n; i++) {                                                                              \
             T *o = out + (size_t)i * (size_t)d;                                                                    \
-            if (ds->u8) {                                                                                          \
+            if (ds->bits) {                                                                                        \
+                const uint8_t *s = ds->bits + (size_t)idx[i] * (((size_t)d + 7) / 8);                              \
+                for (int j = 0; j < d; j++) o[j] = (T)((s[j / 8] >> (j % 8)) & 1);                                \
+            } else if (ds->u8) {                                                                                   \
                 const uint8_t *s = ds->u8 + (size_t)idx[i] * (size_t)d;                                            \
                 if (ds->binary)                                                                                    \
                     for (int j = 0; j < d; j++) o[j] = (T)(s[j] >= 128); /* above half of 0..255 */                \

@@ -88,6 +88,7 @@ typedef struct vr_dataset {
     int dim;      /* values per example */
     uint8_t *u8;  /* raw bytes (IDX files), or NULL */
     float *f32;   /* values already as floats (.npy, .csv), or NULL */
+    uint8_t *bits; /* binary data, binarised once and packed 8 values a byte (row-aligned), or NULL */
     float scale;  /* u8: the value is byte * scale (1/255) */
     int binary;   /* binarise at half the range */
 } vr_dataset;
