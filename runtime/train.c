@@ -18,7 +18,7 @@
 /* Flush denormals to zero: the tails of softmax and log-sum-exp weights
  * (exp of -100) are denormal floats, and arithmetic on them is a hundred times
  * slower; they change no result that matters at float precision. */
-static void flush_denormals(void) {
+void vr_flush_denormals(void) {
 #if defined(__x86_64__) || defined(__i386__)
     _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ | DAZ */
 #endif
@@ -164,7 +164,7 @@ static void progress_bar(int epoch, int epochs, int done, int total, double elbo
 
 int vr_train(const vr_program *p, const vr_options *o) {
     char err[1024];
-    flush_denormals();
+    vr_flush_denormals();
     vr_dataset train = {0}, test = {0};
     if (!o->data) {
         fprintf(stderr, "vaec: no training data: set data = \"...\" in the train block or pass --data\n");
@@ -296,7 +296,7 @@ out:
 
 int vr_eval(const vr_program *p, const vr_options *o) {
     char err[1024];
-    flush_denormals();
+    vr_flush_denormals();
     if (!o->test) {
         fprintf(stderr, "vaec: no test data: set test = \"...\" in the train block or pass --test\n");
         return 1;

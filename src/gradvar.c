@@ -78,6 +78,7 @@ static long encoder_mask(const vae_model *m, char *mask) {
 }
 
 int vaec_gradvar(const gradvar_options *o) {
+    vr_flush_denormals(); /* as training does: the same numbers, and no denormal slow paths */
     char specs[16][256];
     int nspecs = 0;
     built ref = {0};

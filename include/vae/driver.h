@@ -53,6 +53,9 @@ typedef struct {
     double compile_seconds; /* reported in the log */
 } vr_options;
 
+/* Flushes denormal floats to zero in this thread (FTZ/DAZ): the tails of softmax and
+ * log-sum-exp weights are denormal, and arithmetic on them is a hundred times slower. */
+void vr_flush_denormals(void);
 /* Parameters initialised from (seed, tensor): PyTorch's nn.Linear scheme. */
 void vr_init_params(const vr_program *p, float *params, uint64_t seed);
 /* Trains as the options say; prints one line per epoch; 0 or 1 (message printed). */
