@@ -154,6 +154,7 @@ vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE 
     g_graph *gs[8];
     int n = vae_build_graphs(u, o, gs, err);
     if (!n) return NULL;
+    double t_graph = now(), t_ir = 0, t_opt = 0; /* VAEC_TIMING=1 prints where compile time goes */
     vae_program *p = calloc(1, sizeof *p);
     if (!p) abort();
     char *msg = NULL;
@@ -161,10 +162,12 @@ vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE 
     if (!p->jit) goto fail;
     LLVMModuleRef mod = cg_llvm_module(vae_jit_context(p->jit), u->model.name, gs, n,
                                        o->double_precision ? VAE_F64 : VAE_F32);
+    t_ir = now();
     if (cg_llvm_optimize(mod, &msg) != 0) {
         LLVMDisposeModule(mod);
         goto fail;
     }
+    t_opt = now();
     if (vae_jit_add(p->jit, mod, &msg) != 0) goto fail;
     const vae_model *m = &u->model;
     for (int i = 0; i < m->nparams; i++) {
@@ -199,6 +202,9 @@ vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE 
     }
     for (int i = 0; i < n; i++) g_free(gs[i]);
     p->compile_seconds = now() - t0;
+    if (getenv("VAEC_TIMING"))
+        fprintf(err, "compile: graphs %.1f ms, IR %.1f ms, optimise %.1f ms, machine code + JIT %.1f ms\n",
+                1e3 * (t_graph - t0), 1e3 * (t_ir - t_graph), 1e3 * (t_opt - t_ir), 1e3 * (now() - t_opt));
     return p;
 fail:
     fprintf(err, "vaec: error: LLVM: %s\n", msg ? msg : "unknown failure");
