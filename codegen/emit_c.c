@@ -78,7 +78,7 @@ static void print_expr(FILE *o, const vx_expr *e) {
     case VX_CONST: print_const(o, e->c); return;
     case VX_IN: fprintf(o, "v%d", e->in); return;
     case VX_NEG: fputs("-", o); break;
-    case VX_EXP: fputs("expf", o); break;
+    case VX_EXP: fputs("vae_exp", o); break;
     case VX_LOG: fputs("logf", o); break;
     case VX_LOG1P: fputs("log1pf", o); break;
     case VX_TANH: fputs("tanhf", o); break;
@@ -694,9 +694,44 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
     for (int i = 0; i < n; i++)
         for (int k = 0; k < gs[i]->nnodes; k++)
             if (!gs[i]->nodes[k]->fused && gs[i]->nodes[k]->expr) used |= ops_used(gs[i]->nodes[k]->expr);
-    if (used & (1u << VX_SIGMOID)) fputs("static float vae_sigmoid(float a) { return 1.0f / (1.0f + expf(-a)); }\n", c);
+    if (used & ((1u << VX_EXP) | (1u << VX_SIGMOID) | (1u << VX_SOFTPLUS)))
+        fputs("/* exp without a library call (llvm.c fast_exp): n = floor(x log2 e + 1/2), r = x - n ln 2,\n"
+              "   a polynomial for e^r, times 2^n; x clamped to [-87.336, 88.722]. */\n"
+              "static float vae_exp(float x) {\n"
+              "    x = x < -87.33654f ? -87.33654f : x;\n"
+              "    x = x > 88.72283f ? 88.72283f : x;\n"
+              "    const float n = floorf(x * 1.44269502f + 0.5f);\n"
+              "    float r = x - n * 0.693359375f;\n"
+              "    r = r - n * -0.000212194442f;\n"
+              "    float p = 0.000198756912f;\n"
+              "    p = p * r + 0.00139819994f;\n"
+              "    p = p * r + 0.00833345205f;\n"
+              "    p = p * r + 0.0416657962f;\n"
+              "    p = p * r + 0.166666657f;\n"
+              "    p = p * r + 0.5f;\n"
+              "    p = p * (r * r) + r + 1.0f;\n"
+              "    const int32_t bits = ((int32_t)n + 127) * 8388608;\n"
+              "    float scale;\n"
+              "    memcpy(&scale, &bits, sizeof scale);\n"
+              "    return p * scale;\n"
+              "}\n\n",
+              c);
+    if (used & (1u << VX_SIGMOID)) fputs("static float vae_sigmoid(float a) { return 1.0f / (1.0f + vae_exp(-a)); }\n", c);
     if (used & (1u << VX_SOFTPLUS))
-        fputs("static float vae_softplus(float a) { return (a > 0.0f ? a : 0.0f) + log1pf(expf(-fabsf(a))); }\n", c);
+        fputs("/* log(1 + y), y in [0, 1]: 2 atanh(s), s = y / (2 + y), by its odd series (llvm.c fast_log1p01) */\n"
+              "static float vae_log1p01(float y) {\n"
+              "    const float s = y / (2.0f + y), s2 = s * s;\n"
+              "    float p = 0.15384616f;\n"
+              "    p = p * s2 + 0.181818187f;\n"
+              "    p = p * s2 + 0.222222224f;\n"
+              "    p = p * s2 + 0.285714298f;\n"
+              "    p = p * s2 + 0.400000006f;\n"
+              "    p = p * s2 + 0.666666687f;\n"
+              "    p = p * s2 + 2.0f;\n"
+              "    return p * s;\n"
+              "}\n\n"
+              "static float vae_softplus(float a) { return (a > 0.0f ? a : 0.0f) + vae_log1p01(vae_exp(-fabsf(a))); }\n",
+              c);
     if (used & (1u << VX_RELU)) fputs("static float vae_relu(float a) { return a > 0.0f ? a : 0.0f; }\n", c);
     if (used & (1u << VX_STEP)) fputs("static float vae_step(float a) { return a > 0.0f ? 1.0f : 0.0f; }\n", c);
     if (used & (1u << VX_MAX)) fputs("static float vae_max(float a, float b) { return a > b ? a : b; }\n", c);

@@ -55,6 +55,47 @@ static LLVMValueRef math1(cg *c, const char *base, LLVMValueRef x) {
     return call(c, name, c->T, &t, &x, 1);
 }
 
+/* ---------------------------------------------------------------- vectorisable float math */
+
+/* exp in float without a library call, so that elementwise loops vectorise:
+ * n = floor(x log2 e + 1/2), r = x - n ln 2 (in two parts), a degree-7
+ * polynomial for e^r (Cephes' expf coefficients), times 2^n built in the
+ * exponent bits.  x is clamped to [-87.336, 88.722]: no infinities, no
+ * denormals.  emit_c.c prints the same operations (vae_exp). */
+static LLVMValueRef fast_exp(cg *c, LLVMValueRef x) {
+    LLVMBuilderRef b = c->b;
+    LLVMValueRef lo = fc(c, -87.33654), hi = fc(c, 88.72283);
+    x = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo, ""), lo, x, "");
+    x = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, hi, ""), hi, x, "");
+    LLVMValueRef n = math1(c, "llvm.floor", LLVMBuildFAdd(b, LLVMBuildFMul(b, x, fc(c, 1.44269504088896341), ""), fc(c, 0.5), ""));
+    LLVMValueRef r = LLVMBuildFSub(b, x, LLVMBuildFMul(b, n, fc(c, 0.693359375), ""), "");
+    r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, n, fc(c, -2.12194440e-4), ""), "");
+    static const double coef[6] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
+                                   4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1};
+    LLVMValueRef p = fc(c, coef[0]);
+    for (int i = 1; i < 6; i++) p = LLVMBuildFAdd(b, LLVMBuildFMul(b, p, r, ""), fc(c, coef[i]), "");
+    p = LLVMBuildFAdd(b, LLVMBuildFAdd(b, LLVMBuildFMul(b, p, LLVMBuildFMul(b, r, r, ""), ""), r, ""), fc(c, 1), "");
+    LLVMValueRef k = LLVMBuildFPToSI(b, n, c->i32, "");
+    LLVMValueRef bits = LLVMBuildShl(b, LLVMBuildAdd(b, k, i32c(c, 127), ""), i32c(c, 23), "");
+    return LLVMBuildFMul(b, p, LLVMBuildBitCast(b, bits, c->T, ""), "");
+}
+
+/* log(1 + y) for y in [0, 1] (softplus's tail): 2 atanh(s), s = y / (2 + y) <= 1/3,
+ * by its odd series to s^13. */
+static LLVMValueRef fast_log1p01(cg *c, LLVMValueRef y) {
+    LLVMBuilderRef b = c->b;
+    LLVMValueRef s = LLVMBuildFDiv(b, y, LLVMBuildFAdd(b, fc(c, 2), y, ""), "");
+    LLVMValueRef s2 = LLVMBuildFMul(b, s, s, "");
+    static const double coef[7] = {2.0 / 13, 2.0 / 11, 2.0 / 9, 2.0 / 7, 2.0 / 5, 2.0 / 3, 2.0};
+    LLVMValueRef p = fc(c, coef[0]);
+    for (int i = 1; i < 7; i++) p = LLVMBuildFAdd(b, LLVMBuildFMul(b, p, s2, ""), fc(c, coef[i]), "");
+    return LLVMBuildFMul(b, p, s, "");
+}
+
+static LLVMValueRef exp_of(cg *c, LLVMValueRef x) {
+    return c->elem == VAE_F32 ? fast_exp(c, x) : math1(c, "llvm.exp", x);
+}
+
 /* ---------------------------------------------------------------- loops */
 
 typedef struct {
@@ -140,18 +181,19 @@ static LLVMValueRef emit(cg *c, const element *el, const vx_expr *e) {
     a = emit(c, el, e->a);
     switch (e->op) {
     case VX_NEG: return LLVMBuildFNeg(c->b, a, "");
-    case VX_EXP: return math1(c, "llvm.exp", a);
+    case VX_EXP: return exp_of(c, a);
     case VX_LOG: return math1(c, "llvm.log", a);
     case VX_SQRT: return math1(c, "llvm.sqrt", a);
     case VX_LOG1P: return math1(c, "log1p", a);
     case VX_TANH: return math1(c, "tanh", a);
     case VX_SIGMOID: /* 1 / (1 + exp(-a)) */
-        return LLVMBuildFDiv(c->b, fc(c, 1), LLVMBuildFAdd(c->b, fc(c, 1), math1(c, "llvm.exp", LLVMBuildFNeg(c->b, a, "")), ""), "");
+        return LLVMBuildFDiv(c->b, fc(c, 1), LLVMBuildFAdd(c->b, fc(c, 1), exp_of(c, LLVMBuildFNeg(c->b, a, "")), ""), "");
     case VX_SOFTPLUS: { /* max(a, 0) + log1p(exp(-|a|)): no overflow for large |a| */
         LLVMValueRef pos = LLVMBuildFCmp(c->b, LLVMRealOGT, a, fc(c, 0), "");
         LLVMValueRef relu = LLVMBuildSelect(c->b, pos, a, fc(c, 0), "");
         LLVMValueRef absa = math1(c, "llvm.fabs", a);
-        return LLVMBuildFAdd(c->b, relu, math1(c, "log1p", math1(c, "llvm.exp", LLVMBuildFNeg(c->b, absa, ""))), "");
+        LLVMValueRef tail = exp_of(c, LLVMBuildFNeg(c->b, absa, ""));
+        return LLVMBuildFAdd(c->b, relu, c->elem == VAE_F32 ? fast_log1p01(c, tail) : math1(c, "log1p", tail), "");
     }
     case VX_RELU: return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, fc(c, 0), ""), a, fc(c, 0), "");
     case VX_STEP: return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, a, fc(c, 0), ""), fc(c, 1), fc(c, 0), "");

@@ -254,6 +254,55 @@ static void test_gumbel_relaxed(void) {
     CU_ASSERT_EQUAL(gradcheck("gumbel", text, 3, 41), 0);
 }
 
+/* The float build (vectorised exp and log1p in both back ends) computes what
+ * the double build (libm) computes, to float accuracy. */
+static void test_float_matches_double(void) {
+    const char *text = "model fd\n"
+                       "data x[12] : binary\n"
+                       "latent z[3] ~ normal(0, 1)\n"
+                       "encoder q(z | x) { h = softplus(dense(x, 8))\n"
+                       "    return normal(mean: dense(h, 3), logvar: dense(h, 3)) }\n"
+                       "decoder p(x | z) { h = tanh(dense(z, 8)) * sigmoid(dense(z, 8))\n"
+                       "    return bernoulli(logits: 4 * dense(h, 12)) }\n"
+                       "estimator iwae(samples: 3)\n";
+    vae_unit *u = vae_unit_from_string("fd", text, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    vae_build_opts o = vae_build_defaults(u);
+    o.batch = 5;
+    o.eval = o.iwae = 0;
+    vae_program *pf = vae_program_build(u, &o, stderr);
+    o.double_precision = 1;
+    vae_program *pd = vae_program_build(u, &o, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pd);
+    const vr_program *rf = vae_program_runtime(pf), *rd = vae_program_runtime(pd);
+    size_t P = (size_t)rf->param_floats;
+    float *p32 = calloc(P, 4), *g32 = calloc(P, 4), *a32 = calloc((size_t)rf->train.arena_floats, 4), x32[60];
+    double *p64 = calloc(P, 8), *g64 = calloc(P, 8), *a64 = calloc((size_t)rd->train.arena_floats, 8), x64[60];
+    for (size_t i = 0; i < P; i++) p64[i] = p32[i] = (float)(3 * (vr_uniform(51, 1, i) - 0.5));
+    for (int i = 0; i < 60; i++) x64[i] = x32[i] = vr_uniform(51, 2, (uint64_t)i) < 0.5;
+    vr_ctx ctx = {.seed = 4, .step = 9};
+    rf->train.fn(p32, g32, a32, x32, &ctx);
+    ((fn64)rd->train.fn)(p64, g64, a64, x64, &ctx);
+    double vf = a32[rf->train.objective], vd = a64[rd->train.objective], diff = 0, norm = 0;
+    for (size_t i = 0; i < P; i++) {
+        diff += (g32[i] - g64[i]) * (g32[i] - g64[i]);
+        norm += g64[i] * g64[i];
+    }
+    printf("\n    objective: float %.7g, double %.7g; gradient relative difference %.2g", vf, vd, sqrt(diff / norm));
+    CU_ASSERT(fabs(vf - vd) <= 1e-5 * fabs(vd));
+    CU_ASSERT(sqrt(diff / norm) < 1e-4);
+    free(p32);
+    free(g32);
+    free(a32);
+    free(p64);
+    free(g64);
+    free(a64);
+    vae_program_free(pf);
+    vae_program_free(pd);
+    vae_unit_free(u);
+}
+
 int main(void) {
     static const test_case tests[] = {
         {"Gaussian VAE", test_gaussian_vae_shapes},
@@ -266,6 +315,7 @@ int main(void) {
         {"exact", test_exact},
         {"iwae", test_iwae},
         {"gumbel-softmax", test_gumbel_relaxed},
+        {"float build matches double build", test_float_matches_double},
         {NULL, NULL},
     };
     return run_suite("gradient check", tests);
