@@ -28,7 +28,8 @@ static uint32_t u32(const unsigned char *p) {
     return v;
 }
 
-/* The parameters of a checkpoint (see runtime/checkpoint.c for the layout). */
+/* The parameters of a checkpoint (see runtime/checkpoint.c for the layout),
+ * copied out: the header leaves them at any byte offset. */
 static const float *params_of(const unsigned char *b, size_t n, size_t *count) {
     if (n < 16 || memcmp(b, "VAECKPT", 8) != 0) return NULL;
     size_t at = 12;
@@ -46,7 +47,10 @@ static const float *params_of(const unsigned char *b, size_t n, size_t *count) {
     }
     at += 4 + 8;
     *count = total;
-    return at + total * 4 <= n ? (const float *)(const void *)(b + at) : NULL;
+    if (at + total * 4 > n) return NULL;
+    float *out = malloc(total * sizeof(float) + 1);
+    memcpy(out, b + at, total * sizeof(float));
+    return out;
 }
 
 int main(int argc, char **argv) {
@@ -57,13 +61,14 @@ int main(int argc, char **argv) {
     }
     size_t na, nb, ca, cb;
     unsigned char *a = slurp(argv[1 + raw], &na), *b = slurp(argv[2 + raw], &nb);
+    /* slurp's buffers come from malloc, so raw files are aligned for floats */
     const float *fa = raw ? (const float *)(const void *)a : params_of(a, na, &ca);
     const float *fb = raw ? (const float *)(const void *)b : params_of(b, nb, &cb);
     if (raw) {
         ca = na / 4;
         cb = nb / 4;
     }
-    if (!fa || !fb || ca != cb || ca == 0) {
+    if (!fa || !fb || ca != cb || ca == 0) { /* exits: the buffers go with the process */
         fprintf(stderr, "floatdiff: %s and %s do not hold the same number of floats\n", argv[1 + raw], argv[2 + raw]);
         return 1;
     }
@@ -77,5 +82,11 @@ int main(int argc, char **argv) {
         }
     }
     printf("%zu values, largest relative difference %.3g (value %zu)\n", ca, worst, at);
+    if (!raw) {
+        free((void *)fa);
+        free((void *)fb);
+    }
+    free(a);
+    free(b);
     return worst <= tol ? 0 : 1;
 }
