@@ -283,16 +283,20 @@ static g_node *discrete_sample(lowering *L, prepared *P, int i, int from) {
     return detached(z);
 }
 
-/* The decoder at samples: log p(x | z_s) per sample [B*S, 1]. */
-static g_node *decode_rows(lowering *L, prepared *P, g_node **z) {
-    g_graph *g = L->g;
-    const vae_model *m = g->model;
+/* The decoder's distribution arguments a (and b) at latent values z, one node per latent. 0 or -1. */
+static int lower_decoder(lowering *L, g_node *const *z, g_node **a, g_node **b) {
+    const vae_model *m = L->g->model;
     L->nenv = 0;
     for (int i = 0; i < m->nlatents; i++) env_bind(L, m->latents[i].name, z[i]);
+    lower_network(L, m->decoder, &m->likelihood, a, b);
+    return L->failed ? -1 : 0;
+}
+
+/* The decoder at samples: log p(x | z_s) per sample [B*S, 1]. */
+static g_node *decode_rows(lowering *L, prepared *P, g_node **z) {
     g_node *a, *b;
-    lower_network(L, m->decoder, &m->likelihood, &a, &b);
-    if (L->failed) return NULL;
-    return loglik_rows(g, P->x, &m->likelihood, a, b, P->B * P->S);
+    if (lower_decoder(L, z, &a, &b)) return NULL;
+    return loglik_rows(L->g, P->x, &L->g->model->likelihood, a, b, P->B * P->S);
 }
 
 static int has_encoders(const vae_model *m);
@@ -625,11 +629,8 @@ static int build_enumerated(lowering *L, int B, int with_encoder, int objective_
         if (with_encoder) logq = sum_nodes(g, logq, discrete_logprob_states(g, l, P.q[i], T[i]));
     }
     /* the decoder, once per batch, on the J states */
-    L->nenv = 0;
-    for (int i = 0; i < m->nlatents; i++) env_bind(L, m->latents[i].name, T[i]);
     g_node *a, *b;
-    lower_network(L, m->decoder, &m->likelihood, &a, &b);
-    if (L->failed) return -1;
+    if (lower_decoder(L, T, &a, &b)) return -1;
     g_node *ll = loglik_states(g, P.x, &m->likelihood, a, b, (int)J);
     /* exact log p(x) = log sum_j exp(log p(z_j) + log p(x|z_j)) */
     g_node *joint = g_map2(g, BIN(VX_ADD, IN(0), IN(1)), ll, logp);
@@ -721,15 +722,10 @@ static int build_encode(lowering *L, int B) {
 
 /* decode: latent values [B, sum of widths] (one-hot for categorical) -> the decoder's arguments */
 static g_node *decoder_args(lowering *L, g_node **z) {
-    g_graph *g = L->g;
-    const vae_model *m = g->model;
-    L->nenv = 0;
-    for (int i = 0; i < m->nlatents; i++) env_bind(L, m->latents[i].name, z[i]);
     g_node *a, *b;
-    lower_network(L, m->decoder, &m->likelihood, &a, &b);
-    if (L->failed) return NULL;
+    if (lower_decoder(L, z, &a, &b)) return NULL;
     g_node *parts[2] = {a, b};
-    return join(g, parts, b ? 2 : 1, z[0]->rows);
+    return join(L->g, parts, b ? 2 : 1, z[0]->rows);
 }
 
 static int build_decode(lowering *L, int B) {
@@ -757,11 +753,8 @@ static int build_sample(lowering *L, int B) {
     g_node *z[VAE_MAX_LATENTS];
     for (int i = 0; i < m->nlatents; i++)
         z[i] = m->latents[i].kind == LATENT_NORMAL ? normal_sample(L, &P, i, 1) : discrete_sample(L, &P, i, 1);
-    L->nenv = 0;
-    for (int i = 0; i < m->nlatents; i++) env_bind(L, m->latents[i].name, z[i]);
     g_node *a, *b;
-    lower_network(L, m->decoder, &m->likelihood, &a, &b);
-    if (L->failed) return -1;
+    if (lower_decoder(L, z, &a, &b)) return -1;
     const vae_dist *d = &m->likelihood;
     if (a->rows != B) a = g_map1(g, IN(0), a), a->rows = a->dom_rows = B;
     if (d->kind == DIST_BERNOULLI) {
