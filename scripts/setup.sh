@@ -5,7 +5,7 @@
 set -e
 cd "$(dirname "$0")/.."
 builddir=${1:-build}
-shift 2>/dev/null || true
+if [ $# -gt 0 ]; then shift; fi # the rest goes to configure
 
 # What each package is for: see README.md, "Dependencies".
 PACKAGES="gcc clang make autoconf automake libtool pkg-config flex bison llvm-dev libcunit1-dev \
