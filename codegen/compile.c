@@ -78,7 +78,6 @@ void vae_unit_free(vae_unit *u) {
 }
 
 const struct vae_model *vae_unit_model(const vae_unit *u) { return &u->model; }
-const char *vae_unit_path(const vae_unit *u) { return u->src->path; }
 
 vae_build_opts vae_build_defaults(const vae_unit *u) {
     vae_build_opts o = {0};

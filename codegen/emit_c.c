@@ -24,7 +24,6 @@ struct vae_embedded_file {
 };
 extern const struct vae_embedded_file vae_runtime_files[];
 int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, FILE *err);
-const char *vae_unit_path(const vae_unit *u);
 
 typedef struct {
     FILE *o;
@@ -755,6 +754,5 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
     print_main(c);
     print_header(h, N, m, train, source_path);
     for (int i = 0; i < n; i++) g_free(gs[i]);
-    (void)vae_unit_path;
     return ferror(c) || ferror(h) ? -1 : 0;
 }

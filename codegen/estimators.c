@@ -59,6 +59,15 @@ static g_node *group_logsumexp(g_graph *g, g_node *a, int B) {
     return g_map2(g, BIN(VX_ADD, IN(0), U(VX_LOG, IN(1))), m, s);
 }
 
+/* A node with one row per example: a network output that ignores x (rows 1)
+ * is copied to every row, since per-example quantities are read by row. */
+static g_node *per_example(g_graph *g, g_node *a, int B) {
+    if (a->rows == B) return a;
+    g_node *r = g_map1(g, IN(0), a);
+    r->rows = r->dom_rows = B;
+    return r;
+}
+
 /* Mean over rows of a [R, 1] column, times w: [1, 1]. */
 static g_node *mean_times(g_graph *g, g_node *a, double w) {
     return g_map1(g, BIN(VX_MUL, C(w / a->rows), IN(0)), g_groupsum(g, a, 1));
@@ -139,11 +148,8 @@ static g_node *discrete_kl(g_graph *g, const vae_latent *l, logprob q, logprob p
  * The table may have fewer rows (the samples of one example share it). */
 static g_node *discrete_logprob_at(g_graph *g, const vae_latent *l, logprob p, g_node *z) {
     if (!p.table) {
-        double v = l->kind == LATENT_CATEGORICAL ? l->nvars * p.constant
-                                                 : 0; /* bernoulli with constant logit: below */
-        if (l->kind == LATENT_CATEGORICAL) return constant(g, v, z->rows, 1);
-        g_node *t = constant(g, p.constant, 1, z->cols);
-        p.table = t;
+        if (l->kind == LATENT_CATEGORICAL) return constant(g, l->nvars * p.constant, z->rows, 1);
+        p.table = constant(g, p.constant, 1, z->cols); /* a constant logit per unit */
     }
     const vx_expr *e = l->kind == LATENT_CATEGORICAL ? BIN(VX_MUL, IN(0), IN(1))
                                                      : BIN(VX_SUB, BIN(VX_MUL, IN(0), IN(1)), U(VX_SOFTPLUS, IN(1)));
@@ -212,8 +218,7 @@ static int prepare(lowering *L, prepared *P, int B, int S, int need_encoder) {
             k->label = vae_pool_printf(g->pool, "KL %s", l->name);
             P->kl = sum_nodes(g, P->kl, k);
         } else {
-            if (a->rows != B) /* an encoder that ignores x: give every example its row */
-                a = g_map1(g, IN(0), a), a->rows = a->dom_rows = B;
+            a = per_example(g, a, B); /* an encoder that may ignore x */
             P->q[i] = discrete_logprob(g, l, a, l->posterior.a_is_probs, 0);
             P->kl = sum_nodes(g, P->kl, discrete_kl(g, l, P->q[i], P->p[i], B));
         }
@@ -756,7 +761,7 @@ static int build_sample(lowering *L, int B) {
     g_node *a, *b;
     if (lower_decoder(L, z, &a, &b)) return -1;
     const vae_dist *d = &m->likelihood;
-    if (a->rows != B) a = g_map1(g, IN(0), a), a->rows = a->dom_rows = B;
+    a = per_example(g, a, B);
     if (d->kind == DIST_BERNOULLI) {
         g_node *logits = a;
         if (d->a_is_probs) { /* probs -> logits */
