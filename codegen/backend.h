@@ -16,14 +16,18 @@ typedef void (*vae_graph_fn)(void *params, void *grads, void *arena, const void 
 
 /* Adds one function per graph (named g->fn_name) to a new module in ctx. */
 LLVMModuleRef cg_llvm_module(LLVMContextRef ctx, const char *name, g_graph *const *graphs, int n, vae_elem elem);
-/* A target machine for this host (caller disposes), or NULL with *err set. */
-LLVMTargetMachineRef cg_host_target_machine(char **err);
-/* Verifies and runs the default<O3> pipeline of the new pass manager. 0 or -1 (*err: LLVMDisposeMessage). */
-int cg_llvm_optimize(LLVMModuleRef mod, char **err);
+/* A target machine for this host (caller disposes), or NULL with *err set: with
+ * `optimized` LLVM's aggressive code generation, otherwise its fast one (FastISel,
+ * the fast register allocator: the quick tier). */
+LLVMTargetMachineRef cg_host_target_machine(int optimized, char **err);
+/* Verifies, sets the host's triple and data layout, and with `optimized` runs the
+ * default<O3> pipeline of the new pass manager. 0 or -1 (*err: LLVMDisposeMessage). */
+int cg_llvm_optimize(LLVMModuleRef mod, int optimized, char **err);
 
 typedef struct vae_jit vae_jit;
 /* Takes ownership of the module and of the context that made it (ORC ThreadSafeContext). */
-vae_jit *vae_jit_new(char **err);
+/* A JIT whose machine code is aggressively optimised or quick to make (see cg_host_target_machine). */
+vae_jit *vae_jit_new(int optimized, char **err);
 LLVMContextRef vae_jit_context(vae_jit *j);
 int vae_jit_add(vae_jit *j, LLVMModuleRef mod, char **err);
 void *vae_jit_lookup(vae_jit *j, const char *name, char **err);

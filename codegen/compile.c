@@ -2,6 +2,8 @@
  * gradient -> plan -> LLVM IR -> optimised module -> JIT -> vr_program. */
 #include "vae/compiler.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,12 +17,34 @@ struct vae_unit {
     vae_model model;
 };
 
-struct vae_program {
+#define MAX_GRAPHS 8
+
+/* One JIT-compiled build of a program's graphs. */
+typedef struct {
     vae_jit *jit;
+    void *fns[MAX_GRAPHS]; /* the graphs' entry points, in the order of vae_program.graphs */
+    double ir_ms, optimise_ms, machine_ms;
+} jit_build;
+
+struct vae_program {
+    jit_build code; /* what rt's functions point into */
     vr_program rt;
     vr_tensor_info tensors[VAE_MAX_PARAMS];
     float bounds[VAE_MAX_PARAMS];
     double compile_seconds;
+    /* Tiered compilation: quick code first, the optimised build in a background
+     * thread, swapped in between steps by program_upgrade.  The graphs stay alive
+     * until then; the thread only reads them. */
+    g_graph *graphs[MAX_GRAPHS];
+    int ngraphs;
+    const char *name;
+    vae_elem elem;
+    pthread_t tier_thread;
+    int tier_started;
+    atomic_int tier_ready; /* the thread has finished: tier_code or tier_err is set */
+    jit_build tier_code;
+    char *tier_err;
+    double tier_seconds;
 };
 
 static double now(void) {
@@ -148,26 +172,104 @@ static void describe(vr_graph *d, const g_graph *g, void *fn) {
     d->value_rows = out_offset(g->out.value_rows);
 }
 
+/* JIT-compiles the graphs into a fresh JIT: optimised (default<O3>, aggressive
+ * code generation) or quick (no IR passes, fast instruction selection).  Both give
+ * bit-identical results: neither reassociates nor contracts floating-point
+ * operations.  0, or -1 with *err set. */
+static int jit_compile(jit_build *b, g_graph *const *gs, int n, const char *name, vae_elem elem, int optimized,
+                       char **err) {
+    memset(b, 0, sizeof *b);
+    double t0 = now();
+    b->jit = vae_jit_new(optimized, err);
+    if (!b->jit) return -1;
+    LLVMModuleRef mod = cg_llvm_module(vae_jit_context(b->jit), name, gs, n, elem);
+    double t_ir = now();
+    if (cg_llvm_optimize(mod, optimized, err) != 0) {
+        LLVMDisposeModule(mod);
+        return -1;
+    }
+    double t_opt = now();
+    if (vae_jit_add(b->jit, mod, err) != 0) return -1;
+    for (int i = 0; i < n; i++)
+        if (!(b->fns[i] = vae_jit_lookup(b->jit, gs[i]->fn_name, err))) return -1;
+    b->ir_ms = 1e3 * (t_ir - t0);
+    b->optimise_ms = 1e3 * (t_opt - t_ir);
+    b->machine_ms = 1e3 * (now() - t_opt);
+    return 0;
+}
+
+static void jit_build_free(jit_build *b) {
+    vae_jit_free(b->jit);
+    memset(b, 0, sizeof *b);
+}
+
+static vr_graph *graph_slot(vr_program *rt, g_purpose purpose) {
+    vr_graph *table[] = {&rt->train, &rt->eval, &rt->iwae, &rt->encode, &rt->decode, &rt->sample};
+    return table[purpose];
+}
+
+static void *tier_main(void *arg) {
+    vae_program *p = arg;
+    double t0 = now();
+    char *msg = NULL;
+    if (jit_compile(&p->tier_code, p->graphs, p->ngraphs, p->name, p->elem, 1, &msg) != 0) {
+        jit_build_free(&p->tier_code);
+        p->tier_err = msg ? msg : strdup("unknown failure");
+    }
+    p->tier_seconds = now() - t0;
+    atomic_store_explicit(&p->tier_ready, 1, memory_order_release);
+    return NULL;
+}
+
+static void free_graphs(vae_program *p) {
+    for (int i = 0; i < p->ngraphs; i++) g_free(p->graphs[i]);
+    p->ngraphs = 0;
+}
+
+/* Waits for the background build and keeps what it made, if `wait`; otherwise
+ * only when it has finished.  Runs on the thread that calls the generated code,
+ * between calls, so no call ever sees a half-swapped program. */
+static void tier_finish(vae_program *p, int wait) {
+    if (!p->tier_started) return;
+    if (!wait && !atomic_load_explicit(&p->tier_ready, memory_order_acquire)) return;
+    pthread_join(p->tier_thread, NULL);
+    p->tier_started = 0;
+    p->rt.upgrade = NULL;
+    if (getenv("VAEC_TIMING"))
+        fprintf(stderr, "compile (optimised, in the background): %.1f ms: IR %.1f ms, optimise %.1f ms, machine code + JIT %.1f ms\n",
+                1e3 * p->tier_seconds, p->tier_code.ir_ms, p->tier_code.optimise_ms, p->tier_code.machine_ms);
+    if (p->tier_err) {
+        fprintf(stderr, "vaec: warning: LLVM: the optimised build failed (%s); going on with the quick code\n",
+                p->tier_err);
+        free(p->tier_err);
+        p->tier_err = NULL;
+    } else {
+        for (int i = 0; i < p->ngraphs; i++) graph_slot(&p->rt, p->graphs[i]->purpose)->fn = (vr_graph_fn)p->tier_code.fns[i];
+        jit_build_free(&p->code);
+        p->code = p->tier_code;
+        memset(&p->tier_code, 0, sizeof p->tier_code);
+    }
+    free_graphs(p);
+}
+
+static void program_upgrade(void *self) { tier_finish(self, 0); }
+
 vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE *err) {
     double t0 = now();
-    g_graph *gs[8];
-    int n = vae_build_graphs(u, o, gs, err);
-    if (!n) return NULL;
-    double t_graph = now(), t_ir = 0, t_opt = 0; /* VAEC_TIMING=1 prints where compile time goes */
     vae_program *p = calloc(1, sizeof *p);
     if (!p) abort();
-    char *msg = NULL;
-    p->jit = vae_jit_new(&msg);
-    if (!p->jit) goto fail;
-    LLVMModuleRef mod = cg_llvm_module(vae_jit_context(p->jit), u->model.name, gs, n,
-                                       o->double_precision ? VAE_F64 : VAE_F32);
-    t_ir = now();
-    if (cg_llvm_optimize(mod, &msg) != 0) {
-        LLVMDisposeModule(mod);
-        goto fail;
+    p->ngraphs = vae_build_graphs(u, o, p->graphs, err);
+    if (!p->ngraphs) {
+        free(p);
+        return NULL;
     }
-    t_opt = now();
-    if (vae_jit_add(p->jit, mod, &msg) != 0) goto fail;
+    p->name = u->model.name;
+    p->elem = o->double_precision ? VAE_F64 : VAE_F32;
+    double t_graph = now(); /* VAEC_TIMING=1 prints where compile time goes */
+    char *msg = NULL;
+    if (jit_compile(&p->code, p->graphs, p->ngraphs, p->name, p->elem, o->jit != VAE_JIT_QUICK && o->jit != VAE_JIT_TIERED,
+                    &msg) != 0)
+        goto fail;
     const vae_model *m = &u->model;
     for (int i = 0; i < m->nparams; i++) {
         const vae_param *q = &m->params[i];
@@ -188,30 +290,35 @@ vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE 
     rt->encode_width = g_encode_width(m);
     rt->latent_width = g_latent_width(m);
     rt->decode_width = g_decode_width(m);
-    for (int i = 0; i < n; i++) {
-        void *fn = vae_jit_lookup(p->jit, gs[i]->fn_name, &msg);
-        if (!fn) goto fail;
-        vr_graph *table[] = {&rt->train, &rt->eval, &rt->iwae, &rt->encode, &rt->decode, &rt->sample};
+    for (int i = 0; i < p->ngraphs; i++) {
+        const g_graph *g = p->graphs[i];
         long *api_out[] = {NULL, NULL, NULL, &rt->api_out_encode, &rt->api_out_decode, &rt->api_out_sample};
-        vr_graph *d = table[gs[i]->purpose];
-        describe(d, gs[i], fn);
-        if (api_out[gs[i]->purpose]) *api_out[gs[i]->purpose] = gs[i]->out.api_out->offset;
-        if (gs[i]->purpose == GRAPH_TRAIN) rt->value_name = gs[i]->value_name;
-        if (gs[i]->purpose == GRAPH_EVAL) rt->eval_value_name = gs[i]->value_name;
+        describe(graph_slot(rt, g->purpose), g, p->code.fns[i]);
+        if (api_out[g->purpose]) *api_out[g->purpose] = g->out.api_out->offset;
+        if (g->purpose == GRAPH_TRAIN) rt->value_name = g->value_name;
+        if (g->purpose == GRAPH_EVAL) rt->eval_value_name = g->value_name;
     }
-    for (int i = 0; i < n; i++) g_free(gs[i]);
     p->compile_seconds = now() - t0;
     if (getenv("VAEC_TIMING"))
-        fprintf(err, "compile: graphs %.1f ms, IR %.1f ms, optimise %.1f ms, machine code + JIT %.1f ms\n",
-                1e3 * (t_graph - t0), 1e3 * (t_ir - t_graph), 1e3 * (t_opt - t_ir), 1e3 * (now() - t_opt));
+        fprintf(err, "compile (%s): graphs %.1f ms, IR %.1f ms, optimise %.1f ms, machine code + JIT %.1f ms\n",
+                o->jit == VAE_JIT_OPTIMIZED ? "optimised" : "quick", 1e3 * (t_graph - t0), p->code.ir_ms,
+                p->code.optimise_ms, p->code.machine_ms);
+    if (o->jit == VAE_JIT_TIERED && pthread_create(&p->tier_thread, NULL, tier_main, p) == 0) {
+        p->tier_started = 1;
+        rt->upgrade = program_upgrade;
+        rt->upgrade_self = p;
+    } else {
+        free_graphs(p);
+    }
     return p;
 fail:
     fprintf(err, "vaec: error: LLVM: %s\n", msg ? msg : "unknown failure");
     free(msg);
-    for (int i = 0; i < n; i++) g_free(gs[i]);
     vae_program_free(p);
     return NULL;
 }
+
+void vae_program_wait_optimized(vae_program *p) { tier_finish(p, 1); }
 
 const vr_program *vae_program_runtime(const vae_program *p) { return &p->rt; }
 double vae_program_compile_seconds(const vae_program *p) { return p->compile_seconds; }
@@ -228,18 +335,20 @@ void *vae_program_function(const vae_program *p, const char *name) {
 
 void vae_program_free(vae_program *p) {
     if (!p) return;
-    vae_jit_free(p->jit);
+    tier_finish(p, 1);
+    free_graphs(p);
+    jit_build_free(&p->code);
     free(p);
 }
 
 int vae_emit_llvm(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *err) {
-    g_graph *gs[8];
+    g_graph *gs[MAX_GRAPHS];
     int n = vae_build_graphs(u, o, gs, err);
     if (!n) return -1;
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = cg_llvm_module(ctx, u->model.name, gs, n, o->double_precision ? VAE_F64 : VAE_F32);
     char *msg = NULL;
-    int rc = cg_llvm_optimize(mod, &msg);
+    int rc = cg_llvm_optimize(mod, 1, &msg);
     if (rc == 0) {
         char *text = LLVMPrintModuleToString(mod);
         fputs(text, out);
@@ -255,7 +364,7 @@ int vae_emit_llvm(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *e
 }
 
 int vae_dump_graphs(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *err) {
-    g_graph *gs[8];
+    g_graph *gs[MAX_GRAPHS];
     int n = vae_build_graphs(u, o, gs, err);
     if (!n) return -1;
     for (int i = 0; i < n; i++) {

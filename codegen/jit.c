@@ -43,14 +43,15 @@ static const struct {
 };
 #define NRUNTIME (sizeof RUNTIME_SYMBOLS / sizeof RUNTIME_SYMBOLS[0])
 
-vae_jit *vae_jit_new(char **err) {
+vae_jit *vae_jit_new(int optimized, char **err) {
     *err = NULL;
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
     vae_jit *j = calloc(1, sizeof *j);
     if (!j) abort();
-    LLVMOrcJITTargetMachineBuilderRef jtmb;
-    if (failed(LLVMOrcJITTargetMachineBuilderDetectHost(&jtmb), err)) goto fail;
+    LLVMTargetMachineRef tm = cg_host_target_machine(optimized, err);
+    if (!tm) goto fail;
+    LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm); /* owns tm */
     LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
     LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb); /* builder owns jtmb now */
     if (failed(LLVMOrcCreateLLJIT(&j->jit, builder), err)) goto fail; /* consumes builder */

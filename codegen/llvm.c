@@ -449,7 +449,7 @@ LLVMModuleRef cg_llvm_module(LLVMContextRef ctx, const char *name, g_graph *cons
     return c.mod;
 }
 
-LLVMTargetMachineRef cg_host_target_machine(char **err) {
+LLVMTargetMachineRef cg_host_target_machine(int optimized, char **err) {
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
     char *triple = LLVMGetDefaultTargetTriple();
@@ -459,19 +459,20 @@ LLVMTargetMachineRef cg_host_target_machine(char **err) {
         return NULL;
     }
     char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
-    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive,
-                                                      LLVMRelocDefault, LLVMCodeModelJITDefault);
+    LLVMTargetMachineRef tm =
+        LLVMCreateTargetMachine(target, triple, cpu, features, optimized ? LLVMCodeGenLevelAggressive : LLVMCodeGenLevelNone,
+                                LLVMRelocDefault, LLVMCodeModelJITDefault);
     LLVMDisposeMessage(triple);
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(features);
     return tm;
 }
 
-int cg_llvm_optimize(LLVMModuleRef mod, char **err) {
+int cg_llvm_optimize(LLVMModuleRef mod, int optimized, char **err) {
     if (LLVMVerifyModule(mod, LLVMReturnStatusAction, err)) return -1;
     LLVMDisposeMessage(*err);
     *err = NULL;
-    LLVMTargetMachineRef tm = cg_host_target_machine(err);
+    LLVMTargetMachineRef tm = cg_host_target_machine(optimized, err);
     if (!tm) return -1;
     char *triple = LLVMGetTargetMachineTriple(tm);
     LLVMSetTarget(mod, triple);
@@ -479,6 +480,10 @@ int cg_llvm_optimize(LLVMModuleRef mod, char **err) {
     LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
     LLVMSetModuleDataLayout(mod, dl);
     LLVMDisposeTargetData(dl);
+    if (!optimized) {
+        LLVMDisposeTargetMachine(tm);
+        return 0;
+    }
     LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
     LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
     LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);

@@ -42,14 +42,18 @@ static const char *const HELP_TRAIN =
     "  --out DIR        write DIR/log.csv and DIR/checkpoint.vaeckpt each epoch (default runs/MODEL)\n"
     "  --limit N        train on the first N examples only\n"
     "  --test-limit N   evaluate on the first N test examples only\n"
-    "  --threads N      threads for matrix products (default: the BLAS's choice)\n";
+    "  --threads N      threads for matrix products (default: the BLAS's choice)\n"
+    "  --jit MODE       tiered (default): start at once on quickly compiled code and swap in\n"
+    "                   LLVM's optimised code, built on another thread, as soon as it is ready;\n"
+    "                   optimized: optimise before the first step; quick: never optimise.\n"
+    "                   All three compute bit-identical results.\n";
 
 static const char *const HELP_EVAL =
     "usage: vaec eval MODEL.vae --params CHECKPOINT [options]\n"
     "  --params FILE    checkpoint written by vaec train\n"
     "  --test SRC       data to evaluate (default: the train block's test)\n"
     "  --iwae K         samples per example for the IWAE estimate of log p(x) (default 1000; 0 skips it)\n"
-    "  --data-dir DIR   --test-limit N   --seed N   --threads N\n";
+    "  --data-dir DIR   --test-limit N   --seed N   --threads N   --jit MODE (as for train)\n";
 
 static const char *const HELP_GRADVAR =
     "usage: vaec gradvar MODEL.vae --params CHECKPOINT [--estimators LIST] [--repeats R]\n"
@@ -80,6 +84,7 @@ typedef struct {
     const char *estimators;
     int repeats;
     int have_epochs, have_lr, have_seed, have_warmup;
+    vae_jit_mode jit;
 } cli;
 
 static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
@@ -178,6 +183,14 @@ static int parse_args(const char *cmd, const char *help, int argc, char **argv, 
         } else if (strcmp(a, "--iwae") == 0 && strcmp(cmd, "eval") == 0) {
             if (parse_int(a, v, 0, 1000000, &n)) return 1;
             c->run.iwae = (int)n;
+        } else if (strcmp(a, "--jit") == 0 && (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0)) {
+            if (strcmp(v, "tiered") == 0) c->jit = VAE_JIT_TIERED;
+            else if (strcmp(v, "optimized") == 0) c->jit = VAE_JIT_OPTIMIZED;
+            else if (strcmp(v, "quick") == 0) c->jit = VAE_JIT_QUICK;
+            else {
+                fprintf(stderr, "vaec %s: error: --jit expects tiered, optimized or quick, got '%s'\n", cmd, v);
+                return 1;
+            }
         } else if (strcmp(a, "--threads") == 0 && strcmp(cmd, "emit-llvm") != 0) {
             if (parse_int(a, v, 1, 1024, &n)) return 1;
             c->threads = (int)n;
@@ -242,13 +255,16 @@ static int cmd_train(cli *c) {
     vae_build_opts o = vae_build_defaults(u);
     o.batch = c->batch;
     o.iwae = 0;
+    o.jit = c->jit;
     vae_program *p = vae_program_build(u, &o, stderr);
     if (!p) {
         vae_unit_free(u);
         return 1;
     }
-    printf("compiled %s in %.1f ms (parse, check, derive, optimise, JIT)\n", m->name,
-           1e3 * vae_program_compile_seconds(p));
+    printf("compiled %s in %.1f ms (parse, check, derive, %s)\n", m->name, 1e3 * vae_program_compile_seconds(p),
+           c->jit == VAE_JIT_TIERED  ? "quick JIT; optimising on another thread"
+           : c->jit == VAE_JIT_QUICK ? "quick JIT"
+                                     : "optimise, JIT");
     c->run.batch = c->batch;
     c->run.progress = isatty(STDERR_FILENO);
     c->run.compile_seconds = vae_program_compile_seconds(p);
@@ -274,6 +290,7 @@ static int cmd_eval(cli *c) {
         o.iwae_chunk = c->run.iwae < 250 ? c->run.iwae : 250;
         o.iwae_batch = 1000 / o.iwae_chunk;
     }
+    o.jit = c->jit;
     vae_program *p = vae_program_build(u, &o, stderr);
     if (!p) {
         vae_unit_free(u);
@@ -392,6 +409,7 @@ int main(int argc, char **argv) {
         if (strcmp(argv[1], commands[i].name) == 0) {
             cli c = {0};
             c.run.iwae = 1000;
+            c.jit = VAE_JIT_TIERED;
             int rc = parse_args(commands[i].name, commands[i].help, argc - 2, argv + 2, &c);
             if (rc) return rc == 2 ? 0 : 1;
             return commands[i].run(&c);

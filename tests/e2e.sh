@@ -52,6 +52,20 @@ cat "$work/gv.out"
 grep -q "^reinforce(samples: 2, baseline: b) " "$work/gv.out" || fail "gradvar printed no row for reinforce"
 awk '$1 == "analytic" { exit !($2 == 0) }' "$work/gv.out" || fail "the analytic gradient should have no variance"
 
+# the JIT's three modes (quick code, optimised code, and quick code swapped for
+# optimised code mid-run) must train to bit-identical parameters
+for ex in fashion_gauss fashion_iwae5 mixture_reinforce mixture_gumbel_hard; do
+    for jit in quick optimized tiered; do
+        "$vaec" train "$top_srcdir/examples/$ex.vae" --jit $jit --epochs 1 --limit 1280 --test-limit 100 \
+            --out "$work/jit-$jit" >"$work/jit.out" 2>&1 || { cat "$work/jit.out"; fail "$ex --jit $jit"; }
+    done
+    cmp "$work/jit-quick/checkpoint.vaeckpt" "$work/jit-optimized/checkpoint.vaeckpt" \
+        || fail "$ex: --jit quick and --jit optimized trained to different parameters"
+    cmp "$work/jit-tiered/checkpoint.vaeckpt" "$work/jit-optimized/checkpoint.vaeckpt" \
+        || fail "$ex: --jit tiered and --jit optimized trained to different parameters"
+done
+echo "JIT modes: quick, optimized and tiered give bit-identical checkpoints"
+
 # bad input: a clear message, status 1
 expect_error() { # expected-text command...
     want=$1
@@ -70,6 +84,7 @@ expect_error "does not fit this model: tensor 1 is 'encoder.h.weight' \[784, 400
 expect_error "not a vaec checkpoint" "$vaec" eval "$model" --params "$work/bad.idx"
 expect_error "--epochs expects an integer" "$vaec" train "$model" --epochs many
 expect_error "unknown option '--epoch'" "$vaec" train "$model" --epoch 3
+expect_error "--jit expects tiered, optimized or quick" "$vaec" train "$model" --jit fast
 expect_error "no model file given" "$vaec" train
 expect_error "cannot open the model" "$vaec" check "$work/missing.vae"
 expect_error "unknown command 'fit'" "$vaec" fit "$model"

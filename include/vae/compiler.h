@@ -25,6 +25,14 @@ void vae_unit_free(vae_unit *u);
 struct vae_model;
 const struct vae_model *vae_unit_model(const vae_unit *u);
 
+/* How the JIT makes machine code.  All three give bit-identical results. */
+typedef enum {
+    VAE_JIT_OPTIMIZED, /* default<O3> and aggressive code generation before the first call (LLVM: 0.3-0.9 s) */
+    VAE_JIT_QUICK,     /* no IR passes, fast instruction selection (about 15 ms; slower code) */
+    VAE_JIT_TIERED,    /* quick code at once; the optimised build in a background thread, swapped in
+                          between calls as soon as it is ready (vr_program.upgrade) */
+} vae_jit_mode;
+
 typedef struct {
     int batch;       /* training batch */
     int eval_batch;  /* examples per call of the evaluation graph */
@@ -32,6 +40,7 @@ typedef struct {
     int train, eval, iwae;      /* which graphs to build */
     int api, api_batch;         /* encode, decode and sample graphs, api_batch rows per call */
     int double_precision;       /* build in double (gradient checks); the driver needs float */
+    vae_jit_mode jit;           /* default VAE_JIT_OPTIMIZED */
 } vae_build_opts;
 
 vae_build_opts vae_build_defaults(const vae_unit *u);
@@ -41,6 +50,9 @@ const vr_program *vae_program_runtime(const vae_program *p);
 double vae_program_compile_seconds(const vae_program *p);
 /* The compiled function of a graph: "vae_train_step", "vae_eval" or "vae_iwae". */
 void *vae_program_function(const vae_program *p, const char *name);
+/* Tiered programs: waits for the optimised build and swaps it in (no-op otherwise). */
+void vae_program_wait_optimized(vae_program *p);
+/* Waits for a background build still running, then frees everything. */
 void vae_program_free(vae_program *p);
 
 /* Prints the optimised LLVM module for the given build options. 0 or -1. */

@@ -34,7 +34,17 @@ typedef struct {
     vr_graph encode, decode, sample; /* deployment: api_out rows of the widths below */
     long api_out_encode, api_out_decode, api_out_sample; /* arena offsets of their outputs */
     int encode_width, latent_width, decode_width;
+    /* Tiered JIT: the driver calls upgrade(upgrade_self) between calls of the
+     * graphs; it swaps in optimised code once a background build has it (and then
+     * clears itself).  NULL for emitted C and fully optimised programs. */
+    void (*upgrade)(void *self);
+    void *upgrade_self;
 } vr_program;
+
+/* Lets a tiered program swap in faster code: call between graph calls. */
+static inline void vr_program_poll(const vr_program *p) {
+    if (p->upgrade) p->upgrade(p->upgrade_self);
+}
 
 typedef enum { VR_ADAM, VR_SGD } vr_optimizer;
 
