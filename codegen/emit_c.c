@@ -143,10 +143,30 @@ static int flat_access(const g_node *n) {
     return 1;
 }
 
-/* Loads of the inputs an expression reads, one named value each. */
-static void print_loads(cw *w, const g_node *n, const char *indent, int flat, const char *r, const char *c) {
+/* An input with one value per row of a wider domain: loaded once per row, outside
+ * the loop over columns (llvm.c does the same), so that loop has no load the
+ * compiler must fear its own stores may change. */
+static int row_invariant(const g_node *n, int j) { return n->in[j]->cols == 1 && n->dom_cols > 1; }
+
+enum { LOADS_ELEMENT, LOADS_ROW };
+
+/* llvm.c's rule for a row reduction split over VEC_LANES lanes (its vector_ok);
+ * the order of the sum, not the instructions, is what must match. */
+#define VEC_LANES 16
+static int vector_ok(const g_node *n) {
+    if (n->dom_cols / n->cols < 2 * VEC_LANES) return 0;
+    if (ops_used(n->expr) & ((1u << VX_LOG) | (1u << VX_LOG1P) | (1u << VX_TANH) | (1u << VX_SQRT))) return 0;
+    for (int j = 0; j < n->nin; j++)
+        if (vx_uses(n->expr, j) && n->in[j]->cols != n->dom_cols && !row_invariant(n, j)) return 0;
+    return 1;
+}
+
+/* Loads of the inputs an expression reads, one named value each: those that
+ * change along a row (LOADS_ELEMENT) or the row-invariant ones (LOADS_ROW). */
+static void print_loads(cw *w, const g_node *n, const char *indent, int flat, const char *r, const char *c, int which) {
     for (int j = 0; j < n->nin; j++) {
         if (!vx_uses(n->expr, j)) continue;
+        if ((which == LOADS_ROW) != (!flat && row_invariant(n, j))) continue;
         fprintf(w->o, "%sconst float v%d = %c[", indent, j, BUFNAME[n->in[j]->buffer]);
         if (flat)
             fprintf(w->o, "%ld + i", n->in[j]->offset);
@@ -241,45 +261,70 @@ static void print_kernel(cw *w, const g_node *n) {
     case G_MAP:
         if (flat_access(n)) {
             fprintf(o, "    for (long i = 0; i < %ld; i++) {\n", (long)n->rows * n->cols);
-            print_loads(w, n, "        ", 1, NULL, NULL);
+            print_loads(w, n, "        ", 1, NULL, NULL, LOADS_ELEMENT);
             fputs("        ", o);
             out_ref(w, n, "i");
             fputs(" = ", o);
             print_expr(o, n->expr);
             fputs(";\n    }\n", o);
         } else {
-            fprintf(o, "    for (long r = 0; r < %d; r++)\n        for (long c = 0; c < %d; c++) {\n", n->rows, n->cols);
-            print_loads(w, n, "            ", 0, "r", "c");
+            fprintf(o, "    for (long r = 0; r < %d; r++) {\n", n->rows);
+            print_loads(w, n, "        ", 0, "r", "0", LOADS_ROW);
+            fprintf(o, "        for (long c = 0; c < %d; c++) {\n", n->cols);
+            print_loads(w, n, "            ", 0, "r", "c", LOADS_ELEMENT);
             fprintf(o, "            ");
             fprintf(o, "%c[%ld + r * %d + c] = ", BUFNAME[n->buffer], n->offset, n->cols);
             print_expr(o, n->expr);
-            fputs(";\n        }\n", o);
+            fputs(";\n        }\n    }\n", o);
         }
         break;
-    case G_ROWSUM: {
-        int G = n->dom_cols / n->cols, flat = flat_access(n);
-        fprintf(o, "    for (long r = 0; r < %d; r++)\n        for (long j = 0; j < %d; j++) {\n", n->dom_rows, n->cols);
-        fprintf(o, "            float acc = %s;\n", n->reduce_max ? "-INFINITY" : "0.0f");
-        fprintf(o, "            for (long k = 0; k < %d; k++) {\n                const long c = j * %d + k;\n", G, G);
+    case G_ROWSUM: { /* the order of llvm.c's emit_rowsum: lanes, halving, then the tail */
+        int G = n->dom_cols / n->cols, flat = flat_access(n), vcols = vector_ok(n) ? G - G % VEC_LANES : 0;
+        const char *init = n->reduce_max ? "-INFINITY" : "0.0f";
+        const char *fold = n->reduce_max ? "v > acc ? v : acc" : "acc + v";
+        fprintf(o, "    for (long r = 0; r < %d; r++) {\n", n->dom_rows);
+        print_loads(w, n, "        ", flat, "r", "0", LOADS_ROW);
+        fprintf(o, "        for (long j = 0; j < %d; j++) {\n", n->cols);
+        fprintf(o, "            float acc = %s;\n", init);
+        if (vcols) {
+            fprintf(o, "            float lane[%d];\n", VEC_LANES);
+            fprintf(o, "            for (long l = 0; l < %d; l++) lane[l] = %s;\n", VEC_LANES, init);
+            fprintf(o, "            for (long k0 = 0; k0 < %d; k0 += %d)\n", vcols, VEC_LANES);
+            fprintf(o, "                for (long l = 0; l < %d; l++) {\n", VEC_LANES);
+            fprintf(o, "                    const long c = j * %d + k0 + l;\n", G);
+            if (flat) fprintf(o, "                    const long i = r * %d + c;\n", n->dom_cols);
+            print_loads(w, n, "                    ", flat, "r", "c", LOADS_ELEMENT);
+            fputs("                    const float v = ", o);
+            print_expr(o, n->expr);
+            fprintf(o, ";\n                    lane[l] = %s;\n                }\n",
+                    n->reduce_max ? "v > lane[l] ? v : lane[l]" : "lane[l] + v");
+            fprintf(o, "            for (long h = %d; h >= 1; h /= 2)\n", VEC_LANES / 2);
+            fprintf(o, "                for (long l = 0; l < h; l++) lane[l] = %s;\n",
+                    n->reduce_max ? "lane[l + h] > lane[l] ? lane[l + h] : lane[l]" : "lane[l] + lane[l + h]");
+            fputs("            acc = lane[0];\n", o);
+        }
+        fprintf(o, "            for (long k = %d; k < %d; k++) {\n                const long c = j * %d + k;\n", vcols, G, G);
         if (flat) fprintf(o, "                const long i = r * %d + c;\n", n->dom_cols);
-        print_loads(w, n, "                ", flat, "r", "c");
+        print_loads(w, n, "                ", flat, "r", "c", LOADS_ELEMENT);
         fputs("                const float v = ", o);
         print_expr(o, n->expr);
-        fprintf(o, ";\n                acc = %s;\n            }\n", n->reduce_max ? "v > acc ? v : acc" : "acc + v");
-        fprintf(o, "            %c[%ld + r * %d + j] = acc;\n        }\n", BUFNAME[n->buffer], n->offset, n->cols);
+        fprintf(o, ";\n                acc = %s;\n            }\n", fold);
+        fprintf(o, "            %c[%ld + r * %d + j] = acc;\n        }\n    }\n", BUFNAME[n->buffer], n->offset, n->cols);
         break;
     }
     case G_GROUPSUM: {
         int flat = flat_access(n);
         fprintf(o, "    for (long i = 0; i < %ld; i++) %c[%ld + i] = %s;\n", (long)n->rows * n->cols, BUFNAME[n->buffer],
                 n->offset, n->reduce_max ? "-INFINITY" : "0.0f");
-        fprintf(o, "    for (long r = 0; r < %d; r++)\n        for (long c = 0; c < %d; c++) {\n", n->dom_rows, n->cols);
+        fprintf(o, "    for (long r = 0; r < %d; r++) {\n", n->dom_rows);
+        print_loads(w, n, "        ", flat, "r", "0", LOADS_ROW);
+        fprintf(o, "        for (long c = 0; c < %d; c++) {\n", n->cols);
         if (flat) fprintf(o, "            const long i = r * %d + c;\n", n->dom_cols);
-        print_loads(w, n, "            ", flat, "r", "c");
+        print_loads(w, n, "            ", flat, "r", "c", LOADS_ELEMENT);
         fprintf(o, "            float *at = &%c[%ld + (r / %d) * %d + c];\n            const float v = ", BUFNAME[n->buffer],
                 n->offset, n->dom_rows / n->rows, n->cols);
         print_expr(o, n->expr);
-        fprintf(o, ";\n            *at = %s;\n        }\n", n->reduce_max ? "v > *at ? v : *at" : "*at + v");
+        fprintf(o, ";\n            *at = %s;\n        }\n    }\n", n->reduce_max ? "v > *at ? v : *at" : "*at + v");
         break;
     }
     case G_CONCAT:
@@ -694,12 +739,14 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
         for (int k = 0; k < gs[i]->nnodes; k++)
             if (!gs[i]->nodes[k]->fused && gs[i]->nodes[k]->expr) used |= ops_used(gs[i]->nodes[k]->expr);
     if (used & ((1u << VX_EXP) | (1u << VX_SIGMOID) | (1u << VX_SOFTPLUS)))
-        fputs("/* exp without a library call (llvm.c fast_exp): n = floor(x log2 e + 1/2), r = x - n ln 2,\n"
-              "   a polynomial for e^r, times 2^n; x clamped to [-87.336, 88.722]. */\n"
+        fputs("/* exp without a library call (llvm.c fast_exp): n = floor(x log2 e + 1/2) (by truncation:\n"
+              "   no floorf call, so loops vectorise), r = x - n ln 2, a polynomial for e^r, times 2^n;\n"
+              "   x clamped to [-87.336, 88.722]. */\n"
               "static float vae_exp(float x) {\n"
               "    x = x < -87.33654f ? -87.33654f : x;\n"
               "    x = x > 88.72283f ? 88.72283f : x;\n"
-              "    const float n = floorf(x * 1.44269502f + 0.5f);\n"
+              "    const float t = x * 1.44269502f + 0.5f, ti = (float)(int32_t)t;\n"
+              "    const float n = ti - (ti > t ? 1.0f : 0.0f);\n"
               "    float r = x - n * 0.693359375f;\n"
               "    r = r - n * -0.000212194442f;\n"
               "    float p = 0.000198756912f;\n"

@@ -14,6 +14,7 @@
 
 struct vae_jit {
     LLVMOrcLLJITRef jit;
+    LLVMOrcDumpObjectsRef dump; /* VAEC_DUMP_OBJECTS=DIR: each object file the JIT links, for perf and objdump */
     LLVMOrcThreadSafeContextRef tsc; /* owns the LLVMContext modules are built in */
 };
 
@@ -23,6 +24,10 @@ static int failed(LLVMErrorRef e, char **err) {
     *err = strdup(msg);
     LLVMDisposeErrorMessage(msg);
     return 1;
+}
+
+static LLVMErrorRef dump_object(void *dump, LLVMMemoryBufferRef *obj) {
+    return LLVMOrcDumpObjects_CallOperator(dump, obj);
 }
 
 /* The runtime entry points that generated code may call. */
@@ -75,6 +80,11 @@ vae_jit *vae_jit_new(int optimized, char **err) {
                err))
         goto fail;
     LLVMOrcJITDylibAddGenerator(jd, gen); /* jd owns gen */
+    const char *dump_dir = getenv("VAEC_DUMP_OBJECTS");
+    if (dump_dir && *dump_dir) {
+        j->dump = LLVMOrcCreateDumpObjects(dump_dir, "");
+        LLVMOrcObjectTransformLayerSetTransform(LLVMOrcLLJITGetObjTransformLayer(j->jit), dump_object, j->dump);
+    }
     j->tsc = LLVMOrcCreateNewThreadSafeContext();
     return j;
 fail:
@@ -104,5 +114,6 @@ void vae_jit_free(vae_jit *j) {
     if (!j) return;
     if (j->jit) LLVMOrcDisposeLLJIT(j->jit);
     if (j->tsc) LLVMOrcDisposeThreadSafeContext(j->tsc);
+    if (j->dump) LLVMOrcDisposeDumpObjects(j->dump);
     free(j);
 }

@@ -27,11 +27,38 @@ typedef struct {
     LLVMValueRef ctxp;
     /* per element: loaded inputs, so an input read twice is loaded once */
     LLVMValueRef loaded[G_MAX_IN];
+    /* per row: inputs with one value per row, loaded before the loop over columns */
+    LLVMValueRef row_value[G_MAX_IN];
+    /* 0: expressions are scalar; VEC_LANES: <VEC_LANES x T> (the lanes of a split reduction) */
+    int lanes;
 } cg;
+
+/* Row reductions are split over this many lanes (partial sums of the columns
+ * k = l mod VEC_LANES, combined in a fixed tree, then the tail): the same order in
+ * emitted C, so the two back ends stay bit-identical, and the loop is vector code. */
+#define VEC_LANES 16
 
 static LLVMValueRef i64c(cg *c, long v) { return LLVMConstInt(c->i64, (unsigned long long)v, 0); }
 static LLVMValueRef i32c(cg *c, int v) { return LLVMConstInt(c->i32, (unsigned long long)(unsigned)v, 1); }
-static LLVMValueRef fc(cg *c, double v) { return LLVMConstReal(c->T, v); }
+
+static LLVMValueRef splat(cg *c, LLVMValueRef scalar) {
+    if (!c->lanes) return scalar;
+    if (LLVMIsConstant(scalar)) {
+        LLVMValueRef v[VEC_LANES];
+        for (int i = 0; i < c->lanes; i++) v[i] = scalar;
+        return LLVMConstVector(v, (unsigned)c->lanes);
+    }
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(scalar), (unsigned)c->lanes);
+    LLVMValueRef one = LLVMBuildInsertElement(c->b, LLVMGetUndef(vt), scalar, i32c(c, 0), "");
+    return LLVMBuildShuffleVector(c->b, one, LLVMGetUndef(vt), LLVMConstNull(LLVMVectorType(c->i32, (unsigned)c->lanes)),
+                                  "");
+}
+
+/* The element type of expressions (a vector in a split reduction), its constants and its i32 twin. */
+static LLVMTypeRef ety(cg *c) { return c->lanes ? LLVMVectorType(c->T, (unsigned)c->lanes) : c->T; }
+static LLVMTypeRef ity(cg *c) { return c->lanes ? LLVMVectorType(c->i32, (unsigned)c->lanes) : c->i32; }
+static LLVMValueRef fc(cg *c, double v) { return splat(c, LLVMConstReal(c->T, v)); }
+static LLVMValueRef ic(cg *c, int v) { return splat(c, i32c(c, v)); }
 
 static LLVMValueRef get_fn(cg *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *args, unsigned n) {
     LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
@@ -47,18 +74,22 @@ static LLVMValueRef call(cg *c, const char *name, LLVMTypeRef ret, LLVMTypeRef *
 static LLVMValueRef math1(cg *c, const char *base, LLVMValueRef x) {
     char name[64];
     int intrinsic = strncmp(base, "llvm.", 5) == 0;
-    if (intrinsic)
-        snprintf(name, sizeof name, "%s.%s", base, c->elem == VAE_F32 ? "f32" : "f64");
-    else
+    const char *elem = c->elem == VAE_F32 ? "f32" : "f64";
+    if (intrinsic && c->lanes)
+        snprintf(name, sizeof name, "%s.v%d%s", base, c->lanes, elem);
+    else if (intrinsic)
+        snprintf(name, sizeof name, "%s.%s", base, elem);
+    else /* a libm call: never in vector code (vector_ok) */
         snprintf(name, sizeof name, "%s%s", base, c->elem == VAE_F32 ? "f" : "");
-    LLVMTypeRef t = c->T;
-    return call(c, name, c->T, &t, &x, 1);
+    LLVMTypeRef t = ety(c);
+    return call(c, name, t, &t, &x, 1);
 }
 
 /* ---------------------------------------------------------------- vectorisable float math */
 
 /* exp in float without a library call, so that elementwise loops vectorise:
- * n = floor(x log2 e + 1/2), r = x - n ln 2 (in two parts), a degree-7
+ * n = floor(x log2 e + 1/2) (by truncation and a correction, which needs no
+ * SSE4.1 and which gcc vectorises too), r = x - n ln 2 (in two parts), a degree-7
  * polynomial for e^r (Cephes' expf coefficients), times 2^n built in the
  * exponent bits.  x is clamped to [-87.336, 88.722]: no infinities, no
  * denormals.  emit_c.c prints the same operations (vae_exp). */
@@ -67,7 +98,9 @@ static LLVMValueRef fast_exp(cg *c, LLVMValueRef x) {
     LLVMValueRef lo = fc(c, -87.33654), hi = fc(c, 88.72283);
     x = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo, ""), lo, x, "");
     x = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, hi, ""), hi, x, "");
-    LLVMValueRef n = math1(c, "llvm.floor", LLVMBuildFAdd(b, LLVMBuildFMul(b, x, fc(c, 1.44269504088896341), ""), fc(c, 0.5), ""));
+    LLVMValueRef t = LLVMBuildFAdd(b, LLVMBuildFMul(b, x, fc(c, 1.44269504088896341), ""), fc(c, 0.5), "");
+    LLVMValueRef ti = LLVMBuildSIToFP(b, LLVMBuildFPToSI(b, t, ity(c), ""), ety(c), "");
+    LLVMValueRef n = LLVMBuildFSub(b, ti, LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, ti, t, ""), fc(c, 1), fc(c, 0), ""), "");
     LLVMValueRef r = LLVMBuildFSub(b, x, LLVMBuildFMul(b, n, fc(c, 0.693359375), ""), "");
     r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, n, fc(c, -2.12194440e-4), ""), "");
     static const double coef[6] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
@@ -75,9 +108,9 @@ static LLVMValueRef fast_exp(cg *c, LLVMValueRef x) {
     LLVMValueRef p = fc(c, coef[0]);
     for (int i = 1; i < 6; i++) p = LLVMBuildFAdd(b, LLVMBuildFMul(b, p, r, ""), fc(c, coef[i]), "");
     p = LLVMBuildFAdd(b, LLVMBuildFAdd(b, LLVMBuildFMul(b, p, LLVMBuildFMul(b, r, r, ""), ""), r, ""), fc(c, 1), "");
-    LLVMValueRef k = LLVMBuildFPToSI(b, n, c->i32, "");
-    LLVMValueRef bits = LLVMBuildShl(b, LLVMBuildAdd(b, k, i32c(c, 127), ""), i32c(c, 23), "");
-    return LLVMBuildFMul(b, p, LLVMBuildBitCast(b, bits, c->T, ""), "");
+    LLVMValueRef k = LLVMBuildFPToSI(b, n, ity(c), "");
+    LLVMValueRef bits = LLVMBuildShl(b, LLVMBuildAdd(b, k, ic(c, 127), ""), ic(c, 23), "");
+    return LLVMBuildFMul(b, p, LLVMBuildBitCast(b, bits, ety(c), ""), "");
 }
 
 /* log(1 + y) for y in [0, 1] (softplus's tail): 2 atanh(s), s = y / (2 + y) <= 1/3,
@@ -171,8 +204,20 @@ static LLVMValueRef emit(cg *c, const element *el, const vx_expr *e) {
     case VX_IN: {
         if (!c->loaded[e->in]) {
             const g_node *in = el->n->in[e->in];
-            LLVMValueRef idx = el->flat ? el->flat : input_index(c, in, el->n->dom_rows, el->n->dom_cols, el->r, el->col);
-            c->loaded[e->in] = load(c, in, idx);
+            if (c->row_value[e->in])
+                c->loaded[e->in] = splat(c, c->row_value[e->in]);
+            else {
+                LLVMValueRef idx = el->flat ? el->flat : input_index(c, in, el->n->dom_rows, el->n->dom_cols, el->r, el->col);
+                if (!c->lanes)
+                    c->loaded[e->in] = load(c, in, idx);
+                else { /* the lanes' columns are consecutive in this input (vector_ok) */
+                    LLVMTypeRef vt = ety(c);
+                    LLVMValueRef p = LLVMBuildBitCast(c->b, addr(c, in, idx), LLVMPointerType(vt, 0), "");
+                    LLVMValueRef v = LLVMBuildLoad2(c->b, vt, p, "");
+                    LLVMSetAlignment(v, c->elem == VAE_F32 ? 4 : 8);
+                    c->loaded[e->in] = v;
+                }
+            }
         }
         return c->loaded[e->in];
     }
@@ -226,6 +271,32 @@ static int flat_access(const g_node *n) {
     return 1;
 }
 
+/* An input with one value per row of a wider domain: loaded once per row, before
+ * the loop over columns, so that loop has no load its own stores might change
+ * (which kept LLVM from vectorising it).  emit_c.c does the same. */
+static int row_invariant(const g_node *n, int j) { return n->in[j]->cols == 1 && n->dom_cols > 1; }
+
+static void load_row_values(cg *c, const g_node *n, LLVMValueRef r) {
+    for (int j = 0; j < n->nin; j++)
+        if (vx_uses(n->expr, j) && !flat_access(n) && row_invariant(n, j))
+            c->row_value[j] = load(c, n->in[j], input_index(c, n->in[j], n->dom_rows, n->dom_cols, r, i64c(c, 0)));
+}
+
+static void forget_row_values(cg *c) { memset(c->row_value, 0, sizeof c->row_value); }
+
+/* Whether a row reduction can run as VEC_LANES-wide vector code: float, long
+ * enough rows, no libm call in the expression, and every input either
+ * row-invariant or with its columns consecutive in memory. */
+static unsigned expr_ops(const vx_expr *e) { return e ? (1u << e->op) | expr_ops(e->a) | expr_ops(e->b) | expr_ops(e->s) : 0; }
+
+static int vector_ok(const cg *c, const g_node *n) {
+    if (c->elem != VAE_F32 || n->dom_cols / n->cols < 2 * VEC_LANES) return 0;
+    if (expr_ops(n->expr) & ((1u << VX_LOG) | (1u << VX_LOG1P) | (1u << VX_TANH) | (1u << VX_SQRT))) return 0;
+    for (int j = 0; j < n->nin; j++)
+        if (vx_uses(n->expr, j) && n->in[j]->cols != n->dom_cols && !row_invariant(n, j)) return 0;
+    return 1;
+}
+
 /* ---------------------------------------------------------------- nodes */
 
 static void emit_map(cg *c, const g_node *n) {
@@ -239,11 +310,13 @@ static void emit_map(cg *c, const g_node *n) {
     }
     loop R, C;
     el.r = loop_begin(c, &R, n->rows);
+    load_row_values(c, n, el.r);
     LLVMValueRef row0 = LLVMBuildNUWMul(c->b, el.r, i64c(c, n->cols), "");
     el.col = loop_begin(c, &C, n->cols);
     store(c, n, LLVMBuildNUWAdd(c->b, row0, el.col, ""), element_value(c, &el));
     loop_end(c, &C);
     loop_end(c, &R);
+    forget_row_values(c);
 }
 
 static void emit_fill(cg *c, const g_node *n, long count, double v);
@@ -254,14 +327,10 @@ static LLVMValueRef combine(cg *c, const g_node *n, LLVMValueRef acc, LLVMValueR
     return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, v, acc, ""), v, acc, "");
 }
 
-/* out[r, i] = sum (or max) of expr over columns i*G .. i*G + G - 1, G = dom_cols / cols */
-static void emit_rowsum(cg *c, const g_node *n) {
-    element el = {n, NULL, NULL, NULL};
-    long G = n->dom_cols / n->cols;
-    loop R, I;
-    el.r = loop_begin(c, &R, n->dom_rows);
-    LLVMValueRef i = loop_begin(c, &I, n->cols);
-    LLVMValueRef col0 = LLVMBuildNUWMul(c->b, i, i64c(c, G), "");
+/* acc combined with expr at columns col0 + first + k*step + lane, k < count: the
+ * loop of a row reduction, in scalar or (c->lanes) vector code. */
+static LLVMValueRef reduce_loop(cg *c, const g_node *n, element *el, LLVMValueRef col0, long first, long count, long step,
+                                LLVMValueRef init) {
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
     LLVMBasicBlockRef header = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "sum");
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "sum.body");
@@ -269,24 +338,61 @@ static void emit_rowsum(cg *c, const g_node *n) {
     LLVMBuildBr(c->b, header);
     LLVMPositionBuilderAtEnd(c->b, header);
     LLVMValueRef k = LLVMBuildPhi(c->b, c->i64, "k");
-    LLVMValueRef acc = LLVMBuildPhi(c->b, c->T, "acc");
-    LLVMValueRef zero = i64c(c, 0), init = fc(c, n->reduce_max ? -HUGE_VAL : 0.0);
+    LLVMValueRef acc = LLVMBuildPhi(c->b, ety(c), "acc");
+    LLVMValueRef zero = i64c(c, 0);
     LLVMAddIncoming(k, &zero, &pre, 1);
     LLVMAddIncoming(acc, &init, &pre, 1);
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, k, i64c(c, G), ""), body, exit);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, k, i64c(c, count), ""), body, exit);
     LLVMPositionBuilderAtEnd(c->b, body);
-    el.col = LLVMBuildNUWAdd(c->b, col0, k, "");
-    if (flat_access(n)) el.flat = LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, el.r, i64c(c, n->dom_cols), ""), el.col, "");
-    LLVMValueRef next_acc = combine(c, n, acc, element_value(c, &el));
+    el->col = LLVMBuildNUWAdd(c->b, col0, LLVMBuildNUWAdd(c->b, i64c(c, first), LLVMBuildNUWMul(c->b, k, i64c(c, step), ""), ""), "");
+    el->flat = flat_access(n) ? LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, el->r, i64c(c, n->dom_cols), ""), el->col, "")
+                              : NULL;
+    LLVMValueRef next_acc = combine(c, n, acc, element_value(c, el));
     LLVMValueRef next_k = LLVMBuildNUWAdd(c->b, k, i64c(c, 1), "");
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
     LLVMBuildBr(c->b, header);
     LLVMAddIncoming(k, &next_k, &latch, 1);
     LLVMAddIncoming(acc, &next_acc, &latch, 1);
     LLVMPositionBuilderAtEnd(c->b, exit);
+    return acc;
+}
+
+/* out[r, i] = sum (or max) of expr over columns i*G .. i*G + G - 1, G = dom_cols / cols.
+ * Long rows: VEC_LANES partial results (lane l takes the columns k = l mod
+ * VEC_LANES below the last multiple of VEC_LANES), combined by halving (lane l with
+ * lane l + h, h = 8, 4, 2, 1), then the remaining columns in order. */
+static void emit_rowsum(cg *c, const g_node *n) {
+    element el = {n, NULL, NULL, NULL};
+    long G = n->dom_cols / n->cols, vector_cols = vector_ok(c, n) ? G - G % VEC_LANES : 0;
+    loop R, I;
+    el.r = loop_begin(c, &R, n->dom_rows);
+    load_row_values(c, n, el.r);
+    LLVMValueRef i = loop_begin(c, &I, n->cols);
+    LLVMValueRef col0 = LLVMBuildNUWMul(c->b, i, i64c(c, G), "");
+    double init = n->reduce_max ? -HUGE_VAL : 0.0;
+    LLVMValueRef acc = fc(c, init);
+    if (vector_cols) {
+        c->lanes = VEC_LANES;
+        LLVMValueRef lanes = reduce_loop(c, n, &el, col0, 0, vector_cols / VEC_LANES, VEC_LANES, fc(c, init));
+        c->lanes = 0;
+        for (int h = VEC_LANES / 2; h >= 1; h /= 2) {
+            LLVMValueRef lo_idx[VEC_LANES], hi_idx[VEC_LANES];
+            for (int l = 0; l < h; l++) {
+                lo_idx[l] = i32c(c, l);
+                hi_idx[l] = i32c(c, l + h);
+            }
+            LLVMValueRef undef = LLVMGetUndef(LLVMTypeOf(lanes));
+            LLVMValueRef lo = LLVMBuildShuffleVector(c->b, lanes, undef, LLVMConstVector(lo_idx, (unsigned)h), "");
+            LLVMValueRef hi = LLVMBuildShuffleVector(c->b, lanes, undef, LLVMConstVector(hi_idx, (unsigned)h), "");
+            lanes = combine(c, n, lo, hi);
+        }
+        acc = LLVMBuildExtractElement(c->b, lanes, i32c(c, 0), "");
+    }
+    acc = reduce_loop(c, n, &el, col0, vector_cols, G - vector_cols, 1, acc);
     store(c, n, LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, el.r, i64c(c, n->cols), ""), i, ""), acc);
     loop_end(c, &I);
     loop_end(c, &R);
+    forget_row_values(c);
 }
 
 static void emit_fill(cg *c, const g_node *n, long count, double v) {
@@ -304,6 +410,7 @@ static void emit_groupsum(cg *c, const g_node *n) {
     LLVMValueRef grow = LLVMBuildUDiv(c->b, el.r, i64c(c, n->dom_rows / n->rows), "");
     LLVMValueRef row0 = LLVMBuildNUWMul(c->b, grow, i64c(c, n->cols), "");
     LLVMValueRef in0 = LLVMBuildNUWMul(c->b, el.r, i64c(c, n->dom_cols), "");
+    load_row_values(c, n, el.r);
     el.col = loop_begin(c, &C, n->cols);
     if (flat_access(n)) el.flat = LLVMBuildNUWAdd(c->b, in0, el.col, "");
     LLVMValueRef at = LLVMBuildNUWAdd(c->b, row0, el.col, "");
@@ -311,6 +418,7 @@ static void emit_groupsum(cg *c, const g_node *n) {
     store(c, n, at, combine(c, n, load(c, n, at), v));
     loop_end(c, &C);
     loop_end(c, &R);
+    forget_row_values(c);
 }
 
 static void emit_copy_cols(cg *c, const g_node *dst, int dst_col0, const g_node *src, int src_col0, int cols) {
