@@ -303,7 +303,8 @@ vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE 
         fprintf(err, "compile (%s): graphs %.1f ms, IR %.1f ms, optimise %.1f ms, machine code + JIT %.1f ms\n",
                 o->jit == VAE_JIT_OPTIMIZED ? "optimised" : "quick", 1e3 * (t_graph - t0), p->code.ir_ms,
                 p->code.optimise_ms, p->code.machine_ms);
-    if (getenv("VAEC_ADDR")) for (int i = 0; i < p->ngraphs; i++) fprintf(err, "%s at %p\n", p->graphs[i]->fn_name, p->code.fns[i]);
+    if (getenv("VAEC_DUMP_OBJECTS")) /* where the dumped objects' functions run, to map perf samples onto them */
+        for (int i = 0; i < p->ngraphs; i++) fprintf(err, "%s at %p\n", p->graphs[i]->fn_name, p->code.fns[i]);
     if (o->jit == VAE_JIT_TIERED && pthread_create(&p->tier_thread, NULL, tier_main, p) == 0) {
         p->tier_started = 1;
         rt->upgrade = program_upgrade;

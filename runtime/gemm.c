@@ -1,6 +1,16 @@
 /* Matrix products: through CBLAS (OpenBLAS) when built with VAE_USE_CBLAS,
- * as vaec always is; emitted C without it uses the plain loops below. */
+ * as vaec always is; emitted C without it uses the plain loops below.
+ * vaec's own build (VAE_TEAM) splits products over a team of threads
+ * (team.c), which calls the single-threaded versions here, vr_gemm1_*. */
 #include "vae/runtime.h"
+
+#ifdef VAE_TEAM
+#define GEMM_F32 vr_gemm1_f32
+#define GEMM_F64 vr_gemm1_f64
+#else
+#define GEMM_F32 vr_gemm_f32
+#define GEMM_F64 vr_gemm_f64
+#endif
 
 #ifdef VAE_USE_CBLAS
 #include <cblas.h>
@@ -8,21 +18,22 @@
 #include <strings.h>
 #include <unistd.h>
 
-void vr_gemm_f32(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
-                 int ldc) {
+void GEMM_F32(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc) {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda,
                 b, ldb, 0.0f, c, ldc);
 }
 
-void vr_gemm_f64(int ta, int tb, int m, int n, int k, const double *a, int lda, const double *b, int ldb, double *c,
-                 int ldc) {
+void GEMM_F64(int ta, int tb, int m, int n, int k, const double *a, int lda, const double *b, int ldb, double *c,
+              int ldc) {
     cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0, a, lda, b,
                 ldb, 0.0, c, ldc);
 }
 
+#ifndef VAE_TEAM
 void vr_set_threads(int n) {
     if (n > 0) openblas_set_num_threads(n);
 }
+#endif
 
 /* Debian's OpenBLAS 0.3.21 does not recognise some newer Xeons and falls back
  * to its Prescott (SSE3) kernels, half the speed on this project's machine.
@@ -67,9 +78,11 @@ void vr_blas_select_core(char **argv) {
         }                                                                                                          \
     }
 
-DEFINE_GEMM(vr_gemm_f32, float)
-DEFINE_GEMM(vr_gemm_f64, double)
+DEFINE_GEMM(GEMM_F32, float)
+DEFINE_GEMM(GEMM_F64, double)
 
+#ifndef VAE_TEAM
 void vr_set_threads(int n) { (void)n; }
+#endif
 void vr_blas_select_core(char **argv) { (void)argv; }
 #endif

@@ -7,7 +7,13 @@
 /* The four buffers never overlap; restrict is what lets the compiler vectorise
  * the loop (without it GCC keeps it scalar: 1.6 ms a step for fashion_gauss's
  * 650k parameters, against 0.4 ms vectorised). */
-void vr_adam_f32(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
+#ifdef VAE_TEAM /* team.c splits Adam over the team's threads and calls this on each block */
+#define ADAM_F32 vr_adam1_f32
+#else
+#define ADAM_F32 vr_adam_f32
+#endif
+
+void ADAM_F32(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
                  const vr_adam *o, long step) {
     const float b1 = o->beta1, b2 = o->beta2;
     const float c1 = 1.0f / (1.0f - powf(b1, (float)step)), c2 = 1.0f / (1.0f - powf(b2, (float)step));

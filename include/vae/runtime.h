@@ -67,8 +67,18 @@ void vr_gemm_f32(int trans_a, int trans_b, int m, int n, int k, const float *a, 
                  float *c, int ldc);
 void vr_gemm_f64(int trans_a, int trans_b, int m, int n, int k, const double *a, int lda, const double *b, int ldb,
                  double *c, int ldc);
-/* How many threads the BLAS uses (0: its default). */
+/* How many threads a step uses (0: one per CPU).  vaec's build runs products
+ * and Adam on its own team of threads (runtime/team.c) with the BLAS single-
+ * threaded, giving the same bits on any thread count; emitted C passes n to its BLAS. */
 void vr_set_threads(int n);
+#ifdef VAE_TEAM
+int vr_threads(void); /* the team's size */
+/* The single-threaded products and Adam that the team's members run on their blocks. */
+void vr_gemm1_f32(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                  float *c, int ldc);
+void vr_gemm1_f64(int trans_a, int trans_b, int m, int n, int k, const double *a, int lda, const double *b, int ldb,
+                  double *c, int ldc);
+#endif
 /* Restarts the program (execv) with a better OpenBLAS kernel when the library
  * mis-detected this CPU and fell back to SSE3 kernels; returns otherwise. */
 void vr_blas_select_core(char **argv);
@@ -79,6 +89,9 @@ typedef struct {
 } vr_adam;
 /* One Adam step (step counts from 1) descending along grads. */
 void vr_adam_f32(float *params, const float *grads, float *m, float *v, size_t n, const vr_adam *opt, long step);
+#ifdef VAE_TEAM
+void vr_adam1_f32(float *params, const float *grads, float *m, float *v, size_t n, const vr_adam *opt, long step);
+#endif
 /* SGD with momentum (velocity in `vel`). */
 void vr_sgd_f32(float *params, const float *grads, float *vel, size_t n, float lr, float momentum);
 
