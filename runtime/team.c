@@ -6,9 +6,9 @@
  * the main thread runs the step's elementwise code and Adam alone, and they
  * parallelise only the products.  Here OpenBLAS runs single-threaded inside each
  * member, a product is cut into column (or row) blocks of the output, Adam into
- * blocks of the parameter buffer.  Every output element is computed by the same
- * kernel in the same order whatever the thread count, so training gives
- * bit-identical parameters on 1, 2 or 16 threads (tests/e2e.sh checks 1 and 2).
+ * blocks of the parameter buffer.  The cuts depend on shapes and the machine,
+ * not on the thread count, so training gives bit-identical parameters on 1, 2
+ * or 16 threads (tests/e2e.sh checks 1 and 2).
  *
  * Members spin (pause) between jobs for about a millisecond, so that the short
  * gaps inside a step cost no system call, then sleep on a condition variable. */
@@ -89,13 +89,20 @@ static void team_run(team_fn fn, void *arg) {
     while (atomic_load_explicit(&team.running, memory_order_acquire) > 0) cpu_relax();
 }
 
+/* CPUs online, read once */
+static int machine_cpus(void) {
+    static int cpus;
+    if (cpus == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cpus = n < 1 ? 1 : n > TEAM_MAX ? TEAM_MAX : (int)n;
+    }
+    return cpus;
+}
+
 int vr_threads(void) { return team.size; }
 
 void vr_set_threads(int n) {
-    if (n <= 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cpus > 0 ? (int)cpus : 1;
-    }
+    if (n <= 0) n = machine_cpus();
     if (n > TEAM_MAX) n = TEAM_MAX;
 #ifdef VAE_USE_CBLAS
     openblas_set_num_threads(1); /* the team splits the products; the BLAS must not split them again */
@@ -149,18 +156,38 @@ static void gemm_part(void *arg, int part, int nparts) {
         vr_gemm1_f32(j->ta, j->tb, m, n, j->k, (const float *)a, j->lda, (const float *)b, j->ldb, (float *)c, j->ldc);
 }
 
-/* No part of a split product has fewer multiply-adds than this: smaller ones are
- * not worth waking the team for, and OpenBLAS (0.3.21 on AVX-512) computes
- * products under 10^6 with its small-matrix kernels, in another order, so
- * smaller parts would change the bits with the thread count. */
+/* A product is cut into a number of parts that depends on its shape and the
+ * machine's CPU count, never on the team's size: OpenBLAS's kernels sum an
+ * output element in an order that can depend on the block it is in (measured:
+ * the Zen kernels of 0.3.21 change the bits when the columns are cut anywhere,
+ * the AVX-512 ones do not), so the cut must not move with --threads.  The team
+ * deals the parts out; one thread computes them all in turn.  No part has
+ * fewer multiply-adds than GEMM_PART_MIN: smaller ones are not worth waking the
+ * team for. */
 #define GEMM_PART_MIN (1L << 21)
 
+typedef struct {
+    gemm_job *job;
+    int parts;
+} gemm_deal;
+
+static void gemm_member(void *arg, int member, int members) {
+    const gemm_deal *d = arg;
+    for (int part = member; part < d->parts; part += members) gemm_part(d->job, part, d->parts);
+}
+
 static void gemm(gemm_job *j) {
-    if (team.size <= 1 || (long)j->m * j->n * j->k < GEMM_PART_MIN * team.size) {
+    long work = (long)j->m * j->n * j->k;
+    long side = j->m >= j->n ? j->m : j->n;
+    long parts = machine_cpus();
+    if (parts > work / GEMM_PART_MIN) parts = work / GEMM_PART_MIN;
+    if (parts > side / 16) parts = side / 16;
+    if (parts <= 1) {
         gemm_part(j, 0, 1);
         return;
     }
-    team_run(gemm_part, j);
+    gemm_deal d = {j, (int)parts};
+    team_run(gemm_member, &d);
 }
 
 void vr_gemm_f32(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
