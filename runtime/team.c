@@ -17,11 +17,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <unistd.h>
-
-#ifdef VAE_USE_CBLAS
-#include <cblas.h>
-#endif
 
 #define TEAM_MAX 64
 #define SPIN_ROUNDS 20000 /* pause instructions before a member sleeps: about 1 ms */
@@ -48,6 +43,7 @@ static inline void cpu_relax(void) {
 static void *member_main(void *arg) {
     int part = (int)(intptr_t)arg;
     unsigned seen = 0;
+    vr_blas_single_thread();
     for (;;) {
         unsigned g;
         int spins = 0;
@@ -89,24 +85,12 @@ static void team_run(team_fn fn, void *arg) {
     while (atomic_load_explicit(&team.running, memory_order_acquire) > 0) cpu_relax();
 }
 
-/* CPUs online, read once */
-static int machine_cpus(void) {
-    static int cpus;
-    if (cpus == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        cpus = n < 1 ? 1 : n > TEAM_MAX ? TEAM_MAX : (int)n;
-    }
-    return cpus;
-}
-
 int vr_threads(void) { return team.size; }
 
 void vr_set_threads(int n) {
-    if (n <= 0) n = machine_cpus();
+    if (n <= 0) n = vr_cpus();
     if (n > TEAM_MAX) n = TEAM_MAX;
-#ifdef VAE_USE_CBLAS
-    openblas_set_num_threads(1); /* the team splits the products; the BLAS must not split them again */
-#endif
+    vr_blas_single_thread(); /* the team splits the products; the library must not split them again */
     while (team.size < n) { /* the team only grows: members are never stopped */
         pthread_t t;
         if (pthread_create(&t, NULL, member_main, (void *)(intptr_t)team.size) != 0) break;
@@ -124,81 +108,27 @@ static void part_range(long n, long align, int part, int nparts, long *begin, lo
     if (*end > n) *end = n;
 }
 
-/* ---- matrix products: C[M,N] = op(A) op(B), cut along the longer side of C */
-typedef struct {
-    int ta, tb, m, n, k, lda, ldb, ldc, f64;
-    const void *a, *b;
-    void *c;
-} gemm_job;
-
-static void gemm_part(void *arg, int part, int nparts) {
-    const gemm_job *j = arg;
-    size_t es = j->f64 ? sizeof(double) : sizeof(float);
-    const char *a = j->a, *b = j->b;
-    char *c = j->c;
-    int m = j->m, n = j->n;
-    long begin, end;
-    if (j->m >= j->n) { /* rows of C: rows of op(A) */
-        part_range(j->m, 16, part, nparts, &begin, &end);
-        a += (size_t)(j->ta ? begin : begin * j->lda) * es;
-        c += (size_t)(begin * j->ldc) * es;
-        m = (int)(end - begin);
-    } else { /* columns of C: columns of op(B) */
-        part_range(j->n, 16, part, nparts, &begin, &end);
-        b += (size_t)(j->tb ? begin * j->ldb : begin) * es;
-        c += (size_t)begin * es;
-        n = (int)(end - begin);
-    }
-    if (m <= 0 || n <= 0) return;
-    if (j->f64)
-        vr_gemm1_f64(j->ta, j->tb, m, n, j->k, (const double *)a, j->lda, (const double *)b, j->ldb, (double *)c, j->ldc);
-    else
-        vr_gemm1_f32(j->ta, j->tb, m, n, j->k, (const float *)a, j->lda, (const float *)b, j->ldb, (float *)c, j->ldc);
-}
-
-/* A product is cut into a number of parts that depends on its shape and the
- * machine's CPU count, never on the team's size: OpenBLAS's kernels sum an
- * output element in an order that can depend on the block it is in (measured:
- * the Zen kernels of 0.3.21 change the bits when the columns are cut anywhere,
- * the AVX-512 ones do not), so the cut must not move with --threads.  The team
- * deals the parts out; one thread computes them all in turn.  No part has
- * fewer multiply-adds than GEMM_PART_MIN: smaller ones are not worth waking the
- * team for. */
-#define GEMM_PART_MIN (1L << 21)
-
-typedef struct {
-    gemm_job *job;
-    int parts;
-} gemm_deal;
-
+/* ---- matrix products: their parts (gemm.c) dealt out to the members */
 static void gemm_member(void *arg, int member, int members) {
-    const gemm_deal *d = arg;
-    for (int part = member; part < d->parts; part += members) gemm_part(d->job, part, d->parts);
+    const vr_gemm_job *j = arg;
+    int parts = vr_gemm_parts(j);
+    for (int part = member; part < parts; part += members) vr_gemm_part(j, part, parts);
 }
 
-static void gemm(gemm_job *j) {
-    long work = (long)j->m * j->n * j->k;
-    long side = j->m >= j->n ? j->m : j->n;
-    long parts = machine_cpus();
-    if (parts > work / GEMM_PART_MIN) parts = work / GEMM_PART_MIN;
-    if (parts > side / 16) parts = side / 16;
-    if (parts <= 1) {
-        gemm_part(j, 0, 1);
-        return;
-    }
-    gemm_deal d = {j, (int)parts};
-    team_run(gemm_member, &d);
+static void gemm(const vr_gemm_job *j) {
+    if (vr_gemm_parts(j) == 1) vr_gemm_part(j, 0, 1);
+    else team_run(gemm_member, (void *)j);
 }
 
 void vr_gemm_f32(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
                  int ldc) {
-    gemm_job j = {ta, tb, m, n, k, lda, ldb, ldc, 0, a, b, c};
+    vr_gemm_job j = {ta, tb, m, n, k, lda, ldb, ldc, 0, a, b, c};
     gemm(&j);
 }
 
 void vr_gemm_f64(int ta, int tb, int m, int n, int k, const double *a, int lda, const double *b, int ldb, double *c,
                  int ldc) {
-    gemm_job j = {ta, tb, m, n, k, lda, ldb, ldc, 1, a, b, c};
+    vr_gemm_job j = {ta, tb, m, n, k, lda, ldb, ldc, 1, a, b, c};
     gemm(&j);
 }
 

@@ -62,7 +62,7 @@ void vr_states_f64(double *dst, int rows, int64_t stride, int64_t local, int nva
 /* Uniform in [0, 1) from (seed, stream, index): initialisation and shuffling. */
 double vr_uniform(uint64_t seed, uint32_t stream, uint64_t index);
 
-/* ---- matrix products through CBLAS: C[M,N] = op(A) op(B), row-major ---- */
+/* ---- matrix products: C[M,N] = op(A) op(B), row-major ---- */
 void vr_gemm_f32(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                  float *c, int ldc);
 void vr_gemm_f64(int trans_a, int trans_b, int m, int n, int k, const double *a, int lda, const double *b, int ldb,
@@ -71,14 +71,23 @@ void vr_gemm_f64(int trans_a, int trans_b, int m, int n, int k, const double *a,
  * and Adam on its own team of threads (runtime/team.c) with the BLAS single-
  * threaded, giving the same bits on any thread count; emitted C passes n to its BLAS. */
 void vr_set_threads(int n);
+/* The matrix library the products call ("OpenBLAS", "BLIS", "oneDNN", "plain C"). */
+const char *vr_blas_name(void);
 #ifdef VAE_TEAM
 int vr_threads(void); /* the team's size */
-/* The single-threaded products and Adam that the team's members run on their blocks. */
-void vr_gemm1_f32(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                  float *c, int ldc);
-void vr_gemm1_f64(int trans_a, int trans_b, int m, int n, int k, const double *a, int lda, const double *b, int ldb,
-                  double *c, int ldc);
 #endif
+/* A product is computed as vr_gemm_parts() blocks of C, a number fixed by its
+ * shape and the machine (never by the thread count), each by one thread with
+ * the library single-threaded (vr_blas_single_thread, once per thread). */
+typedef struct {
+    int trans_a, trans_b, m, n, k, lda, ldb, ldc, f64;
+    const void *a, *b;
+    void *c;
+} vr_gemm_job;
+int vr_gemm_parts(const vr_gemm_job *j);
+void vr_gemm_part(const vr_gemm_job *j, int part, int parts);
+void vr_blas_single_thread(void);
+int vr_cpus(void); /* CPUs online */
 /* Restarts the program (execv) with a better OpenBLAS kernel when the library
  * mis-detected this CPU and fell back to SSE3 kernels; returns otherwise. */
 void vr_blas_select_core(char **argv);
