@@ -24,8 +24,8 @@
 #include <strings.h>
 #endif
 #ifdef VAE_USE_DNNL
-#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
+void omp_set_num_threads(int n); /* OpenMP's, under oneDNN; clang has no omp.h of its own */
 #endif
 #ifdef VAE_USE_BLIS
 void bli_thread_set_num_threads(long n_threads); /* blis.h and BLIS's cblas.h do not mix */

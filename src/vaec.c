@@ -394,7 +394,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 1 : 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        puts("vaec " PACKAGE_VERSION);
+        printf("vaec %s (single-precision products by %s)\n", PACKAGE_VERSION, vr_blas_name());
         return 0;
     }
     static const struct {
