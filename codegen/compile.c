@@ -32,15 +32,19 @@ struct vae_program {
     vr_tensor_info tensors[VAE_MAX_PARAMS];
     float bounds[VAE_MAX_PARAMS];
     double compile_seconds;
-    /* Tiered compilation: quick code first, the optimised build in a background
-     * thread, swapped in between steps by program_upgrade.  The graphs stay alive
-     * until then; the thread only reads them. */
+    /* Tiered compilation: quick code for the training step first; in a background
+     * thread, quick code for the other graphs (rest_code), then the optimised
+     * build of them all, each swapped in between calls by program_upgrade.  The
+     * graphs stay alive until then; the thread only reads them. */
     g_graph *graphs[MAX_GRAPHS];
     int ngraphs;
     const char *name;
     vae_elem elem;
     pthread_t tier_thread;
     int tier_started;
+    unsigned rest;          /* graphs (bit i: graphs[i]) the first quick build left out */
+    atomic_int rest_ready;  /* rest_code (or tier_err) is set */
+    jit_build rest_code;
     atomic_int tier_ready; /* the thread has finished: tier_code or tier_err is set */
     jit_build tier_code;
     char *tier_err;
@@ -176,10 +180,14 @@ static void describe(vr_graph *d, const g_graph *g, void *fn) {
  * code generation) or quick (no IR passes, fast instruction selection).  Both give
  * bit-identical results: neither reassociates nor contracts floating-point
  * operations.  0, or -1 with *err set. */
-static int jit_compile(jit_build *b, g_graph *const *gs, int n, const char *name, vae_elem elem, int optimized,
-                       char **err) {
+static int jit_compile(jit_build *b, g_graph *const *graphs, int ngraphs, unsigned which, const char *name,
+                       vae_elem elem, int optimized, char **err) {
     memset(b, 0, sizeof *b);
     double t0 = now();
+    g_graph *gs[MAX_GRAPHS];
+    int n = 0;
+    for (int i = 0; i < ngraphs; i++)
+        if (which & 1u << i) gs[n++] = graphs[i];
     b->jit = vae_jit_new(optimized, err);
     if (!b->jit) return -1;
     LLVMModuleRef mod = cg_llvm_module(vae_jit_context(b->jit), name, gs, n, elem);
@@ -190,8 +198,8 @@ static int jit_compile(jit_build *b, g_graph *const *gs, int n, const char *name
     }
     double t_opt = now();
     if (vae_jit_add(b->jit, mod, err) != 0) return -1;
-    for (int i = 0; i < n; i++)
-        if (!(b->fns[i] = vae_jit_lookup(b->jit, gs[i]->fn_name, err))) return -1;
+    for (int i = 0; i < ngraphs; i++)
+        if (which & 1u << i && !(b->fns[i] = vae_jit_lookup(b->jit, graphs[i]->fn_name, err))) return -1;
     b->ir_ms = 1e3 * (t_ir - t0);
     b->optimise_ms = 1e3 * (t_opt - t_ir);
     b->machine_ms = 1e3 * (now() - t_opt);
@@ -208,11 +216,21 @@ static vr_graph *graph_slot(vr_program *rt, g_purpose purpose) {
     return table[purpose];
 }
 
+#define ALL_GRAPHS(n) ((1u << (n)) - 1)
+
 static void *tier_main(void *arg) {
     vae_program *p = arg;
-    double t0 = now();
     char *msg = NULL;
-    if (jit_compile(&p->tier_code, p->graphs, p->ngraphs, p->name, p->elem, 1, &msg) != 0) {
+    if (p->rest && jit_compile(&p->rest_code, p->graphs, p->ngraphs, p->rest, p->name, p->elem, 0, &msg) != 0) {
+        jit_build_free(&p->rest_code);
+        p->tier_err = msg ? msg : strdup("unknown failure");
+        atomic_store_explicit(&p->rest_ready, 1, memory_order_release);
+        atomic_store_explicit(&p->tier_ready, 1, memory_order_release);
+        return NULL;
+    }
+    atomic_store_explicit(&p->rest_ready, 1, memory_order_release);
+    double t0 = now();
+    if (jit_compile(&p->tier_code, p->graphs, p->ngraphs, ALL_GRAPHS(p->ngraphs), p->name, p->elem, 1, &msg) != 0) {
         jit_build_free(&p->tier_code);
         p->tier_err = msg ? msg : strdup("unknown failure");
     }
@@ -231,6 +249,20 @@ static void free_graphs(vae_program *p) {
  * between calls, so no call ever sees a half-swapped program. */
 static void tier_finish(vae_program *p, int wait) {
     if (!p->tier_started) return;
+    if (p->rest && (wait || atomic_load_explicit(&p->rest_ready, memory_order_acquire))) {
+        while (!atomic_load_explicit(&p->rest_ready, memory_order_acquire)) {
+            struct timespec pause = {0, 100000};
+            nanosleep(&pause, NULL);
+        }
+        if (!p->rest_code.jit) { /* it built the training step: it cannot fail on the others but for memory */
+            fprintf(stderr, "vaec: error: LLVM: %s\n", p->tier_err ? p->tier_err : "unknown failure");
+            exit(1);
+        }
+        for (int i = 0; i < p->ngraphs; i++)
+            if (p->rest & 1u << i) graph_slot(&p->rt, p->graphs[i]->purpose)->fn = (vr_graph_fn)p->rest_code.fns[i];
+        p->rest = 0;
+        p->rt.complete = NULL;
+    }
     if (!wait && !atomic_load_explicit(&p->tier_ready, memory_order_acquire)) return;
     pthread_join(p->tier_thread, NULL);
     p->tier_started = 0;
@@ -238,7 +270,7 @@ static void tier_finish(vae_program *p, int wait) {
     if (getenv("VAEC_TIMING"))
         fprintf(stderr, "compile (optimised, in the background): %.1f ms: IR %.1f ms, optimise %.1f ms, machine code + JIT %.1f ms\n",
                 1e3 * p->tier_seconds, p->tier_code.ir_ms, p->tier_code.optimise_ms, p->tier_code.machine_ms);
-    if (p->tier_err) {
+    if (p->tier_err) { /* the quick code of every graph is in place: the rest's build cannot fail alone */
         fprintf(stderr, "vaec: warning: LLVM: the optimised build failed (%s); going on with the quick code\n",
                 p->tier_err);
         free(p->tier_err);
@@ -246,6 +278,7 @@ static void tier_finish(vae_program *p, int wait) {
     } else {
         for (int i = 0; i < p->ngraphs; i++) graph_slot(&p->rt, p->graphs[i]->purpose)->fn = (vr_graph_fn)p->tier_code.fns[i];
         jit_build_free(&p->code);
+        jit_build_free(&p->rest_code);
         p->code = p->tier_code;
         memset(&p->tier_code, 0, sizeof p->tier_code);
     }
@@ -253,6 +286,17 @@ static void tier_finish(vae_program *p, int wait) {
 }
 
 static void program_upgrade(void *self) { tier_finish(self, 0); }
+
+/* Quick code for every graph: waits for the background thread's first build. */
+static void program_complete(void *self) {
+    vae_program *p = self;
+    if (!p->rest) return;
+    while (!atomic_load_explicit(&p->rest_ready, memory_order_acquire)) {
+        struct timespec pause = {0, 100000};
+        nanosleep(&pause, NULL);
+    }
+    tier_finish(p, 0);
+}
 
 vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE *err) {
     double t0 = now();
@@ -267,8 +311,12 @@ vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE 
     p->elem = o->double_precision ? VAE_F64 : VAE_F32;
     double t_graph = now(); /* VAEC_TIMING=1 prints where compile time goes */
     char *msg = NULL;
-    if (jit_compile(&p->code, p->graphs, p->ngraphs, p->name, p->elem, o->jit != VAE_JIT_QUICK && o->jit != VAE_JIT_TIERED,
-                    &msg) != 0)
+    unsigned first = ALL_GRAPHS(p->ngraphs); /* tiered: the training step alone, if there is one */
+    if (o->jit == VAE_JIT_TIERED)
+        for (int i = 0; i < p->ngraphs; i++)
+            if (p->graphs[i]->purpose == GRAPH_TRAIN) first = 1u << i;
+    if (jit_compile(&p->code, p->graphs, p->ngraphs, first, p->name, p->elem,
+                    o->jit != VAE_JIT_QUICK && o->jit != VAE_JIT_TIERED, &msg) != 0)
         goto fail;
     const vae_model *m = &u->model;
     for (int i = 0; i < m->nparams; i++) {
@@ -305,10 +353,19 @@ vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE 
                 p->code.optimise_ms, p->code.machine_ms);
     if (getenv("VAEC_DUMP_OBJECTS")) /* where the dumped objects' functions run, to map perf samples onto them */
         for (int i = 0; i < p->ngraphs; i++) fprintf(err, "%s at %p\n", p->graphs[i]->fn_name, p->code.fns[i]);
+    p->rest = ALL_GRAPHS(p->ngraphs) & ~first;
     if (o->jit == VAE_JIT_TIERED && pthread_create(&p->tier_thread, NULL, tier_main, p) == 0) {
         p->tier_started = 1;
         rt->upgrade = program_upgrade;
+        rt->complete = p->rest ? program_complete : NULL;
         rt->upgrade_self = p;
+    } else if (p->rest) { /* no thread: quick code for the rest now */
+        jit_build_free(&p->code);
+        if (jit_compile(&p->code, p->graphs, p->ngraphs, ALL_GRAPHS(p->ngraphs), p->name, p->elem, 0, &msg) != 0)
+            goto fail;
+        for (int i = 0; i < p->ngraphs; i++) graph_slot(rt, p->graphs[i]->purpose)->fn = (vr_graph_fn)p->code.fns[i];
+        p->rest = 0;
+        free_graphs(p);
     } else {
         free_graphs(p);
     }
@@ -325,7 +382,8 @@ void vae_program_wait_optimized(vae_program *p) { tier_finish(p, 1); }
 const vr_program *vae_program_runtime(const vae_program *p) { return &p->rt; }
 double vae_program_compile_seconds(const vae_program *p) { return p->compile_seconds; }
 
-void *vae_program_function(const vae_program *p, const char *name) {
+void *vae_program_function(vae_program *p, const char *name) {
+    program_complete(p);
     if (strcmp(name, "vae_train_step") == 0) return (void *)p->rt.train.fn;
     if (strcmp(name, "vae_eval") == 0) return (void *)p->rt.eval.fn;
     if (strcmp(name, "vae_iwae") == 0) return (void *)p->rt.iwae.fn;

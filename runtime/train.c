@@ -65,7 +65,7 @@ void vr_evaluate(const vr_program *p, const float *params, const vr_dataset *ds,
         for (int i = 0; i < B; i++) idx[i] = start + (i < m ? i : m - 1); /* pad with the last example */
         vr_data_gather_f32(ds, idx, B, x);
         vr_ctx ctx = {.seed = seed, .step = VR_STEP_EVAL, .example0 = (uint64_t)start, .sample0 = 0};
-        vr_program_poll(p);
+        vr_program_poll(p, g);
         g->fn((float *)params, NULL, arena, x, &ctx);
         for (int i = 0; i < m; i++) {
             if (g->value_rows >= 0) value += arena[g->value_rows + i];
@@ -110,7 +110,7 @@ void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset
         vr_data_gather_f32(ds, idx, B, x);
         for (int s0 = 0; s0 < K; s0 += S) {
             vr_ctx ctx = {.seed = seed, .step = VR_STEP_IWAE, .example0 = (uint64_t)start, .sample0 = (uint64_t)s0};
-            vr_program_poll(p);
+            vr_program_poll(p, g);
             g->fn((float *)params, NULL, arena, x, &ctx);
             int use = K - s0 < S ? K - s0 : S;
             for (int i = 0; i < m; i++)
@@ -236,7 +236,7 @@ int vr_train(const vr_program *p, const vr_options *o) {
             if (o->warmup > 0) /* the KL weight rises linearly from 0 to beta over `warmup` epochs */
                 ctx.kl_withheld = fmax(0.0, 1.0 - (epoch - 1 + (double)b / nbatches) / o->warmup);
             kl_in_force = 1.0 - ctx.kl_withheld;
-            vr_program_poll(p); /* a tiered JIT swaps in optimised code between calls */
+            vr_program_poll(p, g); /* a tiered JIT swaps in optimised code between calls */
             g->fn(params, grads, arena, x, &ctx);
             step++;
             if (o->optimizer == VR_ADAM)
@@ -328,7 +328,7 @@ int vr_eval(const vr_program *p, const vr_options *o) {
     if (s.has_logpx) {
         printf("log p(x)       %.3f nats (exact: the sum over every joint state)\n", s.exact_logpx);
         if (s.has_elbo) printf("KL gap         %.3f (exact: log p(x) minus ELBO)\n", s.exact_logpx - s.elbo);
-    } else if (o->iwae > 0 && p->iwae.fn) {
+    } else if (o->iwae > 0 && p->iwae.batch > 0) { /* the model has an IWAE graph */
         double t0 = now();
         vr_evaluate_iwae(p, params, &test, o->test_limit, o->seed, o->iwae, &s);
         printf("log p(x)       %.3f +- %.3f nats (IWAE, K = %d, %.1f s)\n", s.logpx, s.logpx_se, o->iwae, now() - t0);

@@ -36,14 +36,19 @@ typedef struct {
     int encode_width, latent_width, decode_width;
     /* Tiered JIT: the driver calls upgrade(upgrade_self) between calls of the
      * graphs; it swaps in optimised code once a background build has it (and then
-     * clears itself).  NULL for emitted C and fully optimised programs. */
+     * clears itself).  The training step's code comes first: until the others'
+     * quick code is in, their fn is NULL and complete(upgrade_self) waits for it.
+     * NULL for emitted C and fully optimised programs. */
     void (*upgrade)(void *self);
+    void (*complete)(void *self);
     void *upgrade_self;
 } vr_program;
 
-/* Lets a tiered program swap in faster code: call between graph calls. */
-static inline void vr_program_poll(const vr_program *p) {
+/* Lets a tiered program swap in faster code (call between graph calls), and
+ * makes sure graph g has code before it is called. */
+static inline void vr_program_poll(const vr_program *p, const vr_graph *g) {
     if (p->upgrade) p->upgrade(p->upgrade_self);
+    if (!g->fn && p->complete) p->complete(p->upgrade_self);
 }
 
 typedef enum { VR_ADAM, VR_SGD } vr_optimizer;
