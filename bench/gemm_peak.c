@@ -1,7 +1,18 @@
 /* The machine's single-precision GEMM peak as the benchmark sees it: the best
- * of several runs of OpenBLAS sgemm at 2048^3 and at the training step's
- * shapes (128 x 784 x 400 and its transposes), on the BLAS's threads. */
+ * of several runs of one library's sgemm at 2048^3 and at the training step's
+ * shapes (128 x 784 x 400 and its transposes), on the library's own threads.
+ * bench/run.sh builds it for each installed library: OpenBLAS and BLIS through
+ * CBLAS, oneDNN (-DPEAK_DNNL) through dnnl_sgemm. */
+#ifdef PEAK_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#define SGEMM(ta, tb, m, n, k, a, lda, b, ldb, c, ldc) \
+    dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
+#else
 #include <cblas.h>
+#define SGEMM(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)                                                          \
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1, a, lda, \
+                b, ldb, 0, c, ldc)
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -22,8 +33,7 @@ static double best(int ta, int tb, int m, int n, int k, int reps) {
         int inner = m * (double)n * k < 1e8 ? 200 : 3;
         double t0 = now();
         for (int i = 0; i < inner; i++)
-            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1, a,
-                        ta ? m : k, b, tb ? k : n, 0, c, n);
+            SGEMM(ta, tb, m, n, k, a, ta ? m : k, b, tb ? k : n, c, n);
         double g = 2.0 * m * n * k * inner / (now() - t0) / 1e9;
         if (g > top) top = g;
     }

@@ -18,14 +18,22 @@ fi
 [ -x build/vaec ] || scripts/setup.sh
 out=bench/out
 mkdir -p $out
-BLAS_CFLAGS=$(ls -d /usr/include/*/openblas-pthread 2>/dev/null | head -n 1 | sed 's/^/-I/')
-cc -O2 $BLAS_CFLAGS bench/gemm_peak.c -o $out/gemm_peak -lopenblas
+# the machine's peak: the best sgemm of every installed library on both cores
+OPENBLAS_INC=$(ls -d /usr/include/*/openblas-pthread 2>/dev/null | head -n 1 | sed 's/^/-I/')
+BLIS_INC=$(ls -d /usr/include/*/blis-openmp /usr/include/*/blis-pthread 2>/dev/null | head -n 1 | sed 's/^/-I/')
+cc -O2 $OPENBLAS_INC bench/gemm_peak.c -o $out/gemm_peak_openblas -lopenblas
+[ -z "$BLIS_INC" ] || cc -O2 $BLIS_INC bench/gemm_peak.c -o $out/gemm_peak_blis -lblis 2>/dev/null || rm -f $out/gemm_peak_blis
+[ ! -f /usr/include/oneapi/dnnl/dnnl.h ] || cc -O2 -DPEAK_DNNL bench/gemm_peak.c -o $out/gemm_peak_dnnl -ldnnl
 # OpenBLAS 0.3.21 mis-detects some Xeons (Prescott kernels): vaec corrects that itself
 # (runtime/gemm.c); the peer and the peak get the same kernel, so the comparison is fair.
 core=$(OPENBLAS_VERBOSE=2 build/vaec check examples/fashion_gauss.vae 2>&1 | sed -n 's/^Core: //p' | tail -n 1)
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$core}
-$out/gemm_peak >$out/peak.txt
+: >$out/peak.txt
+for lib in openblas blis dnnl; do
+    [ ! -x $out/gemm_peak_$lib ] || $out/gemm_peak_$lib | sed "s/^/${lib}_/" >>$out/peak.txt
+done
 peak=$(awk '{ if ($2 > p) p = $2 } END { print p }' $out/peak.txt)
+blas=$(build/vaec --version | sed -n 's/.*products by \(.*\))/\1/p')
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
@@ -63,9 +71,33 @@ printf '%s\n' "$CASES" | while read -r name example peer mflop; do
     done
 done
 
+# the emitted C trainer of fashion_gauss, built as the README says with vaec's own
+# matrix library, against the JIT on the same examples, alternating
+blas_cflags=$(sed -n 's/^S\["BLAS_CFLAGS"\]="\(.*\)"$/\1/p' build/config.status)
+blas_libs=$(sed -n 's/^S\["BLAS_LIBS"\]="\(.*\)"$/\1/p' build/config.status)
+build/vaec emit-c examples/fashion_gauss.vae -o $out/fashion_gauss.c >/dev/null
+cc -std=c11 -O2 -DVAE_MAIN -DVAE_USE_ZLIB $blas_cflags $out/fashion_gauss.c -o $out/fashion_gauss_c $blas_libs -lz -lm
+: >$out/emitted; : >$out/jit
+for r in $(seq "$REPEATS"); do
+    $out/fashion_gauss_c train --epochs 1 --limit 25600 --test-limit 100 --out $out/run >$out/e.log 2>&1
+    sed -n 's/.* \([0-9]*\) ex\/s (step only \([0-9]*\) ex\/s).*/\2/p' $out/e.log >>$out/emitted
+    build/vaec train examples/fashion_gauss.vae --jit optimized --epochs 1 --limit 25600 --test-limit 100 \
+        --out $out/run >$out/v.log 2>&1
+    sed -n 's/.* \([0-9]*\) ex\/s (step only \([0-9]*\) ex\/s).*/\2/p' $out/v.log >>$out/jit
+done
+
+# file to first step (tiered JIT) for every example
+: >$out/first_steps
+for ex in examples/*.vae; do
+    for r in $(seq "$REPEATS"); do
+        build/vaec train "$ex" --epochs 1 --limit 128 --test-limit 1 --out $out/run 2>&1 |
+            sed -n 's/^compiled .* in \([0-9.]*\) ms.*/\1/p'
+    done | median | sed "s|^|$(basename "$ex" .vae) |" >>$out/first_steps
+done
+
 date=$(date -u +%Y-%m-%d)
 cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
-echo "vaec benchmark, $date, $cpu, $(nproc) cores, OpenBLAS core $OPENBLAS_CORETYPE; medians of $REPEATS runs"
+echo "vaec benchmark, $date, $cpu, $(nproc) cores, vaec products by $blas, OpenBLAS core $OPENBLAS_CORETYPE; medians of $REPEATS runs"
 echo "GEMM peak (best sgemm, 2 threads): $peak GFLOP/s ($(tr '\n' ' ' <$out/peak.txt))"
 printf '| case | vaec ex/s (step) | vaec ex/s (with data) | vaec 1 thread | speed-up on 2 | PyTorch 1 thread | PyTorch 2 threads | ratio vs best | vaec GFLOP/s | of peak | first step ms | optimised ms | peak RSS MB |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
@@ -80,3 +112,6 @@ printf '%s\n' "$CASES" | while read -r name example peer mflop; do
         printf "| %s | %d | %d | %d | %.2fx | %d | %d | %.2fx | %.1f | %.0f%% | %.0f | %.0f | %.0f |\n", n, v, vd, v1, v / v1,
             t1, t2, v / b, g, 100 * g / p, c, co, r / 1024 }'
 done
+e=$(median <$out/emitted); j=$(median <$out/jit)
+awk -v e="$e" -v j="$j" 'BEGIN { printf "\nemitted C trainer, fashion_gauss (cc -O2, the same library): %d ex/s against the JIT'"'"'s %d (%.2fx)\n", e, j, e / j }'
+printf 'file to first step, every example (ms, median): %s\n' "$(sort -k2 -n -r $out/first_steps | tr '\n' ' ' | sed 's/ \([0-9.]*\) / \1, /g')"
