@@ -724,6 +724,7 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
                " * %s, and with -DVAE_MAIN a command-line trainer that prints what `vaec train` prints.\n"
                " *   cc -std=c11 -O2 %s.c -lm                            the API, plain C products\n"
                " *   cc -std=c11 -O2 -DVAE_MAIN -DVAE_USE_CBLAS -DVAE_USE_ZLIB %s.c -lopenblas -lz -lm\n"
+               " * and -DVAE_USE_DNNL (-ldnnl -lgomp) for oneDNN's sgemm, or -DVAE_USE_BLIS with BLIS's CBLAS.\n"
                " */\n",
             header_name, N, N);
     fputs("#define _POSIX_C_SOURCE 200809L\n", c);
