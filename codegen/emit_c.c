@@ -630,8 +630,8 @@ static void print_main(FILE *o) {
           "#ifdef VAE_MAIN\n"
           "static int usage(void) {\n"
           "    fprintf(stderr, \"usage: %s train [--data SRC] [--test SRC] [--epochs N] [--lr F] [--seed N] [--out DIR]\\n\"\n"
-          "                    \"                    [--limit N] [--test-limit N] [--warmup E]\\n\"\n"
-          "                    \"       %s eval --params CKPT [--test SRC] [--iwae K] [--test-limit N] [--seed N]\\n\",\n"
+          "                    \"                    [--limit N] [--test-limit N] [--warmup E] [--threads N]\\n\"\n"
+          "                    \"       %s eval --params CKPT [--test SRC] [--iwae K] [--test-limit N] [--seed N] [--threads N]\\n\",\n"
           "            vae_program.model_name, vae_program.model_name);\n"
           "    return 1;\n"
           "}\n\n"
@@ -662,6 +662,7 @@ static void print_main(FILE *o) {
           "    o.iwae = 1000;\n"
           "    o.batch = vae_program.train.batch;\n"
           "    o.out_dir = \"runs/\" VAE_MODEL_NAME;\n"
+          "    int threads = 0; /* one per CPU */\n"
           "    for (int i = 2; i < argc; i += 2) { /* options come in pairs */\n"
           "        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;\n"
           "        double x;\n"
@@ -680,6 +681,7 @@ static void print_main(FILE *o) {
           "        else if (!strcmp(a, \"--test-limit\")) { if (number(a, v, 1, 2e9, &x)) return 1; o.test_limit = (int)x; }\n"
           "        else if (!strcmp(a, \"--warmup\") && train) { if (number(a, v, 0, 1e6, &x)) return 1; o.warmup = x; }\n"
           "        else if (!strcmp(a, \"--iwae\") && !train) { if (number(a, v, 0, 1e6, &x)) return 1; o.iwae = (int)x; }\n"
+          "        else if (!strcmp(a, \"--threads\")) { if (number(a, v, 0, 1024, &x)) return 1; threads = (int)x; }\n"
           "        else if (!strcmp(a, \"--batch\")) {\n"
           "            if (number(a, v, 1, 1e6, &x)) return 1;\n"
           "            if ((int)x != vae_program.train.batch) {\n"
@@ -693,6 +695,7 @@ static void print_main(FILE *o) {
           "        }\n"
           "    }\n"
           "    o.progress = isatty(2);\n"
+          "    vr_set_threads(threads);\n"
           "    if (train) return vr_train(&vae_program, &o);\n"
           "    if (!o.params) {\n"
           "        fprintf(stderr, \"error: eval needs --params CHECKPOINT\\n\");\n"
@@ -725,9 +728,17 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
                " *   cc -std=c11 -O2 %s.c -lm                            the API, plain C products\n"
                " *   cc -std=c11 -O2 -DVAE_MAIN -DVAE_USE_CBLAS -DVAE_USE_ZLIB %s.c -lopenblas -lz -lm\n"
                " * and -DVAE_USE_DNNL (-ldnnl -lgomp) for oneDNN's sgemm, or -DVAE_USE_BLIS with BLIS's CBLAS.\n"
+               " * For speed add -O3 -fno-math-errno -fno-trapping-math: gcc then vectorises the generated\n"
+               " * loops and Adam (the bits stay the same; contraction into FMA would change them).\n"
                " */\n",
             header_name, N, N);
-    fputs("#define _POSIX_C_SOURCE 200809L\n", c);
+    fputs("#define _POSIX_C_SOURCE 200809L\n"
+          "/* With a BLAS, products and Adam run on a team of threads as in vaec (runtime: team.c), and\n"
+          " * give vaec's bits; -DVAE_NO_TEAM leaves threading to the BLAS. */\n"
+          "#if (defined(VAE_USE_CBLAS) || defined(VAE_USE_DNNL)) && !defined(VAE_NO_TEAM)\n"
+          "#define VAE_TEAM 1\n"
+          "#endif\n",
+          c);
     print_runtime(c);
     fprintf(c, "/* ================================================================ model %s */\n#include ", N);
     print_string(c, header_name);
@@ -743,7 +754,7 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
         fputs("/* exp without a library call (llvm.c fast_exp): n = floor(x log2 e + 1/2) (by truncation:\n"
               "   no floorf call, so loops vectorise), r = x - n ln 2, a polynomial for e^r, times 2^n;\n"
               "   x clamped to [-87.336, 88.722]. */\n"
-              "static float vae_exp(float x) {\n"
+              "static inline float vae_exp(float x) {\n"
               "    x = x < -87.33654f ? -87.33654f : x;\n"
               "    x = x > 88.72283f ? 88.72283f : x;\n"
               "    const float t = x * 1.44269502f + 0.5f, ti = (float)(int32_t)t;\n"
@@ -763,10 +774,10 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
               "    return p * scale;\n"
               "}\n\n",
               c);
-    if (used & (1u << VX_SIGMOID)) fputs("static float vae_sigmoid(float a) { return 1.0f / (1.0f + vae_exp(-a)); }\n", c);
+    if (used & (1u << VX_SIGMOID)) fputs("static inline float vae_sigmoid(float a) { return 1.0f / (1.0f + vae_exp(-a)); }\n", c);
     if (used & (1u << VX_SOFTPLUS))
         fputs("/* log(1 + y), y in [0, 1]: 2 atanh(s), s = y / (2 + y), by its odd series (llvm.c fast_log1p01) */\n"
-              "static float vae_log1p01(float y) {\n"
+              "static inline float vae_log1p01(float y) {\n"
               "    const float s = y / (2.0f + y), s2 = s * s;\n"
               "    float p = 0.15384616f;\n"
               "    p = p * s2 + 0.181818187f;\n"
@@ -777,11 +788,11 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
               "    p = p * s2 + 2.0f;\n"
               "    return p * s;\n"
               "}\n\n"
-              "static float vae_softplus(float a) { return (a > 0.0f ? a : 0.0f) + vae_log1p01(vae_exp(-fabsf(a))); }\n",
+              "static inline float vae_softplus(float a) { return (a > 0.0f ? a : 0.0f) + vae_log1p01(vae_exp(-fabsf(a))); }\n",
               c);
-    if (used & (1u << VX_RELU)) fputs("static float vae_relu(float a) { return a > 0.0f ? a : 0.0f; }\n", c);
-    if (used & (1u << VX_STEP)) fputs("static float vae_step(float a) { return a > 0.0f ? 1.0f : 0.0f; }\n", c);
-    if (used & (1u << VX_MAX)) fputs("static float vae_max(float a, float b) { return a > b ? a : b; }\n", c);
+    if (used & (1u << VX_RELU)) fputs("static inline float vae_relu(float a) { return a > 0.0f ? a : 0.0f; }\n", c);
+    if (used & (1u << VX_STEP)) fputs("static inline float vae_step(float a) { return a > 0.0f ? 1.0f : 0.0f; }\n", c);
+    if (used & (1u << VX_MAX)) fputs("static inline float vae_max(float a, float b) { return a > b ? a : b; }\n", c);
     fputc('\n', c);
     for (int i = 0; i < n; i++) print_graph(c, gs[i]);
     print_program(c, m, gs, n);

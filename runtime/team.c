@@ -1,6 +1,6 @@
 /* Both cores for the training step: a fixed team of threads that the matrix
- * products and Adam split their work over (vaec's own build only: emitted C
- * leaves threading to its BLAS).
+ * products and Adam split their work over (built with VAE_TEAM: vaec always,
+ * emitted C when it uses a BLAS, unless -DVAE_NO_TEAM).
  *
  * Why not the BLAS's own threads: OpenBLAS's workers spin in sched_yield while
  * the main thread runs the step's elementwise code and Adam alone, and they
@@ -13,6 +13,8 @@
  * Members spin (pause) between jobs for about a millisecond, so that the short
  * gaps inside a step cost no system call, then sleep on a condition variable. */
 #include "vae/runtime.h"
+
+#ifdef VAE_TEAM
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -154,3 +156,5 @@ void vr_adam_f32(float *p, const float *g, float *m, float *v, size_t n, const v
     if (team.size <= 1 || n < 65536) adam_part(&j, 0, 1);
     else team_run(adam_part, &j);
 }
+
+#endif /* VAE_TEAM */

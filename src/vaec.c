@@ -72,7 +72,8 @@ static const char *const HELP_EMIT_C =
     "  writes model.c and model.h: the same plan the JIT runs, as portable C11 that builds with\n"
     "  cc -std=c11 -O2 model.c -lm; -DVAE_USE_CBLAS (-lopenblas) for BLAS products (and -DVAE_USE_DNNL,\n"
     "  -ldnnl -lgomp, for oneDNN's sgemm), -DVAE_USE_ZLIB (-lz)\n"
-    "  to read .gz data, -DVAE_MAIN for a trainer and evaluator with the options of vaec train and eval\n";
+    "  to read .gz data, -DVAE_MAIN for a trainer and evaluator with the options of vaec train and eval;\n"
+    "  -O3 -fno-math-errno -fno-trapping-math for speed (gcc vectorises the loops; the same bits)\n";
 
 static const char *const HELP_EMIT =
     "usage: vaec emit-llvm MODEL.vae [-o FILE] [--batch N]\n"

@@ -49,6 +49,15 @@ for model in "$top_srcdir"/examples/*.vae; do
     echo "ok   $name: $(cat "$work/diff")"
 done
 
+# the emitted trainer runs on the thread team too: one thread gives the same bits
+OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$work/fashion_gauss-gcc" train $DATA --threads 1 --out "$work/c1" \
+    >"$work/c1.out" 2>&1 || { cat "$work/c1.out"; fail "emitted trainer --threads 1"; }
+cmp "$work/c1/checkpoint.vaeckpt" "$work/c-fashion_gauss/checkpoint.vaeckpt" \
+    || fail "the emitted trainer gives other bits on one thread"
+"$work/fashion_gauss-gcc" train $DATA --threads x >"$work/c1.out" 2>&1 && fail "--threads x accepted"
+grep -q "threads expects a number" "$work/c1.out" || { cat "$work/c1.out"; fail "--threads x: no clear message"; }
+echo "ok   emitted trainer: --threads 1 gives the default's bits"
+
 # checkpoints cross between the two
 m="$top_srcdir/examples/fashion_gauss.vae"
 clang $WARN -DVAE_MAIN -DVAE_USE_ZLIB $BLAS_CFLAGS "$work/fashion_gauss.c" -o "$work/fashion_gauss-clang" \
