@@ -114,4 +114,4 @@ printf '%s\n' "$CASES" | while read -r name example peer mflop; do
 done
 e=$(median <$out/emitted); j=$(median <$out/jit)
 awk -v e="$e" -v j="$j" 'BEGIN { printf "\nemitted C trainer, fashion_gauss (cc -O3 -fno-math-errno -fno-trapping-math, the same library and thread team): %d ex/s against the JIT'"'"'s %d (%.2fx)\n", e, j, e / j }'
-printf 'file to first step, every example (ms, median): %s\n' "$(sort -k2 -n -r $out/first_steps | tr '\n' ' ' | sed 's/ \([0-9.]*\) / \1, /g')"
+printf 'file to first step, every example (ms, median): %s\n' "$(sort -k2 -n -r $out/first_steps | tr '\n' ' ' | sed 's/ \([0-9.]*\) / \1, /g; s/, $//')"
