@@ -19,6 +19,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 #define TEAM_MAX 64
 #define SPIN_ROUNDS 20000 /* pause instructions before a member sleeps: about 1 ms */
@@ -32,6 +35,7 @@ static struct {
     atomic_uint generation; /* bumped once per job */
     atomic_int running;     /* members still working on the current job */
     atomic_int sleepers;
+    unsigned fp_mode; /* the caller's floating-point mode (MXCSR), set with the job */
     pthread_mutex_t mutex;
     pthread_cond_t wake;
 } team = {.size = 1, .mutex = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
@@ -39,6 +43,28 @@ static struct {
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
+#endif
+}
+
+/* A member computes in the caller's floating-point mode: a thread keeps the mode
+ * it was created with, and training flushes denormals (vr_flush_denormals) after
+ * the team exists; a part computed without flushing would change bits and speed. */
+#define MXCSR_CONTROL 0xffc0u /* DAZ, exception masks, rounding, FTZ; not the sticky flags */
+
+static inline unsigned fp_mode(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    return _mm_getcsr() & MXCSR_CONTROL;
+#else
+    return 0;
+#endif
+}
+
+static inline void adopt_fp_mode(unsigned mode) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned now = _mm_getcsr();
+    if ((now & MXCSR_CONTROL) != mode) _mm_setcsr((now & ~MXCSR_CONTROL) | mode);
+#else
+    (void)mode;
 #endif
 }
 
@@ -62,6 +88,7 @@ static void *member_main(void *arg) {
             spins = 0;
         }
         seen = g;
+        adopt_fp_mode(team.fp_mode);
         team.fn(team.arg, part, team.size);
         atomic_fetch_sub_explicit(&team.running, 1, memory_order_release);
     }
@@ -76,6 +103,7 @@ static void team_run(team_fn fn, void *arg) {
     }
     team.fn = fn;
     team.arg = arg;
+    team.fp_mode = fp_mode();
     atomic_store(&team.running, team.size - 1);
     atomic_fetch_add(&team.generation, 1);
     if (atomic_load(&team.sleepers) > 0) {

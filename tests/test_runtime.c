@@ -6,7 +6,11 @@
 #include <zlib.h>
 
 #include "tests/testutil.h"
+#include "vae/driver.h"
 #include "vae/runtime.h"
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 /* ---- Philox4x32-10: the known-answer vectors of Random123 (kat_vectors) */
 static void test_philox_known_answers(void) {
@@ -109,6 +113,32 @@ static void test_gemm_against_naive(void) {
                     CU_ASSERT(fabs(cd[i * N + j] - ref) < 1e-6);
                 }
         }
+}
+
+/* ---- the thread team computes with the caller's floating-point mode: a product whose
+ * results are all denormal is flushed to zero in every part when the caller flushes
+ * denormals (training does), whichever thread computed the part */
+static void test_team_keeps_callers_fp_mode(void) {
+    enum { M = 64, N = 256, K = 512 }; /* 8M multiply-adds: cut into parts on 2 CPUs or more */
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N), *c = malloc(sizeof(float) * M * N);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a && b && c);
+    for (int i = 0; i < M * K; i++) a[i] = 1e-20f;
+    for (int i = 0; i < K * N; i++) b[i] = 1e-20f; /* each product 1e-40, each sum ~5e-38: denormal */
+    vr_set_threads(2);                             /* members made before the mode is set */
+    vr_gemm_f32(0, 0, M, N, K, a, K, b, N, c, N);
+    int denormal = 0;
+    for (int i = 0; i < M * N; i++) denormal += c[i] != 0;
+    CU_ASSERT_EQUAL(denormal, M * N); /* sanity: without flushing they are not zero */
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned saved = _mm_getcsr();
+    vr_flush_denormals();
+    vr_gemm_f32(0, 0, M, N, K, a, K, b, N, c, N);
+    _mm_setcsr(saved);
+    int nonzero = 0;
+    for (int i = 0; i < M * N; i++) nonzero += c[i] != 0;
+    CU_ASSERT_EQUAL(nonzero, 0);
+#endif
+    free(a), free(b), free(c);
 }
 
 /* ---- optimisers against their textbook formulas */
@@ -338,6 +368,7 @@ int main(void) {
         {"noise is standard normal", test_noise_is_standard_normal},
         {"uniform and shuffle", test_uniform_and_shuffle},
         {"gemm against naive loops", test_gemm_against_naive},
+        {"the team keeps the caller's fp mode", test_team_keeps_callers_fp_mode},
         {"adam against its formula", test_adam_against_formula},
         {"sgd with momentum", test_sgd_momentum},
         {"logsumexp", test_logsumexp},
