@@ -8,7 +8,10 @@
  * Placement: parameters live in the parameter buffer, the gradient of each
  * parameter is computed straight into its slot of the gradient buffer (same
  * layout), the data batch is its own buffer, and everything else gets an
- * offset in one arena sized here, at compile time. */
+ * offset in one arena sized here, at compile time.  A slot is reused once the
+ * last reader of its tensor has run: the arena holds what is live at once, not
+ * every tensor of the step (mixture_reinforce's training step: 8.4M floats
+ * without reuse). */
 #include "codegen/graph.h"
 
 #include <stdlib.h>
@@ -91,13 +94,98 @@ static void fuse(g_graph *g) {
     }
 }
 
+/* ---- the arena: a slot per tensor, reused once its last reader has run */
+
+typedef struct {
+    long offset, size;
+} span;
+
+typedef struct {
+    span *free; /* free spans inside [0, end), sorted by offset, never adjacent */
+    int n, cap;
+    long end;   /* the arena's size so far */
+} arena_alloc;
+
+/* Best fit among the free spans, else the end of the arena (growing the free span
+ * that touches it, if any). */
+static long arena_take(arena_alloc *a, long size) {
+    int best = -1;
+    for (int i = 0; i < a->n; i++)
+        if (a->free[i].size >= size && (best < 0 || a->free[i].size < a->free[best].size)) best = i;
+    if (best >= 0) {
+        long at = a->free[best].offset;
+        a->free[best].offset += size;
+        a->free[best].size -= size;
+        if (a->free[best].size == 0) {
+            memmove(&a->free[best], &a->free[best + 1], sizeof(span) * (size_t)(a->n - best - 1));
+            a->n--;
+        }
+        return at;
+    }
+    if (a->n && a->free[a->n - 1].offset + a->free[a->n - 1].size == a->end) {
+        long at = a->free[--a->n].offset;
+        a->end = at + size;
+        return at;
+    }
+    long at = a->end;
+    a->end += size;
+    return at;
+}
+
+static void arena_give(arena_alloc *a, long offset, long size) {
+    int i = 0;
+    while (i < a->n && a->free[i].offset < offset) i++;
+    if (i > 0 && a->free[i - 1].offset + a->free[i - 1].size == offset) { /* joins the span before */
+        a->free[i - 1].size += size;
+        if (i < a->n && offset + size == a->free[i].offset) {
+            a->free[i - 1].size += a->free[i].size;
+            memmove(&a->free[i], &a->free[i + 1], sizeof(span) * (size_t)(a->n - i - 1));
+            a->n--;
+        }
+        return;
+    }
+    if (i < a->n && offset + size == a->free[i].offset) { /* joins the span after */
+        a->free[i].offset = offset;
+        a->free[i].size += size;
+        return;
+    }
+    if (a->n == a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 16;
+        a->free = realloc(a->free, sizeof(span) * (size_t)a->cap);
+        if (!a->free) abort();
+    }
+    memmove(&a->free[i + 1], &a->free[i], sizeof(span) * (size_t)(a->n - i));
+    a->free[i] = (span){offset, size};
+    a->n++;
+}
+
+static long slot_size(const g_node *n) { return ((long)n->rows * n->cols + 15) / 16 * 16; /* 64-byte aligned */ }
+
 void g_plan(g_graph *g) {
     for (int i = 0; i < g->nnodes; i++) g->nodes[i]->uses = 0;
     for (int i = 0; i < g->nnodes; i++)
         for (int j = 0; j < g->nodes[i]->nin; j++) g->nodes[i]->in[j]->uses++;
     fuse(g);
-    long arena = 0;
+    /* Nodes run in order (fused ones not at all), so a tensor is live from its node to
+     * its last reader; what the driver reads back (the pinned outputs) lives to the end.
+     * A node's slot comes from the spans freed before it runs, never from its inputs'. */
+    int *last = malloc(sizeof(int) * (size_t)(g->nnodes ? g->nnodes : 1));
+    if (!last) abort();
+    for (int i = 0; i < g->nnodes; i++) last[i] = pinned(g, g->nodes[i]) ? g->nnodes : i;
     for (int i = 0; i < g->nnodes; i++) {
+        const g_node *r = g->nodes[i];
+        if (r->fused) continue;
+        for (int j = 0; j < r->nin; j++) {
+            int k = r->in[j]->id;
+            if (last[k] < i) last[k] = i;
+        }
+    }
+    arena_alloc a = {0};
+    for (int i = 0; i < g->nnodes; i++) {
+        for (int k = 0; k < i; k++) { /* slots whose last reader was node i - 1 (ids are positions) */
+            const g_node *d = g->nodes[k];
+            if (last[k] == i - 1 && !d->fused && d->buffer == BUF_ARENA) arena_give(&a, d->offset, slot_size(d));
+        }
         g_node *n = g->nodes[i];
         if (n->fused) continue;
         switch (n->kind) {
@@ -120,8 +208,9 @@ void g_plan(g_graph *g) {
             continue;
         }
         n->buffer = BUF_ARENA;
-        n->offset = arena;
-        arena += ((long)n->rows * n->cols + 15) / 16 * 16; /* 64-byte aligned slots */
+        n->offset = arena_take(&a, slot_size(n));
     }
-    g->arena_floats = arena;
+    g->arena_floats = a.end;
+    free(a.free);
+    free(last);
 }

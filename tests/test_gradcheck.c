@@ -5,9 +5,14 @@
  * distribution form, sample count and beta of the foundation. */
 #include <math.h>
 
+#include <dirent.h>
+
 #include "tests/testutil.h"
 #include "vae/compiler.h"
 #include "parser/model.h"
+#include "codegen/graph.h"
+
+int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, FILE *err); /* compile.c */
 
 typedef void (*fn64)(double *params, double *grads, double *arena, const double *data, const vr_ctx *ctx);
 
@@ -256,6 +261,79 @@ static void test_gumbel_relaxed(void) {
 
 /* The float build (vectorised exp and log1p in both back ends) computes what
  * the double build (libm) computes, to float accuracy. */
+/* The plan reuses arena slots: two tensors that are live at once (from the node that
+ * writes one to the last node that reads it, or to the end for what the driver reads)
+ * never share a float, every slot lies inside the arena, and reuse makes the arena
+ * smaller than the sum of its tensors.  Every graph of every example model. */
+static int live_to_end(const g_graph *g, const g_node *n) {
+    const g_outputs *o = &g->out;
+    return n == o->objective || n == o->recon_rows || n == o->kl_rows || n == o->logw_rows || n == o->logpx_rows ||
+           n == o->value_rows || n == o->api_out;
+}
+
+static int arena_slots_disjoint(const g_graph *g, long *total) {
+    int n = g->nnodes, bad = 0;
+    int *last = calloc((size_t)n, sizeof *last);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(last);
+    for (int i = 0; i < n; i++) last[i] = live_to_end(g, g->nodes[i]) ? n : i;
+    for (int i = 0; i < n; i++)
+        if (!g->nodes[i]->fused)
+            for (int j = 0; j < g->nodes[i]->nin; j++)
+                if (last[g->nodes[i]->in[j]->id] < i) last[g->nodes[i]->in[j]->id] = i;
+    *total = 0;
+    for (int i = 0; i < n; i++) {
+        const g_node *a = g->nodes[i];
+        if (a->fused || a->buffer != BUF_ARENA) continue;
+        long size = (long)a->rows * a->cols;
+        *total += size;
+        if (a->offset < 0 || a->offset + size > g->arena_floats) bad++;
+        for (int k = i + 1; k <= last[i] && k < n; k++) { /* b is written while a is live */
+            const g_node *b = g->nodes[k];
+            if (b->fused || b->buffer != BUF_ARENA) continue;
+            long bsize = (long)b->rows * b->cols;
+            if (a->offset < b->offset + bsize && b->offset < a->offset + size) {
+                fprintf(stderr, "\n  %s: %%%d [%ld, +%ld) and %%%d [%ld, +%ld) overlap while both live", g->fn_name, a->id,
+                        a->offset, size, b->id, b->offset, bsize);
+                bad++;
+            }
+        }
+    }
+    free(last);
+    return bad;
+}
+
+static void test_arena_slots_of_live_tensors_disjoint(void) {
+    const char *top = getenv("top_srcdir");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/examples", top && *top ? top : ".");
+    DIR *d = opendir(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    int models = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".vae") != 0) continue;
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        vae_unit *u = vae_unit_load(path, stderr);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+        vae_build_opts o = vae_build_defaults(u);
+        o.api = 1;
+        g_graph *gs[8];
+        int n = vae_build_graphs(u, &o, gs, stderr);
+        CU_ASSERT(n >= 3);
+        for (int i = 0; i < n; i++) {
+            long total;
+            CU_ASSERT_EQUAL(arena_slots_disjoint(gs[i], &total), 0);
+            if (gs[i]->purpose == GRAPH_TRAIN) CU_ASSERT(gs[i]->arena_floats < total); /* the backward pass reuses */
+            g_free(gs[i]);
+        }
+        vae_unit_free(u);
+        models++;
+    }
+    closedir(d);
+    CU_ASSERT(models >= 10);
+}
+
 static void test_float_matches_double(void) {
     const char *text = "model fd\n"
                        "data x[12] : binary\n"
@@ -316,6 +394,7 @@ int main(void) {
         {"iwae", test_iwae},
         {"gumbel-softmax", test_gumbel_relaxed},
         {"float build matches double build", test_float_matches_double},
+        {"arena slots of live tensors are disjoint", test_arena_slots_of_live_tensors_disjoint},
         {NULL, NULL},
     };
     return run_suite("gradient check", tests);
