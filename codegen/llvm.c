@@ -510,27 +510,67 @@ static void emit_node(cg *c, const g_node *n) {
     }
 }
 
-static void emit_graph(cg *c, const g_graph *g) {
+/* The five arguments of a graph function and of each node's function: the four
+ * buffers (which never overlap: noalias) and the step context. */
+static LLVMValueRef add_function(cg *c, const char *name, LLVMLinkage linkage) {
     LLVMTypeRef params[5] = {c->tptr, c->tptr, c->tptr, c->tptr, c->ptr};
-    c->fn = LLVMAddFunction(c->mod, g->fn_name, LLVMFunctionType(c->voidt, params, 5, 0));
-    LLVMSetLinkage(c->fn, LLVMExternalLinkage);
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->voidt, params, 5, 0));
+    LLVMSetLinkage(fn, linkage);
     static const char *const names[5] = {"params", "grads", "arena", "data", "ctx"};
+    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
     for (unsigned i = 0; i < 5; i++) {
-        LLVMValueRef p = LLVMGetParam(c->fn, i);
-        LLVMSetValueName2(p, names[i], strlen(names[i]));
-        if (i < 4) { /* the four buffers never overlap */
-            unsigned kind = LLVMGetEnumAttributeKindForName("noalias", 7);
-            LLVMAddAttributeAtIndex(c->fn, i + 1, LLVMCreateEnumAttribute(c->ctx, kind, 0));
-        }
+        LLVMSetValueName2(LLVMGetParam(fn, i), names[i], strlen(names[i]));
+        if (i < 4) LLVMAddAttributeAtIndex(fn, i + 1, LLVMCreateEnumAttribute(c->ctx, noalias, 0));
     }
-    c->base[BUF_PARAMS] = LLVMGetParam(c->fn, 0);
-    c->base[BUF_GRADS] = LLVMGetParam(c->fn, 1);
-    c->base[BUF_ARENA] = LLVMGetParam(c->fn, 2);
-    c->base[BUF_DATA] = LLVMGetParam(c->fn, 3);
-    c->ctxp = LLVMGetParam(c->fn, 4);
-    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, c->fn, "entry"));
-    for (int i = 0; i < g->nnodes; i++)
-        if (!g->nodes[i]->fused) emit_node(c, g->nodes[i]);
+    return fn;
+}
+
+static void enter_function(cg *c, LLVMValueRef fn) {
+    c->fn = fn;
+    c->base[BUF_PARAMS] = LLVMGetParam(fn, 0);
+    c->base[BUF_GRADS] = LLVMGetParam(fn, 1);
+    c->base[BUF_ARENA] = LLVMGetParam(fn, 2);
+    c->base[BUF_DATA] = LLVMGetParam(fn, 3);
+    c->ctxp = LLVMGetParam(fn, 4);
+}
+
+/* Nodes whose code is loops get a function of their own (noinline), called from
+ * the graph's: LLVM optimises and generates code one function at a time, so a
+ * graph's build needs the memory of its largest kernel rather than of all of
+ * them at once, and the superlinear parts of code generation see small
+ * functions.  Emitted C has the same shape: one static function per kernel. */
+static int has_loops(const g_node *n) {
+    return n->kind == G_MAP || n->kind == G_ROWSUM || n->kind == G_GROUPSUM || n->kind == G_CONCAT ||
+           n->kind == G_SLICE;
+}
+
+static void emit_graph(cg *c, const g_graph *g) {
+    LLVMValueRef graph_fn = add_function(c, g->fn_name, LLVMExternalLinkage);
+    enter_function(c, graph_fn);
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, graph_fn, "entry"));
+    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+    for (int i = 0; i < g->nnodes; i++) {
+        const g_node *n = g->nodes[i];
+        if (n->fused) continue;
+        if (!has_loops(n)) {
+            emit_node(c, n);
+            continue;
+        }
+        char name[256];
+        snprintf(name, sizeof name, "%s.node%d", g->fn_name, n->id);
+        LLVMValueRef kernel = add_function(c, name, LLVMInternalLinkage);
+        LLVMAddAttributeAtIndex(kernel, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, noinline, 0));
+        LLVMBasicBlockRef back = LLVMGetInsertBlock(c->b);
+        enter_function(c, kernel);
+        LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, kernel, "entry"));
+        emit_node(c, n);
+        LLVMBuildRetVoid(c->b);
+        enter_function(c, graph_fn);
+        LLVMPositionBuilderAtEnd(c->b, back);
+        LLVMValueRef args[5];
+        for (unsigned k = 0; k < 5; k++) args[k] = LLVMGetParam(graph_fn, k);
+        LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kernel), kernel, args, 5, "");
+    }
     if (g->purpose == GRAPH_TRAIN) /* parameters that no path reaches get a zero gradient */
         for (int p = 0; p < g->model->nparams; p++)
             if (!g->param_grad[p]) {
