@@ -237,6 +237,11 @@ int vr_train(const vr_program *p, const vr_options *o) {
                 ctx.kl_withheld = fmax(0.0, 1.0 - (epoch - 1 + (double)b / nbatches) / o->warmup);
             kl_in_force = 1.0 - ctx.kl_withheld;
             vr_program_poll(p, g); /* a tiered JIT swaps in optimised code between calls */
+            if (step == 0 && getenv("VAEC_TIMING")) { /* the wall clock, for launch-to-first-step (bench/run.sh) */
+                struct timespec wall;
+                clock_gettime(CLOCK_REALTIME, &wall);
+                fprintf(stderr, "first step at %lld.%09ld (CLOCK_REALTIME)\n", (long long)wall.tv_sec, wall.tv_nsec);
+            }
             g->fn(params, grads, arena, x, &ctx);
             step++;
             if (o->optimizer == VR_ADAM)
