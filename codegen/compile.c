@@ -2,6 +2,7 @@
  * gradient -> plan -> LLVM IR -> optimised module -> JIT -> vr_program. */
 #include "vae/compiler.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -183,26 +184,28 @@ static void describe(vr_graph *d, const g_graph *g, void *fn) {
 static int jit_compile(jit_build *b, g_graph *const *graphs, int ngraphs, unsigned which, const char *name,
                        vae_elem elem, int optimized, char **err) {
     memset(b, 0, sizeof *b);
-    double t0 = now();
-    g_graph *gs[MAX_GRAPHS];
-    int n = 0;
-    for (int i = 0; i < ngraphs; i++)
-        if (which & 1u << i) gs[n++] = graphs[i];
     b->jit = vae_jit_new(optimized, err);
     if (!b->jit) return -1;
-    LLVMModuleRef mod = cg_llvm_module(vae_jit_context(b->jit), name, gs, n, elem);
-    double t_ir = now();
-    if (cg_llvm_optimize(mod, optimized, err) != 0) {
-        LLVMDisposeModule(mod);
-        return -1;
+    /* One module per graph, each optimised, linked and looked up (which makes
+     * its machine code) before the next is built: LLVM frees a module's IR once
+     * its code exists, so the build's heap peaks at the largest graph's, not
+     * at all of them together. */
+    for (int i = 0; i < ngraphs; i++) {
+        if (!(which & 1u << i)) continue;
+        double t0 = now();
+        LLVMModuleRef mod = cg_llvm_module(vae_jit_context(b->jit), name, graphs + i, 1, elem);
+        double t_ir = now();
+        if (cg_llvm_optimize(mod, optimized, err) != 0) {
+            LLVMDisposeModule(mod);
+            return -1;
+        }
+        double t_opt = now();
+        if (vae_jit_add(b->jit, mod, err) != 0) return -1;
+        if (!(b->fns[i] = vae_jit_lookup(b->jit, graphs[i]->fn_name, err))) return -1;
+        b->ir_ms += 1e3 * (t_ir - t0);
+        b->optimise_ms += 1e3 * (t_opt - t_ir);
+        b->machine_ms += 1e3 * (now() - t_opt);
     }
-    double t_opt = now();
-    if (vae_jit_add(b->jit, mod, err) != 0) return -1;
-    for (int i = 0; i < ngraphs; i++)
-        if (which & 1u << i && !(b->fns[i] = vae_jit_lookup(b->jit, graphs[i]->fn_name, err))) return -1;
-    b->ir_ms = 1e3 * (t_ir - t0);
-    b->optimise_ms = 1e3 * (t_opt - t_ir);
-    b->machine_ms = 1e3 * (now() - t_opt);
     return 0;
 }
 
@@ -283,6 +286,7 @@ static void tier_finish(vae_program *p, int wait) {
         memset(&p->tier_code, 0, sizeof p->tier_code);
     }
     free_graphs(p);
+    malloc_trim(0); /* the builds' heap, freed on the other thread's arena, back to the system (1.5 ms) */
 }
 
 static void program_upgrade(void *self) { tier_finish(self, 0); }
