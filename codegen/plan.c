@@ -168,7 +168,9 @@ void g_plan(g_graph *g) {
     fuse(g);
     /* Nodes run in order (fused ones not at all), so a tensor is live from its node to
      * its last reader; what the driver reads back (the pinned outputs) lives to the end.
-     * A node's slot comes from the spans freed before it runs, never from its inputs'. */
+     * A node's slot comes from the spans freed before it runs; an elementwise MAP may
+     * also take over the slot of an input of its own shape that it is the last
+     * reader of (element i is read before element i is written, and no other). */
     int *last = malloc(sizeof(int) * (size_t)(g->nnodes ? g->nnodes : 1));
     if (!last) abort();
     for (int i = 0; i < g->nnodes; i++) last[i] = pinned(g, g->nodes[i]) ? g->nnodes : i;
@@ -208,7 +210,16 @@ void g_plan(g_graph *g) {
             continue;
         }
         n->buffer = BUF_ARENA;
-        n->offset = arena_take(&a, slot_size(n));
+        n->offset = -1;
+        if (n->kind == G_MAP) /* in place: over an input of its shape that nothing reads after it */
+            for (int j = 0; j < n->nin && n->offset < 0; j++) {
+                const g_node *d = n->in[j];
+                if (!d->fused && d->buffer == BUF_ARENA && d->rows == n->rows && d->cols == n->cols && last[d->id] == i) {
+                    n->offset = d->offset;
+                    last[d->id] = -1; /* its slot is n's now: freed after n's last reader, not d's */
+                }
+            }
+        if (n->offset < 0) n->offset = arena_take(&a, slot_size(n));
     }
     g->arena_floats = a.end;
     free(a.free);
