@@ -53,8 +53,35 @@ static g_node *total(diff_state *d, g_node *n) {
     return g_map(g, e, k, parts, n->rows, n->cols);
 }
 
+/* An activation y = relu(x), tanh(x) or sigmoid(x) has its derivative as a
+ * function of y: the backward pass reads y, which the next product's gradient
+ * reads anyway, rather than x.  x then has one reader left, so plan.c fuses it
+ * into y's loop (relu(x W + b) in one pass, in place over the product), and the
+ * derivative costs no second tanh or sigmoid.  Bits as before: y is the value
+ * the recomputation gave. */
+static int backward_activation(diff_state *d, g_node *n, g_node *dy) {
+    g_graph *g = d->g;
+    const vx_expr *e = n->expr;
+    if (n->nin != 1 || !n->in[0]->needs_grad || !e->a || e->a->op != VX_IN || dy->rows != n->rows ||
+        dy->cols != n->cols)
+        return 0;
+    const vx_expr *y = vx_in(g, 0), *dydx;
+    switch (e->op) {
+    case VX_RELU: dydx = vx_un(g, VX_STEP, y); break;
+    case VX_TANH: dydx = vx_bin(g, VX_SUB, vx_const(g, 1), vx_bin(g, VX_MUL, y, y)); break;
+    case VX_SIGMOID: dydx = vx_bin(g, VX_MUL, y, vx_bin(g, VX_SUB, vx_const(g, 1), y)); break;
+    default: return 0;
+    }
+    g_node *ins[2] = {n, dy};
+    g_node *grad = g_map(g, vx_bin(g, VX_MUL, vx_in(g, 1), dydx), 2, ins, n->rows, n->cols);
+    grad->label = n->in[0]->label;
+    contribute(d, n->in[0], reduce_to(g, grad, n->in[0]));
+    return 1;
+}
+
 static void backward_map(diff_state *d, g_node *n, g_node *dy) {
     g_graph *g = d->g;
+    if (backward_activation(d, n, dy)) return;
     for (int j = 0; j < n->nin; j++) {
         g_node *in = n->in[j];
         if (!in->needs_grad) continue;
