@@ -4,8 +4,14 @@
 # the same run, alternating, REPEATS times; medians; plus the machine's GEMM
 # peak, compile time (file to first step) and peak resident memory.
 #   bench/run.sh [REPEATS]      (after scripts/setup.sh; installs python3-torch and time if missing)
+#   bench/run.sh --report       the table of the last run again, from bench/out
 set -e
 cd "$(dirname "$0")/.."
+out=bench/out
+if [ "$1" = --report ]; then
+    [ -f $out/run.env ] || { echo "bench/run.sh: no earlier run in $out" >&2; exit 1; }
+    . ./$out/run.env
+else
 REPEATS=${1:-3}
 missing=""
 for p in python3-torch time; do
@@ -16,7 +22,6 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
 fi
 [ -x build/vaec ] || scripts/setup.sh
-out=bench/out
 mkdir -p $out
 # the machine's peak: the best sgemm of every installed library on both cores
 OPENBLAS_INC=$(ls -d /usr/include/*/openblas-pthread 2>/dev/null | head -n 1 | sed 's/^/-I/')
@@ -32,18 +37,21 @@ export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$core}
 for lib in openblas blis dnnl; do
     [ ! -x $out/gemm_peak_$lib ] || $out/gemm_peak_$lib | sed "s/^/${lib}_/" >>$out/peak.txt
 done
+fi
 peak=$(awk '{ if ($2 > p) p = $2 } END { print p }' $out/peak.txt)
 blas=$(build/vaec --version | sed -n 's/.*products by \(.*\))/\1/p')
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# case  example  peer-case  MFLOP per example (6 x the multiply-adds of its products per example)
-CASES="gauss fashion_gauss gauss 3.91
-iwae5 fashion_iwae5 iwae5 11.6
-mixture_analytic mixture_analytic mixture_analytic 3.5
-mixture_reinforce10 mixture_reinforce mixture_reinforce10 35.3"
+# case  example  peer-case
+CASES="gauss fashion_gauss gauss
+iwae5 fashion_iwae5 iwae5
+mixture_analytic mixture_analytic mixture_analytic
+mixture_reinforce10 mixture_reinforce mixture_reinforce10"
+SPEED="-O3 -march=native -ffp-contract=off -fno-math-errno -fno-trapping-math" # as model.c's header advises
 
-printf '%s\n' "$CASES" | while read -r name example peer mflop; do
+if [ "$1" != --report ]; then
+printf '%s\n' "$CASES" | while read -r name example peer; do
     : >$out/$name.vaec; : >$out/$name.vaec_data; : >$out/$name.compile; : >$out/$name.rss
     : >$out/$name.vaec1; : >$out/$name.optimised; : >$out/$name.launch
     : >$out/$name.torch1; : >$out/$name.torch2; : >$out/$name.torch_data
@@ -77,7 +85,6 @@ done
 
 # the emitted C trainer of fashion_gauss, built for speed as its header says, with vaec's own
 # matrix library, against the JIT on the same examples, alternating
-SPEED="-O3 -march=native -ffp-contract=off -fno-math-errno -fno-trapping-math" # as model.c's header advises
 blas_cflags=$(sed -n 's/^S\["BLAS_CFLAGS"\]="\(.*\)"$/\1/p' build/config.status)
 blas_libs=$(sed -n 's/^S\["BLAS_LIBS"\]="\(.*\)"$/\1/p' build/config.status)
 build/vaec emit-c examples/fashion_gauss.vae -o $out/fashion_gauss.c >/dev/null
@@ -100,13 +107,19 @@ for ex in examples/*.vae; do
     done | median | sed "s|^|$(basename "$ex" .vae) |" >>$out/first_steps
 done
 
-date=$(date -u +%Y-%m-%d)
+printf 'REPEATS=%s\nOPENBLAS_CORETYPE=%s\nrun_date=%s\n' "$REPEATS" "$OPENBLAS_CORETYPE" "$(date -u +%Y-%m-%d)" >$out/run.env
+fi
+
+date=$run_date
+[ -n "$date" ] || date=$(sed -n 's/^run_date=//p' $out/run.env)
 cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 echo "vaec benchmark, $date, $cpu, $(nproc) cores, vaec products by $blas, OpenBLAS core $OPENBLAS_CORETYPE; medians of $REPEATS runs"
 echo "GEMM peak (best sgemm, 2 threads): $peak GFLOP/s ($(tr '\n' ' ' <$out/peak.txt))"
 printf '| case | vaec ex/s (step) | vaec ex/s (with data) | vaec 1 thread | speed-up on 2 | PyTorch 1 thread | PyTorch 2 threads | ratio vs best | vaec GFLOP/s | of peak | first step ms | launch to first step ms | optimised ms | peak RSS MB |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
-printf '%s\n' "$CASES" | while read -r name example peer mflop; do
+printf '%s\n' "$CASES" | while read -r name example peer; do
+    # MFLOP per example: the products of the step's graph, forward and backward (bench/step_flops.py)
+    mflop=$(/usr/bin/python3 bench/step_flops.py build/vaec examples/$example.vae)
     v=$(median <$out/$name.vaec); vd=$(median <$out/$name.vaec_data)
     t1=$(median <$out/$name.torch1); t2=$(median <$out/$name.torch2)
     c=$(median <$out/$name.compile); rss=$(median <$out/$name.rss)

@@ -1,0 +1,32 @@
+#!/usr/bin/python3
+"""Floating-point operations per training example of a model's step, counted
+from the graph vaec compiles (`vaec check --graph`): 2*m*n*k for every matrix
+product of the training step, forward and backward, over the batch.  Products
+the backward pass does not need (the gradient of the data) are not in the graph,
+so they are not counted.  Elementwise work is left out, as in a GEMM peak.
+    bench/step_flops.py VAEC MODEL.vae   ->  MFLOP per example"""
+import re
+import subprocess
+import sys
+
+out = subprocess.run([sys.argv[1], "check", sys.argv[2], "--graph"], capture_output=True, text=True, check=True).stdout
+shapes, flops, batch, in_step = {}, 0, None, False
+for line in out.splitlines():
+    graph = re.match(r"graph (\S+): batch (\d+)", line)
+    if graph:
+        in_step = graph.group(1) == "vae_train_step"
+        if in_step:
+            batch = int(graph.group(2))
+        continue
+    node = re.match(r"\s*%(\d+) = (\w+) \[(\d+), (\d+)\](?: \(([^)]*)\))?(?: trans (\d) (\d))?", line)
+    if not node or not in_step:
+        continue
+    rows, cols = int(node.group(3)), int(node.group(4))
+    shapes[node.group(1)] = (rows, cols)
+    if node.group(2) == "matmul":
+        a_rows, a_cols = shapes[node.group(5).split(",")[0].strip().lstrip("%")]
+        k = a_rows if node.group(6) == "1" else a_cols
+        flops += 2 * rows * cols * k
+if not batch or not flops:
+    sys.exit("step_flops.py: no training step with products in " + sys.argv[2])
+print("%.3f" % (flops / batch / 1e6))
