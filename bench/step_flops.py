@@ -9,7 +9,12 @@ import re
 import subprocess
 import sys
 
-out = subprocess.run([sys.argv[1], "check", sys.argv[2], "--graph"], capture_output=True, text=True, check=True).stdout
+if len(sys.argv) != 3:
+    sys.exit("usage: bench/step_flops.py VAEC MODEL.vae")
+run = subprocess.run([sys.argv[1], "check", sys.argv[2], "--graph"], capture_output=True, text=True)
+if run.returncode != 0:
+    sys.exit("step_flops.py: %s check %s failed:\n%s" % (sys.argv[1], sys.argv[2], run.stderr.strip()))
+out = run.stdout
 shapes, flops, batch, in_step = {}, 0, None, False
 for line in out.splitlines():
     graph = re.match(r"graph (\S+): batch (\d+)", line)

@@ -2,7 +2,9 @@
  * gradient -> plan -> LLVM IR -> optimised module -> JIT -> vr_program. */
 #include "vae/compiler.h"
 
-#include <malloc.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_trim */
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -286,7 +288,9 @@ static void tier_finish(vae_program *p, int wait) {
         memset(&p->tier_code, 0, sizeof p->tier_code);
     }
     free_graphs(p);
+#ifdef __GLIBC__
     malloc_trim(0); /* the builds' heap, freed on the other thread's arena, back to the system (1.5 ms) */
+#endif
 }
 
 static void program_upgrade(void *self) { tier_finish(self, 0); }
