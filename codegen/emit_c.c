@@ -214,6 +214,11 @@ static void out_ref(cw *w, const g_node *n, const char *idx) {
     fprintf(w->o, "%c[%ld + %s]", BUFNAME[n->buffer], n->offset, idx);
 }
 
+static int has_loops(const g_node *n) {
+    return n->kind == G_MAP || n->kind == G_ROWSUM || n->kind == G_GROUPSUM || n->kind == G_CONCAT ||
+           n->kind == G_SLICE;
+}
+
 static void print_kernel(cw *w, const g_node *n) {
     FILE *o = w->o;
     fprintf(o, "/* ");
@@ -226,7 +231,10 @@ static void print_kernel(cw *w, const g_node *n) {
     fprintf(o, "%s */\n", n->id < w->nfwd ? "" : "  (backward)");
     fputs("static void ", o);
     kernel_name(w, n);
-    fputs("(const vae_buffers *b) {\n", o);
+    if (has_loops(n)) /* units [lo, hi) of its rows (or columns): graph.h, g_kernel_units */
+        fputs("(const void *arg, long lo, long hi) {\n    const vae_buffers *b = arg;\n", o);
+    else
+        fputs("(const vae_buffers *b) {\n", o);
     for (int k = 0; k < 4; k++)
         if (uses_buffer(n, (g_buffer)k)) fprintf(o, "    %sfloat *restrict %c = b->%c;\n", k == BUF_DATA ? "const " : "", BUFNAME[k], BUFNAME[k]);
     switch (n->kind) {
@@ -260,7 +268,7 @@ static void print_kernel(cw *w, const g_node *n) {
     }
     case G_MAP:
         if (flat_access(n)) {
-            fprintf(o, "    for (long i = 0; i < %ld; i++) {\n", (long)n->rows * n->cols);
+            fprintf(o, "    for (long i = lo * %d; i < hi * %d; i++) {\n", n->cols, n->cols);
             print_loads(w, n, "        ", 1, NULL, NULL, LOADS_ELEMENT);
             fputs("        ", o);
             out_ref(w, n, "i");
@@ -268,7 +276,7 @@ static void print_kernel(cw *w, const g_node *n) {
             print_expr(o, n->expr);
             fputs(";\n    }\n", o);
         } else {
-            fprintf(o, "    for (long r = 0; r < %d; r++) {\n", n->rows);
+            fputs("    for (long r = lo; r < hi; r++) {\n", o);
             print_loads(w, n, "        ", 0, "r", "0", LOADS_ROW);
             fprintf(o, "        for (long c = 0; c < %d; c++) {\n", n->cols);
             print_loads(w, n, "            ", 0, "r", "c", LOADS_ELEMENT);
@@ -282,7 +290,7 @@ static void print_kernel(cw *w, const g_node *n) {
         int G = n->dom_cols / n->cols, flat = flat_access(n), vcols = vector_ok(n) ? G - G % VEC_LANES : 0;
         const char *init = n->reduce_max ? "-INFINITY" : "0.0f";
         const char *fold = n->reduce_max ? "v > acc ? v : acc" : "acc + v";
-        fprintf(o, "    for (long r = 0; r < %d; r++) {\n", n->dom_rows);
+        fputs("    for (long r = lo; r < hi; r++) {\n", o);
         print_loads(w, n, "        ", flat, "r", "0", LOADS_ROW);
         fprintf(o, "        for (long j = 0; j < %d; j++) {\n", n->cols);
         fprintf(o, "            float acc = %s;\n", init);
@@ -313,12 +321,19 @@ static void print_kernel(cw *w, const g_node *n) {
         break;
     }
     case G_GROUPSUM: {
-        int flat = flat_access(n);
-        fprintf(o, "    for (long i = 0; i < %ld; i++) %c[%ld + i] = %s;\n", (long)n->rows * n->cols, BUFNAME[n->buffer],
-                n->offset, n->reduce_max ? "-INFINITY" : "0.0f");
-        fprintf(o, "    for (long r = 0; r < %d; r++) {\n", n->dom_rows);
+        int flat = flat_access(n), by_cols = g_kernel_by_cols(n), group = n->dom_rows / n->rows;
+        const char *init = n->reduce_max ? "-INFINITY" : "0.0f";
+        if (by_cols) { /* units: columns, each summed over every row in order */
+            fprintf(o, "    for (long i = lo; i < hi; i++) %c[%ld + i] = %s;\n", BUFNAME[n->buffer], n->offset, init);
+            fprintf(o, "    for (long r = 0; r < %d; r++) {\n", n->dom_rows);
+        } else { /* units: the output's rows, each summing its group */
+            fprintf(o, "    for (long i = lo * %d; i < hi * %d; i++) %c[%ld + i] = %s;\n", n->cols, n->cols,
+                    BUFNAME[n->buffer], n->offset, init);
+            fprintf(o, "    for (long r = lo * %d; r < hi * %d; r++) {\n", group, group);
+        }
         print_loads(w, n, "        ", flat, "r", "0", LOADS_ROW);
-        fprintf(o, "        for (long c = 0; c < %d; c++) {\n", n->cols);
+        if (by_cols) fputs("        for (long c = lo; c < hi; c++) {\n", o);
+        else fprintf(o, "        for (long c = 0; c < %d; c++) {\n", n->cols);
         if (flat) fprintf(o, "            const long i = r * %d + c;\n", n->dom_cols);
         print_loads(w, n, "            ", flat, "r", "c", LOADS_ELEMENT);
         fprintf(o, "            float *at = &%c[%ld + (r / %d) * %d + c];\n            const float v = ", BUFNAME[n->buffer],
@@ -333,7 +348,7 @@ static void print_kernel(cw *w, const g_node *n) {
         for (int j = 0; j < n->nin; j++) {
             const g_node *in = n->in[j];
             int cols = n->kind == G_SLICE ? n->cols : in->cols, src0 = n->kind == G_SLICE ? n->col0 : 0;
-            fprintf(o, "    for (long r = 0; r < %d; r++)\n        for (long c = 0; c < %d; c++)\n", n->rows, cols);
+            fprintf(o, "    for (long r = lo; r < hi; r++)\n        for (long c = 0; c < %d; c++)\n", cols);
             fprintf(o, "            %c[%ld + r * %d + %d + c] = %c[%ld + ", BUFNAME[n->buffer], n->offset, n->cols, col,
                     BUFNAME[in->buffer], in->offset);
             if (in->rows == n->rows) fprintf(o, "r * %d", in->cols);
@@ -375,8 +390,17 @@ static void print_graph(FILE *o, const g_graph *g) {
         const g_node *n = g->nodes[i];
         if (n->fused || n->kind == G_PARAM || n->kind == G_DATA) continue;
         fputs("    ", o);
-        kernel_name(&w, n);
-        fputs("(&b);\n", o);
+        if (!has_loops(n)) {
+            kernel_name(&w, n);
+            fputs("(&b);\n", o);
+        } else if (g_kernel_split(n)) { /* shared by the team's threads (runtime: team.c) */
+            fputs("vr_split(", o);
+            kernel_name(&w, n);
+            fprintf(o, ", &b, %ld);\n", g_kernel_units(n));
+        } else {
+            kernel_name(&w, n);
+            fprintf(o, "(&b, 0, %ld);\n", g_kernel_units(n));
+        }
     }
     if (g->purpose == GRAPH_TRAIN) /* parameters that no path reaches get a zero gradient */
         for (int p = 0; p < g->model->nparams; p++)

@@ -265,6 +265,21 @@ g_node *loglik_rows(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node 
     return r;
 }
 
+int g_kernel_by_cols(const g_node *n) { return n->kind == G_GROUPSUM && n->rows == 1; }
+
+long g_kernel_units(const g_node *n) {
+    if (g_kernel_by_cols(n)) return n->cols;
+    return n->kind == G_ROWSUM ? n->dom_rows : n->rows;
+}
+
+/* Elements of work below which a kernel runs on one thread: waking the team's
+ * member and waiting for it costs about a microsecond, a 128 x 128 map a few. */
+#define KERNEL_SPLIT_MIN 16384L
+
+int g_kernel_split(const g_node *n) {
+    return g_kernel_units(n) >= 2 && (long)n->dom_rows * n->dom_cols >= KERNEL_SPLIT_MIN;
+}
+
 void g_free(g_graph *g) {
     if (!g) return;
     free(g->nodes);

@@ -45,6 +45,7 @@ static const struct {
     {"vr_states_f64", (void (*)(void))vr_states_f64},
     {"vr_sample_f32", (void (*)(void))vr_sample_f32},
     {"vr_sample_f64", (void (*)(void))vr_sample_f64},
+    {"vr_split", (void (*)(void))vr_split},
 };
 #define NRUNTIME (sizeof RUNTIME_SYMBOLS / sizeof RUNTIME_SYMBOLS[0])
 

@@ -25,6 +25,7 @@ typedef struct {
     LLVMValueRef fn;
     LLVMValueRef base[4]; /* indexed by g_buffer */
     LLVMValueRef ctxp;
+    LLVMValueRef lo, hi; /* a kernel's range of units (graph.h: g_kernel_units) */
     /* per element: loaded inputs, so an input read twice is loaded once */
     LLVMValueRef loaded[G_MAX_IN];
     /* per row: inputs with one value per row, loaded before the loop over columns */
@@ -136,7 +137,8 @@ typedef struct {
     LLVMValueRef iv;
 } loop;
 
-static LLVMValueRef loop_begin(cg *c, loop *L, long n) {
+/* for (i = from; i < to; i++), from and to values of the kernel */
+static LLVMValueRef loop_range(cg *c, loop *L, LLVMValueRef from, LLVMValueRef to) {
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
     L->header = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop");
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "body");
@@ -144,12 +146,17 @@ static LLVMValueRef loop_begin(cg *c, loop *L, long n) {
     LLVMBuildBr(c->b, L->header);
     LLVMPositionBuilderAtEnd(c->b, L->header);
     L->iv = LLVMBuildPhi(c->b, c->i64, "i");
-    LLVMValueRef zero = i64c(c, 0);
-    LLVMAddIncoming(L->iv, &zero, &pre, 1);
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, L->iv, i64c(c, n), ""), body, L->exit);
+    LLVMAddIncoming(L->iv, &from, &pre, 1);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, L->iv, to, ""), body, L->exit);
     LLVMPositionBuilderAtEnd(c->b, body);
     return L->iv;
 }
+
+static LLVMValueRef loop_begin(cg *c, loop *L, long n) { return loop_range(c, L, i64c(c, 0), i64c(c, n)); }
+
+/* The kernel's range in elements of `per_unit` each: lo * per_unit, hi * per_unit. */
+static LLVMValueRef range_lo(cg *c, long per_unit) { return LLVMBuildNUWMul(c->b, c->lo, i64c(c, per_unit), ""); }
+static LLVMValueRef range_hi(cg *c, long per_unit) { return LLVMBuildNUWMul(c->b, c->hi, i64c(c, per_unit), ""); }
 
 static void loop_end(cg *c, loop *L) {
     LLVMValueRef next = LLVMBuildNUWAdd(c->b, L->iv, i64c(c, 1), "");
@@ -303,13 +310,13 @@ static void emit_map(cg *c, const g_node *n) {
     element el = {n, NULL, NULL, NULL};
     if (flat_access(n)) {
         loop L;
-        el.flat = loop_begin(c, &L, (long)n->rows * n->cols);
+        el.flat = loop_range(c, &L, range_lo(c, n->cols), range_hi(c, n->cols));
         store(c, n, el.flat, element_value(c, &el));
         loop_end(c, &L);
         return;
     }
     loop R, C;
-    el.r = loop_begin(c, &R, n->rows);
+    el.r = loop_range(c, &R, c->lo, c->hi);
     load_row_values(c, n, el.r);
     LLVMValueRef row0 = LLVMBuildNUWMul(c->b, el.r, i64c(c, n->cols), "");
     el.col = loop_begin(c, &C, n->cols);
@@ -365,7 +372,7 @@ static void emit_rowsum(cg *c, const g_node *n) {
     element el = {n, NULL, NULL, NULL};
     long G = n->dom_cols / n->cols, vector_cols = vector_ok(c, n) ? G - G % VEC_LANES : 0;
     loop R, I;
-    el.r = loop_begin(c, &R, n->dom_rows);
+    el.r = loop_range(c, &R, c->lo, c->hi);
     load_row_values(c, n, el.r);
     LLVMValueRef i = loop_begin(c, &I, n->cols);
     LLVMValueRef col0 = LLVMBuildNUWMul(c->b, i, i64c(c, G), "");
@@ -402,16 +409,24 @@ static void emit_fill(cg *c, const g_node *n, long count, double v) {
     loop_end(c, &L);
 }
 
+/* Units: the output's rows (each sums its own group of rows), or, when every
+ * row sums into one, its columns (each summed over all rows, in order). */
 static void emit_groupsum(cg *c, const g_node *n) {
-    emit_fill(c, n, (long)n->rows * n->cols, n->reduce_max ? -HUGE_VAL : 0.0);
+    int by_cols = g_kernel_by_cols(n);
+    double init = n->reduce_max ? -HUGE_VAL : 0.0;
+    loop F;
+    LLVMValueRef f = by_cols ? loop_range(c, &F, c->lo, c->hi) : loop_range(c, &F, range_lo(c, n->cols), range_hi(c, n->cols));
+    store(c, n, f, fc(c, init));
+    loop_end(c, &F);
     element el = {n, NULL, NULL, NULL};
+    long group = n->dom_rows / n->rows;
     loop R, C;
-    el.r = loop_begin(c, &R, n->dom_rows);
+    el.r = by_cols ? loop_begin(c, &R, n->dom_rows) : loop_range(c, &R, range_lo(c, group), range_hi(c, group));
     LLVMValueRef grow = LLVMBuildUDiv(c->b, el.r, i64c(c, n->dom_rows / n->rows), "");
     LLVMValueRef row0 = LLVMBuildNUWMul(c->b, grow, i64c(c, n->cols), "");
     LLVMValueRef in0 = LLVMBuildNUWMul(c->b, el.r, i64c(c, n->dom_cols), "");
     load_row_values(c, n, el.r);
-    el.col = loop_begin(c, &C, n->cols);
+    el.col = by_cols ? loop_range(c, &C, c->lo, c->hi) : loop_begin(c, &C, n->cols);
     if (flat_access(n)) el.flat = LLVMBuildNUWAdd(c->b, in0, el.col, "");
     LLVMValueRef at = LLVMBuildNUWAdd(c->b, row0, el.col, "");
     LLVMValueRef v = element_value(c, &el);
@@ -423,7 +438,7 @@ static void emit_groupsum(cg *c, const g_node *n) {
 
 static void emit_copy_cols(cg *c, const g_node *dst, int dst_col0, const g_node *src, int src_col0, int cols) {
     loop R, C;
-    LLVMValueRef r = loop_begin(c, &R, dst->rows);
+    LLVMValueRef r = loop_range(c, &R, c->lo, c->hi);
     LLVMValueRef srow;
     if (src->rows == dst->rows)
         srow = r;
@@ -510,15 +525,17 @@ static void emit_node(cg *c, const g_node *n) {
     }
 }
 
-/* The five arguments of a graph function and of each node's function: the four
- * buffers (which never overlap: noalias) and the step context. */
-static LLVMValueRef add_function(cg *c, const char *name, LLVMLinkage linkage) {
-    LLVMTypeRef params[5] = {c->tptr, c->tptr, c->tptr, c->tptr, c->ptr};
-    LLVMValueRef fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->voidt, params, 5, 0));
+/* The five arguments of a graph function: the four buffers (which never
+ * overlap: noalias) and the step context; a kernel has two more, the range of
+ * units [lo, hi) it computes. */
+static LLVMValueRef add_function(cg *c, const char *name, LLVMLinkage linkage, int kernel) {
+    LLVMTypeRef params[7] = {c->tptr, c->tptr, c->tptr, c->tptr, c->ptr, c->i64, c->i64};
+    unsigned nparams = kernel ? 7 : 5;
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->voidt, params, nparams, 0));
     LLVMSetLinkage(fn, linkage);
-    static const char *const names[5] = {"params", "grads", "arena", "data", "ctx"};
+    static const char *const names[7] = {"params", "grads", "arena", "data", "ctx", "lo", "hi"};
     unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
-    for (unsigned i = 0; i < 5; i++) {
+    for (unsigned i = 0; i < nparams; i++) {
         LLVMSetValueName2(LLVMGetParam(fn, i), names[i], strlen(names[i]));
         if (i < 4) LLVMAddAttributeAtIndex(fn, i + 1, LLVMCreateEnumAttribute(c->ctx, noalias, 0));
     }
@@ -532,6 +549,9 @@ static void enter_function(cg *c, LLVMValueRef fn) {
     c->base[BUF_ARENA] = LLVMGetParam(fn, 2);
     c->base[BUF_DATA] = LLVMGetParam(fn, 3);
     c->ctxp = LLVMGetParam(fn, 4);
+    int kernel = LLVMCountParams(fn) == 7;
+    c->lo = kernel ? LLVMGetParam(fn, 5) : NULL;
+    c->hi = kernel ? LLVMGetParam(fn, 6) : NULL;
 }
 
 /* Nodes whose code is loops get a function of their own (noinline), called from
@@ -544,10 +564,47 @@ static int has_loops(const g_node *n) {
            n->kind == G_SLICE;
 }
 
+/* A kernel that the team shares is called by the runtime (vr_split) as
+ * part(args, lo, hi), args being the graph function's five arguments in memory:
+ * this is that entry, which hands them on to the kernel itself. */
+static LLVMValueRef add_split_entry(cg *c, const char *kernel_name, LLVMValueRef kernel) {
+    char name[300];
+    snprintf(name, sizeof name, "%s.part", kernel_name);
+    LLVMTypeRef params[3] = {c->ptr, c->i64, c->i64};
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->voidt, params, 3, 0));
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(c->ctx);
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+    LLVMValueRef slots = LLVMBuildBitCast(b, LLVMGetParam(fn, 0), LLVMPointerType(c->ptr, 0), "");
+    LLVMValueRef args[7];
+    for (unsigned k = 0; k < 5; k++) {
+        LLVMValueRef at = i64c(c, k);
+        LLVMValueRef v = LLVMBuildLoad2(b, c->ptr, LLVMBuildInBoundsGEP2(b, c->ptr, slots, &at, 1, ""), "");
+        args[k] = k < 4 ? LLVMBuildBitCast(b, v, c->tptr, "") : v;
+    }
+    args[5] = LLVMGetParam(fn, 1);
+    args[6] = LLVMGetParam(fn, 2);
+    LLVMBuildCall2(b, LLVMGlobalGetValueType(kernel), kernel, args, 7, "");
+    LLVMBuildRetVoid(b);
+    LLVMDisposeBuilder(b);
+    return fn;
+}
+
 static void emit_graph(cg *c, const g_graph *g) {
-    LLVMValueRef graph_fn = add_function(c, g->fn_name, LLVMExternalLinkage);
+    LLVMValueRef graph_fn = add_function(c, g->fn_name, LLVMExternalLinkage, 0);
     enter_function(c, graph_fn);
     LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, graph_fn, "entry"));
+    /* the five arguments in memory, for the kernels the team shares */
+    LLVMValueRef slots = NULL;
+    for (int i = 0; i < g->nnodes && !slots; i++)
+        if (!g->nodes[i]->fused && has_loops(g->nodes[i]) && g_kernel_split(g->nodes[i])) {
+            slots = LLVMBuildArrayAlloca(c->b, c->ptr, i32c(c, 5), "args");
+            for (unsigned k = 0; k < 5; k++) {
+                LLVMValueRef at = i64c(c, k);
+                LLVMValueRef v = LLVMBuildBitCast(c->b, LLVMGetParam(graph_fn, k), c->ptr, "");
+                LLVMBuildStore(c->b, v, LLVMBuildInBoundsGEP2(c->b, c->ptr, slots, &at, 1, ""));
+            }
+        }
     unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
     for (int i = 0; i < g->nnodes; i++) {
         const g_node *n = g->nodes[i];
@@ -558,7 +615,7 @@ static void emit_graph(cg *c, const g_graph *g) {
         }
         char name[256];
         snprintf(name, sizeof name, "%s.node%d", g->fn_name, n->id);
-        LLVMValueRef kernel = add_function(c, name, LLVMInternalLinkage);
+        LLVMValueRef kernel = add_function(c, name, LLVMInternalLinkage, 1);
         LLVMAddAttributeAtIndex(kernel, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, noinline, 0));
         LLVMBasicBlockRef back = LLVMGetInsertBlock(c->b);
         enter_function(c, kernel);
@@ -567,9 +624,19 @@ static void emit_graph(cg *c, const g_graph *g) {
         LLVMBuildRetVoid(c->b);
         enter_function(c, graph_fn);
         LLVMPositionBuilderAtEnd(c->b, back);
-        LLVMValueRef args[5];
-        for (unsigned k = 0; k < 5; k++) args[k] = LLVMGetParam(graph_fn, k);
-        LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kernel), kernel, args, 5, "");
+        long units = g_kernel_units(n);
+        if (g_kernel_split(n)) {
+            LLVMValueRef entry = add_split_entry(c, name, kernel);
+            LLVMTypeRef types[3] = {LLVMTypeOf(entry), c->ptr, c->i64};
+            LLVMValueRef args[3] = {entry, LLVMBuildBitCast(c->b, slots, c->ptr, ""), i64c(c, units)};
+            call(c, "vr_split", c->voidt, types, args, 3);
+        } else {
+            LLVMValueRef args[7];
+            for (unsigned k = 0; k < 5; k++) args[k] = LLVMGetParam(graph_fn, k);
+            args[5] = i64c(c, 0);
+            args[6] = i64c(c, units);
+            LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kernel), kernel, args, 7, "");
+        }
     }
     if (g->purpose == GRAPH_TRAIN) /* parameters that no path reaches get a zero gradient */
         for (int p = 0; p < g->model->nparams; p++)

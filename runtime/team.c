@@ -185,4 +185,28 @@ void vr_adam_f32(float *p, const float *g, float *m, float *v, size_t n, const v
     else team_run(adam_part, &j);
 }
 
+/* ---- generated elementwise kernels over ranges of their rows */
+typedef struct {
+    vr_range_fn fn;
+    const void *arg;
+    long units;
+} split_job;
+
+static void split_part(void *arg, int part, int nparts) {
+    const split_job *j = arg;
+    long begin, end;
+    part_range(j->units, 1, part, nparts, &begin, &end);
+    if (end > begin) j->fn(j->arg, begin, end);
+}
+
+void vr_split(vr_range_fn fn, const void *arg, long units) {
+    split_job j = {fn, arg, units};
+    if (team.size <= 1) fn(arg, 0, units);
+    else team_run(split_part, &j);
+}
+
+#else /* no team: one call over the whole range */
+
+void vr_split(vr_range_fn fn, const void *arg, long units) { fn(arg, 0, units); }
+
 #endif /* VAE_TEAM */

@@ -76,6 +76,12 @@ const char *vr_blas_name(void);
 #ifdef VAE_TEAM
 int vr_threads(void); /* the team's size */
 #endif
+/* Runs fn(arg, lo, hi) over ranges covering [0, units): one per member of the
+ * team at once (vaec's build), or the whole range in one call.  Generated
+ * elementwise kernels are split this way; their units are independent (rows),
+ * so the bits do not depend on the cut. */
+typedef void (*vr_range_fn)(const void *arg, long lo, long hi);
+void vr_split(vr_range_fn fn, const void *arg, long units);
 /* A product is computed as vr_gemm_parts() blocks of C, a number fixed by its
  * shape and the machine (never by the thread count), each by one thread with
  * the library single-threaded (vr_blas_single_thread, once per thread). */
