@@ -364,6 +364,40 @@ static void print_kernel(cw *w, const g_node *n) {
     fputs("}\n\n", o);
 }
 
+/* Products that run at once (plan.c): one function named after the first, with
+ * the ids of the others, handing all of them to the team in one call. */
+static void group_name(cw *w, const g_node *const *members, int count) {
+    kernel_name(w, members[0]);
+    for (int i = 1; i < count; i++) fprintf(w->o, "_and%d", members[i]->id);
+}
+
+static void print_product_group(cw *w, const g_node *const *members, int count) {
+    FILE *o = w->o;
+    fputs("/* at once:", o);
+    for (int i = 0; i < count; i++) {
+        fputc(' ', o);
+        print_safe(o, members[i]->label ? members[i]->label : "product");
+        fprintf(o, " [%d, %d]%s", members[i]->rows, members[i]->cols, i + 1 < count ? "," : "");
+    }
+    fprintf(o, "%s */\nstatic void ", members[0]->id < w->nfwd ? "" : "  (backward)");
+    group_name(w, members, count);
+    fputs("(const vae_buffers *b) {\n", o);
+    for (int k = 0; k < 4; k++) {
+        int used = 0;
+        for (int i = 0; i < count; i++) used |= uses_buffer(members[i], (g_buffer)k);
+        if (used) fprintf(o, "    %sfloat *restrict %c = b->%c;\n", k == BUF_DATA ? "const " : "", BUFNAME[k], BUFNAME[k]);
+    }
+    fprintf(o, "    const vr_gemm_job jobs[%d] = {\n", count);
+    for (int i = 0; i < count; i++) {
+        const g_node *n = members[i], *a = n->in[0], *m = n->in[1];
+        int k = n->trans_a ? a->rows : a->cols;
+        fprintf(o, "        {%d, %d, %d, %d, %d, %d, %d, %d, 0, &%c[%ld], &%c[%ld], &%c[%ld]},\n", n->trans_a, n->trans_b,
+                n->rows, n->cols, k, a->cols, m->cols, n->cols, BUFNAME[a->buffer], a->offset, BUFNAME[m->buffer],
+                m->offset, BUFNAME[n->buffer], n->offset);
+    }
+    fprintf(o, "    };\n    vr_gemm_jobs(jobs, %d);\n}\n\n", count);
+}
+
 static const char *graph_short(g_purpose p) {
     static const char *const names[] = {"train", "eval", "iwae", "encode", "decode", "sample"};
     return names[p];
@@ -378,10 +412,13 @@ static void print_graph(FILE *o, const g_graph *g) {
     fprintf(o, "/* ================================================================ %s: batch %d, samples %d,\n"
                "   arena %ld floats */\n\n",
             g->fn_name, g->batch, g->samples, g->arena_floats);
+    const g_node *members[G_PRODUCT_GROUP_MAX];
     for (int i = 0; i < g->nnodes; i++) {
         const g_node *n = g->nodes[i];
         if (n->fused || n->kind == G_PARAM || n->kind == G_DATA) continue;
-        print_kernel(&w, n);
+        int count = n->kind == G_MATMUL ? g_product_group(g, i, members) : 1;
+        if (count > 1) print_product_group(&w, members, count);
+        else if (count == 1) print_kernel(&w, n);
     }
     fprintf(o, "static void %s(float *params, float *grads, float *arena, const float *data, const vr_ctx *ctx) {\n",
             g->fn_name);
@@ -389,8 +426,13 @@ static void print_graph(FILE *o, const g_graph *g) {
     for (int i = 0; i < g->nnodes; i++) {
         const g_node *n = g->nodes[i];
         if (n->fused || n->kind == G_PARAM || n->kind == G_DATA) continue;
+        int count = n->kind == G_MATMUL ? g_product_group(g, i, members) : 1;
+        if (count == 0) continue; /* runs with the product before it */
         fputs("    ", o);
-        if (!has_loops(n)) {
+        if (count > 1) {
+            group_name(&w, members, count);
+            fputs("(&b);\n", o);
+        } else if (!has_loops(n)) {
             kernel_name(&w, n);
             fputs("(&b);\n", o);
         } else if (g_kernel_split(n)) { /* shared by the team's threads (runtime: team.c) */

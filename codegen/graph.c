@@ -280,6 +280,20 @@ int g_kernel_split(const g_node *n) {
     return g_kernel_units(n) >= 2 && (long)n->dom_rows * n->dom_cols >= KERNEL_SPLIT_MIN;
 }
 
+int g_product_group(const g_graph *g, int i, const g_node **members) {
+    const g_node *n = g->nodes[i];
+    if (n->kind != G_MATMUL || n->fused || n->with_previous) return 0;
+    int count = 0;
+    members[count++] = n;
+    for (int k = i + 1; k < g->nnodes; k++) {
+        const g_node *p = g->nodes[k];
+        if (p->fused || p->kind == G_PARAM || p->kind == G_DATA) continue;
+        if (p->kind != G_MATMUL || !p->with_previous) break;
+        members[count++] = p;
+    }
+    return count;
+}
+
 void g_free(g_graph *g) {
     if (!g) return;
     free(g->nodes);
@@ -302,7 +316,7 @@ void g_dump(FILE *out, const g_graph *g) {
         fprintf(out, "  %%%d = %s [%d, %d]", n->id, kind_name(n->kind), n->rows, n->cols);
         for (int j = 0; j < n->nin; j++) fprintf(out, "%s%%%d", j ? ", " : " (", n->in[j]->id);
         if (n->nin) fputc(')', out);
-        if (n->kind == G_MATMUL) fprintf(out, " trans %d %d", n->trans_a, n->trans_b);
+        if (n->kind == G_MATMUL) fprintf(out, " trans %d %d%s", n->trans_a, n->trans_b, n->with_previous ? " with previous" : "");
         if (n->expr) {
             fputs(" = ", out);
             vx_print(out, n->expr);

@@ -87,7 +87,12 @@ typedef struct g_node {
     g_buffer buffer;
     long offset;         /* in elements, within its buffer */
     int fused;           /* a MAP folded into its only reader: no buffer, no loop */
+    int with_previous;   /* G_MATMUL: runs at once with the product before it, as one team job */
 } g_node;
+
+/* Products in a row that do not read each other run as one job of the team
+ * (the backward pass's dW and dX of a layer): at most this many. */
+#define G_PRODUCT_GROUP_MAX 8
 
 /* What a graph computes, in rows of the arena that the driver reads back. */
 typedef struct {
@@ -149,6 +154,9 @@ long g_kernel_units(const g_node *n);
 int g_kernel_by_cols(const g_node *n); /* units are the output's columns, not its rows */
 /* Whether the kernel has enough work to be worth a second thread. */
 int g_kernel_split(const g_node *n);
+/* The products that run as one job from node i on (with_previous chains), the
+ * first being node i: their number, 0 when node i is not the first product of one. */
+int g_product_group(const g_graph *g, int i, const g_node **members);
 /* Writes the graph in a readable text form (tests, `vaec check --graph`). */
 void g_dump(FILE *out, const g_graph *g);
 

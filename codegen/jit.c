@@ -46,6 +46,7 @@ static const struct {
     {"vr_sample_f32", (void (*)(void))vr_sample_f32},
     {"vr_sample_f64", (void (*)(void))vr_sample_f64},
     {"vr_split", (void (*)(void))vr_split},
+    {"vr_gemm_jobs", (void (*)(void))vr_gemm_jobs},
 };
 #define NRUNTIME (sizeof RUNTIME_SYMBOLS / sizeof RUNTIME_SYMBOLS[0])
 

@@ -464,6 +464,36 @@ static void emit_matmul(cg *c, const g_node *n) {
     call(c, c->elem == VAE_F32 ? "vr_gemm_f32" : "vr_gemm_f64", c->voidt, types, args, 11);
 }
 
+/* Products run at once (plan.c): an array of vr_gemm_job in the graph
+ * function's frame (jobs: G_PRODUCT_GROUP_MAX of them), filled and handed to
+ * the runtime.  The struct is vr_gemm_job's: nine ints, then three pointers. */
+static LLVMTypeRef gemm_job_type(cg *c) {
+    LLVMTypeRef fields[12];
+    for (int i = 0; i < 9; i++) fields[i] = c->i32;
+    for (int i = 9; i < 12; i++) fields[i] = c->ptr;
+    return LLVMStructTypeInContext(c->ctx, fields, 12, 0);
+}
+
+static void emit_matmul_group(cg *c, LLVMValueRef jobs, const g_node *const *members, int count) {
+    LLVMTypeRef jt = gemm_job_type(c);
+    for (int i = 0; i < count; i++) {
+        const g_node *n = members[i], *a = n->in[0], *b = n->in[1];
+        int k = n->trans_a ? a->rows : a->cols;
+        LLVMValueRef v[12] = {i32c(c, n->trans_a), i32c(c, n->trans_b), i32c(c, n->rows), i32c(c, n->cols), i32c(c, k),
+                              i32c(c, a->cols), i32c(c, b->cols), i32c(c, n->cols), i32c(c, c->elem == VAE_F64),
+                              LLVMBuildBitCast(c->b, addr(c, a, i64c(c, 0)), c->ptr, ""),
+                              LLVMBuildBitCast(c->b, addr(c, b, i64c(c, 0)), c->ptr, ""),
+                              LLVMBuildBitCast(c->b, addr(c, n, i64c(c, 0)), c->ptr, "")};
+        for (unsigned f = 0; f < 12; f++) {
+            LLVMValueRef idx[2] = {i64c(c, i), i32c(c, (int)f)};
+            LLVMBuildStore(c->b, v[f], LLVMBuildInBoundsGEP2(c->b, jt, jobs, idx, 2, ""));
+        }
+    }
+    LLVMTypeRef types[2] = {LLVMPointerType(jt, 0), c->i32};
+    LLVMValueRef args[2] = {jobs, i32c(c, count)};
+    call(c, "vr_gemm_jobs", c->voidt, types, args, 2);
+}
+
 static void emit_noise(cg *c, const g_node *n) {
     LLVMTypeRef types[6] = {c->ptr, c->tptr, c->i32, c->i32, c->i32, c->i32};
     LLVMValueRef args[6] = {c->ctxp, addr(c, n, i64c(c, 0)), i32c(c, n->rows), i32c(c, n->cols), i32c(c, n->group),
@@ -605,10 +635,20 @@ static void emit_graph(cg *c, const g_graph *g) {
                 LLVMBuildStore(c->b, v, LLVMBuildInBoundsGEP2(c->b, c->ptr, slots, &at, 1, ""));
             }
         }
+    LLVMValueRef jobs = NULL; /* for products run at once */
+    const g_node *members[G_PRODUCT_GROUP_MAX];
+    for (int i = 0; i < g->nnodes && !jobs; i++)
+        if (g_product_group(g, i, members) > 1) jobs = LLVMBuildArrayAlloca(c->b, gemm_job_type(c), i32c(c, G_PRODUCT_GROUP_MAX), "jobs");
     unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
     for (int i = 0; i < g->nnodes; i++) {
         const g_node *n = g->nodes[i];
         if (n->fused) continue;
+        if (n->kind == G_MATMUL) {
+            int count = g_product_group(g, i, members); /* 0: run with the product before it */
+            if (count == 1) emit_matmul(c, n);
+            else if (count > 1) emit_matmul_group(c, jobs, members, count);
+            continue;
+        }
         if (!has_loops(n)) {
             emit_node(c, n);
             continue;

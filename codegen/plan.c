@@ -94,6 +94,31 @@ static void fuse(g_graph *g) {
     }
 }
 
+/* ---- products at once: consecutive products (nothing runs between them) of
+ * which none reads another's output.  The team deals their parts out together,
+ * so a small product no longer runs alone while the other thread waits. */
+static int emits_code(const g_node *n) { return !n->fused && n->kind != G_PARAM && n->kind != G_DATA; }
+
+static void group_products(g_graph *g) {
+    const g_node *group[G_PRODUCT_GROUP_MAX];
+    int n = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        g_node *p = g->nodes[i];
+        if (!emits_code(p)) continue;
+        p->with_previous = 0;
+        if (p->kind != G_MATMUL) {
+            n = 0;
+            continue;
+        }
+        int joins = n > 0 && n < G_PRODUCT_GROUP_MAX;
+        for (int k = 0; k < n && joins; k++)
+            if (p->in[0] == group[k] || p->in[1] == group[k]) joins = 0;
+        if (!joins) n = 0;
+        p->with_previous = joins;
+        group[n++] = p;
+    }
+}
+
 /* ---- the arena: a slot per tensor, reused once its last reader has run */
 
 typedef struct {
@@ -166,12 +191,13 @@ void g_plan(g_graph *g) {
     for (int i = 0; i < g->nnodes; i++)
         for (int j = 0; j < g->nodes[i]->nin; j++) g->nodes[i]->in[j]->uses++;
     fuse(g);
+    group_products(g);
     /* Nodes run in order (fused ones not at all), so a tensor is live from its node to
      * its last reader; what the driver reads back (the pinned outputs) lives to the end.
      * A node's slot comes from the spans freed before it runs; an elementwise MAP may
      * also take over the slot of an input of its own shape that it is the last
      * reader of (element i is read before element i is written, and no other). */
-    int *last = malloc(sizeof(int) * (size_t)(g->nnodes ? g->nnodes : 1));
+    int *last = malloc(sizeof(int) * (g->nnodes > 0 ? (size_t)g->nnodes : 1));
     if (!last) abort();
     for (int i = 0; i < g->nnodes; i++) last[i] = pinned(g, g->nodes[i]) ? g->nnodes : i;
     for (int i = 0; i < g->nnodes; i++) {
@@ -180,6 +206,18 @@ void g_plan(g_graph *g) {
         for (int j = 0; j < r->nin; j++) {
             int k = r->in[j]->id;
             if (last[k] < i) last[k] = i;
+        }
+    }
+    /* The products of a group run at once: what any of them reads or writes stays
+     * live until the last of them has run (its index stands for the group's). */
+    for (int i = g->nnodes - 1, end = -1; i >= 0; i--) {
+        const g_node *p = g->nodes[i];
+        if (!emits_code(p)) continue;
+        if (end < 0 && p->kind == G_MATMUL && p->with_previous) end = i; /* the group's last product */
+        if (end >= 0 && p->kind == G_MATMUL && !p->with_previous) { /* its first: [i, end] is the group */
+            for (int k = 0; k < g->nnodes; k++)
+                if (last[k] >= i && last[k] < end) last[k] = end;
+            end = -1;
         }
     }
     arena_alloc a = {0};

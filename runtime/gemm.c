@@ -186,6 +186,10 @@ void vr_gemm_f32(int ta, int tb, int m, int n, int k, const float *a, int lda, c
     gemm_in_parts(&j);
 }
 
+void vr_gemm_jobs(const vr_gemm_job *jobs, int n) {
+    for (int i = 0; i < n; i++) gemm_in_parts(&jobs[i]);
+}
+
 void vr_gemm_f64(int ta, int tb, int m, int n, int k, const double *a, int lda, const double *b, int ldb, double *c,
                  int ldc) {
     vr_gemm_job j = {ta, tb, m, n, k, lda, ldb, ldc, 1, a, b, c};

@@ -162,6 +162,62 @@ void vr_gemm_f64(int ta, int tb, int m, int n, int k, const double *a, int lda, 
     gemm(&j);
 }
 
+/* ---- products at once: every part of every job in one list, largest first,
+ * taken by whichever member is free (a counter), so a member that drew a small
+ * part goes on to the next instead of waiting */
+#define GROUP_JOBS_MAX 8
+#define GROUP_PARTS_MAX (GROUP_JOBS_MAX * TEAM_MAX)
+
+typedef struct {
+    const vr_gemm_job *jobs;
+    int count;
+    struct {
+        short job, part, parts;
+        long work;
+    } list[GROUP_PARTS_MAX];
+    atomic_int next;
+} gemm_group;
+
+static void group_member(void *arg, int member, int members) {
+    (void)member;
+    (void)members;
+    gemm_group *g = arg;
+    for (int i; (i = atomic_fetch_add_explicit(&g->next, 1, memory_order_relaxed)) < g->count;)
+        vr_gemm_part(&g->jobs[g->list[i].job], g->list[i].part, g->list[i].parts);
+}
+
+void vr_gemm_jobs(const vr_gemm_job *jobs, int n) {
+    if (team.size <= 1 || n == 1) {
+        for (int i = 0; i < n; i++) gemm(&jobs[i]);
+        return;
+    }
+    if (n > GROUP_JOBS_MAX) { /* in turn, GROUP_JOBS_MAX at a time */
+        vr_gemm_jobs(jobs, GROUP_JOBS_MAX);
+        vr_gemm_jobs(jobs + GROUP_JOBS_MAX, n - GROUP_JOBS_MAX);
+        return;
+    }
+    gemm_group g;
+    g.jobs = jobs;
+    g.count = 0;
+    atomic_init(&g.next, 0);
+    for (int i = 0; i < n; i++) {
+        int parts = vr_gemm_parts(&jobs[i]);
+        long work = (long)jobs[i].m * jobs[i].n * jobs[i].k / parts;
+        for (int p = 0; p < parts; p++) { /* insertion, keeping the list by decreasing work */
+            int at = g.count++;
+            while (at > 0 && g.list[at - 1].work < work) {
+                g.list[at] = g.list[at - 1];
+                at--;
+            }
+            g.list[at].job = (short)i;
+            g.list[at].part = (short)p;
+            g.list[at].parts = (short)parts;
+            g.list[at].work = work;
+        }
+    }
+    team_run(group_member, &g);
+}
+
 /* ---- Adam over blocks of the flat buffers */
 typedef struct {
     float *p, *m, *v;

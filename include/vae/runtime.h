@@ -91,6 +91,10 @@ typedef struct {
     void *c;
 } vr_gemm_job;
 int vr_gemm_parts(const vr_gemm_job *j);
+/* Products that do not read each other's results, computed at once: the parts
+ * of all of them (each cut as it would be alone, so the bits are the same) are
+ * dealt out together, the largest first. */
+void vr_gemm_jobs(const vr_gemm_job *jobs, int n);
 void vr_gemm_part(const vr_gemm_job *j, int part, int parts);
 void vr_blas_single_thread(void);
 int vr_cpus(void); /* CPUs online */
