@@ -525,7 +525,10 @@ void vr_data_free(vr_dataset *ds) {
             T *o = out + (size_t)i * (size_t)d;                                                                    \
             if (ds->bits) {                                                                                        \
                 const uint8_t *s = ds->bits + (size_t)idx[i] * (((size_t)d + 7) / 8);                              \
-                for (int j = 0; j < d; j++) o[j] = (T)((s[j / 8] >> (j % 8)) & 1);                                \
+                int j = 0;                                                                                         \
+                for (; j + 8 <= d; j += 8) /* a byte at a time: fixed shifts, which compilers vectorise */         \
+                    for (int k = 0; k < 8; k++) o[j + k] = (T)((s[j / 8] >> k) & 1);                               \
+                for (; j < d; j++) o[j] = (T)((s[j / 8] >> (j % 8)) & 1);                                          \
             } else if (ds->u8) {                                                                                   \
                 const uint8_t *s = ds->u8 + (size_t)idx[i] * (size_t)d;                                            \
                 if (ds->binary)                                                                                    \

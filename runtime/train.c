@@ -39,6 +39,24 @@ static void *xcalloc(size_t n, size_t size) {
     return p;
 }
 
+/* A batch of examples as floats, its rows converted by both threads of the team
+ * (the rows are independent: the same bits however they are shared). */
+typedef struct {
+    const vr_dataset *ds;
+    const int *idx;
+    float *x;
+} gather_job;
+
+static void gather_rows(const void *arg, long lo, long hi) {
+    const gather_job *j = arg;
+    vr_data_gather_f32(j->ds, j->idx + lo, (int)(hi - lo), j->x + (size_t)lo * (size_t)j->ds->dim);
+}
+
+static void gather_batch(const vr_dataset *ds, const int *idx, int n, float *x) {
+    gather_job j = {ds, idx, x};
+    vr_split(gather_rows, &j, n);
+}
+
 void vr_init_params(const vr_program *p, float *params, uint64_t seed) {
     long off = 0;
     for (int t = 0; t < p->ntensors; t++) {
@@ -63,7 +81,7 @@ void vr_evaluate(const vr_program *p, const float *params, const vr_dataset *ds,
     for (int start = 0; start < n; start += B) {
         int m = n - start < B ? n - start : B;
         for (int i = 0; i < B; i++) idx[i] = start + (i < m ? i : m - 1); /* pad with the last example */
-        vr_data_gather_f32(ds, idx, B, x);
+        gather_batch(ds, idx, B, x);
         vr_ctx ctx = {.seed = seed, .step = VR_STEP_EVAL, .example0 = (uint64_t)start, .sample0 = 0};
         vr_program_poll(p, g);
         g->fn((float *)params, NULL, arena, x, &ctx);
@@ -107,7 +125,7 @@ void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset
             mx[i] = -INFINITY;
             sum[i] = 0;
         }
-        vr_data_gather_f32(ds, idx, B, x);
+        gather_batch(ds, idx, B, x);
         for (int s0 = 0; s0 < K; s0 += S) {
             vr_ctx ctx = {.seed = seed, .step = VR_STEP_IWAE, .example0 = (uint64_t)start, .sample0 = (uint64_t)s0};
             vr_program_poll(p, g);
@@ -230,7 +248,7 @@ int vr_train(const vr_program *p, const vr_options *o) {
         double t0 = now(), compute = 0, elbo_sum = 0, kl_in_force = 1;
         vr_shuffle(order, n, o->seed, (uint64_t)epoch);
         for (int b = 0; b < nbatches; b++) {
-            vr_data_gather_f32(&train, order + (size_t)b * (size_t)B, B, x);
+            gather_batch(&train, order + (size_t)b * (size_t)B, B, x);
             double c0 = now();
             vr_ctx ctx = {.seed = o->seed, .step = (uint64_t)step, .example0 = 0, .sample0 = 0};
             if (o->warmup > 0) /* the KL weight rises linearly from 0 to beta over `warmup` epochs */
