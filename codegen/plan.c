@@ -99,6 +99,47 @@ static void fuse(g_graph *g) {
  * so a small product no longer runs alone while the other thread waits. */
 static int emits_code(const g_node *n) { return !n->fused && n->kind != G_PARAM && n->kind != G_DATA; }
 
+/* A product whose inputs are all ready when the product before it runs (the
+ * encoder's mean and log-variance heads) moves up to run beside it, with the
+ * parameters it reads (so every input still precedes its reader); ids are
+ * positions again afterwards. */
+static void hoist_products(g_graph *g) {
+    int q = -1; /* the last product so far */
+    for (int i = 0; i < g->nnodes; i++) {
+        g_node *p = g->nodes[i];
+        if (!emits_code(p) || p->kind != G_MATMUL) continue;
+        int ready = q >= 0;
+        for (int j = 0; j < p->nin && ready; j++)
+            if (emits_code(p->in[j]) && p->in[j]->id >= q) ready = 0;
+        int between = 0;
+        for (int k = q + 1; k < i && ready; k++) between += emits_code(g->nodes[k]);
+        if (ready && between) {
+            /* nodes[q + 1 .. i]: p's parameters and data first, then p, then the rest in order */
+            g_node **moved = malloc(sizeof(g_node *) * (size_t)(i - q));
+            if (!moved) abort();
+            int m = 0;
+            for (int k = q + 1; k < i; k++)
+                for (int j = 0; j < p->nin; j++)
+                    if (p->in[j] == g->nodes[k] && !emits_code(g->nodes[k])) {
+                        moved[m++] = g->nodes[k];
+                        break;
+                    }
+            moved[m++] = p;
+            for (int k = q + 1; k < i; k++) {
+                int taken = 0;
+                for (int t = 0; t < m; t++) taken |= moved[t] == g->nodes[k];
+                if (!taken) moved[m++] = g->nodes[k];
+            }
+            memcpy(&g->nodes[q + 1], moved, sizeof(g_node *) * (size_t)(i - q));
+            free(moved);
+            for (int k = q + 1; k <= i; k++) g->nodes[k]->id = k;
+            i = q + 1; /* p's place now; go on from there */
+            while (g->nodes[i] != p) i++;
+        }
+        q = i;
+    }
+}
+
 static void group_products(g_graph *g) {
     const g_node *group[G_PRODUCT_GROUP_MAX];
     int n = 0;
@@ -191,6 +232,7 @@ void g_plan(g_graph *g) {
     for (int i = 0; i < g->nnodes; i++)
         for (int j = 0; j < g->nodes[i]->nin; j++) g->nodes[i]->in[j]->uses++;
     fuse(g);
+    hoist_products(g);
     group_products(g);
     /* Nodes run in order (fused ones not at all), so a tensor is live from its node to
      * its last reader; what the driver reads back (the pinned outputs) lives to the end.

@@ -307,6 +307,34 @@ static int arena_slots_disjoint(const g_graph *g, long *total, int *in_places) {
     return bad;
 }
 
+/* Products that run at once (one team job, plan.c) write nothing that another of
+ * them reads or writes, and none reads another's result. */
+static int overlaps(const g_node *a, const g_node *b) {
+    if (a->buffer != b->buffer || a->fused || b->fused) return 0;
+    return a->offset < b->offset + (long)b->rows * b->cols && b->offset < a->offset + (long)a->rows * a->cols;
+}
+
+static int product_groups_independent(const g_graph *g, int *groups) {
+    const g_node *m[G_PRODUCT_GROUP_MAX];
+    int bad = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        int count = g_product_group(g, i, m);
+        *groups += count > 1;
+        for (int a = 0; a < count; a++)
+            for (int b = 0; b < count; b++) {
+                if (a == b) continue;
+                int clash = overlaps(m[a], m[b]) || m[a]->in[0] == m[b] || m[a]->in[1] == m[b] ||
+                            overlaps(m[a]->in[0], m[b]) || overlaps(m[a]->in[1], m[b]);
+                if (clash) {
+                    fprintf(stderr, "\n  %s: products %%%d and %%%d run at once but share memory", g->fn_name, m[a]->id,
+                            m[b]->id);
+                    bad++;
+                }
+            }
+    }
+    return bad;
+}
+
 static void test_arena_slots_of_live_tensors_disjoint(void) {
     const char *top = getenv("top_srcdir");
     char dir[4096];
@@ -329,10 +357,17 @@ static void test_arena_slots_of_live_tensors_disjoint(void) {
         for (int i = 0; i < n; i++) {
             long total;
             int in_places;
+            int groups = 0;
             CU_ASSERT_EQUAL(arena_slots_disjoint(gs[i], &total, &in_places), 0);
+            CU_ASSERT_EQUAL(product_groups_independent(gs[i], &groups), 0);
+            for (int k = 0; k < gs[i]->nnodes; k++) { /* ids are positions; inputs precede readers */
+                CU_ASSERT_EQUAL(gs[i]->nodes[k]->id, k);
+                for (int j = 0; j < gs[i]->nodes[k]->nin; j++) CU_ASSERT(gs[i]->nodes[k]->in[j]->id < k);
+            }
             if (gs[i]->purpose == GRAPH_TRAIN) {
                 CU_ASSERT(gs[i]->arena_floats < total); /* the backward pass reuses */
                 CU_ASSERT(in_places > 0); /* relu(x W + b) at least: the activation over the biased product */
+                CU_ASSERT(groups > 0);    /* dW and dX of a layer at least */
             }
             g_free(gs[i]);
         }
