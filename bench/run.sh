@@ -130,6 +130,19 @@ printf '%s\n' "$CASES" | while read -r name example peer; do
         printf "| %s | %d | %d | %d | %.2fx | %d | %d | %.2fx | %.1f | %.0f%% | %.0f | %.0f | %.0f | %.0f |\n", n, v, vd, v1,
             v / v1, t1, t2, v / b, g, 100 * g / p, c, l, co, r / 1024 }'
 done
+# The VM this runs on has slow periods (a run of the same case at 25k or 43k examples/s minutes
+# apart) that both peers suffer; the best of the runs shows each peer on the quiet machine.
+best() { sort -n | tail -n 1; }
+printf '\nbest of %s runs (the quiet machine):\n\n' "$REPEATS"
+printf '| case | vaec ex/s (step) | PyTorch ex/s (best thread setting) | ratio | vaec GFLOP/s | of peak |\n'
+printf '|---|---|---|---|---|---|\n'
+printf '%s\n' "$CASES" | while read -r name example peer; do
+    mflop=$(/usr/bin/python3 bench/step_flops.py build/vaec examples/$example.vae)
+    v=$(best <$out/$name.vaec); t=$(cat $out/$name.torch1 $out/$name.torch2 | best)
+    awk -v n="$name" -v v="$v" -v t="$t" -v f="$mflop" -v p="$peak" 'BEGIN {
+        g = v * f / 1000
+        printf "| %s | %d | %d | %.2fx | %.1f | %.0f%% |\n", n, v, t, v / t, g, 100 * g / p }'
+done
 e=$(median <$out/emitted); j=$(median <$out/jit)
 awk -v e="$e" -v j="$j" 'BEGIN { printf "\nemitted C trainer, fashion_gauss (cc '"$SPEED"', the same library and thread team): %d ex/s against the JIT'"'"'s %d (%.2fx)\n", e, j, e / j }'
 printf 'file to first step, every example (ms, median): %s\n' "$(sort -k2 -n -r $out/first_steps | tr '\n' ' ' | sed 's/ \([0-9.]*\) / \1, /g; s/, $//')"

@@ -14,8 +14,12 @@ typedef enum { VAE_F32, VAE_F64 } vae_elem;
  *   void f(T *params, T *grads, T *arena, const T *data, const vr_ctx *ctx)  */
 typedef void (*vae_graph_fn)(void *params, void *grads, void *arena, const void *data, const void *ctx);
 
-/* Adds one function per graph (named g->fn_name) to a new module in ctx. */
-LLVMModuleRef cg_llvm_module(LLVMContextRef ctx, const char *name, g_graph *const *graphs, int n, vae_elem elem);
+/* Adds one function per graph (named g->fn_name) to a new module in ctx.  With
+ * `share`, the larger elementwise kernels run on the thread team (vr_split);
+ * without, each runs whole on the calling thread: the same bits, and about a
+ * fifth less machine code to make, which is what the quick tier wants. */
+LLVMModuleRef cg_llvm_module(LLVMContextRef ctx, const char *name, g_graph *const *graphs, int n, vae_elem elem,
+                             int share);
 /* A target machine for this host (caller disposes), or NULL with *err set: with
  * `optimized` LLVM's aggressive code generation, otherwise its fast one (FastISel,
  * the fast register allocator: the quick tier). */

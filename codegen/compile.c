@@ -195,7 +195,7 @@ static int jit_compile(jit_build *b, g_graph *const *graphs, int ngraphs, unsign
     for (int i = 0; i < ngraphs; i++) {
         if (!(which & 1u << i)) continue;
         double t0 = now();
-        LLVMModuleRef mod = cg_llvm_module(vae_jit_context(b->jit), name, graphs + i, 1, elem);
+        LLVMModuleRef mod = cg_llvm_module(vae_jit_context(b->jit), name, graphs + i, 1, elem, optimized);
         double t_ir = now();
         if (cg_llvm_optimize(mod, optimized, err) != 0) {
             LLVMDisposeModule(mod);
@@ -414,7 +414,7 @@ int vae_emit_llvm(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *e
     int n = vae_build_graphs(u, o, gs, err);
     if (!n) return -1;
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef mod = cg_llvm_module(ctx, u->model.name, gs, n, o->double_precision ? VAE_F64 : VAE_F32);
+    LLVMModuleRef mod = cg_llvm_module(ctx, u->model.name, gs, n, o->double_precision ? VAE_F64 : VAE_F32, 1);
     char *msg = NULL;
     int rc = cg_llvm_optimize(mod, 1, &msg);
     if (rc == 0) {

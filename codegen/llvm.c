@@ -26,6 +26,7 @@ typedef struct {
     LLVMValueRef base[4]; /* indexed by g_buffer */
     LLVMValueRef ctxp;
     LLVMValueRef lo, hi; /* a kernel's range of units (graph.h: g_kernel_units) */
+    int share;           /* large kernels run on the team (vr_split) */
     /* per element: loaded inputs, so an input read twice is loaded once */
     LLVMValueRef loaded[G_MAX_IN];
     /* per row: inputs with one value per row, loaded before the loop over columns */
@@ -627,7 +628,7 @@ static void emit_graph(cg *c, const g_graph *g) {
     /* the five arguments in memory, for the kernels the team shares */
     LLVMValueRef slots = NULL;
     for (int i = 0; i < g->nnodes && !slots; i++)
-        if (!g->nodes[i]->fused && has_loops(g->nodes[i]) && g_kernel_split(g->nodes[i])) {
+        if (c->share && !g->nodes[i]->fused && has_loops(g->nodes[i]) && g_kernel_split(g->nodes[i])) {
             slots = LLVMBuildArrayAlloca(c->b, c->ptr, i32c(c, 5), "args");
             for (unsigned k = 0; k < 5; k++) {
                 LLVMValueRef at = i64c(c, k);
@@ -665,7 +666,7 @@ static void emit_graph(cg *c, const g_graph *g) {
         enter_function(c, graph_fn);
         LLVMPositionBuilderAtEnd(c->b, back);
         long units = g_kernel_units(n);
-        if (g_kernel_split(n)) {
+        if (c->share && g_kernel_split(n)) {
             LLVMValueRef entry = add_split_entry(c, name, kernel);
             LLVMTypeRef types[3] = {LLVMTypeOf(entry), c->ptr, c->i64};
             LLVMValueRef args[3] = {entry, LLVMBuildBitCast(c->b, slots, c->ptr, ""), i64c(c, units)};
@@ -687,8 +688,10 @@ static void emit_graph(cg *c, const g_graph *g) {
     LLVMBuildRetVoid(c->b);
 }
 
-LLVMModuleRef cg_llvm_module(LLVMContextRef ctx, const char *name, g_graph *const *graphs, int n, vae_elem elem) {
+LLVMModuleRef cg_llvm_module(LLVMContextRef ctx, const char *name, g_graph *const *graphs, int n, vae_elem elem,
+                             int share) {
     cg c = {0};
+    c.share = share;
     c.ctx = ctx;
     c.mod = LLVMModuleCreateWithNameInContext(name, ctx);
     c.b = LLVMCreateBuilderInContext(ctx);
