@@ -214,11 +214,6 @@ static void out_ref(cw *w, const g_node *n, const char *idx) {
     fprintf(w->o, "%c[%ld + %s]", BUFNAME[n->buffer], n->offset, idx);
 }
 
-static int has_loops(const g_node *n) {
-    return n->kind == G_MAP || n->kind == G_ROWSUM || n->kind == G_GROUPSUM || n->kind == G_CONCAT ||
-           n->kind == G_SLICE;
-}
-
 static void print_kernel(cw *w, const g_node *n) {
     FILE *o = w->o;
     fprintf(o, "/* ");
@@ -231,7 +226,7 @@ static void print_kernel(cw *w, const g_node *n) {
     fprintf(o, "%s */\n", n->id < w->nfwd ? "" : "  (backward)");
     fputs("static void ", o);
     kernel_name(w, n);
-    if (has_loops(n)) /* units [lo, hi) of its rows (or columns): graph.h, g_kernel_units */
+    if (g_kernel_has_loops(n)) /* units [lo, hi) of its rows (or columns): graph.h, g_kernel_units */
         fputs("(const void *arg, long lo, long hi) {\n    const vae_buffers *b = arg;\n", o);
     else
         fputs("(const vae_buffers *b) {\n", o);
@@ -432,7 +427,7 @@ static void print_graph(FILE *o, const g_graph *g) {
         if (count > 1) {
             group_name(&w, members, count);
             fputs("(&b);\n", o);
-        } else if (!has_loops(n)) {
+        } else if (!g_kernel_has_loops(n)) {
             kernel_name(&w, n);
             fputs("(&b);\n", o);
         } else if (g_kernel_split(n)) { /* shared by the team's threads (runtime: team.c) */

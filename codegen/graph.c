@@ -265,6 +265,11 @@ g_node *loglik_rows(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node 
     return r;
 }
 
+int g_kernel_has_loops(const g_node *n) {
+    return n->kind == G_MAP || n->kind == G_ROWSUM || n->kind == G_GROUPSUM || n->kind == G_CONCAT ||
+           n->kind == G_SLICE;
+}
+
 int g_kernel_by_cols(const g_node *n) { return n->kind == G_GROUPSUM && n->rows == 1; }
 
 long g_kernel_units(const g_node *n) {

@@ -150,6 +150,7 @@ void g_plan(g_graph *g);
  * GROUPSUM that sums every row into one.  No unit's value depends on where
  * the range is cut (each element's arithmetic is the same, in the same order),
  * so a kernel run in parts gives the same bits as one run whole. */
+int g_kernel_has_loops(const g_node *n); /* MAP, ROWSUM, GROUPSUM, CONCAT, SLICE: a loop kernel */
 long g_kernel_units(const g_node *n);
 int g_kernel_by_cols(const g_node *n); /* units are the output's columns, not its rows */
 /* Whether the kernel has enough work to be worth a second thread. */

@@ -585,16 +585,6 @@ static void enter_function(cg *c, LLVMValueRef fn) {
     c->hi = kernel ? LLVMGetParam(fn, 6) : NULL;
 }
 
-/* Nodes whose code is loops get a function of their own (noinline), called from
- * the graph's: LLVM optimises and generates code one function at a time, so a
- * graph's build needs the memory of its largest kernel rather than of all of
- * them at once, and the superlinear parts of code generation see small
- * functions.  Emitted C has the same shape: one static function per kernel. */
-static int has_loops(const g_node *n) {
-    return n->kind == G_MAP || n->kind == G_ROWSUM || n->kind == G_GROUPSUM || n->kind == G_CONCAT ||
-           n->kind == G_SLICE;
-}
-
 /* A kernel that the team shares is called by the runtime (vr_split) as
  * part(args, lo, hi), args being the graph function's five arguments in memory:
  * this is that entry, which hands them on to the kernel itself. */
@@ -621,6 +611,12 @@ static LLVMValueRef add_split_entry(cg *c, const char *kernel_name, LLVMValueRef
     return fn;
 }
 
+/* Nodes whose code is loops (g_kernel_has_loops) get a function of their own
+ * (noinline), called from the graph's: LLVM optimises and generates code one
+ * function at a time, so a graph's build needs the memory of its largest kernel
+ * rather than of all of them at once, and the superlinear parts of code
+ * generation see small functions.  Emitted C has the same shape: one static
+ * function per kernel. */
 static void emit_graph(cg *c, const g_graph *g) {
     LLVMValueRef graph_fn = add_function(c, g->fn_name, LLVMExternalLinkage, 0);
     enter_function(c, graph_fn);
@@ -628,7 +624,7 @@ static void emit_graph(cg *c, const g_graph *g) {
     /* the five arguments in memory, for the kernels the team shares */
     LLVMValueRef slots = NULL;
     for (int i = 0; i < g->nnodes && !slots; i++)
-        if (c->share && !g->nodes[i]->fused && has_loops(g->nodes[i]) && g_kernel_split(g->nodes[i])) {
+        if (c->share && !g->nodes[i]->fused && g_kernel_has_loops(g->nodes[i]) && g_kernel_split(g->nodes[i])) {
             slots = LLVMBuildArrayAlloca(c->b, c->ptr, i32c(c, 5), "args");
             for (unsigned k = 0; k < 5; k++) {
                 LLVMValueRef at = i64c(c, k);
@@ -650,7 +646,7 @@ static void emit_graph(cg *c, const g_graph *g) {
             else if (count > 1) emit_matmul_group(c, jobs, members, count);
             continue;
         }
-        if (!has_loops(n)) {
+        if (!g_kernel_has_loops(n)) {
             emit_node(c, n);
             continue;
         }
