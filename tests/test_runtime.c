@@ -2,6 +2,7 @@
  * naive loops, the optimisers against their formulas, the data readers on
  * good and broken files, and checkpoints. */
 #include <math.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -139,6 +140,67 @@ static void test_team_keeps_callers_fp_mode(void) {
     CU_ASSERT_EQUAL(nonzero, 0);
 #endif
     free(a), free(b), free(c);
+}
+
+/* ---- products at once (vr_gemm_jobs, the plan's groups) give the bits of the same
+ * products one after another, including more jobs than one call takes */
+static void test_gemm_jobs_match_products_in_turn(void) {
+    enum { JOBS = 10 };
+    static const int shape[JOBS][3] = {{64, 256, 512}, {128, 20, 400}, {20, 400, 128}, {400, 784, 128},
+                                       {128, 400, 784}, {7, 5, 3}, {1, 784, 10}, {33, 65, 17},
+                                       {256, 64, 64}, {16, 16, 1}};
+    vr_set_threads(2);
+    vr_gemm_job jobs[JOBS];
+    float *a[JOBS], *b[JOBS], *together[JOBS], *in_turn[JOBS];
+    for (int j = 0; j < JOBS; j++) {
+        int m = shape[j][0], n = shape[j][1], k = shape[j][2], ta = j % 2, tb = j / 2 % 2;
+        a[j] = malloc(sizeof(float) * (size_t)(m * k));
+        b[j] = malloc(sizeof(float) * (size_t)(k * n));
+        together[j] = calloc((size_t)(m * n), sizeof(float));
+        in_turn[j] = calloc((size_t)(m * n), sizeof(float));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(a[j] && b[j] && together[j] && in_turn[j]);
+        for (int i = 0; i < m * k; i++) a[j][i] = (float)(vr_uniform(3, (uint32_t)j, (uint64_t)i) - 0.5);
+        for (int i = 0; i < k * n; i++) b[j][i] = (float)(vr_uniform(4, (uint32_t)j, (uint64_t)i) - 0.5);
+        jobs[j] = (vr_gemm_job){ta, tb, m, n, k, ta ? m : k, tb ? k : n, n, 0, a[j], b[j], together[j]};
+        vr_gemm_f32(ta, tb, m, n, k, a[j], ta ? m : k, b[j], tb ? k : n, in_turn[j], n);
+    }
+    vr_gemm_jobs(jobs, JOBS);
+    for (int j = 0; j < JOBS; j++) {
+        CU_ASSERT(memcmp(together[j], in_turn[j], sizeof(float) * (size_t)(shape[j][0] * shape[j][1])) == 0);
+        free(a[j]), free(b[j]), free(together[j]), free(in_turn[j]);
+    }
+}
+
+/* ---- vr_split: every unit computed once, and by both threads of a team of two */
+typedef struct {
+    int *count;
+    pthread_t *by;
+} split_probe;
+
+static void count_units(const void *arg, long lo, long hi) {
+    const split_probe *p = arg;
+    for (long i = lo; i < hi; i++) {
+        p->count[i]++;
+        p->by[i] = pthread_self();
+    }
+}
+
+static void test_split_covers_every_unit_once(void) {
+    vr_set_threads(2);
+    static const long units[] = {1, 2, 3, 127, 128, 1000};
+    for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
+        long n = units[u];
+        int *count = calloc((size_t)n, sizeof(int));
+        pthread_t *by = calloc((size_t)n, sizeof(pthread_t));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(count && by);
+        split_probe p = {count, by};
+        vr_split(count_units, &p, n);
+        int once = 0;
+        for (long i = 0; i < n; i++) once += count[i] == 1;
+        CU_ASSERT_EQUAL(once, n);
+        if (n >= 2 && vr_threads() == 2) CU_ASSERT(!pthread_equal(by[0], by[n - 1])); /* the member took a part */
+        free(count), free(by);
+    }
 }
 
 /* ---- optimisers against their textbook formulas */
@@ -369,6 +431,8 @@ int main(void) {
         {"uniform and shuffle", test_uniform_and_shuffle},
         {"gemm against naive loops", test_gemm_against_naive},
         {"the team keeps the caller's fp mode", test_team_keeps_callers_fp_mode},
+        {"products at once match products in turn", test_gemm_jobs_match_products_in_turn},
+        {"split covers every unit once, on both threads", test_split_covers_every_unit_once},
         {"adam against its formula", test_adam_against_formula},
         {"sgd with momentum", test_sgd_momentum},
         {"logsumexp", test_logsumexp},
