@@ -129,15 +129,6 @@ void vr_set_threads(int n) {
     }
 }
 
-/* ---- parts of a job: [begin, end) of n, in blocks of `align` */
-static void part_range(long n, long align, int part, int nparts, long *begin, long *end) {
-    long blocks = (n + align - 1) / align;
-    *begin = blocks * part / nparts * align;
-    *end = blocks * (part + 1) / nparts * align;
-    if (*begin > n) *begin = n;
-    if (*end > n) *end = n;
-}
-
 /* ---- matrix products: their parts (gemm.c) dealt out to the members */
 static void gemm_member(void *arg, int member, int members) {
     const vr_gemm_job *j = arg;
@@ -218,47 +209,59 @@ void vr_gemm_jobs(const vr_gemm_job *jobs, int n) {
     team_run(group_member, &g);
 }
 
+/* ---- work whose units are independent (elementwise: Adam, the generated
+ * kernels, the batch gather), in chunks taken by whichever member is free.
+ * The two vCPUs of a shared machine do not always run at one speed (measured:
+ * equal halves of Adam took 20-30% longer on the member in some runs, the same
+ * time in others); chunks let the faster thread do more.  Where a chunk ends
+ * changes no unit's arithmetic, so the bits do not depend on it. */
+typedef struct {
+    vr_range_fn fn;
+    const void *arg;
+    long units, chunk;
+    atomic_long next;
+} chunked_job;
+
+static void chunked_member(void *arg, int member, int members) {
+    (void)member;
+    (void)members;
+    chunked_job *j = arg;
+    for (long lo; (lo = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed)) < j->units;)
+        j->fn(j->arg, lo, lo + j->chunk < j->units ? lo + j->chunk : j->units);
+}
+
+/* fn over [0, units) in chunks of `align`-multiples, about `per_member` chunks per member */
+static void run_chunked(vr_range_fn fn, const void *arg, long units, long align, int per_member) {
+    long chunks = (long)team.size * per_member;
+    long chunk = (units + chunks - 1) / chunks;
+    chunk = (chunk + align - 1) / align * align;
+    chunked_job j = {fn, arg, units, chunk > 0 ? chunk : 1, 0};
+    team_run(chunked_member, &j);
+}
+
 /* ---- Adam over blocks of the flat buffers */
 typedef struct {
     float *p, *m, *v;
     const float *g;
-    size_t n;
     const vr_adam *opt;
     long step;
 } adam_job;
 
-static void adam_part(void *arg, int part, int nparts) {
+static void adam_range(const void *arg, long lo, long hi) {
     const adam_job *j = arg;
-    long begin, end;
-    part_range((long)j->n, 64, part, nparts, &begin, &end);
-    if (end > begin)
-        vr_adam1_f32(j->p + begin, j->g + begin, j->m + begin, j->v + begin, (size_t)(end - begin), j->opt, j->step);
+    vr_adam1_f32(j->p + lo, j->g + lo, j->m + lo, j->v + lo, (size_t)(hi - lo), j->opt, j->step);
 }
 
 void vr_adam_f32(float *p, const float *g, float *m, float *v, size_t n, const vr_adam *opt, long step) {
-    adam_job j = {p, m, v, g, n, opt, step};
-    if (team.size <= 1 || n < 65536) adam_part(&j, 0, 1);
-    else team_run(adam_part, &j);
+    adam_job j = {p, m, v, g, opt, step};
+    if (team.size <= 1 || n < 65536) adam_range(&j, 0, (long)n);
+    else run_chunked(adam_range, &j, (long)n, 64, 8);
 }
 
 /* ---- generated elementwise kernels over ranges of their rows */
-typedef struct {
-    vr_range_fn fn;
-    const void *arg;
-    long units;
-} split_job;
-
-static void split_part(void *arg, int part, int nparts) {
-    const split_job *j = arg;
-    long begin, end;
-    part_range(j->units, 1, part, nparts, &begin, &end);
-    if (end > begin) j->fn(j->arg, begin, end);
-}
-
 void vr_split(vr_range_fn fn, const void *arg, long units) {
-    split_job j = {fn, arg, units};
     if (team.size <= 1) fn(arg, 0, units);
-    else team_run(split_part, &j);
+    else run_chunked(fn, arg, units, 1, 4);
 }
 
 #else /* no team: one call over the whole range */
