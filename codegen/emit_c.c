@@ -190,6 +190,9 @@ static const char *kind_word(const g_node *n) {
     case G_STATES: return "states";
     case G_KLWEIGHT: return "kl_weight";
     case G_SAMPLE: return "sample";
+    case G_IM2COL: return "im2col";
+    case G_COL2IM: return "col2im";
+    case G_TRANSPOSE: return "transpose";
     default: return "node";
     }
 }
@@ -252,6 +255,18 @@ static void print_kernel(cw *w, const g_node *n) {
         break;
     case G_KLWEIGHT:
         fprintf(o, "    %c[%ld] = (float)(%.17g * (1.0 - b->ctx->kl_withheld));\n", BUFNAME[n->buffer], n->offset, n->value);
+        break;
+    case G_IM2COL:
+    case G_COL2IM: {
+        const g_window *win = &n->window;
+        fprintf(o, "    vr_%s_f32(&%c[%ld], &%c[%ld], %d, %d, %d, %d, %d, %d, %d);\n", kind_word(n),
+                BUFNAME[n->in[0]->buffer], n->in[0]->offset, BUFNAME[n->buffer], n->offset,
+                n->kind == G_IM2COL ? n->in[0]->rows : n->rows, win->c, win->h, win->w, win->k, win->stride, win->pad);
+        break;
+    }
+    case G_TRANSPOSE:
+        fprintf(o, "    vr_transpose_f32(&%c[%ld], &%c[%ld], %ld, %d, %d);\n", BUFNAME[n->in[0]->buffer], n->in[0]->offset,
+                BUFNAME[n->buffer], n->offset, (long)n->rows * n->cols / ((long)n->tp * n->tq), n->tp, n->tq);
         break;
     case G_MATMUL: {
         const g_node *a = n->in[0], *m = n->in[1];

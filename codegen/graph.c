@@ -87,6 +87,31 @@ g_node *g_groupsum(g_graph *g, g_node *a, int rows) {
     return r;
 }
 
+int g_window_oh(const g_window *w) { return (w->h + 2 * w->pad - w->k) / w->stride + 1; }
+int g_window_ow(const g_window *w) { return (w->w + 2 * w->pad - w->k) / w->stride + 1; }
+
+g_node *g_im2col(g_graph *g, g_node *image, g_window w) {
+    g_node *r = g_new(g, G_IM2COL, image->rows * g_window_oh(&w) * g_window_ow(&w), w.c * w.k * w.k);
+    r->window = w;
+    add_input(r, image);
+    return r;
+}
+
+g_node *g_col2im(g_graph *g, g_node *cols, g_window w) {
+    g_node *r = g_new(g, G_COL2IM, cols->rows / (g_window_oh(&w) * g_window_ow(&w)), w.c * w.h * w.w);
+    r->window = w;
+    add_input(r, cols);
+    return r;
+}
+
+g_node *g_transpose(g_graph *g, g_node *a, int p, int q, int rows, int cols) {
+    g_node *r = g_new(g, G_TRANSPOSE, rows, cols);
+    r->tp = p;
+    r->tq = q;
+    add_input(r, a);
+    return r;
+}
+
 /* ---------------------------------------------------------------- lowering networks */
 
 void env_bind(lowering *L, const char *name, g_node *n) {
@@ -142,6 +167,42 @@ static value lower_call(lowering *L, const ast_expr *e) {
         g_node *y = g_map2(g, vx_bin(g, VX_ADD, vx_in(g, 0), vx_in(g, 1)), xw, b);
         y->label = e->pname;
         return tensor(y);
+    }
+    if (strcmp(f, "conv2d") == 0 || strcmp(f, "conv_transpose2d") == 0) {
+        /* conv2d: windows as rows, times the weight [c*k*k, channels], gives
+         * [R*pixels, channels], transposed to channels first per example.
+         * conv_transpose2d, its adjoint: pixels as rows times the weight
+         * [c, channels*k*k] gives each input pixel's contribution to a window
+         * of the output, added into place by col2im.  Then the bias, per channel. */
+        const ast_conv *cv = &e->conv;
+        int transposed = f[4] == '_';
+        g_node *x = lower_node(L, e->args->value);
+        if (L->failed) return scalar(0);
+        int R = x->rows, k = cv->kernel;
+        const char *wname = vae_pool_printf(g->pool, "%s.weight", e->pname);
+        const char *bname = vae_pool_printf(g->pool, "%s.bias", e->pname);
+        g_node *w = param_node(L, wname, transposed ? cv->in_c : cv->in_c * k * k);
+        g_node *b = param_node(L, bname, 1);
+        g_node *y;
+        if (!transposed) {
+            g_window win = {cv->in_c, cv->in_h, cv->in_w, k, cv->stride, cv->pad};
+            int pixels = cv->out_h * cv->out_w;
+            g_node *cols = g_im2col(g, x, win);
+            g_node *prod = g_matmul(g, cols, 0, w, 0);
+            prod->label = cols->label = e->pname;
+            y = g_transpose(g, prod, pixels, cv->out_c, R, cv->out_c * pixels);
+        } else {
+            g_window win = {cv->out_c, cv->out_h, cv->out_w, k, cv->stride, cv->pad};
+            int pixels = cv->in_h * cv->in_w;
+            g_node *xt = g_transpose(g, x, cv->in_c, pixels, R * pixels, cv->in_c);
+            g_node *prod = g_matmul(g, xt, 0, w, 0);
+            prod->label = xt->label = e->pname;
+            y = g_col2im(g, prod, win);
+        }
+        y->label = e->pname;
+        g_node *out = g_map2(g, vx_bin(g, VX_ADD, vx_in(g, 0), vx_in(g, 1)), y, b);
+        out->label = e->pname;
+        return tensor(out);
     }
     static const struct { const char *name; vx_op op; } unary[] = {
         {"relu", VX_RELU}, {"tanh", VX_TANH}, {"sigmoid", VX_SIGMOID}, {"softplus", VX_SOFTPLUS}, {"exp", VX_EXP}};
@@ -308,7 +369,8 @@ void g_free(g_graph *g) {
 
 static const char *kind_name(g_kind k) {
     static const char *const names[] = {"param", "data",  "noise", "map",    "matmul", "rowsum",
-                                        "groupsum", "concat", "slice", "states", "klweight", "sample"};
+                                        "groupsum", "concat", "slice", "states", "klweight", "sample",
+                                        "im2col", "col2im", "transpose"};
     return names[k];
 }
 
@@ -322,6 +384,10 @@ void g_dump(FILE *out, const g_graph *g) {
         for (int j = 0; j < n->nin; j++) fprintf(out, "%s%%%d", j ? ", " : " (", n->in[j]->id);
         if (n->nin) fputc(')', out);
         if (n->kind == G_MATMUL) fprintf(out, " trans %d %d%s", n->trans_a, n->trans_b, n->with_previous ? " with previous" : "");
+        if (n->kind == G_IM2COL || n->kind == G_COL2IM)
+            fprintf(out, " image %dx%dx%d kernel %d stride %d pad %d", n->window.c, n->window.h, n->window.w, n->window.k,
+                    n->window.stride, n->window.pad);
+        if (n->kind == G_TRANSPOSE) fprintf(out, " blocks %dx%d", n->tp, n->tq);
         if (n->expr) {
             fputs(" = ", out);
             vx_print(out, n->expr);

@@ -54,8 +54,16 @@ typedef enum {
     G_SLICE,    /* cols [col0, col0 + cols) of in0 */
     G_STATES,   /* the enumerated states of one latent, one row per joint state (runtime) */
     G_KLWEIGHT, /* [1, 1] value * (1 - ctx->kl_withheld): the KL weight under warm-up */
-    G_SAMPLE    /* one-hot (categorical) or 0/1 (bernoulli) samples from logits in0 (none: uniform) */
+    G_SAMPLE,   /* one-hot (categorical) or 0/1 (bernoulli) samples from logits in0 (none: uniform) */
+    G_IM2COL,   /* images [R, c*h*w] -> one row per window [R*oh*ow, c*k*k] (window: runtime/conv.c) */
+    G_COL2IM,   /* the adjoint: windows [R*oh*ow, c*k*k] added back into images [R, c*h*w] */
+    G_TRANSPOSE /* each of the R row groups' p x q block becomes q x p (pixel-major <-> channels first) */
 } g_kind;
+
+/* G_IM2COL, G_COL2IM: the image (channels first) and the windows over it. */
+typedef struct {
+    int c, h, w, k, stride, pad;
+} g_window;
 
 typedef enum { BUF_ARENA, BUF_PARAMS, BUF_GRADS, BUF_DATA } g_buffer;
 
@@ -79,6 +87,8 @@ typedef struct g_node {
     int bernoulli;       /* G_STATES, G_SAMPLE: 0/1 per variable instead of one-hot */
     int gumbel;          /* G_NOISE: standard Gumbel instead of standard normal */
     long stride, local;  /* G_STATES: joint index j selects this latent's state (j / stride) % local */
+    g_window window;     /* G_IM2COL, G_COL2IM */
+    int tp, tq;          /* G_TRANSPOSE: p x q blocks, R = rows * cols / (p * q) of them */
     const vae_param *param; /* G_PARAM */
     const char *label;   /* for emitted code and messages: "encoder.h", "d encoder.h" */
     int needs_grad;      /* depends on a parameter */
@@ -170,6 +180,13 @@ g_node *g_matmul(g_graph *g, g_node *a, int ta, g_node *b, int tb);
 g_node *g_rowsum(g_graph *g, g_node *a);             /* [R, C] -> [R, 1] */
 g_node *g_colgroupsum(g_graph *g, g_node *a, int cols); /* [R, C] -> [R, cols] */
 g_node *g_groupsum(g_graph *g, g_node *a, int rows);
+/* Convolutions' data movement (runtime/conv.c); each is the other's adjoint. */
+g_node *g_im2col(g_graph *g, g_node *image, g_window w);
+g_node *g_col2im(g_graph *g, g_node *cols, g_window w);
+/* [R*p, q] (or any shape of R*p*q values) -> [R, q*p] (rows, cols given) */
+g_node *g_transpose(g_graph *g, g_node *a, int p, int q, int rows, int cols);
+int g_window_oh(const g_window *w);
+int g_window_ow(const g_window *w);
 
 const vx_expr *vx_const(g_graph *g, double c);
 const vx_expr *vx_in(g_graph *g, int i);

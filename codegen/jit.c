@@ -47,6 +47,12 @@ static const struct {
     {"vr_sample_f64", (void (*)(void))vr_sample_f64},
     {"vr_split", (void (*)(void))vr_split},
     {"vr_gemm_jobs", (void (*)(void))vr_gemm_jobs},
+    {"vr_im2col_f32", (void (*)(void))vr_im2col_f32},
+    {"vr_im2col_f64", (void (*)(void))vr_im2col_f64},
+    {"vr_col2im_f32", (void (*)(void))vr_col2im_f32},
+    {"vr_col2im_f64", (void (*)(void))vr_col2im_f64},
+    {"vr_transpose_f32", (void (*)(void))vr_transpose_f32},
+    {"vr_transpose_f64", (void (*)(void))vr_transpose_f64},
 };
 #define NRUNTIME (sizeof RUNTIME_SYMBOLS / sizeof RUNTIME_SYMBOLS[0])
 

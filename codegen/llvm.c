@@ -532,6 +532,27 @@ static void emit_kl_weight(cg *c, const g_node *n) {
     store(c, n, i64c(c, 0), v);
 }
 
+/* im2col, col2im: (source, destination, rows of images, the window's six ints) */
+static void emit_window(cg *c, const g_node *n) {
+    int to_cols = n->kind == G_IM2COL;
+    const g_window *w = &n->window;
+    int images = to_cols ? n->in[0]->rows : n->rows;
+    LLVMTypeRef types[9] = {c->tptr, c->tptr, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32};
+    LLVMValueRef args[9] = {addr(c, n->in[0], i64c(c, 0)), addr(c, n, i64c(c, 0)), i32c(c, images), i32c(c, w->c),
+                            i32c(c, w->h), i32c(c, w->w), i32c(c, w->k), i32c(c, w->stride), i32c(c, w->pad)};
+    const char *fn = to_cols ? (c->elem == VAE_F32 ? "vr_im2col_f32" : "vr_im2col_f64")
+                             : (c->elem == VAE_F32 ? "vr_col2im_f32" : "vr_col2im_f64");
+    call(c, fn, c->voidt, types, args, 9);
+}
+
+static void emit_transpose(cg *c, const g_node *n) {
+    long blocks = (long)n->rows * n->cols / ((long)n->tp * n->tq);
+    LLVMTypeRef types[5] = {c->tptr, c->tptr, c->i32, c->i32, c->i32};
+    LLVMValueRef args[5] = {addr(c, n->in[0], i64c(c, 0)), addr(c, n, i64c(c, 0)), i32c(c, (int)blocks), i32c(c, n->tp),
+                            i32c(c, n->tq)};
+    call(c, c->elem == VAE_F32 ? "vr_transpose_f32" : "vr_transpose_f64", c->voidt, types, args, 5);
+}
+
 static void emit_node(cg *c, const g_node *n) {
     switch (n->kind) {
     case G_PARAM:
@@ -553,6 +574,9 @@ static void emit_node(cg *c, const g_node *n) {
     case G_STATES: emit_states(c, n); return;
     case G_SAMPLE: emit_sample(c, n); return;
     case G_KLWEIGHT: emit_kl_weight(c, n); return;
+    case G_IM2COL:
+    case G_COL2IM: emit_window(c, n); return;
+    case G_TRANSPOSE: emit_transpose(c, n); return;
     }
 }
 

@@ -62,6 +62,11 @@ struct ast_arg {
     ast_arg *next;
 };
 
+/* A convolution's shapes: input [in_c, in_h, in_w] -> output [out_c, out_h, out_w]. */
+typedef struct {
+    int in_c, in_h, in_w, out_c, out_h, out_w, kernel, stride, pad;
+} ast_conv;
+
 struct ast_expr {
     ast_expr_kind kind;
     vae_loc loc;
@@ -73,7 +78,8 @@ struct ast_expr {
     ast_expr *lhs, *rhs;
     int ndims;
     int dims[VAE_MAX_DIMS];
-    const char *pname; /* dense and param: the parameter name the checker gave this call site */
+    const char *pname; /* dense, conv and param: the parameter name the checker gave this call site */
+    ast_conv conv;     /* conv2d, conv_transpose2d: the geometry the checker found */
 };
 
 typedef struct {

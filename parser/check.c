@@ -183,6 +183,101 @@ static shape tensor_arg(checker *c, const ast_expr *call, int i) {
     return s;
 }
 
+/* conv2d(x, channels, kernel, stride: s, pad: p) and conv_transpose2d(...):
+ * x is [C, H, W]; the weight is [C, K, K, channels] for conv2d (the input's
+ * dimensions first, as dense's [in, out]) and [C, channels, K, K] for the
+ * transposed convolution (PyTorch's layout, which is also input first). */
+static shape check_conv(checker *c, ast_expr *e) {
+    const char *f = e->str;
+    int transposed = strcmp(f, "conv_transpose2d") == 0;
+    int positional = 0, ok = 1, stride = 1, pad = 0, have_stride = 0, have_pad = 0;
+    vae_loc pad_loc = e->loc;
+    for (const ast_arg *a = e->args; a; a = a->next) {
+        if (!a->name) {
+            if (have_stride || have_pad) {
+                ERR(a->loc, "%s(): a positional argument after the named ones", f);
+                return UNKNOWN;
+            }
+            positional++;
+            continue;
+        }
+        int *slot = strcmp(a->name, "stride") == 0 ? &stride : strcmp(a->name, "pad") == 0 ? &pad : NULL;
+        int *seen = slot == &stride ? &have_stride : &have_pad;
+        if (!slot) {
+            ERR(a->loc, "%s() takes no named argument '%s' (it takes stride: and pad:)", f, a->name);
+            ok = 0;
+            continue;
+        }
+        if (*seen) {
+            ERR(a->loc, "%s(): '%s' given twice", f, a->name);
+            ok = 0;
+            continue;
+        }
+        *seen = 1;
+        if (slot == &pad) pad_loc = a->value->loc;
+        if (!int_literal(a->value, slot) || *slot < (slot == &stride ? 1 : 0)) {
+            ERR(a->value->loc, "%s(): '%s' must be %s integer", f, a->name, slot == &stride ? "a positive" : "a non-negative");
+            ok = 0;
+        }
+    }
+    if (positional != 3) {
+        ERR(e->loc, "%s() takes a tensor, a number of channels and a kernel size (then stride: and pad:), got %d "
+                    "positional argument%s", f, positional, positional == 1 ? "" : "s");
+        return UNKNOWN;
+    }
+    shape in = tensor_arg(c, e, 0);
+    int channels = 0, k = 0;
+    const ast_arg *ca = nth_arg(e->args, 1), *ka = nth_arg(e->args, 2);
+    if (!int_literal(ca->value, &channels) || channels < 1) {
+        ERR(ca->loc, "%s() needs a positive integer number of channels", f);
+        ok = 0;
+    }
+    if (!int_literal(ka->value, &k) || k < 1) {
+        ERR(ka->loc, "%s() needs a positive integer kernel size", f);
+        ok = 0;
+    }
+    if (in.nd < 0 || !ok) return UNKNOWN;
+    if (in.nd != 3) {
+        ERR(e->args->loc, "%s() expects an image [channels, height, width], got shape %s (reshape it first)", f,
+            shape_str(c, in));
+        return UNKNOWN;
+    }
+    if (pad >= k) {
+        ERR(pad_loc, "%s(): padding %d is not smaller than the kernel (%d)", f, pad, k);
+        return UNKNOWN;
+    }
+    ast_conv g = {in.d[0], in.d[1], in.d[2], channels, 0, 0, k, stride, pad};
+    if (transposed) {
+        g.out_h = (g.in_h - 1) * stride - 2 * pad + k;
+        g.out_w = (g.in_w - 1) * stride - 2 * pad + k;
+    } else {
+        g.out_h = g.in_h + 2 * pad < k ? 0 : (g.in_h + 2 * pad - k) / stride + 1;
+        g.out_w = g.in_w + 2 * pad < k ? 0 : (g.in_w + 2 * pad - k) / stride + 1;
+    }
+    if (g.out_h < 1 || g.out_w < 1) {
+        ERR(e->loc, "%s() of a %d x %d image with kernel %d, stride %d and padding %d leaves no output", f, g.in_h,
+            g.in_w, k, stride, pad);
+        return UNKNOWN;
+    }
+    if ((double)g.out_h * g.out_w * channels > 1 << 24 || (double)g.out_h * g.out_w * g.in_c * k * k > 1 << 24) {
+        ERR(e->loc, "%s() is too large (more than 2^24 values per example)", f);
+        return UNKNOWN;
+    }
+    e->conv = g;
+    const char *name = fresh_param_name(c, vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target));
+    e->pname = name;
+    /* PyTorch's default initialisation: uniform(+-1/sqrt(fan_in)), fan_in being
+     * what one output value sums over (for the transposed convolution PyTorch
+     * takes it from the weight's second dimension, channels * k * k) */
+    int fan_in = transposed ? channels * k * k : g.in_c * k * k;
+    float bound = 1.0f / sqrtf((float)fan_in);
+    shape w = transposed ? (shape){4, {g.in_c, channels, k, k}} : (shape){4, {g.in_c, k, k, channels}};
+    add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
+    add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), vec(channels), bound);
+    shape out = {3, {channels, g.out_h, g.out_w}};
+    return out;
+}
+
 static shape check_call(checker *c, ast_expr *e) {
     const char *f = e->str;
     if (strcmp(f, "dense") == 0) {
@@ -302,10 +397,7 @@ static shape check_call(checker *c, ast_expr *e) {
         ERR(e->loc, "a distribution can only be returned, not used as a value");
         return UNKNOWN;
     }
-    if (strcmp(f, "conv2d") == 0 || strcmp(f, "conv_transpose2d") == 0) {
-        ERR(e->loc, "%s() is not built yet in this version of vaec", f);
-        return UNKNOWN;
-    }
+    if (strcmp(f, "conv2d") == 0 || strcmp(f, "conv_transpose2d") == 0) return check_conv(c, e);
     ERR(e->loc, "unknown function '%s'", f);
     return UNKNOWN;
 }

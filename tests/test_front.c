@@ -193,13 +193,22 @@ static void test_check_accepts_the_mixture_model(void) {
     free(c.errors);
 }
 
-static void test_check_unbuilt_layer_says_so(void) {
-    checked c = check_text("model m\ndata x[4] : binary\nlatent z[2] ~ normal(0, 1)\n"
-                           "encoder q(z | x) { return normal(mean: dense(x, 2), logvar: conv2d(x, 2, 3)) }\n"
-                           "decoder p(x | z) { return bernoulli(logits: dense(z, 4)) }\n"
+static void test_check_convolution_shapes(void) {
+    checked c = check_text("model m\ndata x[784] : binary\nlatent z[2] ~ normal(0, 1)\n"
+                           "encoder q(z | x) { h = conv2d(reshape(x, 1, 28, 28), 8, 4, stride: 2, pad: 1)\n"
+                           "    return normal(mean: dense(flatten(h), 2), logvar: dense(x, 2)) }\n"
+                           "decoder p(x | z) { h = conv_transpose2d(reshape(dense(z, 98), 2, 7, 7), 3, 4, stride: 4)\n"
+                           "    return bernoulli(logits: dense(flatten(h), 784)) }\n"
                            "estimator reparam\n");
-    CU_ASSERT_FALSE(c.ok);
-    CU_ASSERT_PTR_NOT_NULL(strstr(c.errors, "t.vae:4:61: error: conv2d() is not built yet in this version of vaec"));
+    CU_ASSERT_TRUE_FATAL(c.ok);
+    const vae_param *w = vae_model_param(&c.model, "encoder.h.weight"), *t = vae_model_param(&c.model, "decoder.h#2.weight");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT(w->ndims == 4 && w->dims[0] == 1 && w->dims[1] == 4 && w->dims[2] == 4 && w->dims[3] == 8);
+    CU_ASSERT(t->ndims == 4 && t->dims[0] == 2 && t->dims[1] == 3 && t->dims[2] == 4 && t->dims[3] == 4);
+    /* [8, 14, 14] into the mean's dense layer, [3, 28, 28] into the logits' */
+    CU_ASSERT_EQUAL(vae_model_param(&c.model, "encoder.mean.weight")->dims[0], 8 * 14 * 14);
+    CU_ASSERT_EQUAL(vae_model_param(&c.model, "decoder.logits.weight")->dims[0], 3 * 28 * 28);
     free(c.errors);
 }
 
@@ -304,7 +313,7 @@ int main(void) {
         {"precedence and grouping", test_precedence_and_grouping},
         {"check accepts the Gaussian model", test_check_accepts_the_gaussian_model},
         {"check accepts the mixture model", test_check_accepts_the_mixture_model},
-        {"check: an unbuilt layer says so", test_check_unbuilt_layer_says_so},
+        {"check: convolution shapes and weights", test_check_convolution_shapes},
         {"check reports every error", test_check_reports_every_error},
         {"check: estimator misuse", test_check_estimator_misuse},
         {"check: distributions and shapes", test_check_distributions_and_shapes},

@@ -259,6 +259,138 @@ static void test_gumbel_relaxed(void) {
     CU_ASSERT_EQUAL(gradcheck("gumbel", text, 3, 41), 0);
 }
 
+/* ---- convolutions: strides, padding, several channels, odd sizes (windows
+ * that leave pixels unread), and transposed convolutions in a decoder read
+ * by S samples per example */
+static void test_convolutions(void) {
+    const char *text = "model conv\n"
+                       "data x[50] : binary\n"
+                       "latent z[3] ~ normal(0, 1)\n"
+                       "encoder q(z | x) {\n"
+                       "    h = tanh(conv2d(reshape(x, 2, 5, 5), 3, 3, stride: 2, pad: 1))\n" /* [3, 3, 3] */
+                       "    g = softplus(conv2d(h, 2, 2))\n"                                    /* [2, 2, 2] */
+                       "    return normal(mean: dense(flatten(g), 3), logvar: dense(flatten(h), 3))\n"
+                       "}\n"
+                       "decoder p(x | z) {\n"
+                       "    h = reshape(tanh(dense(z, 18)), 2, 3, 3)\n"
+                       "    h = elu(conv_transpose2d(h, 3, 3, stride: 2, pad: 1))\n"          /* [3, 5, 5] */
+                       "    h = conv_transpose2d(h, 2, 1)\n"                                   /* [2, 5, 5] */
+                       "    return bernoulli(logits: flatten(h))\n"
+                       "}\n"
+                       "estimator reparam(samples: 2)\n";
+    CU_ASSERT_EQUAL(gradcheck("conv", text, 3, 51), 0);
+    const char *wide = "model convw\n"
+                       "data x[36] : real\n"
+                       "latent z[2] ~ normal(0, 1)\n"
+                       "encoder q(z | x) {\n"
+                       "    h = relu(conv2d(reshape(x, 1, 6, 6), 4, 4, stride: 3, pad: 2))\n" /* [4, 3, 3] */
+                       "    return normal(mean: dense(flatten(h), 2), logvar: dense(flatten(h), 2))\n"
+                       "}\n"
+                       "decoder p(x | z) {\n"
+                       "    h = reshape(dense(z, 8), 2, 2, 2)\n"
+                       "    h = sigmoid(conv_transpose2d(h, 1, 4, stride: 2))\n"              /* [1, 6, 6] */
+                       "    return normal(mean: flatten(h), logvar: param[36])\n"
+                       "}\n"
+                       "estimator iwae(samples: 2)\n";
+    CU_ASSERT_EQUAL(gradcheck("conv-wide", wide, 2, 52), 0);
+}
+
+/* The compiled convolutions against direct loops over their definitions
+ * (PyTorch's conv2d and conv_transpose2d, with vaec's weight layouts
+ * [C, K, K, OC] and [C, OC, K, K]): the encoder's mean is a convolution of
+ * the data, the decoder's mean a transposed convolution of z, read back
+ * through the encode and decode graphs. */
+static void test_convolutions_against_direct_loops(void) {
+    enum { C = 2, H = 5, W = 5, OC = 3, K = 3, S = 2, P = 1, OH = 3, OW = 3, B = 4 };
+    const char *text = "model direct\n"
+                       "data x[50] : real\n"
+                       "latent z[27] ~ normal(0, 1)\n"
+                       "encoder q(z | x) {\n"
+                       "    return normal(mean: flatten(conv2d(reshape(x, 2, 5, 5), 3, 3, stride: 2, pad: 1)),\n"
+                       "                  logvar: param[27])\n"
+                       "}\n"
+                       "decoder p(x | z) {\n"
+                       "    return normal(mean: flatten(conv_transpose2d(reshape(z, 3, 3, 3), 2, 3, stride: 2, pad: 1)),\n"
+                       "                  logvar: param[50])\n"
+                       "}\n"
+                       "estimator reparam\n";
+    vae_unit *u = vae_unit_from_string("direct", text, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    vae_build_opts o = vae_build_defaults(u);
+    o.batch = B;
+    o.api = 1;
+    o.api_batch = B;
+    o.double_precision = 1;
+    vae_program *prog = vae_program_build(u, &o, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(prog);
+    const vr_program *rt = vae_program_runtime(prog);
+    const vae_model *m = vae_unit_model(u);
+    CU_ASSERT_EQUAL_FATAL(rt->encode_width, 2 * OC * OH * OW);
+    CU_ASSERT_EQUAL_FATAL(rt->decode_width, 2 * C * H * W);
+    fn64 enc = (fn64)vae_program_function(prog, "vae_encode"), dec = (fn64)vae_program_function(prog, "vae_decode");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dec);
+    size_t np = (size_t)rt->param_floats;
+    double *p = calloc(np, sizeof *p);
+    for (size_t i = 0; i < np; i++) p[i] = vr_uniform(61, 1, i) - 0.5;
+    const double *cw = p + vae_model_param(m, "encoder.mean.weight")->offset; /* [C, K, K, OC] */
+    const double *cb = p + vae_model_param(m, "encoder.mean.bias")->offset;
+    const double *tw = p + vae_model_param(m, "decoder.mean.weight")->offset; /* [OC, C, K, K] */
+    const double *tb = p + vae_model_param(m, "decoder.mean.bias")->offset;
+    long most = rt->encode.arena_floats > rt->decode.arena_floats ? rt->encode.arena_floats : rt->decode.arena_floats;
+    double *arena = calloc((size_t)most, sizeof *arena);
+    double x[B][C][H][W], z[B][OC][OH][OW];
+    for (int i = 0; i < B * C * H * W; i++) (&x[0][0][0][0])[i] = vr_uniform(61, 2, (uint64_t)i) - 0.5;
+    for (int i = 0; i < B * OC * OH * OW; i++) (&z[0][0][0][0])[i] = vr_uniform(61, 3, (uint64_t)i) - 0.5;
+    vr_ctx ctx = {.seed = 1, .step = VR_STEP_EVAL};
+    double worst = 0;
+    enc(p, NULL, arena, &x[0][0][0][0], &ctx);
+    for (int b = 0; b < B; b++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    double want = cb[oc];
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < K; ky++)
+                            for (int kx = 0; kx < K; kx++) {
+                                int y = oy * S - P + ky, xx = ox * S - P + kx;
+                                if (y >= 0 && y < H && xx >= 0 && xx < W)
+                                    want += x[b][c][y][xx] * cw[((c * K + ky) * K + kx) * OC + oc];
+                            }
+                    double got = arena[rt->api_out_encode + b * rt->encode_width + (oc * OH + oy) * OW + ox];
+                    worst = fmax(worst, fabs(got - want));
+                }
+    CU_ASSERT(worst < 1e-12);
+    double back[B][C][H][W];
+    for (int b = 0; b < B; b++) /* each input pixel adds its weighted kernel at stride S into the output */
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                for (int xx = 0; xx < W; xx++) back[b][c][y][xx] = tb[c];
+    for (int b = 0; b < B; b++)
+        for (int ic = 0; ic < OC; ic++)
+            for (int iy = 0; iy < OH; iy++)
+                for (int ix = 0; ix < OW; ix++)
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < K; ky++)
+                            for (int kx = 0; kx < K; kx++) {
+                                int y = iy * S - P + ky, xx = ix * S - P + kx;
+                                if (y >= 0 && y < H && xx >= 0 && xx < W)
+                                    back[b][c][y][xx] += z[b][ic][iy][ix] * tw[((ic * C + c) * K + ky) * K + kx];
+                            }
+    dec(p, NULL, arena, &z[0][0][0][0], &ctx);
+    double worst_t = 0;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < C * H * W; i++)
+            worst_t = fmax(worst_t, fabs(arena[rt->api_out_decode + b * rt->decode_width + i] - (&back[b][0][0][0])[i]));
+    CU_ASSERT(worst_t < 1e-12);
+    if (worst >= 1e-12 || worst_t >= 1e-12)
+        fprintf(stderr, "\n  conv2d off by %.3g, conv_transpose2d by %.3g", worst, worst_t);
+    free(p);
+    free(arena);
+    vae_program_free(prog);
+    vae_unit_free(u);
+}
+
 /* The float build (vectorised exp and log1p in both back ends) computes what
  * the double build (libm) computes, to float accuracy. */
 /* The plan reuses arena slots: two tensors that are live at once (from the node that
@@ -437,6 +569,8 @@ int main(void) {
         {"exact", test_exact},
         {"iwae", test_iwae},
         {"gumbel-softmax", test_gumbel_relaxed},
+        {"convolutions", test_convolutions},
+        {"convolutions against direct loops", test_convolutions_against_direct_loops},
         {"float build matches double build", test_float_matches_double},
         {"arena slots of live tensors are disjoint", test_arena_slots_of_live_tensors_disjoint},
         {NULL, NULL},
