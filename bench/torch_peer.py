@@ -2,7 +2,7 @@
 """The PyTorch peer of the benchmark: the same models, data, batch, optimiser,
 estimator and samples as the vaec examples, timed the same way.
 
-usage: torch_peer.py CASE THREADS STEPS   (CASE: gauss, iwae5, mixture_analytic, mixture_reinforce10)
+usage: torch_peer.py CASE THREADS STEPS   (CASE: gauss, iwae5, mixture_analytic, mixture_reinforce10, conv)
 Prints one line: CASE threads=T examples_per_second=X (steady state, data prepared in advance)
 and examples_per_second_with_data=Y (batches gathered and binarised inside the timed loop).
 """
@@ -73,7 +73,29 @@ class Mixture(nn.Module):
         return ((ll + ll.detach() * lq).mean(1) - kl).mean()
 
 
-model = {"gauss": lambda: Gauss(1), "iwae5": lambda: Gauss(5),
+class Conv(nn.Module):
+    """examples/fashion_conv.vae: two strided convolutions down to 64 x 7 x 7,
+    two transposed convolutions back up; reparam ELBO."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(1, 32, 4, 2, 1), nn.Conv2d(32, 64, 4, 2, 1)
+        self.em, self.ev = nn.Linear(3136, 20), nn.Linear(3136, 20)
+        self.d1 = nn.Linear(20, 3136)
+        self.t1, self.t2 = nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ConvTranspose2d(32, 1, 4, 2, 1)
+
+    def forward(self, x):
+        h = F.relu(self.c2(F.relu(self.c1(x.view(-1, 1, 28, 28))))).flatten(1)
+        mu, lv = self.em(h), self.ev(h)
+        z = mu + torch.exp(0.5 * lv) * torch.randn_like(mu)
+        h = F.relu(self.d1(z)).view(-1, 64, 7, 7)
+        logits = self.t2(F.relu(self.t1(h))).flatten(1)
+        rec = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
+        kl = 0.5 * (mu * mu + lv.exp() - 1 - lv).sum(1)
+        return (rec - kl).mean()
+
+
+model = {"gauss": lambda: Gauss(1), "iwae5": lambda: Gauss(5), "conv": Conv,
          "mixture_analytic": lambda: Mixture("analytic"), "mixture_reinforce10": lambda: Mixture("reinforce")}[case]()
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 rng = np.random.default_rng(0)

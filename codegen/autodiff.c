@@ -149,7 +149,7 @@ static void backward(diff_state *d, g_node *n, g_node *dy) {
         break;
     }
     /* the convolutions' data movement is linear: each is the other's adjoint */
-    case G_IM2COL: contribute(d, n->in[0], g_col2im(g, dy, n->window)); break;
+    case G_IM2COL: contribute(d, n->in[0], g_col2im(g, dy, n->window, n->in[0]->rows, n->in[0]->cols)); break;
     case G_COL2IM: contribute(d, n->in[0], g_im2col(g, dy, n->window)); break;
     case G_TRANSPOSE: contribute(d, n->in[0], g_transpose(g, dy, n->tq, n->tp, n->in[0]->rows, n->in[0]->cols)); break;
     case G_CONCAT: {

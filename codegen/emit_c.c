@@ -261,7 +261,7 @@ static void print_kernel(cw *w, const g_node *n) {
         const g_window *win = &n->window;
         fprintf(o, "    vr_%s_f32(&%c[%ld], &%c[%ld], %d, %d, %d, %d, %d, %d, %d);\n", kind_word(n),
                 BUFNAME[n->in[0]->buffer], n->in[0]->offset, BUFNAME[n->buffer], n->offset,
-                n->kind == G_IM2COL ? n->in[0]->rows : n->rows, win->c, win->h, win->w, win->k, win->stride, win->pad);
+                (int)g_window_images(n), win->c, win->h, win->w, win->k, win->stride, win->pad);
         break;
     }
     case G_TRANSPOSE:

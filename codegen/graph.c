@@ -90,15 +90,21 @@ g_node *g_groupsum(g_graph *g, g_node *a, int rows) {
 int g_window_oh(const g_window *w) { return (w->h + 2 * w->pad - w->k) / w->stride + 1; }
 int g_window_ow(const g_window *w) { return (w->w + 2 * w->pad - w->k) / w->stride + 1; }
 
+long g_window_images(const g_node *n) {
+    const g_node *image = n->kind == G_IM2COL ? n->in[0] : n;
+    return (long)image->rows * image->cols / ((long)n->window.c * n->window.h * n->window.w);
+}
+
 g_node *g_im2col(g_graph *g, g_node *image, g_window w) {
-    g_node *r = g_new(g, G_IM2COL, image->rows * g_window_oh(&w) * g_window_ow(&w), w.c * w.k * w.k);
+    long images = (long)image->rows * image->cols / ((long)w.c * w.h * w.w);
+    g_node *r = g_new(g, G_IM2COL, (int)(images * g_window_oh(&w) * g_window_ow(&w)), w.k * w.k * w.c);
     r->window = w;
     add_input(r, image);
     return r;
 }
 
-g_node *g_col2im(g_graph *g, g_node *cols, g_window w) {
-    g_node *r = g_new(g, G_COL2IM, cols->rows / (g_window_oh(&w) * g_window_ow(&w)), w.c * w.h * w.w);
+g_node *g_col2im(g_graph *g, g_node *cols, g_window w, int rows, int ncols) {
+    g_node *r = g_new(g, G_COL2IM, rows, ncols);
     r->window = w;
     add_input(r, cols);
     return r;
@@ -138,7 +144,33 @@ g_node *param_node(lowering *L, const char *name, int rows) {
 }
 
 
+/* Convolutions keep their images pixel by pixel, [R*h*w, c] (node->pixels =
+ * h*w), so that a window's pixels are contiguous for im2col and col2im and a
+ * bias is a row broadcast; activations, arithmetic between images of the same
+ * layout, and the next convolution take them as they are.  Everything else
+ * reads the language's layout, channels first [R, c*h*w]: this is that view,
+ * one transpose, made once per node. */
+static g_node *standard(lowering *L, g_node *n) {
+    if (!n || !n->pixels) return n;
+    if (!n->standard) {
+        n->standard = g_transpose(L->g, n, n->pixels, n->cols, n->rows / n->pixels, n->cols * n->pixels);
+        n->standard->label = n->label;
+    }
+    return n->standard;
+}
+
+static g_node *same_layout(g_node *out, const g_node *in) {
+    out->pixels = in->pixels;
+    return out;
+}
+
 g_node *lower_node(lowering *L, const ast_expr *e) {
+    value v = lower(L, e);
+    return standard(L, v.node);
+}
+
+/* A tensor argument as lowered, pixel by pixel if it is an image so kept. */
+static g_node *lower_any(lowering *L, const ast_expr *e) {
     value v = lower(L, e);
     return v.node;
 }
@@ -169,38 +201,40 @@ static value lower_call(lowering *L, const ast_expr *e) {
         return tensor(y);
     }
     if (strcmp(f, "conv2d") == 0 || strcmp(f, "conv_transpose2d") == 0) {
-        /* conv2d: windows as rows, times the weight [c*k*k, channels], gives
-         * [R*pixels, channels], transposed to channels first per example.
-         * conv_transpose2d, its adjoint: pixels as rows times the weight
-         * [c, channels*k*k] gives each input pixel's contribution to a window
-         * of the output, added into place by col2im.  Then the bias, per channel. */
+        /* conv2d: one row per window (im2col) times the weight [k*k*c, channels]
+         * gives the output pixel by pixel.  conv_transpose2d, its adjoint: the
+         * input's pixels as rows times the weight [c, k*k*channels] give each
+         * pixel's contribution to a window of the output, added into place
+         * (col2im).  Then the bias, one per channel: a row broadcast. */
         const ast_conv *cv = &e->conv;
-        int transposed = f[4] == '_';
-        g_node *x = lower_node(L, e->args->value);
+        int transposed = f[4] == '_', k = cv->kernel, in_pixels = cv->in_h * cv->in_w;
+        g_node *x = lower_any(L, e->args->value);
         if (L->failed) return scalar(0);
-        int R = x->rows, k = cv->kernel;
+        /* a channels-first image to pixels: one transpose, none for one channel
+         * (the same floats), which im2col reads as it is */
+        if (!x->pixels && (cv->in_c > 1 || transposed)) {
+            x = g_transpose(g, x, cv->in_c, in_pixels, x->rows * in_pixels, cv->in_c);
+            x->pixels = in_pixels;
+        }
         const char *wname = vae_pool_printf(g->pool, "%s.weight", e->pname);
         const char *bname = vae_pool_printf(g->pool, "%s.bias", e->pname);
-        g_node *w = param_node(L, wname, transposed ? cv->in_c : cv->in_c * k * k);
+        g_node *w = param_node(L, wname, transposed ? cv->in_c : k * k * cv->in_c);
         g_node *b = param_node(L, bname, 1);
         g_node *y;
         if (!transposed) {
             g_window win = {cv->in_c, cv->in_h, cv->in_w, k, cv->stride, cv->pad};
-            int pixels = cv->out_h * cv->out_w;
             g_node *cols = g_im2col(g, x, win);
-            g_node *prod = g_matmul(g, cols, 0, w, 0);
-            prod->label = cols->label = e->pname;
-            y = g_transpose(g, prod, pixels, cv->out_c, R, cv->out_c * pixels);
+            cols->label = e->pname;
+            y = g_matmul(g, cols, 0, w, 0);
         } else {
             g_window win = {cv->out_c, cv->out_h, cv->out_w, k, cv->stride, cv->pad};
-            int pixels = cv->in_h * cv->in_w;
-            g_node *xt = g_transpose(g, x, cv->in_c, pixels, R * pixels, cv->in_c);
-            g_node *prod = g_matmul(g, xt, 0, w, 0);
-            prod->label = xt->label = e->pname;
-            y = g_col2im(g, prod, win);
+            g_node *prod = g_matmul(g, x, 0, w, 0);
+            prod->label = e->pname;
+            y = g_col2im(g, prod, win, prod->rows / in_pixels * cv->out_h * cv->out_w, cv->out_c);
         }
         y->label = e->pname;
-        g_node *out = g_map2(g, vx_bin(g, VX_ADD, vx_in(g, 0), vx_in(g, 1)), y, b);
+        y->pixels = cv->out_h * cv->out_w;
+        g_node *out = same_layout(g_map2(g, vx_bin(g, VX_ADD, vx_in(g, 0), vx_in(g, 1)), y, b), y);
         out->label = e->pname;
         return tensor(out);
     }
@@ -208,19 +242,19 @@ static value lower_call(lowering *L, const ast_expr *e) {
         {"relu", VX_RELU}, {"tanh", VX_TANH}, {"sigmoid", VX_SIGMOID}, {"softplus", VX_SOFTPLUS}, {"exp", VX_EXP}};
     for (size_t i = 0; i < sizeof unary / sizeof unary[0]; i++)
         if (strcmp(f, unary[i].name) == 0) {
-            g_node *x = lower_node(L, e->args->value);
-            return tensor(g_map1(g, vx_un(g, unary[i].op, vx_in(g, 0)), x));
+            g_node *x = lower_any(L, e->args->value);
+            return tensor(same_layout(g_map1(g, vx_un(g, unary[i].op, vx_in(g, 0)), x), x));
         }
     if (strcmp(f, "elu") == 0) {
-        g_node *x = lower_node(L, e->args->value);
+        g_node *x = lower_any(L, e->args->value);
         const vx_expr *a = vx_in(g, 0);
-        return tensor(g_map1(g, vx_select(g, a, a, vx_bin(g, VX_SUB, vx_un(g, VX_EXP, a), vx_const(g, 1))), x));
+        return tensor(same_layout(g_map1(g, vx_select(g, a, a, vx_bin(g, VX_SUB, vx_un(g, VX_EXP, a), vx_const(g, 1))), x), x));
     }
     if (strcmp(f, "leaky_relu") == 0) {
-        g_node *x = lower_node(L, e->args->value);
+        g_node *x = lower_any(L, e->args->value);
         double slope = e->args->next ? e->args->next->value->num : 0.01;
         const vx_expr *a = vx_in(g, 0);
-        return tensor(g_map1(g, vx_select(g, a, a, vx_bin(g, VX_MUL, vx_const(g, slope), a)), x));
+        return tensor(same_layout(g_map1(g, vx_select(g, a, a, vx_bin(g, VX_MUL, vx_const(g, slope), a)), x), x));
     }
     if (strcmp(f, "concat") == 0) {
         g_node *parts[G_MAX_IN];
@@ -244,7 +278,7 @@ static value lower_call(lowering *L, const ast_expr *e) {
     if (strcmp(f, "onehot") == 0) /* categorical latents are bound to their one-hot rows already */
         return tensor(env_lookup(L, e->args->value->str));
     if (strcmp(f, "reshape") == 0 || strcmp(f, "flatten") == 0)
-        return lower(L, e->args->value); /* values are stored flat per example: nothing moves */
+        return tensor(lower_node(L, e->args->value)); /* stored flat per example: nothing moves */
     fprintf(L->err, "%s:%d:%d: error: %s() is not built yet in this version of vaec\n", e->loc.file, e->loc.line,
             e->loc.col, f);
     L->failed = 1;
@@ -263,7 +297,7 @@ value lower(lowering *L, const ast_expr *e) {
     case AST_NEG: {
         value v = lower(L, e->lhs);
         if (!v.node) return scalar(-v.c);
-        return tensor(g_map1(g, vx_un(g, VX_NEG, vx_in(g, 0)), v.node));
+        return tensor(same_layout(g_map1(g, vx_un(g, VX_NEG, vx_in(g, 0)), v.node), v.node));
     }
     case AST_BINOP: {
         value l = lower(L, e->lhs), r = lower(L, e->rhs);
@@ -273,9 +307,12 @@ value lower(lowering *L, const ast_expr *e) {
             const vx_expr *c = vx_bin(g, op, vx_const(g, l.c), vx_const(g, r.c));
             return scalar(c->c);
         }
-        if (!l.node) return tensor(g_map1(g, vx_bin(g, op, vx_const(g, l.c), vx_in(g, 0)), r.node));
-        if (!r.node) return tensor(g_map1(g, vx_bin(g, op, vx_in(g, 0), vx_const(g, r.c)), l.node));
-        return tensor(g_map2(g, vx_bin(g, op, vx_in(g, 0), vx_in(g, 1)), l.node, r.node));
+        if (!l.node) return tensor(same_layout(g_map1(g, vx_bin(g, op, vx_const(g, l.c), vx_in(g, 0)), r.node), r.node));
+        if (!r.node) return tensor(same_layout(g_map1(g, vx_bin(g, op, vx_in(g, 0), vx_const(g, r.c)), l.node), l.node));
+        /* two images pixel by pixel with the same rows: elementwise as they are */
+        if (l.node->pixels && r.node->pixels && l.node->rows == r.node->rows)
+            return tensor(same_layout(g_map2(g, vx_bin(g, op, vx_in(g, 0), vx_in(g, 1)), l.node, r.node), l.node));
+        return tensor(g_map2(g, vx_bin(g, op, vx_in(g, 0), vx_in(g, 1)), standard(L, l.node), standard(L, r.node)));
     }
     }
     L->failed = 1;
@@ -285,7 +322,7 @@ value lower(lowering *L, const ast_expr *e) {
 /* Runs a network body in the given environment; returns the node of the
  * distribution argument `a` (and `b`). */
 void lower_network(lowering *L, const ast_network *n, const vae_dist *d, g_node **a, g_node **b) {
-    for (const ast_assign *s = n->body; s; s = s->next) env_bind(L, s->name, lower_node(L, s->value));
+    for (const ast_assign *s = n->body; s; s = s->next) env_bind(L, s->name, lower_any(L, s->value));
     *a = d->a ? lower_node(L, d->a) : NULL;
     if (b) *b = d->b ? lower_node(L, d->b) : NULL;
 }
@@ -342,7 +379,13 @@ long g_kernel_units(const g_node *n) {
  * member and waiting for it costs about a microsecond, a 128 x 128 map a few. */
 #define KERNEL_SPLIT_MIN 16384L
 
+/* A kernel whose units are columns (a bias's gradient) reads every row for
+ * each part: shared out, a narrow one would be read once per part, a few
+ * floats at a time.  Below this many columns one thread reads it once. */
+#define KERNEL_SPLIT_MIN_COLS 256
+
 int g_kernel_split(const g_node *n) {
+    if (g_kernel_by_cols(n) && n->cols < KERNEL_SPLIT_MIN_COLS) return 0;
     return g_kernel_units(n) >= 2 && (long)n->dom_rows * n->dom_cols >= KERNEL_SPLIT_MIN;
 }
 
@@ -388,6 +431,7 @@ void g_dump(FILE *out, const g_graph *g) {
             fprintf(out, " image %dx%dx%d kernel %d stride %d pad %d", n->window.c, n->window.h, n->window.w, n->window.k,
                     n->window.stride, n->window.pad);
         if (n->kind == G_TRANSPOSE) fprintf(out, " blocks %dx%d", n->tp, n->tq);
+        if (n->pixels) fprintf(out, " (%d pixels per image)", n->pixels);
         if (n->expr) {
             fputs(" = ", out);
             vx_print(out, n->expr);

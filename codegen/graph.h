@@ -55,9 +55,9 @@ typedef enum {
     G_STATES,   /* the enumerated states of one latent, one row per joint state (runtime) */
     G_KLWEIGHT, /* [1, 1] value * (1 - ctx->kl_withheld): the KL weight under warm-up */
     G_SAMPLE,   /* one-hot (categorical) or 0/1 (bernoulli) samples from logits in0 (none: uniform) */
-    G_IM2COL,   /* images [R, c*h*w] -> one row per window [R*oh*ow, c*k*k] (window: runtime/conv.c) */
-    G_COL2IM,   /* the adjoint: windows [R*oh*ow, c*k*k] added back into images [R, c*h*w] */
-    G_TRANSPOSE /* each of the R row groups' p x q block becomes q x p (pixel-major <-> channels first) */
+    G_IM2COL,   /* R images pixel by pixel (h*w*c floats each) -> one row per window [R*oh*ow, k*k*c] (runtime/conv.c) */
+    G_COL2IM,   /* the adjoint: windows [R*oh*ow, k*k*c] added back into R images pixel by pixel */
+    G_TRANSPOSE /* each of the R row groups' p x q block becomes q x p (pixel by pixel <-> channels first) */
 } g_kind;
 
 /* G_IM2COL, G_COL2IM: the image (channels first) and the windows over it. */
@@ -89,6 +89,8 @@ typedef struct g_node {
     long stride, local;  /* G_STATES: joint index j selects this latent's state (j / stride) % local */
     g_window window;     /* G_IM2COL, G_COL2IM */
     int tp, tq;          /* G_TRANSPOSE: p x q blocks, R = rows * cols / (p * q) of them */
+    int pixels;          /* lowering: an image kept pixel by pixel, [R*pixels, channels], standing for [R, channels*pixels] */
+    struct g_node *standard; /* lowering: its channels-first transpose, once made */
     const vae_param *param; /* G_PARAM */
     const char *label;   /* for emitted code and messages: "encoder.h", "d encoder.h" */
     int needs_grad;      /* depends on a parameter */
@@ -182,7 +184,8 @@ g_node *g_colgroupsum(g_graph *g, g_node *a, int cols); /* [R, C] -> [R, cols] *
 g_node *g_groupsum(g_graph *g, g_node *a, int rows);
 /* Convolutions' data movement (runtime/conv.c); each is the other's adjoint. */
 g_node *g_im2col(g_graph *g, g_node *image, g_window w);
-g_node *g_col2im(g_graph *g, g_node *cols, g_window w);
+g_node *g_col2im(g_graph *g, g_node *cols, g_window w, int rows, int ncols); /* into images of shape [rows, ncols] */
+long g_window_images(const g_node *n); /* G_IM2COL, G_COL2IM: how many images */
 /* [R*p, q] (or any shape of R*p*q values) -> [R, q*p] (rows, cols given) */
 g_node *g_transpose(g_graph *g, g_node *a, int p, int q, int rows, int cols);
 int g_window_oh(const g_window *w);

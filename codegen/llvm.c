@@ -536,7 +536,7 @@ static void emit_kl_weight(cg *c, const g_node *n) {
 static void emit_window(cg *c, const g_node *n) {
     int to_cols = n->kind == G_IM2COL;
     const g_window *w = &n->window;
-    int images = to_cols ? n->in[0]->rows : n->rows;
+    int images = (int)g_window_images(n);
     LLVMTypeRef types[9] = {c->tptr, c->tptr, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32};
     LLVMValueRef args[9] = {addr(c, n->in[0], i64c(c, 0)), addr(c, n, i64c(c, 0)), i32c(c, images), i32c(c, w->c),
                             i32c(c, w->h), i32c(c, w->w), i32c(c, w->k), i32c(c, w->stride), i32c(c, w->pad)};

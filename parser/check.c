@@ -184,9 +184,11 @@ static shape tensor_arg(checker *c, const ast_expr *call, int i) {
 }
 
 /* conv2d(x, channels, kernel, stride: s, pad: p) and conv_transpose2d(...):
- * x is [C, H, W]; the weight is [C, K, K, channels] for conv2d (the input's
- * dimensions first, as dense's [in, out]) and [C, channels, K, K] for the
- * transposed convolution (PyTorch's layout, which is also input first). */
+ * x is [C, H, W] (channels first, as PyTorch).  The weight is laid out as
+ * the product reads it, what one output value sums over first (as dense's
+ * [in, out]): [K, K, C, channels] for conv2d (TensorFlow's HWIO), and
+ * [C, K, K, channels] for the transposed convolution (each input channel
+ * spreads into a K x K window of every output channel). */
 static shape check_conv(checker *c, ast_expr *e) {
     const char *f = e->str;
     int transposed = strcmp(f, "conv_transpose2d") == 0;
@@ -271,7 +273,7 @@ static shape check_conv(checker *c, ast_expr *e) {
      * takes it from the weight's second dimension, channels * k * k) */
     int fan_in = transposed ? channels * k * k : g.in_c * k * k;
     float bound = 1.0f / sqrtf((float)fan_in);
-    shape w = transposed ? (shape){4, {g.in_c, channels, k, k}} : (shape){4, {g.in_c, k, k, channels}};
+    shape w = transposed ? (shape){4, {g.in_c, k, k, channels}} : (shape){4, {k, k, g.in_c, channels}};
     add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
     add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), vec(channels), bound);
     shape out = {3, {channels, g.out_h, g.out_w}};

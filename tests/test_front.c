@@ -204,8 +204,8 @@ static void test_check_convolution_shapes(void) {
     const vae_param *w = vae_model_param(&c.model, "encoder.h.weight"), *t = vae_model_param(&c.model, "decoder.h#2.weight");
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
-    CU_ASSERT(w->ndims == 4 && w->dims[0] == 1 && w->dims[1] == 4 && w->dims[2] == 4 && w->dims[3] == 8);
-    CU_ASSERT(t->ndims == 4 && t->dims[0] == 2 && t->dims[1] == 3 && t->dims[2] == 4 && t->dims[3] == 4);
+    CU_ASSERT(w->ndims == 4 && w->dims[0] == 4 && w->dims[1] == 4 && w->dims[2] == 1 && w->dims[3] == 8);
+    CU_ASSERT(t->ndims == 4 && t->dims[0] == 2 && t->dims[1] == 4 && t->dims[2] == 4 && t->dims[3] == 3);
     /* [8, 14, 14] into the mean's dense layer, [3, 28, 28] into the logits' */
     CU_ASSERT_EQUAL(vae_model_param(&c.model, "encoder.mean.weight")->dims[0], 8 * 14 * 14);
     CU_ASSERT_EQUAL(vae_model_param(&c.model, "decoder.logits.weight")->dims[0], 3 * 28 * 28);

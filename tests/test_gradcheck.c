@@ -260,21 +260,24 @@ static void test_gumbel_relaxed(void) {
 }
 
 /* ---- convolutions: strides, padding, several channels, odd sizes (windows
- * that leave pixels unread), and transposed convolutions in a decoder read
- * by S samples per example */
+ * that leave pixels unread), transposed convolutions in a decoder read by S
+ * samples per example, and images kept pixel by pixel between layers and in
+ * arithmetic, or turned channels first to meet a parameter */
 static void test_convolutions(void) {
     const char *text = "model conv\n"
                        "data x[50] : binary\n"
                        "latent z[3] ~ normal(0, 1)\n"
                        "encoder q(z | x) {\n"
                        "    h = tanh(conv2d(reshape(x, 2, 5, 5), 3, 3, stride: 2, pad: 1))\n" /* [3, 3, 3] */
-                       "    g = softplus(conv2d(h, 2, 2))\n"                                    /* [2, 2, 2] */
-                       "    return normal(mean: dense(flatten(g), 3), logvar: dense(flatten(h), 3))\n"
+                       "    g = softplus(conv2d(h, 2, 2)) * conv2d(h, 2, 2) + 0.5\n"            /* [2, 2, 2] */
+                       "    u = h + param[3, 3, 3]\n"
+                       "    return normal(mean: dense(flatten(g), 3), logvar: dense(flatten(u), 3))\n"
                        "}\n"
                        "decoder p(x | z) {\n"
                        "    h = reshape(tanh(dense(z, 18)), 2, 3, 3)\n"
                        "    h = elu(conv_transpose2d(h, 3, 3, stride: 2, pad: 1))\n"          /* [3, 5, 5] */
-                       "    h = conv_transpose2d(h, 2, 1)\n"                                   /* [2, 5, 5] */
+                       "    e = conv2d(h, 3, 3, pad: 1) - h\n"                                  /* [3, 5, 5] */
+                       "    h = conv_transpose2d(e, 2, 1)\n"                                   /* [2, 5, 5] */
                        "    return bernoulli(logits: flatten(h))\n"
                        "}\n"
                        "estimator reparam(samples: 2)\n";
@@ -297,7 +300,7 @@ static void test_convolutions(void) {
 
 /* The compiled convolutions against direct loops over their definitions
  * (PyTorch's conv2d and conv_transpose2d, with vaec's weight layouts
- * [C, K, K, OC] and [C, OC, K, K]): the encoder's mean is a convolution of
+ * [K, K, C, OC] and [C, K, K, OC]): the encoder's mean is a convolution of
  * the data, the decoder's mean a transposed convolution of z, read back
  * through the encode and decode graphs. */
 static void test_convolutions_against_direct_loops(void) {
@@ -333,9 +336,9 @@ static void test_convolutions_against_direct_loops(void) {
     size_t np = (size_t)rt->param_floats;
     double *p = calloc(np, sizeof *p);
     for (size_t i = 0; i < np; i++) p[i] = vr_uniform(61, 1, i) - 0.5;
-    const double *cw = p + vae_model_param(m, "encoder.mean.weight")->offset; /* [C, K, K, OC] */
+    const double *cw = p + vae_model_param(m, "encoder.mean.weight")->offset; /* [K, K, C, OC] */
     const double *cb = p + vae_model_param(m, "encoder.mean.bias")->offset;
-    const double *tw = p + vae_model_param(m, "decoder.mean.weight")->offset; /* [OC, C, K, K] */
+    const double *tw = p + vae_model_param(m, "decoder.mean.weight")->offset; /* [OC, K, K, C]: OC in, C out */
     const double *tb = p + vae_model_param(m, "decoder.mean.bias")->offset;
     long most = rt->encode.arena_floats > rt->decode.arena_floats ? rt->encode.arena_floats : rt->decode.arena_floats;
     double *arena = calloc((size_t)most, sizeof *arena);
@@ -355,7 +358,7 @@ static void test_convolutions_against_direct_loops(void) {
                             for (int kx = 0; kx < K; kx++) {
                                 int y = oy * S - P + ky, xx = ox * S - P + kx;
                                 if (y >= 0 && y < H && xx >= 0 && xx < W)
-                                    want += x[b][c][y][xx] * cw[((c * K + ky) * K + kx) * OC + oc];
+                                    want += x[b][c][y][xx] * cw[((ky * K + kx) * C + c) * OC + oc];
                             }
                     double got = arena[rt->api_out_encode + b * rt->encode_width + (oc * OH + oy) * OW + ox];
                     worst = fmax(worst, fabs(got - want));
@@ -375,7 +378,7 @@ static void test_convolutions_against_direct_loops(void) {
                             for (int kx = 0; kx < K; kx++) {
                                 int y = iy * S - P + ky, xx = ix * S - P + kx;
                                 if (y >= 0 && y < H && xx >= 0 && xx < W)
-                                    back[b][c][y][xx] += z[b][ic][iy][ix] * tw[((ic * C + c) * K + ky) * K + kx];
+                                    back[b][c][y][xx] += z[b][ic][iy][ix] * tw[((ic * K + ky) * K + kx) * C + c];
                             }
     dec(p, NULL, arena, &z[0][0][0][0], &ctx);
     double worst_t = 0;

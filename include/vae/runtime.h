@@ -67,17 +67,17 @@ void vr_gemm_f32(int trans_a, int trans_b, int m, int n, int k, const float *a, 
                  float *c, int ldc);
 void vr_gemm_f64(int trans_a, int trans_b, int m, int n, int k, const double *a, int lda, const double *b, int ldb,
                  double *c, int ldc);
-/* ---- convolutions as products (runtime/conv.c).  Images are rows of the
- * batch, channels first [c][h][w]; a window of k x k pixels per output
- * position, oh = (h + 2 pad - k) / stride + 1 of them down (ow across).
- * im2col: cols [rows * oh * ow, c * k * k], one row per window, (ci, ky, kx)
- * with kx fastest, zeros outside the image.  col2im: its adjoint, the windows
- * added back into images [rows, c * h * w] (overwritten).  transpose: each
- * row's p x q block becomes q x p. */
-void vr_im2col_f32(const float *image, float *cols, int rows, int c, int h, int w, int k, int stride, int pad);
-void vr_im2col_f64(const double *image, double *cols, int rows, int c, int h, int w, int k, int stride, int pad);
-void vr_col2im_f32(const float *cols, float *image, int rows, int c, int h, int w, int k, int stride, int pad);
-void vr_col2im_f64(const double *cols, double *image, int rows, int c, int h, int w, int k, int stride, int pad);
+/* ---- convolutions as products (runtime/conv.c).  Images are stored pixel by
+ * pixel, [h][w][c] each; a window of k x k pixels per output position,
+ * oh = (h + 2 pad - k) / stride + 1 of them down (ow across).  im2col: cols
+ * [images * oh * ow, k * k * c], one row per window, (ky, kx, ci) with ci
+ * fastest, zeros outside the image.  col2im: its adjoint, the windows added
+ * back into the images (overwritten).  transpose: each of `rows` p x q blocks
+ * becomes q x p. */
+void vr_im2col_f32(const float *image, float *cols, int images, int c, int h, int w, int k, int stride, int pad);
+void vr_im2col_f64(const double *image, double *cols, int images, int c, int h, int w, int k, int stride, int pad);
+void vr_col2im_f32(const float *cols, float *image, int images, int c, int h, int w, int k, int stride, int pad);
+void vr_col2im_f64(const double *cols, double *image, int images, int c, int h, int w, int k, int stride, int pad);
 void vr_transpose_f32(const float *src, float *dst, int rows, int p, int q);
 void vr_transpose_f64(const double *src, double *dst, int rows, int p, int q);
 /* How many threads a step uses (0: one per CPU).  vaec's build runs products
