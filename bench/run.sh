@@ -47,7 +47,8 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 CASES="gauss fashion_gauss gauss
 iwae5 fashion_iwae5 iwae5
 mixture_analytic mixture_analytic mixture_analytic
-mixture_reinforce10 mixture_reinforce mixture_reinforce10"
+mixture_reinforce10 mixture_reinforce mixture_reinforce10
+conv fashion_conv conv"
 SPEED="-O3 -march=native -ffp-contract=off -fno-math-errno -fno-trapping-math" # as model.c's header advises
 
 if [ "$1" != --report ]; then
