@@ -108,7 +108,7 @@ static void add_param(checker *c, vae_loc loc, const char *name, shape s, float 
 /* ---------------------------------------------------------------- expressions */
 
 static int int_literal(const ast_expr *e, int *out) {
-    if (e->kind == AST_NUM && e->is_int) {
+    if (e->kind == AST_NUM && e->is_int) { /* the lexer's ints have at most 9 digits */
         *out = (int)e->num;
         return 1;
     }
@@ -248,23 +248,28 @@ static shape check_conv(checker *c, ast_expr *e) {
         ERR(pad_loc, "%s(): padding %d is not smaller than the kernel (%d)", f, pad, k);
         return UNKNOWN;
     }
-    ast_conv g = {in.d[0], in.d[1], in.d[2], channels, 0, 0, k, stride, pad};
+    /* sizes in 64 bits: a stride or kernel of any int must not overflow before it is refused */
+    long long out_h, out_w;
     if (transposed) {
-        g.out_h = (g.in_h - 1) * stride - 2 * pad + k;
-        g.out_w = (g.in_w - 1) * stride - 2 * pad + k;
+        out_h = (long long)(in.d[1] - 1) * stride - 2LL * pad + k;
+        out_w = (long long)(in.d[2] - 1) * stride - 2LL * pad + k;
     } else {
-        g.out_h = g.in_h + 2 * pad < k ? 0 : (g.in_h + 2 * pad - k) / stride + 1;
-        g.out_w = g.in_w + 2 * pad < k ? 0 : (g.in_w + 2 * pad - k) / stride + 1;
+        out_h = in.d[1] + 2LL * pad < k ? 0 : (in.d[1] + 2LL * pad - k) / stride + 1;
+        out_w = in.d[2] + 2LL * pad < k ? 0 : (in.d[2] + 2LL * pad - k) / stride + 1;
     }
-    if (g.out_h < 1 || g.out_w < 1) {
-        ERR(e->loc, "%s() of a %d x %d image with kernel %d, stride %d and padding %d leaves no output", f, g.in_h,
-            g.in_w, k, stride, pad);
+    if (out_h < 1 || out_w < 1) {
+        ERR(e->loc, "%s() of a %d x %d image with kernel %d, stride %d and padding %d leaves no output", f, in.d[1],
+            in.d[2], k, stride, pad);
         return UNKNOWN;
     }
-    if ((double)g.out_h * g.out_w * channels > 1 << 24 || (double)g.out_h * g.out_w * g.in_c * k * k > 1 << 24) {
-        ERR(e->loc, "%s() is too large (more than 2^24 values per example)", f);
+    /* per example: the output, the rows of windows the product reads (conv2d) or writes
+     * (transposed), and the weight */
+    double windows = transposed ? (double)in.d[1] * in.d[2] * k * k * channels : (double)out_h * out_w * k * k * in.d[0];
+    if ((double)out_h * out_w * channels > 1 << 24 || windows > 1 << 24 || (double)k * k * in.d[0] * channels > 1 << 26) {
+        ERR(e->loc, "%s() is too large (more than 2^24 values per example, or a weight of more than 2^26)", f);
         return UNKNOWN;
     }
+    ast_conv g = {in.d[0], in.d[1], in.d[2], channels, (int)out_h, (int)out_w, k, stride, pad};
     e->conv = g;
     const char *name = fresh_param_name(c, vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target));
     e->pname = name;

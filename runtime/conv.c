@@ -38,6 +38,14 @@ typedef struct {
 
 static int windows(int size, int k, int stride, int pad) { return (size + 2 * pad - k) / stride + 1; }
 
+/* Runs part over `images` images, on the team when there is enough work. */
+static void run_images(vr_range_fn part, const conv_args *a, long images, long work) {
+    if (work >= CONV_SPLIT_MIN)
+        vr_split(part, a, images);
+    else
+        part(a, 0, images);
+}
+
 /* The window loops.  A window's line of k pixels is k*c contiguous floats
  * of the image and of its row: one copy (im2col) or one vector sum (col2im)
  * when it lies inside the image, pixel by pixel where it reaches over the
@@ -79,10 +87,7 @@ static int windows(int size, int k, int stride, int pad) { return (size + 2 * pa
     void NAME(const T *image, T *cols, int images, int c, int h, int w, int k, int stride, int pad) {              \
         conv_args a = {image, cols, c, h, w, k, stride, pad, windows(h, k, stride, pad), windows(w, k, stride, pad), \
                        0, 0};                                                                                      \
-        if ((long)images * a.oh * a.ow * c * k * k >= CONV_SPLIT_MIN)                                              \
-            vr_split(NAME##_part, &a, images);                                                                     \
-        else                                                                                                       \
-            NAME##_part(&a, 0, images);                                                                            \
+        run_images(NAME##_part, &a, images, (long)images * a.oh * a.ow * c * k * k);                               \
     }
 DEFINE_IM2COL(vr_im2col_f32, float)
 DEFINE_IM2COL(vr_im2col_f64, double)
@@ -121,10 +126,7 @@ DEFINE_IM2COL(vr_im2col_f64, double)
     void NAME(const T *cols, T *image, int images, int c, int h, int w, int k, int stride, int pad) {              \
         conv_args a = {cols, image, c, h, w, k, stride, pad, windows(h, k, stride, pad), windows(w, k, stride, pad), \
                        0, 0};                                                                                      \
-        if ((long)images * a.oh * a.ow * c * k * k >= CONV_SPLIT_MIN)                                              \
-            vr_split(NAME##_part, &a, images);                                                                     \
-        else                                                                                                       \
-            NAME##_part(&a, 0, images);                                                                            \
+        run_images(NAME##_part, &a, images, (long)images * a.oh * a.ow * c * k * k);                               \
     }
 DEFINE_COL2IM(vr_col2im_f32, float)
 DEFINE_COL2IM(vr_col2im_f64, double)
@@ -158,10 +160,7 @@ DEFINE_COL2IM(vr_col2im_f64, double)
             return;                                                                                                \
         }                                                                                                          \
         conv_args a = {src, dst, 0, 0, 0, 0, 0, 0, 0, 0, p, q};                                                    \
-        if ((long)rows * p * q >= CONV_SPLIT_MIN)                                                                  \
-            vr_split(NAME##_part, &a, rows);                                                                       \
-        else                                                                                                       \
-            NAME##_part(&a, 0, rows);                                                                              \
+        run_images(NAME##_part, &a, rows, (long)rows * p * q);                                                     \
     }
 DEFINE_TRANSPOSE(vr_transpose_f32, float)
 DEFINE_TRANSPOSE(vr_transpose_f64, double)
