@@ -437,6 +437,7 @@ void g_dump(FILE *out, const g_graph *g) {
             vx_print(out, n->expr);
         }
         if (n->label) fprintf(out, "  # %s", n->label);
+        if (n->buffer == BUF_ARENA) fprintf(out, "  @%ld", n->offset);
         fputc('\n', out);
     }
 }

@@ -69,11 +69,12 @@ void vr_init_params(const vr_program *p, float *params, uint64_t seed) {
 
 /* ---------------------------------------------------------------- evaluation */
 
-void vr_evaluate(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed,
-                 vr_scores *out) {
+/* Evaluation in `arena` (at least the eval graph's arena_floats; training passes
+ * its own, so the two never hold memory at once). */
+static void evaluate_in(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed,
+                        float *arena, vr_scores *out) {
     const vr_graph *g = &p->eval;
     int n = limit > 0 && limit < ds->n ? limit : ds->n, B = g->batch;
-    float *arena = xcalloc((size_t)g->arena_floats, sizeof(float));
     float *x = xcalloc((size_t)B * (size_t)p->data_dim, sizeof(float));
     int *idx = xcalloc((size_t)B, sizeof(int));
     double value = 0, recon = 0, kl = 0, logpx = 0;
@@ -104,9 +105,15 @@ void vr_evaluate(const vr_program *p, const float *params, const vr_dataset *ds,
     out->kl = kl / n;
     out->elbo = out->recon - out->kl;
     out->exact_logpx = logpx / n;
-    free(arena);
     free(x);
     free(idx);
+}
+
+void vr_evaluate(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed,
+                 vr_scores *out) {
+    float *arena = xcalloc((size_t)p->eval.arena_floats, sizeof(float));
+    evaluate_in(p, params, ds, limit, seed, arena, out);
+    free(arena);
 }
 
 void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed, int K,
@@ -234,7 +241,8 @@ int vr_train(const vr_program *p, const vr_options *o) {
     size_t P = (size_t)p->param_floats;
     float *params = xcalloc(P, sizeof(float)), *grads = xcalloc(P, sizeof(float));
     float *m = xcalloc(P, sizeof(float)), *v = xcalloc(P, sizeof(float));
-    float *arena = xcalloc((size_t)g->arena_floats, sizeof(float));
+    long arena_floats = g->arena_floats > p->eval.arena_floats ? g->arena_floats : p->eval.arena_floats;
+    float *arena = xcalloc((size_t)arena_floats, sizeof(float)); /* the step's, then each epoch's evaluation's */
     float *x = xcalloc((size_t)B * (size_t)p->data_dim, sizeof(float));
     int *order = xcalloc((size_t)train.n, sizeof(int));
     vr_init_params(p, params, o->seed);
@@ -283,7 +291,7 @@ int vr_train(const vr_program *p, const vr_options *o) {
         double seconds = now() - t0;
         if (o->progress) fputs("\r\033[K", stderr);
         vr_scores s = {0};
-        if (o->test) vr_evaluate(p, params, &test, o->test_limit, o->seed, &s);
+        if (o->test) evaluate_in(p, params, &test, o->test_limit, o->seed, arena, &s);
         double train_elbo = elbo_sum / nbatches;
         printf("epoch %2d  train %s %9.3f", epoch, p->value_name, train_elbo);
         if (o->test && s.has_elbo) printf("  test ELBO %9.3f (recon %9.3f, KL %7.3f)", s.elbo, s.recon, s.kl);
