@@ -160,72 +160,55 @@ static void group_products(g_graph *g) {
     }
 }
 
-/* ---- the arena: a slot per tensor, reused once its last reader has run */
+/* ---- the arena: a slot per tensor, shared by tensors that are never live at once
+ *
+ * Placement is offline, as every lifetime is known at compile time: slots are
+ * placed largest first, each at the lowest offset clear of the slots already
+ * placed whose lifetimes overlap its own (TensorFlow Lite's "greedy by size").
+ * Taking tensors in running order instead, first fit, left the convolutional
+ * model's training arena 32% above what is live at its busiest node. */
 
 typedef struct {
-    long offset, size;
-} span;
-
-typedef struct {
-    span *free; /* free spans inside [0, end), sorted by offset, never adjacent */
-    int n, cap;
-    long end;   /* the arena's size so far */
-} arena_alloc;
-
-/* Best fit among the free spans, else the end of the arena (growing the free span
- * that touches it, if any). */
-static long arena_take(arena_alloc *a, long size) {
-    int best = -1;
-    for (int i = 0; i < a->n; i++)
-        if (a->free[i].size >= size && (best < 0 || a->free[i].size < a->free[best].size)) best = i;
-    if (best >= 0) {
-        long at = a->free[best].offset;
-        a->free[best].offset += size;
-        a->free[best].size -= size;
-        if (a->free[best].size == 0) {
-            memmove(&a->free[best], &a->free[best + 1], sizeof(span) * (size_t)(a->n - best - 1));
-            a->n--;
-        }
-        return at;
-    }
-    if (a->n && a->free[a->n - 1].offset + a->free[a->n - 1].size == a->end) {
-        long at = a->free[--a->n].offset;
-        a->end = at + size;
-        return at;
-    }
-    long at = a->end;
-    a->end += size;
-    return at;
-}
-
-static void arena_give(arena_alloc *a, long offset, long size) {
-    int i = 0;
-    while (i < a->n && a->free[i].offset < offset) i++;
-    if (i > 0 && a->free[i - 1].offset + a->free[i - 1].size == offset) { /* joins the span before */
-        a->free[i - 1].size += size;
-        if (i < a->n && offset + size == a->free[i].offset) {
-            a->free[i - 1].size += a->free[i].size;
-            memmove(&a->free[i], &a->free[i + 1], sizeof(span) * (size_t)(a->n - i - 1));
-            a->n--;
-        }
-        return;
-    }
-    if (i < a->n && offset + size == a->free[i].offset) { /* joins the span after */
-        a->free[i].offset = offset;
-        a->free[i].size += size;
-        return;
-    }
-    if (a->n == a->cap) {
-        a->cap = a->cap ? 2 * a->cap : 16;
-        a->free = realloc(a->free, sizeof(span) * (size_t)a->cap);
-        if (!a->free) abort();
-    }
-    memmove(&a->free[i + 1], &a->free[i], sizeof(span) * (size_t)(a->n - i));
-    a->free[i] = (span){offset, size};
-    a->n++;
-}
+    long size, offset;
+    int first, last; /* the nodes that write it and last read it */
+} slot;
 
 static long slot_size(const g_node *n) { return ((long)n->rows * n->cols + 15) / 16 * 16; /* 64-byte aligned */ }
+
+static int larger_first(const void *pa, const void *pb) {
+    const slot *a = *(const slot *const *)pa, *b = *(const slot *const *)pb;
+    if (a->size != b->size) return a->size < b->size ? 1 : -1;
+    return a->first - b->first; /* ties in running order: the same graph always gets the same plan */
+}
+
+static int by_offset(const void *pa, const void *pb) {
+    const slot *a = *(const slot *const *)pa, *b = *(const slot *const *)pb;
+    return a->offset < b->offset ? -1 : a->offset > b->offset;
+}
+
+/* Places the slots; returns the arena's size in floats. */
+static long place_slots(slot *slots, int n) {
+    slot **order = malloc(sizeof(slot *) * (size_t)(n ? n : 1)), **clash = malloc(sizeof(slot *) * (size_t)(n ? n : 1));
+    if (!order || !clash) abort();
+    for (int i = 0; i < n; i++) order[i] = &slots[i];
+    qsort(order, (size_t)n, sizeof *order, larger_first);
+    long end = 0;
+    for (int i = 0; i < n; i++) {
+        slot *s = order[i];
+        int nc = 0;
+        for (int j = 0; j < i; j++)
+            if (order[j]->first <= s->last && s->first <= order[j]->last) clash[nc++] = order[j];
+        qsort(clash, (size_t)nc, sizeof *clash, by_offset);
+        long at = 0; /* the lowest gap that holds it */
+        for (int j = 0; j < nc && clash[j]->offset < at + s->size; j++)
+            if (clash[j]->offset + clash[j]->size > at) at = clash[j]->offset + clash[j]->size;
+        s->offset = at;
+        if (at + s->size > end) end = at + s->size;
+    }
+    free(order);
+    free(clash);
+    return end;
+}
 
 void g_plan(g_graph *g) {
     for (int i = 0; i < g->nnodes; i++) g->nodes[i]->uses = 0;
@@ -236,9 +219,7 @@ void g_plan(g_graph *g) {
     group_products(g);
     /* Nodes run in order (fused ones not at all), so a tensor is live from its node to
      * its last reader; what the driver reads back (the pinned outputs) lives to the end.
-     * A node's slot comes from the spans freed before it runs; an elementwise MAP may
-     * also take over the slot of an input of its own shape that it is the last
-     * reader of (element i is read before element i is written, and no other). */
+     * Two tensors may share memory when these spans do not meet. */
     int *last = malloc(sizeof(int) * (g->nnodes > 0 ? (size_t)g->nnodes : 1));
     if (!last) abort();
     for (int i = 0; i < g->nnodes; i++) last[i] = pinned(g, g->nodes[i]) ? g->nnodes : i;
@@ -262,13 +243,14 @@ void g_plan(g_graph *g) {
             end = -1;
         }
     }
-    arena_alloc a = {0};
+    /* Which tensors get a slot; an elementwise MAP may take over the slot of an input
+     * of its own shape that it is the last reader of (element i is read before
+     * element i is written, and no other): owner[] names the slot's first tensor. */
+    int *owner = malloc(sizeof(int) * (g->nnodes > 0 ? (size_t)g->nnodes : 1));
+    if (!owner) abort();
     for (int i = 0; i < g->nnodes; i++) {
-        for (int k = 0; k < i; k++) { /* slots whose last reader was node i - 1 (ids are positions) */
-            const g_node *d = g->nodes[k];
-            if (last[k] == i - 1 && !d->fused && d->buffer == BUF_ARENA) arena_give(&a, d->offset, slot_size(d));
-        }
         g_node *n = g->nodes[i];
+        owner[i] = -1;
         if (n->fused) continue;
         switch (n->kind) {
         case G_PARAM:
@@ -290,18 +272,35 @@ void g_plan(g_graph *g) {
             continue;
         }
         n->buffer = BUF_ARENA;
-        n->offset = -1;
+        owner[i] = i;
         if (n->kind == G_MAP) /* in place: over an input of its shape that nothing reads after it */
-            for (int j = 0; j < n->nin && n->offset < 0; j++) {
+            for (int j = 0; j < n->nin && owner[i] == i; j++) {
                 const g_node *d = n->in[j];
-                if (!d->fused && d->buffer == BUF_ARENA && d->rows == n->rows && d->cols == n->cols && last[d->id] == i) {
-                    n->offset = d->offset;
-                    last[d->id] = -1; /* its slot is n's now: freed after n's last reader, not d's */
-                }
+                if (!d->fused && d->buffer == BUF_ARENA && d->rows == n->rows && d->cols == n->cols && last[d->id] == i &&
+                    owner[d->id] >= 0)
+                    owner[i] = owner[d->id];
             }
-        if (n->offset < 0) n->offset = arena_take(&a, slot_size(n));
     }
-    g->arena_floats = a.end;
-    free(a.free);
+    slot *slots = malloc(sizeof(slot) * (g->nnodes > 0 ? (size_t)g->nnodes : 1));
+    int *slot_of = malloc(sizeof(int) * (g->nnodes > 0 ? (size_t)g->nnodes : 1));
+    if (!slots || !slot_of) abort();
+    int nslots = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        if (owner[i] < 0) continue;
+        if (owner[i] == i) {
+            slot_of[i] = nslots;
+            slots[nslots++] = (slot){slot_size(g->nodes[i]), 0, i, last[i]};
+        } else {
+            slot_of[i] = slot_of[owner[i]];
+            slot *s = &slots[slot_of[i]];
+            if (last[i] > s->last) s->last = last[i];
+        }
+    }
+    g->arena_floats = place_slots(slots, nslots);
+    for (int i = 0; i < g->nnodes; i++)
+        if (owner[i] >= 0) g->nodes[i]->offset = slots[slot_of[i]].offset;
+    free(slots);
+    free(slot_of);
+    free(owner);
     free(last);
 }
