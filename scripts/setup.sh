@@ -9,7 +9,7 @@ if [ $# -gt 0 ]; then shift; fi # the rest goes to configure
 
 # What each package is for: see README.md, "Dependencies".
 PACKAGES="gcc clang make autoconf automake libtool pkg-config flex bison llvm-dev libcunit1-dev \
-libopenblas-dev libdnnl-dev libblis-dev zlib1g-dev dataset-fashion-mnist"
+libopenblas-dev libdnnl-dev libblis-dev zlib1g-dev libisal-dev dataset-fashion-mnist"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

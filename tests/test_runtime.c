@@ -298,6 +298,81 @@ static void test_idx_plain_and_gzip(void) {
     remove(gz);
 }
 
+/* gzip as the data sets ship it, and as users make it: several members one after
+ * another (cat a.gz b.gz) read as one file; a corrupt or cut-off file is an error
+ * that names the file.  Rows of 21 values: whole bytes of bits and a tail. */
+static size_t make_wide_idx(unsigned char *buf, int n, int dim) {
+    buf[0] = buf[1] = 0;
+    buf[2] = 0x08;
+    buf[3] = 2;
+    be32(buf + 4, (uint32_t)n);
+    be32(buf + 8, (uint32_t)dim);
+    uint32_t state = 12345;
+    for (int i = 0; i < n * dim; i++) {
+        state = state * 1103515245u + 12345u;
+        buf[12 + i] = (unsigned char)(state >> 23);
+    }
+    return 12 + (size_t)n * (size_t)dim;
+}
+
+static void gz_file(const char *path, const unsigned char *data, size_t n) {
+    gzFile f = gzopen(path, "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(gzwrite(f, data, (unsigned)n), (int)n);
+    gzclose(f);
+}
+
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    static unsigned char buf[1 << 16];
+    *n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return buf;
+}
+
+static void test_gzip_members_corruption_and_wide_rows(void) {
+    enum { N = 200, DIM = 21 };
+    static unsigned char idx[12 + N * DIM], joined[1 << 17];
+    size_t n = make_wide_idx(idx, N, DIM), cut = 12 + 77 * DIM + 5, len1, len2;
+    const char *part = tmp_path(".gz"), *path = tmp_path(".idx.gz");
+    gz_file(part, idx, cut); /* two members: the header and 77.x rows, then the rest */
+    const unsigned char *bytes = slurp(part, &len1);
+    memcpy(joined, bytes, len1);
+    gz_file(part, idx + cut, n - cut);
+    bytes = slurp(part, &len2);
+    memcpy(joined + len1, bytes, len2);
+    write_file(path, joined, len1 + len2);
+    char err[512];
+    vr_dataset ds;
+    CU_ASSERT_EQUAL_FATAL(vr_data_load(&ds, path, NULL, DIM, 1, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ds.n, N);
+    float x[DIM];
+    int wrong = 0;
+    for (int i = 0; i < N; i++) {
+        vr_data_gather_f32(&ds, &i, 1, x);
+        for (int j = 0; j < DIM; j++) wrong += x[j] != (float)(idx[12 + i * DIM + j] >= 128);
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    vr_data_free(&ds);
+    /* one member, a byte of its compressed data flipped; then cut in half */
+    gz_file(path, idx, n);
+    size_t len;
+    unsigned char *gz = slurp(path, &len);
+    gz[len / 2] ^= 0x5a;
+    write_file(path, gz, len);
+    CU_ASSERT_EQUAL(vr_data_load(&ds, path, NULL, DIM, 1, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot read"));
+    gz[len / 2] ^= 0x5a;
+    write_file(path, gz, len / 2);
+    CU_ASSERT_EQUAL(vr_data_load(&ds, path, NULL, DIM, 1, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+    CU_ASSERT(strstr(err, "truncated") != NULL || strstr(err, "cannot read") != NULL);
+    remove(part);
+    remove(path);
+}
+
 static void expect_load_error(const char *path, int dim, const char *needle) {
     vr_dataset ds;
     char err[512] = "";
@@ -448,6 +523,7 @@ int main(void) {
         {"sgd with momentum", test_sgd_momentum},
         {"logsumexp", test_logsumexp},
         {"idx plain and gzip", test_idx_plain_and_gzip},
+        {"gzip members, corruption, wide rows", test_gzip_members_corruption_and_wide_rows},
         {"idx errors", test_idx_errors},
         {"npy", test_npy},
         {"csv", test_csv},
