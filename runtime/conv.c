@@ -72,7 +72,10 @@ static void run_images(vr_range_fn part, const conv_args *a, long images, long w
                             for (int i = 0; i < line; i++) o[i] = 0;                                               \
                         } else if (inside) {                                                                       \
                             const T *restrict from = x + ((long)y * a->w + x0) * c;                                \
-                            for (int i = 0; i < line; i++) o[i] = from[i];                                         \
+                            if (line == 4) /* one-channel 4x4 kernels: a fixed-size copy, no loop */               \
+                                memcpy(o, from, 4 * sizeof(T));                                                    \
+                            else                                                                                   \
+                                for (int i = 0; i < line; i++) o[i] = from[i];                                     \
                         } else {                                                                                   \
                             for (int kx = 0; kx < k; kx++) {                                                       \
                                 const int xx = x0 + kx;                                                            \
