@@ -89,7 +89,10 @@ done
 blas_cflags=$(sed -n 's/^S\["BLAS_CFLAGS"\]="\(.*\)"$/\1/p' build/config.status)
 blas_libs=$(sed -n 's/^S\["BLAS_LIBS"\]="\(.*\)"$/\1/p' build/config.status)
 build/vaec emit-c examples/fashion_gauss.vae -o $out/fashion_gauss.c >/dev/null
-cc -std=c11 $SPEED -DVAE_MAIN -DVAE_USE_ZLIB $blas_cflags $out/fashion_gauss.c -o $out/fashion_gauss_c $blas_libs -lz -lm
+isal_cflags=$(sed -n 's/^S\["ISAL_CFLAGS"\]="\(.*\)"$/\1/p' build/config.status) # gzip data as vaec reads it
+isal_libs=$(sed -n 's/^S\["ISAL_LIBS"\]="\(.*\)"$/\1/p' build/config.status)
+cc -std=c11 $SPEED -DVAE_MAIN -DVAE_USE_ZLIB $isal_cflags $blas_cflags $out/fashion_gauss.c -o $out/fashion_gauss_c \
+    $blas_libs $isal_libs -lz -lm
 : >$out/emitted; : >$out/jit
 for r in $(seq "$REPEATS"); do
     $out/fashion_gauss_c train --epochs 1 --limit 25600 --test-limit 100 --out $out/run >$out/e.log 2>&1
