@@ -120,7 +120,7 @@ static size_t stream_read(stream *st, void *buf, size_t n) {
     size_t got = 0;
     while (got < n && !st->ended && !st->error) {
         if (st->z->block_state == ISAL_BLOCK_FINISH) { /* another gzip member may follow, as in cat a.gz b.gz */
-            if (st->z->avail_in < 2 && st->z->avail_in == 0 && !stream_fill(st)) {
+            if (st->z->avail_in == 0 && !stream_fill(st)) {
                 st->ended = 1;
                 break;
             }
