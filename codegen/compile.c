@@ -116,9 +116,34 @@ vae_build_opts vae_build_defaults(const vae_unit *u) {
     o.eval_batch = 250;
     o.iwae_batch = 4;
     o.iwae_chunk = 250;
+    o.iwae_arena_max = VAE_IWAE_ARENA_MAX;
     o.train = o.eval = o.iwae = 1;
     o.api_batch = 64;
     return o;
+}
+
+/* The IWAE graph, its rows (examples x samples per call) cut until its arena
+ * fits o->iwae_arena_max: examples first, then samples.  The estimate does not
+ * depend on the cut: the noise is keyed by example and sample, and the
+ * log-sum-exp runs over the samples in order (vr_evaluate_iwae). */
+static g_graph *build_iwae(const vae_model *m, const vae_build_opts *o, FILE *err) {
+    int batch = o->iwae_batch, chunk = o->iwae_chunk;
+    for (;;) {
+        g_graph *g = g_build(m, GRAPH_IWAE, batch, chunk, err);
+        if (!g) return NULL;
+        g_plan(g);
+        if (o->iwae_arena_max <= 0 || g->arena_floats <= o->iwae_arena_max || batch * chunk == 1) return g;
+        /* the arena grows about as the rows: aim at the bound, at least halving */
+        long rows = (long)((double)batch * chunk * o->iwae_arena_max / g->arena_floats);
+        if (rows > (long)batch * chunk / 2) rows = (long)batch * chunk / 2;
+        if (rows < 1) rows = 1;
+        if (batch > 1 && rows >= chunk) batch = (int)(rows / chunk);
+        else {
+            batch = 1;
+            chunk = (int)(rows < chunk ? rows : chunk / 2 > 0 ? chunk / 2 : 1);
+        }
+        g_free(g);
+    }
 }
 
 /* Builds the requested graphs; returns how many (0 on failure). */
@@ -140,9 +165,8 @@ int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, F
         gs[n++] = g;
     }
     if (o->iwae) {
-        g_graph *g = g_build(m, GRAPH_IWAE, o->iwae_batch, o->iwae_chunk, err);
+        g_graph *g = build_iwae(m, o, err);
         if (!g) goto fail;
-        g_plan(g);
         gs[n++] = g;
     }
     if (o->api) {

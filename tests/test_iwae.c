@@ -6,6 +6,7 @@
 #include "parser/model.h"
 #include "tests/testutil.h"
 #include "vae/compiler.h"
+#include "vae/driver.h"
 
 typedef void (*fn64)(double *params, double *grads, double *arena, const double *data, const vr_ctx *ctx);
 
@@ -246,12 +247,61 @@ static void test_warmup_scales_the_kl(void) {
     release(&half);
 }
 
+/* An IWAE graph cut to fit its arena bound (fewer examples and samples per
+ * call) gives the estimate of the uncut one: noise is keyed by example and
+ * sample, and the samples are summed in order whatever the cut. */
+static void iwae_estimate(int arena_max, const float *params, const vr_dataset *ds, long *arena, int *rows,
+                          vr_scores *s) {
+    vae_unit *u = vae_unit_from_string("t.vae", with("reparam"), stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    vae_build_opts o = vae_build_defaults(u);
+    o.train = o.eval = 0;
+    o.iwae_batch = 4;
+    o.iwae_chunk = 12;
+    o.iwae_arena_max = arena_max;
+    vae_program *p = vae_program_build(u, &o, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    const vr_program *rt = vae_program_runtime(p);
+    CU_ASSERT_FATAL(rt->param_floats <= 256);
+    *arena = rt->iwae.arena_floats;
+    *rows = rt->iwae.batch * rt->iwae.samples;
+    vr_evaluate_iwae(rt, params, ds, 0, 7, 12, s);
+    vae_program_free(p);
+    vae_unit_free(u);
+}
+
+static void test_iwae_cut_to_arena_bound(void) {
+    enum { N = 7, P_MAX = 256 };
+    float x[N * 6], params[P_MAX];
+    for (int i = 0; i < N * 6; i++) x[i] = vr_uniform(3, 5, (uint64_t)i) < 0.4f;
+    for (int i = 0; i < P_MAX; i++) params[i] = (float)(vr_uniform(6, 1, (uint64_t)i) - 0.5);
+    vr_dataset ds = {.n = N, .dim = 6, .f32 = x};
+    long whole, cut, tiny;
+    int whole_rows, cut_rows, tiny_rows;
+    vr_scores a, b, c;
+    iwae_estimate(0, params, &ds, &whole, &whole_rows, &a);
+    CU_ASSERT_EQUAL(whole_rows, 48);
+    iwae_estimate((int)(whole / 3), params, &ds, &cut, &cut_rows, &b); /* fewer examples per call */
+    iwae_estimate(1, params, &ds, &tiny, &tiny_rows, &c);               /* one sample of one example */
+    printf("\n    rows %d, %d, %d; arenas %ld, %ld, %ld floats; log p(x) %.6f, %.6f, %.6f", whole_rows, cut_rows,
+           tiny_rows, whole, cut, tiny, a.logpx, b.logpx, c.logpx);
+    CU_ASSERT(cut <= whole / 3);
+    CU_ASSERT(cut_rows < whole_rows);
+    CU_ASSERT_EQUAL(tiny_rows, 1);
+    CU_ASSERT(a.n == N && b.n == N && c.n == N);
+    CU_ASSERT(isfinite(a.logpx) && a.logpx < 0);
+    CU_ASSERT(fabs(a.logpx - b.logpx) < 1e-5 * fabs(a.logpx));
+    CU_ASSERT(fabs(a.logpx - c.logpx) < 1e-5 * fabs(a.logpx));
+    CU_ASSERT(fabs(a.logpx_se - c.logpx_se) < 1e-4 * a.logpx_se);
+}
+
 int main(void) {
     static const test_case tests[] = {
         {"IWAE(1) is the ELBO; the bound rises with K", test_bound_rises_with_k},
         {"DReG: same mean, lower variance at K = 50", test_dreg},
         {"IWAE stays below the exact log p(x)", test_iwae_below_exact},
         {"KL warm-up scales the KL term", test_warmup_scales_the_kl},
+        {"IWAE graph cut to its arena bound: the same estimate", test_iwae_cut_to_arena_bound},
         {NULL, NULL},
     };
     return run_suite("importance weighted bounds", tests);

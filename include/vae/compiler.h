@@ -37,11 +37,16 @@ typedef struct {
     int batch;       /* training batch */
     int eval_batch;  /* examples per call of the evaluation graph */
     int iwae_batch, iwae_chunk; /* examples and samples per call of the IWAE graph */
+    long iwae_arena_max;        /* floats: fewer examples, then samples, per call until the IWAE arena
+                                   fits (0: no bound); default VAE_IWAE_ARENA_MAX */
     int train, eval, iwae;      /* which graphs to build */
     int api, api_batch;         /* encode, decode and sample graphs, api_batch rows per call */
     int double_precision;       /* build in double (gradient checks); the driver needs float */
     vae_jit_mode jit;           /* default VAE_JIT_OPTIMIZED */
 } vae_build_opts;
+
+/* 32 MiB: a convolutional model's 1000 rows of samples hold 125 MB of feature maps */
+#define VAE_IWAE_ARENA_MAX (8L << 20)
 
 vae_build_opts vae_build_defaults(const vae_unit *u);
 /* Lowers, differentiates, plans and JIT-compiles; NULL on failure (message on err). */
