@@ -8,6 +8,8 @@
 set -e
 cd "$(dirname "$0")/.."
 out=bench/out
+# a value configure found (BLAS_LIBS, ISAL_CFLAGS, ...), from the build's config.status
+config() { sed -n 's/^S\["'"$1"'"\]="\(.*\)"$/\1/p' build/config.status; }
 if [ "$1" = --report ]; then
     [ -f $out/run.env ] || { echo "bench/run.sh: no earlier run in $out" >&2; exit 1; }
     . ./$out/run.env
@@ -30,7 +32,6 @@ cc -O2 $OPENBLAS_INC bench/gemm_peak.c -o $out/gemm_peak_openblas -lopenblas
 [ -z "$BLIS_INC" ] || cc -O2 $BLIS_INC bench/gemm_peak.c -o $out/gemm_peak_blis -lblis 2>/dev/null || rm -f $out/gemm_peak_blis
 [ ! -f /usr/include/oneapi/dnnl/dnnl.h ] || cc -O2 -DPEAK_DNNL bench/gemm_peak.c -o $out/gemm_peak_dnnl -ldnnl
 # each step's floor: its products and Adam alone, hot, through vaec's runtime (bench/step_floor.c)
-config() { sed -n 's/^S\["'"$1"'"\]="\(.*\)"$/\1/p' build/config.status; }
 cc -O2 -Iinclude bench/step_floor.c build/libvaert.a -o $out/step_floor $(config BLAS_LIBS) $(config ISAL_LIBS) \
     $(config ZLIB_LIBS) -lpthread -lm
 # OpenBLAS 0.3.21 mis-detects some Xeons (Prescott kernels): vaec corrects that itself
@@ -91,11 +92,11 @@ done
 
 # the emitted C trainer of fashion_gauss, built for speed as its header says, with vaec's own
 # matrix library, against the JIT on the same examples, alternating
-blas_cflags=$(sed -n 's/^S\["BLAS_CFLAGS"\]="\(.*\)"$/\1/p' build/config.status)
-blas_libs=$(sed -n 's/^S\["BLAS_LIBS"\]="\(.*\)"$/\1/p' build/config.status)
+blas_cflags=$(config BLAS_CFLAGS)
+blas_libs=$(config BLAS_LIBS)
 build/vaec emit-c examples/fashion_gauss.vae -o $out/fashion_gauss.c >/dev/null
-isal_cflags=$(sed -n 's/^S\["ISAL_CFLAGS"\]="\(.*\)"$/\1/p' build/config.status) # gzip data as vaec reads it
-isal_libs=$(sed -n 's/^S\["ISAL_LIBS"\]="\(.*\)"$/\1/p' build/config.status)
+isal_cflags=$(config ISAL_CFLAGS) # gzip data as vaec reads it
+isal_libs=$(config ISAL_LIBS)
 cc -std=c11 $SPEED -DVAE_MAIN -DVAE_USE_ZLIB $isal_cflags $blas_cflags $out/fashion_gauss.c -o $out/fashion_gauss_c \
     $blas_libs $isal_libs -lz -lm
 : >$out/emitted; : >$out/jit

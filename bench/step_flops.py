@@ -44,6 +44,8 @@ for line in out.splitlines():
 if not batch or not flops:
     sys.exit("step_flops.py: no training step with products in " + sys.argv[2])
 if shapes_wanted:
+    if params is None:
+        sys.exit("step_flops.py: %s check %s printed no parameter count" % (sys.argv[1], sys.argv[2]))
     print("params %d batch %d" % (params, batch))
     print("\n".join(products))
 else:

@@ -138,9 +138,9 @@ static g_graph *build_iwae(const vae_model *m, const vae_build_opts *o, FILE *er
         if (rows > (long)batch * chunk / 2) rows = (long)batch * chunk / 2;
         if (rows < 1) rows = 1;
         if (batch > 1 && rows >= chunk) batch = (int)(rows / chunk);
-        else {
+        else { /* rows <= batch * chunk / 2 < chunk once batch is 1 */
             batch = 1;
-            chunk = (int)(rows < chunk ? rows : chunk / 2 > 0 ? chunk / 2 : 1);
+            chunk = (int)rows;
         }
         g_free(g);
     }

@@ -250,7 +250,7 @@ static void test_warmup_scales_the_kl(void) {
 /* An IWAE graph cut to fit its arena bound (fewer examples and samples per
  * call) gives the estimate of the uncut one: noise is keyed by example and
  * sample, and the samples are summed in order whatever the cut. */
-static void iwae_estimate(int arena_max, const float *params, const vr_dataset *ds, long *arena, int *rows,
+static void iwae_estimate(long arena_max, const float *params, const vr_dataset *ds, long *arena, int *rows,
                           vr_scores *s) {
     vae_unit *u = vae_unit_from_string("t.vae", with("reparam"), stderr);
     CU_ASSERT_PTR_NOT_NULL_FATAL(u);
@@ -281,7 +281,7 @@ static void test_iwae_cut_to_arena_bound(void) {
     vr_scores a, b, c;
     iwae_estimate(0, params, &ds, &whole, &whole_rows, &a);
     CU_ASSERT_EQUAL(whole_rows, 48);
-    iwae_estimate((int)(whole / 3), params, &ds, &cut, &cut_rows, &b); /* fewer examples per call */
+    iwae_estimate(whole / 3, params, &ds, &cut, &cut_rows, &b); /* fewer examples per call */
     iwae_estimate(1, params, &ds, &tiny, &tiny_rows, &c);               /* one sample of one example */
     printf("\n    rows %d, %d, %d; arenas %ld, %ld, %ld floats; log p(x) %.6f, %.6f, %.6f", whole_rows, cut_rows,
            tiny_rows, whole, cut, tiny, a.logpx, b.logpx, c.logpx);
