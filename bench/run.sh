@@ -104,9 +104,7 @@ printf '%s\n' "$CASES" | while read -r name example peer; do
 done
 
 # the emitted C trainer of fashion_gauss, built for speed as its header says, with vaec's own
-# matrix library, against the JIT on the same examples, alternating
-blas_cflags=$(config BLAS_CFLAGS); blas_libs=$(config BLAS_LIBS)
-isal_cflags=$(config ISAL_CFLAGS); isal_libs=$(config ISAL_LIBS)
+# matrix library (the flags set above), against the JIT on the same examples, alternating
 build/vaec emit-c examples/fashion_gauss.vae -o $out/fashion_gauss.c >/dev/null
 cc -std=c11 $SPEED -DVAE_MAIN -DVAE_USE_ZLIB $isal_cflags $blas_cflags $out/fashion_gauss.c -o $out/fashion_gauss_c \
     $blas_libs $isal_libs -lz -lm
@@ -175,10 +173,12 @@ printf '| case | products ms, hot | Adam ms, hot | floor ex/s, hot | floor ex/s,
 printf '|---|---|---|---|---|---|---|---|---|---|\n'
 printf '%s\n' "$CASES" | while read -r name example peer; do
     floor=$(sort -k4 -n $out/$name.floor | tail -n 1)
-    v=$(best <$out/$name.vaec); t=$(cat $out/$name.torch1 $out/$name.torch2 | best); q=$(best <$out/$name.sequence)
+    v=$(best <$out/$name.vaec); t=$(cat $out/$name.torch1 $out/$name.torch2 | best); q=$(cat $out/$name.sequence 2>/dev/null | best) # none in runs before the eighth session
     echo "$floor" | awk -v n="$name" -v v="$v" -v t="$t" -v q="$q" '{
-        printf "| %s | %.2f | %.2f | %d | %d | %.0f%% | %.0f%% | %d | %.0f%% | %.0f%% |\n", n, $1, $2, $4, q,
-            100 * v / $4, 100 * v / q, 4 * t, 400 * t / $4, 400 * t / q }'
+        if (q > 0) { sq = sprintf("%d", q); vq = sprintf("%.0f%%", 100 * v / q); tq = sprintf("%.0f%%", 400 * t / q) }
+        else { sq = "-"; vq = "-"; tq = "-" }
+        printf "| %s | %.2f | %.2f | %d | %s | %.0f%% | %s | %d | %.0f%% | %s |\n", n, $1, $2, $4, sq,
+            100 * v / $4, vq, 4 * t, 400 * t / $4, tq }'
 done
 e=$(median <$out/emitted); j=$(median <$out/jit)
 awk -v e="$e" -v j="$j" 'BEGIN { printf "\nemitted C trainer, fashion_gauss (cc '"$SPEED"', the same library and thread team): %d ex/s against the JIT'"'"'s %d (%.2fx)\n", e, j, e / j }'
