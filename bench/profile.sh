@@ -18,15 +18,16 @@ cd "$(dirname "$0")/.."
 out=bench/out/profile
 mkdir -p $out
 epochs=${1:-2}
+case $epochs in
+'' | *[!0-9]* | 0) echo "bench/profile.sh: EPOCHS must be a whole number of at least 1, not '$epochs'" >&2; exit 1 ;;
+esac
 command -v perf >/dev/null || { echo "bench/profile.sh: perf is not installed" >&2; exit 1; }
-config() { sed -n 's/^S\["'"$1"'"\]="\(.*\)"$/\1/p' build/config.status; }
-SPEED="-O3 -march=native -ffp-contract=off -fno-math-errno -fno-trapping-math"
+. bench/lib.sh # build_trainer
 printf '| case | ex/s (step) | products | Adam | waiting | generated | conv data | data | kernel | other |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|\n'
 for example in fashion_gauss fashion_iwae5 mixture_analytic mixture_reinforce fashion_conv; do
     build/vaec emit-c examples/$example.vae -o $out/$example.c >/dev/null
-    cc -std=c11 $SPEED -g -DVAE_MAIN -DVAE_USE_ZLIB $(config ISAL_CFLAGS) $(config BLAS_CFLAGS) $out/$example.c \
-        -o $out/$example $(config BLAS_LIBS) $(config ISAL_LIBS) -lz -lm
+    build_trainer $out/$example.c $out/$example -g # symbols for perf
     perf record -q -o $out/$example.perf $out/$example train --epochs "$epochs" --limit 25600 --test-limit 100 \
         --out $out/run >$out/$example.log 2>&1
     speed=$(sed -n 's/.*(step only \([0-9]*\) ex\/s).*/\1/p' $out/$example.log | tail -n 1)

@@ -8,8 +8,7 @@
 set -e
 cd "$(dirname "$0")/.."
 out=bench/out
-# a value configure found (BLAS_LIBS, ISAL_CFLAGS, ...), from the build's config.status
-config() { sed -n 's/^S\["'"$1"'"\]="\(.*\)"$/\1/p' build/config.status; }
+. bench/lib.sh # config, SPEED, build_trainer
 if [ "$1" = --report ]; then
     [ -f $out/run.env ] || { echo "bench/run.sh: no earlier run in $out" >&2; exit 1; }
     . ./$out/run.env
@@ -54,18 +53,14 @@ iwae5 fashion_iwae5 iwae5
 mixture_analytic mixture_analytic mixture_analytic
 mixture_reinforce10 mixture_reinforce mixture_reinforce10
 conv fashion_conv conv"
-SPEED="-O3 -march=native -ffp-contract=off -fno-math-errno -fno-trapping-math" # as model.c's header advises
 
 if [ "$1" != --report ]; then
 # each case's step cut down to its products (bench/products_only.awk), as an emitted C trainer
 # built for speed with vaec's library and team: the floor of the step in sequence
-blas_cflags=$(config BLAS_CFLAGS); blas_libs=$(config BLAS_LIBS)
-isal_cflags=$(config ISAL_CFLAGS); isal_libs=$(config ISAL_LIBS) # gzip data as vaec reads it
 printf '%s\n' "$CASES" | while read -r name example peer; do
     build/vaec emit-c examples/$example.vae -o $out/$example.c >/dev/null
     awk -f bench/products_only.awk $out/$example.c >$out/${example}_products.c
-    cc -std=c11 $SPEED -DVAE_MAIN -DVAE_USE_ZLIB $isal_cflags $blas_cflags $out/${example}_products.c \
-        -o $out/$name.products $blas_libs $isal_libs -lz -lm
+    build_trainer $out/${example}_products.c $out/$name.products
 done
 printf '%s\n' "$CASES" | while read -r name example peer; do
     : >$out/$name.sequence
@@ -104,10 +99,9 @@ printf '%s\n' "$CASES" | while read -r name example peer; do
 done
 
 # the emitted C trainer of fashion_gauss, built for speed as its header says, with vaec's own
-# matrix library (the flags set above), against the JIT on the same examples, alternating
+# matrix library, against the JIT on the same examples, alternating
 build/vaec emit-c examples/fashion_gauss.vae -o $out/fashion_gauss.c >/dev/null
-cc -std=c11 $SPEED -DVAE_MAIN -DVAE_USE_ZLIB $isal_cflags $blas_cflags $out/fashion_gauss.c -o $out/fashion_gauss_c \
-    $blas_libs $isal_libs -lz -lm
+build_trainer $out/fashion_gauss.c $out/fashion_gauss_c
 : >$out/emitted; : >$out/jit
 for r in $(seq "$REPEATS"); do
     $out/fashion_gauss_c train --epochs 1 --limit 25600 --test-limit 100 --out $out/run >$out/e.log 2>&1
