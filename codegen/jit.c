@@ -9,6 +9,7 @@
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
 #include <llvm-c/Target.h>
+#include "codegen/llvm_compat.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,7 +71,7 @@ vae_jit *vae_jit_new(int optimized, char **err) {
     if (failed(LLVMOrcCreateLLJIT(&j->jit, builder), err)) goto fail; /* consumes builder */
     LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->jit);
 
-    LLVMJITCSymbolMapPair syms[NRUNTIME];
+    vae_orc_symbol_pair syms[NRUNTIME];
     for (size_t i = 0; i < NRUNTIME; i++) {
         syms[i].Name = LLVMOrcLLJITMangleAndIntern(j->jit, RUNTIME_SYMBOLS[i].name);
         syms[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)RUNTIME_SYMBOLS[i].fn;
