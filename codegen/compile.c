@@ -89,6 +89,7 @@ vae_unit *vae_unit_with_estimator(const char *path, const char *spec, FILE *err)
     if (!u) abort();
     u->src = src;
     u->estimator_src = es;
+    if (es) src->also = es; /* the checker's errors in the estimator show its line */
     if (!est) {
         vae_unit_free(u);
         return NULL;

@@ -722,6 +722,7 @@ static void print_main(FILE *o) {
           "    return 0;\n"
           "}\n\n"
           "int main(int argc, char **argv) {\n"
+          "    setvbuf(stdout, NULL, _IOLBF, 0); /* each line out before an error that follows it, also in a pipe */\n"
           "    vr_blas_select_core(argv);\n"
           "    if (argc < 2 || (strcmp(argv[1], \"train\") && strcmp(argv[1], \"eval\"))) return usage();\n"
           "    int train = strcmp(argv[1], \"train\") == 0;\n"

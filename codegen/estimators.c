@@ -305,6 +305,7 @@ static g_node *decode_rows(lowering *L, prepared *P, g_node **z) {
 }
 
 static int has_encoders(const vae_model *m);
+static int encoders_trained(const vae_model *m);
 
 typedef enum { SAMPLE_REPARAM, SAMPLE_REINFORCE, SAMPLE_UNIFORM, SAMPLE_PRIOR, SAMPLE_IWAE_EVAL } sample_kind;
 
@@ -313,7 +314,7 @@ static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
     const vae_model *m = g->model;
     const vae_estimator *est = &m->est;
     prepared P;
-    int with_encoder = kind != SAMPLE_PRIOR && (kind != SAMPLE_IWAE_EVAL || has_encoders(m));
+    int with_encoder = kind != SAMPLE_PRIOR && (kind != SAMPLE_IWAE_EVAL || encoders_trained(m));
     if (prepare(L, &P, B, S, with_encoder)) return -1;
     g_node *z[VAE_MAX_LATENTS], *logq = NULL, *logp = NULL;
     double joint = 1;
@@ -675,6 +676,11 @@ static int has_encoders(const vae_model *m) {
     return 1;
 }
 
+/* Evaluation goes through the encoders only where training made them: with
+ * prior or exact they keep their initial values, and an ELBO through them
+ * would fall while the trained bound rises. */
+static int encoders_trained(const vae_model *m) { return has_encoders(m) && m->est.trains_encoder; }
+
 int g_model_enumerable(const vae_model *m) { return enumerable(m); }
 
 /* ---------------------------------------------------------------- deployment graphs */
@@ -798,7 +804,7 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
     static const char *const names[] = {"vae_train_step", "vae_eval", "vae_iwae", "vae_encode", "vae_decode", "vae_sample"};
     g->fn_name = names[purpose];
     lowering L = {.g = g, .err = err ? err : stderr};
-    int rc = -1, enc = has_encoders(m);
+    int rc = -1, enc = encoders_trained(m);
     const char *unbuilt = NULL;
     if (purpose == GRAPH_EVAL) {
         /* the ELBO without sampling noise where the latents can be enumerated */
@@ -810,7 +816,7 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
             rc = build_sampled(&L, SAMPLE_PRIOR, batch, m->est.samples);
         g->samples = enumerable(m) || enc ? 1 : m->est.samples;
     } else if (purpose == GRAPH_ENCODE) {
-        rc = enc ? build_encode(&L, batch) : -1;
+        rc = has_encoders(m) ? build_encode(&L, batch) : -1;
     } else if (purpose == GRAPH_DECODE) {
         rc = build_decode(&L, batch);
     } else if (purpose == GRAPH_SAMPLE) {

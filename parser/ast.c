@@ -152,7 +152,9 @@ static void report(vae_source *src, vae_loc loc, const char *kind, const char *f
     fprintf(src->err, "%s:%d:%d: %s: ", loc.file ? loc.file : src->path, loc.line, loc.col, kind);
     vfprintf(src->err, fmt, ap);
     fputc('\n', src->err);
-    if (loc.line > 0 && (!loc.file || strcmp(loc.file, src->path) == 0)) show_line(src, loc.line, loc.col);
+    if (loc.line <= 0) return;
+    if (!loc.file || strcmp(loc.file, src->path) == 0) show_line(src, loc.line, loc.col);
+    else if (src->also && strcmp(loc.file, src->also->path) == 0) show_line(src->also, loc.line, loc.col);
 }
 
 void vae_error(vae_source *src, vae_loc loc, const char *fmt, ...) {
@@ -161,6 +163,13 @@ void vae_error(vae_source *src, vae_loc loc, const char *fmt, ...) {
     report(src, loc, "error", fmt, ap);
     va_end(ap);
     src->nerrors++;
+}
+
+void vae_warning(vae_source *src, vae_loc loc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    report(src, loc, "warning", fmt, ap);
+    va_end(ap);
 }
 
 void vae_note(vae_source *src, vae_loc loc, const char *fmt, ...) {

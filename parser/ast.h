@@ -30,6 +30,8 @@ typedef struct vae_source {
     vae_pool *pool; /* owns the AST */
     int nerrors;
     FILE *err;      /* where diagnostics go (stderr by default) */
+    struct vae_source *also; /* a second text whose locations this one's diagnostics may name
+                              * (an estimator given on the command line); not owned */
 } vae_source;
 
 vae_source *vae_source_load(const char *path, FILE *err); /* NULL (message printed) if unreadable */
@@ -37,6 +39,8 @@ vae_source *vae_source_from_string(const char *name, const char *text, FILE *err
 void vae_source_free(vae_source *src);
 /* Prints "file:line:col: error: MSG", the source line, and a caret under col. */
 void vae_error(vae_source *src, vae_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Like vae_error, but the model is still accepted (the message says why it matters). */
+void vae_warning(vae_source *src, vae_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void vae_note(vae_source *src, vae_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- expressions ---- */

@@ -929,6 +929,14 @@ static void check_estimator(checker *c, const ast_estimator *e) {
             ok = 0;
         }
     }
+    est->trains_encoder = info->needs_encoder;
+    for (int i = 0; ok && !info->needs_encoder && i < m->nlatents; i++)
+        if (m->latents[i].encoder) { /* evaluation then leaves it out too: an untrained q gives no ELBO worth a number */
+            vae_warning(c->src, e->loc, "estimator '%s' does not use the encoder of '%s': it stays untrained, and test "
+                        "values are the estimator's own bound (%s), not an ELBO", e->name, m->latents[i].name,
+                        info->kind == EST_EXACT ? "the exact log p(x)" : "log p(x) estimated by sampling the prior");
+            break;
+        }
     if (ok && info->enumerates) {
         double joint = 1;
         for (int i = 0; i < m->nlatents; i++) joint *= m->latents[i].joint_states;

@@ -52,6 +52,7 @@ typedef struct {
     int dreg;           /* iwae(gradient: dreg) */
     double temperature; /* gumbel */
     int hard;           /* gumbel(hard: true) */
+    int trains_encoder; /* its bound goes through the encoders; prior and exact leave them untrained */
     vae_loc loc;
 } vae_estimator;
 

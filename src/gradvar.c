@@ -19,24 +19,57 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Splits "a(x: 1, y: 2),b" at the commas outside parentheses. */
-static int split_specs(const char *list, char specs[][256], int max) {
+/* One item of --estimators.  `source` is the whole list with every other item
+ * blanked, so that an error in the item names its column in the list and shows
+ * it under a caret; `text` is the item alone, for the table. */
+typedef struct {
+    char *source, *text;
+} spec;
+
+enum { MAX_SPECS = 16 };
+
+static void specs_free(spec *s, int n) {
+    for (int i = 0; i < n; i++) {
+        free(s[i].source);
+        free(s[i].text);
+    }
+}
+
+static void spec_take(spec *out, const char *list, size_t begin, size_t end) {
+    size_t n = strlen(list);
+    out->source = malloc(n + 1);
+    out->text = malloc(end - begin + 1);
+    if (!out->source || !out->text) abort();
+    for (size_t i = 0; i < n; i++) out->source[i] = i >= begin && i < end ? list[i] : ' ';
+    out->source[n] = 0;
+    memcpy(out->text, list + begin, end - begin);
+    out->text[end - begin] = 0;
+}
+
+/* Splits "a(x: 1, y: 2),b" at the commas outside parentheses; empty items are
+ * skipped.  The number of items, or -1 when there are more than `max`. */
+static int split_specs(const char *list, spec *out, int max) {
     int n = 0, depth = 0;
-    size_t len = 0;
-    for (const char *p = list;; p++) {
-        if (*p == 0 || (*p == ',' && depth == 0)) {
-            if (n == max) return -1;
-            while (len && specs[n][len - 1] == ' ') len--;
-            specs[n][len] = 0;
-            if (len) n++;
-            len = 0;
-            if (!*p) break;
+    size_t begin = 0;
+    for (size_t i = 0;; i++) {
+        char ch = list[i];
+        if (ch == 0 || (ch == ',' && depth == 0)) {
+            size_t b = begin, e = i;
+            while (b < e && (list[b] == ' ' || list[b] == '\t')) b++;
+            while (e > b && (list[e - 1] == ' ' || list[e - 1] == '\t')) e--;
+            if (e > b) {
+                if (n == max) {
+                    specs_free(out, n);
+                    return -1;
+                }
+                spec_take(&out[n++], list, b, e);
+            }
+            begin = i + 1;
+            if (!ch) break;
             continue;
         }
-        if (*p == '(') depth++;
-        if (*p == ')') depth--;
-        if (len == 0 && *p == ' ') continue;
-        if (len + 1 < 256) specs[n][len++] = *p;
+        if (ch == '(') depth++;
+        if (ch == ')') depth--;
     }
     return n;
 }
@@ -77,144 +110,179 @@ static long encoder_mask(const vae_model *m, char *mask) {
     return n;
 }
 
-int vaec_gradvar(const gradvar_options *o) {
-    vr_flush_denormals(); /* as training does: the same numbers, and no denormal slow paths */
-    char specs[16][256];
-    int nspecs = 0;
-    built ref = {0};
-    const char *default_list = NULL;
-    /* the model as written gives the layout; its estimator is the default */
-    vae_unit *base = vae_unit_load(o->model, stderr);
-    if (!base) return 1;
-    const vae_model *bm = vae_unit_model(base);
-    int enumerable = g_model_enumerable(bm);
-    char own[256];
-    if (!o->estimators) {
-        snprintf(own, sizeof own, "%s", vae_estimator_name(bm->est.kind));
-        default_list = own;
+static int load_params(const vae_model *m, const char *path, float *params) {
+    char err[1024];
+    vr_tensor_info t[VAE_MAX_PARAMS];
+    for (int i = 0; i < m->nparams; i++) {
+        t[i].name = m->params[i].name;
+        t[i].ndims = m->params[i].ndims;
+        memcpy(t[i].dims, m->params[i].dims, sizeof t[i].dims);
+        t[i].size = m->params[i].size;
     }
-    nspecs = split_specs(o->estimators ? o->estimators : default_list, specs, 16);
-    if (nspecs <= 0) {
-        fprintf(stderr, "vaec gradvar: error: --estimators: expected a comma-separated list of at most 16 estimators\n");
-        vae_unit_free(base);
-        return 1;
+    if (vr_checkpoint_load(path, t, m->nparams, params, NULL, NULL, NULL, err, sizeof err)) {
+        fprintf(stderr, "vaec gradvar: error: %s\n", err);
+        return -1;
     }
-    int batch = o->batch ? o->batch : bm->train.batch;
-    size_t P = (size_t)bm->param_floats;
-    float *params = calloc(P, sizeof(float)), *x = NULL;
-    double *truth = NULL, *mean = calloc(P, sizeof(double)), *m2 = calloc(P, sizeof(double));
-    char *mask = malloc(P ? P : 1);
-    long ncoords = encoder_mask(bm, mask);
-    int rc = 1;
+    return 0;
+}
+
+/* The fixed batch: the first `batch` examples of the data. */
+static float *load_batch(const vae_model *m, const gradvar_options *o, int batch, const char **source) {
     char err[1024];
     vr_dataset ds = {0};
+    *source = o->data ? o->data : m->train.data;
+    if (!*source) {
+        fprintf(stderr, "vaec gradvar: error: no data: pass --data or set data in the train block\n");
+        return NULL;
+    }
+    if (vr_data_load(&ds, *source, o->data_dir, m->data_dim, m->binary, err, sizeof err)) {
+        fprintf(stderr, "vaec gradvar: error: %s\n", err);
+        return NULL;
+    }
+    if (ds.n < batch) {
+        fprintf(stderr, "vaec gradvar: error: %s has %d examples, fewer than the batch of %d\n", *source, ds.n, batch);
+        vr_data_free(&ds);
+        return NULL;
+    }
+    float *x = calloc((size_t)batch * (size_t)m->data_dim, sizeof(float));
+    int *idx = malloc(sizeof(int) * (size_t)batch);
+    if (!x || !idx) abort();
+    for (int i = 0; i < batch; i++) idx[i] = i;
+    vr_data_gather_f32(&ds, idx, batch, x);
+    free(idx);
+    vr_data_free(&ds);
+    return x;
+}
+
+/* The analytic gradient at `params` (no noise), or NULL when it cannot be built. */
+static double *analytic_gradient(const char *model, int batch, const float *params, const float *x, size_t P,
+                                 uint64_t seed) {
+    built ref;
+    if (build(model, "analytic", batch, &ref)) return NULL;
+    const vr_program *rt = vae_program_runtime(ref.prog);
+    float *g = calloc(P, sizeof(float)), *arena = calloc((size_t)rt->train.arena_floats, sizeof(float));
+    double *truth = calloc(P, sizeof(double));
+    if (!g || !arena || !truth) abort();
+    vr_ctx ctx = {.seed = seed, .step = 1, .example0 = 0, .sample0 = 0};
+    rt->train.fn((void *)params, g, arena, x, &ctx);
+    for (size_t i = 0; i < P; i++) truth[i] = g[i];
+    free(g);
+    free(arena);
+    release(&ref);
+    return truth;
+}
+
+/* What `repeats` draws of one estimator's encoder gradient give. */
+typedef struct {
+    double variance, mean_dist2, bias2, ms;
+} spread;
+
+/* Draws the gradient `repeats` times (Welford's running mean and sum of squares
+ * per coordinate); 0, or -1 with the error printed. */
+static int draw_gradients(const gradvar_options *o, const spec *sp, int batch, const float *params, const float *x,
+                          const char *mask, const double *truth, size_t P, spread *out) {
+    built b;
+    if (build(o->model, sp->source, batch, &b)) return -1;
+    const vr_program *rt = vae_program_runtime(b.prog);
+    if ((size_t)rt->param_floats != P) {
+        fprintf(stderr, "vaec gradvar: error: estimator '%s' changes the model's parameters\n", sp->text);
+        release(&b);
+        return -1;
+    }
+    float *g = calloc(P, sizeof(float)), *arena = calloc((size_t)rt->train.arena_floats, sizeof(float));
+    double *mean = calloc(P, sizeof(double)), *m2 = calloc(P, sizeof(double));
+    if (!g || !arena || !mean || !m2) abort();
+    double dist = 0, t0 = now();
+    for (int r = 0; r < o->repeats; r++) {
+        vr_ctx ctx = {.seed = o->seed, .step = (uint64_t)r + 1, .example0 = 0, .sample0 = 0};
+        rt->train.fn((void *)params, g, arena, x, &ctx);
+        for (size_t i = 0; i < P; i++) {
+            if (!mask[i]) continue;
+            double delta = g[i] - mean[i];
+            mean[i] += delta / (r + 1);
+            m2[i] += delta * (g[i] - mean[i]);
+            if (truth) dist += (g[i] - truth[i]) * (g[i] - truth[i]);
+        }
+    }
+    *out = (spread){0, dist / o->repeats, 0, 1e3 * (now() - t0) / o->repeats};
+    for (size_t i = 0; i < P; i++)
+        if (mask[i]) {
+            out->variance += o->repeats > 1 ? m2[i] / (o->repeats - 1) : 0;
+            if (truth) out->bias2 += (mean[i] - truth[i]) * (mean[i] - truth[i]);
+        }
+    free(g);
+    free(arena);
+    free(mean);
+    free(m2);
+    release(&b);
+    return 0;
+}
+
+/* Every estimator is checked before any work starts, so that a typo in the
+ * last one does not cost the minutes the first ones take. */
+static int check_specs(const char *model, const spec *specs, int n) {
+    for (int e = 0; e < n; e++) {
+        vae_unit *u = vae_unit_with_estimator(model, specs[e].source, stderr);
+        if (!u) return -1;
+        vae_unit_free(u);
+    }
+    return 0;
+}
+
+static int measure_all(const gradvar_options *o, const vae_model *bm, const spec *specs, int nspecs) {
+    int batch = o->batch ? o->batch : bm->train.batch;
+    size_t P = (size_t)bm->param_floats;
+    float *params = calloc(P ? P : 1, sizeof(float)), *x = NULL;
+    char *mask = malloc(P ? P : 1);
+    double *truth = NULL;
+    if (!params || !mask) abort();
+    long ncoords = encoder_mask(bm, mask);
+    const char *source = NULL;
+    int rc = 1;
     if (ncoords == 0) {
         fprintf(stderr, "vaec gradvar: error: %s has no encoder, so there is no encoder gradient to compare\n", o->model);
         goto out;
     }
-    {
-        vr_tensor_info t[VAE_MAX_PARAMS];
-        for (int i = 0; i < bm->nparams; i++) {
-            t[i].name = bm->params[i].name;
-            t[i].ndims = bm->params[i].ndims;
-            memcpy(t[i].dims, bm->params[i].dims, sizeof t[i].dims);
-            t[i].size = bm->params[i].size;
-        }
-        if (vr_checkpoint_load(o->params, t, bm->nparams, params, NULL, NULL, NULL, err, sizeof err)) {
-            fprintf(stderr, "vaec gradvar: error: %s\n", err);
-            goto out;
-        }
-    }
-    const char *source = o->data ? o->data : bm->train.data;
-    if (!source) {
-        fprintf(stderr, "vaec gradvar: error: no data: pass --data or set data in the train block\n");
-        goto out;
-    }
-    if (vr_data_load(&ds, source, o->data_dir, bm->data_dim, bm->binary, err, sizeof err)) {
-        fprintf(stderr, "vaec gradvar: error: %s\n", err);
-        goto out;
-    }
-    if (ds.n < batch) {
-        fprintf(stderr, "vaec gradvar: error: %s has %d examples, fewer than the batch of %d\n", source, ds.n, batch);
-        goto out;
-    }
-    x = calloc((size_t)batch * (size_t)bm->data_dim, sizeof(float));
-    {
-        int *idx = malloc(sizeof(int) * (size_t)batch);
-        for (int i = 0; i < batch; i++) idx[i] = i;
-        vr_data_gather_f32(&ds, idx, batch, x);
-        free(idx);
-    }
-    if (enumerable) { /* the reference: the analytic gradient, no noise */
-        if (build(o->model, "analytic", batch, &ref)) goto out;
-        const vr_program *rt = vae_program_runtime(ref.prog);
-        float *g = calloc(P, sizeof(float)), *arena = calloc((size_t)rt->train.arena_floats, sizeof(float));
-        vr_ctx ctx = {.seed = o->seed, .step = 1, .example0 = 0, .sample0 = 0};
-        rt->train.fn(params, g, arena, x, &ctx);
-        truth = calloc(P, sizeof(double));
-        for (size_t i = 0; i < P; i++) truth[i] = g[i];
-        free(g);
-        free(arena);
-    }
-    for (int e = 0; e < nspecs; e++) { /* every estimator checks before any work starts */
-        vae_unit *u = vae_unit_with_estimator(o->model, specs[e], stderr);
-        if (!u) goto out;
-        vae_unit_free(u);
-    }
+    if (check_specs(o->model, specs, nspecs)) goto out;
+    if (load_params(bm, o->params, params) || !(x = load_batch(bm, o, batch, &source))) goto out;
+    if (g_model_enumerable(bm) && !(truth = analytic_gradient(o->model, batch, params, x, P, o->seed))) goto out;
     printf("gradient of the encoder's %ld parameters, %d repeats on one batch of %d from %s\n", ncoords, o->repeats,
            batch, source);
     printf("%-40s %14s %16s %18s %10s\n", "estimator", "variance", "E|g - analytic|^2", "|mean-analytic|^2", "ms/draw");
     for (int e = 0; e < nspecs; e++) {
-        built b;
-        if (build(o->model, specs[e], batch, &b)) goto out;
-        const vr_program *rt = vae_program_runtime(b.prog);
-        if ((size_t)rt->param_floats != P) {
-            fprintf(stderr, "vaec gradvar: error: estimator '%s' changes the model's parameters\n", specs[e]);
-            release(&b);
-            goto out;
-        }
-        float *g = calloc(P, sizeof(float)), *arena = calloc((size_t)rt->train.arena_floats, sizeof(float));
-        memset(mean, 0, P * sizeof(double));
-        memset(m2, 0, P * sizeof(double));
-        double dist = 0, t0 = now();
-        for (int r = 0; r < o->repeats; r++) {
-            vr_ctx ctx = {.seed = o->seed, .step = (uint64_t)r + 1, .example0 = 0, .sample0 = 0};
-            rt->train.fn(params, g, arena, x, &ctx);
-            double d2 = 0;
-            for (size_t i = 0; i < P; i++) {
-                if (!mask[i]) continue;
-                double delta = g[i] - mean[i];
-                mean[i] += delta / (r + 1);
-                m2[i] += delta * (g[i] - mean[i]);
-                if (truth) d2 += (g[i] - truth[i]) * (g[i] - truth[i]);
-            }
-            dist += d2;
-        }
-        double ms = 1e3 * (now() - t0) / o->repeats, var = 0, bias = 0;
-        for (size_t i = 0; i < P; i++)
-            if (mask[i]) {
-                var += o->repeats > 1 ? m2[i] / (o->repeats - 1) : 0;
-                if (truth) bias += (mean[i] - truth[i]) * (mean[i] - truth[i]);
-            }
+        spread s;
+        if (draw_gradients(o, &specs[e], batch, params, x, mask, truth, P, &s)) goto out;
         if (truth)
-            printf("%-40s %14.6g %16.6g %18.6g %10.2f\n", specs[e], var, dist / o->repeats, bias, ms);
+            printf("%-40s %14.6g %16.6g %18.6g %10.2f\n", specs[e].text, s.variance, s.mean_dist2, s.bias2, s.ms);
         else
-            printf("%-40s %14.6g %16s %18s %10.2f\n", specs[e], var, "-", "-", ms);
+            printf("%-40s %14.6g %16s %18s %10.2f\n", specs[e].text, s.variance, "-", "-", s.ms);
         fflush(stdout);
-        free(g);
-        free(arena);
-        release(&b);
     }
     rc = 0;
 out:
-    if (ref.prog) release(&ref);
-    vr_data_free(&ds);
     free(params);
     free(x);
     free(truth);
-    free(mean);
-    free(m2);
     free(mask);
+    return rc;
+}
+
+int vaec_gradvar(const gradvar_options *o) {
+    vr_flush_denormals(); /* as training does: the same numbers, and no denormal slow paths */
+    /* the model as written gives the layout; its estimator is the default */
+    vae_unit *base = vae_unit_load(o->model, stderr);
+    if (!base) return 1;
+    const vae_model *bm = vae_unit_model(base);
+    spec specs[MAX_SPECS];
+    int nspecs = split_specs(o->estimators ? o->estimators : vae_estimator_name(bm->est.kind), specs, MAX_SPECS);
+    if (nspecs <= 0) {
+        fprintf(stderr, "vaec gradvar: error: --estimators: expected a comma-separated list of 1 to %d estimators\n",
+                MAX_SPECS);
+        vae_unit_free(base);
+        return 1;
+    }
+    int rc = measure_all(o, bm, specs, nspecs);
+    specs_free(specs, nspecs);
     vae_unit_free(base);
     return rc;
 }

@@ -390,13 +390,16 @@ static int cmd_emit_llvm(cli *c) {
 }
 
 int main(int argc, char **argv) {
+    /* Line-buffered even in a pipe, so that what vaec printed reaches the reader before an error on
+     * stderr that follows it ("compiled ..." then the error, never the other way round). */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     vr_blas_select_core(argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("vaec %s (single-precision products by %s)\n", PACKAGE_VERSION, vr_blas_name());
+        printf("vaec %s (LLVM %s; single-precision products by %s)\n", PACKAGE_VERSION, VAE_LLVM_VERSION, vr_blas_name());
         return 0;
     }
     static const struct {
