@@ -60,6 +60,8 @@ typedef struct {
     const char *error; /* why a read stopped short, when not at the end of the data */
 } stream;
 
+static void stream_close(stream *st);
+
 static int stream_open(stream *st, const char *path) {
     memset(st, 0, sizeof *st);
 #if defined(VAE_USE_ISAL)
@@ -71,7 +73,11 @@ static int stream_open(stream *st, const char *path) {
     if (got == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
         st->z = malloc(sizeof *st->z);
         st->in = malloc(STREAM_CHUNK);
-        if (!st->z || !st->in) abort();
+        if (!st->z || !st->in) {
+            stream_close(st);
+            st->error = "out of memory";
+            return -1;
+        }
         isal_inflate_init(st->z);
         st->z->crc_flag = ISAL_GZIP; /* parse the header, check the CRC and length in the trailer */
     }
