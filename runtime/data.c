@@ -4,11 +4,14 @@
 #include "vae/runtime.h"
 
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #if defined(VAE_USE_ISAL)
 #include <isa-l/igzip_lib.h>
 #elif defined(VAE_USE_ZLIB)
@@ -57,6 +60,8 @@ typedef struct {
     const char *error; /* why a read stopped short, when not at the end of the data */
 } stream;
 
+static void stream_close(stream *st);
+
 static int stream_open(stream *st, const char *path) {
     memset(st, 0, sizeof *st);
 #if defined(VAE_USE_ISAL)
@@ -68,7 +73,11 @@ static int stream_open(stream *st, const char *path) {
     if (got == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
         st->z = malloc(sizeof *st->z);
         st->in = malloc(STREAM_CHUNK);
-        if (!st->z || !st->in) abort();
+        if (!st->z || !st->in) {
+            stream_close(st);
+            st->error = "out of memory";
+            return -1;
+        }
         isal_inflate_init(st->z);
         st->z->crc_flag = ISAL_GZIP; /* parse the header, check the CRC and length in the trailer */
     }
@@ -217,12 +226,109 @@ static uint32_t be32(const unsigned char *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static int check_dim(const char *path, long per_example, int dim, char *err, size_t errlen) {
-    if (per_example != dim)
-        return data_fail(err, errlen, "%s: each example has %ld values, but the model's data declares %d", path,
-                    per_example, dim);
+/* ---- sizes claimed by headers
+ *
+ * A header's sizes are untrusted: they are multiplied in 64 bits, saturating
+ * (a product too large for 64 bits stays UINT64_MAX, more than any file), and
+ * checked against what the file can hold before anything of their size is
+ * allocated or any of them is narrowed. */
+
+static uint64_t mul_sat(uint64_t a, uint64_t b) {
+    return a != 0 && b > UINT64_MAX / a ? UINT64_MAX : a * b;
+}
+
+/* deflate gives at most 1032 bytes per compressed byte (a 258-byte match coded in 2 bits) */
+#define MAX_INFLATE_RATIO 1032
+
+/* The most bytes reading `path` can give: its size, or what a gzip file of its
+ * size can inflate to (*gzip set); UINT64_MAX when unknown (not a regular file). */
+static uint64_t readable_bound(const char *path, int *gzip) {
+    struct stat sb;
+    *gzip = 0;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return UINT64_MAX;
+    unsigned char magic[2];
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(magic, 1, 2, f) : 0;
+    if (f) fclose(f);
+    *gzip = got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    return *gzip ? mul_sat((uint64_t)sb.st_size, MAX_INFLATE_RATIO) : (uint64_t)sb.st_size;
+}
+
+/* What a header claims: n examples of `per` values of `elem` bytes, with
+ * `avail` bytes after the header (at most that many for gzip: `gzip_bound`). */
+typedef struct {
+    uint64_t n, per, elem, avail;
+    int gzip_bound;
+} data_claim;
+
+/* Checks a header's claim against the model's width and the file, in the order
+ * a user would fix them.  0, or -1 with the file and what is wrong in err. */
+static int check_claim(const char *path, const data_claim *c, int dim, char *err, size_t errlen) {
+    if (c->n == 0) return data_fail(err, errlen, "%s: holds no examples", path);
+    if (c->per == UINT64_MAX)
+        return data_fail(err, errlen, "%s: the header's shape of an example overflows 64 bits (a corrupt header?)", path);
+    if (c->per != (uint64_t)dim)
+        return data_fail(err, errlen, "%s: each example has %llu values, but the model's data declares %d", path,
+                         (unsigned long long)c->per, dim);
+    uint64_t need = mul_sat(mul_sat(c->n, c->per), c->elem);
+    char bytes[48];
+    if (need == UINT64_MAX)
+        snprintf(bytes, sizeof bytes, "more than 2^64 bytes of data");
+    else
+        snprintf(bytes, sizeof bytes, "%llu bytes of data", (unsigned long long)need);
+    if (need > c->avail && c->gzip_bound)
+        return data_fail(err, errlen,
+                         "%s: truncated: the header promises %llu examples (%s), more than this gzip file can "
+                         "inflate to",
+                         path, (unsigned long long)c->n, bytes);
+    if (need > c->avail)
+        return data_fail(err, errlen, "%s: truncated: the header promises %llu examples (%s), the file has %llu", path,
+                         (unsigned long long)c->n, bytes, (unsigned long long)c->avail);
+    if (c->n > INT_MAX)
+        return data_fail(err, errlen, "%s: %llu examples are more than vaec can index (%d at most)", path,
+                         (unsigned long long)c->n, INT_MAX);
     return 0;
 }
+
+/* ---- the values: one scaling rule for every format
+ *
+ * Values stored as bytes (uint8 IDX and .npy) are intensities 0..255 and read
+ * as byte / 255 (BYTE_SCALE); every other value (float IDX and .npy, and every
+ * .csv value) is taken as written.  A .csv says nothing of its type, so
+ * guessing bytes from its values made one data set train differently as .csv
+ * and as .npy.  Binary data is binarised at half the range (a byte >= 128, a
+ * value > 0.5), so there a value written as a number must lie in [0, 1]: a
+ * .csv of 0..255 is refused with what to do instead of read on another scale.
+ * NaN and infinity are refused everywhere (training would blame the learning
+ * rate). */
+#define BYTE_SCALE (1.0f / 255.0f)
+
+/* Why a value read as written cannot be used, or NULL. */
+static const char *value_problem(double v, int binary) {
+    if (isnan(v)) return "is not a number (NaN)";
+    if (isinf(v)) return "is infinite";
+    if (fabs(v) > FLT_MAX) return "does not fit in a float";
+    if (binary && !(v >= 0 && v <= 1))
+        return "is outside [0, 1], which binary (Bernoulli) data needs: scale the values to [0, 1] (divide bytes "
+               "0..255 by 255), or store bytes as uint8 .npy or IDX";
+    return NULL;
+}
+
+/* Checks value i of a file of `per`-value examples; the message names the example and value. */
+static int check_value(const char *path, double v, uint64_t i, uint64_t per, int binary, char *err, size_t errlen) {
+    const char *why = value_problem(v, binary);
+    if (!why) return 0;
+    return data_fail(err, errlen, "%s: example %llu, value %llu (from 0): %g %s", path,
+                     (unsigned long long)(i / per), (unsigned long long)(i % per), v, why);
+}
+
+/* Bytes become the data set as they are, read as byte * BYTE_SCALE. */
+static void keep_bytes(vr_dataset *ds, uint8_t *bytes) {
+    ds->u8 = bytes;
+    ds->scale = BYTE_SCALE;
+}
+
+/* ---- IDX */
 
 /* One row of bytes as bits, binarised at half the range (a byte >= 128 is 1),
  * value j at bit j % 8 of byte j / 8; eight at a time, which compilers unroll. */
@@ -236,9 +342,48 @@ static void bits_of_row(const uint8_t *line, int dim, uint8_t *out) {
     for (; j < dim; j++) out[j / 8] |= (uint8_t)((line[j] >> 7) << (j % 8));
 }
 
-/* Binary IDX bytes go straight to bits, a block of rows at a time: the bytes
- * are never all in memory.  Returns 1 when it handled the file (rc in *rc), 0
- * when the file is for load_idx's general path. */
+/* The claim of an IDX header (magic already checked: head[3] sizes follow it). */
+static data_claim idx_claim(const unsigned char *head, uint64_t avail) {
+    data_claim c = {be32(head + 4), 1, head[2] == 0x08 ? 1 : 4, avail, 0};
+    for (int i = 1; i < head[3]; i++) c.per = mul_sat(c.per, be32(head + 4 + 4 * i));
+    return c;
+}
+
+/* Reads the rows of a binary IDX file's bytes into bits, a block of rows at a
+ * time: the bytes are never all in memory.  0, or -1 with err set. */
+static int read_bits(stream *st, const char *path, long n, int dim, uint8_t *bits, char *err, size_t errlen) {
+    size_t row = ((size_t)dim + 7) / 8;
+    long block = (1 << 18) / dim > 0 ? (1 << 18) / dim : 1; /* rows per read: a quarter MiB of bytes */
+    uint8_t *lines = malloc((size_t)block * (size_t)dim);
+    if (!lines) return data_fail(err, errlen, "%s: out of memory", path);
+    int rc = -1;
+    for (long i = 0; i < n; i += block) {
+        long rows = n - i < block ? n - i : block;
+        size_t got = stream_read(st, lines, (size_t)rows * (size_t)dim);
+        if (got != (size_t)rows * (size_t)dim) {
+            if (st->error)
+                data_fail(err, errlen, "%s: cannot read: %s", path, st->error);
+            else
+                data_fail(err, errlen, "%s: truncated: the header promises %ld examples (%zu bytes of data), the file has %zu",
+                          path, n, (size_t)n * (size_t)dim, (size_t)i * (size_t)dim + got);
+            goto out;
+        }
+        for (long r = 0; r < rows; r++) bits_of_row(lines + (size_t)r * (size_t)dim, dim, bits + (size_t)(i + r) * row);
+    }
+    while (!st->error && stream_read(st, lines, (size_t)dim) == (size_t)dim) {
+    } /* to the end: gzip's checksum is in its trailer */
+    if (st->error) {
+        data_fail(err, errlen, "%s: cannot read: %s", path, st->error);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(lines);
+    return rc;
+}
+
+/* Binary IDX bytes go straight to bits.  Returns 1 when it handled the file
+ * (rc in *rc), 0 when the file is for load_idx's general path. */
 static int load_idx_bits(vr_dataset *ds, const char *path, int dim, char *err, size_t errlen, int *rc) {
     stream st;
     if (stream_open(&st, path)) return 0;
@@ -247,47 +392,44 @@ static int load_idx_bits(vr_dataset *ds, const char *path, int dim, char *err, s
     if (stream_read(&st, head, 4) != 4 || head[0] || head[1] || head[2] != 0x08 || head[3] < 1 || head[3] > 8 ||
         stream_read(&st, head + 4, 4 * (size_t)head[3]) != 4 * (size_t)head[3])
         goto out; /* let the general path say what is wrong */
-    long n = be32(head + 4), per = 1;
-    for (int i = 1; i < head[3]; i++) per *= be32(head + 4 + 4 * i);
-    if (n < 1 || per != dim) goto out;
     handled = 1;
     *rc = -1;
-    size_t row = ((size_t)dim + 7) / 8;
-    long block = (1 << 18) / dim > 0 ? (1 << 18) / dim : 1; /* rows per read: a quarter MiB of bytes */
-    uint8_t *bits = calloc((size_t)n * row, 1), *lines = malloc((size_t)block * (size_t)dim);
-    if (!bits || !lines) abort();
-    for (long i = 0; i < n; i += block) {
-        long rows = n - i < block ? n - i : block;
-        size_t got = stream_read(&st, lines, (size_t)rows * (size_t)dim);
-        if (got != (size_t)rows * (size_t)dim) {
-            if (st.error)
-                data_fail(err, errlen, "%s: cannot read: %s", path, st.error);
-            else
-                data_fail(err, errlen, "%s: truncated: the header promises %ld examples (%zu bytes of data), the file has %zu",
-                          path, n, (size_t)n * (size_t)dim, (size_t)i * (size_t)dim + got);
-            free(bits);
-            free(lines);
-            goto out;
-        }
-        for (long r = 0; r < rows; r++) bits_of_row(lines + (size_t)r * (size_t)dim, dim, bits + (size_t)(i + r) * row);
-    }
-    while (!st.error && stream_read(&st, lines, (size_t)dim) == (size_t)dim) {
-    } /* to the end: gzip's checksum is in its trailer */
-    if (st.error) {
-        data_fail(err, errlen, "%s: cannot read: %s", path, st.error);
-        free(bits);
-        free(lines);
+    int gzip;
+    uint64_t bound = readable_bound(path, &gzip), off = 4 + 4 * (uint64_t)head[3];
+    data_claim claim = idx_claim(head, bound > off ? bound - off : 0);
+    claim.gzip_bound = gzip;
+    if (check_claim(path, &claim, dim, err, errlen)) goto out;
+    long n = (long)claim.n;
+    uint8_t *bits = calloc((size_t)n * (((size_t)dim + 7) / 8), 1);
+    if (!bits) {
+        data_fail(err, errlen, "%s: out of memory", path);
         goto out;
     }
-    free(lines);
+    if (read_bits(&st, path, n, dim, bits, err, errlen)) {
+        free(bits);
+        goto out;
+    }
     ds->n = (int)n;
     ds->dim = dim;
     ds->bits = bits;
-    ds->scale = 1.0f / 255.0f;
+    ds->scale = BYTE_SCALE;
     *rc = 0;
 out:
     stream_close(&st);
     return handled;
+}
+
+/* IDX floats (big-endian) into ds->f32, each value checked.  0 or -1. */
+static int idx_floats(vr_dataset *ds, const char *path, const unsigned char *data, uint64_t count, uint64_t per,
+                      int binary, char *err, size_t errlen) {
+    ds->f32 = malloc((size_t)count * sizeof(float));
+    if (!ds->f32) return data_fail(err, errlen, "%s: out of memory", path);
+    for (uint64_t i = 0; i < count; i++) {
+        uint32_t u = be32(data + 4 * i);
+        memcpy(&ds->f32[i], &u, 4);
+        if (check_value(path, ds->f32[i], i, per, binary, err, errlen)) return -1;
+    }
+    return 0;
 }
 
 static int load_idx(vr_dataset *ds, const char *path, int dim, int binary, char *err, size_t errlen) {
@@ -306,179 +448,207 @@ static int load_idx(vr_dataset *ds, const char *path, int dim, int binary, char 
              type);
         goto done;
     }
-    if (nd < 1 || len < 4 + 4 * (size_t)nd) {
+    size_t off = 4 + 4 * (size_t)nd;
+    if (nd < 1 || len < off) {
         data_fail(err, errlen, "%s: truncated IDX header", path);
         goto done;
     }
-    long n = be32(buf + 4), per = 1;
-    for (int i = 1; i < nd; i++) per *= be32(buf + 4 + 4 * i);
-    size_t elem = type == 0x08 ? 1 : 4, need = (size_t)n * (size_t)per * elem, off = 4 + 4 * (size_t)nd;
-    if (len - off < need) {
-        data_fail(err, errlen, "%s: truncated: the header promises %ld examples (%zu bytes of data), the file has %zu", path,
-             n, need, len - off);
-        goto done;
-    }
-    if (n < 1) {
-        data_fail(err, errlen, "%s: holds no examples", path);
-        goto done;
-    }
-    if (check_dim(path, per, dim, err, errlen)) goto done;
-    ds->n = (int)n;
+    data_claim claim = idx_claim(buf, len - off);
+    if (check_claim(path, &claim, dim, err, errlen)) goto done;
+    size_t count = (size_t)claim.n * (size_t)claim.per; /* checked: fits in the file */
+    ds->n = (int)claim.n;
     ds->dim = dim;
     if (type == 0x08) { /* the file's buffer becomes the data set: no second copy */
-        memmove(buf, buf + off, need);
-        uint8_t *shrunk = realloc(buf, need);
-        ds->u8 = shrunk ? shrunk : buf;
+        memmove(buf, buf + off, count);
+        uint8_t *shrunk = realloc(buf, count);
+        keep_bytes(ds, shrunk ? shrunk : buf);
         buf = NULL;
-        ds->scale = 1.0f / 255.0f;
-    } else {
-        ds->f32 = malloc(need);
-        if (!ds->f32) abort();
-        for (size_t i = 0; i < (size_t)n * (size_t)per; i++) {
-            uint32_t u = be32(buf + off + 4 * i);
-            memcpy(&ds->f32[i], &u, 4);
-        }
-    }
+    } else if (idx_floats(ds, path, buf + off, count, claim.per, binary, err, errlen))
+        goto done;
     rc = 0;
 done:
     free(buf);
     return rc;
 }
 
-/* .npy: magic, version, header dict with descr, fortran_order and shape. */
-static int load_npy(vr_dataset *ds, const char *path, int dim, char *err, size_t errlen) {
+/* ---- .npy: magic, version, header dict with descr, fortran_order and shape */
+
+/* The sizes of a .npy shape "(a, b, ...)" as a claim: n = a, per = b * ...
+ * 0, or -1 with err set for a malformed, negative or too large size. */
+static int npy_shape(const char *path, const char *p, data_claim *c, char *err, size_t errlen) {
+    int nd = 0;
+    c->n = 0;
+    c->per = 1;
+    for (p++; *p && *p != ')';) {
+        while (*p == ' ' || *p == ',') p++;
+        if (*p == ')') break;
+        if (*p == '-') return data_fail(err, errlen, "%s: the .npy shape has a negative size", path);
+        if (*p < '0' || *p > '9') return data_fail(err, errlen, "%s: malformed .npy header (shape)", path);
+        char *e;
+        errno = 0;
+        unsigned long long v = strtoull(p, &e, 10);
+        if (e == p || nd == 32) return data_fail(err, errlen, "%s: malformed .npy header (shape)", path);
+        if (errno == ERANGE) return data_fail(err, errlen, "%s: a size in the .npy shape is too large", path);
+        if (nd++ == 0)
+            c->n = v;
+        else
+            c->per = mul_sat(c->per, v);
+        p = e;
+    }
+    if (*p != ')') return data_fail(err, errlen, "%s: malformed .npy header (shape)", path);
+    return 0;
+}
+
+/* Parses the header at buf[0..len): the element size in *elem, where the data
+ * starts in *off, and the header's claim in *c.  0 or -1 with err set. */
+static int npy_header(const char *path, const unsigned char *buf, size_t len, size_t *elem, size_t *off,
+                      data_claim *c, char *err, size_t errlen) {
+    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) return data_fail(err, errlen, "%s: not a .npy file (bad magic)", path);
+    size_t hlen;
+    if (buf[6] == 1) {
+        hlen = buf[8] | (size_t)buf[9] << 8;
+        *off = 10;
+    } else if (buf[6] == 2 || buf[6] == 3) {
+        if (len < 12) return data_fail(err, errlen, "%s: truncated .npy header", path);
+        hlen = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
+        *off = 12;
+    } else
+        return data_fail(err, errlen, "%s: .npy version %d is not supported", path, buf[6]);
+    if (len - *off < hlen) return data_fail(err, errlen, "%s: truncated .npy header", path);
+    char header[4096];
+    if (hlen >= sizeof header) return data_fail(err, errlen, "%s: .npy header too long", path);
+    memcpy(header, buf + *off, hlen);
+    header[hlen] = 0;
+    *off += hlen;
+    const char *d = strstr(header, "'descr'"), *fo = strstr(header, "'fortran_order'"), *sh = strstr(header, "'shape'");
+    if (!d || !fo || !sh) return data_fail(err, errlen, "%s: malformed .npy header", path);
+    char descr[16] = "";
+    if (sscanf(d, "'descr' : '%15[^']'", descr) != 1 && sscanf(d, "'descr': '%15[^']'", descr) != 1)
+        return data_fail(err, errlen, "%s: malformed .npy header (descr)", path);
+    if (strstr(fo, "True") && strstr(fo, "True") < sh)
+        return data_fail(err, errlen, "%s: Fortran-ordered arrays are not supported", path);
+    const char *p = strchr(sh, '(');
+    if (!p) return data_fail(err, errlen, "%s: malformed .npy header (shape)", path);
+    if (strcmp(descr, "|u1") == 0 || strcmp(descr, "u1") == 0)
+        *elem = 1;
+    else if (strcmp(descr, "<f4") == 0)
+        *elem = 4;
+    else if (strcmp(descr, "<f8") == 0)
+        *elem = 8;
+    else
+        return data_fail(err, errlen, "%s: dtype '%s' is not supported (uint8, float32 or float64, little-endian)", path,
+                         descr);
+    if (npy_shape(path, p, c, err, errlen)) return -1;
+    c->elem = *elem;
+    c->avail = len - *off;
+    c->gzip_bound = 0;
+    return 0;
+}
+
+/* .npy floats into ds->f32, each value checked before it is narrowed.  0 or -1. */
+static int npy_floats(vr_dataset *ds, const char *path, const unsigned char *data, size_t elem, uint64_t count,
+                      uint64_t per, int binary, char *err, size_t errlen) {
+    ds->f32 = malloc((size_t)count * sizeof(float));
+    if (!ds->f32) return data_fail(err, errlen, "%s: out of memory", path);
+    for (uint64_t i = 0; i < count; i++) {
+        double v;
+        if (elem == 4) {
+            memcpy(&ds->f32[i], data + 4 * i, 4);
+            v = ds->f32[i];
+        } else
+            memcpy(&v, data + 8 * i, 8);
+        if (check_value(path, v, i, per, binary, err, errlen)) return -1;
+        ds->f32[i] = (float)v;
+    }
+    return 0;
+}
+
+static int load_npy(vr_dataset *ds, const char *path, int dim, int binary, char *err, size_t errlen) {
     size_t len;
     unsigned char *buf = read_all(path, &len, err, errlen);
     if (!buf) return -1;
     int rc = -1;
-    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) {
-        data_fail(err, errlen, "%s: not a .npy file (bad magic)", path);
+    size_t elem = 0, off = 0;
+    data_claim claim = {0};
+    if (npy_header(path, buf, len, &elem, &off, &claim, err, errlen) || check_claim(path, &claim, dim, err, errlen))
         goto done;
-    }
-    size_t hlen, off;
-    if (buf[6] == 1) {
-        hlen = buf[8] | (size_t)buf[9] << 8;
-        off = 10;
-    } else if (buf[6] == 2 || buf[6] == 3) {
-        if (len < 12) {
-            data_fail(err, errlen, "%s: truncated .npy header", path);
-            goto done;
-        }
-        hlen = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
-        off = 12;
-    } else {
-        data_fail(err, errlen, "%s: .npy version %d is not supported", path, buf[6]);
-        goto done;
-    }
-    if (len < off + hlen) {
-        data_fail(err, errlen, "%s: truncated .npy header", path);
-        goto done;
-    }
-    char header[4096];
-    if (hlen >= sizeof header) {
-        data_fail(err, errlen, "%s: .npy header too long", path);
-        goto done;
-    }
-    memcpy(header, buf + off, hlen);
-    header[hlen] = 0;
-    off += hlen;
-    const char *d = strstr(header, "'descr'"), *fo = strstr(header, "'fortran_order'"), *sh = strstr(header, "'shape'");
-    if (!d || !fo || !sh) {
-        data_fail(err, errlen, "%s: malformed .npy header", path);
-        goto done;
-    }
-    char descr[16] = "";
-    if (sscanf(d, "'descr' : '%15[^']'", descr) != 1 && sscanf(d, "'descr': '%15[^']'", descr) != 1) {
-        data_fail(err, errlen, "%s: malformed .npy header (descr)", path);
-        goto done;
-    }
-    if (strstr(fo, "True") && strstr(fo, "True") < sh) {
-        data_fail(err, errlen, "%s: Fortran-ordered arrays are not supported", path);
-        goto done;
-    }
-    const char *p = strchr(sh, '(');
-    if (!p) {
-        data_fail(err, errlen, "%s: malformed .npy header (shape)", path);
-        goto done;
-    }
-    long dims[8];
-    int nd = 0;
-    for (p++; *p && *p != ')';) {
-        while (*p == ' ' || *p == ',') p++;
-        if (*p == ')') break;
-        char *e;
-        long v = strtol(p, &e, 10);
-        if (e == p || nd == 8) {
-            data_fail(err, errlen, "%s: malformed .npy header (shape)", path);
-            goto done;
-        }
-        dims[nd++] = v;
-        p = e;
-    }
-    if (nd < 1 || dims[0] < 1) {
-        data_fail(err, errlen, "%s: the array holds no examples", path);
-        goto done;
-    }
-    long per = 1;
-    for (int i = 1; i < nd; i++) per *= dims[i];
-    size_t elem;
-    if (strcmp(descr, "|u1") == 0 || strcmp(descr, "u1") == 0)
-        elem = 1;
-    else if (strcmp(descr, "<f4") == 0)
-        elem = 4;
-    else if (strcmp(descr, "<f8") == 0)
-        elem = 8;
-    else {
-        data_fail(err, errlen, "%s: dtype '%s' is not supported (uint8, float32 or float64, little-endian)", path, descr);
-        goto done;
-    }
-    size_t count = (size_t)dims[0] * (size_t)per;
-    if (len - off < count * elem) {
-        data_fail(err, errlen, "%s: truncated: the header promises %zu values, the file has room for %zu", path, count,
-             (len - off) / elem);
-        goto done;
-    }
-    if (check_dim(path, per, dim, err, errlen)) goto done;
-    ds->n = (int)dims[0];
+    size_t count = (size_t)claim.n * (size_t)claim.per; /* checked: fits in the file */
+    ds->n = (int)claim.n;
     ds->dim = dim;
     if (elem == 1) {
-        ds->u8 = malloc(count);
-        if (!ds->u8) abort();
-        memcpy(ds->u8, buf + off, count);
-        ds->scale = 1.0f / 255.0f;
-    } else {
-        ds->f32 = malloc(count * sizeof(float));
-        if (!ds->f32) abort();
-        for (size_t i = 0; i < count; i++) {
-            if (elem == 4)
-                memcpy(&ds->f32[i], buf + off + 4 * i, 4);
-            else {
-                double v;
-                memcpy(&v, buf + off + 8 * i, 8);
-                ds->f32[i] = (float)v;
-            }
+        uint8_t *bytes = malloc(count);
+        if (!bytes) {
+            data_fail(err, errlen, "%s: out of memory", path);
+            goto done;
         }
-    }
+        memcpy(bytes, buf + off, count);
+        keep_bytes(ds, bytes);
+    } else if (npy_floats(ds, path, buf + off, elem, count, claim.per, binary, err, errlen))
+        goto done;
     rc = 0;
 done:
     free(buf);
     return rc;
 }
 
-/* .csv: one example per line, values separated by commas; a first line that is
- * not numeric is a header.  Integer files with values up to 255 are bytes. */
-static int load_csv(vr_dataset *ds, const char *path, int dim, char *err, size_t errlen) {
+/* ---- .csv: one example per line, values separated by commas; a first line
+ * that is not numeric is a header.  Every value is taken as written. */
+
+typedef struct {
+    float *vals;
+    size_t n, cap;
+} csv_values;
+
+/* Parses one non-blank line s (line `line` of the file) into v: its count of
+ * values in *count, 0 for a header.  0, or -1 with err set. */
+static int csv_line(const char *path, long line, char *s, int header_allowed, int binary, csv_values *v, long *count,
+                    char *err, size_t errlen) {
+    *count = 0;
+    for (char *q = s;;) {
+        char *e;
+        errno = 0;
+        float x = strtof(q, &e);
+        if (e == q) {
+            if (header_allowed && *count == 0) return 0; /* a header */
+            return data_fail(err, errlen, "%s:%ld: not a number: '%.20s'", path, line, q);
+        }
+        const char *why = isinf(x) && errno == ERANGE ? "does not fit in a float" : value_problem(x, binary);
+        if (why)
+            return data_fail(err, errlen, "%s:%ld: column %ld: %.*s %s", path, line, *count + 1,
+                             (int)(e - q > 40 ? 40 : e - q), q, why);
+        if (v->n == v->cap) {
+            float *grown = realloc(v->vals, 2 * v->cap * sizeof *grown);
+            if (!grown) return data_fail(err, errlen, "%s: out of memory", path);
+            v->vals = grown;
+            v->cap *= 2;
+        }
+        v->vals[v->n++] = x;
+        ++*count;
+        while (*e == ' ' || *e == '\t' || *e == '\r') e++;
+        if (*e == ',') {
+            q = e + 1;
+            continue;
+        }
+        if (*e) return data_fail(err, errlen, "%s:%ld: unexpected '%c' after value %ld", path, line, *e, *count);
+        return 0;
+    }
+}
+
+static int load_csv(vr_dataset *ds, const char *path, int dim, int binary, char *err, size_t errlen) {
     size_t len;
     unsigned char *buf = read_all(path, &len, err, errlen);
     if (!buf) return -1;
     char *text = realloc(buf, len + 1);
-    if (!text) abort();
-    text[len] = 0;
-    size_t cap = 1024, n = 0;
-    float *vals = malloc(cap * sizeof *vals);
-    int rows = 0, line = 0, all_int = 1;
-    float maxv = 0;
+    csv_values v = {malloc(1024 * sizeof(float)), 0, 1024};
     int rc = -1;
+    if (!text || !v.vals) {
+        if (!text) free(buf);
+        free(v.vals);
+        free(text);
+        return data_fail(err, errlen, "%s: out of memory", path);
+    }
+    text[len] = 0;
+    long rows = 0, line = 0;
     for (char *p = text; *p;) {
         char *eol = strchr(p, '\n');
         if (eol) *eol = 0;
@@ -487,64 +657,30 @@ static int load_csv(vr_dataset *ds, const char *path, int dim, char *err, size_t
         p = eol ? eol + 1 : p + strlen(p);
         while (*s == ' ' || *s == '\t' || *s == '\r') s++;
         if (!*s) continue;
-        int count = 0;
-        for (char *q = s;;) {
-            char *e;
-            float v = strtof(q, &e);
-            if (e == q) {
-                if (line == 1 && rows == 0 && count == 0) break; /* a header */
-                data_fail(err, errlen, "%s:%d: not a number: '%.20s'", path, line, q);
-                goto done;
-            }
-            if (!isfinite(v)) {
-                data_fail(err, errlen, "%s:%d: value %d is not finite", path, line, count + 1);
-                goto done;
-            }
-            if (n == cap) {
-                cap *= 2;
-                vals = realloc(vals, cap * sizeof *vals);
-                if (!vals) abort();
-            }
-            vals[n++] = v;
-            count++;
-            all_int &= v == floorf(v) && v >= 0;
-            if (v > maxv) maxv = v;
-            while (*e == ' ' || *e == '\t' || *e == '\r') e++;
-            if (*e == ',') {
-                q = e + 1;
-                continue;
-            }
-            if (*e) {
-                data_fail(err, errlen, "%s:%d: unexpected '%c' after value %d", path, line, *e, count);
-                goto done;
-            }
-            break;
-        }
+        long count;
+        if (csv_line(path, line, s, line == 1, binary, &v, &count, err, errlen)) goto done;
         if (count == 0) continue;
         if (count != dim) {
-            data_fail(err, errlen, "%s:%d: the line has %d values, but the model's data declares %d", path, line, count, dim);
+            data_fail(err, errlen, "%s:%ld: the line has %ld values, but the model's data declares %d", path, line, count,
+                      dim);
             goto done;
         }
-        rows++;
+        if (++rows > INT_MAX) {
+            data_fail(err, errlen, "%s: more than %d examples, more than vaec can index", path, INT_MAX);
+            goto done;
+        }
     }
     if (rows == 0) {
         data_fail(err, errlen, "%s: holds no examples", path);
         goto done;
     }
-    ds->n = rows;
+    ds->n = (int)rows;
     ds->dim = dim;
-    if (all_int && maxv > 1 && maxv <= 255) {
-        ds->u8 = malloc(n);
-        if (!ds->u8) abort();
-        for (size_t i = 0; i < n; i++) ds->u8[i] = (uint8_t)vals[i];
-        ds->scale = 1.0f / 255.0f;
-    } else {
-        ds->f32 = vals;
-        vals = NULL;
-    }
+    ds->f32 = v.vals;
+    v.vals = NULL;
     rc = 0;
 done:
-    free(vals);
+    free(v.vals);
     free(text);
     return rc;
 }
@@ -574,6 +710,7 @@ static int load_source(vr_dataset *ds, const char *source, const char *data_dir,
 int vr_data_load(vr_dataset *ds, const char *source, const char *data_dir, int dim, int binary, char *err,
                  size_t errlen) {
     int rc = load_source(ds, source, data_dir, dim, binary, err, errlen);
+    if (rc) vr_data_free(ds); /* what a reader allocated before it refused the file */
     ds->binary = binary;
     if (rc == 0 && binary && !ds->bits) pack_bits(ds);
     return rc;
@@ -610,8 +747,8 @@ static int load_source(vr_dataset *ds, const char *source, const char *data_dir,
         }
         return load_idx(ds, path, dim, binary, err, errlen);
     }
-    if (ends_with(source, ".npy")) return load_npy(ds, source, dim, err, errlen);
-    if (ends_with(source, ".csv")) return load_csv(ds, source, dim, err, errlen);
+    if (ends_with(source, ".npy")) return load_npy(ds, source, dim, binary, err, errlen);
+    if (ends_with(source, ".csv")) return load_csv(ds, source, dim, binary, err, errlen);
     if (ends_with(source, ".idx") || ends_with(source, ".idx.gz") || ends_with(source, "-ubyte") ||
         ends_with(source, "-ubyte.gz") || ends_with(source, ".gz"))
         return load_idx(ds, source, dim, binary, err, errlen);

@@ -34,6 +34,8 @@ static const char *const HELP_CHECK =
 static const char *const HELP_TRAIN =
     "usage: vaec train MODEL.vae [options]   (options override the model's train block)\n"
     "  --data SRC       training data: fashion-mnist:train, or an .idx/.idx.gz/.npy/.csv file\n"
+    "                   (uint8 values read as byte/255, every other value as written; binary\n"
+    "                   data must lie in [0, 1]; NaN and infinity are refused)\n"
     "  --test SRC       test data, evaluated after each epoch\n"
     "  --data-dir DIR   where the fashion-mnist: files are (default $VAE_DATA_DIR or\n"
     "                   /usr/share/datasets/fashion-mnist)\n"

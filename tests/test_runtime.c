@@ -443,7 +443,7 @@ static void test_npy(void) {
 
 static void test_csv(void) {
     const char *p = tmp_path(".csv");
-    const char *good = "a,b,c\n0,255,128\n10, 20 ,30\n";
+    const char *good = "a,b,c\n0,1,0.75\n0.25, 0.5 ,1\n"; /* binary: values in [0, 1] */
     write_file(p, good, strlen(good));
     vr_dataset ds;
     char err[512];
