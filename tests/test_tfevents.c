@@ -3,7 +3,6 @@
  * RFC 3720's known answers, and a protobuf field walker that knows the Event,
  * Summary, Value and Image field numbers from TensorBoard's .proto files. */
 #include <dirent.h>
-#include <math.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
