@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CKPT_MAGIC "VAECKPT"
@@ -139,6 +140,11 @@ int vr_checkpoint_load(const char *path, const vr_tensor_info *t, int nt, float 
                        long *step, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) return ckpt_fail(err, errlen, "%s: cannot open the checkpoint: %s", path, strerror(errno));
+    struct stat st; /* a directory opens, and its "size" was a malloc that aborted */
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return ckpt_fail(err, errlen, "%s: not a checkpoint: not a regular file", path);
+    }
     fseek(f, 0, SEEK_END);
     long len = ftell(f);
     fseek(f, 0, SEEK_SET);

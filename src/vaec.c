@@ -10,6 +10,7 @@
 
 #include "codegen/graph.h"
 #include "parser/model.h"
+#include "src/export.h"
 #include "src/gradvar.h"
 #include "vae/compiler.h"
 
@@ -23,6 +24,7 @@ static const char *const USAGE =
     "  emit-llvm  print the optimised LLVM module\n"
     "  emit-c     write the model as one standalone C file and its header\n"
     "  gradvar    compare estimators' encoder-gradient variance at fixed parameters\n"
+    "  export     write a checkpoint's parameter tensors, by name, to a NumPy .npz file\n"
     "\n"
     "vaec COMMAND --help describes a command's options.\n";
 
@@ -76,6 +78,13 @@ static const char *const HELP_EMIT_C =
     "  -ldnnl -lgomp, for oneDNN's sgemm), -DVAE_USE_ZLIB (-lz)\n"
     "  to read .gz data, -DVAE_MAIN for a trainer and evaluator with the options of vaec train and eval;\n"
     "  -O3 -fno-math-errno -fno-trapping-math for speed (gcc vectorises the loops; the same bits)\n";
+
+static const char *const HELP_EXPORT =
+    "usage: vaec export MODEL.vae --params CHECKPOINT -o FILE.npz\n"
+    "  writes every parameter tensor of the checkpoint as a float32 array of its shape, named as\n"
+    "  vaec check lists it (numpy.load(\"FILE.npz\")[\"encoder.h.weight\"]), in an uncompressed\n"
+    "  .npz. The file is written whole and then renamed over FILE; a FILE that is a directory, a\n"
+    "  symbolic link or a device is refused. docs/checkpoint.md describes the checkpoint itself.\n";
 
 static const char *const HELP_EMIT =
     "usage: vaec emit-llvm MODEL.vae [-o FILE] [--batch N]\n"
@@ -154,9 +163,11 @@ static int parse_args(const char *cmd, const char *help, int argc, char **argv, 
         else if (strcmp(a, "--test") == 0 && strncmp(cmd, "emit-", 5) != 0) c->run.test = v;
         else if (strcmp(a, "--data-dir") == 0 && strcmp(cmd, "emit-llvm") != 0) c->run.data_dir = v;
         else if (strcmp(a, "--out") == 0 && strcmp(cmd, "train") == 0) c->run.out_dir = v;
-        else if (strcmp(a, "--params") == 0 && (strcmp(cmd, "eval") == 0 || strcmp(cmd, "gradvar") == 0))
+        else if (strcmp(a, "--params") == 0 &&
+                 (strcmp(cmd, "eval") == 0 || strcmp(cmd, "gradvar") == 0 || strcmp(cmd, "export") == 0))
             c->run.params = v;
-        else if (strcmp(a, "-o") == 0 && strncmp(cmd, "emit-", 5) == 0) c->out_file = v;
+        else if (strcmp(a, "-o") == 0 && (strncmp(cmd, "emit-", 5) == 0 || strcmp(cmd, "export") == 0))
+            c->out_file = v;
         else if (strcmp(a, "--epochs") == 0 && strcmp(cmd, "train") == 0) {
             if (parse_int(a, v, 0, 1000000, &n)) return 1;
             c->run.epochs = (int)n;
@@ -318,6 +329,25 @@ static int cmd_gradvar(cli *c) {
     return vaec_gradvar(&o);
 }
 
+/* export takes --params and -o only; parse_args lets every command but a few have these. */
+static const char *export_stray_option(const cli *c) {
+    return c->run.test ? "--test" : c->run.data_dir ? "--data-dir" : c->have_seed ? "--seed" : c->threads ? "--threads"
+         : c->run.test_limit ? "--test-limit" : c->batch ? "--batch" : NULL;
+}
+
+static int cmd_export(cli *c) {
+    const char *stray = export_stray_option(c);
+    if (stray) {
+        fprintf(stderr, "vaec export: error: unknown option '%s' (see vaec export --help)\n", stray);
+        return 1;
+    }
+    if (!c->run.params || !c->out_file) {
+        fprintf(stderr, "vaec export: error: %s is required\n", c->run.params ? "-o FILE.npz" : "--params CHECKPOINT");
+        return 1;
+    }
+    return vaec_export(c->model, c->run.params, c->out_file);
+}
+
 /* Writes path atomically: the text goes to a temporary file that is renamed over path. */
 static FILE *open_tmp(const char *path, char *tmp, size_t len) {
     snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
@@ -412,7 +442,8 @@ int main(int argc, char **argv) {
                     {"eval", HELP_EVAL, cmd_eval},
                     {"emit-llvm", HELP_EMIT, cmd_emit_llvm},
                     {"emit-c", HELP_EMIT_C, cmd_emit_c},
-                    {"gradvar", HELP_GRADVAR, cmd_gradvar}};
+                    {"gradvar", HELP_GRADVAR, cmd_gradvar},
+                    {"export", HELP_EXPORT, cmd_export}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {
             cli c = {0};
