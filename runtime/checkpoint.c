@@ -59,8 +59,9 @@ static uint32_t crc32_update(uint32_t crc, const void *data, size_t n) {
  * and new.  PATH itself must be a new name or a regular file, so that a
  * symlink, a device or a folder given as an output is refused, not replaced.
  * The temporary paths are registered: SIGINT, SIGTERM and SIGHUP remove them
- * before the process dies (the handler calls only unlink and raise, which are
- * async-signal-safe).  A temporary file left by `kill -9` keeps its PID in its
+ * before the process dies (the handler calls only unlink, signal and raise,
+ * which are async-signal-safe; it is installed only where the signal's action
+ * is the default, so a program embedding the runtime keeps its own handlers).  A temporary file left by `kill -9` keeps its PID in its
  * name; the trainer removes such files when their process is gone. */
 #define VR_TMP_SLOTS 4
 static char tmp_paths[VR_TMP_SLOTS][VR_PATH_MAX + 32];
@@ -75,14 +76,14 @@ static void remove_temps_and_die(int sig) {
 
 static int register_temp(const char *tmp) {
     static int handlers;
-    if (!handlers) {
-        struct sigaction sa;
+    if (!handlers) { /* only where the signal would kill the process: a program's own handler stays */
+        static const int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
+        struct sigaction sa, old;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = remove_temps_and_die;
         sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
+        for (int i = 0; i < 3; i++)
+            if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) sigaction(sigs[i], &sa, NULL);
         handlers = 1;
     }
     for (int i = 0; i < VR_TMP_SLOTS; i++)

@@ -123,6 +123,76 @@ static int parse_double(const char *opt, const char *s, double *out) {
     return 0;
 }
 
+/* One option a (with its value v, NULL for a flag) of `cmd`: 1 when it is
+ * known here (then *bad says whether its value was refused, message printed). */
+static int parse_option(const char *cmd, const char *a, const char *v, cli *c, int *bad) {
+    long n;
+    int known = 1;
+    if (strcmp(cmd, "check") == 0) {
+        if (strcmp(a, "--ast") == 0) c->ast = 1;
+        else if (strcmp(a, "--graph") == 0) c->graph = 1;
+        else known = 0;
+    } else if (strcmp(a, "--data") == 0 && (strcmp(cmd, "train") == 0 || strcmp(cmd, "gradvar") == 0))
+        c->run.data = v;
+    else if (strcmp(a, "--estimators") == 0 && strcmp(cmd, "gradvar") == 0) c->estimators = v;
+    else if (strcmp(a, "--repeats") == 0 && strcmp(cmd, "gradvar") == 0) {
+        if (parse_int(a, v, 2, 10000000, &n)) return *bad = 1;
+        c->repeats = (int)n;
+    }
+    else if (strcmp(a, "--test") == 0 && strncmp(cmd, "emit-", 5) != 0) c->run.test = v;
+    else if (strcmp(a, "--data-dir") == 0 && strcmp(cmd, "emit-llvm") != 0) c->run.data_dir = v;
+    else if (strcmp(a, "--out") == 0 && strcmp(cmd, "train") == 0) c->run.out_dir = v;
+    else if (strcmp(a, "--force") == 0 && strcmp(cmd, "train") == 0) c->run.force = 1;
+    else if (strcmp(a, "--params") == 0 && (strcmp(cmd, "eval") == 0 || strcmp(cmd, "gradvar") == 0))
+        c->run.params = v;
+    else if (strcmp(a, "-o") == 0 && strncmp(cmd, "emit-", 5) == 0) c->out_file = v;
+    else if (strcmp(a, "--epochs") == 0 && strcmp(cmd, "train") == 0) {
+        if (parse_int(a, v, 0, 1000000, &n)) return *bad = 1;
+        c->run.epochs = (int)n;
+        c->have_epochs = 1;
+    } else if (strcmp(a, "--batch") == 0 && strcmp(cmd, "eval") != 0) {
+        if (parse_int(a, v, 1, 65536, &n)) return *bad = 1;
+        c->batch = (int)n;
+    } else if (strcmp(a, "--lr") == 0 && strcmp(cmd, "train") == 0) {
+        if (parse_double(a, v, &c->run.lr)) return *bad = 1;
+        c->have_lr = 1;
+    } else if (strcmp(a, "--warmup") == 0 && strcmp(cmd, "train") == 0) {
+        char *end;
+        c->run.warmup = strtod(v, &end);
+        if (!*v || *end || !(c->run.warmup >= 0) || c->run.warmup > 1e6) {
+            fprintf(stderr, "vaec: error: --warmup expects a non-negative number of epochs, got '%s'\n", v);
+            return *bad = 1;
+        }
+        c->have_warmup = 1;
+    } else if (strcmp(a, "--seed") == 0 && strcmp(cmd, "emit-llvm") != 0) {
+        if (parse_int(a, v, 0, LONG_MAX, &n)) return *bad = 1;
+        c->run.seed = (uint64_t)n;
+        c->have_seed = 1;
+    } else if (strcmp(a, "--limit") == 0 && strcmp(cmd, "train") == 0) {
+        if (parse_int(a, v, 1, INT_MAX, &n)) return *bad = 1;
+        c->run.limit = (int)n;
+    } else if (strcmp(a, "--test-limit") == 0 && strcmp(cmd, "emit-llvm") != 0) {
+        if (parse_int(a, v, 1, INT_MAX, &n)) return *bad = 1;
+        c->run.test_limit = (int)n;
+    } else if (strcmp(a, "--iwae") == 0 && strcmp(cmd, "eval") == 0) {
+        if (parse_int(a, v, 0, 1000000, &n)) return *bad = 1;
+        c->run.iwae = (int)n;
+    } else if (strcmp(a, "--jit") == 0 && (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0)) {
+        if (strcmp(v, "tiered") == 0) c->jit = VAE_JIT_TIERED;
+        else if (strcmp(v, "optimized") == 0) c->jit = VAE_JIT_OPTIMIZED;
+        else if (strcmp(v, "quick") == 0) c->jit = VAE_JIT_QUICK;
+        else {
+            fprintf(stderr, "vaec %s: error: --jit expects tiered, optimized or quick, got '%s'\n", cmd, v);
+            return *bad = 1;
+        }
+    } else if (strcmp(a, "--threads") == 0 && strcmp(cmd, "emit-llvm") != 0) {
+        if (parse_int(a, v, 1, 1024, &n)) return *bad = 1;
+        c->threads = (int)n;
+    } else
+        known = 0;
+    return known;
+}
+
 /* Parses the options of `cmd`; returns 0, 1 (error, printed) or 2 (help printed). */
 static int parse_args(const char *cmd, const char *help, int argc, char **argv, cli *c) {
     for (int i = 0; i < argc; i++) {
@@ -145,70 +215,8 @@ static int parse_args(const char *cmd, const char *help, int argc, char **argv, 
             return 1;
         }
         const char *v = flag_only ? NULL : argv[i + 1];
-        long n;
-        int known = 1;
-        if (strcmp(cmd, "check") == 0) {
-            if (strcmp(a, "--ast") == 0) c->ast = 1;
-            else if (strcmp(a, "--graph") == 0) c->graph = 1;
-            else known = 0;
-        } else if (strcmp(a, "--data") == 0 && (strcmp(cmd, "train") == 0 || strcmp(cmd, "gradvar") == 0))
-            c->run.data = v;
-        else if (strcmp(a, "--estimators") == 0 && strcmp(cmd, "gradvar") == 0) c->estimators = v;
-        else if (strcmp(a, "--repeats") == 0 && strcmp(cmd, "gradvar") == 0) {
-            if (parse_int(a, v, 2, 10000000, &n)) return 1;
-            c->repeats = (int)n;
-        }
-        else if (strcmp(a, "--test") == 0 && strncmp(cmd, "emit-", 5) != 0) c->run.test = v;
-        else if (strcmp(a, "--data-dir") == 0 && strcmp(cmd, "emit-llvm") != 0) c->run.data_dir = v;
-        else if (strcmp(a, "--out") == 0 && strcmp(cmd, "train") == 0) c->run.out_dir = v;
-        else if (strcmp(a, "--force") == 0 && strcmp(cmd, "train") == 0) c->run.force = 1;
-        else if (strcmp(a, "--params") == 0 && (strcmp(cmd, "eval") == 0 || strcmp(cmd, "gradvar") == 0))
-            c->run.params = v;
-        else if (strcmp(a, "-o") == 0 && strncmp(cmd, "emit-", 5) == 0) c->out_file = v;
-        else if (strcmp(a, "--epochs") == 0 && strcmp(cmd, "train") == 0) {
-            if (parse_int(a, v, 0, 1000000, &n)) return 1;
-            c->run.epochs = (int)n;
-            c->have_epochs = 1;
-        } else if (strcmp(a, "--batch") == 0 && strcmp(cmd, "eval") != 0) {
-            if (parse_int(a, v, 1, 65536, &n)) return 1;
-            c->batch = (int)n;
-        } else if (strcmp(a, "--lr") == 0 && strcmp(cmd, "train") == 0) {
-            if (parse_double(a, v, &c->run.lr)) return 1;
-            c->have_lr = 1;
-        } else if (strcmp(a, "--warmup") == 0 && strcmp(cmd, "train") == 0) {
-            char *end;
-            c->run.warmup = strtod(v, &end);
-            if (!*v || *end || !(c->run.warmup >= 0) || c->run.warmup > 1e6) {
-                fprintf(stderr, "vaec: error: --warmup expects a non-negative number of epochs, got '%s'\n", v);
-                return 1;
-            }
-            c->have_warmup = 1;
-        } else if (strcmp(a, "--seed") == 0 && strcmp(cmd, "emit-llvm") != 0) {
-            if (parse_int(a, v, 0, LONG_MAX, &n)) return 1;
-            c->run.seed = (uint64_t)n;
-            c->have_seed = 1;
-        } else if (strcmp(a, "--limit") == 0 && strcmp(cmd, "train") == 0) {
-            if (parse_int(a, v, 1, INT_MAX, &n)) return 1;
-            c->run.limit = (int)n;
-        } else if (strcmp(a, "--test-limit") == 0 && strcmp(cmd, "emit-llvm") != 0) {
-            if (parse_int(a, v, 1, INT_MAX, &n)) return 1;
-            c->run.test_limit = (int)n;
-        } else if (strcmp(a, "--iwae") == 0 && strcmp(cmd, "eval") == 0) {
-            if (parse_int(a, v, 0, 1000000, &n)) return 1;
-            c->run.iwae = (int)n;
-        } else if (strcmp(a, "--jit") == 0 && (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0)) {
-            if (strcmp(v, "tiered") == 0) c->jit = VAE_JIT_TIERED;
-            else if (strcmp(v, "optimized") == 0) c->jit = VAE_JIT_OPTIMIZED;
-            else if (strcmp(v, "quick") == 0) c->jit = VAE_JIT_QUICK;
-            else {
-                fprintf(stderr, "vaec %s: error: --jit expects tiered, optimized or quick, got '%s'\n", cmd, v);
-                return 1;
-            }
-        } else if (strcmp(a, "--threads") == 0 && strcmp(cmd, "emit-llvm") != 0) {
-            if (parse_int(a, v, 1, 1024, &n)) return 1;
-            c->threads = (int)n;
-        } else
-            known = 0;
+        int bad = 0, known = parse_option(cmd, a, v, c, &bad);
+        if (bad) return 1;
         if (!known) {
             fprintf(stderr, "vaec %s: error: unknown option '%s' (see vaec %s --help)\n", cmd, a, cmd);
             return 1;
