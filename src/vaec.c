@@ -51,9 +51,9 @@ static const char *const HELP_TRAIN =
     "                   LLVM's optimised code, built on another thread, as soon as it is ready;\n"
     "                   optimized: optimise before the first step; quick: never optimise.\n"
     "                   All three compute bit-identical results.\n"
-    "  Training stops (status 1, the last good checkpoint kept) when the objective or a gradient\n"
-    "  becomes NaN or infinite, or the objective exceeds 1e10 nats per example; the message names\n"
-    "  the term, the first parameter tensor whose gradient went bad, the step and a likely cause.\n";
+    "  Training stops (status 1, the last good checkpoint kept) when the objective becomes NaN or\n"
+    "  infinite or exceeds 1e10 nats per example, or an update makes a parameter non-finite; the\n"
+    "  message names the terms, the tensors whose gradient went bad, the step and a likely cause.\n";
 
 static const char *const HELP_EVAL =
     "usage: vaec eval MODEL.vae --params CHECKPOINT [options]\n"
