@@ -29,7 +29,7 @@ for example in fashion_gauss fashion_iwae5 mixture_analytic mixture_reinforce fa
     build/vaec emit-c examples/$example.vae -o $out/$example.c >/dev/null
     build_trainer $out/$example.c $out/$example -g # symbols for perf
     perf record -q -o $out/$example.perf $out/$example train --epochs "$epochs" --limit 25600 --test-limit 100 \
-        --out $out/run >$out/$example.log 2>&1
+        --out $out/run --force >$out/$example.log 2>&1
     speed=$(sed -n 's/.*(step only \([0-9]*\) ex\/s).*/\1/p' $out/$example.log | tail -n 1)
     perf report -i $out/$example.perf --no-children -s dso,sym -g none -t ';' 2>/dev/null | grep '%' | grep -v '^#' |
         awk -F';' -v n="$example" -v s="$speed" '

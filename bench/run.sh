@@ -70,18 +70,18 @@ printf '%s\n' "$CASES" | while read -r name example peer; do
     for r in $(seq "$REPEATS"); do
         # steady state: optimised code from the first step (--jit optimized), both cores, then one
         build/vaec train examples/$example.vae --jit optimized --epochs 1 \
-            --limit 25600 --test-limit 100 --out $out/run >$out/v.log 2>&1
+            --limit 25600 --test-limit 100 --out $out/run --force >$out/v.log 2>&1
         sed -n 's/.* \([0-9]*\) ex\/s (step only \([0-9]*\) ex\/s).*/\2/p' $out/v.log >>$out/$name.vaec
         sed -n 's/.* \([0-9]*\) ex\/s (step only \([0-9]*\) ex\/s).*/\1/p' $out/v.log >>$out/$name.vaec_data
         sed -n 's/^compiled .* in \([0-9.]*\) ms.*/\1/p' $out/v.log >>$out/$name.optimised
         build/vaec train examples/$example.vae --jit optimized --threads 1 --epochs 1 --limit 25600 --test-limit 100 \
-            --out $out/run >$out/v1.log 2>&1
+            --out $out/run --force >$out/v1.log 2>&1
         sed -n 's/.* \([0-9]*\) ex\/s (step only \([0-9]*\) ex\/s).*/\2/p' $out/v1.log >>$out/$name.vaec1
         # file to first step and peak memory as users run it: the tiered JIT (quick code at once,
         # LLVM optimising on another thread while training runs)
         t0=$(date +%s.%N)
         VAEC_TIMING=1 /usr/bin/time -f '%M' -o $out/rss.tmp build/vaec train examples/$example.vae --epochs 1 \
-            --limit 12800 --test-limit 100 --out $out/run >$out/vt.log 2>&1
+            --limit 12800 --test-limit 100 --out $out/run --force >$out/vt.log 2>&1
         cat $out/rss.tmp >>$out/$name.rss
         # launch to first step: process start, loading (inflating) the data sets, compiling
         sed -n 's/^first step at \([0-9.]*\).*/\1/p' $out/vt.log | awk -v t0="$t0" '{ printf "%.1f\n", ($1 - t0) * 1000 }' \
@@ -93,7 +93,7 @@ printf '%s\n' "$CASES" | while read -r name example peer; do
             sed -n 's/.*examples_per_second_with_data=\([0-9]*\)/\1/p' $out/t.log >>$out/$name.torch_data
         done
         /usr/bin/python3 bench/step_flops.py build/vaec examples/$example.vae --shapes | $out/step_floor >>$out/$name.floor
-        $out/$name.products train --epochs 1 --limit 25600 --test-limit 100 --out $out/run >$out/p.log 2>&1
+        $out/$name.products train --epochs 1 --limit 25600 --test-limit 100 --out $out/run --force >$out/p.log 2>&1
         sed -n 's/.* \([0-9]*\) ex\/s (step only \([0-9]*\) ex\/s).*/\2/p' $out/p.log >>$out/$name.sequence
     done
 done
@@ -104,10 +104,10 @@ build/vaec emit-c examples/fashion_gauss.vae -o $out/fashion_gauss.c >/dev/null
 build_trainer $out/fashion_gauss.c $out/fashion_gauss_c
 : >$out/emitted; : >$out/jit
 for r in $(seq "$REPEATS"); do
-    $out/fashion_gauss_c train --epochs 1 --limit 25600 --test-limit 100 --out $out/run >$out/e.log 2>&1
+    $out/fashion_gauss_c train --epochs 1 --limit 25600 --test-limit 100 --out $out/run --force >$out/e.log 2>&1
     sed -n 's/.* \([0-9]*\) ex\/s (step only \([0-9]*\) ex\/s).*/\2/p' $out/e.log >>$out/emitted
     build/vaec train examples/fashion_gauss.vae --jit optimized --epochs 1 --limit 25600 --test-limit 100 \
-        --out $out/run >$out/v.log 2>&1
+        --out $out/run --force >$out/v.log 2>&1
     sed -n 's/.* \([0-9]*\) ex\/s (step only \([0-9]*\) ex\/s).*/\2/p' $out/v.log >>$out/jit
 done
 
@@ -115,7 +115,7 @@ done
 : >$out/first_steps
 for ex in examples/*.vae; do
     for r in $(seq "$REPEATS"); do
-        build/vaec train "$ex" --epochs 1 --limit 128 --test-limit 1 --out $out/run 2>&1 |
+        build/vaec train "$ex" --epochs 1 --limit 128 --test-limit 1 --out $out/run --force 2>&1 |
             sed -n 's/^compiled .* in \([0-9.]*\) ms.*/\1/p'
     done | median | sed "s|^|$(basename "$ex" .vae) |" >>$out/first_steps
 done

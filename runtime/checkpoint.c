@@ -10,10 +10,15 @@
  * Integers and floats are little-endian (the byte order of every machine vaec
  * builds on; the loader refuses a file whose CRC does not match).
  * Saving writes a temporary file in the same folder, fsyncs it and renames it
- * over the old checkpoint, so a crash never leaves a half-written file. */
+ * over the old checkpoint, so a crash never leaves a half-written file (the
+ * output files below).  Loading refuses what is not a regular file, a file cut
+ * short, and parameters that are NaN or infinite, naming the tensor. */
 #include "vae/runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +52,122 @@ static uint32_t crc32_update(uint32_t crc, const void *data, size_t n) {
     return ~crc;
 }
 
+/* ---------------------------------------------------------------- output files
+ * Every file vaec writes (checkpoints, log.csv's header, emit-c's and
+ * emit-llvm's outputs) goes to PATH.tmp.PID, created new and never through a
+ * link, is fsynced and renamed over PATH: PATH is either whole and old or whole
+ * and new.  PATH itself must be a new name or a regular file, so that a
+ * symlink, a device or a folder given as an output is refused, not replaced.
+ * The temporary paths are registered: SIGINT, SIGTERM and SIGHUP remove them
+ * before the process dies (the handler calls only unlink, signal and raise,
+ * which are async-signal-safe; it is installed only where the signal's action
+ * is the default, so a program embedding the runtime keeps its own handlers).  A temporary file left by `kill -9` keeps its PID in its
+ * name; the trainer removes such files when their process is gone. */
+#define VR_TMP_SLOTS 4
+static char tmp_paths[VR_TMP_SLOTS][VR_PATH_MAX + 32];
+static volatile sig_atomic_t tmp_live[VR_TMP_SLOTS];
+
+static void remove_temps_and_die(int sig) {
+    for (int i = 0; i < VR_TMP_SLOTS; i++)
+        if (tmp_live[i]) unlink(tmp_paths[i]);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static int register_temp(const char *tmp) {
+    static int handlers;
+    if (!handlers) { /* only where the signal would kill the process: a program's own handler stays */
+        static const int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = remove_temps_and_die;
+        sigemptyset(&sa.sa_mask);
+        for (int i = 0; i < 3; i++)
+            if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) sigaction(sigs[i], &sa, NULL);
+        handlers = 1;
+    }
+    for (int i = 0; i < VR_TMP_SLOTS; i++)
+        if (!tmp_live[i]) {
+            snprintf(tmp_paths[i], sizeof tmp_paths[i], "%s", tmp);
+            tmp_live[i] = 1; /* set after the path is whole: the handler never reads half a path */
+            return i;
+        }
+    return -1;
+}
+
+static void unregister_temp(int slot) {
+    if (slot >= 0) tmp_live[slot] = 0;
+}
+
+int vr_output_check(const char *path, char *err, size_t errlen) {
+    struct stat st;
+    if (strlen(path) > VR_PATH_MAX) return ckpt_fail(err, errlen, "%s: the path is too long", path);
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return 0;
+        return ckpt_fail(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+    }
+    if (S_ISREG(st.st_mode)) return 0;
+    const char *what = S_ISLNK(st.st_mode)   ? "a symbolic link"
+                       : S_ISDIR(st.st_mode) ? "a folder"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                    : "not a regular file";
+    return ckpt_fail(err, errlen, "%s: is %s; vaec writes only to new names or over regular files", path, what);
+}
+
+int vr_output_open(vr_output *out, const char *path, char *err, size_t errlen) {
+    out->f = NULL;
+    out->path = path;
+    out->slot = -1;
+    if (vr_output_check(path, err, errlen)) return -1;
+    snprintf(out->tmp, sizeof out->tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(out->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0666);
+    if (fd < 0 && errno == EEXIST) { /* left by a killed process that had this PID */
+        unlink(out->tmp);
+        fd = open(out->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0666);
+    }
+    if (fd < 0) return ckpt_fail(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+    out->slot = register_temp(out->tmp);
+    out->f = fdopen(fd, "wb");
+    if (!out->f) {
+        close(fd);
+        vr_output_discard(out);
+        return ckpt_fail(err, errlen, "%s: cannot write: %s", path, strerror(ENOMEM));
+    }
+    return 0;
+}
+
+void vr_output_discard(vr_output *out) {
+    if (out->f) fclose(out->f);
+    out->f = NULL;
+    unlink(out->tmp);
+    unregister_temp(out->slot);
+    out->slot = -1;
+}
+
+int vr_output_commit(vr_output *out, char *err, size_t errlen) {
+    int bad = ferror(out->f) || fflush(out->f) != 0 || fsync(fileno(out->f)) != 0;
+    int e = errno;
+    if (fclose(out->f) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    out->f = NULL;
+    if (!bad && vr_output_check(out->path, err, errlen)) { /* it became a link or a device meanwhile */
+        vr_output_discard(out);
+        return -1;
+    }
+    if (bad || rename(out->tmp, out->path) != 0) {
+        if (!bad) e = errno;
+        vr_output_discard(out);
+        return ckpt_fail(err, errlen, "%s: cannot write: %s", out->path, strerror(e ? e : EIO));
+    }
+    unregister_temp(out->slot);
+    out->slot = -1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- saving */
+
 typedef struct {
     FILE *f;
     uint32_t crc;
@@ -63,16 +184,9 @@ static void put32(writer *w, uint32_t v) { put(w, &v, 4); }
 
 int vr_checkpoint_save(const char *path, const char *model, const vr_tensor_info *t, int nt, const float *params,
                        const float *m, const float *v, long step, char *err, size_t errlen) {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) abort();
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    writer w = {fopen(tmp, "wb"), 0, 0};
-    if (!w.f) {
-        ckpt_fail(err, errlen, "%s: cannot write the checkpoint: %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
+    vr_output out;
+    if (vr_output_open(&out, path, err, errlen)) return -1;
+    writer w = {out.f, 0, 0};
     long total = 0;
     put(&w, CKPT_MAGIC, 8);
     put32(&w, CKPT_VERSION);
@@ -96,17 +210,16 @@ int vr_checkpoint_save(const char *path, const char *model, const vr_tensor_info
     }
     uint32_t crc = w.crc;
     if (fwrite(&crc, 4, 1, w.f) != 1) w.bad = 1;
-    if (fflush(w.f) != 0 || fsync(fileno(w.f)) != 0) w.bad = 1;
-    if (fclose(w.f) != 0) w.bad = 1;
-    if (w.bad || rename(tmp, path) != 0) {
-        ckpt_fail(err, errlen, "%s: cannot write the checkpoint: %s", path, strerror(errno ? errno : EIO));
-        remove(tmp);
-        free(tmp);
-        return -1;
+    if (w.bad) {
+        int e = errno;
+        vr_output_discard(&out);
+        return ckpt_fail(err, errlen, "%s: cannot write the checkpoint: %s", path, strerror(e ? e : EIO));
     }
-    free(tmp);
+    if (vr_output_commit(&out, err, errlen)) return -1;
     return 0;
 }
+
+/* ---------------------------------------------------------------- loading */
 
 typedef struct {
     const unsigned char *p, *end;
@@ -136,28 +249,90 @@ static void shape_str(char *buf, size_t len, int nd, const uint32_t *dims32, con
     if (n < len) snprintf(buf + n, len - n, "]");
 }
 
+/* The whole of a checkpoint file in memory (*len bytes), or NULL with err set:
+ * a folder, a device or a file that cannot be read is refused by name. */
+static unsigned char *read_checkpoint_file(const char *path, size_t *len, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        ckpt_fail(err, errlen, "%s: cannot open the checkpoint: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        ckpt_fail(err, errlen, "%s: is %s, not a checkpoint file", path,
+                  S_ISDIR(st.st_mode) ? "a folder" : "not a regular file");
+        fclose(f);
+        return NULL;
+    }
+    unsigned char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf) abort();
+    *len = fread(buf, 1, (size_t)st.st_size, f);
+    if (ferror(f)) {
+        ckpt_fail(err, errlen, "%s: cannot read the checkpoint: %s", path, strerror(errno));
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Reads the tensor table and checks it against t[]; 0, or -1 with err set. */
+static int read_tensor_table(reader *r, const char *path, const char *model, const vr_tensor_info *t, int nt, char *err,
+                             size_t errlen) {
+    uint32_t n = get32(r);
+    if (r->bad) return ckpt_fail(err, errlen, "%s: the checkpoint header is truncated", path);
+    if ((int)n != nt)
+        return ckpt_fail(err, errlen, "%s: the checkpoint (model '%s') holds %u tensors, this model has %d", path, model,
+                         n, nt);
+    for (int i = 0; i < nt; i++) {
+        uint32_t nl = get32(r);
+        char name[512] = "";
+        if (nl >= sizeof name || get(r, name, nl)) return ckpt_fail(err, errlen, "%s: the checkpoint header is malformed", path);
+        uint32_t nd = get32(r), dims[8] = {0};
+        if (nd > 8) return ckpt_fail(err, errlen, "%s: the checkpoint header is malformed", path);
+        for (uint32_t d = 0; d < nd; d++) dims[d] = get32(r);
+        if (r->bad) return ckpt_fail(err, errlen, "%s: the checkpoint header is truncated", path);
+        int same = strcmp(name, t[i].name) == 0 && (int)nd == t[i].ndims;
+        for (int d = 0; same && d < t[i].ndims; d++) same = dims[d] == (uint32_t)t[i].dims[d];
+        if (!same) {
+            char a[128], b[128];
+            shape_str(a, sizeof a, (int)nd, dims, NULL);
+            shape_str(b, sizeof b, t[i].ndims, NULL, t[i].dims);
+            return ckpt_fail(err, errlen, "%s: does not fit this model: tensor %d is '%s' %s in the checkpoint, '%s' %s here",
+                             path, i + 1, name, a, t[i].name, b);
+        }
+    }
+    return 0;
+}
+
+/* A checkpoint's parameters (or Adam's moments) must all be finite: training
+ * never saves NaN, so one found is a damaged or foreign file. */
+static int check_finite(const char *path, const char *what, const vr_tensor_info *t, int nt, const float *x, char *err,
+                        size_t errlen) {
+    long off = 0;
+    for (int i = 0; i < nt; i++) {
+        for (long k = 0; k < t[i].size; k++)
+            if (!isfinite(x[off + k]))
+                return ckpt_fail(err, errlen, "%s: the checkpoint's %s of tensor '%s' hold %s (element %ld)", path, what,
+                                 t[i].name, isnan(x[off + k]) ? "NaN" : "an infinite value", k);
+        off += t[i].size;
+    }
+    return 0;
+}
+
 int vr_checkpoint_load(const char *path, const vr_tensor_info *t, int nt, float *params, float *m, float *v,
                        long *step, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return ckpt_fail(err, errlen, "%s: cannot open the checkpoint: %s", path, strerror(errno));
-    struct stat st; /* a directory opens, and its "size" was a malloc that aborted */
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return ckpt_fail(err, errlen, "%s: not a checkpoint: not a regular file", path);
-    }
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (len < 0) len = 0;
-    unsigned char *buf = malloc((size_t)len + 1);
-    if (!buf) abort();
-    size_t got = fread(buf, 1, (size_t)len, f);
-    fclose(f);
+    size_t got = 0;
+    unsigned char *buf = read_checkpoint_file(path, &got, err, errlen);
+    if (!buf) return -1;
     int rc = -1;
     reader r = {buf, buf + got, 0};
     char magic[8];
     if (got < 12 || get(&r, magic, 8) || memcmp(magic, CKPT_MAGIC, 8) != 0) {
-        ckpt_fail(err, errlen, "%s: not a vaec checkpoint (bad magic number)", path);
+        ckpt_fail(err, errlen, got < 12 && got > 0 && memcmp(buf, CKPT_MAGIC, got < 8 ? got : 8) == 0
+                                   ? "%s: the checkpoint is truncated"
+                                   : "%s: not a vaec checkpoint (bad magic number)",
+                  path);
         goto done;
     }
     uint32_t version = get32(&r);
@@ -177,59 +352,21 @@ int vr_checkpoint_load(const char *path, const vr_tensor_info *t, int nt, float 
     if (mlen > 4096) r.bad = 1;
     char model[4097] = "";
     if (!r.bad) get(&r, model, mlen);
-    uint32_t n = get32(&r);
-    if (r.bad) {
-        ckpt_fail(err, errlen, "%s: the checkpoint header is truncated", path);
-        goto done;
-    }
-    if ((int)n != nt) {
-        ckpt_fail(err, errlen, "%s: the checkpoint (model '%s') holds %u tensors, this model has %d", path, model, n, nt);
-        goto done;
-    }
+    if (read_tensor_table(&r, path, model, t, nt, err, errlen)) goto done;
     long total = 0;
-    for (int i = 0; i < nt; i++) {
-        uint32_t nl = get32(&r);
-        char name[512] = "";
-        if (nl >= sizeof name || get(&r, name, nl)) {
-            ckpt_fail(err, errlen, "%s: the checkpoint header is malformed", path);
-            goto done;
-        }
-        uint32_t nd = get32(&r), dims[8] = {0};
-        if (nd > 8) {
-            ckpt_fail(err, errlen, "%s: the checkpoint header is malformed", path);
-            goto done;
-        }
-        for (uint32_t d = 0; d < nd; d++) dims[d] = get32(&r);
-        if (r.bad) {
-            ckpt_fail(err, errlen, "%s: the checkpoint header is truncated", path);
-            goto done;
-        }
-        int same = strcmp(name, t[i].name) == 0 && (int)nd == t[i].ndims;
-        for (int d = 0; same && d < t[i].ndims; d++) same = dims[d] == (uint32_t)t[i].dims[d];
-        if (!same) {
-            char a[128], b[128];
-            shape_str(a, sizeof a, (int)nd, dims, NULL);
-            shape_str(b, sizeof b, t[i].ndims, NULL, t[i].dims);
-            ckpt_fail(err, errlen, "%s: does not fit this model: tensor %d is '%s' %s in the checkpoint, '%s' %s here", path,
-                 i + 1, name, a, t[i].name, b);
-            goto done;
-        }
-        total += t[i].size;
-    }
+    for (int i = 0; i < nt; i++) total += t[i].size;
     uint32_t has_opt = get32(&r);
     int64_t s64 = 0;
     get(&r, &s64, 8);
     size_t bytes = sizeof(float) * (size_t)total;
-    if (get(&r, params, bytes)) {
+    if (get(&r, params, bytes) || (has_opt && m && v && (get(&r, m, bytes) || get(&r, v, bytes)))) {
         ckpt_fail(err, errlen, "%s: the checkpoint is truncated", path);
         goto done;
     }
-    if (has_opt && m && v) {
-        if (get(&r, m, bytes) || get(&r, v, bytes)) {
-            ckpt_fail(err, errlen, "%s: the checkpoint is truncated", path);
-            goto done;
-        }
-    }
+    if (check_finite(path, "parameters", t, nt, params, err, errlen) ||
+        (has_opt && m && v &&
+         (check_finite(path, "Adam moments", t, nt, m, err, errlen) || check_finite(path, "Adam moments", t, nt, v, err, errlen))))
+        goto done;
     if (step) *step = has_opt ? (long)s64 : 0;
     rc = 0;
 done:

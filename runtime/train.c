@@ -1,10 +1,13 @@
 /* The training driver: epochs of shuffled batches through the compiled step,
- * the optimiser, evaluation, log.csv and checkpoints.  Buffers are allocated
- * once before the first step; a step allocates nothing. */
+ * the fault guard, the optimiser, evaluation, log.csv and checkpoints.
+ * Buffers are allocated once before the first step; a step allocates nothing. */
 #include "vae/driver.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,8 +159,8 @@ void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset
     }
     out->n = n;
     out->logpx = total / n;
-    double var = n > 1 ? (total2 - total * total / n) / (n - 1) : 0;
-    out->logpx_se = sqrt(var > 0 ? var / n : 0);
+    double var = n > 1 ? (total2 - total * total / n) / (n - 1) : NAN; /* one example says nothing of the spread */
+    out->logpx_se = n > 1 ? sqrt(var > 0 ? var / n : 0) : NAN;
     free(arena);
     free(x);
     free(idx);
@@ -165,10 +168,47 @@ void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset
     free(sum);
 }
 
-/* ---------------------------------------------------------------- training */
+/* ---------------------------------------------------------------- training
+ *
+ * A run is cut so that each decision has one place:
+ *   trainer_open    the data, the output folder (chosen, created and checked
+ *                   writable before the first step), the buffers, the initial
+ *                   parameters;
+ *   train_epoch     the shuffled batches of one epoch, then epoch_commit;
+ *   train_step      one batch: the gradient, before_update, the optimiser;
+ *   before_update   the place between a step's gradient and its update: grads
+ *                   hold the gradient, the arena the step's outputs, params are
+ *                   still the step's inputs.  An all-reduce across processes and
+ *                   gradient clipping belong here, before the fault guard (the
+ *                   objective must be finite and within VR_OBJECTIVE_MAX);
+ *   epoch_commit    after each epoch, once its parameters are all finite: the
+ *                   evaluation, the epoch's line and its files (run_files_commit);
+ *   trainer_close.
+ *
+ * The files of a run (run_files) are DIR/checkpoint.vaeckpt and DIR/log.csv.
+ * An epoch is committed by renaming its fsynced checkpoint over the previous
+ * one, and only then appending its row to log.csv (one write, fsynced).  So
+ * log.csv never holds a row whose checkpoint is not on disk; a crash between
+ * the two leaves the checkpoint one epoch ahead of the log (its step says
+ * which epoch it holds).  A new run never writes into a folder that holds a
+ * run (a checkpoint or a log): the default folder runs/MODEL becomes
+ * runs/MODEL-2, -3, ...; a folder given with --out is refused unless --force,
+ * which replaces the log first and then removes the old checkpoint (in that
+ * order a crash leaves no row without its checkpoint). */
+
+/* A fault is also an objective beyond 1e10 nats per example in magnitude.  The
+ * example models start within a few thousand nats of zero (784 pixels at a few
+ * nats each: fashion_gauss starts near -545, the mixtures near -550) and
+ * training moves them towards zero; at 1e10 a float keeps no digit below 1000
+ * nats, so a run there has diverged (a run at lr 1e3 reached -2.5e29). */
+#define VR_OBJECTIVE_MAX 1e10
+
+#define VR_ERR_MAX (2 * VR_PATH_MAX + 1024) /* a message naming a path or two */
+
+static const char *plural(long n) { return n == 1 ? "" : "s"; }
 
 static int make_dir(const char *dir) {
-    char buf[4096];
+    char buf[VR_PATH_MAX + 32];
     snprintf(buf, sizeof buf, "%s", dir);
     for (char *s = buf + 1; *s; s++)
         if (*s == '/') {
@@ -177,6 +217,356 @@ static int make_dir(const char *dir) {
             *s = '/';
         }
     if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+typedef struct {
+    char dir[VR_PATH_MAX], ckpt[VR_PATH_MAX + 32], log[VR_PATH_MAX + 32];
+    int log_fd;          /* log.csv, open for appending; -1: the run writes no files */
+    int committed_epoch; /* the epoch of the checkpoint on disk; -1: none yet */
+} run_files;
+
+static const char *const RUN_FILES[] = {"checkpoint.vaeckpt", "log.csv"};
+
+/* A folder holds a run when it has a checkpoint or a log (under any file type). */
+static int holds_run(const char *dir) {
+    for (int i = 0; i < 2; i++) {
+        char path[VR_PATH_MAX + 32];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, RUN_FILES[i]);
+        if (lstat(path, &st) == 0) return 1;
+    }
+    return 0;
+}
+
+/* Picks f->dir: o->out_dir, or with the default name the first of runs/MODEL,
+ * runs/MODEL-2, ... that holds no run; created; a folder. */
+static int choose_out_dir(run_files *f, const vr_options *o, char *err, size_t errlen) {
+    if (strlen(o->out_dir) + 8 > sizeof f->dir) {
+        snprintf(err, errlen, "%s: the output folder's path is too long", o->out_dir);
+        return -1;
+    }
+    for (int k = 1; k < 100000; k++) {
+        if (k == 1) snprintf(f->dir, sizeof f->dir, "%s", o->out_dir);
+        else snprintf(f->dir, sizeof f->dir, "%s-%d", o->out_dir, k);
+        struct stat st;
+        if (make_dir(f->dir) != 0 || stat(f->dir, &st) != 0) {
+            snprintf(err, errlen, "%s: cannot create the output folder: %s", f->dir, strerror(errno));
+            return -1;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "%s: cannot be the output folder: it exists and is not a folder", f->dir);
+            return -1;
+        }
+        if (!holds_run(f->dir) || (o->force && !o->out_dir_auto)) return 0;
+        if (!o->out_dir_auto) {
+            snprintf(err, errlen, "%s: holds an earlier run (log.csv, checkpoint.vaeckpt); choose another --out, or pass "
+                                  "--force to replace it", f->dir);
+            return -1;
+        }
+    }
+    snprintf(err, errlen, "%s: no free output folder name", o->out_dir);
+    return -1;
+}
+
+/* Removes NAME.tmp.PID files of this folder's run files whose process is gone:
+ * parts of files a killed run was writing, never results. */
+static void remove_stale_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));)
+        for (int i = 0; i < 2; i++) {
+            size_t n = strlen(RUN_FILES[i]);
+            if (strncmp(e->d_name, RUN_FILES[i], n) != 0 || strncmp(e->d_name + n, ".tmp.", 5) != 0) continue;
+            const char *pid = e->d_name + n + 5;
+            char *end;
+            long id = strtol(pid, &end, 10);
+            if (*pid < '0' || *pid > '9' || *end || id == (long)getpid()) continue;
+            if (kill((pid_t)id, 0) == 0 || errno != ESRCH) continue; /* its writer may still be running */
+            char path[VR_PATH_MAX + 300];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (unlink(path) == 0)
+                fprintf(stderr, "vaec: removed %s, the unfinished file of a killed run (process %ld)\n", path, id);
+        }
+    closedir(d);
+}
+
+/* A log column: "train_" + the value's name with every character that is not
+ * a letter or digit made '_' ("IWAE bound" -> train_IWAE_bound). */
+static void log_column(char *buf, size_t len, const char *prefix, const char *name) {
+    size_t n = (size_t)snprintf(buf, len, "%s", prefix);
+    for (const char *c = name; *c && n + 1 < len; c++) {
+        int plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9');
+        if (plain) buf[n++] = *c;
+        else if (buf[n - 1] != '_' && c[1]) buf[n++] = '_';
+    }
+    buf[n] = 0;
+}
+
+/* Chooses and creates the folder, writes log.csv's header whole (which also
+ * proves the folder writable), and with --force then removes the old checkpoint. */
+static int run_files_open(run_files *f, const vr_program *p, const vr_options *o, char *err, size_t errlen) {
+    f->log_fd = -1;
+    f->committed_epoch = -1;
+    if (!o->out_dir) return 0;
+    if (choose_out_dir(f, o, err, errlen)) return -1;
+    remove_stale_temps(f->dir);
+    snprintf(f->ckpt, sizeof f->ckpt, "%s/%s", f->dir, RUN_FILES[0]);
+    snprintf(f->log, sizeof f->log, "%s/%s", f->dir, RUN_FILES[1]);
+    if (vr_output_check(f->ckpt, err, errlen)) return -1;
+    char train_col[128], test_col[128];
+    log_column(train_col, sizeof train_col, "train_", p->value_name);
+    log_column(test_col, sizeof test_col, "test_", p->eval_value_name);
+    vr_output out;
+    if (vr_output_open(&out, f->log, err, errlen)) return -1;
+    fprintf(out.f, "epoch,step,%s,%s,test_recon,test_kl,test_exact_logpx,kl_weight_factor,seconds,examples_per_second\n",
+            train_col, test_col);
+    if (vr_output_commit(&out, err, errlen)) return -1;
+    if (unlink(f->ckpt) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "%s: cannot remove the earlier run's checkpoint: %s", f->ckpt, strerror(errno));
+        return -1;
+    }
+    f->log_fd = open(f->log, O_WRONLY | O_APPEND | O_NOFOLLOW);
+    if (f->log_fd < 0) {
+        snprintf(err, errlen, "%s: cannot write: %s", f->log, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    const vr_program *p;
+    const vr_options *o;
+    vr_dataset train, test;
+    int n, nbatches;
+    size_t P;
+    float *params, *grads, *m, *v, *arena, *x; /* allocated once: a step allocates nothing */
+    int *order;
+    vr_adam adam;
+    long step;         /* steps taken (updates made) */
+    double compute;    /* this epoch's seconds in steps */
+    run_files files;
+} trainer;
+
+/* Commits an epoch (0: the initial parameters): its checkpoint, then its log row. */
+static int run_files_commit(trainer *t, int epoch, const char *row, char *err, size_t errlen) {
+    run_files *f = &t->files;
+    if (f->log_fd < 0) return 0;
+    const vr_program *p = t->p;
+    if (vr_checkpoint_save(f->ckpt, p->model_name, p->tensors, p->ntensors, t->params, t->m, t->v, t->step, err, errlen))
+        return -1;
+    f->committed_epoch = epoch;
+    size_t n = row ? strlen(row) : 0;
+    if (n && (write(f->log_fd, row, n) != (ssize_t)n || fsync(f->log_fd) != 0)) {
+        snprintf(err, errlen, "%s: cannot write: %s", f->log, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int load_data(trainer *t, char *err, size_t errlen) {
+    const vr_program *p = t->p;
+    const vr_options *o = t->o;
+    if (!o->data) {
+        snprintf(err, errlen, "no training data: set data = \"...\" in the train block or pass --data");
+        return -1;
+    }
+    if (vr_data_load(&t->train, o->data, o->data_dir, p->data_dim, p->binary, err, errlen)) return -1;
+    if (o->test && vr_data_load(&t->test, o->test, o->data_dir, p->data_dim, p->binary, err, errlen)) return -1;
+    int B = p->train.batch;
+    t->n = o->limit > 0 && o->limit < t->train.n ? o->limit : t->train.n;
+    t->nbatches = t->n / B; /* the last partial batch is dropped: every step has the compiled shape */
+    if (t->nbatches == 0) {
+        snprintf(err, errlen, "%s: %d example%s %s fewer than one batch of %d", o->data, t->n, plural(t->n),
+                 t->n == 1 ? "is" : "are", B);
+        return -1;
+    }
+    return 0;
+}
+
+static int trainer_open(trainer *t, const vr_program *p, const vr_options *o, char *err, size_t errlen) {
+    memset(t, 0, sizeof *t);
+    t->p = p;
+    t->o = o;
+    t->files.log_fd = -1;
+    if (load_data(t, err, errlen) || run_files_open(&t->files, p, o, err, errlen)) return -1;
+    const vr_graph *g = &p->train;
+    t->P = (size_t)p->param_floats;
+    t->params = xcalloc(t->P, sizeof(float));
+    t->grads = xcalloc(t->P, sizeof(float));
+    t->m = xcalloc(t->P, sizeof(float));
+    t->v = xcalloc(t->P, sizeof(float));
+    long arena_floats = g->arena_floats > p->eval.arena_floats ? g->arena_floats : p->eval.arena_floats;
+    t->arena = xcalloc((size_t)arena_floats, sizeof(float)); /* the step's, then each epoch's evaluation's */
+    t->x = xcalloc((size_t)g->batch * (size_t)p->data_dim, sizeof(float));
+    t->order = xcalloc((size_t)t->train.n, sizeof(int));
+    vr_init_params(p, t->params, o->seed);
+    t->adam = (vr_adam){(float)o->lr, 0.9f, 0.999f, 1e-8f};
+    return 0;
+}
+
+static void trainer_close(trainer *t) {
+    if (t->files.log_fd >= 0) close(t->files.log_fd);
+    free(t->params);
+    free(t->grads);
+    free(t->m);
+    free(t->v);
+    free(t->arena);
+    free(t->x);
+    free(t->order);
+    vr_data_free(&t->train);
+    vr_data_free(&t->test);
+}
+
+/* ---- the fault guard */
+
+static long count_nonfinite(const float *a, long n) {
+    long bad = 0;
+    for (long i = 0; i < n; i++) bad += !isfinite(a[i]);
+    return bad;
+}
+
+/* Whether every float is finite, by its exponent bits (a loop that vectorises). */
+static int all_finite(const float *a, size_t n) {
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, a + i, 4);
+        bad |= (uint32_t)((u & 0x7F800000u) == 0x7F800000u);
+    }
+    return !bad;
+}
+
+/* The first parameter tensor (in the model's order) with a non-finite value in buf, or -1. */
+static int first_nonfinite_tensor(const vr_program *p, const float *buf) {
+    long off = 0;
+    for (int i = 0; i < p->ntensors; i++) {
+        if (count_nonfinite(buf + off, p->tensors[i].size)) return i;
+        off += p->tensors[i].size;
+    }
+    return -1;
+}
+
+/* One line per term the training graph exposes: non-finite rows, or the largest magnitude. */
+static void report_term(const char *name, const float *rows, long n) {
+    long bad = count_nonfinite(rows, n);
+    double big = 0;
+    for (long i = 0; i < n; i++)
+        if (isfinite(rows[i]) && fabs(rows[i]) > big) big = fabs(rows[i]);
+    if (bad) fprintf(stderr, "  %-16s non-finite in %ld of %ld rows\n", name, bad, n);
+    else fprintf(stderr, "  %-16s finite (largest magnitude %.3g)\n", name, big);
+}
+
+/* The parameter tensors whose gradient is not finite: how many, the first in
+ * the model's order and the last (the decoder's, nearest the objective, come last). */
+static void report_gradient(const vr_program *p, const float *grads, int first) {
+    if (first < 0) {
+        fprintf(stderr, "  gradient         finite\n");
+        return;
+    }
+    long off = 0;
+    int bad = 0, last = first;
+    for (int i = 0; i < p->ntensors; off += p->tensors[i].size, i++)
+        if (count_nonfinite(grads + off, p->tensors[i].size)) {
+            bad++;
+            last = i;
+        }
+    fprintf(stderr, "  gradient         non-finite in %d of %d tensors: first '%s'", bad, p->ntensors, p->tensors[first].name);
+    if (last != first) fprintf(stderr, ", last '%s'", p->tensors[last].name);
+    fputc('\n', stderr);
+}
+
+/* The likely cause of a fault, in words.  bad_update: the objective was
+ * finite, but an update made parameters non-finite (a non-finite gradient). */
+static const char *likely_cause(const trainer *t, double value, long bad_data, int bad_update) {
+    if (bad_data) return "NaN or infinite values in the data";
+    if (bad_update)
+        return "a gradient that went non-finite while the objective was finite: a scale or variance that reached zero, "
+               "or a square root or log at 0";
+    if (isfinite(value) && fabs(value) > VR_OBJECTIVE_MAX)
+        return "too high a learning rate: the parameters grew until the objective exploded (lower --lr)";
+    if (t->step == 0)
+        return "the model at its initial parameters (no update has been made, so not the learning rate): a zero scale "
+               "or variance, a log or division at 0, or a probability of exactly 0 or 1";
+    return "too high a learning rate (lower --lr), or a scale, variance or probability that reached 0 or 1";
+}
+
+/* Says what went wrong, where, and the likely cause.  after_update: the fault
+ * is in the parameters an update made (found before the epoch's commit), not
+ * in the objective of the step being taken. */
+static void report_fault(const trainer *t, int epoch, int b, double value, int after_update) {
+    const vr_program *p = t->p;
+    const vr_graph *g = &p->train;
+    long B = g->batch, S = g->samples;
+    int param = first_nonfinite_tensor(p, t->params);
+    long bad_data = count_nonfinite(t->x, B * p->data_dim);
+    if (t->o->progress) fputs("\r\033[K", stderr);
+    fprintf(stderr, "\nvaec: error: training stopped at step %ld (epoch %d, batch %d of %d): ",
+            t->step + (after_update ? 0 : 1), epoch, b + 1, t->nbatches);
+    if (after_update) fprintf(stderr, "its update made parameters non-finite (the objective was %.3f)\n", value);
+    else if (!isfinite(value)) fprintf(stderr, "the objective (%s) is %g\n", p->value_name, value);
+    else fprintf(stderr, "the objective (%s) exploded to %.3g per example (the bound is %g nats)\n", p->value_name, value,
+                 VR_OBJECTIVE_MAX);
+    report_term(p->value_name, t->arena + g->value_rows, B);
+    if (g->recon_rows >= 0) report_term("log p(x | z)", t->arena + g->recon_rows, B * S);
+    if (g->kl_rows >= 0) report_term("KL", t->arena + g->kl_rows, B);
+    if (g->logw_rows >= 0) report_term("log weights", t->arena + g->logw_rows, B * S);
+    report_gradient(p, t->grads, first_nonfinite_tensor(p, t->grads));
+    if (param >= 0) /* a step's update leaves a tensor non-finite only where its gradient was */
+        fprintf(stderr, "  parameters       non-finite first in '%s': the gradient of the update at step %ld was not "
+                        "finite there\n", p->tensors[param].name, t->step);
+    if (bad_data) fprintf(stderr, "  data             %ld NaN or infinite values in this batch\n", bad_data);
+    fprintf(stderr, "  likely cause     %s\n", likely_cause(t, value, bad_data, param >= 0));
+    if (t->files.committed_epoch >= 0)
+        fprintf(stderr, "  kept             %s (epoch %d), the last good checkpoint; nothing of epoch %d was written\n",
+                t->files.ckpt, t->files.committed_epoch, epoch);
+    else if (t->files.log_fd >= 0) fprintf(stderr, "  no checkpoint was written (the fault came before the first epoch ended)\n");
+}
+
+/* Between the gradient and the update (see the top of this section).  Sets
+ * *value to the step's mean objective; 0, or 1 after reporting a fault.  The
+ * gradient is not scanned here: a pass over it costs as much as Adam's (4% of
+ * fashion_gauss's step).  A non-finite gradient element makes its parameter
+ * non-finite in the update, which the next step's objective shows, and
+ * epoch_commit scans the parameters before anything is written. */
+static int before_update(trainer *t, int epoch, int b, double *value) {
+    const vr_graph *g = &t->p->train;
+    double v = 0;
+    for (int i = 0; i < g->batch; i++) v += t->arena[g->value_rows + i];
+    v /= g->batch;
+    *value = v;
+    if (isfinite(v) && fabs(v) <= VR_OBJECTIVE_MAX) return 0;
+    report_fault(t, epoch, b, v, 0);
+    return 1;
+}
+
+/* ---- steps and epochs */
+
+/* Batch b of `epoch`: its objective's mean in *value.  0, or 1 after a fault (reported). */
+static int train_step(trainer *t, int epoch, int b, double *kl_in_force, double *value) {
+    const vr_program *p = t->p;
+    const vr_options *o = t->o;
+    const vr_graph *g = &p->train;
+    gather_batch(&t->train, t->order + (size_t)b * (size_t)g->batch, g->batch, t->x);
+    double c0 = now();
+    vr_ctx ctx = {.seed = o->seed, .step = (uint64_t)t->step, .example0 = 0, .sample0 = 0};
+    if (o->warmup > 0) /* the KL weight rises linearly from 0 to beta over `warmup` epochs */
+        ctx.kl_withheld = fmax(0.0, 1.0 - (epoch - 1 + (double)b / t->nbatches) / o->warmup);
+    *kl_in_force = 1.0 - ctx.kl_withheld;
+    vr_program_poll(p, g); /* a tiered JIT swaps in optimised code between calls */
+    if (t->step == 0 && getenv("VAEC_TIMING")) { /* the wall clock, for launch-to-first-step (bench/run.sh) */
+        struct timespec wall;
+        clock_gettime(CLOCK_REALTIME, &wall);
+        fprintf(stderr, "first step at %lld.%09ld (CLOCK_REALTIME)\n", (long long)wall.tv_sec, wall.tv_nsec);
+    }
+    g->fn(t->params, t->grads, t->arena, t->x, &ctx);
+    if (before_update(t, epoch, b, value)) return 1;
+    t->step++;
+    if (o->optimizer == VR_ADAM)
+        vr_adam_f32(t->params, t->grads, t->m, t->v, t->P, &t->adam, t->step);
+    else
+        vr_sgd_f32(t->params, t->grads, t->m, t->P, (float)o->lr, (float)o->momentum);
+    t->compute += now() - c0;
     return 0;
 }
 
@@ -189,143 +579,103 @@ static void progress_bar(int epoch, int epochs, int done, int total, double elbo
     fflush(stderr);
 }
 
-int vr_train(const vr_program *p, const vr_options *o) {
-    char err[1024];
-    vr_flush_denormals();
-    vr_dataset train = {0}, test = {0};
-    if (!o->data) {
-        fprintf(stderr, "vaec: no training data: set data = \"...\" in the train block or pass --data\n");
-        return 1;
-    }
-    if (vr_data_load(&train, o->data, o->data_dir, p->data_dim, p->binary, err, sizeof err)) {
-        fprintf(stderr, "vaec: error: %s\n", err);
-        return 1;
-    }
-    if (o->test && vr_data_load(&test, o->test, o->data_dir, p->data_dim, p->binary, err, sizeof err)) {
-        fprintf(stderr, "vaec: error: %s\n", err);
-        vr_data_free(&train);
-        return 1;
-    }
-    const vr_graph *g = &p->train;
-    int B = g->batch, n = o->limit > 0 && o->limit < train.n ? o->limit : train.n;
-    int nbatches = n / B; /* the last partial batch is dropped: every step has the compiled shape */
-    if (nbatches == 0) {
-        fprintf(stderr, "vaec: error: %s: %d examples are fewer than one batch of %d\n", o->data, n, B);
-        vr_data_free(&train);
-        vr_data_free(&test);
-        return 1;
-    }
-    FILE *log = NULL;
-    char ckpt[4200] = "";
-    if (o->out_dir) {
-        if (make_dir(o->out_dir)) {
-            fprintf(stderr, "vaec: error: %s: cannot create the output folder: %s\n", o->out_dir, strerror(errno));
-            vr_data_free(&train);
-            vr_data_free(&test);
-            return 1;
-        }
-        char path[4200];
-        snprintf(path, sizeof path, "%s/log.csv", o->out_dir);
-        log = fopen(path, "w");
-        if (!log) {
-            fprintf(stderr, "vaec: error: %s: cannot write: %s\n", path, strerror(errno));
-            vr_data_free(&train);
-            vr_data_free(&test);
-            return 1;
-        }
-        fprintf(log, "epoch,step,train_%s,test_%s,test_recon,test_kl,test_exact_logpx,kl_weight_factor,seconds,examples_per_second\n",
-                p->value_name, p->eval_value_name);
-        fflush(log);
-        snprintf(ckpt, sizeof ckpt, "%s/checkpoint.vaeckpt", o->out_dir);
-    }
-    size_t P = (size_t)p->param_floats;
-    float *params = xcalloc(P, sizeof(float)), *grads = xcalloc(P, sizeof(float));
-    float *m = xcalloc(P, sizeof(float)), *v = xcalloc(P, sizeof(float));
-    long arena_floats = g->arena_floats > p->eval.arena_floats ? g->arena_floats : p->eval.arena_floats;
-    float *arena = xcalloc((size_t)arena_floats, sizeof(float)); /* the step's, then each epoch's evaluation's */
-    float *x = xcalloc((size_t)B * (size_t)p->data_dim, sizeof(float));
-    int *order = xcalloc((size_t)train.n, sizeof(int));
-    vr_init_params(p, params, o->seed);
-    vr_adam adam = {(float)o->lr, 0.9f, 0.999f, 1e-8f};
-    long step = 0;
-    int rc = 0;
-    printf("training %s on %d examples (%d batches of %d), %d epochs, %s lr %g\n", p->model_name, nbatches * B,
-           nbatches, B, o->epochs, o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr);
+/* After an epoch: the test evaluation, the epoch's line, its checkpoint and log row. */
+static int epoch_commit(trainer *t, int epoch, double train_value, double kl_in_force, double seconds) {
+    const vr_program *p = t->p;
+    const vr_options *o = t->o;
+    long examples = (long)t->nbatches * p->train.batch;
+    vr_scores s = {0};
+    if (o->test) evaluate_in(p, t->params, &t->test, o->test_limit, o->seed, t->arena, &s);
+    printf("epoch %2d  train %s %9.3f", epoch, p->value_name, train_value);
+    if (o->test && s.has_elbo) printf("  test ELBO %9.3f (recon %9.3f, KL %7.3f)", s.elbo, s.recon, s.kl);
+    else if (o->test) printf("  test %s %9.3f", p->eval_value_name, s.value);
+    if (o->test && s.has_logpx && s.has_elbo) printf("  log p(x) %9.3f", s.exact_logpx);
+    if (o->warmup > 0) printf("  KL weight x%.3f", kl_in_force);
+    printf("  %.2f s, %.0f ex/s (step only %.0f ex/s)\n", seconds, examples / seconds, examples / t->compute);
     fflush(stdout);
-    for (int epoch = 1; epoch <= o->epochs; epoch++) {
-        double t0 = now(), compute = 0, elbo_sum = 0, kl_in_force = 1;
-        vr_shuffle(order, n, o->seed, (uint64_t)epoch);
-        for (int b = 0; b < nbatches; b++) {
-            gather_batch(&train, order + (size_t)b * (size_t)B, B, x);
-            double c0 = now();
-            vr_ctx ctx = {.seed = o->seed, .step = (uint64_t)step, .example0 = 0, .sample0 = 0};
-            if (o->warmup > 0) /* the KL weight rises linearly from 0 to beta over `warmup` epochs */
-                ctx.kl_withheld = fmax(0.0, 1.0 - (epoch - 1 + (double)b / nbatches) / o->warmup);
-            kl_in_force = 1.0 - ctx.kl_withheld;
-            vr_program_poll(p, g); /* a tiered JIT swaps in optimised code between calls */
-            if (step == 0 && getenv("VAEC_TIMING")) { /* the wall clock, for launch-to-first-step (bench/run.sh) */
-                struct timespec wall;
-                clock_gettime(CLOCK_REALTIME, &wall);
-                fprintf(stderr, "first step at %lld.%09ld (CLOCK_REALTIME)\n", (long long)wall.tv_sec, wall.tv_nsec);
-            }
-            g->fn(params, grads, arena, x, &ctx);
-            step++;
-            if (o->optimizer == VR_ADAM)
-                vr_adam_f32(params, grads, m, v, P, &adam, step);
-            else
-                vr_sgd_f32(params, grads, m, P, (float)o->lr, (float)o->momentum);
-            compute += now() - c0;
-            double elbo = 0;
-            for (int i = 0; i < B; i++) elbo += arena[g->value_rows + i];
-            elbo /= B;
-            if (!isfinite(elbo)) {
-                fprintf(stderr, "\nvaec: error: the objective became %g at step %ld (epoch %d); lower the learning "
-                                "rate\n", elbo, step, epoch);
-                rc = 1;
-                goto out;
-            }
-            elbo_sum += elbo;
-            if (o->progress && (b % 8 == 0 || b == nbatches - 1))
-                progress_bar(epoch, o->epochs, b + 1, nbatches, elbo_sum / (b + 1), (b + 1) * B / (now() - t0));
-        }
-        double seconds = now() - t0;
-        if (o->progress) fputs("\r\033[K", stderr);
-        vr_scores s = {0};
-        if (o->test) evaluate_in(p, params, &test, o->test_limit, o->seed, arena, &s);
-        double train_elbo = elbo_sum / nbatches;
-        printf("epoch %2d  train %s %9.3f", epoch, p->value_name, train_elbo);
-        if (o->test && s.has_elbo) printf("  test ELBO %9.3f (recon %9.3f, KL %7.3f)", s.elbo, s.recon, s.kl);
-        else if (o->test) printf("  test %s %9.3f", p->eval_value_name, s.value);
-        if (o->test && s.has_logpx && s.has_elbo) printf("  log p(x) %9.3f", s.exact_logpx);
-        if (o->warmup > 0) printf("  KL weight x%.3f", kl_in_force);
-        printf("  %.2f s, %.0f ex/s (step only %.0f ex/s)\n", seconds, nbatches * B / seconds, nbatches * B / compute);
-        fflush(stdout);
-        if (log) {
-            fprintf(log, "%d,%ld,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%.4f,%.1f\n", epoch, step, train_elbo,
-                    o->test ? s.value : NAN, o->test && s.has_elbo ? s.recon : NAN, o->test && s.has_elbo ? s.kl : NAN,
-                    o->test && s.has_logpx ? s.exact_logpx : NAN, kl_in_force, seconds, nbatches * B / seconds);
-            fflush(log);
-        }
-        if (ckpt[0] && vr_checkpoint_save(ckpt, p->model_name, p->tensors, p->ntensors, params, m, v, step, err,
-                                          sizeof err)) {
-            fprintf(stderr, "vaec: error: %s\n", err);
-            rc = 1;
-            goto out;
-        }
+    char row[512], err[VR_ERR_MAX];
+    snprintf(row, sizeof row, "%d,%ld,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%.4f,%.1f\n", epoch, t->step, train_value,
+             o->test ? s.value : NAN, o->test && s.has_elbo ? s.recon : NAN, o->test && s.has_elbo ? s.kl : NAN,
+             o->test && s.has_logpx ? s.exact_logpx : NAN, kl_in_force, seconds, examples / seconds);
+    if (run_files_commit(t, epoch, row, err, sizeof err)) {
+        fprintf(stderr, "vaec: error: %s\n", err);
+        return 1;
     }
-    if (ckpt[0]) printf("wrote %s and %s/log.csv\n", ckpt, o->out_dir);
-out:
-    if (log) fclose(log);
-    free(params);
-    free(grads);
-    free(m);
-    free(v);
-    free(arena);
-    free(x);
-    free(order);
-    vr_data_free(&train);
-    vr_data_free(&test);
+    return 0;
+}
+
+static int train_epoch(trainer *t, int epoch) {
+    const vr_options *o = t->o;
+    double t0 = now(), value_sum = 0, kl_in_force = 1;
+    t->compute = 0;
+    vr_shuffle(t->order, t->n, o->seed, (uint64_t)epoch);
+    double value = 0;
+    for (int b = 0; b < t->nbatches; b++) {
+        if (train_step(t, epoch, b, &kl_in_force, &value)) return 1;
+        value_sum += value;
+        if (o->progress && (b % 8 == 0 || b == t->nbatches - 1))
+            progress_bar(epoch, o->epochs, b + 1, t->nbatches, value_sum / (b + 1),
+                         (b + 1) * t->p->train.batch / (now() - t0));
+    }
+    double seconds = now() - t0;
+    if (o->progress) fputs("\r\033[K", stderr);
+    if (!all_finite(t->params, t->P)) { /* the last update's gradient (see before_update): never committed */
+        report_fault(t, epoch, t->nbatches - 1, value, 1);
+        return 1;
+    }
+    return epoch_commit(t, epoch, value_sum / t->nbatches, kl_in_force, seconds);
+}
+
+int vr_train(const vr_program *p, const vr_options *o) {
+    char err[VR_ERR_MAX];
+    vr_flush_denormals();
+    trainer t;
+    if (trainer_open(&t, p, o, err, sizeof err)) {
+        fprintf(stderr, "vaec: error: %s\n", err);
+        trainer_close(&t);
+        return 1;
+    }
+    int B = p->train.batch, rc = 0;
+    printf("training %s on %d examples (%d batch%s of %d), %d epoch%s, %s lr %g\n", p->model_name, t.nbatches * B,
+           t.nbatches, t.nbatches == 1 ? "" : "es", B, o->epochs, plural(o->epochs),
+           o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr);
+    fflush(stdout);
+    for (int epoch = 1; epoch <= o->epochs && !rc; epoch++) rc = train_epoch(&t, epoch);
+    if (!rc && o->epochs == 0 && run_files_commit(&t, 0, NULL, err, sizeof err)) { /* the initial parameters */
+        fprintf(stderr, "vaec: error: %s\n", err);
+        rc = 1;
+    }
+    if (!rc && t.files.committed_epoch == 0) printf("wrote the initial parameters to %s (0 epochs)\n", t.files.ckpt);
+    else if (!rc && t.files.committed_epoch > 0) printf("wrote %s and %s\n", t.files.ckpt, t.files.log);
+    trainer_close(&t);
     return rc;
+}
+
+/* What vaec eval prints: the ELBO and its terms (or the evaluation's value),
+ * then log p(x), exact or by IWAE, and the KL gap where it means something. */
+static void print_scores(const vr_program *p, const vr_options *o, const float *params, const vr_dataset *test,
+                         vr_scores *s) {
+    printf("test examples  %d\n", s->n);
+    if (s->has_elbo) {
+        printf("ELBO           %.3f nats\n", s->elbo);
+        printf("  recon        %.3f\n", s->recon);
+        printf("  KL           %.3f\n", s->kl);
+    } else if (!s->has_logpx || p->eval.value_rows != p->eval.logpx_rows) /* not the exact log p(x) below again */
+        printf("%-14s %.3f nats\n", p->eval_value_name, s->value);
+    if (s->has_logpx) {
+        printf("log p(x)       %.3f nats (exact: the sum over every joint state)\n", s->exact_logpx);
+        if (s->has_elbo) printf("KL gap         %.3f (exact: log p(x) minus ELBO)\n", s->exact_logpx - s->elbo);
+    } else if (o->iwae > 0 && p->iwae.batch > 0) { /* the model has an IWAE graph */
+        double t0 = now();
+        vr_evaluate_iwae(p, params, test, o->test_limit, o->seed, o->iwae, s);
+        char se[64] = "";
+        if (!isnan(s->logpx_se)) snprintf(se, sizeof se, " +- %.3f", s->logpx_se);
+        printf("log p(x)       %.3f%s nats (IWAE, K = %d, %.1f s)\n", s->logpx, se, o->iwae, now() - t0);
+        if (isnan(s->logpx_se)) printf("               (its standard error is unknown: fewer than 2 examples)\n");
+        if (o->iwae == 1) /* one sample: no tighter than the ELBO, only a noisy estimate of it */
+            printf("               (K = 1 is a one-sample estimate of the ELBO, not a tighter bound: no KL gap)\n");
+        else if (s->has_elbo) printf("KL gap         %.3f (IWAE bound minus ELBO)\n", s->logpx - s->elbo);
+    }
 }
 
 int vr_eval(const vr_program *p, const vr_options *o) {
@@ -349,22 +699,7 @@ int vr_eval(const vr_program *p, const vr_options *o) {
     }
     vr_scores s = {0};
     vr_evaluate(p, params, &test, o->test_limit, o->seed, &s);
-    printf("test examples  %d\n", s.n);
-    if (s.has_elbo) {
-        printf("ELBO           %.3f nats\n", s.elbo);
-        printf("  recon        %.3f\n", s.recon);
-        printf("  KL           %.3f\n", s.kl);
-    } else
-        printf("%-14s %.3f nats\n", p->eval_value_name, s.value);
-    if (s.has_logpx) {
-        printf("log p(x)       %.3f nats (exact: the sum over every joint state)\n", s.exact_logpx);
-        if (s.has_elbo) printf("KL gap         %.3f (exact: log p(x) minus ELBO)\n", s.exact_logpx - s.elbo);
-    } else if (o->iwae > 0 && p->iwae.batch > 0) { /* the model has an IWAE graph */
-        double t0 = now();
-        vr_evaluate_iwae(p, params, &test, o->test_limit, o->seed, o->iwae, &s);
-        printf("log p(x)       %.3f +- %.3f nats (IWAE, K = %d, %.1f s)\n", s.logpx, s.logpx_se, o->iwae, now() - t0);
-        if (s.has_elbo) printf("KL gap         %.3f (IWAE bound minus ELBO)\n", s.logpx - s.elbo);
-    }
+    print_scores(p, o, params, &test, &s);
     vr_data_free(&test);
     free(params);
     return 0;

@@ -43,7 +43,10 @@ static const char *const HELP_TRAIN =
     "                   /usr/share/datasets/fashion-mnist)\n"
     "  --epochs N       --batch N       --lr F       --seed N\n"
     "  --warmup E       KL warm-up: the KL weight rises linearly from 0 to beta over E epochs\n"
-    "  --out DIR        write DIR/log.csv and DIR/checkpoint.vaeckpt each epoch (default runs/MODEL)\n"
+    "  --out DIR        write DIR/log.csv and DIR/checkpoint.vaeckpt each epoch (default runs/MODEL,\n"
+    "                   or runs/MODEL-2, -3, ... when it holds a run); --epochs 0 writes the initial\n"
+    "                   parameters.  Each epoch's checkpoint is written whole before its log row.\n"
+    "  --force          replace the run in --out DIR (a folder holding a run is refused otherwise)\n"
     "  --limit N        train on the first N examples only\n"
     "  --test-limit N   evaluate on the first N test examples only\n"
     "  --threads N      threads for matrix products and Adam (default: one per CPU; the result\n"
@@ -51,7 +54,10 @@ static const char *const HELP_TRAIN =
     "  --jit MODE       tiered (default): start at once on quickly compiled code and swap in\n"
     "                   LLVM's optimised code, built on another thread, as soon as it is ready;\n"
     "                   optimized: optimise before the first step; quick: never optimise.\n"
-    "                   All three compute bit-identical results.\n";
+    "                   All three compute bit-identical results.\n"
+    "  Training stops (status 1, the last good checkpoint kept) when the objective becomes NaN or\n"
+    "  infinite or exceeds 1e10 nats per example, or an update makes a parameter non-finite; the\n"
+    "  message names the terms, the tensors whose gradient went bad, the step and a likely cause.\n";
 
 static const char *const HELP_EVAL =
     "usage: vaec eval MODEL.vae --params CHECKPOINT [options]\n"
@@ -77,7 +83,8 @@ static const char *const HELP_EMIT_C =
     "  cc -std=c11 -O2 model.c -lm; -DVAE_USE_CBLAS (-lopenblas) for BLAS products (and -DVAE_USE_DNNL,\n"
     "  -ldnnl -lgomp, for oneDNN's sgemm), -DVAE_USE_ZLIB (-lz)\n"
     "  to read .gz data, -DVAE_MAIN for a trainer and evaluator with the options of vaec train and eval;\n"
-    "  -O3 -fno-math-errno -fno-trapping-math for speed (gcc vectorises the loops; the same bits)\n";
+    "  -O3 -fno-math-errno -fno-trapping-math for speed (gcc vectorises the loops; the same bits)\n"
+    "  Both files are written whole and renamed into place; each must be a new name or a regular file.\n";
 
 static const char *const HELP_EXPORT =
     "usage: vaec export MODEL.vae --params CHECKPOINT -o FILE.npz\n"
@@ -88,7 +95,9 @@ static const char *const HELP_EXPORT =
 
 static const char *const HELP_EMIT =
     "usage: vaec emit-llvm MODEL.vae [-o FILE] [--batch N]\n"
-    "  prints the optimised LLVM module of the training step and the evaluators\n";
+    "  prints the optimised LLVM module of the training step and the evaluators\n"
+    "  -o FILE is written whole and renamed into place; it must be a new name or a regular file\n"
+    "  (a symbolic link, a device or a folder is refused)\n";
 
 typedef struct {
     const char *model;
@@ -125,6 +134,77 @@ static int parse_double(const char *opt, const char *s, double *out) {
     return 0;
 }
 
+/* One option a (with its value v, NULL for a flag) of `cmd`: 1 when it is
+ * known here (then *bad says whether its value was refused, message printed). */
+static int parse_option(const char *cmd, const char *a, const char *v, cli *c, int *bad) {
+    long n;
+    int known = 1;
+    if (strcmp(cmd, "check") == 0) {
+        if (strcmp(a, "--ast") == 0) c->ast = 1;
+        else if (strcmp(a, "--graph") == 0) c->graph = 1;
+        else known = 0;
+    } else if (strcmp(a, "--data") == 0 && (strcmp(cmd, "train") == 0 || strcmp(cmd, "gradvar") == 0))
+        c->run.data = v;
+    else if (strcmp(a, "--estimators") == 0 && strcmp(cmd, "gradvar") == 0) c->estimators = v;
+    else if (strcmp(a, "--repeats") == 0 && strcmp(cmd, "gradvar") == 0) {
+        if (parse_int(a, v, 2, 10000000, &n)) return *bad = 1;
+        c->repeats = (int)n;
+    }
+    else if (strcmp(a, "--test") == 0 && strncmp(cmd, "emit-", 5) != 0) c->run.test = v;
+    else if (strcmp(a, "--data-dir") == 0 && strcmp(cmd, "emit-llvm") != 0) c->run.data_dir = v;
+    else if (strcmp(a, "--out") == 0 && strcmp(cmd, "train") == 0) c->run.out_dir = v;
+    else if (strcmp(a, "--force") == 0 && strcmp(cmd, "train") == 0) c->run.force = 1;
+    else if (strcmp(a, "--params") == 0 &&
+             (strcmp(cmd, "eval") == 0 || strcmp(cmd, "gradvar") == 0 || strcmp(cmd, "export") == 0))
+        c->run.params = v;
+    else if (strcmp(a, "-o") == 0 && (strncmp(cmd, "emit-", 5) == 0 || strcmp(cmd, "export") == 0)) c->out_file = v;
+    else if (strcmp(a, "--epochs") == 0 && strcmp(cmd, "train") == 0) {
+        if (parse_int(a, v, 0, 1000000, &n)) return *bad = 1;
+        c->run.epochs = (int)n;
+        c->have_epochs = 1;
+    } else if (strcmp(a, "--batch") == 0 && strcmp(cmd, "eval") != 0) {
+        if (parse_int(a, v, 1, 65536, &n)) return *bad = 1;
+        c->batch = (int)n;
+    } else if (strcmp(a, "--lr") == 0 && strcmp(cmd, "train") == 0) {
+        if (parse_double(a, v, &c->run.lr)) return *bad = 1;
+        c->have_lr = 1;
+    } else if (strcmp(a, "--warmup") == 0 && strcmp(cmd, "train") == 0) {
+        char *end;
+        c->run.warmup = strtod(v, &end);
+        if (!*v || *end || !(c->run.warmup >= 0) || c->run.warmup > 1e6) {
+            fprintf(stderr, "vaec: error: --warmup expects a non-negative number of epochs, got '%s'\n", v);
+            return *bad = 1;
+        }
+        c->have_warmup = 1;
+    } else if (strcmp(a, "--seed") == 0 && strcmp(cmd, "emit-llvm") != 0) {
+        if (parse_int(a, v, 0, LONG_MAX, &n)) return *bad = 1;
+        c->run.seed = (uint64_t)n;
+        c->have_seed = 1;
+    } else if (strcmp(a, "--limit") == 0 && strcmp(cmd, "train") == 0) {
+        if (parse_int(a, v, 1, INT_MAX, &n)) return *bad = 1;
+        c->run.limit = (int)n;
+    } else if (strcmp(a, "--test-limit") == 0 && strcmp(cmd, "emit-llvm") != 0) {
+        if (parse_int(a, v, 1, INT_MAX, &n)) return *bad = 1;
+        c->run.test_limit = (int)n;
+    } else if (strcmp(a, "--iwae") == 0 && strcmp(cmd, "eval") == 0) {
+        if (parse_int(a, v, 0, 1000000, &n)) return *bad = 1;
+        c->run.iwae = (int)n;
+    } else if (strcmp(a, "--jit") == 0 && (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0)) {
+        if (strcmp(v, "tiered") == 0) c->jit = VAE_JIT_TIERED;
+        else if (strcmp(v, "optimized") == 0) c->jit = VAE_JIT_OPTIMIZED;
+        else if (strcmp(v, "quick") == 0) c->jit = VAE_JIT_QUICK;
+        else {
+            fprintf(stderr, "vaec %s: error: --jit expects tiered, optimized or quick, got '%s'\n", cmd, v);
+            return *bad = 1;
+        }
+    } else if (strcmp(a, "--threads") == 0 && strcmp(cmd, "emit-llvm") != 0) {
+        if (parse_int(a, v, 1, 1024, &n)) return *bad = 1;
+        c->threads = (int)n;
+    } else
+        known = 0;
+    return known;
+}
+
 /* Parses the options of `cmd`; returns 0, 1 (error, printed) or 2 (help printed). */
 static int parse_args(const char *cmd, const char *help, int argc, char **argv, cli *c) {
     for (int i = 0; i < argc; i++) {
@@ -141,77 +221,14 @@ static int parse_args(const char *cmd, const char *help, int argc, char **argv, 
             c->model = a;
             continue;
         }
-        int flag_only = strcmp(a, "--ast") == 0 || strcmp(a, "--graph") == 0;
+        int flag_only = strcmp(a, "--ast") == 0 || strcmp(a, "--graph") == 0 || strcmp(a, "--force") == 0;
         if (!flag_only && i + 1 >= argc) {
             fprintf(stderr, "vaec %s: error: %s needs a value\n", cmd, a);
             return 1;
         }
         const char *v = flag_only ? NULL : argv[i + 1];
-        long n;
-        int known = 1;
-        if (strcmp(cmd, "check") == 0) {
-            if (strcmp(a, "--ast") == 0) c->ast = 1;
-            else if (strcmp(a, "--graph") == 0) c->graph = 1;
-            else known = 0;
-        } else if (strcmp(a, "--data") == 0 && (strcmp(cmd, "train") == 0 || strcmp(cmd, "gradvar") == 0))
-            c->run.data = v;
-        else if (strcmp(a, "--estimators") == 0 && strcmp(cmd, "gradvar") == 0) c->estimators = v;
-        else if (strcmp(a, "--repeats") == 0 && strcmp(cmd, "gradvar") == 0) {
-            if (parse_int(a, v, 2, 10000000, &n)) return 1;
-            c->repeats = (int)n;
-        }
-        else if (strcmp(a, "--test") == 0 && strncmp(cmd, "emit-", 5) != 0) c->run.test = v;
-        else if (strcmp(a, "--data-dir") == 0 && strcmp(cmd, "emit-llvm") != 0) c->run.data_dir = v;
-        else if (strcmp(a, "--out") == 0 && strcmp(cmd, "train") == 0) c->run.out_dir = v;
-        else if (strcmp(a, "--params") == 0 &&
-                 (strcmp(cmd, "eval") == 0 || strcmp(cmd, "gradvar") == 0 || strcmp(cmd, "export") == 0))
-            c->run.params = v;
-        else if (strcmp(a, "-o") == 0 && (strncmp(cmd, "emit-", 5) == 0 || strcmp(cmd, "export") == 0))
-            c->out_file = v;
-        else if (strcmp(a, "--epochs") == 0 && strcmp(cmd, "train") == 0) {
-            if (parse_int(a, v, 0, 1000000, &n)) return 1;
-            c->run.epochs = (int)n;
-            c->have_epochs = 1;
-        } else if (strcmp(a, "--batch") == 0 && strcmp(cmd, "eval") != 0) {
-            if (parse_int(a, v, 1, 65536, &n)) return 1;
-            c->batch = (int)n;
-        } else if (strcmp(a, "--lr") == 0 && strcmp(cmd, "train") == 0) {
-            if (parse_double(a, v, &c->run.lr)) return 1;
-            c->have_lr = 1;
-        } else if (strcmp(a, "--warmup") == 0 && strcmp(cmd, "train") == 0) {
-            char *end;
-            c->run.warmup = strtod(v, &end);
-            if (!*v || *end || !(c->run.warmup >= 0) || c->run.warmup > 1e6) {
-                fprintf(stderr, "vaec: error: --warmup expects a non-negative number of epochs, got '%s'\n", v);
-                return 1;
-            }
-            c->have_warmup = 1;
-        } else if (strcmp(a, "--seed") == 0 && strcmp(cmd, "emit-llvm") != 0) {
-            if (parse_int(a, v, 0, LONG_MAX, &n)) return 1;
-            c->run.seed = (uint64_t)n;
-            c->have_seed = 1;
-        } else if (strcmp(a, "--limit") == 0 && strcmp(cmd, "train") == 0) {
-            if (parse_int(a, v, 1, INT_MAX, &n)) return 1;
-            c->run.limit = (int)n;
-        } else if (strcmp(a, "--test-limit") == 0 && strcmp(cmd, "emit-llvm") != 0) {
-            if (parse_int(a, v, 1, INT_MAX, &n)) return 1;
-            c->run.test_limit = (int)n;
-        } else if (strcmp(a, "--iwae") == 0 && strcmp(cmd, "eval") == 0) {
-            if (parse_int(a, v, 0, 1000000, &n)) return 1;
-            c->run.iwae = (int)n;
-        } else if (strcmp(a, "--jit") == 0 && (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0)) {
-            if (strcmp(v, "tiered") == 0) c->jit = VAE_JIT_TIERED;
-            else if (strcmp(v, "optimized") == 0) c->jit = VAE_JIT_OPTIMIZED;
-            else if (strcmp(v, "quick") == 0) c->jit = VAE_JIT_QUICK;
-            else {
-                fprintf(stderr, "vaec %s: error: --jit expects tiered, optimized or quick, got '%s'\n", cmd, v);
-                return 1;
-            }
-        } else if (strcmp(a, "--threads") == 0 && strcmp(cmd, "emit-llvm") != 0) {
-            if (parse_int(a, v, 1, 1024, &n)) return 1;
-            c->threads = (int)n;
-        } else
-            known = 0;
+        int bad = 0, known = parse_option(cmd, a, v, c, &bad);
+        if (bad) return 1;
         if (!known) {
             fprintf(stderr, "vaec %s: error: unknown option '%s' (see vaec %s --help)\n", cmd, a, cmd);
             return 1;
@@ -264,9 +281,10 @@ static int cmd_train(cli *c) {
     resolve(c, m);
     vr_set_threads(c->threads);
     char out[4096];
-    if (!c->run.out_dir) {
+    if (!c->run.out_dir) { /* runs/MODEL, or runs/MODEL-2, ... when it holds a run */
         snprintf(out, sizeof out, "runs/%s", m->name);
         c->run.out_dir = out;
+        c->run.out_dir_auto = 1;
     }
     vae_build_opts o = vae_build_defaults(u);
     o.batch = c->batch;
@@ -348,12 +366,27 @@ static int cmd_export(cli *c) {
     return vaec_export(c->model, c->run.params, c->out_file);
 }
 
-/* Writes path atomically: the text goes to a temporary file that is renamed over path. */
-static FILE *open_tmp(const char *path, char *tmp, size_t len) {
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) fprintf(stderr, "vaec: error: %s: cannot write: %s\n", path, strerror(errno));
-    return f;
+/* Opens an output for writing whole: a temporary file renamed over path by
+ * vr_output_commit (path must be a new name or a regular file). */
+static FILE *open_output(vr_output *out, const char *path) {
+    char err[VR_PATH_MAX + 256];
+    if (vr_output_open(out, path, err, sizeof err) == 0) return out->f;
+    fprintf(stderr, "vaec: error: %s\n", err);
+    return NULL;
+}
+
+/* Commits the outputs when rc is 0 and discards them otherwise; the new rc. */
+static int finish_outputs(int rc, vr_output *outs, int n) {
+    char err[VR_PATH_MAX + 256];
+    for (int i = 0; i < n; i++) {
+        if (!outs[i].f) continue;
+        if (rc == 0 && vr_output_commit(&outs[i], err, sizeof err)) {
+            fprintf(stderr, "vaec: error: %s\n", err);
+            rc = 1;
+        } else if (rc != 0)
+            vr_output_discard(&outs[i]);
+    }
+    return rc;
 }
 
 static int cmd_emit_c(cli *c) {
@@ -371,23 +404,15 @@ static int cmd_emit_c(cli *c) {
     vae_build_opts o = vae_build_defaults(u);
     if (c->batch) o.batch = c->batch;
     o.iwae = !g_model_enumerable(vae_unit_model(u));
-    char hpath[4200], ctmp[4300], htmp[4300];
+    char hpath[VR_PATH_MAX + 8];
     snprintf(hpath, sizeof hpath, "%.*s.h", (int)(len - 2), c->out_file);
     const char *hname = strrchr(hpath, '/') ? strrchr(hpath, '/') + 1 : hpath;
-    FILE *cf = open_tmp(c->out_file, ctmp, sizeof ctmp), *hf = cf ? open_tmp(hpath, htmp, sizeof htmp) : NULL;
+    vr_output outs[2] = {{0}, {0}};
+    FILE *cf = open_output(&outs[0], c->out_file), *hf = cf ? open_output(&outs[1], hpath) : NULL;
     int rc = 1;
     if (cf && hf) rc = vae_emit_c(u, &o, c->model, cf, hf, hname, stderr) ? 1 : 0;
-    if (cf && fclose(cf) != 0) rc = 1;
-    if (hf && fclose(hf) != 0) rc = 1;
-    if (rc == 0 && (rename(ctmp, c->out_file) != 0 || rename(htmp, hpath) != 0)) {
-        fprintf(stderr, "vaec: error: %s: cannot write: %s\n", c->out_file, strerror(errno));
-        rc = 1;
-    }
-    if (rc) {
-        if (cf) remove(ctmp);
-        if (hf) remove(htmp);
-    } else
-        printf("wrote %s and %s\n", c->out_file, hpath);
+    rc = finish_outputs(cf && hf ? rc : 1, outs, 2);
+    if (rc == 0) printf("wrote %s and %s\n", c->out_file, hpath);
     vae_unit_free(u);
     return rc;
 }
@@ -397,26 +422,13 @@ static int cmd_emit_llvm(cli *c) {
     if (!u) return 1;
     vae_build_opts o = vae_build_defaults(u);
     if (c->batch) o.batch = c->batch;
-    FILE *out = stdout;
-    char tmp[4200];
-    if (c->out_file) { /* written whole, then renamed: no half-written file on failure */
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", c->out_file, (long)getpid());
-        out = fopen(tmp, "w");
-        if (!out) {
-            fprintf(stderr, "vaec: error: %s: cannot write: %s\n", c->out_file, strerror(errno));
-            vae_unit_free(u);
-            return 1;
-        }
+    vr_output out = {0};
+    if (c->out_file && !open_output(&out, c->out_file)) { /* written whole, then renamed */
+        vae_unit_free(u);
+        return 1;
     }
-    int rc = vae_emit_llvm(u, &o, out, stderr) ? 1 : 0;
-    if (c->out_file) {
-        if (fclose(out) != 0) rc = 1;
-        if (rc == 0 && rename(tmp, c->out_file) != 0) {
-            fprintf(stderr, "vaec: error: %s: cannot write: %s\n", c->out_file, strerror(errno));
-            rc = 1;
-        }
-        if (rc) remove(tmp);
-    }
+    int rc = vae_emit_llvm(u, &o, c->out_file ? out.f : stdout, stderr) ? 1 : 0;
+    if (c->out_file) rc = finish_outputs(rc, &out, 1);
     vae_unit_free(u);
     return rc;
 }

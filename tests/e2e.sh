@@ -57,7 +57,7 @@ awk '$1 == "analytic" { exit !($2 == 0) }' "$work/gv.out" || fail "the analytic 
 for ex in fashion_gauss fashion_iwae5 mixture_reinforce mixture_gumbel_hard; do
     for jit in quick optimized tiered; do
         "$vaec" train "$top_srcdir/examples/$ex.vae" --jit $jit --epochs 1 --limit 1280 --test-limit 100 \
-            --out "$work/jit-$jit" >"$work/jit.out" 2>&1 || { cat "$work/jit.out"; fail "$ex --jit $jit"; }
+            --out "$work/jit-$jit" --force >"$work/jit.out" 2>&1 || { cat "$work/jit.out"; fail "$ex --jit $jit"; }
     done
     cmp "$work/jit-quick/checkpoint.vaeckpt" "$work/jit-optimized/checkpoint.vaeckpt" \
         || fail "$ex: --jit quick and --jit optimized trained to different parameters"

@@ -270,7 +270,7 @@ static void test_export_refusals(void) {
     snprintf(message, sizeof message, "vaec export: error: %s: the checkpoint (model 'mixture_analytic') holds", ckpt);
     refused(args, out, message);
     EXPORT("export '%s' --params /tmp -o '%s'", mixture, out); /* a directory: this aborted in malloc */
-    refused(args, out, "vaec export: error: /tmp: not a checkpoint: not a regular file");
+    refused(args, out, "vaec export: error: /tmp: is a folder, not a checkpoint file");
     EXPORT("export '%s' --params '%s.missing' -o '%s'", mixture, ckpt, out);
     refused(args, out, "cannot open the checkpoint: No such file or directory");
     size_t n = 0;

@@ -62,6 +62,8 @@ typedef struct {
     double warmup;          /* epochs over which the KL weight rises from 0 to beta (0: none) */
     uint64_t seed;
     const char *out_dir;    /* log.csv and checkpoint.vaeckpt; NULL: write nothing */
+    int out_dir_auto;       /* out_dir is the default name: DIR-2, DIR-3, ... when DIR holds a run */
+    int force;              /* replace the run in out_dir (otherwise a folder holding one is refused) */
     const char *params;     /* eval: the checkpoint to load */
     int iwae;               /* eval: samples for the IWAE estimate (0: skip) */
     int progress;           /* draw a progress bar (a terminal) */
@@ -73,7 +75,10 @@ typedef struct {
 void vr_flush_denormals(void);
 /* Parameters initialised from (seed, tensor): PyTorch's nn.Linear scheme. */
 void vr_init_params(const vr_program *p, float *params, uint64_t seed);
-/* Trains as the options say; prints one line per epoch; 0 or 1 (message printed). */
+/* Trains as the options say; prints one line per epoch; 0 or 1 (message printed).
+ * Stops with a diagnosis (the term, the tensor, the step, a likely cause) when
+ * the objective or the gradient becomes non-finite or explodes; --epochs 0
+ * writes the initial parameters. */
 int vr_train(const vr_program *p, const vr_options *o);
 /* Evaluates a checkpoint on the test data: ELBO, its terms, and the IWAE estimate. */
 int vr_eval(const vr_program *p, const vr_options *o);
@@ -83,7 +88,7 @@ typedef struct {
     double value;            /* mean of the evaluation graph's value (ELBO, or a bound without encoder) */
     double elbo, recon, kl;  /* means over the examples */
     double exact_logpx;      /* exact log p(x), enumerable latents */
-    double logpx, logpx_se;  /* IWAE estimate and its standard error (when computed) */
+    double logpx, logpx_se;  /* IWAE estimate and its standard error (NaN: unknown, fewer than 2 examples) */
     int n;
 } vr_scores;
 /* Mean ELBO terms of a data set at the given parameters (noise keyed on the example index). */

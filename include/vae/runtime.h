@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -160,12 +161,33 @@ typedef struct {
     long size;
 } vr_tensor_info;
 
+/* ---- output files that are never torn or left half-written (runtime/checkpoint.c) ----
+ * vr_output_open creates PATH.tmp.PID (new, not through a link) after checking
+ * that PATH is a new name or a regular file (a symbolic link, a device or a
+ * folder is refused by name); vr_output_commit flushes, fsyncs and renames it
+ * over PATH; vr_output_discard removes it.  Until then SIGINT, SIGTERM and
+ * SIGHUP remove the temporary file before the process dies. */
+#define VR_PATH_MAX 4096
+typedef struct {
+    FILE *f;
+    const char *path;
+    char tmp[VR_PATH_MAX + 32];
+    int slot; /* in the signal handler's table of temporary files, or -1 */
+} vr_output;
+int vr_output_open(vr_output *out, const char *path, char *err, size_t errlen);
+int vr_output_commit(vr_output *out, char *err, size_t errlen);
+void vr_output_discard(vr_output *out);
+/* 0 when path is a new name or a regular file; -1 (err names it and says what it is) otherwise. */
+int vr_output_check(const char *path, char *err, size_t errlen);
+
 /* Writes parameters (and, when m/v are given, Adam's state) to path atomically:
  * a temporary file in the same folder, fsync, rename. 0 or -1 (err says why). */
 int vr_checkpoint_save(const char *path, const char *model, const vr_tensor_info *t, int nt, const float *params,
                        const float *m, const float *v, long step, char *err, size_t errlen);
 /* Loads a checkpoint whose tensors must match t[] by name and shape; m, v may
- * be NULL to skip optimiser state. 0 or -1 (err names the file and the reason). */
+ * be NULL to skip optimiser state. 0 or -1 (err names the file and the reason:
+ * not a regular file, truncated, corrupt, another model's, or a tensor holding
+ * NaN or an infinite value). */
 int vr_checkpoint_load(const char *path, const vr_tensor_info *t, int nt, float *params, float *m, float *v,
                        long *step, char *err, size_t errlen);
 
