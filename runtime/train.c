@@ -601,7 +601,9 @@ static int epoch_commit(trainer *t, int epoch, double train_value, double kl_in_
         fprintf(stderr, "vaec: error: %s\n", err);
         return 1;
     }
-    return 0;
+    const vr_hooks *h = &o->hooks;
+    vr_epoch_report r = {epoch, t->step, train_value, kl_in_force, seconds, o->test ? &s : NULL, t->params};
+    return h->after_epoch && h->after_epoch(h->self, &r) ? 1 : 0;
 }
 
 static int train_epoch(trainer *t, int epoch) {
@@ -612,6 +614,7 @@ static int train_epoch(trainer *t, int epoch) {
     double value = 0;
     for (int b = 0; b < t->nbatches; b++) {
         if (train_step(t, epoch, b, &kl_in_force, &value)) return 1;
+        if (o->hooks.after_step) o->hooks.after_step(o->hooks.self, t->step, value);
         value_sum += value;
         if (o->progress && (b % 8 == 0 || b == t->nbatches - 1))
             progress_bar(epoch, o->epochs, b + 1, t->nbatches, value_sum / (b + 1),
@@ -640,6 +643,8 @@ int vr_train(const vr_program *p, const vr_options *o) {
            t.nbatches, t.nbatches == 1 ? "" : "es", B, o->epochs, plural(o->epochs),
            o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr);
     fflush(stdout);
+    const vr_hooks *h = &o->hooks;
+    if (h->begin && t.files.log_fd >= 0 && h->begin(h->self, t.files.dir)) rc = 1;
     for (int epoch = 1; epoch <= o->epochs && !rc; epoch++) rc = train_epoch(&t, epoch);
     if (!rc && o->epochs == 0 && run_files_commit(&t, 0, NULL, err, sizeof err)) { /* the initial parameters */
         fprintf(stderr, "vaec: error: %s\n", err);
@@ -647,6 +652,7 @@ int vr_train(const vr_program *p, const vr_options *o) {
     }
     if (!rc && t.files.committed_epoch == 0) printf("wrote the initial parameters to %s (0 epochs)\n", t.files.ckpt);
     else if (!rc && t.files.committed_epoch > 0) printf("wrote %s and %s\n", t.files.ckpt, t.files.log);
+    if (h->end && h->end(h->self)) rc = 1;
     trainer_close(&t);
     return rc;
 }

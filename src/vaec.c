@@ -12,6 +12,7 @@
 #include "parser/model.h"
 #include "src/export.h"
 #include "src/gradvar.h"
+#include "src/run_outputs.h"
 #include "vae/compiler.h"
 
 static const char *const USAGE =
@@ -302,6 +303,8 @@ static int cmd_train(cli *c) {
     c->run.batch = c->batch;
     c->run.progress = isatty(STDERR_FILENO);
     c->run.compile_seconds = vae_program_compile_seconds(p);
+    run_outputs outs;
+    run_outputs_attach(&outs, vae_program_runtime(p), &c->run);
     int rc = vr_train(vae_program_runtime(p), &c->run);
     vae_program_free(p);
     vae_unit_free(u);

@@ -46,6 +46,10 @@ grep -q "warning: estimator 'prior' does not use the encoder of 'z'" "$work/err"
     || { cat "$work/out"; fail "training prior_enc failed"; }
 grep -q "test log p(x)" "$work/out" || { cat "$work/out"; fail "prior's test value should be log p(x), not an ELBO through an untrained encoder"; }
 grep -q "test ELBO" "$work/out" && fail "prior's epoch line reports a test ELBO"
+# the run's folder holds a TensorBoard event file (its format: tests/test_tfevents.c)
+set -- "$work"/pe/events.out.tfevents.*
+[ -s "$1" ] || fail "no TensorBoard event file in the run's folder"
+grep -q "epoch/test_log_p_x" "$1" || fail "the event file has no epoch/test_log_p_x scalar"
 
 # in a pipe, what stdout said comes before the error that followed it
 "$vaec" train "$top_srcdir/examples/fashion_gauss.vae" --data "$work/missing.csv" --epochs 1 >"$work/both" 2>&1

@@ -53,6 +53,31 @@ static inline void vr_program_poll(const vr_program *p, const vr_graph *g) {
 
 typedef enum { VR_ADAM, VR_SGD } vr_optimizer;
 
+struct vr_scores;
+/* One committed epoch, as the after_epoch hook sees it. */
+typedef struct {
+    int epoch;
+    long step;
+    double train_value, kl_weight, seconds;
+    const struct vr_scores *test; /* NULL: no test data */
+    const float *params;          /* the parameters just saved */
+} vr_epoch_report;
+
+/* Where a program that embeds the training loop adds outputs of its own (vaec:
+ * TensorBoard events, image grids).  Each is optional; none may change what
+ * training computes.  An emitted trainer leaves them all NULL. */
+typedef struct {
+    void *self;
+    /* the run's folder exists and holds log.csv's header; non-zero stops before the first step */
+    int (*begin)(void *self, const char *run_dir);
+    /* after each step's update: its mean objective */
+    void (*after_step)(void *self, long step, double value);
+    /* after an epoch's checkpoint and log row are committed; non-zero stops training */
+    int (*after_epoch)(void *self, const vr_epoch_report *r);
+    /* at the end, also after an error: 0, or non-zero (message printed) to fail the run */
+    int (*end)(void *self);
+} vr_hooks;
+
 typedef struct {
     const char *data, *test, *data_dir;
     int epochs, batch;
@@ -68,6 +93,7 @@ typedef struct {
     int iwae;               /* eval: samples for the IWAE estimate (0: skip) */
     int progress;           /* draw a progress bar (a terminal) */
     double compile_seconds; /* reported in the log */
+    vr_hooks hooks;
 } vr_options;
 
 /* Flushes denormal floats to zero in this thread (FTZ/DAZ): the tails of softmax and
@@ -83,7 +109,7 @@ int vr_train(const vr_program *p, const vr_options *o);
 /* Evaluates a checkpoint on the test data: ELBO, its terms, and the IWAE estimate. */
 int vr_eval(const vr_program *p, const vr_options *o);
 
-typedef struct {
+typedef struct vr_scores {
     int has_elbo, has_logpx;
     double value;            /* mean of the evaluation graph's value (ELBO, or a bound without encoder) */
     double elbo, recon, kl;  /* means over the examples */
