@@ -11,6 +11,7 @@
 #include "codegen/graph.h"
 #include "parser/model.h"
 #include "src/gradvar.h"
+#include "src/picture_commands.h"
 #include "vae/compiler.h"
 
 static const char *const USAGE =
@@ -23,6 +24,9 @@ static const char *const USAGE =
     "  emit-llvm  print the optimised LLVM module\n"
     "  emit-c     write the model as one standalone C file and its header\n"
     "  gradvar    compare estimators' encoder-gradient variance at fixed parameters\n"
+    "  sample     draw from a trained model's prior: a PNG grid of the decoder's means, or .npy/.csv\n"
+    "  reconstruct  a PNG of test images over their reconstructions by a trained model\n"
+    "  plot       a PNG of a run's curves (vaec plot RUN_DIR)\n"
     "\n"
     "vaec COMMAND --help describes a command's options.\n";
 
@@ -402,6 +406,13 @@ int main(int argc, char **argv) {
         printf("vaec %s (LLVM %s; single-precision products by %s)\n", PACKAGE_VERSION, VAE_LLVM_VERSION, vr_blas_name());
         return 0;
     }
+    /* the picture commands parse their own options (src/picture_commands.c) */
+    static const struct {
+        const char *name;
+        int (*main)(int, char **);
+    } pictures[] = {{"sample", vaec_sample_main}, {"reconstruct", vaec_reconstruct_main}, {"plot", vaec_plot_main}};
+    for (size_t i = 0; i < sizeof pictures / sizeof pictures[0]; i++)
+        if (strcmp(argv[1], pictures[i].name) == 0) return pictures[i].main(argc - 2, argv + 2);
     static const struct {
         const char *name, *help;
         int (*run)(cli *);
