@@ -249,34 +249,41 @@ int vaec_draw_states(const vaec_view *v, const float *x, int n, const char *png,
 #define EPOCH_RECONSTRUCTIONS 32
 #define EPOCH_STATE_EXAMPLES 1000 /* test images sorted into the states' rows */
 
+/* One grid's outcome (vaec_draw_*'s r): 0 when written or skipped (why
+ * printed to note when `tell`), -1 with err when it could not be written. */
+static int epoch_grid(int r, const char *msg, int tell, FILE *note, char *err, size_t len) {
+    if (r < 0) snprintf(err, len, "%s", msg);
+    else if (r == 1 && tell && note) fprintf(note, "vaec: %s\n", msg);
+    return r < 0 ? -1 : 0;
+}
+
 int vaec_epoch_images(const vaec_view *v, const vr_dataset *test, uint64_t seed, const char *run_dir, int epoch,
                       FILE *note, char *err, size_t len) {
-    char path[4200], msg[512];
-    int nx = test ? (test->n < EPOCH_STATE_EXAMPLES ? test->n : EPOCH_STATE_EXAMPLES) : 0;
-    float *x = xcalloc((size_t)(nx ? nx : 1) * (size_t)v->model->data_dim, sizeof(float));
-    int *idx = xcalloc((size_t)(nx ? nx : 1), sizeof(int));
-    for (int i = 0; i < nx; i++) idx[i] = i;
-    if (nx) vr_data_gather_f32(test, idx, nx, x);
+    char path[4200], png[4200], msg[512];
+    vaec_image_shape s;
     int rc = 0;
-    for (int k = 0; k < 3 && rc == 0; k++) {
-        static const char *const names[] = {"samples.png", "reconstructions.png", "states.png"};
-        snprintf(path, sizeof path, "%s/%s", run_dir, names[k]);
-        int r = k == 0 ? vaec_draw_samples(v, EPOCH_SAMPLES, seed, path, msg, sizeof msg)
-              : k == 1 ? (nx ? vaec_draw_reconstructions(v, x, nx < EPOCH_RECONSTRUCTIONS ? nx : EPOCH_RECONSTRUCTIONS,
-                                                         path, msg, sizeof msg)
-                             : (snprintf(msg, sizeof msg, "no test data: no reconstructions"), 1))
-                       : vaec_draw_states(v, x, nx, path, msg, sizeof msg);
-        if (r < 0) {
-            snprintf(err, len, "%s", msg);
-            rc = -1;
-        } else if (r == 1 && epoch == 1 && note && (k == 0 || vaec_image_shape_of(v->model, &(vaec_image_shape){0}, NULL, 0) == 0))
-            fprintf(note, "vaec: %s\n", msg); /* the missing image shape once, not three times */
-        if (r == 1 && k == 0) break; /* no image shape: nothing to draw */
+    if (vaec_image_shape_of(v->model, &s, msg, sizeof msg) != 0) { /* one line, once, for the three grids */
+        if (epoch == 1 && note) fprintf(note, "vaec: no image grids: %s\n", msg);
+    } else {
+        int nx = test ? (test->n < EPOCH_STATE_EXAMPLES ? test->n : EPOCH_STATE_EXAMPLES) : 0;
+        float *x = xcalloc((size_t)nx * (size_t)v->model->data_dim, sizeof(float));
+        int *idx = xcalloc((size_t)nx, sizeof(int));
+        for (int i = 0; i < nx; i++) idx[i] = i;
+        if (nx) vr_data_gather_f32(test, idx, nx, x);
+        snprintf(path, sizeof path, "%s/samples.png", run_dir);
+        rc = epoch_grid(vaec_draw_samples(v, EPOCH_SAMPLES, seed, path, msg, sizeof msg), msg, epoch == 1, note, err, len);
+        snprintf(path, sizeof path, "%s/reconstructions.png", run_dir);
+        if (rc == 0 && nx)
+            rc = epoch_grid(vaec_draw_reconstructions(v, x, nx < EPOCH_RECONSTRUCTIONS ? nx : EPOCH_RECONSTRUCTIONS, path,
+                                                      msg, sizeof msg),
+                            msg, epoch == 1, note, err, len);
+        snprintf(path, sizeof path, "%s/states.png", run_dir);
+        if (rc == 0 && vaec_state_count(v))
+            rc = epoch_grid(vaec_draw_states(v, x, nx, path, msg, sizeof msg), msg, epoch == 1, note, err, len);
+        free(idx);
+        free(x);
     }
-    free(idx);
-    free(x);
     snprintf(path, sizeof path, "%s/log.csv", run_dir);
-    char png[4200];
     snprintf(png, sizeof png, "%s/curves.png", run_dir);
     if (rc == 0 && vaec_plot_curves(path, png, err, len) != 0) rc = -1;
     return rc;

@@ -147,8 +147,18 @@ static void test_refused_outputs(void) {
     CU_ASSERT(stat(target, &st) == 0 && st.st_size == 4); /* the link's target is untouched */
     CU_ASSERT_EQUAL(vaec_png_grid(dir, tiles, 1, 1, s, err, sizeof err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "a directory"));
-    CU_ASSERT_EQUAL(vaec_png_grid("/dev/full", tiles, 1, 1, s, err, sizeof err), -1);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "/dev/full"));
+    /* A device: a FIFO here, and /dev/full only where /dev is not writable: as root, a writer
+     * whose check were broken would rename its temporary file over the device itself. */
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/fifo.png", dir);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    CU_ASSERT_EQUAL(vaec_png_grid(fifo, tiles, 1, 1, s, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "fifo.png: is not a regular file"));
+    remove(fifo);
+    if (access("/dev", W_OK) != 0) {
+        CU_ASSERT_EQUAL(vaec_png_grid("/dev/full", tiles, 1, 1, s, err, sizeof err), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "/dev/full: is not a regular file"));
+    }
     char missing[700];
     snprintf(missing, sizeof missing, "%s/no/such/folder.png", dir);
     CU_ASSERT_EQUAL(vaec_png_grid(missing, tiles, 1, 1, s, err, sizeof err), -1);
@@ -349,6 +359,60 @@ static void test_gauss_reconstruction(void) {
     unload(&f);
 }
 
+/* The files of one epoch, in a run folder with a log.csv: the grids decode, and
+ * a model without an image shape says so once and still gets its curves. */
+static void test_epoch_images(void) {
+    model_fixture f;
+    CU_ASSERT_EQUAL_FATAL(load(&f, MIXTURE, 3), 0);
+    char dir[512], path[700], err[512];
+    snprintf(dir, sizeof dir, "%s", tmp_path("-run"));
+    CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof path, "%s/log.csv", dir);
+    const char *log = "epoch,train_ELBO,test_ELBO\n1,-20,-19\n";
+    write_file(path, log, strlen(log));
+    float x[40 * 16];
+    for (int i = 0; i < 40 * 16; i++) x[i] = (float)((i * 7 + i / 16) % 5 < 2);
+    vr_dataset test = {.n = 40, .dim = 16, .f32 = x};
+    FILE *note = tmpfile();
+    CU_ASSERT_EQUAL_FATAL(vaec_epoch_images(&f.v, &test, 9, dir, 1, note, err, sizeof err), 0);
+    static const char *const files[] = {"samples.png", "reconstructions.png", "states.png", "curves.png"};
+    static const unsigned widths[] = {8 * 4 + 9 * VAEC_GRID_BORDER, 8 * 4 + 9 * VAEC_GRID_BORDER,
+                                      11 * 4 + 12 * VAEC_GRID_BORDER, 960};
+    static const unsigned heights[] = {8 * 4 + 9 * VAEC_GRID_BORDER, 8 * 4 + 9 * VAEC_GRID_BORDER,
+                                       3 * 4 + 4 * VAEC_GRID_BORDER, 0};
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        png_read_result r;
+        CU_ASSERT_EQUAL_FATAL(read_png(path, &r), 0);
+        CU_ASSERT_EQUAL(r.width, widths[i]);
+        if (heights[i]) CU_ASSERT_EQUAL(r.height, heights[i]);
+        free(r.px);
+        remove(path);
+    }
+    CU_ASSERT_EQUAL(ftell(note), 0); /* nothing skipped */
+    unload(&f);
+
+    CU_ASSERT_EQUAL_FATAL(load(&f, GAUSS, 3), 0); /* 16 values: no image shape */
+    for (int epoch = 1; epoch <= 2; epoch++)
+        CU_ASSERT_EQUAL(vaec_epoch_images(&f.v, &test, 9, dir, epoch, note, err, sizeof err), 0);
+    char said[512] = "";
+    rewind(note);
+    size_t n = fread(said, 1, sizeof said - 1, note);
+    said[n] = 0;
+    CU_ASSERT_PTR_NOT_NULL(strstr(said, "no image grids: data x has 16 values"));
+    CU_ASSERT_PTR_NULL(strchr(said, '\n') ? strchr(strchr(said, '\n') + 1, '\n') : NULL); /* one line */
+    snprintf(path, sizeof path, "%s/samples.png", dir);
+    CU_ASSERT_EQUAL(access(path, F_OK), -1);
+    snprintf(path, sizeof path, "%s/curves.png", dir);
+    CU_ASSERT_EQUAL(access(path, F_OK), 0);
+    remove(path);
+    fclose(note);
+    unload(&f);
+    snprintf(path, sizeof path, "%s/log.csv", dir);
+    remove(path);
+    CU_ASSERT_EQUAL(rmdir(dir), 0); /* nothing else was left */
+}
+
 int main(void) {
     static const test_case tests[] = {
         {"grayscale grid, read back by libpng", test_gray_grid},
@@ -357,6 +421,7 @@ int main(void) {
         {"curve plot from log.csv, and bad logs", test_plot},
         {"mixture: state means, prior samples, states grid", test_mixture_states_and_samples},
         {"gaussian: reconstruction by hand; no image shape", test_gauss_reconstruction},
+        {"the files of one epoch", test_epoch_images},
         {NULL, NULL},
     };
     return run_suite("images", tests);
