@@ -22,7 +22,7 @@
 #define MAX_ROWS 100000
 
 typedef struct {
-    int ncols, nrows;
+    int ncols, nrows, cap;
     char *name[MAX_COLUMNS];
     double *value[MAX_COLUMNS]; /* [nrows] per column; NaN where the log has none */
 } csv_table;
@@ -67,6 +67,11 @@ static int read_row(csv_table *t, char *line, const char *path, int lineno, char
         fail(err, len, "%s:%d: more than %d epochs", path, lineno, MAX_ROWS);
         return -1;
     }
+    if (t->nrows == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 64;
+        for (int c = 0; c < n; c++)
+            if (!(t->value[c] = realloc(t->value[c], sizeof(double) * (size_t)t->cap))) abort();
+    }
     for (int c = 0; c < n; c++) {
         char *end;
         double v = strtod(field[c], &end);
@@ -101,11 +106,8 @@ static int read_log(csv_table *t, const char *path, char *err, size_t len) {
                 rc = -1;
                 break;
             }
-            for (int c = 0; c < n; c++) {
-                t->name[c] = strdup(field[c]);
-                t->value[c] = malloc(sizeof(double) * MAX_ROWS);
-                if (!t->name[c] || !t->value[c]) abort();
-            }
+            for (int c = 0; c < n; c++)
+                if (!(t->name[c] = strdup(field[c]))) abort();
             t->ncols = n;
         } else
             rc = read_row(t, line, path, lineno, err, len);

@@ -163,6 +163,15 @@ static void test_refused_outputs(void) {
     snprintf(missing, sizeof missing, "%s/no/such/folder.png", dir);
     CU_ASSERT_EQUAL(vaec_png_grid(missing, tiles, 1, 1, s, err, sizeof err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot write"));
+    /* libpng's own error (a width over its limit of a million) comes back as a message */
+    char wide_path[600];
+    snprintf(wide_path, sizeof wide_path, "%s/wide.png", dir);
+    float *wide = calloc(1000001, sizeof(float));
+    const float *wide_tile[1] = {wide};
+    CU_ASSERT_EQUAL(vaec_png_grid(wide_path, wide_tile, 1, 1, (vaec_image_shape){1, 1, 1000001}, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "wide.png: cannot write the PNG: "));
+    CU_ASSERT_EQUAL(access(wide_path, F_OK), -1);
+    free(wide);
     /* a regular file is replaced whole */
     char fine[600];
     snprintf(fine, sizeof fine, "%s/fine.png", dir);
