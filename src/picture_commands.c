@@ -15,13 +15,18 @@
 
 const char *const VAEC_HELP_SAMPLE =
     "usage: vaec sample MODEL.vae --params CHECKPOINT -o FILE [-n N] [--seed S]\n"
+    "       vaec sample MODEL.vae --params CHECKPOINT --states -o FILE.png [--data SRC]\n"
     "  draws N latents from the prior (default 64) and writes the decoder's mean at each (Bernoulli\n"
     "  probabilities, the normal's mean), by the extension of FILE:\n"
     "    .png   a grid, 8 images per row (data with an image shape: [1, H, W], [3, H, W], or 784 values)\n"
     "    .npy   float32 [N, values per example]   .csv   one example per line\n"
     "  --seed S      the latents' noise (default: the train block's seed); the same checkpoint and\n"
     "                seed give the same file\n"
-    "  --threads N   threads for the products (the result is the same on any number)\n";
+    "  --threads N   threads for the products (the result is the same on any number)\n"
+    "  --states      enumerable discrete latents (a mixture's classes): one row per state, its mean\n"
+    "                then up to 10 of the first 1000 examples of SRC (default: the train block's\n"
+    "                test; --data-dir DIR) whose most probable state it is; every state a tile, 16\n"
+    "                per row, when there are more than 16 (the first 256)\n";
 
 const char *const VAEC_HELP_RECONSTRUCT =
     "usage: vaec reconstruct MODEL.vae --params CHECKPOINT -o FILE.png [--data SRC] [-n N]\n"
@@ -38,7 +43,7 @@ const char *const VAEC_HELP_PLOT =
 typedef struct {
     const char *cmd, *help, *model, *params, *out, *data, *data_dir;
     long n, seed, threads;
-    int have_seed;
+    int have_seed, states;
 } picture_args;
 
 static int number(const picture_args *a, const char *opt, const char *s, long lo, long hi, long *out) {
@@ -76,6 +81,10 @@ static int parse(picture_args *a, const char *allowed, long n_max, int argc, cha
         if (!strstr(allowed, key)) {
             fprintf(stderr, "vaec %s: error: unknown option '%s' (see vaec %s --help)\n", a->cmd, o, a->cmd);
             return 1;
+        }
+        if (strcmp(o, "--states") == 0) {
+            a->states = 1;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "vaec %s: error: %s needs a value\n", a->cmd, o);
@@ -171,11 +180,53 @@ static int write_values(const char *path, const float *x, int n, int d, int npy,
     return vaec_output_close(&o, 1, err, len);
 }
 
+/* The first n examples (or fewer) of --data, or of the train block's test: 0 with *x
+ * ([*got, data_dim], malloc'd), or -1 with err. */
+static int load_examples(const picture_args *a, const vae_model *m, int n, float **x, int *got, const char **src,
+                         char *err, size_t len) {
+    *src = a->data ? a->data : m->train.test;
+    if (!*src) {
+        snprintf(err, len, "no data: give --data SRC (model %s's train block names no test)", m->name);
+        return -1;
+    }
+    vr_dataset ds = {0};
+    if (vr_data_load(&ds, *src, a->data_dir, m->data_dim, m->binary, err, len)) return -1;
+    *got = ds.n < n ? ds.n : n;
+    int *idx = calloc((size_t)*got, sizeof(int));
+    *x = calloc((size_t)*got * (size_t)m->data_dim, sizeof(float));
+    if (!idx || !*x) abort();
+    for (int i = 0; i < *got; i++) idx[i] = i;
+    vr_data_gather_f32(&ds, idx, *got, *x);
+    free(idx);
+    vr_data_free(&ds);
+    return 0;
+}
+
+/* vaec sample --states: each state's mean and the test images it is most probable for. */
+static int draw_states(const picture_args *a, const vaec_view *v, char *err, size_t len) {
+    float *x = NULL;
+    int n = 0;
+    const char *src;
+    if (vaec_state_count(v) == 0) {
+        snprintf(err, len, "--states: model %s has no enumerable discrete latents", v->model->name);
+        return -1;
+    }
+    char why[512];
+    if (vaec_can_reconstruct(v, why, sizeof why) && load_examples(a, v->model, 1000, &x, &n, &src, err, len)) return -1;
+    int rc = vaec_draw_states(v, x, n, a->out, err, len);
+    free(x);
+    return rc;
+}
+
 int vaec_sample_main(int argc, char **argv) {
     picture_args a = {.cmd = "sample", .help = VAEC_HELP_SAMPLE, .n = 64};
-    int rc = parse(&a, " --params -o -n --seed --threads ", 65536, argc, argv);
+    int rc = parse(&a, " --params -o -n --seed --threads --states --data --data-dir ", 65536, argc, argv);
     if (rc) return rc == 2 ? 0 : 1;
     const char *ext = extension(a.out);
+    if (a.states && strcmp(ext, ".png") != 0) {
+        fprintf(stderr, "vaec sample: error: -o %s: --states draws a PNG: the name must end in .png\n", a.out);
+        return 1;
+    }
     if (strcmp(ext, ".png") != 0 && strcmp(ext, ".npy") != 0 && strcmp(ext, ".csv") != 0) {
         fprintf(stderr, "vaec sample: error: -o %s: the name must end in .png, .npy or .csv (what to write)\n", a.out);
         return 1;
@@ -185,7 +236,9 @@ int vaec_sample_main(int argc, char **argv) {
     const vae_model *m = l.view.model;
     uint64_t seed = a.have_seed ? (uint64_t)a.seed : (uint64_t)m->train.seed;
     char err[1024];
-    if (strcmp(ext, ".png") == 0) {
+    if (a.states) {
+        rc = draw_states(&a, &l.view, err, sizeof err);
+    } else if (strcmp(ext, ".png") == 0) {
         rc = vaec_draw_samples(&l.view, (int)a.n, seed, a.out, err, sizeof err);
     } else {
         float *x = calloc((size_t)a.n * (size_t)m->data_dim, sizeof(float));
@@ -195,6 +248,7 @@ int vaec_sample_main(int argc, char **argv) {
         free(x);
     }
     if (rc) fprintf(stderr, "vaec sample: error: %s\n", err);
+    else if (a.states) printf("wrote %s: the %ld states of %s\n", a.out, vaec_state_count(&l.view), m->name);
     else printf("wrote %s: %ld samples of %s (seed %llu)\n", a.out, a.n, m->name, (unsigned long long)seed);
     unload(&l);
     return rc ? 1 : 0;
@@ -213,32 +267,18 @@ int vaec_reconstruct_main(int argc, char **argv) {
     const vae_model *m = l.view.model;
     char err[1024];
     vaec_image_shape s;
-    const char *src = a.data ? a.data : m->train.test;
+    float *x = NULL;
+    int n = 0;
+    const char *src;
     rc = 1;
-    if (vaec_image_shape_of(m, &s, err, sizeof err) || !vaec_can_reconstruct(&l.view, err, sizeof err))
+    if (vaec_image_shape_of(m, &s, err, sizeof err) == 0 && vaec_can_reconstruct(&l.view, err, sizeof err) &&
+        load_examples(&a, m, (int)a.n, &x, &n, &src, err, sizeof err) == 0 &&
+        vaec_draw_reconstructions(&l.view, x, n, a.out, err, sizeof err) == 0) {
+        printf("wrote %s: %d examples of %s over their reconstructions\n", a.out, n, src);
+        rc = 0;
+    } else
         fprintf(stderr, "vaec reconstruct: error: %s\n", err);
-    else if (!src)
-        fprintf(stderr, "vaec reconstruct: error: no data: give --data SRC (model %s's train block names no test)\n",
-                m->name);
-    else {
-        vr_dataset ds = {0};
-        if (vr_data_load(&ds, src, a.data_dir, m->data_dim, m->binary, err, sizeof err) == 0) {
-            int n = ds.n < a.n ? ds.n : (int)a.n;
-            int *idx = calloc((size_t)n, sizeof(int));
-            float *x = calloc((size_t)n * (size_t)m->data_dim, sizeof(float));
-            if (!idx || !x) abort();
-            for (int i = 0; i < n; i++) idx[i] = i;
-            vr_data_gather_f32(&ds, idx, n, x);
-            if (vaec_draw_reconstructions(&l.view, x, n, a.out, err, sizeof err) == 0) {
-                printf("wrote %s: %d examples of %s over their reconstructions\n", a.out, n, src);
-                rc = 0;
-            }
-            free(x);
-            free(idx);
-            vr_data_free(&ds);
-        }
-        if (rc) fprintf(stderr, "vaec reconstruct: error: %s\n", err);
-    }
+    free(x);
     unload(&l);
     return rc;
 }

@@ -188,6 +188,10 @@ int vaec_draw_samples(const vaec_view *v, int n, uint64_t seed, const char *png,
 int vaec_draw_reconstructions(const vaec_view *v, const float *x, int n, const char *png, char *msg, size_t len) {
     vaec_image_shape s;
     if (image_shape(v, &s, msg, len) || !vaec_can_reconstruct(v, msg, len)) return 1;
+    if (n < 1) {
+        snprintf(msg, len, "%s: no examples to reconstruct", png);
+        return -1;
+    }
     size_t D = (size_t)v->model->data_dim;
     float *rec = xcalloc((size_t)n * D, sizeof(float));
     vaec_reconstruct(v, x, n, rec);

@@ -58,6 +58,12 @@ cmp -s "$work/a.png" "$work/c.png" && fail "another seed gave the same PNG"
 [ "$(png_header "$work/rm.png")" = "242 62 8 0" ] || fail "mixture reconstructions: $(png_header "$work/rm.png")"
 "$vaec" sample "$mix" --params "$work/mixture_analytic/checkpoint.vaeckpt" -o "$work/m.png" \
     || fail "vaec sample mixture_analytic exited with $?"
+# one row per state: its mean and up to 10 test images (11 tiles across, 10 rows)
+"$vaec" sample "$mix" --params "$work/mixture_analytic/checkpoint.vaeckpt" --states -o "$work/states.png" \
+    || fail "vaec sample --states exited with $?"
+[ "$(png_header "$work/states.png")" = "332 302 8 0" ] || fail "states grid: $(png_header "$work/states.png")"
+refused sample "$gauss" --params "$ck" --states -o "$work/x.png"
+grep -q "no enumerable discrete latents" "$work/err" || fail "--states of fashion_gauss: $(cat "$work/err")"
 "$vaec" sample "$top_srcdir/examples/mixture_prior.vae" --params "$work/mixture_prior/checkpoint.vaeckpt" -o "$work/p.png" \
     || fail "vaec sample mixture_prior exited with $?"
 refused reconstruct "$top_srcdir/examples/mixture_prior.vae" --params "$work/mixture_prior/checkpoint.vaeckpt" -o "$work/no.png"
