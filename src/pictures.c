@@ -269,7 +269,8 @@ int vaec_epoch_images(const vaec_view *v, const vr_dataset *test, uint64_t seed,
     if (vaec_image_shape_of(v->model, &s, msg, sizeof msg) != 0) { /* one line, once, for the three grids */
         if (epoch == 1 && note) fprintf(note, "vaec: no image grids: %s\n", msg);
     } else {
-        int nx = test ? (test->n < EPOCH_STATE_EXAMPLES ? test->n : EPOCH_STATE_EXAMPLES) : 0;
+        int want = vaec_state_count(v) ? EPOCH_STATE_EXAMPLES : EPOCH_RECONSTRUCTIONS;
+        int nx = test ? (test->n < want ? test->n : want) : 0;
         float *x = xcalloc((size_t)nx * (size_t)v->model->data_dim, sizeof(float));
         int *idx = xcalloc((size_t)nx, sizeof(int));
         for (int i = 0; i < nx; i++) idx[i] = i;
