@@ -45,11 +45,10 @@ static void run_rows(const vaec_view *v, const vr_graph *g, long out_offset, int
 
 /* The decoder's arguments [n, decode_width] -> its mean [n, data_dim]. */
 static void decoder_means(const vae_model *m, const float *args, int W, int n, float *out) {
-    int D = m->data_dim;
+    int D = m->data_dim, logits = m->likelihood.kind == DIST_BERNOULLI && !m->likelihood.a_is_probs;
     for (long i = 0; i < n; i++)
         for (int j = 0; j < D; j++) {
-            float a = args[i * W + j];
-            int logits = m->likelihood.kind == DIST_BERNOULLI && !m->likelihood.a_is_probs;
+            float a = args[i * W + j]; /* the first D columns: logits, probabilities, or the normal's mean */
             out[i * D + j] = logits ? 1.0f / (1.0f + expf(-a)) : a;
         }
 }
