@@ -177,7 +177,8 @@ int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, F
             int encoders = 1;
             for (int l = 0; l < m->nlatents; l++) encoders &= m->latents[l].encoder != NULL;
             if (api[i] == GRAPH_ENCODE && !encoders) continue;
-            g_graph *g = g_build(m, api[i], o->api_batch, 1, err);
+            g_purpose purpose = api[i] == GRAPH_SAMPLE && o->prior_decode ? GRAPH_PRIOR_DECODE : api[i];
+            g_graph *g = g_build(m, purpose, o->api_batch, 1, err);
             if (!g) goto fail;
             g_plan(g);
             gs[n++] = g;
@@ -242,7 +243,7 @@ static void jit_build_free(jit_build *b) {
 }
 
 static vr_graph *graph_slot(vr_program *rt, g_purpose purpose) {
-    vr_graph *table[] = {&rt->train, &rt->eval, &rt->iwae, &rt->encode, &rt->decode, &rt->sample};
+    vr_graph *table[] = {&rt->train, &rt->eval, &rt->iwae, &rt->encode, &rt->decode, &rt->sample, &rt->sample};
     return table[purpose];
 }
 
@@ -373,7 +374,8 @@ vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE 
     rt->decode_width = g_decode_width(m);
     for (int i = 0; i < p->ngraphs; i++) {
         const g_graph *g = p->graphs[i];
-        long *api_out[] = {NULL, NULL, NULL, &rt->api_out_encode, &rt->api_out_decode, &rt->api_out_sample};
+        long *api_out[] = {NULL, NULL, NULL, &rt->api_out_encode, &rt->api_out_decode, &rt->api_out_sample,
+                           &rt->api_out_sample};
         describe(graph_slot(rt, g->purpose), g, p->code.fns[i]);
         if (api_out[g->purpose]) *api_out[g->purpose] = g->out.api_out->offset;
         if (g->purpose == GRAPH_TRAIN) rt->value_name = g->value_name;

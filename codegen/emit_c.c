@@ -794,6 +794,7 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
     vae_build_opts opts = *o;
     opts.double_precision = 0;
     opts.api = 1;
+    opts.prior_decode = 0; /* the emitted API's sample() returns draws of x */
     int n = vae_build_graphs(u, &opts, gs, err);
     if (!n) return -1;
     const vae_model *m = vae_unit_model(u);

@@ -755,8 +755,9 @@ static int build_decode(lowering *L, int B) {
     return g->out.api_out ? 0 : -1;
 }
 
-/* sample: z ~ p(z), then x ~ p(x | z) (0/1 draws, or mean + sd * eps) */
-static int build_sample(lowering *L, int B) {
+/* sample: z ~ p(z), then x ~ p(x | z) (0/1 draws, or mean + sd * eps); or, with decoder_args, the
+ * decoder's arguments at z (GRAPH_PRIOR_DECODE: the same z, the same noise) */
+static int build_sample(lowering *L, int B, int decoder_args_only) {
     g_graph *g = L->g;
     const vae_model *m = g->model;
     prepared P;
@@ -764,6 +765,10 @@ static int build_sample(lowering *L, int B) {
     g_node *z[VAE_MAX_LATENTS];
     for (int i = 0; i < m->nlatents; i++)
         z[i] = m->latents[i].kind == LATENT_NORMAL ? normal_sample(L, &P, i, 1) : discrete_sample(L, &P, i, 1);
+    if (decoder_args_only) {
+        g->out.api_out = decoder_args(L, z);
+        return g->out.api_out ? 0 : -1;
+    }
     g_node *a, *b;
     if (lower_decoder(L, z, &a, &b)) return -1;
     const vae_dist *d = &m->likelihood;
@@ -801,7 +806,8 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
     g->batch = batch;
     g->samples = samples;
     g->value_name = "ELBO";
-    static const char *const names[] = {"vae_train_step", "vae_eval", "vae_iwae", "vae_encode", "vae_decode", "vae_sample"};
+    static const char *const names[] = {"vae_train_step", "vae_eval", "vae_iwae", "vae_encode", "vae_decode", "vae_sample",
+                                        "vae_prior_decode"};
     g->fn_name = names[purpose];
     lowering L = {.g = g, .err = err ? err : stderr};
     int rc = -1, enc = encoders_trained(m);
@@ -819,8 +825,8 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
         rc = has_encoders(m) ? build_encode(&L, batch) : -1;
     } else if (purpose == GRAPH_DECODE) {
         rc = build_decode(&L, batch);
-    } else if (purpose == GRAPH_SAMPLE) {
-        rc = build_sample(&L, batch);
+    } else if (purpose == GRAPH_SAMPLE || purpose == GRAPH_PRIOR_DECODE) {
+        rc = build_sample(&L, batch, purpose == GRAPH_PRIOR_DECODE);
     } else if (purpose == GRAPH_IWAE) {
         rc = build_sampled(&L, SAMPLE_IWAE_EVAL, batch, samples);
     } else

@@ -123,7 +123,9 @@ typedef enum {
     GRAPH_IWAE,  /* log importance weights per sample, no gradient */
     GRAPH_ENCODE, /* data -> the encoders' distribution parameters (deployment API) */
     GRAPH_DECODE, /* latent values -> the decoder's distribution parameters */
-    GRAPH_SAMPLE  /* z ~ p(z), x ~ p(x | z) */
+    GRAPH_SAMPLE, /* z ~ p(z), x ~ p(x | z) */
+    GRAPH_PRIOR_DECODE /* z ~ p(z), then the decoder's arguments, as decode gives them (the images that
+                          vaec sample draws: their mean, not a draw); it takes the sample graph's place */
 } g_purpose;
 
 typedef struct g_graph {

@@ -602,7 +602,8 @@ static int epoch_commit(trainer *t, int epoch, double train_value, double kl_in_
         return 1;
     }
     const vr_hooks *h = &o->hooks;
-    vr_epoch_report r = {epoch, t->step, train_value, kl_in_force, seconds, o->test ? &s : NULL, t->params};
+    vr_epoch_report r = {epoch, t->step, train_value, kl_in_force, seconds, o->test ? &s : NULL,
+                         o->test ? &t->test : NULL, t->params};
     return h->after_epoch && h->after_epoch(h->self, &r) ? 1 : 0;
 }
 

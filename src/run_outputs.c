@@ -2,8 +2,10 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "src/pictures.h"
 #include "src/tfevents.h"
 
 /* The training curve's scalar is the mean of this many steps: about ten points
@@ -23,6 +25,7 @@ static void tag(char *buf, size_t len, const char *prefix, const char *name) {
 static int begin(void *self, const char *run_dir) {
     run_outputs *r = self;
     char err[1024];
+    r->run_dir = run_dir;
     r->events = tfevents_open(run_dir, err, sizeof err);
     if (!r->events) {
         fprintf(stderr, "vaec: error: %s\n", err);
@@ -42,10 +45,46 @@ static void after_step(void *self, long step, double value) {
     r->step_count = 0;
 }
 
-/* The epoch's scalars at the global step, so that they share the x axis of train/. */
+/* A PNG the grids wrote, into the event file (skipped quietly when absent:
+ * the model had nothing of that kind to draw). */
+static void log_image(run_outputs *r, const char *name, long step) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.png", r->run_dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    unsigned char buf[1 << 16], *png = NULL;
+    size_t n = 0, got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+        unsigned char *grown = realloc(png, n + got);
+        if (!grown) break;
+        png = grown;
+        memcpy(png + n, buf, got);
+        n += got;
+    }
+    fclose(f);
+    if (n > 24) { /* the IHDR chunk's width and height, big-endian, at bytes 16 and 20 */
+        int w = png[16] << 24 | png[17] << 16 | png[18] << 8 | png[19];
+        int h = png[20] << 24 | png[21] << 16 | png[22] << 8 | png[23];
+        int channels = png[25] == 2 ? 3 : 1; /* colour type 2: RGB; 0: grey */
+        tfevents_image(r->events, name, step, png, n, w, h, channels);
+    }
+    free(png);
+}
+
+/* The epoch's grids and plot, then its scalars and grids in the event file at
+ * the global step, so that they share the x axis of train/. */
 static int after_epoch(void *self, const vr_epoch_report *e) {
     run_outputs *r = self;
     if (!r->events) return 0;
+    char err[1024];
+    vaec_view v = {r->model, r->program, e->params};
+    if (vaec_epoch_images(&v, e->test_data, r->seed, r->run_dir, e->epoch, stdout, err, sizeof err)) {
+        fprintf(stderr, "vaec: error: %s\n", err);
+        return 1;
+    }
+    log_image(r, "samples", e->step);
+    log_image(r, "reconstructions", e->step);
+    log_image(r, "states", e->step);
     const vr_program *p = r->program;
     char t[160];
     tag(t, sizeof t, "epoch/train_", p->value_name);
@@ -73,8 +112,10 @@ static int end(void *self) {
     return rc ? 1 : 0;
 }
 
-void run_outputs_attach(run_outputs *outs, const vr_program *p, vr_options *o) {
+void run_outputs_attach(run_outputs *outs, const struct vae_model *m, const vr_program *p, vr_options *o) {
     memset(outs, 0, sizeof *outs);
+    outs->model = m;
     outs->program = p;
+    outs->seed = o->seed;
     o->hooks = (vr_hooks){outs, begin, after_step, after_epoch, end};
 }

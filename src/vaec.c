@@ -12,7 +12,9 @@
 #include "parser/model.h"
 #include "src/export.h"
 #include "src/gradvar.h"
+#include "src/pictures.h"
 #include "src/run_outputs.h"
+#include "src/picture_commands.h"
 #include "vae/compiler.h"
 
 static const char *const USAGE =
@@ -26,6 +28,9 @@ static const char *const USAGE =
     "  emit-c     write the model as one standalone C file and its header\n"
     "  gradvar    compare estimators' encoder-gradient variance at fixed parameters\n"
     "  export     write a checkpoint's parameter tensors, by name, to a NumPy .npz file\n"
+    "  sample     draw from a trained model's prior: a PNG grid of the decoder's means, or .npy/.csv\n"
+    "  reconstruct  a PNG of test images over their reconstructions by a trained model\n"
+    "  plot       a PNG of a run's curves (vaec plot RUN_DIR)\n"
     "\n"
     "vaec COMMAND --help describes a command's options.\n";
 
@@ -291,6 +296,7 @@ static int cmd_train(cli *c) {
     o.batch = c->batch;
     o.iwae = 0;
     o.jit = c->jit;
+    vaec_pictures_opts(&o); /* the grids of each epoch (run_outputs) */
     vae_program *p = vae_program_build(u, &o, stderr);
     if (!p) {
         vae_unit_free(u);
@@ -304,7 +310,7 @@ static int cmd_train(cli *c) {
     c->run.progress = isatty(STDERR_FILENO);
     c->run.compile_seconds = vae_program_compile_seconds(p);
     run_outputs outs;
-    run_outputs_attach(&outs, vae_program_runtime(p), &c->run);
+    run_outputs_attach(&outs, m, vae_program_runtime(p), &c->run);
     int rc = vr_train(vae_program_runtime(p), &c->run);
     vae_program_free(p);
     vae_unit_free(u);
@@ -449,6 +455,13 @@ int main(int argc, char **argv) {
         printf("vaec %s (LLVM %s; single-precision products by %s)\n", PACKAGE_VERSION, VAE_LLVM_VERSION, vr_blas_name());
         return 0;
     }
+    /* the picture commands parse their own options (src/picture_commands.c) */
+    static const struct {
+        const char *name;
+        int (*main)(int, char **);
+    } pictures[] = {{"sample", vaec_sample_main}, {"reconstruct", vaec_reconstruct_main}, {"plot", vaec_plot_main}};
+    for (size_t i = 0; i < sizeof pictures / sizeof pictures[0]; i++)
+        if (strcmp(argv[1], pictures[i].name) == 0) return pictures[i].main(argc - 2, argv + 2);
     static const struct {
         const char *name, *help;
         int (*run)(cli *);

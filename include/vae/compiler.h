@@ -41,6 +41,9 @@ typedef struct {
                                    fits (0: no bound); default VAE_IWAE_ARENA_MAX */
     int train, eval, iwae;      /* which graphs to build */
     int api, api_batch;         /* encode, decode and sample graphs, api_batch rows per call */
+    int prior_decode;           /* with api: the sample graph returns the decoder's arguments (decode_width
+                                   columns, as decode does) at z ~ p(z) instead of a draw of x: the mean
+                                   images that vaec sample draws (JIT only; emit-c ignores it) */
     int double_precision;       /* build in double (gradient checks); the driver needs float */
     vae_jit_mode jit;           /* default VAE_JIT_OPTIMIZED */
 } vae_build_opts;

@@ -60,6 +60,7 @@ typedef struct {
     long step;
     double train_value, kl_weight, seconds;
     const struct vr_scores *test; /* NULL: no test data */
+    const vr_dataset *test_data;  /* NULL: no test data */
     const float *params;          /* the parameters just saved */
 } vr_epoch_report;
 

@@ -1,0 +1,67 @@
+/* src/pictures.h: what vaec draws with a trained model (vaec sample,
+ * reconstruct, and the grids of each epoch): the decoder's mean images of
+ * latents drawn from the prior, test images over their reconstructions, and
+ * one row per state of enumerable discrete latents. */
+#ifndef VAEC_PICTURES_H
+#define VAEC_PICTURES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vae/compiler.h"
+
+struct vae_model;
+
+/* Adds the graphs the pictures need to a build: encode, decode, and the prior's
+ * decode in the sample graph's place (vae_build_opts.prior_decode). */
+void vaec_pictures_opts(vae_build_opts *o);
+
+/* A trained model to draw with; program built with vaec_pictures_opts. */
+typedef struct {
+    const struct vae_model *model;
+    const vr_program *program;
+    const float *params;
+} vaec_view;
+
+/* The decoder's mean E[x | z] (Bernoulli probabilities, the normal's mean) at
+ * z ~ p(z) for n examples, [n, data_dim]: example i's latents are keyed by
+ * (seed, i), so a seed gives the same images whatever n and the thread count. */
+void vaec_prior_means(const vaec_view *v, int n, uint64_t seed, float *out);
+
+/* Whether the model can reconstruct: 1, or 0 with why (no encoder, or an
+ * estimator that leaves it untrained). */
+int vaec_can_reconstruct(const vaec_view *v, char *why, size_t len);
+/* The decoder's mean at the encoder's most probable latents (the posterior
+ * mean of normal latents, the mode of discrete ones) of x [n, data_dim]. */
+void vaec_reconstruct(const vaec_view *v, const float *x, int n, float *out);
+
+/* How many joint states enumerable latents have (0: not enumerable). */
+long vaec_state_count(const vaec_view *v);
+/* The decoder's mean at each joint state, [J, data_dim], in the order of the
+ * enumerating estimators (vr_states). */
+void vaec_state_means(const vaec_view *v, float *out);
+
+/* The grids: samples (64 from the prior, 8 per row), originals over
+ * reconstructions (rows of 8 test images, each over its reconstruction), one
+ * row per state (its mean, then up to 10 test images whose most probable
+ * state it is; every state a tile, 16 per row, when there are more than 16).
+ * Each returns 0, 1 when the model has nothing of the kind to draw (why says
+ * why), or -1 with err. */
+int vaec_draw_samples(const vaec_view *v, int n, uint64_t seed, const char *png, char *why, size_t len);
+int vaec_draw_reconstructions(const vaec_view *v, const float *x, int n, const char *png, char *why, size_t len);
+int vaec_draw_states(const vaec_view *v, const float *x, int n, const char *png, char *why, size_t len);
+
+/* After each epoch: writes samples.png, reconstructions.png (the first 32
+ * test images), states.png (enumerable latents) and curves.png (from
+ * run_dir/log.csv) into run_dir.  test may be NULL (no reconstructions).
+ * What is skipped and why is printed to note once, at epoch 1.  0, or -1 with
+ * err (a file that could not be written).  The training loop calls it after
+ * the epoch's log row is flushed, with the epoch's parameters, its test set and
+ * the run's seed (the samples' latents, the same every epoch), on a program
+ * built with vaec_pictures_opts: about 45 ms of CPU per epoch for
+ * fashion_gauss, most of it the plot. */
+int vaec_epoch_images(const vaec_view *v, const vr_dataset *test, uint64_t seed, const char *run_dir, int epoch,
+                      FILE *note, char *err, size_t len);
+
+#endif
