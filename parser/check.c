@@ -702,7 +702,12 @@ static void bind_latent(checker *c, const vae_latent *l) {
 }
 
 static void check_body(checker *c, const ast_network *n) {
+    int count = 0;
     for (ast_assign *a = n->body; a; a = a->next) {
+        if (++count > VAE_MAX_ASSIGNS) { /* the lowering's environment holds this many, and names are looked up in order */
+            ERR(a->loc, "too many assignments in network '%s' (at most %d)", n->name, VAE_MAX_ASSIGNS);
+            return;
+        }
         c->target = a->name;
         shape s = check_expr(c, a->value);
         if (s.nd == 0) {
@@ -1066,7 +1071,12 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *m) {
         check_prior(c, v);
     }
     /* networks, in source order: their parameters take that order */
+    int nnetworks = 0;
     for (const ast_network *n = ast->networks; n; n = n->next) {
+        if (++nnetworks > VAE_MAX_NETWORKS) { /* each is compared with those before it */
+            ERR(n->loc, "too many networks (at most %d)", VAE_MAX_NETWORKS);
+            break;
+        }
         for (const ast_network *o = ast->networks; o != n; o = o->next)
             if (strcmp(o->name, n->name) == 0) ERR(n->loc, "network '%s' is declared twice", n->name);
         check_network(c, n);
@@ -1095,7 +1105,9 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *m) {
         if (t != ast->trains) ERR(t->loc, "a model has one train block; this is a second one");
         else check_train(c, t);
     }
-    return src->nerrors == before ? 0 : -1;
+    if (src->nerrors == before) return 0;
+    vae_error_summary(src);
+    return -1;
 }
 
 const vae_param *vae_model_param(const vae_model *m, const char *name) {
