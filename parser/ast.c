@@ -257,7 +257,7 @@ static void show_line(FILE *out, const vae_source *src, int line, int col) {
     while (e < end && *e != '\n' && *e != '\r') e++; /* CRLF, or the lone CR that check_text refuses */
     const char *from = p, *to = e, *caret = p + (col > 1 ? col - 1 : 0);
     if (caret > e) caret = e;
-    if (caret - from > BEFORE + 3) from = caret - BEFORE;
+    if (e - p > SHOWN + 3 && caret - from > BEFORE + 3) from = caret - BEFORE;
     while (from > p && from < e && ((unsigned char)*from & 0xc0) == 0x80) from--; /* not inside a UTF-8 character */
     if (to - from > SHOWN + 3) to = from + SHOWN;
     while (to < e && ((unsigned char)*to & 0xc0) == 0x80) to++;
