@@ -92,6 +92,15 @@ run assigns 1 "$vaec" emit-c "$work/assigns.vae" -o "$work/assigns.c" && {
 }
 passed "too many assignments"
 
+# ---- shapes whose sizes overflow (was: signed overflow in the checker, then sizes cut to int)
+printf 'model m\ndata x[100000000, 100000000, 100000000] : binary\nlatent z[2] ~ normal(0, 1)\nencoder q(z | x) {\n    h = dense(flatten(x), 100000000)\n    return normal(mean: dense(h, 2), logvar: dense(h, 2))\n}\n' >"$work/huge.vae"
+run huge 1 "$vaec" check "$work/huge.vae" && {
+    expect huge "huge.vae:2:7: error: the data is too large: more than 268435456 values"
+}
+model 'print "    g = dense(concat(h, h), 200000000)"' >"$work/wide.vae"
+run wide 1 "$vaec" check "$work/wide.vae" && expect wide "wide.vae:7:9: error: this parameter tensor is too large"
+passed "huge shapes"
+
 # ---- 40,000 errors: the first 50, then the count of the rest, quickly (was: 81 s)
 awk 'BEGIN { print "model m"; for (i = 0; i < 40000; i++) print "data x[0] : binary" }' >"$work/errors.vae"
 start=$(date +%s)
