@@ -79,8 +79,14 @@ static long tree_uses(const vx_expr *e, int j) {
 typedef struct {
     vae_pool *pool;
     char *owned;     /* per node id: its expr lives in the pool */
+    long *size;      /* per node id: tree_size of its expr, 0 until known */
     size_t compact_at; /* bytes */
 } fusion_scratch;
+
+static long expr_size(fusion_scratch *s, const g_node *n) {
+    if (!s->size[n->id]) s->size[n->id] = tree_size(n->expr, G_MAX_FUSED_EXPR);
+    return s->size[n->id];
+}
 
 static const vx_expr *copy_tree(vae_pool *p, const vx_expr *e) { /* e within G_MAX_FUSED_EXPR */
     vx_expr *c = vae_pool_alloc(p, sizeof *c);
@@ -120,7 +126,7 @@ static int fuse_input(g_graph *g, g_node *r, int j, fusion_scratch *scratch) {
     /* A chain of maps (x + x + ... over many assignments) stops growing one
      * expression at G_MAX_FUSED_EXPR: each fold copies the reader's tree, and
      * every pass over an expression recurses as deep as it is. */
-    long in_r = tree_size(r->expr, G_MAX_FUSED_EXPR), in_m = tree_size(m->expr, G_MAX_FUSED_EXPR);
+    long in_r = expr_size(scratch, r), in_m = expr_size(scratch, m);
     if (in_r > G_MAX_FUSED_EXPR || in_m > G_MAX_FUSED_EXPR) return 0;
     long uses = tree_uses(r->expr, j);
     if (in_r + uses * (in_m - 1) > G_MAX_FUSED_EXPR) return 0;
@@ -150,6 +156,7 @@ static int fuse_input(g_graph *g, g_node *r, int j, fusion_scratch *scratch) {
     r->expr = subst(g, r->expr, remap_r, j, m->expr, remap_m);
     g->pool = own;
     scratch->owned[r->id] = 1;
+    scratch->size[r->id] = 0; /* simplification may have made it smaller than the bound above */
     memcpy(r->in, ins, sizeof(g_node *) * (size_t)n);
     r->nin = n;
     m->fused = 1;
@@ -157,8 +164,9 @@ static int fuse_input(g_graph *g, g_node *r, int j, fusion_scratch *scratch) {
 }
 
 static void fuse(g_graph *g) {
-    fusion_scratch scratch = {vae_pool_new(), calloc((size_t)g->nnodes + 1, 1), 1u << 20};
-    if (!scratch.owned) abort();
+    fusion_scratch scratch = {vae_pool_new(), calloc((size_t)g->nnodes + 1, 1),
+                              calloc((size_t)g->nnodes + 1, sizeof(long)), 1u << 20};
+    if (!scratch.owned || !scratch.size) abort();
     for (int i = 0; i < g->nnodes; i++) {
         g_node *r = g->nodes[i];
         if (r->kind != G_MAP && r->kind != G_ROWSUM && r->kind != G_GROUPSUM) continue;
@@ -170,6 +178,7 @@ static void fuse(g_graph *g) {
     }
     scratch_release(g, &scratch, g->pool);
     free(scratch.owned);
+    free(scratch.size);
 }
 
 /* ---- products at once: consecutive products (nothing runs between them) of
