@@ -84,7 +84,7 @@ vae_unit *vae_unit_with_estimator(const char *path, const char *spec, FILE *err)
     if (!src) return NULL;
     vae_source *es = vae_source_from_string("--estimators", spec, err);
     ast_model *ast = vae_parse(src);
-    ast_estimator *est = ast ? vae_parse_estimator(es) : NULL;
+    ast_estimator *est = ast && es ? vae_parse_estimator(es) : NULL; /* es: NULL when the text is not UTF-8 */
     vae_unit *u = calloc(1, sizeof *u);
     if (!u) abort();
     u->src = src;

@@ -121,7 +121,7 @@ g_node *g_transpose(g_graph *g, g_node *a, int p, int q, int rows, int cols) {
 /* ---------------------------------------------------------------- lowering networks */
 
 void env_bind(lowering *L, const char *name, g_node *n) {
-    if (L->nenv == 256) abort(); /* the checker limits nothing here; 256 assignments per network is plenty */
+    if (L->nenv == (int)(sizeof L->env / sizeof L->env[0])) abort(); /* the checker keeps to VAE_MAX_ASSIGNS */
     L->env[L->nenv].name = name;
     L->env[L->nenv].node = n;
     L->nenv++;

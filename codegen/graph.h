@@ -68,6 +68,11 @@ typedef struct {
 typedef enum { BUF_ARENA, BUF_PARAMS, BUF_GRADS, BUF_DATA } g_buffer;
 
 #define G_MAX_IN 8
+/* The most nodes (written out as a tree) that plan.c's fusion lets one
+ * expression reach: it bounds the depth of every recursion over a planned
+ * expression and the copies fusion makes.  The largest in the examples and
+ * tests has 117 (mixture_vimco), so no model of theirs changes. */
+#define G_MAX_FUSED_EXPR 256
 
 typedef struct g_node {
     g_kind kind;

@@ -17,7 +17,7 @@ typedef struct {
     FILE *err;
     int failed;
     int detach_params; /* parameters read while set get no gradient (DReG's second decoder pass) */
-    env_entry env[256];
+    env_entry env[VAE_MAX_ASSIGNS + VAE_MAX_LATENTS + 1]; /* a network's assignments, the latents, the data */
     int nenv;
 } lowering;
 

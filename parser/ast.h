@@ -2,7 +2,9 @@
  *
  * Every node carries the location of its first token.  Nodes live in one
  * vae_pool owned by the vae_source they were parsed from; nothing is freed
- * one by one.  Lists are singly linked through `next` in source order. */
+ * one by one.  Lists are singly linked through `next` in source order; while
+ * the parser builds a list, its first node's `last` points at its last, so
+ * that appending does not walk the list (50,000 assignments took seconds). */
 #ifndef VAE_AST_H
 #define VAE_AST_H
 
@@ -15,6 +17,7 @@ vae_pool *vae_pool_new(void);
 void vae_pool_free(vae_pool *p);
 void *vae_pool_alloc(vae_pool *p, size_t n); /* zeroed; aborts on out-of-memory */
 char *vae_pool_strdup(vae_pool *p, const char *s);
+size_t vae_pool_bytes(const vae_pool *p); /* what it holds from malloc */
 char *vae_pool_printf(vae_pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 typedef struct {
@@ -34,14 +37,28 @@ typedef struct vae_source {
                               * (an estimator given on the command line); not owned */
 } vae_source;
 
-vae_source *vae_source_load(const char *path, FILE *err); /* NULL (message printed) if unreadable */
-vae_source *vae_source_from_string(const char *name, const char *text, FILE *err);
+/* A model file larger than this is refused before it is read: the largest
+ * example is 1.3 KB, and every later stage's memory and time grow with the
+ * text, so 1 MiB is room for any real model but not for a flood. */
+#define VAE_MAX_SOURCE_BYTES (1 << 20)
+/* Errors printed per file; later ones are counted (vae_error_summary).  The
+ * first errors are the ones that matter, later ones are often their echoes,
+ * and 50 fit in a terminal's scroll-back without hiding the first. */
+#define VAE_MAX_ERRORS_SHOWN 50
+
+/* NULL (message printed) if unreadable, not a regular file, larger than
+ * VAE_MAX_SOURCE_BYTES, or not UTF-8 text with LF or CRLF line ends (a UTF-8
+ * byte-order mark is skipped). */
+vae_source *vae_source_load(const char *path, FILE *err);
+vae_source *vae_source_from_string(const char *name, const char *text, FILE *err); /* checked as a file is */
 void vae_source_free(vae_source *src);
 /* Prints "file:line:col: error: MSG", the source line, and a caret under col. */
 void vae_error(vae_source *src, vae_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Like vae_error, but the model is still accepted (the message says why it matters). */
 void vae_warning(vae_source *src, vae_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void vae_note(vae_source *src, vae_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* "FILE: ... and N more errors" when more than VAE_MAX_ERRORS_SHOWN were found. */
+void vae_error_summary(vae_source *src);
 
 /* ---- expressions ---- */
 typedef enum {
@@ -55,6 +72,13 @@ typedef enum {
 } ast_expr_kind;
 
 #define VAE_MAX_DIMS 8
+/* Limits that keep every stage's recursion over an expression bounded (the
+ * checker, the lowering, the AST dump): parentheses open at once (groupings
+ * and calls), and nodes of one expression.  Real models use 3 and about 10;
+ * a longer computation is split over assignments, which nothing walks
+ * recursively. */
+#define VAE_MAX_NESTING 64
+#define VAE_MAX_EXPR_SIZE 1000
 
 typedef struct ast_expr ast_expr;
 typedef struct ast_arg ast_arg;
@@ -63,7 +87,7 @@ struct ast_arg {
     const char *name; /* "mean" in mean: E; NULL when positional */
     ast_expr *value;
     vae_loc loc;
-    ast_arg *next;
+    ast_arg *next, *last;
 };
 
 /* A convolution's shapes: input [in_c, in_h, in_w] -> output [out_c, out_h, out_w]. */
@@ -82,6 +106,7 @@ struct ast_expr {
     ast_expr *lhs, *rhs;
     int ndims;
     int dims[VAE_MAX_DIMS];
+    int size;          /* nodes in this subtree (names, numbers, calls, operators), at most VAE_MAX_EXPR_SIZE + 1 */
     const char *pname; /* dense, conv and param: the parameter name the checker gave this call site */
     ast_conv conv;     /* conv2d, conv_transpose2d: the geometry the checker found */
 };
@@ -97,7 +122,7 @@ typedef struct ast_assign {
     const char *name;
     ast_expr *value;
     vae_loc loc;
-    struct ast_assign *next;
+    struct ast_assign *next, *last;
 } ast_assign;
 
 typedef struct ast_data {
@@ -105,7 +130,7 @@ typedef struct ast_data {
     ast_shape shape;
     int binary; /* 1: binary, 0: real */
     vae_loc loc;
-    struct ast_data *next;
+    struct ast_data *next, *last;
 } ast_data;
 
 typedef struct ast_latent {
@@ -113,7 +138,7 @@ typedef struct ast_latent {
     ast_shape shape;
     ast_expr *prior; /* a call: normal(0, 1), categorical(10), ... */
     vae_loc loc;
-    struct ast_latent *next;
+    struct ast_latent *next, *last;
 } ast_latent;
 
 typedef enum { NET_ENCODER, NET_DECODER, NET_BASELINE } ast_net_role;
@@ -121,7 +146,7 @@ typedef enum { NET_ENCODER, NET_DECODER, NET_BASELINE } ast_net_role;
 typedef struct ast_name {
     const char *name;
     vae_loc loc;
-    struct ast_name *next;
+    struct ast_name *next, *last;
 } ast_name;
 
 typedef struct ast_network {
@@ -132,20 +157,20 @@ typedef struct ast_network {
     ast_assign *body;
     ast_expr *ret;      /* the returned distribution */
     vae_loc loc, ret_loc;
-    struct ast_network *next;
+    struct ast_network *next, *last;
 } ast_network;
 
 typedef struct ast_estimator {
     const char *name;
     ast_arg *args;
     vae_loc loc;
-    struct ast_estimator *next;
+    struct ast_estimator *next, *last;
 } ast_estimator;
 
 typedef struct ast_train {
     ast_assign *settings;
     vae_loc loc;
-    struct ast_train *next;
+    struct ast_train *next, *last;
 } ast_train;
 
 typedef struct ast_model {

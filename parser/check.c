@@ -40,10 +40,22 @@ typedef struct {
     struct used_name { const char *base; int count; struct used_name *next; } *used;
 } checker;
 
+/* Values in a tensor of shape s, or VAE_MAX_TENSOR_VALUES + 1 for any number
+ * above the limit (no overflow: every dimension is below 2^31). */
 static int shape_size(shape s) {
-    long n = 1;
-    for (int i = 0; i < s.nd; i++) n *= s.d[i];
+    long long n = 1;
+    for (int i = 0; i < s.nd; i++) {
+        n *= s.d[i];
+        if (n > VAE_MAX_TENSOR_VALUES) return VAE_MAX_TENSOR_VALUES + 1;
+    }
     return (int)n;
+}
+
+/* Whether a tensor of shape s is within VAE_MAX_TENSOR_VALUES; an error at loc if not. */
+static int size_ok(checker *c, vae_loc loc, shape s, const char *what) {
+    if (s.nd < 0 || shape_size(s) <= VAE_MAX_TENSOR_VALUES) return 1;
+    vae_error(c->src, loc, "%s is too large: more than %d values", what, VAE_MAX_TENSOR_VALUES);
+    return 0;
 }
 
 static int shape_eq(shape a, shape b) {
@@ -90,6 +102,7 @@ static const char *fresh_param_name(checker *c, const char *base) {
 
 static void add_param(checker *c, vae_loc loc, const char *name, shape s, float bound) {
     vae_model *m = c->m;
+    if (!size_ok(c, loc, s, "this parameter tensor")) return;
     if (m->nparams == VAE_MAX_PARAMS) {
         ERR(loc, "too many parameter tensors (at most %d)", VAE_MAX_PARAMS);
         return;
@@ -296,6 +309,7 @@ static shape check_call(checker *c, ast_expr *e) {
             ERR(na->loc, "dense() needs a positive integer number of units");
             return UNKNOWN;
         }
+        if (!size_ok(c, na->loc, vec(n), "this layer")) return UNKNOWN;
         if (in.nd < 0) return UNKNOWN;
         if (in.nd != 1) {
             ERR(e->args->loc, "dense() expects a vector, got shape %s (flatten it first)", shape_str(c, in));
@@ -325,7 +339,8 @@ static shape check_call(checker *c, ast_expr *e) {
     }
     if (strcmp(f, "concat") == 0) {
         if (!want_args(c, e, 2, 16)) return UNKNOWN;
-        int total = 0, ok = 1;
+        long long total = 0; /* at most 16 vectors within the limit: no overflow */
+        int ok = 1;
         for (int i = 0; nth_arg(e->args, i); i++) {
             shape s = tensor_arg(c, e, i);
             if (s.nd < 0) {
@@ -340,7 +355,11 @@ static shape check_call(checker *c, ast_expr *e) {
             }
             total += s.d[0];
         }
-        return ok ? vec(total) : UNKNOWN;
+        if (ok && total > VAE_MAX_TENSOR_VALUES) {
+            ERR(e->loc, "concat() is too large: more than %d values per example", VAE_MAX_TENSOR_VALUES);
+            ok = 0;
+        }
+        return ok ? vec((int)total) : UNKNOWN;
     }
     if (strcmp(f, "onehot") == 0) {
         if (!want_args(c, e, 1, 1)) return UNKNOWN;
@@ -387,7 +406,7 @@ static shape check_call(checker *c, ast_expr *e) {
             }
             out.d[out.nd++] = d;
         }
-        if (in.nd < 0) return UNKNOWN;
+        if (!size_ok(c, e->loc, out, "the reshaped tensor") || in.nd < 0) return UNKNOWN;
         if (shape_size(in) != shape_size(out)) {
             ERR(e->loc, "cannot reshape %s (%d values) to %s (%d values)", shape_str(c, in), shape_size(in),
                 shape_str(c, out), shape_size(out));
@@ -585,6 +604,7 @@ static int is_number(const ast_expr *e, double *v) {
 static void check_prior(checker *c, vae_latent *l) {
     ast_expr *e = l->ast->prior;
     shape s = l->ast->shape.ndims ? shape_of_ast(&l->ast->shape) : vec(1);
+    if (!size_ok(c, l->ast->shape.loc, s, "the latent")) s = vec(1);
     l->nvars = shape_size(s);
     vae_dist *p = &l->prior;
     p->loc = e->loc;
@@ -702,7 +722,12 @@ static void bind_latent(checker *c, const vae_latent *l) {
 }
 
 static void check_body(checker *c, const ast_network *n) {
+    int count = 0;
     for (ast_assign *a = n->body; a; a = a->next) {
+        if (++count > VAE_MAX_ASSIGNS) { /* the lowering's environment holds this many, and names are looked up in order */
+            ERR(a->loc, "too many assignments in network '%s' (at most %d)", n->name, VAE_MAX_ASSIGNS);
+            return;
+        }
         c->target = a->name;
         shape s = check_expr(c, a->value);
         if (s.nd == 0) {
@@ -1051,6 +1076,7 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *m) {
         }
         m->data = d;
         m->binary = d->binary;
+        if (!size_ok(c, d->shape.loc, shape_of_ast(&d->shape), "the data")) continue;
         m->data_dim = shape_size(shape_of_ast(&d->shape));
     }
     /* latents */
@@ -1074,7 +1100,12 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *m) {
         check_prior(c, v);
     }
     /* networks, in source order: their parameters take that order */
+    int nnetworks = 0;
     for (const ast_network *n = ast->networks; n; n = n->next) {
+        if (++nnetworks > VAE_MAX_NETWORKS) { /* each is compared with those before it */
+            ERR(n->loc, "too many networks (at most %d)", VAE_MAX_NETWORKS);
+            break;
+        }
         for (const ast_network *o = ast->networks; o != n; o = o->next)
             if (strcmp(o->name, n->name) == 0) ERR(n->loc, "network '%s' is declared twice", n->name);
         check_network(c, n);
@@ -1103,7 +1134,9 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *m) {
         if (t != ast->trains) ERR(t->loc, "a model has one train block; this is a second one");
         else check_train(c, t);
     }
-    return src->nerrors == before ? 0 : -1;
+    if (src->nerrors == before) return 0;
+    vae_error_summary(src);
+    return -1;
 }
 
 const vae_param *vae_model_param(const vae_model *m, const char *name) {

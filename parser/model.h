@@ -81,6 +81,14 @@ typedef struct {
 
 #define VAE_MAX_LATENTS 16
 #define VAE_MAX_PARAMS 256
+/* Assignments in one network's body (the lowering's environment holds them
+ * with the data and the latents: codegen/lower.h), and networks in a model
+ * (an encoder per latent, a decoder, baselines: 64 is room to spare). */
+#define VAE_MAX_ASSIGNS 200
+/* Values of one tensor per example (data, latents, layers, parameters): 2^28,
+ * a gigabyte of floats; sizes stay far from int's range. */
+#define VAE_MAX_TENSOR_VALUES (1 << 28)
+#define VAE_MAX_NETWORKS 64
 
 typedef struct vae_model {
     vae_source *src;

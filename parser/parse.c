@@ -15,7 +15,10 @@ ast_model *vae_parse(vae_source *src) {
     int rc = yyparse(scanner, &ps);
     yy_delete_buffer(buf, scanner);
     yylex_destroy(scanner);
-    if (rc != 0 || src->nerrors) return NULL;
+    if (rc != 0 || src->nerrors) {
+        vae_error_summary(src);
+        return NULL;
+    }
     return ps.model;
 }
 
@@ -43,6 +46,7 @@ ast_estimator *vae_parse_estimator(vae_source *src) {
         else if (rc == 0 && !src->nerrors)
             vae_parse_error_at(&ps, 1, 1, "expected one estimator, such as reinforce(samples: 10)");
     }
+    vae_error_summary(src);
     free(text);
     return e;
 }

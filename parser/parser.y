@@ -165,6 +165,13 @@ arg
 
 static void yyerror(YYLTYPE *loc, void *scanner, struct vae_parse_state *ps, const char *msg) {
     (void)scanner;
+    if (ps->stopped) return; /* the lexer stopped at a limit and said why */
+    if (strcmp(msg, "memory exhausted") == 0) { /* Bison's stack passed YYMAXDEPTH */
+        vae_parse_error_at(ps, loc->first_line, loc->first_column,
+                           "the model is nested too deeply for the parser (more than %d symbols pending)", YYMAXDEPTH);
+        ps->stopped = 1;
+        return;
+    }
     if (ps->lex_error) { /* the lexer said it better */
         ps->lex_error = 0;
         return;

@@ -13,7 +13,9 @@
  * 0.50).  Both forms are built and the CPU's is picked when the program loads
  * (target_clones, an ifunc).  Neither contracts into FMA (AVX2 alone has none,
  * and the build passes -ffp-contract=off), so the bits are the same. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
+/* clang before 16 names the dispatcher of a clone set `NAME.ifunc`, so a call
+ * from another file (team.c) does not link: one form there. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute) && !(defined(__clang__) && __clang_major__ < 16)
 #if __has_attribute(target_clones)
 #define VR_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
 #endif

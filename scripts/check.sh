@@ -6,13 +6,16 @@
 #  - build-asan/: AddressSanitizer and UndefinedBehaviorSanitizer, with LLVM 14
 #    (Debian 12's llvm-dev).
 # So a change of LLVM's C API between 14 and 19 cannot break the README's first
-# command unseen, whichever LLVM a user's machine has.
+# command unseen, whichever LLVM a user's machine has.  Then each libFuzzer
+# target runs for 30 seconds (scripts/fuzz.sh).
 set -e
 cd "$(dirname "$0")/.."
 TEST_PACKAGES="llvm-19-dev" scripts/setup.sh build --with-llvm-config=llvm-config-19
 make -C build -j"$(nproc)" check || { cat build/test-suite.log 2>/dev/null; exit 1; }
 scripts/setup.sh build-asan --enable-sanitizers --with-llvm-config=llvm-config-14
 make -C build-asan -j"$(nproc)" check || { cat build-asan/test-suite.log 2>/dev/null; exit 1; }
+# the fuzz targets (front end, data readers), 30 s each on a clang + sanitizers build
+scripts/fuzz.sh 30
 build/vaec --version
 build-asan/vaec --version
-echo "all tests passed (optimised build with LLVM 19, sanitized build with LLVM 14)"
+echo "all tests passed (optimised build with LLVM 19, sanitized build with LLVM 14, fuzz targets clean)"

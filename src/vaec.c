@@ -37,7 +37,9 @@ static const char *const USAGE =
 static const char *const HELP_CHECK =
     "usage: vaec check MODEL.vae [--ast] [--graph]\n"
     "  --ast      also print the syntax tree\n"
-    "  --graph    also print the planned graphs (forward and backward)\n";
+    "  --graph    also print the planned graphs (forward and backward)\n"
+    "  A model is a UTF-8 text file of at most 1 MiB; the first 50 errors are printed, then\n"
+    "  how many more.  Limits on nesting and expression length: docs/language.md.\n";
 
 static const char *const HELP_TRAIN =
     "usage: vaec train MODEL.vae [options]   (options override the model's train block)\n"
