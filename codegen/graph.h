@@ -19,6 +19,7 @@
 #ifndef VAE_GRAPH_H
 #define VAE_GRAPH_H
 
+#include "parser/limits.h"
 #include "parser/model.h"
 
 /* ---- elementwise expressions ---- */
@@ -138,6 +139,7 @@ typedef struct g_graph {
     const char *value_name; /* "ELBO", or the bound on log p(x) an encoder-free estimator maximises */
     g_node *param_grad[VAE_MAX_PARAMS]; /* the node holding d loss / d param, in the grads buffer */
     long arena_floats;    /* the plan's arena size */
+    g_node *oversized;    /* the first node of more than VAE_MAX_VALUES values, if any (g_build fails) */
 } g_graph;
 
 /* Lowers the checked model for `purpose` at a fixed batch size and number of

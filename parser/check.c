@@ -5,6 +5,9 @@
  * and the samples are a leading dimension that the code generator adds. */
 #include "parser/model.h"
 
+#include "parser/limits.h"
+#include "parser/settings.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -40,10 +43,40 @@ typedef struct {
     struct used_name { const char *base; int count; struct used_name *next; } *used;
 } checker;
 
-static int shape_size(shape s) {
-    long n = 1;
+/* Values of a shape in 64 bits, saturated above VAE_MAX_VALUES (parser/limits.h). */
+static long long shape_values(shape s) {
+    long long n = 1;
+    for (int i = 0; i < s.nd; i++) n = vae_size_mul(n, s.d[i]);
+    return n;
+}
+
+/* The values of a shape that fits(): every shape the checker passes on does. */
+static int shape_size(shape s) { return (int)shape_values(s); }
+
+/* A count for a message: exact while a double holds it exactly. */
+static const char *count_str(checker *c, double n) {
+    return n < 9007199254740992.0 ? vae_pool_printf(c->pool, "%.0f", n) : vae_pool_printf(c->pool, "%.3g", n);
+}
+
+/* Whether `n` values (one example's, or a parameter tensor's) are within what
+ * vaec can index; if not, says so at loc: "WHAT: N UNIT, more than ...". */
+static int fits(checker *c, vae_loc loc, double n, const char *what, const char *unit) {
+    if (n <= (double)VAE_MAX_VALUES) return 1;
+    vae_error(c->src, loc, "%s: %s %s, more than the " VAE_MAX_VALUES_WORDS " that vaec can index", what,
+              count_str(c, n), unit);
+    return 0;
+}
+
+static double shape_exact(shape s) {
+    double n = 1;
     for (int i = 0; i < s.nd; i++) n *= s.d[i];
-    return (int)n;
+    return n;
+}
+
+/* Records the values one example has in a tensor the model makes: the graph
+ * builder multiplies the largest by the batch and the samples (g_build). */
+static void note_values(checker *c, long long n) {
+    if (n > c->m->max_example_values) c->m->max_example_values = (long)n;
 }
 
 static int shape_eq(shape a, shape b) {
@@ -88,12 +121,18 @@ static const char *fresh_param_name(checker *c, const char *base) {
     return base;
 }
 
+/* Adds a parameter tensor; refuses one, or a total, that vaec cannot index. */
 static void add_param(checker *c, vae_loc loc, const char *name, shape s, float bound) {
     vae_model *m = c->m;
     if (m->nparams == VAE_MAX_PARAMS) {
         ERR(loc, "too many parameter tensors (at most %d)", VAE_MAX_PARAMS);
         return;
     }
+    if (!fits(c, loc, shape_exact(s), vae_pool_printf(c->pool, "parameter '%s' %s", name, shape_str(c, s)), "values"))
+        return;
+    if (!fits(c, loc, (double)m->param_floats + shape_exact(s),
+              vae_pool_printf(c->pool, "with '%s' the model's parameters", name), "values"))
+        return;
     vae_param *p = &m->params[m->nparams++];
     p->name = name;
     p->ndims = s.nd;
@@ -180,6 +219,7 @@ static shape tensor_arg(checker *c, const ast_expr *call, int i) {
         ERR(a->loc, "%s() expects a tensor here, not a scalar", call->str);
         return UNKNOWN;
     }
+    if (s.nd > 0) note_values(c, shape_values(s));
     return s;
 }
 
@@ -269,6 +309,8 @@ static shape check_conv(checker *c, ast_expr *e) {
         ERR(e->loc, "%s() is too large (more than 2^24 values per example, or a weight of more than 2^26)", f);
         return UNKNOWN;
     }
+    note_values(c, (long long)windows);
+    note_values(c, out_h * out_w * channels);
     ast_conv g = {in.d[0], in.d[1], in.d[2], channels, (int)out_h, (int)out_w, k, stride, pad};
     e->conv = g;
     const char *name = fresh_param_name(c, vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target));
@@ -325,7 +367,8 @@ static shape check_call(checker *c, ast_expr *e) {
     }
     if (strcmp(f, "concat") == 0) {
         if (!want_args(c, e, 2, 16)) return UNKNOWN;
-        int total = 0, ok = 1;
+        long long total = 0;
+        int ok = 1;
         for (int i = 0; nth_arg(e->args, i); i++) {
             shape s = tensor_arg(c, e, i);
             if (s.nd < 0) {
@@ -340,7 +383,8 @@ static shape check_call(checker *c, ast_expr *e) {
             }
             total += s.d[0];
         }
-        return ok ? vec(total) : UNKNOWN;
+        if (ok && !fits(c, e->loc, (double)total, "concat()", "values per example")) return UNKNOWN;
+        return ok ? vec((int)total) : UNKNOWN;
     }
     if (strcmp(f, "onehot") == 0) {
         if (!want_args(c, e, 1, 1)) return UNKNOWN;
@@ -388,9 +432,9 @@ static shape check_call(checker *c, ast_expr *e) {
             out.d[out.nd++] = d;
         }
         if (in.nd < 0) return UNKNOWN;
-        if (shape_size(in) != shape_size(out)) {
-            ERR(e->loc, "cannot reshape %s (%d values) to %s (%d values)", shape_str(c, in), shape_size(in),
-                shape_str(c, out), shape_size(out));
+        if (shape_values(in) != shape_values(out)) {
+            ERR(e->loc, "cannot reshape %s (%s values) to %s (%s values)", shape_str(c, in),
+                count_str(c, shape_exact(in)), shape_str(c, out), count_str(c, shape_exact(out)));
             return UNKNOWN;
         }
         return out;
@@ -430,6 +474,8 @@ static shape check_expr(checker *c, ast_expr *e) {
         memcpy(s.d, e->dims, sizeof s.d);
         const char *name = fresh_param_name(c, vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target));
         e->pname = name;
+        if (!fits(c, e->loc, shape_exact(s), vae_pool_printf(c->pool, "param%s", shape_str(c, s)), "values"))
+            return UNKNOWN;
         add_param(c, e->loc, name, s, 0.0f);
         return s;
     }
@@ -500,6 +546,7 @@ static void dist_arg(checker *c, const ast_arg *a, shape want, const char *what)
         ERR(a->loc, "'%s' of %s must have shape %s, not a scalar", a->name, what, shape_str(c, want));
         return;
     }
+    note_values(c, shape_values(s));
     if (!shape_eq(s, want))
         ERR(a->loc, "shape mismatch: '%s' of %s has shape %s, expected %s", a->name, what, shape_str(c, s),
             shape_str(c, want));
@@ -582,10 +629,41 @@ static int is_number(const ast_expr *e, double *v) {
     return 0;
 }
 
+/* Whether a latent's one-hot (or plain) values fit; nvars and width stay 0 if not. */
+static int latent_fits(checker *c, vae_latent *l, shape s) {
+    double states = l->kind == LATENT_CATEGORICAL ? l->states : 1;
+    if (!fits(c, l->ast->loc, shape_exact(s) * states,
+              vae_pool_printf(c->pool, "latent '%s' %s%s", l->name, shape_str(c, s),
+                              states > 1 ? vae_pool_printf(c->pool, " of %d states", l->states) : ""),
+              states > 1 ? "one-hot values per example" : "values per example")) {
+        l->nvars = l->width = 0;
+        return 0;
+    }
+    l->width = (int)vae_size_mul(shape_values(s), (long long)states);
+    note_values(c, l->width);
+    return 1;
+}
+
+/* A numeric setting of the train block or the estimator, validated against
+ * the table that vaec's options use (parser/settings.c), in its words. */
+static int setting_value(checker *c, vae_loc loc, const char *name, const ast_expr *v, double *out) {
+    const vae_setting *s = vae_setting_named(name);
+    double num = 0;
+    int n, ok = s->integer ? int_literal(v, &n) : is_number(v, &num);
+    if (s->integer && ok) num = n;
+    if (ok && vae_setting_ok(s, num)) {
+        *out = num;
+        return 1;
+    }
+    char words[128];
+    ERR(loc, "'%s' must be %s", name, vae_setting_words(s, words, sizeof words));
+    return 0;
+}
+
 static void check_prior(checker *c, vae_latent *l) {
     ast_expr *e = l->ast->prior;
     shape s = l->ast->shape.ndims ? shape_of_ast(&l->ast->shape) : vec(1);
-    l->nvars = shape_size(s);
+    l->nvars = shape_values(s) > VAE_MAX_VALUES ? 0 : shape_size(s);
     vae_dist *p = &l->prior;
     p->loc = e->loc;
     int npos = 0;
@@ -603,7 +681,7 @@ static void check_prior(checker *c, vae_latent *l) {
             return;
         }
         p->standard = 1;
-        l->width = l->nvars;
+        latent_fits(c, l, s);
         return;
     }
     if (strcmp(e->str, "categorical") == 0) {
@@ -644,15 +722,14 @@ static void check_prior(checker *c, vae_latent *l) {
             ERR(e->loc, "a categorical prior is written categorical(K) or categorical(logits: E)");
             return;
         }
-        l->width = l->nvars * l->states;
-        l->joint_states = pow((double)l->states, (double)l->nvars);
+        if (latent_fits(c, l, s)) l->joint_states = pow((double)l->states, (double)l->nvars);
         return;
     }
     if (strcmp(e->str, "bernoulli") == 0) {
         l->kind = LATENT_BERNOULLI;
         p->kind = DIST_BERNOULLI;
         l->states = 2;
-        l->width = l->nvars;
+        if (!latent_fits(c, l, s)) return;
         l->joint_states = pow(2.0, (double)l->nvars);
         double v;
         if (npos == 1 && count_args(e->args) == 1 && is_number(e->args->value, &v)) {
@@ -697,6 +774,8 @@ static const char *net_prefix(const vae_model *m, const ast_network *n) {
 static void bind_latent(checker *c, const vae_latent *l) {
     if (l->kind == LATENT_CATEGORICAL)
         bind(c, l->name, UNKNOWN, VAL_CATEGORICAL, l);
+    else if (!l->nvars) /* refused: too large */
+        bind(c, l->name, UNKNOWN, VAL_TENSOR, l);
     else
         bind(c, l->name, l->ast->shape.ndims ? shape_of_ast(&l->ast->shape) : vec(1), VAL_TENSOR, l);
 }
@@ -709,6 +788,7 @@ static void check_body(checker *c, const ast_network *n) {
             ERR(a->loc, "'%s' is a scalar; a network works on tensors", a->name);
             s = UNKNOWN;
         }
+        if (s.nd > 0) note_values(c, shape_values(s));
         bind(c, a->name, s, VAL_TENSOR, NULL);
     }
 }
@@ -719,7 +799,7 @@ static void check_network(checker *c, const ast_network *n) {
     c->prefix = net_prefix(m, n);
     c->owner = (int)n->role;
     const char *out = n->output->name;
-    shape data_shape = m->data ? shape_of_ast(&m->data->shape) : UNKNOWN;
+    shape data_shape = m->data && m->data_dim ? shape_of_ast(&m->data->shape) : UNKNOWN;
     switch (n->role) {
     case NET_ENCODER: {
         vae_latent *l = find_latent(m, out);
@@ -829,6 +909,26 @@ static const char *latent_kind_name(vae_latent_kind k) {
     return k == LATENT_NORMAL ? "normal" : k == LATENT_CATEGORICAL ? "categorical" : "bernoulli";
 }
 
+/* One example's rows - its samples, or, when the estimator enumerates, the
+ * joint states the decoder runs on - times the most values a row of the model
+ * holds must be within what vaec can index (then so is every tensor of a
+ * graph at batch 1; g_build checks the batch). */
+static int rows_fit(checker *c, const ast_estimator *e, int enumerates) {
+    const vae_model *m = c->m;
+    double joint = 1;
+    for (int i = 0; i < m->nlatents; i++) joint *= m->latents[i].joint_states;
+    double widest = (double)m->max_example_values;
+    const char *n = count_str(c, widest);
+    if (enumerates && !fits(c, e->loc, joint * widest,
+                            vae_pool_printf(c->pool, "estimator '%s' runs the decoder on %s joint states of %s values",
+                                            e->name, count_str(c, joint), n), "values"))
+        return 0;
+    int S = m->est.samples;
+    return fits(c, e->loc, S * widest,
+                vae_pool_printf(c->pool, "estimator '%s' with %d sample%s of %s values per example", e->name, S,
+                                S == 1 ? "" : "s", n), "values");
+}
+
 static void check_estimator(checker *c, const ast_estimator *e) {
     vae_model *m = c->m;
     vae_estimator *est = &m->est;
@@ -861,24 +961,14 @@ static void check_estimator(checker *c, const ast_estimator *e) {
         }
         const ast_expr *v = a->value;
         double num;
-        if (strcmp(a->name, "samples") == 0) {
-            int s;
-            if (!int_literal(v, &s) || s < 1 || s > 100000) {
-                ERR(a->loc, "'samples' must be an integer from 1 to 100000");
+        if (vae_setting_named(a->name)) { /* samples, beta, temperature */
+            if (!setting_value(c, a->loc, a->name, v, &num))
                 ok = 0;
-            } else
-                est->samples = s;
-        } else if (strcmp(a->name, "beta") == 0) {
-            if (!is_number(v, &num) || num < 0) {
-                ERR(a->loc, "'beta' must be a non-negative number");
-                ok = 0;
-            } else
+            else if (strcmp(a->name, "samples") == 0)
+                est->samples = (int)num;
+            else if (strcmp(a->name, "beta") == 0)
                 est->beta = num;
-        } else if (strcmp(a->name, "temperature") == 0) {
-            if (!is_number(v, &num) || !(num > 0)) {
-                ERR(a->loc, "'temperature' must be a positive number");
-                ok = 0;
-            } else
+            else
                 est->temperature = num;
         } else if (strcmp(a->name, "hard") == 0) {
             if (v->kind != AST_NAME || (strcmp(v->str, "true") && strcmp(v->str, "false"))) {
@@ -942,6 +1032,7 @@ static void check_estimator(checker *c, const ast_estimator *e) {
             ok = 0;
         }
     }
+    if (ok) ok = rows_fit(c, e, info->enumerates);
     if (ok && !info->built)
         ERR(e->loc, "estimator '%s' parses and checks, but is not built yet in this version of vaec", e->name);
     if (ok && info->kind == EST_VIMCO && est->samples < 2)
@@ -964,7 +1055,6 @@ static void check_train(checker *c, const ast_train *t) {
     for (const ast_assign *a = t->settings; a; a = a->next) {
         const ast_expr *v = a->value;
         double num;
-        int n;
         if (strcmp(a->name, "data") == 0 || strcmp(a->name, "test") == 0) {
             if (v->kind != AST_STR)
                 ERR(v->loc, "'%s' is a data source in quotes, such as \"fashion-mnist:train\"", a->name);
@@ -972,24 +1062,14 @@ static void check_train(checker *c, const ast_train *t) {
                 s->data = v->str;
             else
                 s->test = v->str;
-        } else if (strcmp(a->name, "batch") == 0 || strcmp(a->name, "epochs") == 0) {
-            int lo = strcmp(a->name, "batch") == 0;
-            if (!int_literal(v, &n) || n < lo || n > 1000000)
-                ERR(v->loc, "'%s' must be an integer from %d to 1000000", a->name, lo);
-            else if (lo)
-                s->batch = n;
-            else
-                s->epochs = n;
+        } else if (strcmp(a->name, "batch") == 0) {
+            if (setting_value(c, v->loc, a->name, v, &num)) s->batch = (int)num;
+        } else if (strcmp(a->name, "epochs") == 0) {
+            if (setting_value(c, v->loc, a->name, v, &num)) s->epochs = (int)num;
         } else if (strcmp(a->name, "seed") == 0) {
-            if (!int_literal(v, &n) || n < 0)
-                ERR(v->loc, "'seed' must be a non-negative integer");
-            else
-                s->seed = (unsigned long long)n;
+            if (setting_value(c, v->loc, a->name, v, &num)) s->seed = (unsigned long long)num;
         } else if (strcmp(a->name, "warmup") == 0) {
-            if (!is_number(v, &num) || num < 0)
-                ERR(v->loc, "'warmup' must be a non-negative number of epochs");
-            else
-                s->warmup = num;
+            if (setting_value(c, v->loc, a->name, v, &num)) s->warmup = num;
         } else if (strcmp(a->name, "optimizer") == 0) {
             if (v->kind != AST_CALL || (strcmp(v->str, "adam") && strcmp(v->str, "sgd"))) {
                 ERR(v->loc, "'optimizer' is adam(lr: F) or sgd(lr: F, momentum: F)");
@@ -1000,18 +1080,8 @@ static void check_train(checker *c, const ast_train *t) {
             static const char *const adam_opts[] = {"lr", NULL}, *const sgd_opts[] = {"lr", "momentum", NULL};
             if (!only_named(c, v, adam ? adam_opts : sgd_opts, "as an optimizer")) continue;
             const ast_arg *lr = named(v, "lr"), *mom = named(v, "momentum");
-            if (lr) {
-                if (!is_number(lr->value, &num) || !(num > 0))
-                    ERR(lr->loc, "'lr' must be a positive number");
-                else
-                    s->lr = num;
-            }
-            if (mom) {
-                if (!is_number(mom->value, &num) || num < 0 || num >= 1)
-                    ERR(mom->loc, "'momentum' must be a number in [0, 1)");
-                else
-                    s->momentum = num;
-            }
+            if (lr && setting_value(c, lr->loc, "lr", lr->value, &num)) s->lr = num;
+            if (mom && setting_value(c, mom->loc, "momentum", mom->value, &num)) s->momentum = num;
         } else {
             ERR(a->loc, "unknown train setting '%s' (expected data, test, optimizer, batch, epochs, seed or warmup)",
                 a->name);
@@ -1043,7 +1113,12 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *m) {
         }
         m->data = d;
         m->binary = d->binary;
-        m->data_dim = shape_size(shape_of_ast(&d->shape));
+        shape ds = shape_of_ast(&d->shape);
+        if (!fits(c, d->loc, shape_exact(ds), vae_pool_printf(c->pool, "data '%s' %s", d->name, shape_str(c, ds)),
+                  "values per example"))
+            continue; /* data_dim stays 0: the networks see an unknown shape */
+        m->data_dim = shape_size(ds);
+        note_values(c, m->data_dim);
     }
     /* latents */
     if (!ast->latents) ERR(ast->loc, "the model declares no latent (add: latent z[20] ~ normal(0, 1))");

@@ -99,6 +99,11 @@ typedef struct vae_model {
     int nparams;
     vae_param params[VAE_MAX_PARAMS];
     long param_floats;
+    /* the most values one example has in a tensor the model makes (its data, a
+     * latent's values, a layer's output, convolution windows): the checker and
+     * g_build multiply it by the rows of an example and of a batch against
+     * VAE_MAX_VALUES (parser/limits.h) */
+    long max_example_values;
 } vae_model;
 
 /* Checks the parsed model; reports every error found; returns 0 when the model is sound. */

@@ -10,6 +10,7 @@
 
 #include "codegen/graph.h"
 #include "parser/model.h"
+#include "parser/settings.h"
 #include "src/gradvar.h"
 #include "vae/compiler.h"
 
@@ -90,28 +91,21 @@ typedef struct {
     vae_jit_mode jit;
 } cli;
 
-static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) {
-        fprintf(stderr, "vaec: error: %s expects an integer from %ld to %ld, got '%s'\n", opt, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
+/* An option's value, validated against the table the checker uses for the
+ * model's settings (parser/settings.c), and refused in its words. */
+static int option_error(const char *opt, const char *s) {
+    char words[128];
+    fprintf(stderr, "vaec: error: %s expects %s, got '%s'\n", opt,
+            vae_setting_words(vae_setting_option(opt), words, sizeof words), s);
+    return -1;
+}
+
+static int parse_int(const char *opt, const char *s, long *out) {
+    return vae_setting_parse_long(vae_setting_option(opt), s, out) ? option_error(opt, s) : 0;
 }
 
 static int parse_double(const char *opt, const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || !(v > 0) || v > 1e6) {
-        fprintf(stderr, "vaec: error: %s expects a positive number, got '%s'\n", opt, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return vae_setting_parse(vae_setting_option(opt), s, out) ? option_error(opt, s) : 0;
 }
 
 /* Parses the options of `cmd`; returns 0, 1 (error, printed) or 2 (help printed). */
@@ -146,7 +140,7 @@ static int parse_args(const char *cmd, const char *help, int argc, char **argv, 
             c->run.data = v;
         else if (strcmp(a, "--estimators") == 0 && strcmp(cmd, "gradvar") == 0) c->estimators = v;
         else if (strcmp(a, "--repeats") == 0 && strcmp(cmd, "gradvar") == 0) {
-            if (parse_int(a, v, 2, 10000000, &n)) return 1;
+            if (parse_int(a, v, &n)) return 1;
             c->repeats = (int)n;
         }
         else if (strcmp(a, "--test") == 0 && strncmp(cmd, "emit-", 5) != 0) c->run.test = v;
@@ -156,35 +150,30 @@ static int parse_args(const char *cmd, const char *help, int argc, char **argv, 
             c->run.params = v;
         else if (strcmp(a, "-o") == 0 && strncmp(cmd, "emit-", 5) == 0) c->out_file = v;
         else if (strcmp(a, "--epochs") == 0 && strcmp(cmd, "train") == 0) {
-            if (parse_int(a, v, 0, 1000000, &n)) return 1;
+            if (parse_int(a, v, &n)) return 1;
             c->run.epochs = (int)n;
             c->have_epochs = 1;
         } else if (strcmp(a, "--batch") == 0 && strcmp(cmd, "eval") != 0) {
-            if (parse_int(a, v, 1, 65536, &n)) return 1;
+            if (parse_int(a, v, &n)) return 1;
             c->batch = (int)n;
         } else if (strcmp(a, "--lr") == 0 && strcmp(cmd, "train") == 0) {
             if (parse_double(a, v, &c->run.lr)) return 1;
             c->have_lr = 1;
         } else if (strcmp(a, "--warmup") == 0 && strcmp(cmd, "train") == 0) {
-            char *end;
-            c->run.warmup = strtod(v, &end);
-            if (!*v || *end || !(c->run.warmup >= 0) || c->run.warmup > 1e6) {
-                fprintf(stderr, "vaec: error: --warmup expects a non-negative number of epochs, got '%s'\n", v);
-                return 1;
-            }
+            if (parse_double(a, v, &c->run.warmup)) return 1;
             c->have_warmup = 1;
         } else if (strcmp(a, "--seed") == 0 && strcmp(cmd, "emit-llvm") != 0) {
-            if (parse_int(a, v, 0, LONG_MAX, &n)) return 1;
+            if (parse_int(a, v, &n)) return 1;
             c->run.seed = (uint64_t)n;
             c->have_seed = 1;
         } else if (strcmp(a, "--limit") == 0 && strcmp(cmd, "train") == 0) {
-            if (parse_int(a, v, 1, INT_MAX, &n)) return 1;
+            if (parse_int(a, v, &n)) return 1;
             c->run.limit = (int)n;
         } else if (strcmp(a, "--test-limit") == 0 && strcmp(cmd, "emit-llvm") != 0) {
-            if (parse_int(a, v, 1, INT_MAX, &n)) return 1;
+            if (parse_int(a, v, &n)) return 1;
             c->run.test_limit = (int)n;
         } else if (strcmp(a, "--iwae") == 0 && strcmp(cmd, "eval") == 0) {
-            if (parse_int(a, v, 0, 1000000, &n)) return 1;
+            if (parse_int(a, v, &n)) return 1;
             c->run.iwae = (int)n;
         } else if (strcmp(a, "--jit") == 0 && (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0)) {
             if (strcmp(v, "tiered") == 0) c->jit = VAE_JIT_TIERED;
@@ -195,7 +184,7 @@ static int parse_args(const char *cmd, const char *help, int argc, char **argv, 
                 return 1;
             }
         } else if (strcmp(a, "--threads") == 0 && strcmp(cmd, "emit-llvm") != 0) {
-            if (parse_int(a, v, 1, 1024, &n)) return 1;
+            if (parse_int(a, v, &n)) return 1;
             c->threads = (int)n;
         } else
             known = 0;
