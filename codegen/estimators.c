@@ -786,12 +786,12 @@ static int build_sample(lowering *L, int B) {
     return 0;
 }
 
-/* Whether every tensor of the graph fits VAE_MAX_VALUES: a batch's rows (its
+/* Whether every tensor of the graph fits VAE_MAX_VALUES (see graph.h): a batch's rows (its
  * examples times their samples, or the joint states an enumeration runs the
  * decoder on) times the most values a row holds (the checker's
  * max_example_values), and the [batch, joint states] table of an enumeration.
  * Checked before lowering so that no row count computed in int overflows. */
-static int batch_fits(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
+int g_batch_fits(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
     long long S = purpose == GRAPH_EVAL ? m->est.samples : samples, J = 1;
     for (int i = 0; i < m->nlatents; i++) J = vae_size_mul(J, (long long)m->latents[i].joint_states);
     int enumerated = (purpose == GRAPH_TRAIN || purpose == GRAPH_EVAL) && enumerable(m);
@@ -801,15 +801,16 @@ static int batch_fits(const vae_model *m, g_purpose purpose, int batch, int samp
     if (vae_size_mul(rows, widest) > VAE_MAX_VALUES) why = "its rows (examples times samples)";
     else if (enumerated && vae_size_mul(J, widest) > VAE_MAX_VALUES) why = "the decoder's rows (one per joint state)";
     else if (enumerated && vae_size_mul(batch, J) > VAE_MAX_VALUES) why = "its table of examples by joint states";
-    if (!why) return 1;
+    if (!why || !err) return !why;
     fprintf(err, "%s: error: a batch of %d example%s with %lld sample%s each is too large: %s times %lld values per "
-                 "row pass the " VAE_MAX_VALUES_WORDS " values that vaec can index in one tensor\n",
-            m->src->path, batch, batch == 1 ? "" : "s", S, S == 1 ? "" : "s", why, widest);
+                 "row pass the " VAE_MAX_VALUES_WORDS " values that vaec can index in one tensor%s\n",
+            m->src->path, batch, batch == 1 ? "" : "s", S, S == 1 ? "" : "s", why, widest,
+            purpose == GRAPH_TRAIN && batch > 1 ? " (a smaller --batch would fit)" : "");
     return 0;
 }
 
 g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
-    if (!batch_fits(m, purpose, batch, samples, err ? err : stderr)) return NULL;
+    if (!g_batch_fits(m, purpose, batch, samples, err ? err : stderr)) return NULL;
     g_graph *g = calloc(1, sizeof *g);
     if (!g) abort();
     g->pool = vae_pool_new();

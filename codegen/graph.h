@@ -146,6 +146,10 @@ typedef struct g_graph {
  * samples per example.  Returns NULL (message on err) when some part is not
  * built yet. */
 g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err);
+/* Whether every tensor of that graph would hold at most VAE_MAX_VALUES
+ * (parser/limits.h); if not, and err is not NULL, says why there.  g_build
+ * refuses a graph that does not fit. */
+int g_batch_fits(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err);
 /* Whether every latent is discrete with at most 65,536 joint states. */
 int g_model_enumerable(const vae_model *m);
 /* Widths of the deployment graphs' rows: encoder outputs, latent values, decoder outputs. */

@@ -41,6 +41,7 @@ typedef struct {
     binding *env;
     /* How many parameters have taken each base name, for encoder.h#2. */
     struct used_name { const char *base; int count; struct used_name *next; } *used;
+    int params_too_many;    /* the parameters passed VAE_MAX_VALUES: said once */
 } checker;
 
 /* Values of a shape in 64 bits, saturated above VAE_MAX_VALUES (parser/limits.h). */
@@ -130,9 +131,12 @@ static void add_param(checker *c, vae_loc loc, const char *name, shape s, float 
     }
     if (!fits(c, loc, shape_exact(s), vae_pool_printf(c->pool, "parameter '%s' %s", name, shape_str(c, s)), "values"))
         return;
+    if (c->params_too_many) return;
     if (!fits(c, loc, (double)m->param_floats + shape_exact(s),
-              vae_pool_printf(c->pool, "with '%s' the model's parameters", name), "values"))
+              vae_pool_printf(c->pool, "with '%s' the model's parameters", name), "values")) {
+        c->params_too_many = 1;
         return;
+    }
     vae_param *p = &m->params[m->nparams++];
     p->name = name;
     p->ndims = s.nd;
@@ -909,19 +913,26 @@ static const char *latent_kind_name(vae_latent_kind k) {
     return k == LATENT_NORMAL ? "normal" : k == LATENT_CATEGORICAL ? "categorical" : "bernoulli";
 }
 
-/* One example's rows - its samples, or, when the estimator enumerates, the
- * joint states the decoder runs on - times the most values a row of the model
- * holds must be within what vaec can index (then so is every tensor of a
- * graph at batch 1; g_build checks the batch). */
+/* One example's rows - its samples, or the joint states the decoder runs on
+ * where the latents are enumerated (by the estimator, or by the evaluation
+ * of discrete latents with at most 65536 joint states: g_model_enumerable) -
+ * times the most values a row of the model holds must be within what vaec can
+ * index (then so is every tensor of a graph at batch 1; g_build checks the
+ * batch). */
 static int rows_fit(checker *c, const ast_estimator *e, int enumerates) {
     const vae_model *m = c->m;
     double joint = 1;
-    for (int i = 0; i < m->nlatents; i++) joint *= m->latents[i].joint_states;
+    int discrete = 1;
+    for (int i = 0; i < m->nlatents; i++) {
+        joint *= m->latents[i].joint_states;
+        discrete &= m->latents[i].kind != LATENT_NORMAL;
+    }
     double widest = (double)m->max_example_values;
     const char *n = count_str(c, widest);
-    if (enumerates && !fits(c, e->loc, joint * widest,
-                            vae_pool_printf(c->pool, "estimator '%s' runs the decoder on %s joint states of %s values",
-                                            e->name, count_str(c, joint), n), "values"))
+    if ((enumerates || (discrete && joint <= 65536)) &&
+        !fits(c, e->loc, joint * widest,
+              vae_pool_printf(c->pool, "enumerating the latents' %s joint states, %s values each", count_str(c, joint), n),
+              "values"))
         return 0;
     int S = m->est.samples;
     return fits(c, e->loc, S * widest,

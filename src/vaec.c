@@ -2,7 +2,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +47,9 @@ static const char *const HELP_TRAIN =
     "  --jit MODE       tiered (default): start at once on quickly compiled code and swap in\n"
     "                   LLVM's optimised code, built on another thread, as soon as it is ready;\n"
     "                   optimized: optimise before the first step; quick: never optimise.\n"
-    "                   All three compute bit-identical results.\n";
+    "                   All three compute bit-identical results.\n"
+    "  Numbers must be finite and in range, the same range here as in a model's train block\n"
+    "  (docs/language.md); a value out of range is refused with its range.\n";
 
 static const char *const HELP_EVAL =
     "usage: vaec eval MODEL.vae --params CHECKPOINT [options]\n"
