@@ -122,20 +122,21 @@ static const char *fresh_param_name(checker *c, const char *base) {
     return base;
 }
 
-/* Adds a parameter tensor; refuses one, or a total, that vaec cannot index. */
-static void add_param(checker *c, vae_loc loc, const char *name, shape s, float bound) {
+/* Adds a parameter tensor; refuses one, or a total, that vaec cannot index
+ * (returns 0). */
+static int add_param(checker *c, vae_loc loc, const char *name, shape s, float bound) {
     vae_model *m = c->m;
     if (m->nparams == VAE_MAX_PARAMS) {
         ERR(loc, "too many parameter tensors (at most %d)", VAE_MAX_PARAMS);
-        return;
+        return 0;
     }
     if (!fits(c, loc, shape_exact(s), vae_pool_printf(c->pool, "parameter '%s' %s", name, shape_str(c, s)), "values"))
-        return;
-    if (c->params_too_many) return;
+        return 0;
+    if (c->params_too_many) return 0;
     if (!fits(c, loc, (double)m->param_floats + shape_exact(s),
               vae_pool_printf(c->pool, "with '%s' the model's parameters", name), "values")) {
         c->params_too_many = 1;
-        return;
+        return 0;
     }
     vae_param *p = &m->params[m->nparams++];
     p->name = name;
@@ -146,6 +147,7 @@ static void add_param(checker *c, vae_loc loc, const char *name, shape s, float 
     p->init_bound = bound;
     p->owner = c->owner;
     m->param_floats += p->size;
+    return 1;
 }
 
 /* ---------------------------------------------------------------- expressions */
@@ -478,10 +480,7 @@ static shape check_expr(checker *c, ast_expr *e) {
         memcpy(s.d, e->dims, sizeof s.d);
         const char *name = fresh_param_name(c, vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target));
         e->pname = name;
-        if (!fits(c, e->loc, shape_exact(s), vae_pool_printf(c->pool, "param%s", shape_str(c, s)), "values"))
-            return UNKNOWN;
-        add_param(c, e->loc, name, s, 0.0f);
-        return s;
+        return add_param(c, e->loc, name, s, 0.0f) ? s : UNKNOWN; /* a shape too large goes no further */
     }
     case AST_NEG: return check_expr(c, e->lhs);
     case AST_BINOP: {

@@ -97,7 +97,8 @@ static void test_huge_data_shapes(void) {
     free(t);
     t = model_text("784", NORMAL20, "normal(mean: dense(h, 20), logvar: param[67108864, 67108864, 4096])", "10",
                    "reparam", "");
-    expect_refused(t, "t.vae:6:47: error: param[67108864, 67108864, 4096]: 1.84e+19 values, more than the 2^31 - 1");
+    expect_refused(t, "t.vae:6:47: error: parameter 'encoder.logvar' [67108864, 67108864, 4096]: 1.84e+19 values, "
+                      "more than the 2^31 - 1");
     free(t);
     t = model_text("784", NORMAL20, "normal(mean: dense(flatten(reshape(h, 999999999, 999999999, 999999999)), 20), "
                    "logvar: dense(h, 20))", "10", "reparam", "");
