@@ -180,8 +180,55 @@ static void test_batch_too_large(void) {
     fclose(f);
     CU_ASSERT_PTR_NULL(g);
     CU_ASSERT_PTR_NOT_NULL(strstr(errors, "c.vae: error: a batch of 1000 examples with 1 sample each is too large: "
-                                          "its rows (examples times samples) times 4145296 values per row pass the "
-                                          "2^31 - 1 values"));
+                                          "its rows (examples times samples) times the widest row (4145296 values) "
+                                          "come to 4145296000 values, more than the 2^31 - 1 that vaec can index in "
+                                          "one tensor (a smaller --batch would fit)"));
+    free(errors);
+    vae_unit_free(u);
+}
+
+/* An enumeration's [batch, joint states] table: 2^16 x 2^16 values at the largest batch. */
+static void test_enumerated_batch_too_large(void) {
+    char *t = model_text("784", "z[16] ~ bernoulli(0.5)", "bernoulli(logits: dense(h, 16))", "10", "analytic", "");
+    vae_unit *u = vae_unit_from_string("e.vae", t, stderr);
+    free(t);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    g_graph *g = g_build(vae_unit_model(u), GRAPH_TRAIN, 128, 1, stderr);
+    CU_ASSERT_PTR_NOT_NULL(g);
+    if (g) g_free(g);
+    char *errors = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&errors, &len);
+    g = g_build(vae_unit_model(u), GRAPH_TRAIN, 65536, 1, f);
+    fclose(f);
+    CU_ASSERT_PTR_NULL(g);
+    CU_ASSERT_PTR_NOT_NULL(strstr(errors, "its table of examples by joint states comes to 4294967296 values"));
+    free(errors);
+    vae_unit_free(u);
+}
+
+/* A model that trains at batch 128 but is too wide for the evaluation's own
+ * 250 examples per call (and the IWAE's 1000 rows): those shrink, and the
+ * model compiles (emitted C builds every graph). */
+static void test_evaluation_batches_shrink(void) {
+    char *t = model_text("10000000", "z[4] ~ normal(0, 1)", "normal(mean: dense(x, 4), logvar: dense(x, 4))", "1",
+                         "reparam", "");
+    vae_unit *u = vae_unit_from_string("w.vae", t, stderr);
+    free(t);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    vae_build_opts o = vae_build_defaults(u);
+    o.batch = 128;
+    char *c = NULL, *h = NULL, *errors = NULL;
+    size_t cl = 0, hl = 0, el = 0;
+    FILE *cf = open_memstream(&c, &cl), *hf = open_memstream(&h, &hl), *ef = open_memstream(&errors, &el);
+    int rc = vae_emit_c(u, &o, "w.vae", cf, hf, "w.h", ef);
+    fclose(cf);
+    fclose(hf);
+    fclose(ef);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(errors, "");
+    free(c);
+    free(h);
     free(errors);
     vae_unit_free(u);
 }
@@ -261,6 +308,8 @@ int main(void) {
         {"one-hot latents, samples and enumerated states", test_one_hot_and_samples},
         {"a huge convolution", test_huge_conv},
         {"g_build: a batch too large for the model", test_batch_too_large},
+        {"g_build: an enumeration's table too large", test_enumerated_batch_too_large},
+        {"the evaluation's batches shrink to fit", test_evaluation_batches_shrink},
         {"saturating size products", test_saturating_products},
         {"train settings as strict as the options", test_settings_as_strict_as_options},
         {"estimator options finite", test_estimator_options_finite},
