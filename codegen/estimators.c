@@ -786,13 +786,14 @@ static int build_sample(lowering *L, int B) {
     return 0;
 }
 
+/* The evaluation samples only where it cannot enumerate and has no encoder to sample from. */
+static int eval_samples(const vae_model *m) { return enumerable(m) || has_encoders(m) ? 1 : m->est.samples; }
+
 /* Whether every tensor of the graph fits VAE_MAX_VALUES (see graph.h): a batch's rows (its
  * examples times their samples, or the joint states an enumeration runs the
  * decoder on) times the most values a row holds (the checker's
  * max_example_values), and the [batch, joint states] table of an enumeration.
  * Checked before lowering so that no row count computed in int overflows. */
-/* The evaluation samples only where it cannot enumerate and has no encoder to sample from. */
-static int eval_samples(const vae_model *m) { return enumerable(m) || has_encoders(m) ? 1 : m->est.samples; }
 
 int g_batch_fits(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
     long long S = purpose == GRAPH_EVAL ? eval_samples(m) : samples, J = 1;
