@@ -690,6 +690,11 @@ static void check_prior(checker *c, vae_latent *l) {
     if (strcmp(e->str, "categorical") == 0) {
         l->kind = LATENT_CATEGORICAL;
         p->kind = DIST_CATEGORICAL;
+        if (s.nd == VAE_MAX_DIMS) { /* its logits and one-hot values take one more, for the states */
+            ERR(l->ast->loc, "a categorical latent has at most %d dimensions", VAE_MAX_DIMS - 1);
+            l->nvars = 0;
+            return;
+        }
         int k;
         if (npos == 1 && count_args(e->args) == 1 && int_literal(e->args->value, &k)) {
             if (k < 2) {
@@ -831,6 +836,7 @@ static void check_network(checker *c, const ast_network *n) {
         if (l->kind == LATENT_NORMAL) allow = 1u << DIST_NORMAL;
         if (l->kind == LATENT_BERNOULLI) allow = 1u << DIST_BERNOULLI;
         if (l->kind == LATENT_CATEGORICAL) {
+            if (!l->nvars) break; /* refused with its prior */
             allow = 1u << DIST_CATEGORICAL;
             if (l->ast->shape.ndims == 0) want.nd = 0;
             want.d[want.nd++] = l->states;

@@ -150,6 +150,14 @@ static const char *const CONV =
     "}\n"
     "estimator reparam(samples: %s)\n";
 
+/* A categorical latent's logits add a dimension: one of VAE_MAX_DIMS dimensions wrote past the shape. */
+static void test_categorical_dimensions(void) {
+    char *t = model_text("784", "z[1, 1, 1, 1, 1, 1, 1, 2] ~ categorical(3)",
+                         "categorical(logits: param[1, 1, 1, 1, 1, 1, 1, 2])", "10", "analytic", "");
+    expect_refused(t, "t.vae:3:1: error: a categorical latent has at most 7 dimensions");
+    free(t);
+}
+
 static void test_huge_conv(void) {
     char text[1024];
     snprintf(text, sizeof text, CONV, "1000");
@@ -306,6 +314,7 @@ int main(void) {
         {"a huge dense layer and too many parameters", test_huge_dense},
         {"data, latent, param and reshape shapes past 32 and 64 bits", test_huge_data_shapes},
         {"one-hot latents, samples and enumerated states", test_one_hot_and_samples},
+        {"a categorical latent of too many dimensions", test_categorical_dimensions},
         {"a huge convolution", test_huge_conv},
         {"g_build: a batch too large for the model", test_batch_too_large},
         {"g_build: an enumeration's table too large", test_enumerated_batch_too_large},
