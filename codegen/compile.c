@@ -129,6 +129,10 @@ vae_build_opts vae_build_defaults(const vae_unit *u) {
  * log-sum-exp runs over the samples in order (vr_evaluate_iwae). */
 static g_graph *build_iwae(const vae_model *m, const vae_build_opts *o, FILE *err) {
     int batch = o->iwae_batch, chunk = o->iwae_chunk;
+    while (batch * chunk > 1 && !g_batch_fits(m, GRAPH_IWAE, batch, chunk, NULL)) { /* a model too wide for the rows */
+        if (batch > 1) batch /= 2;
+        else chunk /= 2;
+    }
     for (;;) {
         g_graph *g = g_build(m, GRAPH_IWAE, batch, chunk, err);
         if (!g) return NULL;
@@ -160,7 +164,9 @@ int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, F
         gs[n++] = g;
     }
     if (o->eval) {
-        g_graph *g = g_build(m, GRAPH_EVAL, o->eval_batch, 1, err);
+        int batch = o->eval_batch; /* fewer examples per call for a model too wide for them */
+        while (batch > 1 && !g_batch_fits(m, GRAPH_EVAL, batch, 1, NULL)) batch /= 2;
+        g_graph *g = g_build(m, GRAPH_EVAL, batch, 1, err);
         if (!g) goto fail;
         g_plan(g);
         gs[n++] = g;
@@ -178,7 +184,9 @@ int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, F
             for (int l = 0; l < m->nlatents; l++) encoders &= m->latents[l].encoder != NULL;
             if (api[i] == GRAPH_ENCODE && !encoders) continue;
             g_purpose purpose = api[i] == GRAPH_SAMPLE && o->prior_decode ? GRAPH_PRIOR_DECODE : api[i];
-            g_graph *g = g_build(m, purpose, o->api_batch, 1, err);
+            int batch = o->api_batch;
+            while (batch > 1 && !g_batch_fits(m, purpose, batch, 1, NULL)) batch /= 2;
+            g_graph *g = g_build(m, purpose, batch, 1, err);
             if (!g) goto fail;
             g_plan(g);
             gs[n++] = g;

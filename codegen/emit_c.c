@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "codegen/graph.h"
+#include "parser/settings.h"
 
 struct vae_embedded_file {
     const char *name, *text;
@@ -580,8 +581,8 @@ static void print_api(FILE *o, const char *N, const vae_model *m) {
             "                   int n, float *result, uint64_t step) {\n"
             "    float *buf = calloc((size_t)g->batch * (size_t)(in_width > 0 ? in_width : 1), sizeof(float));\n"
             "    if (!buf) return;\n"
-            "    for (int start = 0; start < n; start += g->batch) {\n"
-            "        int rows = n - start < g->batch ? n - start : g->batch;\n"
+            "    for (long start = 0; start < n; start += g->batch) { /* long: n may be up to INT_MAX */\n"
+            "        int rows = n - start < g->batch ? (int)(n - start) : g->batch;\n"
             "        for (int i = 0; i < g->batch && in; i++)\n"
             "            memcpy(buf + (size_t)i * (size_t)in_width, in + (size_t)(start + (i < rows ? i : rows - 1)) * (size_t)in_width,\n"
             "                   sizeof(float) * (size_t)in_width);\n"
@@ -701,6 +702,21 @@ static void print_header(FILE *h, const char *N, const vae_model *m, const g_gra
             vae_estimator_name(m->est.kind), train->batch, train->value_name, N, N);
 }
 
+/* The emitted trainer's check of one numeric option: the range and the words
+ * of vaec's table (parser/settings.c), so that both refuse the same values
+ * alike.  `assign` stores x (a real) or n (an integer). */
+static void print_option(FILE *o, const char *option, const char *when, const char *assign) {
+    const vae_setting *s = vae_setting_option(option);
+    char words[128];
+    vae_setting_words(s, words, sizeof words);
+    fprintf(o, "        else if (!strcmp(a, \"%s\")%s) {\n"
+               "            if (%s(a, v, (vae_range){%.17g, %.17g, %d, %d, \"%s\"}, &%s)) return 1;\n"
+               "            %s\n"
+               "        }\n",
+            option, when, s->integer ? "whole" : "number", s->lo, s->hi, s->lo_open, s->hi_open, words,
+            s->integer ? "n" : "x", assign);
+}
+
 static void print_main(FILE *o) {
     fputs("/* ================================================================ the command line (-DVAE_MAIN) */\n"
           "#ifdef VAE_MAIN\n"
@@ -711,13 +727,31 @@ static void print_main(FILE *o) {
           "            vae_program.model_name, vae_program.model_name);\n"
           "    return 1;\n"
           "}\n\n"
-          "static int number(const char *opt, const char *s, double lo, double hi, double *out) {\n"
+          "/* An option's range and what it is in words, from vaec's table of settings. */\n"
+          "typedef struct {\n"
+          "    double lo, hi;\n"
+          "    int lo_open, hi_open;\n"
+          "    const char *words;\n"
+          "} vae_range;\n\n"
+          "static int in_range(double v, vae_range r) {\n"
+          "    return isfinite(v) && v >= r.lo && v <= r.hi && !(r.lo_open && v == r.lo) && !(r.hi_open && v == r.hi);\n"
+          "}\n\n"
+          "static int refuse(const char *opt, vae_range r, const char *s) {\n"
+          "    fprintf(stderr, \"error: %s expects %s, got '%s'\\n\", opt, r.words, s);\n"
+          "    return -1;\n"
+          "}\n\n"
+          "static int number(const char *opt, const char *s, vae_range r, double *out) {\n"
           "    char *end;\n"
           "    double v = strtod(s, &end);\n"
-          "    if (!*s || *end || !(v >= lo && v <= hi)) {\n"
-          "        fprintf(stderr, \"error: %s expects a number from %g to %g, got '%s'\\n\", opt, lo, hi, s);\n"
-          "        return -1;\n"
-          "    }\n"
+          "    if (!*s || *end || !in_range(v, r)) return refuse(opt, r, s);\n"
+          "    *out = v;\n"
+          "    return 0;\n"
+          "}\n\n"
+          "static int whole(const char *opt, const char *s, vae_range r, long long *out) {\n"
+          "    char *end;\n"
+          "    errno = 0;\n"
+          "    long long v = strtoll(s, &end, 10);\n"
+          "    if (!*s || *end || errno || !in_range((double)v, r)) return refuse(opt, r, s);\n"
           "    *out = v;\n"
           "    return 0;\n"
           "}\n\n"
@@ -742,7 +776,9 @@ static void print_main(FILE *o) {
           "    int threads = 0; /* one per CPU */\n"
           "    for (int i = 2; i < argc; i += 2) { /* options come in pairs */\n"
           "        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;\n"
-          "        double x;\n"          "        if (!strcmp(a, \"--force\") && train) { /* the one option without a value */\n"
+          "        double x;\n"
+          "        long long n;\n"
+          "        if (!strcmp(a, \"--force\") && train) { /* the one option without a value */\n"
           "            o.force = 1;\n"
           "            i--;\n"
           "            continue;\n"
@@ -754,23 +790,24 @@ static void print_main(FILE *o) {
           "        if (!strcmp(a, \"--data\") && train) o.data = v;\n"
           "        else if (!strcmp(a, \"--test\")) o.test = v;\n"
           "        else if (!strcmp(a, \"--out\") && train) { o.out_dir = v; o.out_dir_auto = 0; }\n"
-          "        else if (!strcmp(a, \"--params\") && !train) o.params = v;\n"
-          "        else if (!strcmp(a, \"--epochs\") && train) { if (number(a, v, 0, 1e6, &x)) return 1; o.epochs = (int)x; }\n"
-          "        else if (!strcmp(a, \"--lr\") && train) { if (number(a, v, 1e-12, 1e6, &x)) return 1; o.lr = x; }\n"
-          "        else if (!strcmp(a, \"--seed\")) { if (number(a, v, 0, 9e15, &x)) return 1; o.seed = (uint64_t)x; }\n"
-          "        else if (!strcmp(a, \"--limit\") && train) { if (number(a, v, 1, 2e9, &x)) return 1; o.limit = (int)x; }\n"
-          "        else if (!strcmp(a, \"--test-limit\")) { if (number(a, v, 1, 2e9, &x)) return 1; o.test_limit = (int)x; }\n"
-          "        else if (!strcmp(a, \"--warmup\") && train) { if (number(a, v, 0, 1e6, &x)) return 1; o.warmup = x; }\n"
-          "        else if (!strcmp(a, \"--iwae\") && !train) { if (number(a, v, 0, 1e6, &x)) return 1; o.iwae = (int)x; }\n"
-          "        else if (!strcmp(a, \"--threads\")) { if (number(a, v, 0, 1024, &x)) return 1; threads = (int)x; }\n"
-          "        else if (!strcmp(a, \"--batch\")) {\n"
-          "            if (number(a, v, 1, 1e6, &x)) return 1;\n"
-          "            if ((int)x != vae_program.train.batch) {\n"
-          "                fprintf(stderr, \"error: this file was compiled for batches of %d (emit it again with --batch %d)\\n\",\n"
-          "                        vae_program.train.batch, (int)x);\n"
-          "                return 1;\n"
-          "            }\n"
-          "        } else {\n"
+          "        else if (!strcmp(a, \"--params\") && !train) o.params = v;\n",
+          o);
+    print_option(o, "--epochs", " && train", "o.epochs = (int)n;");
+    print_option(o, "--lr", " && train", "o.lr = x;");
+    print_option(o, "--seed", "", "o.seed = (uint64_t)n;");
+    print_option(o, "--limit", " && train", "o.limit = (int)n;");
+    print_option(o, "--test-limit", "", "o.test_limit = (int)n;");
+    print_option(o, "--warmup", " && train", "o.warmup = x;");
+    print_option(o, "--iwae", " && !train", "o.iwae = (int)n;");
+    print_option(o, "--threads", "", "threads = (int)n;");
+    print_option(o, "--batch", "",
+                 "if (n != vae_program.train.batch) {\n"
+                 "                fprintf(stderr, \"error: this file was compiled for batches of %d (emit it again with "
+                 "--batch %lld)\\n\",\n"
+                 "                        vae_program.train.batch, n);\n"
+                 "                return 1;\n"
+                 "            }");
+    fputs("        else {\n"
           "            fprintf(stderr, \"error: unknown option '%s'\\n\", a);\n"
           "            return usage();\n"
           "        }\n"

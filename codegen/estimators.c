@@ -797,7 +797,41 @@ static int build_sample(lowering *L, int B, int decoder_args_only) {
     return 0;
 }
 
+/* The evaluation samples only where it cannot enumerate and has no encoder to sample from. */
+static int eval_samples(const vae_model *m) { return enumerable(m) || has_encoders(m) ? 1 : m->est.samples; }
+
+/* Whether every tensor of the graph fits VAE_MAX_VALUES (see graph.h): a batch's rows (its
+ * examples times their samples, or the joint states an enumeration runs the
+ * decoder on) times the most values a row holds (the checker's
+ * max_example_values), and the [batch, joint states] table of an enumeration.
+ * Checked before lowering so that no row count computed in int overflows. */
+
+int g_batch_fits(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
+    long long S = purpose == GRAPH_EVAL ? eval_samples(m) : samples, J = 1;
+    int enumerated = (purpose == GRAPH_TRAIN || purpose == GRAPH_EVAL) && enumerable(m);
+    if (enumerated)
+        for (int i = 0; i < m->nlatents; i++) J *= (long long)m->latents[i].joint_states; /* at most 65536 */
+    long long widest = m->max_example_values > 0 ? m->max_example_values : 1;
+    long long rows = vae_size_mul(batch, S > 1 ? S : 1);
+    char why[160] = "";
+    if (vae_size_mul(rows, widest) > VAE_MAX_VALUES)
+        snprintf(why, sizeof why, "its rows (examples times samples) times the widest row (%lld values) come to %.0f",
+                 widest, (double)batch * (double)S * (double)widest);
+    else if (enumerated && vae_size_mul(J, widest) > VAE_MAX_VALUES)
+        snprintf(why, sizeof why, "the decoder's %lld rows (one per joint state) times the widest row (%lld values) "
+                 "come to %.0f", J, widest, (double)J * (double)widest);
+    else if (enumerated && vae_size_mul(batch, J) > VAE_MAX_VALUES)
+        snprintf(why, sizeof why, "its table of examples by joint states comes to %.0f", (double)batch * (double)J);
+    if (!*why || !err) return !*why;
+    fprintf(err, "%s: error: a batch of %d example%s with %lld sample%s each is too large: %s values, more than the "
+                 VAE_MAX_VALUES_WORDS " that vaec can index in one tensor%s\n",
+            m->src->path, batch, batch == 1 ? "" : "s", S, S == 1 ? "" : "s", why,
+            purpose == GRAPH_TRAIN && batch > 1 ? " (a smaller --batch would fit)" : "");
+    return 0;
+}
+
 g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
+    if (!g_batch_fits(m, purpose, batch, samples, err ? err : stderr)) return NULL;
     g_graph *g = calloc(1, sizeof *g);
     if (!g) abort();
     g->pool = vae_pool_new();
@@ -820,7 +854,7 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
             rc = build_sampled(&L, SAMPLE_REPARAM, batch, 1);
         else
             rc = build_sampled(&L, SAMPLE_PRIOR, batch, m->est.samples);
-        g->samples = enumerable(m) || enc ? 1 : m->est.samples;
+        g->samples = eval_samples(m);
     } else if (purpose == GRAPH_ENCODE) {
         rc = has_encoders(m) ? build_encode(&L, batch) : -1;
     } else if (purpose == GRAPH_DECODE) {
@@ -845,7 +879,11 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
     if (unbuilt)
         fprintf(L.err, "%s:%d:%d: error: estimator '%s' is not built yet in this version of vaec\n", m->est.loc.file,
                 m->est.loc.line, m->est.loc.col, unbuilt);
-    if (rc != 0 || L.failed) {
+    if (rc == 0 && !L.failed && g->oversized)
+        fprintf(L.err, "%s: error: internal: tensor %%%d [%d, %d] of %s passes the " VAE_MAX_VALUES_WORDS
+                       " values that vaec can index\n",
+                m->src->path, g->oversized->id, g->oversized->rows, g->oversized->cols, g->fn_name);
+    if (rc != 0 || L.failed || g->oversized) {
         g_free(g);
         return NULL;
     }

@@ -22,6 +22,8 @@ g_node *g_new(g_graph *g, g_kind kind, int rows, int cols) {
     n->cols = cols;
     n->dom_rows = rows;
     n->dom_cols = cols;
+    /* g_build refuses batches that would pass the limit; this catches a lowering that forgets one */
+    if (!g->oversized && (rows < 0 || cols < 0 || (long long)rows * cols > VAE_MAX_VALUES)) g->oversized = n;
     g->nodes[g->nnodes++] = n;
     return n;
 }

@@ -19,6 +19,7 @@
 #ifndef VAE_GRAPH_H
 #define VAE_GRAPH_H
 
+#include "parser/limits.h"
 #include "parser/model.h"
 
 /* ---- elementwise expressions ---- */
@@ -145,12 +146,17 @@ typedef struct g_graph {
     const char *value_name; /* "ELBO", or the bound on log p(x) an encoder-free estimator maximises */
     g_node *param_grad[VAE_MAX_PARAMS]; /* the node holding d loss / d param, in the grads buffer */
     long arena_floats;    /* the plan's arena size */
+    g_node *oversized;    /* the first node of more than VAE_MAX_VALUES values, if any (g_build fails) */
 } g_graph;
 
 /* Lowers the checked model for `purpose` at a fixed batch size and number of
  * samples per example.  Returns NULL (message on err) when some part is not
  * built yet. */
 g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err);
+/* Whether every tensor of that graph would hold at most VAE_MAX_VALUES
+ * (parser/limits.h); if not, and err is not NULL, says why there.  g_build
+ * refuses a graph that does not fit. */
+int g_batch_fits(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err);
 /* Whether every latent is discrete with at most 65,536 joint states. */
 int g_model_enumerable(const vae_model *m);
 /* Widths of the deployment graphs' rows: encoder outputs, latent values, decoder outputs. */

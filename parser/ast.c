@@ -447,7 +447,7 @@ ast_assign *vae_build_assign(struct vae_parse_state *ps, ast_assign *list, const
 
 void vae_build_dim(struct vae_parse_state *ps, ast_shape *shape, double value, int is_int, vae_loc loc) {
     if (!is_int || value < 1 || value > 1e8) {
-        vae_error(ps->src, loc, "a dimension must be a positive integer");
+        vae_error(ps->src, loc, "a dimension must be a positive integer, at most 100000000");
         value = 1;
     }
     if (shape->ndims == VAE_MAX_DIMS) {

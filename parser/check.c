@@ -5,6 +5,9 @@
  * and the samples are a leading dimension that the code generator adds. */
 #include "parser/model.h"
 
+#include "parser/limits.h"
+#include "parser/settings.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -38,24 +41,43 @@ typedef struct {
     binding *env;
     /* How many parameters have taken each base name, for encoder.h#2. */
     struct used_name { const char *base; int count; struct used_name *next; } *used;
+    int params_too_many;    /* the parameters passed VAE_MAX_VALUES: said once */
 } checker;
 
-/* Values in a tensor of shape s, or VAE_MAX_TENSOR_VALUES + 1 for any number
- * above the limit (no overflow: every dimension is below 2^31). */
-static int shape_size(shape s) {
+/* Values of a shape in 64 bits, saturated above VAE_MAX_VALUES (parser/limits.h). */
+static long long shape_values(shape s) {
     long long n = 1;
-    for (int i = 0; i < s.nd; i++) {
-        n *= s.d[i];
-        if (n > VAE_MAX_TENSOR_VALUES) return VAE_MAX_TENSOR_VALUES + 1;
-    }
-    return (int)n;
+    for (int i = 0; i < s.nd; i++) n = vae_size_mul(n, s.d[i]);
+    return n;
 }
 
-/* Whether a tensor of shape s is within VAE_MAX_TENSOR_VALUES; an error at loc if not. */
-static int size_ok(checker *c, vae_loc loc, shape s, const char *what) {
-    if (s.nd < 0 || shape_size(s) <= VAE_MAX_TENSOR_VALUES) return 1;
-    vae_error(c->src, loc, "%s is too large: more than %d values", what, VAE_MAX_TENSOR_VALUES);
+/* The values of a shape that fits(): every shape the checker passes on does. */
+static int shape_size(shape s) { return (int)shape_values(s); }
+
+/* A count for a message: exact while a double holds it exactly. */
+static const char *count_str(checker *c, double n) {
+    return n < 9007199254740992.0 ? vae_pool_printf(c->pool, "%.0f", n) : vae_pool_printf(c->pool, "%.3g", n);
+}
+
+/* Whether `n` values (one example's, or a parameter tensor's) are within what
+ * vaec can index; if not, says so at loc: "WHAT: N UNIT, more than ...". */
+static int fits(checker *c, vae_loc loc, double n, const char *what, const char *unit) {
+    if (n <= (double)VAE_MAX_VALUES) return 1;
+    vae_error(c->src, loc, "%s: %s %s, more than the " VAE_MAX_VALUES_WORDS " that vaec can index", what,
+              count_str(c, n), unit);
     return 0;
+}
+
+static double shape_exact(shape s) {
+    double n = 1;
+    for (int i = 0; i < s.nd; i++) n *= s.d[i];
+    return n;
+}
+
+/* Records the values one example has in a tensor the model makes: the graph
+ * builder multiplies the largest by the batch and the samples (g_build). */
+static void note_values(checker *c, long long n) {
+    if (n > c->m->max_example_values) c->m->max_example_values = (long)n;
 }
 
 static int shape_eq(shape a, shape b) {
@@ -100,12 +122,21 @@ static const char *fresh_param_name(checker *c, const char *base) {
     return base;
 }
 
-static void add_param(checker *c, vae_loc loc, const char *name, shape s, float bound) {
+/* Adds a parameter tensor; refuses one, or a total, that vaec cannot index
+ * (returns 0). */
+static int add_param(checker *c, vae_loc loc, const char *name, shape s, float bound) {
     vae_model *m = c->m;
-    if (!size_ok(c, loc, s, "this parameter tensor")) return;
     if (m->nparams == VAE_MAX_PARAMS) {
         ERR(loc, "too many parameter tensors (at most %d)", VAE_MAX_PARAMS);
-        return;
+        return 0;
+    }
+    if (!fits(c, loc, shape_exact(s), vae_pool_printf(c->pool, "parameter '%s' %s", name, shape_str(c, s)), "values"))
+        return 0;
+    if (c->params_too_many) return 0;
+    if (!fits(c, loc, (double)m->param_floats + shape_exact(s),
+              vae_pool_printf(c->pool, "with '%s' the model's parameters", name), "values")) {
+        c->params_too_many = 1;
+        return 0;
     }
     vae_param *p = &m->params[m->nparams++];
     p->name = name;
@@ -116,6 +147,7 @@ static void add_param(checker *c, vae_loc loc, const char *name, shape s, float 
     p->init_bound = bound;
     p->owner = c->owner;
     m->param_floats += p->size;
+    return 1;
 }
 
 /* ---------------------------------------------------------------- expressions */
@@ -193,6 +225,7 @@ static shape tensor_arg(checker *c, const ast_expr *call, int i) {
         ERR(a->loc, "%s() expects a tensor here, not a scalar", call->str);
         return UNKNOWN;
     }
+    if (s.nd > 0) note_values(c, shape_values(s));
     return s;
 }
 
@@ -282,6 +315,8 @@ static shape check_conv(checker *c, ast_expr *e) {
         ERR(e->loc, "%s() is too large (more than 2^24 values per example, or a weight of more than 2^26)", f);
         return UNKNOWN;
     }
+    note_values(c, (long long)windows);
+    note_values(c, out_h * out_w * channels);
     ast_conv g = {in.d[0], in.d[1], in.d[2], channels, (int)out_h, (int)out_w, k, stride, pad};
     e->conv = g;
     const char *name = fresh_param_name(c, vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target));
@@ -309,7 +344,6 @@ static shape check_call(checker *c, ast_expr *e) {
             ERR(na->loc, "dense() needs a positive integer number of units");
             return UNKNOWN;
         }
-        if (!size_ok(c, na->loc, vec(n), "this layer")) return UNKNOWN;
         if (in.nd < 0) return UNKNOWN;
         if (in.nd != 1) {
             ERR(e->args->loc, "dense() expects a vector, got shape %s (flatten it first)", shape_str(c, in));
@@ -339,7 +373,7 @@ static shape check_call(checker *c, ast_expr *e) {
     }
     if (strcmp(f, "concat") == 0) {
         if (!want_args(c, e, 2, 16)) return UNKNOWN;
-        long long total = 0; /* at most 16 vectors within the limit: no overflow */
+        long long total = 0;
         int ok = 1;
         for (int i = 0; nth_arg(e->args, i); i++) {
             shape s = tensor_arg(c, e, i);
@@ -355,10 +389,7 @@ static shape check_call(checker *c, ast_expr *e) {
             }
             total += s.d[0];
         }
-        if (ok && total > VAE_MAX_TENSOR_VALUES) {
-            ERR(e->loc, "concat() is too large: more than %d values per example", VAE_MAX_TENSOR_VALUES);
-            ok = 0;
-        }
+        if (ok && !fits(c, e->loc, (double)total, "concat()", "values per example")) return UNKNOWN;
         return ok ? vec((int)total) : UNKNOWN;
     }
     if (strcmp(f, "onehot") == 0) {
@@ -406,10 +437,10 @@ static shape check_call(checker *c, ast_expr *e) {
             }
             out.d[out.nd++] = d;
         }
-        if (!size_ok(c, e->loc, out, "the reshaped tensor") || in.nd < 0) return UNKNOWN;
-        if (shape_size(in) != shape_size(out)) {
-            ERR(e->loc, "cannot reshape %s (%d values) to %s (%d values)", shape_str(c, in), shape_size(in),
-                shape_str(c, out), shape_size(out));
+        if (in.nd < 0) return UNKNOWN;
+        if (shape_values(in) != shape_values(out)) {
+            ERR(e->loc, "cannot reshape %s (%s values) to %s (%s values)", shape_str(c, in),
+                count_str(c, shape_exact(in)), shape_str(c, out), count_str(c, shape_exact(out)));
             return UNKNOWN;
         }
         return out;
@@ -449,8 +480,7 @@ static shape check_expr(checker *c, ast_expr *e) {
         memcpy(s.d, e->dims, sizeof s.d);
         const char *name = fresh_param_name(c, vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target));
         e->pname = name;
-        add_param(c, e->loc, name, s, 0.0f);
-        return s;
+        return add_param(c, e->loc, name, s, 0.0f) ? s : UNKNOWN; /* a shape too large goes no further */
     }
     case AST_NEG: return check_expr(c, e->lhs);
     case AST_BINOP: {
@@ -519,6 +549,7 @@ static void dist_arg(checker *c, const ast_arg *a, shape want, const char *what)
         ERR(a->loc, "'%s' of %s must have shape %s, not a scalar", a->name, what, shape_str(c, want));
         return;
     }
+    note_values(c, shape_values(s));
     if (!shape_eq(s, want))
         ERR(a->loc, "shape mismatch: '%s' of %s has shape %s, expected %s", a->name, what, shape_str(c, s),
             shape_str(c, want));
@@ -601,11 +632,41 @@ static int is_number(const ast_expr *e, double *v) {
     return 0;
 }
 
+/* Whether a latent's one-hot (or plain) values fit; nvars and width stay 0 if not. */
+static int latent_fits(checker *c, vae_latent *l, shape s) {
+    double states = l->kind == LATENT_CATEGORICAL ? l->states : 1;
+    if (!fits(c, l->ast->loc, shape_exact(s) * states,
+              vae_pool_printf(c->pool, "latent '%s' %s%s", l->name, shape_str(c, s),
+                              states > 1 ? vae_pool_printf(c->pool, " of %d states", l->states) : ""),
+              states > 1 ? "one-hot values per example" : "values per example")) {
+        l->nvars = l->width = 0;
+        return 0;
+    }
+    l->width = (int)vae_size_mul(shape_values(s), (long long)states);
+    note_values(c, l->width);
+    return 1;
+}
+
+/* A numeric setting of the train block or the estimator, validated against
+ * the table that vaec's options use (parser/settings.c), in its words. */
+static int setting_value(checker *c, vae_loc loc, const char *name, const ast_expr *v, double *out) {
+    const vae_setting *s = vae_setting_named(name);
+    double num = 0;
+    int n, ok = s->integer ? int_literal(v, &n) : is_number(v, &num);
+    if (s->integer && ok) num = n;
+    if (ok && vae_setting_ok(s, num)) {
+        *out = num;
+        return 1;
+    }
+    char words[128];
+    ERR(loc, "'%s' must be %s", name, vae_setting_words(s, words, sizeof words));
+    return 0;
+}
+
 static void check_prior(checker *c, vae_latent *l) {
     ast_expr *e = l->ast->prior;
     shape s = l->ast->shape.ndims ? shape_of_ast(&l->ast->shape) : vec(1);
-    if (!size_ok(c, l->ast->shape.loc, s, "the latent")) s = vec(1);
-    l->nvars = shape_size(s);
+    l->nvars = shape_values(s) > VAE_MAX_VALUES ? 0 : shape_size(s);
     vae_dist *p = &l->prior;
     p->loc = e->loc;
     int npos = 0;
@@ -623,12 +684,17 @@ static void check_prior(checker *c, vae_latent *l) {
             return;
         }
         p->standard = 1;
-        l->width = l->nvars;
+        latent_fits(c, l, s);
         return;
     }
     if (strcmp(e->str, "categorical") == 0) {
         l->kind = LATENT_CATEGORICAL;
         p->kind = DIST_CATEGORICAL;
+        if (s.nd == VAE_MAX_DIMS) { /* its logits and one-hot values take one more, for the states */
+            ERR(l->ast->loc, "a categorical latent has at most %d dimensions", VAE_MAX_DIMS - 1);
+            l->nvars = 0;
+            return;
+        }
         int k;
         if (npos == 1 && count_args(e->args) == 1 && int_literal(e->args->value, &k)) {
             if (k < 2) {
@@ -664,15 +730,14 @@ static void check_prior(checker *c, vae_latent *l) {
             ERR(e->loc, "a categorical prior is written categorical(K) or categorical(logits: E)");
             return;
         }
-        l->width = l->nvars * l->states;
-        l->joint_states = pow((double)l->states, (double)l->nvars);
+        if (latent_fits(c, l, s)) l->joint_states = pow((double)l->states, (double)l->nvars);
         return;
     }
     if (strcmp(e->str, "bernoulli") == 0) {
         l->kind = LATENT_BERNOULLI;
         p->kind = DIST_BERNOULLI;
         l->states = 2;
-        l->width = l->nvars;
+        if (!latent_fits(c, l, s)) return;
         l->joint_states = pow(2.0, (double)l->nvars);
         double v;
         if (npos == 1 && count_args(e->args) == 1 && is_number(e->args->value, &v)) {
@@ -717,6 +782,8 @@ static const char *net_prefix(const vae_model *m, const ast_network *n) {
 static void bind_latent(checker *c, const vae_latent *l) {
     if (l->kind == LATENT_CATEGORICAL)
         bind(c, l->name, UNKNOWN, VAL_CATEGORICAL, l);
+    else if (!l->nvars) /* refused: too large */
+        bind(c, l->name, UNKNOWN, VAL_TENSOR, l);
     else
         bind(c, l->name, l->ast->shape.ndims ? shape_of_ast(&l->ast->shape) : vec(1), VAL_TENSOR, l);
 }
@@ -734,6 +801,7 @@ static void check_body(checker *c, const ast_network *n) {
             ERR(a->loc, "'%s' is a scalar; a network works on tensors", a->name);
             s = UNKNOWN;
         }
+        if (s.nd > 0) note_values(c, shape_values(s));
         bind(c, a->name, s, VAL_TENSOR, NULL);
     }
 }
@@ -744,7 +812,7 @@ static void check_network(checker *c, const ast_network *n) {
     c->prefix = net_prefix(m, n);
     c->owner = (int)n->role;
     const char *out = n->output->name;
-    shape data_shape = m->data ? shape_of_ast(&m->data->shape) : UNKNOWN;
+    shape data_shape = m->data && m->data_dim ? shape_of_ast(&m->data->shape) : UNKNOWN;
     switch (n->role) {
     case NET_ENCODER: {
         vae_latent *l = find_latent(m, out);
@@ -773,6 +841,7 @@ static void check_network(checker *c, const ast_network *n) {
         if (l->kind == LATENT_NORMAL) allow = 1u << DIST_NORMAL;
         if (l->kind == LATENT_BERNOULLI) allow = 1u << DIST_BERNOULLI;
         if (l->kind == LATENT_CATEGORICAL) {
+            if (!l->nvars) break; /* refused with its prior */
             allow = 1u << DIST_CATEGORICAL;
             if (l->ast->shape.ndims == 0) want.nd = 0;
             want.d[want.nd++] = l->states;
@@ -854,6 +923,33 @@ static const char *latent_kind_name(vae_latent_kind k) {
     return k == LATENT_NORMAL ? "normal" : k == LATENT_CATEGORICAL ? "categorical" : "bernoulli";
 }
 
+/* One example's rows - its samples, or the joint states the decoder runs on
+ * where the latents are enumerated (by the estimator, or by the evaluation
+ * of discrete latents with at most 65536 joint states: g_model_enumerable) -
+ * times the most values a row of the model holds must be within what vaec can
+ * index (then so is every tensor of a graph at batch 1; g_build checks the
+ * batch). */
+static int rows_fit(checker *c, const ast_estimator *e, int enumerates) {
+    const vae_model *m = c->m;
+    double joint = 1;
+    int discrete = 1;
+    for (int i = 0; i < m->nlatents; i++) {
+        joint *= m->latents[i].joint_states;
+        discrete &= m->latents[i].kind != LATENT_NORMAL;
+    }
+    double widest = (double)m->max_example_values;
+    const char *n = count_str(c, widest);
+    if ((enumerates || (discrete && joint <= 65536)) &&
+        !fits(c, e->loc, joint * widest,
+              vae_pool_printf(c->pool, "enumerating the latents' %s joint states, %s values each", count_str(c, joint), n),
+              "values"))
+        return 0;
+    int S = m->est.samples;
+    return fits(c, e->loc, S * widest,
+                vae_pool_printf(c->pool, "estimator '%s' with %d sample%s of %s values per example", e->name, S,
+                                S == 1 ? "" : "s", n), "values");
+}
+
 static void check_estimator(checker *c, const ast_estimator *e) {
     vae_model *m = c->m;
     vae_estimator *est = &m->est;
@@ -886,24 +982,14 @@ static void check_estimator(checker *c, const ast_estimator *e) {
         }
         const ast_expr *v = a->value;
         double num;
-        if (strcmp(a->name, "samples") == 0) {
-            int s;
-            if (!int_literal(v, &s) || s < 1 || s > 100000) {
-                ERR(a->loc, "'samples' must be an integer from 1 to 100000");
+        if (vae_setting_named(a->name)) { /* samples, beta, temperature */
+            if (!setting_value(c, a->loc, a->name, v, &num))
                 ok = 0;
-            } else
-                est->samples = s;
-        } else if (strcmp(a->name, "beta") == 0) {
-            if (!is_number(v, &num) || num < 0) {
-                ERR(a->loc, "'beta' must be a non-negative number");
-                ok = 0;
-            } else
+            else if (strcmp(a->name, "samples") == 0)
+                est->samples = (int)num;
+            else if (strcmp(a->name, "beta") == 0)
                 est->beta = num;
-        } else if (strcmp(a->name, "temperature") == 0) {
-            if (!is_number(v, &num) || !(num > 0)) {
-                ERR(a->loc, "'temperature' must be a positive number");
-                ok = 0;
-            } else
+            else
                 est->temperature = num;
         } else if (strcmp(a->name, "hard") == 0) {
             if (v->kind != AST_NAME || (strcmp(v->str, "true") && strcmp(v->str, "false"))) {
@@ -975,6 +1061,7 @@ static void check_estimator(checker *c, const ast_estimator *e) {
             ok = 0;
         }
     }
+    if (ok) ok = rows_fit(c, e, info->enumerates);
     if (ok && !info->built)
         ERR(e->loc, "estimator '%s' parses and checks, but is not built yet in this version of vaec", e->name);
     if (ok && info->kind == EST_VIMCO && est->samples < 2)
@@ -997,7 +1084,6 @@ static void check_train(checker *c, const ast_train *t) {
     for (const ast_assign *a = t->settings; a; a = a->next) {
         const ast_expr *v = a->value;
         double num;
-        int n;
         if (strcmp(a->name, "data") == 0 || strcmp(a->name, "test") == 0) {
             if (v->kind != AST_STR)
                 ERR(v->loc, "'%s' is a data source in quotes, such as \"fashion-mnist:train\"", a->name);
@@ -1005,24 +1091,14 @@ static void check_train(checker *c, const ast_train *t) {
                 s->data = v->str;
             else
                 s->test = v->str;
-        } else if (strcmp(a->name, "batch") == 0 || strcmp(a->name, "epochs") == 0) {
-            int lo = strcmp(a->name, "batch") == 0;
-            if (!int_literal(v, &n) || n < lo || n > 1000000)
-                ERR(v->loc, "'%s' must be an integer from %d to 1000000", a->name, lo);
-            else if (lo)
-                s->batch = n;
-            else
-                s->epochs = n;
+        } else if (strcmp(a->name, "batch") == 0) {
+            if (setting_value(c, v->loc, a->name, v, &num)) s->batch = (int)num;
+        } else if (strcmp(a->name, "epochs") == 0) {
+            if (setting_value(c, v->loc, a->name, v, &num)) s->epochs = (int)num;
         } else if (strcmp(a->name, "seed") == 0) {
-            if (!int_literal(v, &n) || n < 0)
-                ERR(v->loc, "'seed' must be a non-negative integer");
-            else
-                s->seed = (unsigned long long)n;
+            if (setting_value(c, v->loc, a->name, v, &num)) s->seed = (unsigned long long)num;
         } else if (strcmp(a->name, "warmup") == 0) {
-            if (!is_number(v, &num) || num < 0)
-                ERR(v->loc, "'warmup' must be a non-negative number of epochs");
-            else
-                s->warmup = num;
+            if (setting_value(c, v->loc, a->name, v, &num)) s->warmup = num;
         } else if (strcmp(a->name, "optimizer") == 0) {
             if (v->kind != AST_CALL || (strcmp(v->str, "adam") && strcmp(v->str, "sgd"))) {
                 ERR(v->loc, "'optimizer' is adam(lr: F) or sgd(lr: F, momentum: F)");
@@ -1033,18 +1109,8 @@ static void check_train(checker *c, const ast_train *t) {
             static const char *const adam_opts[] = {"lr", NULL}, *const sgd_opts[] = {"lr", "momentum", NULL};
             if (!only_named(c, v, adam ? adam_opts : sgd_opts, "as an optimizer")) continue;
             const ast_arg *lr = named(v, "lr"), *mom = named(v, "momentum");
-            if (lr) {
-                if (!is_number(lr->value, &num) || !(num > 0))
-                    ERR(lr->loc, "'lr' must be a positive number");
-                else
-                    s->lr = num;
-            }
-            if (mom) {
-                if (!is_number(mom->value, &num) || num < 0 || num >= 1)
-                    ERR(mom->loc, "'momentum' must be a number in [0, 1)");
-                else
-                    s->momentum = num;
-            }
+            if (lr && setting_value(c, lr->loc, "lr", lr->value, &num)) s->lr = num;
+            if (mom && setting_value(c, mom->loc, "momentum", mom->value, &num)) s->momentum = num;
         } else {
             ERR(a->loc, "unknown train setting '%s' (expected data, test, optimizer, batch, epochs, seed or warmup)",
                 a->name);
@@ -1076,8 +1142,12 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *m) {
         }
         m->data = d;
         m->binary = d->binary;
-        if (!size_ok(c, d->shape.loc, shape_of_ast(&d->shape), "the data")) continue;
-        m->data_dim = shape_size(shape_of_ast(&d->shape));
+        shape ds = shape_of_ast(&d->shape);
+        if (!fits(c, d->loc, shape_exact(ds), vae_pool_printf(c->pool, "data '%s' %s", d->name, shape_str(c, ds)),
+                  "values per example"))
+            continue; /* data_dim stays 0: the networks see an unknown shape */
+        m->data_dim = shape_size(ds);
+        note_values(c, m->data_dim);
     }
     /* latents */
     if (!ast->latents) ERR(ast->loc, "the model declares no latent (add: latent z[20] ~ normal(0, 1))");

@@ -85,9 +85,6 @@ typedef struct {
  * with the data and the latents: codegen/lower.h), and networks in a model
  * (an encoder per latent, a decoder, baselines: 64 is room to spare). */
 #define VAE_MAX_ASSIGNS 200
-/* Values of one tensor per example (data, latents, layers, parameters): 2^28,
- * a gigabyte of floats; sizes stay far from int's range. */
-#define VAE_MAX_TENSOR_VALUES (1 << 28)
 #define VAE_MAX_NETWORKS 64
 
 typedef struct vae_model {
@@ -108,6 +105,11 @@ typedef struct vae_model {
     int nparams;
     vae_param params[VAE_MAX_PARAMS];
     long param_floats;
+    /* the most values one example has in a tensor the model makes (its data, a
+     * latent's values, a layer's output, convolution windows): the checker and
+     * g_build multiply it by the rows of an example and of a batch against
+     * VAE_MAX_VALUES (parser/limits.h) */
+    long max_example_values;
 } vae_model;
 
 /* Checks the parsed model; reports every error found; returns 0 when the model is sound. */

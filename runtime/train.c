@@ -571,7 +571,7 @@ static int train_step(trainer *t, int epoch, int b, double *kl_in_force, double 
 }
 
 static void progress_bar(int epoch, int epochs, int done, int total, double elbo, double rate) {
-    int width = 30, fill = total ? done * width / total : width;
+    int width = 30, fill = total ? (int)((long)done * width / total) : width; /* done * 30 passes int at 72M batches */
     char bar[64];
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
     bar[width] = 0;

@@ -2,7 +2,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "codegen/graph.h"
 #include "parser/model.h"
 #include "src/export.h"
+#include "parser/settings.h"
 #include "src/gradvar.h"
 #include "src/pictures.h"
 #include "src/run_outputs.h"
@@ -65,7 +65,9 @@ static const char *const HELP_TRAIN =
     "                   All three compute bit-identical results.\n"
     "  Training stops (status 1, the last good checkpoint kept) when the objective becomes NaN or\n"
     "  infinite or exceeds 1e10 nats per example, or an update makes a parameter non-finite; the\n"
-    "  message names the terms, the tensors whose gradient went bad, the step and a likely cause.\n";
+    "  message names the terms, the tensors whose gradient went bad, the step and a likely cause.\n"
+    "  Numbers must be finite and in range, the same range here as in a model's train block\n"
+    "  (docs/language.md); a value out of range is refused with its range.\n";
 
 static const char *const HELP_EVAL =
     "usage: vaec eval MODEL.vae --params CHECKPOINT [options]\n"
@@ -118,28 +120,25 @@ typedef struct {
     vae_jit_mode jit;
 } cli;
 
-static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) {
-        fprintf(stderr, "vaec: error: %s expects an integer from %ld to %ld, got '%s'\n", opt, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
+/* An option's value, validated against the table the checker uses for the
+ * model's settings (parser/settings.c), and refused in its words. */
+static int option_error(const char *opt, const char *s) {
+    char words[128];
+    fprintf(stderr, "vaec: error: %s expects %s, got '%s'\n", opt,
+            vae_setting_words(vae_setting_option(opt), words, sizeof words), s);
+    return -1;
+}
+
+/* A value that is missing (NULL: the option was the last argument) is left to
+ * parse_args, which says so once the option is known to exist. */
+static int parse_int(const char *opt, const char *s, long *out) {
+    if (!s) return 0;
+    return vae_setting_parse_long(vae_setting_option(opt), s, out) ? option_error(opt, s) : 0;
 }
 
 static int parse_double(const char *opt, const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || !(v > 0) || v > 1e6) {
-        fprintf(stderr, "vaec: error: %s expects a positive number, got '%s'\n", opt, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    if (!s) return 0;
+    return vae_setting_parse(vae_setting_option(opt), s, out) ? option_error(opt, s) : 0;
 }
 
 /* One option a (with its value v, NULL for a flag) of `cmd`: 1 when it is
@@ -155,7 +154,7 @@ static int parse_option(const char *cmd, const char *a, const char *v, cli *c, i
         c->run.data = v;
     else if (strcmp(a, "--estimators") == 0 && strcmp(cmd, "gradvar") == 0) c->estimators = v;
     else if (strcmp(a, "--repeats") == 0 && strcmp(cmd, "gradvar") == 0) {
-        if (parse_int(a, v, 2, 10000000, &n)) return *bad = 1;
+        if (parse_int(a, v, &n)) return *bad = 1;
         c->repeats = (int)n;
     }
     else if (strcmp(a, "--test") == 0 && strncmp(cmd, "emit-", 5) != 0) c->run.test = v;
@@ -167,37 +166,33 @@ static int parse_option(const char *cmd, const char *a, const char *v, cli *c, i
         c->run.params = v;
     else if (strcmp(a, "-o") == 0 && (strncmp(cmd, "emit-", 5) == 0 || strcmp(cmd, "export") == 0)) c->out_file = v;
     else if (strcmp(a, "--epochs") == 0 && strcmp(cmd, "train") == 0) {
-        if (parse_int(a, v, 0, 1000000, &n)) return *bad = 1;
+        if (parse_int(a, v, &n)) return *bad = 1;
         c->run.epochs = (int)n;
         c->have_epochs = 1;
     } else if (strcmp(a, "--batch") == 0 && strcmp(cmd, "eval") != 0) {
-        if (parse_int(a, v, 1, 65536, &n)) return *bad = 1;
+        if (parse_int(a, v, &n)) return *bad = 1;
         c->batch = (int)n;
     } else if (strcmp(a, "--lr") == 0 && strcmp(cmd, "train") == 0) {
         if (parse_double(a, v, &c->run.lr)) return *bad = 1;
         c->have_lr = 1;
     } else if (strcmp(a, "--warmup") == 0 && strcmp(cmd, "train") == 0) {
-        char *end;
-        c->run.warmup = strtod(v, &end);
-        if (!*v || *end || !(c->run.warmup >= 0) || c->run.warmup > 1e6) {
-            fprintf(stderr, "vaec: error: --warmup expects a non-negative number of epochs, got '%s'\n", v);
-            return *bad = 1;
-        }
+        if (parse_double(a, v, &c->run.warmup)) return *bad = 1;
         c->have_warmup = 1;
     } else if (strcmp(a, "--seed") == 0 && strcmp(cmd, "emit-llvm") != 0) {
-        if (parse_int(a, v, 0, LONG_MAX, &n)) return *bad = 1;
+        if (parse_int(a, v, &n)) return *bad = 1;
         c->run.seed = (uint64_t)n;
         c->have_seed = 1;
     } else if (strcmp(a, "--limit") == 0 && strcmp(cmd, "train") == 0) {
-        if (parse_int(a, v, 1, INT_MAX, &n)) return *bad = 1;
+        if (parse_int(a, v, &n)) return *bad = 1;
         c->run.limit = (int)n;
     } else if (strcmp(a, "--test-limit") == 0 && strcmp(cmd, "emit-llvm") != 0) {
-        if (parse_int(a, v, 1, INT_MAX, &n)) return *bad = 1;
+        if (parse_int(a, v, &n)) return *bad = 1;
         c->run.test_limit = (int)n;
     } else if (strcmp(a, "--iwae") == 0 && strcmp(cmd, "eval") == 0) {
-        if (parse_int(a, v, 0, 1000000, &n)) return *bad = 1;
+        if (parse_int(a, v, &n)) return *bad = 1;
         c->run.iwae = (int)n;
     } else if (strcmp(a, "--jit") == 0 && (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0)) {
+        if (!v) return 1; /* parse_args says it needs a value */
         if (strcmp(v, "tiered") == 0) c->jit = VAE_JIT_TIERED;
         else if (strcmp(v, "optimized") == 0) c->jit = VAE_JIT_OPTIMIZED;
         else if (strcmp(v, "quick") == 0) c->jit = VAE_JIT_QUICK;
@@ -206,7 +201,7 @@ static int parse_option(const char *cmd, const char *a, const char *v, cli *c, i
             return *bad = 1;
         }
     } else if (strcmp(a, "--threads") == 0 && strcmp(cmd, "emit-llvm") != 0) {
-        if (parse_int(a, v, 1, 1024, &n)) return *bad = 1;
+        if (parse_int(a, v, &n)) return *bad = 1;
         c->threads = (int)n;
     } else
         known = 0;
@@ -230,15 +225,15 @@ static int parse_args(const char *cmd, const char *help, int argc, char **argv, 
             continue;
         }
         int flag_only = strcmp(a, "--ast") == 0 || strcmp(a, "--graph") == 0 || strcmp(a, "--force") == 0;
-        if (!flag_only && i + 1 >= argc) {
-            fprintf(stderr, "vaec %s: error: %s needs a value\n", cmd, a);
-            return 1;
-        }
-        const char *v = flag_only ? NULL : argv[i + 1];
+        const char *v = flag_only || i + 1 >= argc ? NULL : argv[i + 1];
         int bad = 0, known = parse_option(cmd, a, v, c, &bad);
         if (bad) return 1;
-        if (!known) {
+        if (!known) { /* also when it is the last argument: an unknown option needs no value */
             fprintf(stderr, "vaec %s: error: unknown option '%s' (see vaec %s --help)\n", cmd, a, cmd);
+            return 1;
+        }
+        if (!flag_only && !v) {
+            fprintf(stderr, "vaec %s: error: %s needs a value\n", cmd, a);
             return 1;
         }
         if (!flag_only) i++;

@@ -55,8 +55,16 @@ OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$work/fashion_gauss-gcc" train $DATA -
 cmp "$work/c1/checkpoint.vaeckpt" "$work/c-fashion_gauss/checkpoint.vaeckpt" \
     || fail "the emitted trainer gives other bits on one thread"
 "$work/fashion_gauss-gcc" train $DATA --threads x >"$work/c1.out" 2>&1 && fail "--threads x accepted"
-grep -q "threads expects a number" "$work/c1.out" || { cat "$work/c1.out"; fail "--threads x: no clear message"; }
+grep -q "threads expects an integer from 1 to 1024, got .x." "$work/c1.out" || { cat "$work/c1.out"; fail "--threads x: no clear message"; }
 echo "ok   emitted trainer: --threads 1 gives the default's bits"
+# its options take vaec's ranges, refused in vaec's words (parser/settings.c)
+for bad in "--lr inf" "--epochs -1" "--seed 1.5"; do
+    "$work/fashion_gauss-gcc" train $bad >"$work/opt-c.out" 2>&1 && fail "emitted trainer: $bad accepted"
+    "$vaec" train "$top_srcdir/examples/fashion_gauss.vae" $bad >"$work/opt-j.out" 2>&1 && fail "vaec: $bad accepted"
+    [ "$(sed 's/^error: //' "$work/opt-c.out")" = "$(sed 's/^vaec: error: //' "$work/opt-j.out")" ] \
+        || { cat "$work/opt-c.out" "$work/opt-j.out"; fail "emitted trainer: $bad refused in other words than vaec's"; }
+done
+echo "ok   emitted trainer: options refused as vaec refuses them"
 
 # built for speed as model.c's header advises (on SSE4.1 and AArch64 its exp floors with floorf
 # rather than by truncation): the same bits as the plain -O2 build, with gcc and with clang

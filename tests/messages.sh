@@ -57,6 +57,12 @@ grep -q "epoch/test_log_p_x" "$1" || fail "the event file has no epoch/test_log_
 first=$(head -n 1 "$work/both")
 case "$first" in compiled*) ;; *) cat "$work/both"; fail "the error came before the 'compiled' line";; esac
 
+# an unknown option as the last argument is unknown, not missing its value; a known one is missing it
+"$vaec" train "$top_srcdir/examples/fashion_gauss.vae" --bogus 2>"$work/err" && fail "--bogus was accepted"
+grep -q "unknown option '--bogus'" "$work/err" || { cat "$work/err"; fail "--bogus last was not called unknown"; }
+"$vaec" train "$top_srcdir/examples/fashion_gauss.vae" --lr 2>"$work/err" && fail "--lr without a value was accepted"
+grep -q -- "--lr needs a value" "$work/err" || { cat "$work/err"; fail "--lr last did not say it needs a value"; }
+
 # the build: ar is asked only for what it does (no "'u' modifier ignored" three times)
 grep -q '^ARFLAGS = cr$' "$top_builddir/Makefile" || fail "ARFLAGS is not 'cr'"
 echo "messages: all checks passed"

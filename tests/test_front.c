@@ -291,7 +291,7 @@ static void test_check_distributions_and_shapes(void) {
                   "decoder p(x | z) { h = reshape(dense(z, 6), 4, 2)\n return bernoulli(logits: dense(flatten(h), 4)) }\n"
                   "estimator reparam\n",
                   reshape);
-    const char *const train[] = {"unknown train setting 'epoch'", "'batch' must be an integer from 1 to 1000000",
+    const char *const train[] = {"unknown train setting 'epoch'", "'batch' must be an integer from 1 to 65536",
                                  "'optimizer' is adam(lr: F) or sgd(lr: F, momentum: F)", NULL};
     expect_errors("model m\ndata x[4] : binary\nlatent z[2] ~ normal(0, 1)\n"
                   "encoder q(z | x) { return normal(mean: dense(x, 2), logvar: dense(x, 2)) }\n"
