@@ -14,7 +14,7 @@
 # table says which it was.
 set -e
 cd "$(dirname "$0")/.."
-vaec=build/vaec
+vaec=${VAEC:-build/vaec} # VAEC=path: another build (a copy, while build/ is rebuilt)
 [ -x "$vaec" ] || { echo "bench/quality.sh: build first (scripts/setup.sh)"; exit 1; }
 epochs=10 limit="" iwae=1000 iwae_deep=5000 deep_limit=1000 quick=""
 if [ "${1:-}" = "--quick" ]; then epochs=1 limit="--test-limit 2000" iwae=50 iwae_deep=50 deep_limit=200 quick=1; fi

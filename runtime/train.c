@@ -274,20 +274,19 @@ static int choose_out_dir(run_files *f, const vr_options *o, char *err, size_t e
 static void remove_stale_temps(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
-    for (struct dirent *e; (e = readdir(d));)
-        for (int i = 0; i < 2; i++) {
-            size_t n = strlen(RUN_FILES[i]);
-            if (strncmp(e->d_name, RUN_FILES[i], n) != 0 || strncmp(e->d_name + n, ".tmp.", 5) != 0) continue;
-            const char *pid = e->d_name + n + 5;
-            char *end;
-            long id = strtol(pid, &end, 10);
-            if (*pid < '0' || *pid > '9' || *end || id == (long)getpid()) continue;
-            if (kill((pid_t)id, 0) == 0 || errno != ESRCH) continue; /* its writer may still be running */
-            char path[VR_PATH_MAX + 300];
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            if (unlink(path) == 0)
-                fprintf(stderr, "vaec: removed %s, the unfinished file of a killed run (process %ld)\n", path, id);
-        }
+    for (struct dirent *e; (e = readdir(d));) { /* NAME.tmp.PID: the checkpoint, the log, vaec's images */
+        const char *tmp = strstr(e->d_name, ".tmp.");
+        if (!tmp || tmp == e->d_name) continue;
+        const char *pid = tmp + 5;
+        char *end;
+        long id = strtol(pid, &end, 10);
+        if (*pid < '0' || *pid > '9' || *end || id == (long)getpid()) continue;
+        if (kill((pid_t)id, 0) == 0 || errno != ESRCH) continue; /* its writer may still be running */
+        char path[VR_PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0)
+            fprintf(stderr, "vaec: removed %s, the unfinished file of a killed run (process %ld)\n", path, id);
+    }
     closedir(d);
 }
 

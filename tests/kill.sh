@@ -70,7 +70,8 @@ while [ $i -lt "$KILLS" ]; do
         [ -e "$f" ] || continue
         case $(basename "$f") in
         checkpoint.vaeckpt | log.csv) ;;
-        checkpoint.vaeckpt.tmp.* | log.csv.tmp.*)
+        events.out.tfevents.* | samples.png | reconstructions.png | states.png | curves.png) ;; # vaec's own outputs
+        checkpoint.vaeckpt.tmp.* | log.csv.tmp.* | *.png.tmp.*)
             p=${f##*.tmp.}
             case " $killed " in *" $p "*) ;; *) fail "kill $i: $f is not the file of a killed run" ;; esac ;;
         *) fail "kill $i: unexpected file $f" ;;
