@@ -569,12 +569,12 @@ static int train_step(trainer *t, int epoch, int b, double *kl_in_force, double 
     return 0;
 }
 
-static void progress_bar(int epoch, int epochs, int done, int total, double elbo, double rate) {
+static void progress_bar(const char *name, int epoch, int epochs, int done, int total, double value, double rate) {
     int width = 30, fill = total ? (int)((long)done * width / total) : width; /* done * 30 passes int at 72M batches */
     char bar[64];
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
     bar[width] = 0;
-    fprintf(stderr, "\r  epoch %d/%d [%s] %d/%d  ELBO %8.2f  %6.0f ex/s ", epoch, epochs, bar, done, total, elbo, rate);
+    fprintf(stderr, "\r  epoch %d/%d [%s] %d/%d  %s %8.2f  %6.0f ex/s ", epoch, epochs, bar, done, total, name, value, rate);
     fflush(stderr);
 }
 
@@ -617,7 +617,7 @@ static int train_epoch(trainer *t, int epoch) {
         if (o->hooks.after_step) o->hooks.after_step(o->hooks.self, t->step, value);
         value_sum += value;
         if (o->progress && (b % 8 == 0 || b == t->nbatches - 1))
-            progress_bar(epoch, o->epochs, b + 1, t->nbatches, value_sum / (b + 1),
+            progress_bar(t->p->value_name, epoch, o->epochs, b + 1, t->nbatches, value_sum / (b + 1),
                          (b + 1) * t->p->train.batch / (now() - t0));
     }
     double seconds = now() - t0;
@@ -680,7 +680,8 @@ static void print_scores(const vr_program *p, const vr_options *o, const float *
         if (isnan(s->logpx_se)) printf("               (its standard error is unknown: fewer than 2 examples)\n");
         if (o->iwae == 1) /* one sample: no tighter than the ELBO, only a noisy estimate of it */
             printf("               (K = 1 is a one-sample estimate of the ELBO, not a tighter bound: no KL gap)\n");
-        else if (s->has_elbo) printf("KL gap         %.3f (IWAE bound minus ELBO)\n", s->logpx - s->elbo);
+        else if (s->has_elbo) /* the IWAE estimate is itself a lower bound on log p(x) */
+            printf("KL gap       >= %.3f (at least: the IWAE bound minus the ELBO)\n", s->logpx - s->elbo);
     }
 }
 

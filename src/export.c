@@ -28,6 +28,17 @@ static int load_checkpoint(const vae_model *m, const char *path, float *params) 
 }
 
 int vaec_export(const char *model_path, const char *params_path, const char *out_path) {
+    char why[4400];
+    if (vr_output_check(out_path, why, sizeof why)) { /* a link, a device or a folder: said first, by what it is */
+        fprintf(stderr, "vaec export: error: %s\n", why);
+        return 1;
+    }
+    size_t n = strlen(out_path);
+    if (n < 4 || strcmp(out_path + n - 4, ".npz") != 0) { /* numpy.load tells the formats apart by content, users by name */
+        fprintf(stderr, "vaec export: error: -o %s: the output is a NumPy .npz archive: the name must end in .npz\n",
+                out_path);
+        return 1;
+    }
     vae_unit *u = vae_unit_load(model_path, stderr);
     if (!u) return 1;
     const vae_model *m = vae_unit_model(u);

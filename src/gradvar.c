@@ -267,6 +267,25 @@ out:
     return rc;
 }
 
+/* The model's estimator as its file writes it ("reinforce(samples: 10, baseline: b)"),
+ * from its name to the end of its line outside parentheses: the default of
+ * --estimators measures what the model trains with, options included. */
+static char *estimator_as_written(const vae_model *m) {
+    const char *p = m->src->text, *end = m->src->text + m->src->len;
+    for (int line = 1; line < m->est.loc.line && p < end; p++)
+        if (*p == '\n') line++;
+    p += m->est.loc.col - 1 < end - p ? m->est.loc.col - 1 : end - p;
+    const char *q = p;
+    for (int depth = 0; q < end && (depth > 0 || (*q != '\n' && *q != '#')); q++)
+        depth += *q == '(' ? 1 : *q == ')' ? -1 : 0;
+    char *text = malloc((size_t)(q - p) + 1);
+    if (!text) abort();
+    size_t n = 0;
+    for (const char *c = p; c < q; c++) text[n++] = *c == '\n' || *c == '\r' ? ' ' : *c;
+    text[n] = 0;
+    return text;
+}
+
 int vaec_gradvar(const gradvar_options *o) {
     vr_flush_denormals(); /* as training does: the same numbers, and no denormal slow paths */
     /* the model as written gives the layout; its estimator is the default */
@@ -274,7 +293,9 @@ int vaec_gradvar(const gradvar_options *o) {
     if (!base) return 1;
     const vae_model *bm = vae_unit_model(base);
     spec specs[MAX_SPECS];
-    int nspecs = split_specs(o->estimators ? o->estimators : vae_estimator_name(bm->est.kind), specs, MAX_SPECS);
+    char *own = o->estimators ? NULL : estimator_as_written(bm);
+    int nspecs = split_specs(o->estimators ? o->estimators : own, specs, MAX_SPECS);
+    free(own);
     if (nspecs <= 0) {
         fprintf(stderr, "vaec gradvar: error: --estimators: expected a comma-separated list of 1 to %d estimators\n",
                 MAX_SPECS);

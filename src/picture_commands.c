@@ -291,6 +291,15 @@ int vaec_plot_main(int argc, char **argv) {
     snprintf(log, sizeof log, "%s/log.csv", a.model);
     snprintf(png, sizeof png, "%s/curves.png", a.model);
     const char *out = a.out ? a.out : png;
+    char why[4400];
+    if (vr_output_check(out, why, sizeof why)) { /* a link, a device or a folder: said first, by what it is */
+        fprintf(stderr, "vaec plot: error: %s\n", why);
+        return 1;
+    }
+    if (strcmp(extension(out), ".png") != 0) {
+        fprintf(stderr, "vaec plot: error: -o %s: the plot is a PNG: the name must end in .png\n", out);
+        return 1;
+    }
     if (vaec_plot_curves(log, out, err, sizeof err)) {
         fprintf(stderr, "vaec plot: error: %s\n", err);
         return 1;

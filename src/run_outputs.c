@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "src/pictures.h"
 #include "src/tfevents.h"
@@ -82,6 +83,7 @@ static int after_epoch(void *self, const vr_epoch_report *e) {
         fprintf(stderr, "vaec: error: %s\n", err);
         return 1;
     }
+    r->epochs_done++;
     log_image(r, "samples", e->step);
     log_image(r, "reconstructions", e->step);
     log_image(r, "states", e->step);
@@ -103,9 +105,22 @@ static int after_epoch(void *self, const vr_epoch_report *e) {
     return 0;
 }
 
+/* Says what the run's folder holds beside the checkpoint and the log (which the loop reported). */
+static void report_files(const run_outputs *r) {
+    static const char *const grids[] = {"samples.png", "reconstructions.png", "states.png", "curves.png"};
+    printf("and in %s: %s", r->run_dir, strrchr(tfevents_path(r->events), '/') + 1);
+    for (size_t i = 0; i < sizeof grids / sizeof grids[0]; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", r->run_dir, grids[i]);
+        if (access(path, F_OK) == 0) printf(", %s", grids[i]);
+    }
+    printf("\n");
+}
+
 static int end(void *self) {
     run_outputs *r = self;
     char err[1024];
+    if (r->events && r->epochs_done > 0) report_files(r);
     int rc = tfevents_close(r->events, err, sizeof err);
     r->events = NULL;
     if (rc) fprintf(stderr, "vaec: error: %s\n", err);

@@ -21,6 +21,7 @@ typedef struct {
     tfevents *events;
     double step_sum; /* the objective summed over the steps since the last train/ scalar */
     int step_count;
+    int epochs_done; /* epochs whose grids were drawn */
 } run_outputs;
 
 /* Fills o->hooks so that training writes these outputs; `outs` must outlive the run. */

@@ -54,6 +54,9 @@ static const char *const HELP_TRAIN =
     "  --out DIR        write DIR/log.csv and DIR/checkpoint.vaeckpt each epoch (default runs/MODEL,\n"
     "                   or runs/MODEL-2, -3, ... when it holds a run); --epochs 0 writes the initial\n"
     "                   parameters.  Each epoch's checkpoint is written whole before its log row.\n"
+    "                   Also each epoch: samples.png, reconstructions.png (models with a trained\n"
+    "                   encoder), states.png (enumerable latents), curves.png, and a TensorBoard\n"
+    "                   event file events.out.tfevents.* (tensorboard --logdir runs).\n"
     "  --force          replace the run in --out DIR (a folder holding a run is refused otherwise)\n"
     "  --limit N        train on the first N examples only\n"
     "  --test-limit N   evaluate on the first N test examples only\n"
@@ -79,13 +82,15 @@ static const char *const HELP_EVAL =
 static const char *const HELP_GRADVAR =
     "usage: vaec gradvar MODEL.vae --params CHECKPOINT [--estimators LIST] [--repeats R]\n"
     "  --estimators LIST  comma-separated estimators as written in a model, e.g.\n"
-    "                     'analytic,uniform(samples: 10),reinforce(samples: 10, baseline: b)'\n"
-    "                     (default: the model's own)\n"
+    "                     'analytic,uniform(samples: 10),reinforce(samples: 10, baseline: loo)'\n"
+    "                     (baseline: NAME needs a baseline network NAME in the model; default: the\n"
+    "                     model's own estimator with its options, as its file writes it)\n"
     "  --repeats R        draws of each gradient (default 200)\n"
     "  --data SRC         the batch is the first --batch examples of SRC (default: the train data)\n"
     "  --batch N   --data-dir DIR   --seed N   --threads N\n"
     "  The variance is the trace of the encoder gradient's covariance; with enumerable latents the\n"
-    "  table adds the mean squared distance to the analytic gradient and the squared bias.\n";
+    "  table adds the mean squared distance to the analytic gradient, and |mean - analytic|^2: the\n"
+    "  squared bias plus variance / R (R draws cannot tell a bias smaller than that from noise).\n";
 
 static const char *const HELP_EMIT_C =
     "usage: vaec emit-c MODEL.vae -o model.c [--batch N]\n"
@@ -93,7 +98,10 @@ static const char *const HELP_EMIT_C =
     "  cc -std=c11 -O2 model.c -lm; -DVAE_USE_CBLAS (-lopenblas) for BLAS products (and -DVAE_USE_DNNL,\n"
     "  -ldnnl -lgomp, for oneDNN's sgemm), -DVAE_USE_ZLIB (-lz)\n"
     "  to read .gz data, -DVAE_MAIN for a trainer and evaluator with the options of vaec train and eval;\n"
-    "  -O3 -fno-math-errno -fno-trapping-math for speed (gcc vectorises the loops; the same bits)\n"
+    "  -O3 -ffp-contract=off -fno-math-errno -fno-trapping-math for speed (gcc vectorises the loops;\n"
+    "  the same bits).  It computes the JIT's bits when its products use the matrix library vaec\n"
+    "  uses (vaec --version names it: OpenBLAS or BLIS through -DVAE_USE_CBLAS, oneDNN through\n"
+    "  -DVAE_USE_CBLAS -DVAE_USE_DNNL); another library sums products in another order.\n"
     "  Both files are written whole and renamed into place; each must be a new name or a regular file.\n";
 
 static const char *const HELP_EXPORT =
@@ -141,6 +149,14 @@ static int parse_double(const char *opt, const char *s, double *out) {
     return vae_setting_parse(vae_setting_option(opt), s, out) ? option_error(opt, s) : 0;
 }
 
+/* Whether cmd is one of the space-separated names of `list`: the commands an option is for. */
+static int cmd_in(const char *cmd, const char *list) {
+    size_t n = strlen(cmd);
+    for (const char *p = list; (p = strstr(p, cmd)); p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
+    return 0;
+}
+
 /* One option a (with its value v, NULL for a flag) of `cmd`: 1 when it is
  * known here (then *bad says whether its value was refused, message printed). */
 static int parse_option(const char *cmd, const char *a, const char *v, cli *c, int *bad) {
@@ -157,8 +173,8 @@ static int parse_option(const char *cmd, const char *a, const char *v, cli *c, i
         if (parse_int(a, v, &n)) return *bad = 1;
         c->repeats = (int)n;
     }
-    else if (strcmp(a, "--test") == 0 && strncmp(cmd, "emit-", 5) != 0) c->run.test = v;
-    else if (strcmp(a, "--data-dir") == 0 && strcmp(cmd, "emit-llvm") != 0) c->run.data_dir = v;
+    else if (strcmp(a, "--test") == 0 && cmd_in(cmd, "train eval")) c->run.test = v;
+    else if (strcmp(a, "--data-dir") == 0 && cmd_in(cmd, "train eval gradvar")) c->run.data_dir = v;
     else if (strcmp(a, "--out") == 0 && strcmp(cmd, "train") == 0) c->run.out_dir = v;
     else if (strcmp(a, "--force") == 0 && strcmp(cmd, "train") == 0) c->run.force = 1;
     else if (strcmp(a, "--params") == 0 &&
@@ -178,14 +194,14 @@ static int parse_option(const char *cmd, const char *a, const char *v, cli *c, i
     } else if (strcmp(a, "--warmup") == 0 && strcmp(cmd, "train") == 0) {
         if (parse_double(a, v, &c->run.warmup)) return *bad = 1;
         c->have_warmup = 1;
-    } else if (strcmp(a, "--seed") == 0 && strcmp(cmd, "emit-llvm") != 0) {
+    } else if (strcmp(a, "--seed") == 0 && cmd_in(cmd, "train eval gradvar")) {
         if (parse_int(a, v, &n)) return *bad = 1;
         c->run.seed = (uint64_t)n;
         c->have_seed = 1;
     } else if (strcmp(a, "--limit") == 0 && strcmp(cmd, "train") == 0) {
         if (parse_int(a, v, &n)) return *bad = 1;
         c->run.limit = (int)n;
-    } else if (strcmp(a, "--test-limit") == 0 && strcmp(cmd, "emit-llvm") != 0) {
+    } else if (strcmp(a, "--test-limit") == 0 && cmd_in(cmd, "train eval")) {
         if (parse_int(a, v, &n)) return *bad = 1;
         c->run.test_limit = (int)n;
     } else if (strcmp(a, "--iwae") == 0 && strcmp(cmd, "eval") == 0) {
@@ -200,7 +216,7 @@ static int parse_option(const char *cmd, const char *a, const char *v, cli *c, i
             fprintf(stderr, "vaec %s: error: --jit expects tiered, optimized or quick, got '%s'\n", cmd, v);
             return *bad = 1;
         }
-    } else if (strcmp(a, "--threads") == 0 && strcmp(cmd, "emit-llvm") != 0) {
+    } else if (strcmp(a, "--threads") == 0 && cmd_in(cmd, "train eval gradvar")) {
         if (parse_int(a, v, &n)) return *bad = 1;
         c->threads = (int)n;
     } else

@@ -51,6 +51,14 @@ set -- "$work"/pe/events.out.tfevents.*
 [ -s "$1" ] || fail "no TensorBoard event file in the run's folder"
 grep -q "epoch/test_log_p_x" "$1" || fail "the event file has no epoch/test_log_p_x scalar"
 
+# gradvar measures the model's own estimator as written, options included (the name alone drops them)
+"$vaec" gradvar "$work/prior_enc.vae" --params "$work/pe/checkpoint.vaeckpt" --repeats 2 --batch 16 >"$work/out" 2>&1 \
+    || { cat "$work/out"; fail "gradvar on prior_enc failed"; }
+grep -q "^prior(samples: 4) " "$work/out" || { cat "$work/out"; fail "gradvar's default is not the estimator as written"; }
+# options a command would ignore are refused
+"$vaec" emit-c "$work/prior_enc.vae" -o "$work/pe.c" --seed 3 2>"$work/err" && fail "emit-c accepted --seed"
+grep -q "unknown option '--seed'" "$work/err" || fail "emit-c --seed: no message"
+
 # in a pipe, what stdout said comes before the error that followed it
 "$vaec" train "$top_srcdir/examples/fashion_gauss.vae" --data "$work/missing.csv" --epochs 1 >"$work/both" 2>&1
 [ $? -eq 1 ] || fail "training on a missing file should exit 1"

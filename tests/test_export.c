@@ -252,11 +252,11 @@ static void test_export_refusals(void) {
     CU_ASSERT_EQUAL(symlink(out, link), 0);
 #define EXPORT(...) snprintf(args, sizeof args, __VA_ARGS__)
     EXPORT("export '%s' --params '%s' -o '%s'", mixture, ckpt, link);
-    refused(args, out, "is a symbolic link; the output must be a new or a regular file");
+    refused(args, out, "is a symbolic link; vaec writes only to new names or over regular files");
     EXPORT("export '%s' --params '%s' -o /tmp", mixture, ckpt);
-    refused(args, out, "/tmp: is a directory");
+    refused(args, out, "/tmp: is a folder");
     EXPORT("export '%s' --params '%s' -o /dev/null", mixture, ckpt);
-    refused(args, out, "/dev/null: is not a regular file");
+    refused(args, out, "/dev/null: is a device");
     EXPORT("export '%s' --params '%s' -o '%s.no-such-dir/x.npz'", mixture, ckpt, out);
     refused(args, out, "cannot write: No such file or directory");
     EXPORT("export '%s' -o '%s'", mixture, out);
