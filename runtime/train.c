@@ -639,9 +639,11 @@ int vr_train(const vr_program *p, const vr_options *o) {
         return 1;
     }
     int B = p->train.batch, rc = 0;
-    printf("training %s on %d examples (%d batch%s of %d), %d epoch%s, %s lr %g\n", p->model_name, t.nbatches * B,
-           t.nbatches, t.nbatches == 1 ? "" : "es", B, o->epochs, plural(o->epochs),
-           o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr);
+    /* each epoch shuffles all n examples and takes whole batches: n - nbatches * B of them sit out, others each epoch */
+    printf("training %s on %d examples, %d batch%s of %d an epoch", p->model_name, t.n, t.nbatches,
+           t.nbatches == 1 ? "" : "es", B);
+    if (t.n > t.nbatches * B) printf(" (%d left out, others each epoch)", t.n - t.nbatches * B);
+    printf(", %d epoch%s, %s lr %g\n", o->epochs, plural(o->epochs), o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr);
     fflush(stdout);
     const vr_hooks *h = &o->hooks;
     if (h->begin && t.files.log_fd >= 0 && h->begin(h->self, t.files.dir)) rc = 1;
