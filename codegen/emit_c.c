@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "codegen/graph.h"
+#include "codegen/kernel.h"
 
 struct vae_embedded_file {
     const char *name, *text;
@@ -117,11 +118,6 @@ static void print_expr(FILE *o, const vx_expr *e) {
     fputc(')', o);
 }
 
-static unsigned ops_used(const vx_expr *e) {
-    if (!e) return 0;
-    return (1u << e->op) | ops_used(e->a) | ops_used(e->b) | ops_used(e->s);
-}
-
 /* The index of element (r, c) of the domain within input `in`, as C text. */
 static void print_index(FILE *o, const g_node *in, int dom_rows, int dom_cols, const char *r, const char *c) {
     fprintf(o, "%ld + ", in->offset);
@@ -137,36 +133,15 @@ static void print_index(FILE *o, const g_node *in, int dom_rows, int dom_cols, c
         fprintf(o, " + %s / %d", c, dom_cols / in->cols);
 }
 
-static int flat_access(const g_node *n) {
-    for (int j = 0; j < n->nin; j++)
-        if (n->in[j]->rows != n->dom_rows || n->in[j]->cols != n->dom_cols) return 0;
-    return 1;
-}
-
-/* An input with one value per row of a wider domain: loaded once per row, outside
- * the loop over columns (llvm.c does the same), so that loop has no load the
- * compiler must fear its own stores may change. */
-static int row_invariant(const g_node *n, int j) { return n->in[j]->cols == 1 && n->dom_cols > 1; }
-
 enum { LOADS_ELEMENT, LOADS_ROW };
 
-/* llvm.c's rule for a row reduction split over VEC_LANES lanes (its vector_ok);
- * the order of the sum, not the instructions, is what must match. */
-#define VEC_LANES 16
-static int vector_ok(const g_node *n) {
-    if (n->dom_cols / n->cols < 2 * VEC_LANES) return 0;
-    if (ops_used(n->expr) & ((1u << VX_LOG) | (1u << VX_LOG1P) | (1u << VX_TANH) | (1u << VX_SQRT))) return 0;
-    for (int j = 0; j < n->nin; j++)
-        if (vx_uses(n->expr, j) && n->in[j]->cols != n->dom_cols && !row_invariant(n, j)) return 0;
-    return 1;
-}
-
 /* Loads of the inputs an expression reads, one named value each: those that
- * change along a row (LOADS_ELEMENT) or the row-invariant ones (LOADS_ROW). */
+ * change along a row (LOADS_ELEMENT) or those loaded once per row (LOADS_ROW,
+ * kernel.h: kernel_load_per_row).  `flat` is kernel_flat_access(n). */
 static void print_loads(cw *w, const g_node *n, const char *indent, int flat, const char *r, const char *c, int which) {
     for (int j = 0; j < n->nin; j++) {
         if (!vx_uses(n->expr, j)) continue;
-        if ((which == LOADS_ROW) != (!flat && row_invariant(n, j))) continue;
+        if ((which == LOADS_ROW) != kernel_load_per_row(n, j)) continue;
         fprintf(w->o, "%sconst float v%d = %c[", indent, j, BUFNAME[n->in[j]->buffer]);
         if (flat)
             fprintf(w->o, "%ld + i", n->in[j]->offset);
@@ -229,7 +204,7 @@ static void print_kernel(cw *w, const g_node *n) {
     fprintf(o, "%s */\n", n->id < w->nfwd ? "" : "  (backward)");
     fputs("static void ", o);
     kernel_name(w, n);
-    if (g_kernel_has_loops(n)) /* units [lo, hi) of its rows (or columns): graph.h, g_kernel_units */
+    if (g_kernel_has_loops(n)) /* units [lo, hi) of its rows (or columns): kernel.h, g_kernel_units */
         fputs("(const void *arg, long lo, long hi) {\n    const vae_buffers *b = arg;\n", o);
     else
         fputs("(const vae_buffers *b) {\n", o);
@@ -277,7 +252,7 @@ static void print_kernel(cw *w, const g_node *n) {
         break;
     }
     case G_MAP:
-        if (flat_access(n)) {
+        if (kernel_flat_access(n)) {
             fprintf(o, "    for (long i = lo * %d; i < hi * %d; i++) {\n", n->cols, n->cols);
             print_loads(w, n, "        ", 1, NULL, NULL, LOADS_ELEMENT);
             fputs("        ", o);
@@ -297,7 +272,7 @@ static void print_kernel(cw *w, const g_node *n) {
         }
         break;
     case G_ROWSUM: { /* the order of llvm.c's emit_rowsum: lanes, halving, then the tail */
-        int G = n->dom_cols / n->cols, flat = flat_access(n), vcols = vector_ok(n) ? G - G % VEC_LANES : 0;
+        int G = n->dom_cols / n->cols, flat = kernel_flat_access(n), vcols = (int)kernel_vector_cols(n, 1);
         const char *init = n->reduce_max ? "-INFINITY" : "0.0f";
         const char *fold = n->reduce_max ? "v > acc ? v : acc" : "acc + v";
         fputs("    for (long r = lo; r < hi; r++) {\n", o);
@@ -305,10 +280,10 @@ static void print_kernel(cw *w, const g_node *n) {
         fprintf(o, "        for (long j = 0; j < %d; j++) {\n", n->cols);
         fprintf(o, "            float acc = %s;\n", init);
         if (vcols) {
-            fprintf(o, "            float lane[%d];\n", VEC_LANES);
-            fprintf(o, "            for (long l = 0; l < %d; l++) lane[l] = %s;\n", VEC_LANES, init);
-            fprintf(o, "            for (long k0 = 0; k0 < %d; k0 += %d)\n", vcols, VEC_LANES);
-            fprintf(o, "                for (long l = 0; l < %d; l++) {\n", VEC_LANES);
+            fprintf(o, "            float lane[%d];\n", KERNEL_LANES);
+            fprintf(o, "            for (long l = 0; l < %d; l++) lane[l] = %s;\n", KERNEL_LANES, init);
+            fprintf(o, "            for (long k0 = 0; k0 < %d; k0 += %d)\n", vcols, KERNEL_LANES);
+            fprintf(o, "                for (long l = 0; l < %d; l++) {\n", KERNEL_LANES);
             fprintf(o, "                    const long c = j * %d + k0 + l;\n", G);
             if (flat) fprintf(o, "                    const long i = r * %d + c;\n", n->dom_cols);
             print_loads(w, n, "                    ", flat, "r", "c", LOADS_ELEMENT);
@@ -316,7 +291,7 @@ static void print_kernel(cw *w, const g_node *n) {
             print_expr(o, n->expr);
             fprintf(o, ";\n                    lane[l] = %s;\n                }\n",
                     n->reduce_max ? "v > lane[l] ? v : lane[l]" : "lane[l] + v");
-            fprintf(o, "            for (long h = %d; h >= 1; h /= 2)\n", VEC_LANES / 2);
+            fprintf(o, "            for (long h = %d; h >= 1; h /= 2)\n", KERNEL_LANES / 2);
             fprintf(o, "                for (long l = 0; l < h; l++) lane[l] = %s;\n",
                     n->reduce_max ? "lane[l + h] > lane[l] ? lane[l + h] : lane[l]" : "lane[l] + lane[l + h]");
             fputs("            acc = lane[0];\n", o);
@@ -331,7 +306,7 @@ static void print_kernel(cw *w, const g_node *n) {
         break;
     }
     case G_GROUPSUM: {
-        int flat = flat_access(n), by_cols = g_kernel_by_cols(n), group = n->dom_rows / n->rows;
+        int flat = kernel_flat_access(n), by_cols = g_kernel_by_cols(n), group = n->dom_rows / n->rows;
         const char *init = n->reduce_max ? "-INFINITY" : "0.0f";
         if (by_cols) { /* units: columns, each summed over every row in order */
             fprintf(o, "    for (long i = lo; i < hi; i++) %c[%ld + i] = %s;\n", BUFNAME[n->buffer], n->offset, init);
@@ -834,7 +809,7 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
     unsigned used = 0; /* the elementwise helpers the kernels call, one bit per vx_op */
     for (int i = 0; i < n; i++)
         for (int k = 0; k < gs[i]->nnodes; k++)
-            if (!gs[i]->nodes[k]->fused && gs[i]->nodes[k]->expr) used |= ops_used(gs[i]->nodes[k]->expr);
+            if (!gs[i]->nodes[k]->fused && gs[i]->nodes[k]->expr) used |= kernel_ops_used(gs[i]->nodes[k]->expr);
     if (used & ((1u << VX_EXP) | (1u << VX_SIGMOID) | (1u << VX_SOFTPLUS)))
         fputs("/* exp without a library call (llvm.c fast_exp): n = floor(x log2 e + 1/2), r = x - n ln 2,\n"
               "   a polynomial for e^r, times 2^n; x clamped to [-87.336, 88.722].  The floor is exact\n"
