@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "codegen/graph.h"
+#include "codegen/kernel.h"
 #include "parser/settings.h"
 
 struct vae_embedded_file {
@@ -118,11 +119,6 @@ static void print_expr(FILE *o, const vx_expr *e) {
     fputc(')', o);
 }
 
-static unsigned ops_used(const vx_expr *e) {
-    if (!e) return 0;
-    return (1u << e->op) | ops_used(e->a) | ops_used(e->b) | ops_used(e->s);
-}
-
 /* The index of element (r, c) of the domain within input `in`, as C text. */
 static void print_index(FILE *o, const g_node *in, int dom_rows, int dom_cols, const char *r, const char *c) {
     fprintf(o, "%ld + ", in->offset);
@@ -138,36 +134,15 @@ static void print_index(FILE *o, const g_node *in, int dom_rows, int dom_cols, c
         fprintf(o, " + %s / %d", c, dom_cols / in->cols);
 }
 
-static int flat_access(const g_node *n) {
-    for (int j = 0; j < n->nin; j++)
-        if (n->in[j]->rows != n->dom_rows || n->in[j]->cols != n->dom_cols) return 0;
-    return 1;
-}
-
-/* An input with one value per row of a wider domain: loaded once per row, outside
- * the loop over columns (llvm.c does the same), so that loop has no load the
- * compiler must fear its own stores may change. */
-static int row_invariant(const g_node *n, int j) { return n->in[j]->cols == 1 && n->dom_cols > 1; }
-
 enum { LOADS_ELEMENT, LOADS_ROW };
 
-/* llvm.c's rule for a row reduction split over VEC_LANES lanes (its vector_ok);
- * the order of the sum, not the instructions, is what must match. */
-#define VEC_LANES 16
-static int vector_ok(const g_node *n) {
-    if (n->dom_cols / n->cols < 2 * VEC_LANES) return 0;
-    if (ops_used(n->expr) & ((1u << VX_LOG) | (1u << VX_LOG1P) | (1u << VX_TANH) | (1u << VX_SQRT))) return 0;
-    for (int j = 0; j < n->nin; j++)
-        if (vx_uses(n->expr, j) && n->in[j]->cols != n->dom_cols && !row_invariant(n, j)) return 0;
-    return 1;
-}
-
 /* Loads of the inputs an expression reads, one named value each: those that
- * change along a row (LOADS_ELEMENT) or the row-invariant ones (LOADS_ROW). */
+ * change along a row (LOADS_ELEMENT) or those loaded once per row (LOADS_ROW,
+ * kernel.h: kernel_load_per_row).  `flat` is kernel_flat_access(n). */
 static void print_loads(cw *w, const g_node *n, const char *indent, int flat, const char *r, const char *c, int which) {
     for (int j = 0; j < n->nin; j++) {
         if (!vx_uses(n->expr, j)) continue;
-        if ((which == LOADS_ROW) != (!flat && row_invariant(n, j))) continue;
+        if ((which == LOADS_ROW) != kernel_load_per_row(n, j)) continue;
         fprintf(w->o, "%sconst float v%d = %c[", indent, j, BUFNAME[n->in[j]->buffer]);
         if (flat)
             fprintf(w->o, "%ld + i", n->in[j]->offset);
@@ -218,6 +193,183 @@ static void out_ref(cw *w, const g_node *n, const char *idx) {
     fprintf(w->o, "%c[%ld + %s]", BUFNAME[n->buffer], n->offset, idx);
 }
 
+/* ---- one function per node kind, as llvm.c's emit_* */
+
+static void print_noise(cw *w, const g_node *n) {
+    fprintf(w->o, "    vr_noise_%s_f32(b->ctx, &%c[%ld], %d, %d, %d, %d);\n", n->gumbel ? "gumbel" : "normal",
+            BUFNAME[n->buffer], n->offset, n->rows, n->cols, n->group, n->stream);
+}
+
+static void print_sample(cw *w, const g_node *n) {
+    FILE *o = w->o;
+    if (n->nin)
+        fprintf(o, "    vr_sample_f32(b->ctx, &%c[%ld], &%c[%ld], %d, %d, %d, %d, %d, %d);\n", BUFNAME[n->in[0]->buffer],
+                n->in[0]->offset, BUFNAME[n->buffer], n->offset, n->rows, n->nvars, n->states, n->group, n->stream,
+                n->bernoulli);
+    else
+        fprintf(o, "    vr_sample_f32(b->ctx, NULL, &%c[%ld], %d, %d, %d, %d, %d, %d);\n", BUFNAME[n->buffer], n->offset,
+                n->rows, n->nvars, n->states, n->group, n->stream, n->bernoulli);
+}
+
+static void print_states(cw *w, const g_node *n) {
+    fprintf(w->o, "    vr_states_f32(&%c[%ld], %d, %ld, %ld, %d, %d, %d);\n", BUFNAME[n->buffer], n->offset, n->rows,
+            n->stride, n->local, n->nvars, n->states, n->bernoulli);
+}
+
+static void print_kl_weight(cw *w, const g_node *n) {
+    fprintf(w->o, "    %c[%ld] = (float)(%.17g * (1.0 - b->ctx->kl_withheld));\n", BUFNAME[n->buffer], n->offset,
+            n->value);
+}
+
+static void print_window(cw *w, const g_node *n) {
+    const g_window *win = &n->window;
+    fprintf(w->o, "    vr_%s_f32(&%c[%ld], &%c[%ld], %d, %d, %d, %d, %d, %d, %d);\n", kind_word(n),
+            BUFNAME[n->in[0]->buffer], n->in[0]->offset, BUFNAME[n->buffer], n->offset, (int)g_window_images(n), win->c,
+            win->h, win->w, win->k, win->stride, win->pad);
+}
+
+static void print_transpose(cw *w, const g_node *n) {
+    fprintf(w->o, "    vr_transpose_f32(&%c[%ld], &%c[%ld], %ld, %d, %d);\n", BUFNAME[n->in[0]->buffer],
+            n->in[0]->offset, BUFNAME[n->buffer], n->offset, (long)n->rows * n->cols / ((long)n->tp * n->tq), n->tp,
+            n->tq);
+}
+
+static void print_matmul(cw *w, const g_node *n) {
+    const g_node *a = n->in[0], *m = n->in[1];
+    int k = n->trans_a ? a->rows : a->cols;
+    fprintf(w->o, "    vr_gemm_f32(%d, %d, %d, %d, %d, &%c[%ld], %d, &%c[%ld], %d, &%c[%ld], %d);\n", n->trans_a,
+            n->trans_b, n->rows, n->cols, k, BUFNAME[a->buffer], a->offset, a->cols, BUFNAME[m->buffer], m->offset,
+            m->cols, BUFNAME[n->buffer], n->offset, n->cols);
+}
+
+static void print_map(cw *w, const g_node *n) {
+    FILE *o = w->o;
+    if (kernel_flat_access(n)) {
+        fprintf(o, "    for (long i = lo * %d; i < hi * %d; i++) {\n", n->cols, n->cols);
+        print_loads(w, n, "        ", 1, NULL, NULL, LOADS_ELEMENT);
+        fputs("        ", o);
+        out_ref(w, n, "i");
+        fputs(" = ", o);
+        print_expr(o, n->expr);
+        fputs(";\n    }\n", o);
+        return;
+    }
+    fputs("    for (long r = lo; r < hi; r++) {\n", o);
+    print_loads(w, n, "        ", 0, "r", "0", LOADS_ROW);
+    fprintf(o, "        for (long c = 0; c < %d; c++) {\n", n->cols);
+    print_loads(w, n, "            ", 0, "r", "c", LOADS_ELEMENT);
+    fprintf(o, "            ");
+    fprintf(o, "%c[%ld + r * %d + c] = ", BUFNAME[n->buffer], n->offset, n->cols);
+    print_expr(o, n->expr);
+    fputs(";\n        }\n    }\n", o);
+}
+
+/* The lanes of a row reduction (kernel.h: KERNEL_LANES), then their halving into acc. */
+static void print_rowsum_lanes(cw *w, const g_node *n, int G, int flat, int vcols, const char *init) {
+    FILE *o = w->o;
+    fprintf(o, "            float lane[%d];\n", KERNEL_LANES);
+    fprintf(o, "            for (long l = 0; l < %d; l++) lane[l] = %s;\n", KERNEL_LANES, init);
+    fprintf(o, "            for (long k0 = 0; k0 < %d; k0 += %d)\n", vcols, KERNEL_LANES);
+    fprintf(o, "                for (long l = 0; l < %d; l++) {\n", KERNEL_LANES);
+    fprintf(o, "                    const long c = j * %d + k0 + l;\n", G);
+    if (flat) fprintf(o, "                    const long i = r * %d + c;\n", n->dom_cols);
+    print_loads(w, n, "                    ", flat, "r", "c", LOADS_ELEMENT);
+    fputs("                    const float v = ", o);
+    print_expr(o, n->expr);
+    fprintf(o, ";\n                    lane[l] = %s;\n                }\n",
+            n->reduce_max ? "v > lane[l] ? v : lane[l]" : "lane[l] + v");
+    fprintf(o, "            for (long h = %d; h >= 1; h /= 2)\n", KERNEL_LANES / 2);
+    fprintf(o, "                for (long l = 0; l < h; l++) lane[l] = %s;\n",
+            n->reduce_max ? "lane[l + h] > lane[l] ? lane[l + h] : lane[l]" : "lane[l] + lane[l + h]");
+    fputs("            acc = lane[0];\n", o);
+}
+
+/* The order of llvm.c's emit_rowsum: lanes, halving, then the tail in order. */
+static void print_rowsum(cw *w, const g_node *n) {
+    FILE *o = w->o;
+    int G = n->dom_cols / n->cols, flat = kernel_flat_access(n), vcols = (int)kernel_vector_cols(n, 1);
+    const char *init = n->reduce_max ? "-INFINITY" : "0.0f";
+    const char *fold = n->reduce_max ? "v > acc ? v : acc" : "acc + v";
+    fputs("    for (long r = lo; r < hi; r++) {\n", o);
+    print_loads(w, n, "        ", flat, "r", "0", LOADS_ROW);
+    fprintf(o, "        for (long j = 0; j < %d; j++) {\n", n->cols);
+    fprintf(o, "            float acc = %s;\n", init);
+    if (vcols) print_rowsum_lanes(w, n, G, flat, vcols, init);
+    fprintf(o, "            for (long k = %d; k < %d; k++) {\n                const long c = j * %d + k;\n", vcols, G, G);
+    if (flat) fprintf(o, "                const long i = r * %d + c;\n", n->dom_cols);
+    print_loads(w, n, "                ", flat, "r", "c", LOADS_ELEMENT);
+    fputs("                const float v = ", o);
+    print_expr(o, n->expr);
+    fprintf(o, ";\n                acc = %s;\n            }\n", fold);
+    fprintf(o, "            %c[%ld + r * %d + j] = acc;\n        }\n    }\n", BUFNAME[n->buffer], n->offset, n->cols);
+}
+
+static void print_groupsum(cw *w, const g_node *n) {
+    FILE *o = w->o;
+    int flat = kernel_flat_access(n), by_cols = g_kernel_by_cols(n), group = n->dom_rows / n->rows;
+    const char *init = n->reduce_max ? "-INFINITY" : "0.0f";
+    if (by_cols) { /* units: columns, each summed over every row in order */
+        fprintf(o, "    for (long i = lo; i < hi; i++) %c[%ld + i] = %s;\n", BUFNAME[n->buffer], n->offset, init);
+        fprintf(o, "    for (long r = 0; r < %d; r++) {\n", n->dom_rows);
+    } else { /* units: the output's rows, each summing its group */
+        fprintf(o, "    for (long i = lo * %d; i < hi * %d; i++) %c[%ld + i] = %s;\n", n->cols, n->cols,
+                BUFNAME[n->buffer], n->offset, init);
+        fprintf(o, "    for (long r = lo * %d; r < hi * %d; r++) {\n", group, group);
+    }
+    print_loads(w, n, "        ", flat, "r", "0", LOADS_ROW);
+    if (by_cols) fputs("        for (long c = lo; c < hi; c++) {\n", o);
+    else fprintf(o, "        for (long c = 0; c < %d; c++) {\n", n->cols);
+    if (flat) fprintf(o, "            const long i = r * %d + c;\n", n->dom_cols);
+    print_loads(w, n, "            ", flat, "r", "c", LOADS_ELEMENT);
+    fprintf(o, "            float *at = &%c[%ld + (r / %d) * %d + c];\n            const float v = ", BUFNAME[n->buffer],
+            n->offset, n->dom_rows / n->rows, n->cols);
+    print_expr(o, n->expr);
+    fprintf(o, ";\n            *at = %s;\n        }\n    }\n", n->reduce_max ? "v > *at ? v : *at" : "*at + v");
+}
+
+/* dst's columns [dst_col0, dst_col0 + cols) = src's [src_col0, src_col0 + cols), row by row
+ * (src's rows broadcast): a CONCAT's part or a SLICE, as llvm.c's emit_copy_cols. */
+static void print_copy_cols(cw *w, const g_node *dst, int dst_col0, const g_node *src, int src_col0, int cols) {
+    FILE *o = w->o;
+    fprintf(o, "    for (long r = lo; r < hi; r++)\n        for (long c = 0; c < %d; c++)\n", cols);
+    fprintf(o, "            %c[%ld + r * %d + %d + c] = %c[%ld + ", BUFNAME[dst->buffer], dst->offset, dst->cols, dst_col0,
+            BUFNAME[src->buffer], src->offset);
+    if (src->rows == dst->rows) fprintf(o, "r * %d", src->cols);
+    else if (src->rows == 1) fputs("0", o);
+    else fprintf(o, "(r / %d) * %d", dst->rows / src->rows, src->cols);
+    fprintf(o, " + %d + c];\n", src_col0);
+}
+
+/* The body of a node's function, as llvm.c's emit_node. */
+static void print_node(cw *w, const g_node *n) {
+    switch (n->kind) {
+    case G_PARAM:
+    case G_DATA: return;
+    case G_NOISE: print_noise(w, n); return;
+    case G_MAP: print_map(w, n); return;
+    case G_MATMUL: print_matmul(w, n); return;
+    case G_ROWSUM: print_rowsum(w, n); return;
+    case G_GROUPSUM: print_groupsum(w, n); return;
+    case G_CONCAT: {
+        int col = 0;
+        for (int j = 0; j < n->nin; j++) {
+            print_copy_cols(w, n, col, n->in[j], 0, n->in[j]->cols);
+            col += n->in[j]->cols;
+        }
+        return;
+    }
+    case G_SLICE: print_copy_cols(w, n, 0, n->in[0], n->col0, n->cols); return;
+    case G_STATES: print_states(w, n); return;
+    case G_SAMPLE: print_sample(w, n); return;
+    case G_KLWEIGHT: print_kl_weight(w, n); return;
+    case G_IM2COL:
+    case G_COL2IM: print_window(w, n); return;
+    case G_TRANSPOSE: print_transpose(w, n); return;
+    }
+}
+
+/* A node's static function: its shape and expression in a comment, the
+ * buffers it touches, then its body. */
 static void print_kernel(cw *w, const g_node *n) {
     FILE *o = w->o;
     fprintf(o, "/* ");
@@ -230,148 +382,13 @@ static void print_kernel(cw *w, const g_node *n) {
     fprintf(o, "%s */\n", n->id < w->nfwd ? "" : "  (backward)");
     fputs("static void ", o);
     kernel_name(w, n);
-    if (g_kernel_has_loops(n)) /* units [lo, hi) of its rows (or columns): graph.h, g_kernel_units */
+    if (g_kernel_has_loops(n)) /* units [lo, hi) of its rows (or columns): kernel.h, g_kernel_units */
         fputs("(const void *arg, long lo, long hi) {\n    const vae_buffers *b = arg;\n", o);
     else
         fputs("(const vae_buffers *b) {\n", o);
     for (int k = 0; k < 4; k++)
         if (uses_buffer(n, (g_buffer)k)) fprintf(o, "    %sfloat *restrict %c = b->%c;\n", k == BUF_DATA ? "const " : "", BUFNAME[k], BUFNAME[k]);
-    switch (n->kind) {
-    case G_NOISE:
-        fprintf(o, "    vr_noise_%s_f32(b->ctx, &%c[%ld], %d, %d, %d, %d);\n", n->gumbel ? "gumbel" : "normal",
-                BUFNAME[n->buffer], n->offset, n->rows, n->cols, n->group, n->stream);
-        break;
-    case G_SAMPLE:
-        if (n->nin)
-            fprintf(o, "    vr_sample_f32(b->ctx, &%c[%ld], &%c[%ld], %d, %d, %d, %d, %d, %d);\n", BUFNAME[n->in[0]->buffer],
-                    n->in[0]->offset, BUFNAME[n->buffer], n->offset, n->rows, n->nvars, n->states, n->group, n->stream,
-                    n->bernoulli);
-        else
-            fprintf(o, "    vr_sample_f32(b->ctx, NULL, &%c[%ld], %d, %d, %d, %d, %d, %d);\n", BUFNAME[n->buffer],
-                    n->offset, n->rows, n->nvars, n->states, n->group, n->stream, n->bernoulli);
-        break;
-    case G_STATES:
-        fprintf(o, "    vr_states_f32(&%c[%ld], %d, %ld, %ld, %d, %d, %d);\n", BUFNAME[n->buffer], n->offset, n->rows,
-                n->stride, n->local, n->nvars, n->states, n->bernoulli);
-        break;
-    case G_KLWEIGHT:
-        fprintf(o, "    %c[%ld] = (float)(%.17g * (1.0 - b->ctx->kl_withheld));\n", BUFNAME[n->buffer], n->offset, n->value);
-        break;
-    case G_IM2COL:
-    case G_COL2IM: {
-        const g_window *win = &n->window;
-        fprintf(o, "    vr_%s_f32(&%c[%ld], &%c[%ld], %d, %d, %d, %d, %d, %d, %d);\n", kind_word(n),
-                BUFNAME[n->in[0]->buffer], n->in[0]->offset, BUFNAME[n->buffer], n->offset,
-                (int)g_window_images(n), win->c, win->h, win->w, win->k, win->stride, win->pad);
-        break;
-    }
-    case G_TRANSPOSE:
-        fprintf(o, "    vr_transpose_f32(&%c[%ld], &%c[%ld], %ld, %d, %d);\n", BUFNAME[n->in[0]->buffer], n->in[0]->offset,
-                BUFNAME[n->buffer], n->offset, (long)n->rows * n->cols / ((long)n->tp * n->tq), n->tp, n->tq);
-        break;
-    case G_MATMUL: {
-        const g_node *a = n->in[0], *m = n->in[1];
-        int k = n->trans_a ? a->rows : a->cols;
-        fprintf(o, "    vr_gemm_f32(%d, %d, %d, %d, %d, &%c[%ld], %d, &%c[%ld], %d, &%c[%ld], %d);\n", n->trans_a,
-                n->trans_b, n->rows, n->cols, k, BUFNAME[a->buffer], a->offset, a->cols, BUFNAME[m->buffer], m->offset,
-                m->cols, BUFNAME[n->buffer], n->offset, n->cols);
-        break;
-    }
-    case G_MAP:
-        if (flat_access(n)) {
-            fprintf(o, "    for (long i = lo * %d; i < hi * %d; i++) {\n", n->cols, n->cols);
-            print_loads(w, n, "        ", 1, NULL, NULL, LOADS_ELEMENT);
-            fputs("        ", o);
-            out_ref(w, n, "i");
-            fputs(" = ", o);
-            print_expr(o, n->expr);
-            fputs(";\n    }\n", o);
-        } else {
-            fputs("    for (long r = lo; r < hi; r++) {\n", o);
-            print_loads(w, n, "        ", 0, "r", "0", LOADS_ROW);
-            fprintf(o, "        for (long c = 0; c < %d; c++) {\n", n->cols);
-            print_loads(w, n, "            ", 0, "r", "c", LOADS_ELEMENT);
-            fprintf(o, "            ");
-            fprintf(o, "%c[%ld + r * %d + c] = ", BUFNAME[n->buffer], n->offset, n->cols);
-            print_expr(o, n->expr);
-            fputs(";\n        }\n    }\n", o);
-        }
-        break;
-    case G_ROWSUM: { /* the order of llvm.c's emit_rowsum: lanes, halving, then the tail */
-        int G = n->dom_cols / n->cols, flat = flat_access(n), vcols = vector_ok(n) ? G - G % VEC_LANES : 0;
-        const char *init = n->reduce_max ? "-INFINITY" : "0.0f";
-        const char *fold = n->reduce_max ? "v > acc ? v : acc" : "acc + v";
-        fputs("    for (long r = lo; r < hi; r++) {\n", o);
-        print_loads(w, n, "        ", flat, "r", "0", LOADS_ROW);
-        fprintf(o, "        for (long j = 0; j < %d; j++) {\n", n->cols);
-        fprintf(o, "            float acc = %s;\n", init);
-        if (vcols) {
-            fprintf(o, "            float lane[%d];\n", VEC_LANES);
-            fprintf(o, "            for (long l = 0; l < %d; l++) lane[l] = %s;\n", VEC_LANES, init);
-            fprintf(o, "            for (long k0 = 0; k0 < %d; k0 += %d)\n", vcols, VEC_LANES);
-            fprintf(o, "                for (long l = 0; l < %d; l++) {\n", VEC_LANES);
-            fprintf(o, "                    const long c = j * %d + k0 + l;\n", G);
-            if (flat) fprintf(o, "                    const long i = r * %d + c;\n", n->dom_cols);
-            print_loads(w, n, "                    ", flat, "r", "c", LOADS_ELEMENT);
-            fputs("                    const float v = ", o);
-            print_expr(o, n->expr);
-            fprintf(o, ";\n                    lane[l] = %s;\n                }\n",
-                    n->reduce_max ? "v > lane[l] ? v : lane[l]" : "lane[l] + v");
-            fprintf(o, "            for (long h = %d; h >= 1; h /= 2)\n", VEC_LANES / 2);
-            fprintf(o, "                for (long l = 0; l < h; l++) lane[l] = %s;\n",
-                    n->reduce_max ? "lane[l + h] > lane[l] ? lane[l + h] : lane[l]" : "lane[l] + lane[l + h]");
-            fputs("            acc = lane[0];\n", o);
-        }
-        fprintf(o, "            for (long k = %d; k < %d; k++) {\n                const long c = j * %d + k;\n", vcols, G, G);
-        if (flat) fprintf(o, "                const long i = r * %d + c;\n", n->dom_cols);
-        print_loads(w, n, "                ", flat, "r", "c", LOADS_ELEMENT);
-        fputs("                const float v = ", o);
-        print_expr(o, n->expr);
-        fprintf(o, ";\n                acc = %s;\n            }\n", fold);
-        fprintf(o, "            %c[%ld + r * %d + j] = acc;\n        }\n    }\n", BUFNAME[n->buffer], n->offset, n->cols);
-        break;
-    }
-    case G_GROUPSUM: {
-        int flat = flat_access(n), by_cols = g_kernel_by_cols(n), group = n->dom_rows / n->rows;
-        const char *init = n->reduce_max ? "-INFINITY" : "0.0f";
-        if (by_cols) { /* units: columns, each summed over every row in order */
-            fprintf(o, "    for (long i = lo; i < hi; i++) %c[%ld + i] = %s;\n", BUFNAME[n->buffer], n->offset, init);
-            fprintf(o, "    for (long r = 0; r < %d; r++) {\n", n->dom_rows);
-        } else { /* units: the output's rows, each summing its group */
-            fprintf(o, "    for (long i = lo * %d; i < hi * %d; i++) %c[%ld + i] = %s;\n", n->cols, n->cols,
-                    BUFNAME[n->buffer], n->offset, init);
-            fprintf(o, "    for (long r = lo * %d; r < hi * %d; r++) {\n", group, group);
-        }
-        print_loads(w, n, "        ", flat, "r", "0", LOADS_ROW);
-        if (by_cols) fputs("        for (long c = lo; c < hi; c++) {\n", o);
-        else fprintf(o, "        for (long c = 0; c < %d; c++) {\n", n->cols);
-        if (flat) fprintf(o, "            const long i = r * %d + c;\n", n->dom_cols);
-        print_loads(w, n, "            ", flat, "r", "c", LOADS_ELEMENT);
-        fprintf(o, "            float *at = &%c[%ld + (r / %d) * %d + c];\n            const float v = ", BUFNAME[n->buffer],
-                n->offset, n->dom_rows / n->rows, n->cols);
-        print_expr(o, n->expr);
-        fprintf(o, ";\n            *at = %s;\n        }\n    }\n", n->reduce_max ? "v > *at ? v : *at" : "*at + v");
-        break;
-    }
-    case G_CONCAT:
-    case G_SLICE: {
-        int col = 0;
-        for (int j = 0; j < n->nin; j++) {
-            const g_node *in = n->in[j];
-            int cols = n->kind == G_SLICE ? n->cols : in->cols, src0 = n->kind == G_SLICE ? n->col0 : 0;
-            fprintf(o, "    for (long r = lo; r < hi; r++)\n        for (long c = 0; c < %d; c++)\n", cols);
-            fprintf(o, "            %c[%ld + r * %d + %d + c] = %c[%ld + ", BUFNAME[n->buffer], n->offset, n->cols, col,
-                    BUFNAME[in->buffer], in->offset);
-            if (in->rows == n->rows) fprintf(o, "r * %d", in->cols);
-            else if (in->rows == 1) fputs("0", o);
-            else fprintf(o, "(r / %d) * %d", n->rows / in->rows, in->cols);
-            fprintf(o, " + %d + c];\n", src0);
-            col += cols;
-        }
-        break;
-    }
-    default: break;
-    }
+    print_node(w, n);
     fputs("}\n\n", o);
 }
 
@@ -877,7 +894,7 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
     unsigned used = 0; /* the elementwise helpers the kernels call, one bit per vx_op */
     for (int i = 0; i < n; i++)
         for (int k = 0; k < gs[i]->nnodes; k++)
-            if (!gs[i]->nodes[k]->fused && gs[i]->nodes[k]->expr) used |= ops_used(gs[i]->nodes[k]->expr);
+            if (!gs[i]->nodes[k]->fused && gs[i]->nodes[k]->expr) used |= kernel_ops_used(gs[i]->nodes[k]->expr);
     if (used & ((1u << VX_EXP) | (1u << VX_SIGMOID) | (1u << VX_SOFTPLUS)))
         fputs("/* exp without a library call (llvm.c fast_exp): n = floor(x log2 e + 1/2), r = x - n ln 2,\n"
               "   a polynomial for e^r, times 2^n; x clamped to [-87.336, 88.722].  The floor is exact\n"

@@ -365,32 +365,6 @@ g_node *loglik_rows(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node 
     return r;
 }
 
-int g_kernel_has_loops(const g_node *n) {
-    return n->kind == G_MAP || n->kind == G_ROWSUM || n->kind == G_GROUPSUM || n->kind == G_CONCAT ||
-           n->kind == G_SLICE;
-}
-
-int g_kernel_by_cols(const g_node *n) { return n->kind == G_GROUPSUM && n->rows == 1; }
-
-long g_kernel_units(const g_node *n) {
-    if (g_kernel_by_cols(n)) return n->cols;
-    return n->kind == G_ROWSUM ? n->dom_rows : n->rows;
-}
-
-/* Elements of work below which a kernel runs on one thread: waking the team's
- * member and waiting for it costs about a microsecond, a 128 x 128 map a few. */
-#define KERNEL_SPLIT_MIN 16384L
-
-/* A kernel whose units are columns (a bias's gradient) reads every row for
- * each part: shared out, a narrow one would be read once per part, a few
- * floats at a time.  Below this many columns one thread reads it once. */
-#define KERNEL_SPLIT_MIN_COLS 256
-
-int g_kernel_split(const g_node *n) {
-    if (g_kernel_by_cols(n) && n->cols < KERNEL_SPLIT_MIN_COLS) return 0;
-    return g_kernel_units(n) >= 2 && (long)n->dom_rows * n->dom_cols >= KERNEL_SPLIT_MIN;
-}
-
 int g_product_group(const g_graph *g, int i, const g_node **members) {
     const g_node *n = g->nodes[i];
     if (n->kind != G_MATMUL || n->fused || n->with_previous) return 0;

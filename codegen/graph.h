@@ -169,17 +169,7 @@ void g_free(g_graph *g);
 void g_differentiate(g_graph *g);
 /* Fuses elementwise chains and gives every node its buffer and offset (plan.c). */
 void g_plan(g_graph *g);
-/* How an elementwise kernel (MAP, ROWSUM, GROUPSUM, CONCAT, SLICE) is shared
- * between threads, the same in both back ends.  Its loops run over units
- * [lo, hi) of one independent axis: rows of its output, or the columns of a
- * GROUPSUM that sums every row into one.  No unit's value depends on where
- * the range is cut (each element's arithmetic is the same, in the same order),
- * so a kernel run in parts gives the same bits as one run whole. */
-int g_kernel_has_loops(const g_node *n); /* MAP, ROWSUM, GROUPSUM, CONCAT, SLICE: a loop kernel */
-long g_kernel_units(const g_node *n);
-int g_kernel_by_cols(const g_node *n); /* units are the output's columns, not its rows */
-/* Whether the kernel has enough work to be worth a second thread. */
-int g_kernel_split(const g_node *n);
+/* How the loop kernels read their inputs and are shared between threads: codegen/kernel.h. */
 /* The products that run as one job from node i on (with_previous chains), the
  * first being node i: their number, 0 when node i is not the first product of one. */
 int g_product_group(const g_graph *g, int i, const g_node **members);

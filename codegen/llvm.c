@@ -4,6 +4,7 @@
  * the runtime (include/vae/runtime.h).  There is no interpreter: the backward
  * pass is the same kind of code as the forward pass. */
 #include "codegen/backend.h"
+#include "codegen/kernel.h"
 #include "vae/runtime.h"
 
 #include <stddef.h>
@@ -25,20 +26,15 @@ typedef struct {
     LLVMValueRef fn;
     LLVMValueRef base[4]; /* indexed by g_buffer */
     LLVMValueRef ctxp;
-    LLVMValueRef lo, hi; /* a kernel's range of units (graph.h: g_kernel_units) */
+    LLVMValueRef lo, hi; /* a kernel's range of units (kernel.h: g_kernel_units) */
     int share;           /* large kernels run on the team (vr_split) */
     /* per element: loaded inputs, so an input read twice is loaded once */
     LLVMValueRef loaded[G_MAX_IN];
     /* per row: inputs with one value per row, loaded before the loop over columns */
     LLVMValueRef row_value[G_MAX_IN];
-    /* 0: expressions are scalar; VEC_LANES: <VEC_LANES x T> (the lanes of a split reduction) */
+    /* 0: expressions are scalar; KERNEL_LANES: <KERNEL_LANES x T> (the lanes of a split reduction) */
     int lanes;
 } cg;
-
-/* Row reductions are split over this many lanes (partial sums of the columns
- * k = l mod VEC_LANES, combined in a fixed tree, then the tail): the same order in
- * emitted C, so the two back ends stay bit-identical, and the loop is vector code. */
-#define VEC_LANES 16
 
 static LLVMValueRef i64c(cg *c, long v) { return LLVMConstInt(c->i64, (unsigned long long)v, 0); }
 static LLVMValueRef i32c(cg *c, int v) { return LLVMConstInt(c->i32, (unsigned long long)(unsigned)v, 1); }
@@ -46,7 +42,7 @@ static LLVMValueRef i32c(cg *c, int v) { return LLVMConstInt(c->i32, (unsigned l
 static LLVMValueRef splat(cg *c, LLVMValueRef scalar) {
     if (!c->lanes) return scalar;
     if (LLVMIsConstant(scalar)) {
-        LLVMValueRef v[VEC_LANES];
+        LLVMValueRef v[KERNEL_LANES];
         for (int i = 0; i < c->lanes; i++) v[i] = scalar;
         return LLVMConstVector(v, (unsigned)c->lanes);
     }
@@ -81,7 +77,7 @@ static LLVMValueRef math1(cg *c, const char *base, LLVMValueRef x) {
         snprintf(name, sizeof name, "%s.v%d%s", base, c->lanes, elem);
     else if (intrinsic)
         snprintf(name, sizeof name, "%s.%s", base, elem);
-    else /* a libm call: never in vector code (vector_ok) */
+    else /* a libm call: never in vector code (kernel.h: KERNEL_SCALAR_OPS) */
         snprintf(name, sizeof name, "%s%s", base, c->elem == VAE_F32 ? "f" : "");
     LLVMTypeRef t = ety(c);
     return call(c, name, t, &t, &x, 1);
@@ -218,7 +214,7 @@ static LLVMValueRef emit(cg *c, const element *el, const vx_expr *e) {
                 LLVMValueRef idx = el->flat ? el->flat : input_index(c, in, el->n->dom_rows, el->n->dom_cols, el->r, el->col);
                 if (!c->lanes)
                     c->loaded[e->in] = load(c, in, idx);
-                else { /* the lanes' columns are consecutive in this input (vector_ok) */
+                else { /* the lanes' columns are consecutive in this input (kernel_vector_cols) */
                     LLVMTypeRef vt = ety(c);
                     LLVMValueRef p = LLVMBuildBitCast(c->b, addr(c, in, idx), LLVMPointerType(vt, 0), "");
                     LLVMValueRef v = LLVMBuildLoad2(c->b, vt, p, "");
@@ -273,43 +269,21 @@ static LLVMValueRef element_value(cg *c, element *el) {
     return emit(c, el, el->n->expr);
 }
 
-static int flat_access(const g_node *n) {
-    for (int j = 0; j < n->nin; j++)
-        if (n->in[j]->rows != n->dom_rows || n->in[j]->cols != n->dom_cols) return 0;
-    return 1;
-}
-
-/* An input with one value per row of a wider domain: loaded once per row, before
- * the loop over columns, so that loop has no load its own stores might change
- * (which kept LLVM from vectorising it).  emit_c.c does the same. */
-static int row_invariant(const g_node *n, int j) { return n->in[j]->cols == 1 && n->dom_cols > 1; }
-
+/* The inputs with one value per row (kernel.h: kernel_load_per_row), loaded
+ * before the loop over columns. */
 static void load_row_values(cg *c, const g_node *n, LLVMValueRef r) {
     for (int j = 0; j < n->nin; j++)
-        if (vx_uses(n->expr, j) && !flat_access(n) && row_invariant(n, j))
+        if (vx_uses(n->expr, j) && kernel_load_per_row(n, j))
             c->row_value[j] = load(c, n->in[j], input_index(c, n->in[j], n->dom_rows, n->dom_cols, r, i64c(c, 0)));
 }
 
 static void forget_row_values(cg *c) { memset(c->row_value, 0, sizeof c->row_value); }
 
-/* Whether a row reduction can run as VEC_LANES-wide vector code: float, long
- * enough rows, no libm call in the expression, and every input either
- * row-invariant or with its columns consecutive in memory. */
-static unsigned expr_ops(const vx_expr *e) { return e ? (1u << e->op) | expr_ops(e->a) | expr_ops(e->b) | expr_ops(e->s) : 0; }
-
-static int vector_ok(const cg *c, const g_node *n) {
-    if (c->elem != VAE_F32 || n->dom_cols / n->cols < 2 * VEC_LANES) return 0;
-    if (expr_ops(n->expr) & ((1u << VX_LOG) | (1u << VX_LOG1P) | (1u << VX_TANH) | (1u << VX_SQRT))) return 0;
-    for (int j = 0; j < n->nin; j++)
-        if (vx_uses(n->expr, j) && n->in[j]->cols != n->dom_cols && !row_invariant(n, j)) return 0;
-    return 1;
-}
-
 /* ---------------------------------------------------------------- nodes */
 
 static void emit_map(cg *c, const g_node *n) {
     element el = {n, NULL, NULL, NULL};
-    if (flat_access(n)) {
+    if (kernel_flat_access(n)) {
         loop L;
         el.flat = loop_range(c, &L, range_lo(c, n->cols), range_hi(c, n->cols));
         store(c, n, el.flat, element_value(c, &el));
@@ -353,7 +327,7 @@ static LLVMValueRef reduce_loop(cg *c, const g_node *n, element *el, LLVMValueRe
     LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, k, i64c(c, count), ""), body, exit);
     LLVMPositionBuilderAtEnd(c->b, body);
     el->col = LLVMBuildNUWAdd(c->b, col0, LLVMBuildNUWAdd(c->b, i64c(c, first), LLVMBuildNUWMul(c->b, k, i64c(c, step), ""), ""), "");
-    el->flat = flat_access(n) ? LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, el->r, i64c(c, n->dom_cols), ""), el->col, "")
+    el->flat = kernel_flat_access(n) ? LLVMBuildNUWAdd(c->b, LLVMBuildNUWMul(c->b, el->r, i64c(c, n->dom_cols), ""), el->col, "")
                               : NULL;
     LLVMValueRef next_acc = combine(c, n, acc, element_value(c, el));
     LLVMValueRef next_k = LLVMBuildNUWAdd(c->b, k, i64c(c, 1), "");
@@ -366,12 +340,12 @@ static LLVMValueRef reduce_loop(cg *c, const g_node *n, element *el, LLVMValueRe
 }
 
 /* out[r, i] = sum (or max) of expr over columns i*G .. i*G + G - 1, G = dom_cols / cols.
- * Long rows: VEC_LANES partial results (lane l takes the columns k = l mod
- * VEC_LANES below the last multiple of VEC_LANES), combined by halving (lane l with
+ * Long rows: KERNEL_LANES partial results (lane l takes the columns k = l mod
+ * KERNEL_LANES below the last multiple of KERNEL_LANES), combined by halving (lane l with
  * lane l + h, h = 8, 4, 2, 1), then the remaining columns in order. */
 static void emit_rowsum(cg *c, const g_node *n) {
     element el = {n, NULL, NULL, NULL};
-    long G = n->dom_cols / n->cols, vector_cols = vector_ok(c, n) ? G - G % VEC_LANES : 0;
+    long G = n->dom_cols / n->cols, vector_cols = kernel_vector_cols(n, c->elem == VAE_F32);
     loop R, I;
     el.r = loop_range(c, &R, c->lo, c->hi);
     load_row_values(c, n, el.r);
@@ -380,11 +354,11 @@ static void emit_rowsum(cg *c, const g_node *n) {
     double init = n->reduce_max ? -HUGE_VAL : 0.0;
     LLVMValueRef acc = fc(c, init);
     if (vector_cols) {
-        c->lanes = VEC_LANES;
-        LLVMValueRef lanes = reduce_loop(c, n, &el, col0, 0, vector_cols / VEC_LANES, VEC_LANES, fc(c, init));
+        c->lanes = KERNEL_LANES;
+        LLVMValueRef lanes = reduce_loop(c, n, &el, col0, 0, vector_cols / KERNEL_LANES, KERNEL_LANES, fc(c, init));
         c->lanes = 0;
-        for (int h = VEC_LANES / 2; h >= 1; h /= 2) {
-            LLVMValueRef lo_idx[VEC_LANES], hi_idx[VEC_LANES];
+        for (int h = KERNEL_LANES / 2; h >= 1; h /= 2) {
+            LLVMValueRef lo_idx[KERNEL_LANES], hi_idx[KERNEL_LANES];
             for (int l = 0; l < h; l++) {
                 lo_idx[l] = i32c(c, l);
                 hi_idx[l] = i32c(c, l + h);
@@ -428,7 +402,7 @@ static void emit_groupsum(cg *c, const g_node *n) {
     LLVMValueRef in0 = LLVMBuildNUWMul(c->b, el.r, i64c(c, n->dom_cols), "");
     load_row_values(c, n, el.r);
     el.col = by_cols ? loop_range(c, &C, c->lo, c->hi) : loop_begin(c, &C, n->cols);
-    if (flat_access(n)) el.flat = LLVMBuildNUWAdd(c->b, in0, el.col, "");
+    if (kernel_flat_access(n)) el.flat = LLVMBuildNUWAdd(c->b, in0, el.col, "");
     LLVMValueRef at = LLVMBuildNUWAdd(c->b, row0, el.col, "");
     LLVMValueRef v = element_value(c, &el);
     store(c, n, at, combine(c, n, load(c, n, at), v));

@@ -26,7 +26,7 @@
 #define VR_SIMD_CLONES
 #endif
 
-/* Work below which one thread does all of it (see KERNEL_SPLIT_MIN in graph.c). */
+/* Work below which one thread does all of it (see KERNEL_SPLIT_MIN in codegen/kernel.c). */
 #define CONV_SPLIT_MIN 16384L
 
 typedef struct {
