@@ -55,6 +55,11 @@ static const char *const HELP_TRAIN =
     "                   or runs/MODEL-2, -3, ... when it holds a run); --epochs 0 writes the initial\n"
     "                   parameters.  Each epoch's checkpoint is written whole before its log row.\n"
     "  --force          replace the run in --out DIR (a folder holding a run is refused otherwise)\n"
+    "  --resume DIR     continue the run in DIR from its checkpoint, writing into DIR, up to\n"
+    "                   --epochs N in all (the total, not N more); the result is byte for byte\n"
+    "                   that of one uninterrupted run.  The settings recorded in DIR/log.csv\n"
+    "                   (model, data, --limit, --batch, --seed, --lr, optimiser, --warmup) must\n"
+    "                   match; a row lost to a crash is noted in the log as lost\n"
     "  --limit N        train on the first N examples only\n"
     "  --test-limit N   evaluate on the first N test examples only\n"
     "  --threads N      threads for matrix products and Adam (default: one per CPU; the result\n"
@@ -162,6 +167,7 @@ static int parse_option(const char *cmd, const char *a, const char *v, cli *c, i
     else if (strcmp(a, "--data-dir") == 0 && strcmp(cmd, "emit-llvm") != 0) c->run.data_dir = v;
     else if (strcmp(a, "--out") == 0 && strcmp(cmd, "train") == 0) c->run.out_dir = v;
     else if (strcmp(a, "--force") == 0 && strcmp(cmd, "train") == 0) c->run.force = 1;
+    else if (strcmp(a, "--resume") == 0 && strcmp(cmd, "train") == 0) c->run.resume_dir = v;
     else if (strcmp(a, "--params") == 0 &&
              (strcmp(cmd, "eval") == 0 || strcmp(cmd, "gradvar") == 0 || strcmp(cmd, "export") == 0))
         c->run.params = v;
@@ -288,8 +294,18 @@ static int cmd_train(cli *c) {
     const vae_model *m = vae_unit_model(u);
     resolve(c, m);
     vr_set_threads(c->threads);
-    char out[4096];
-    if (!c->run.out_dir) { /* runs/MODEL, or runs/MODEL-2, ... when it holds a run */
+    char out[4096], settings[256];
+    if (c->run.resume_dir && c->run.out_dir && strcmp(c->run.out_dir, c->run.resume_dir) != 0) {
+        fprintf(stderr, "vaec train: error: --out %s and --resume %s: a resumed run is written into its own folder\n",
+                c->run.out_dir, c->run.resume_dir);
+        vae_unit_free(u);
+        return 1;
+    }
+    snprintf(settings, sizeof settings, "estimator %s; samples %d; beta %.17g", m->est.name, m->est.samples,
+             m->est.beta);
+    c->run.model_settings = settings;
+    if (c->run.resume_dir) c->run.out_dir = c->run.resume_dir;
+    else if (!c->run.out_dir) { /* runs/MODEL, or runs/MODEL-2, ... when it holds a run */
         snprintf(out, sizeof out, "runs/%s", m->name);
         c->run.out_dir = out;
         c->run.out_dir_auto = 1;

@@ -21,9 +21,10 @@ fail() { echo "FAIL: $*"; exit 1; }
 WARN="-std=c11 -O2 -Wall -Wextra -pedantic -Werror"
 DATA="--data fashion-mnist:train --test fashion-mnist:test --limit 256 --test-limit 200 --seed 5 --epochs 1"
 
-# the values of each epoch line of two log.csv files agree to 1e-5 (columns 3-8; 9-10 are times)
+# the values of each epoch line of two log.csv files agree to 1e-5 (columns 3-8; 9-10 are times;
+# '#' lines are the settings)
 same_log() {
-    paste -d, "$1" "$2" | awk -F, 'NR > 1 { n = NF / 2
+    paste -d, "$1" "$2" | awk -F, 'NR > 1 && !/^#/ { n = NF / 2
         for (i = 3; i <= 8; i++) { a = $i; b = $(i + n)
             if (a == "nan" && b == "nan") continue
             d = a - b; if (d < 0) d = -d; m = (a < 0 ? -a : a); if (m < 1) m = 1

@@ -50,10 +50,10 @@ while [ $i -lt "$KILLS" ]; do
     killed="$killed $pid"
     [ -d "$run" ] || continue
     rows=0
-    [ -f "$run/log.csv" ] && rows=$(($(wc -l <"$run/log.csv") - 1))
+    [ -f "$run/log.csv" ] && rows=$(($(grep -vc '^#' "$run/log.csv") - 1)) # '#' lines: the run's settings
     [ $rows -ge 0 ] || fail "kill $i: log.csv has no header"
     if [ -f "$run/log.csv" ]; then
-        awk -F, 'NR > 1 && (NF != 10 || $1 != NR - 1) { exit 1 }' "$run/log.csv" \
+        grep -v '^#' "$run/log.csv" | awk -F, 'NR > 1 && (NF != 10 || $1 != NR - 1) { exit 1 }' \
             || { cat "$run/log.csv"; fail "kill $i: log.csv holds a torn or out-of-order row"; }
     fi
     if [ -f "$run/checkpoint.vaeckpt" ]; then
