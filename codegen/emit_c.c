@@ -705,7 +705,7 @@ static void print_main(FILE *o) {
     fputs("/* ================================================================ the command line (-DVAE_MAIN) */\n"
           "#ifdef VAE_MAIN\n"
           "static int usage(void) {\n"
-          "    fprintf(stderr, \"usage: %s train [--data SRC] [--test SRC] [--epochs N] [--lr F] [--seed N] [--out DIR] [--force]\\n\"\n"
+          "    fprintf(stderr, \"usage: %s train [--data SRC] [--test SRC] [--epochs N] [--lr F] [--seed N] [--out DIR] [--force] [--resume DIR]\\n\"\n"
           "                    \"                    [--limit N] [--test-limit N] [--warmup E] [--threads N]\\n\"\n"
           "                    \"       %s eval --params CKPT [--test SRC] [--iwae K] [--test-limit N] [--seed N] [--threads N]\\n\",\n"
           "            vae_program.model_name, vae_program.model_name);\n"
@@ -737,6 +737,7 @@ static void print_main(FILE *o) {
           "    o.seed = VAE_DEFAULT_SEED;\n"
           "    o.warmup = VAE_DEFAULT_WARMUP;\n"
           "    o.iwae = 1000;\n"
+          "    o.model_settings = VAE_MODEL_SETTINGS; /* recorded in log.csv, compared by --resume */\n"
           "    o.batch = vae_program.train.batch;\n"
           "    o.out_dir = \"runs/\" VAE_MODEL_NAME;\n"          "    o.out_dir_auto = 1; /* runs/MODEL-2, ... when runs/MODEL holds a run */\n"
           "    int threads = 0; /* one per CPU */\n"
@@ -754,6 +755,7 @@ static void print_main(FILE *o) {
           "        if (!strcmp(a, \"--data\") && train) o.data = v;\n"
           "        else if (!strcmp(a, \"--test\")) o.test = v;\n"
           "        else if (!strcmp(a, \"--out\") && train) { o.out_dir = v; o.out_dir_auto = 0; }\n"
+          "        else if (!strcmp(a, \"--resume\") && train) o.resume_dir = v; /* writes into that folder */\n"
           "        else if (!strcmp(a, \"--params\") && !train) o.params = v;\n"
           "        else if (!strcmp(a, \"--epochs\") && train) { if (number(a, v, 0, 1e6, &x)) return 1; o.epochs = (int)x; }\n"
           "        else if (!strcmp(a, \"--lr\") && train) { if (number(a, v, 1e-12, 1e6, &x)) return 1; o.lr = x; }\n"
@@ -894,6 +896,10 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
     fputs("\n#define VAE_DEFAULT_DATA ", c);
     if (t->data) print_string(c, t->data);
     else fputs("NULL", c);
+    char settings[256];
+    vae_model_settings(m, settings, sizeof settings);
+    fputs("\n#define VAE_MODEL_SETTINGS ", c);
+    print_string(c, settings);
     fputs("\n#define VAE_DEFAULT_TEST ", c);
     if (t->test) print_string(c, t->test);
     else fputs("NULL", c);

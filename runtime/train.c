@@ -508,10 +508,12 @@ static int cut_log(const trainer *t, const char *log, int epoch, char *err, size
         if (keep && line[0] != '#') last = e;
         line += len;
     }
-    if (dropped) printf("dropped %d row%s of %s after epoch %d, the checkpoint's\n", dropped, plural(dropped), f->log, epoch);
+    if (dropped)
+        printf("dropped %d row%s of %s after epoch %d, the checkpoint's\n", dropped, plural(dropped), f->log, epoch);
     for (int e = last + 1; e <= epoch; e++) {
         fprintf(out.f, "# epoch %d: row lost (the run stopped after its checkpoint, before its row)\n", e);
-        printf("epoch %2d  its log row was lost (the run stopped after the epoch's checkpoint); noted in %s\n", e, f->log);
+        printf("epoch %2d  its log row was lost (the run stopped after the epoch's checkpoint); noted in %s\n", e,
+               f->log);
     }
     return vr_output_commit(&out, err, errlen);
 }
@@ -825,11 +827,12 @@ int vr_train(const vr_program *p, const vr_options *o) {
                t.start_epoch >= o->epochs ? "; it has all the epochs asked for (--epochs is the total)" : "");
     if (h->begin && t.files.log_fd >= 0 && h->begin(h->self, t.files.dir)) rc = 1;
     for (int epoch = t.start_epoch + 1; epoch <= o->epochs && !rc; epoch++) rc = train_epoch(&t, epoch);
-    if (!rc && o->epochs == 0 && !o->resume_dir && run_files_commit(&t, 0, NULL, err, sizeof err)) { /* the initial parameters */
+    int initial = o->epochs == 0 && !o->resume_dir; /* --epochs 0: the initial parameters */
+    if (!rc && initial && run_files_commit(&t, 0, NULL, err, sizeof err)) {
         fprintf(stderr, "vaec: error: %s\n", err);
         rc = 1;
     }
-    if (!rc && t.files.committed_epoch == 0 && !o->resume_dir) printf("wrote the initial parameters to %s (0 epochs)\n", t.files.ckpt);
+    if (!rc && initial && t.files.committed_epoch == 0) printf("wrote the initial parameters to %s (0 epochs)\n", t.files.ckpt);
     else if (!rc && t.files.committed_epoch > 0) printf("wrote %s and %s\n", t.files.ckpt, t.files.log);
     if (h->end && h->end(h->self)) rc = 1;
     trainer_close(&t);

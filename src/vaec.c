@@ -301,8 +301,7 @@ static int cmd_train(cli *c) {
         vae_unit_free(u);
         return 1;
     }
-    snprintf(settings, sizeof settings, "estimator %s; samples %d; beta %.17g", m->est.name, m->est.samples,
-             m->est.beta);
+    vae_model_settings(m, settings, sizeof settings);
     c->run.model_settings = settings;
     if (c->run.resume_dir) c->run.out_dir = c->run.resume_dir;
     else if (!c->run.out_dir) { /* runs/MODEL, or runs/MODEL-2, ... when it holds a run */

@@ -59,6 +59,19 @@ cmp "$work/c1/checkpoint.vaeckpt" "$work/c-fashion_gauss/checkpoint.vaeckpt" \
 grep -q "threads expects a number" "$work/c1.out" || { cat "$work/c1.out"; fail "--threads x: no clear message"; }
 echo "ok   emitted trainer: --threads 1 gives the default's bits"
 
+# --resume crosses between the emitted trainer and vaec (the same settings lines in log.csv):
+# each continues the other's 1-epoch run to 2 epochs, and the two end with the same parameters
+gauss="$top_srcdir/examples/fashion_gauss.vae"
+cp -r "$work/c-fashion_gauss" "$work/c-resumed" && cp -r "$work/j-fashion_gauss" "$work/j-resumed" || fail "cp"
+"$vaec" train "$gauss" $DATA --epochs 2 --resume "$work/c-resumed" >"$work/r.out" 2>&1 \
+    || { cat "$work/r.out"; fail "vaec train --resume of the emitted trainer's run"; }
+OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$work/fashion_gauss-gcc" train $DATA --epochs 2 --resume "$work/j-resumed" \
+    >"$work/r.out" 2>&1 || { cat "$work/r.out"; fail "the emitted trainer's --resume of vaec's run"; }
+grep -q "^epoch  2" "$work/r.out" || { cat "$work/r.out"; fail "the emitted trainer's --resume trained no second epoch"; }
+"$floatdiff" "$work/c-resumed/checkpoint.vaeckpt" "$work/j-resumed/checkpoint.vaeckpt" 1e-5 >"$work/diff" \
+    || { cat "$work/diff"; fail "resumed across the emitted trainer and vaec: parameters differ"; }
+echo "ok   --resume across the emitted trainer and vaec: $(cat "$work/diff")"
+
 # built for speed as model.c's header advises (on SSE4.1 and AArch64 its exp floors with floorf
 # rather than by truncation): the same bits as the plain -O2 build, with gcc and with clang
 SPEED="-std=c11 -O3 -march=native -ffp-contract=off -fno-math-errno -fno-trapping-math -Wall -Wextra -pedantic -Werror"
