@@ -69,8 +69,8 @@ while [ $i -lt "$KILLS" ]; do
     for f in "$run"/* "$run"/.[!.]*; do
         [ -e "$f" ] || continue
         case $(basename "$f") in
-        checkpoint.vaeckpt | log.csv) ;;
-        checkpoint.vaeckpt.tmp.* | log.csv.tmp.*)
+        checkpoint.vaeckpt | log.csv | events.out.tfevents.* | *.png) ;; # the run's files, its events and grids
+        *.tmp.*)
             p=${f##*.tmp.}
             case " $killed " in *" $p "*) ;; *) fail "kill $i: $f is not the file of a killed run" ;; esac ;;
         *) fail "kill $i: unexpected file $f" ;;
