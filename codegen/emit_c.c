@@ -740,7 +740,7 @@ static void print_main(FILE *o) {
           "/* The usage on f (stdout for --help, stderr after a mistake); returns rc. */\n"
           "static int usage(FILE *f, const char *prog, int rc) {\n"
           "    fprintf(f, \"usage: %s train [--data SRC] [--test SRC] [--data-dir DIR] [--epochs N] [--lr F] [--seed N]\\n\"\n"
-          "               \"                [--out DIR] [--force] [--limit N] [--test-limit N] [--warmup E] [--threads N]\\n\"\n"
+          "               \"                [--out DIR] [--force] [--resume DIR] [--limit N] [--test-limit N] [--warmup E] [--threads N]\\n\"\n"
           "               \"       %s eval --params CKPT [--test SRC] [--data-dir DIR] [--iwae K] [--test-limit N] [--seed N]\\n\"\n"
           "               \"                [--threads N]\\n\"\n"
           "               \"the options of vaec train and vaec eval (vaec COMMAND --help), for the model %s\\n\",\n"
@@ -792,6 +792,7 @@ static void print_main(FILE *o) {
           "    o.seed = VAE_DEFAULT_SEED;\n"
           "    o.warmup = VAE_DEFAULT_WARMUP;\n"
           "    o.iwae = 1000;\n"
+          "    o.model_settings = VAE_MODEL_SETTINGS; /* recorded in log.csv, compared by --resume */\n"
           "    o.batch = vae_program.train.batch;\n"
           "    o.out_dir = \"runs/\" VAE_MODEL_NAME;\n"          "    o.out_dir_auto = 1; /* runs/MODEL-2, ... when runs/MODEL holds a run */\n"
           "    int threads = 0; /* one per CPU */\n"
@@ -813,6 +814,7 @@ static void print_main(FILE *o) {
           "        else if (!strcmp(a, \"--test\")) o.test = v;\n"
           "        else if (!strcmp(a, \"--data-dir\")) o.data_dir = v;\n"
           "        else if (!strcmp(a, \"--out\") && train) { o.out_dir = v; o.out_dir_auto = 0; }\n"
+          "        else if (!strcmp(a, \"--resume\") && train) o.resume_dir = v; /* writes into that folder */\n"
           "        else if (!strcmp(a, \"--params\") && !train) o.params = v;\n",
           o);
     print_option(o, "--epochs", " && train", "o.epochs = (int)n;");
@@ -954,6 +956,10 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
     fputs("\n#define VAE_DEFAULT_DATA ", c);
     if (t->data) print_string(c, t->data);
     else fputs("NULL", c);
+    char settings[256];
+    vae_model_settings(m, settings, sizeof settings);
+    fputs("\n#define VAE_MODEL_SETTINGS ", c);
+    print_string(c, settings);
     fputs("\n#define VAE_DEFAULT_TEST ", c);
     if (t->test) print_string(c, t->test);
     else fputs("NULL", c);

@@ -919,6 +919,13 @@ const char *vae_estimator_name(vae_estimator_kind k) {
     return "?";
 }
 
+void vae_model_settings(const vae_model *m, char *buf, size_t len) {
+    const vae_estimator *e = &m->est;
+    snprintf(buf, len, "estimator %s; samples %d; beta %.17g; temperature %.17g; hard %d; dreg %d; baseline %s",
+             vae_estimator_name(e->kind), e->samples, e->beta, e->temperature, e->hard, e->dreg,
+             e->baseline_loo ? "loo" : e->baseline ? "network" : "none");
+}
+
 static const char *latent_kind_name(vae_latent_kind k) {
     return k == LATENT_NORMAL ? "normal" : k == LATENT_CATEGORICAL ? "categorical" : "bernoulli";
 }

@@ -119,6 +119,10 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *out);
 ast_estimator *vae_parse_estimator(vae_source *src);
 const vae_param *vae_model_param(const vae_model *m, const char *name);
 const char *vae_estimator_name(vae_estimator_kind k);
+/* The estimator's settings that change what training computes but not the
+ * tensors, as one line: log.csv records it and `train --resume` compares it
+ * (vaec and emitted trainers write the same line). */
+void vae_model_settings(const vae_model *m, char *buf, size_t len);
 /* Writes the objective that the estimator maximises, as a formula. */
 void vae_print_objective(FILE *out, const vae_model *m);
 void vae_print_summary(FILE *out, const vae_model *m);

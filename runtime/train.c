@@ -302,9 +302,43 @@ static void log_column(char *buf, size_t len, const char *prefix, const char *na
     buf[n] = 0;
 }
 
+/* log.csv's column names, one line. */
+static void log_header(char *buf, size_t len, const vr_program *p) {
+    char train_col[128], test_col[128];
+    log_column(train_col, sizeof train_col, "train_", p->value_name);
+    log_column(test_col, sizeof test_col, "test_", p->eval_value_name);
+    snprintf(buf, len, "epoch,step,%s,%s,test_recon,test_kl,test_exact_logpx,kl_weight_factor,seconds,examples_per_second\n",
+             train_col, test_col);
+}
+
+/* A value of a "# key = value" line: a newline in a path would end the line early. */
+static const char *one_line(char *buf, size_t len, const char *s) {
+    snprintf(buf, len, "%s", s ? s : "(none)");
+    for (char *c = buf; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = '?';
+    return buf;
+}
+
+/* The settings that decide what a run computes, as "# key = value" lines at the
+ * top of log.csv; --resume compares them line by line (run_files_resume).  The
+ * thread count, --jit, the test data and the epoch count change no bit of the
+ * parameters, so they are not here.  `examples` is what --limit leaves. */
+#define LOG_SETTINGS_MAX (3 * VR_PATH_MAX + 1024)
+static void log_settings(char *buf, size_t len, const vr_program *p, const vr_options *o, int examples) {
+    char data[VR_PATH_MAX + 8], model[512], settings[512];
+    snprintf(buf, len,
+             "# model = %s\n# parameters = %ld in %d tensors\n# model settings = %s\n# data = %s\n# examples = %d\n"
+             "# batch = %d\n# seed = %llu\n# optimizer = %s\n# lr = %.17g\n# momentum = %.17g\n# warmup = %.17g\n",
+             one_line(model, sizeof model, p->model_name), p->param_floats, p->ntensors,
+             one_line(settings, sizeof settings, o->model_settings), one_line(data, sizeof data, o->data),
+             examples, p->train.batch, (unsigned long long)o->seed, o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr,
+             o->momentum, o->warmup);
+}
+
 /* Chooses and creates the folder, writes log.csv's header whole (which also
  * proves the folder writable), and with --force then removes the old checkpoint. */
-static int run_files_open(run_files *f, const vr_program *p, const vr_options *o, char *err, size_t errlen) {
+static int run_files_open(run_files *f, const vr_program *p, const vr_options *o, int examples, char *err,
+                          size_t errlen) {
     f->log_fd = -1;
     f->committed_epoch = -1;
     if (!o->out_dir) return 0;
@@ -313,13 +347,12 @@ static int run_files_open(run_files *f, const vr_program *p, const vr_options *o
     snprintf(f->ckpt, sizeof f->ckpt, "%s/%s", f->dir, RUN_FILES[0]);
     snprintf(f->log, sizeof f->log, "%s/%s", f->dir, RUN_FILES[1]);
     if (vr_output_check(f->ckpt, err, errlen)) return -1;
-    char train_col[128], test_col[128];
-    log_column(train_col, sizeof train_col, "train_", p->value_name);
-    log_column(test_col, sizeof test_col, "test_", p->eval_value_name);
+    char settings[LOG_SETTINGS_MAX], header[512];
+    log_settings(settings, sizeof settings, p, o, examples);
+    log_header(header, sizeof header, p);
     vr_output out;
     if (vr_output_open(&out, f->log, err, errlen)) return -1;
-    fprintf(out.f, "epoch,step,%s,%s,test_recon,test_kl,test_exact_logpx,kl_weight_factor,seconds,examples_per_second\n",
-            train_col, test_col);
+    fprintf(out.f, "%s%s", settings, header);
     if (vr_output_commit(&out, err, errlen)) return -1;
     if (unlink(f->ckpt) != 0 && errno != ENOENT) {
         snprintf(err, errlen, "%s: cannot remove the earlier run's checkpoint: %s", f->ckpt, strerror(errno));
@@ -343,6 +376,7 @@ typedef struct {
     int *order;
     vr_adam adam;
     long step;         /* steps taken (updates made) */
+    int start_epoch;   /* the epochs already done: 0, or the resumed checkpoint's */
     double compute;    /* this epoch's seconds in steps */
     run_files files;
 } trainer;
@@ -383,12 +417,154 @@ static int load_data(trainer *t, char *err, size_t errlen) {
     return 0;
 }
 
+/* ---- --resume: continuing the run of a folder
+ * The checkpoint gives the parameters, the optimiser's moments and the step;
+ * the step gives the epoch (steps are batches, every epoch has the same
+ * number); the data order, the noise and the KL warm-up are functions of
+ * (seed, epoch, step), so the next epoch computes what it would have computed
+ * in one uninterrupted run.  log.csv's settings lines must match this run's. */
+
+/* Lines of log.csv's "# key = value" settings that differ from `want` (the
+ * same form), as "key: A in the run, B now; ..." in diff; 0 when none do. */
+static int settings_differ(const char *have, const char *want, char *diff, size_t len) {
+    size_t n = 0;
+    diff[0] = 0;
+    for (const char *w = want; *w;) {
+        const char *we = strchr(w, '\n'), *eq = strstr(w, " = ");
+        size_t keylen = (size_t)(eq - w) + 3, linelen = (size_t)(we - w) + 1;
+        const char *h = have, *found = NULL;
+        for (; *h; h = strchr(h, '\n') ? strchr(h, '\n') + 1 : h + strlen(h))
+            if ((h == have || h[-1] == '\n') && strncmp(h, w, keylen) == 0) found = h;
+        if (!found || strncmp(found, w, linelen) != 0) {
+            const char *fe = found ? strchr(found, '\n') : NULL;
+            int flen = found ? (int)((fe ? fe : found + strlen(found)) - found - (long)keylen) : 0;
+            n += (size_t)snprintf(diff + n, n < len ? len - n : 0, "%s%.*s: %.*s in the run, %.*s now", n ? "; " : "",
+                                  (int)keylen - 5, w + 2, found ? flen : 9, found ? found + keylen : "not noted",
+                                  (int)(linelen - keylen - 1), w + keylen);
+        }
+        w = we + 1;
+    }
+    return n > 0;
+}
+
+/* The whole of log.csv in memory (NUL-terminated), or NULL with err set. */
+static char *read_log_file(const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (64L << 20)) {
+        snprintf(err, errlen, "%s: cannot resume: %s", path,
+                 !f ? strerror(errno) : !S_ISREG(st.st_mode) ? "not a regular file" : "larger than 64 MiB");
+        if (f) fclose(f);
+        return NULL;
+    }
+    char *buf = xcalloc((size_t)st.st_size + 1, 1);
+    size_t got = fread(buf, 1, (size_t)st.st_size, f);
+    buf[got] = 0;
+    fclose(f);
+    return buf;
+}
+
+/* Whether log.csv (`log`, whole) was written by a run computing what this one
+ * computes: its settings lines and column names; 0, or -1 with err saying what differs. */
+static int check_run_settings(const trainer *t, const char *log, char *err, size_t errlen) {
+    const run_files *f = &t->files;
+    char want[LOG_SETTINGS_MAX], header[512], diff[2048];
+    log_settings(want, sizeof want, t->p, t->o, t->n);
+    log_header(header, sizeof header, t->p);
+    const char *head = strstr(log, header);
+    if (!strstr(log, "# model = "))
+        snprintf(err, errlen, "%s: records no settings (an older vaec wrote it), so resuming cannot check that it "
+                              "continues the same computation", f->log);
+    else if (settings_differ(log, want, diff, sizeof diff))
+        snprintf(err, errlen, "%s: cannot resume with other settings than the run's: %s", f->dir, diff);
+    else if (!head || (head != log && head[-1] != '\n'))
+        snprintf(err, errlen, "%s: its column names are not this model's", f->log);
+    else
+        return 0;
+    return -1;
+}
+
+/* Rewrites log.csv (`log`, checked) to end at `epoch`, the checkpoint's: rows
+ * after it are dropped; a row missing for it (the run died between the
+ * checkpoint and the row) cannot be recomputed (its train column is the mean
+ * over the epoch's steps), so a "# epoch N: ..." line says it was lost, here
+ * and on stdout. */
+static int cut_log(const trainer *t, const char *log, int epoch, char *err, size_t errlen) {
+    const run_files *f = &t->files;
+    char header[512];
+    log_header(header, sizeof header, t->p);
+    const char *rows = strstr(log, header) + strlen(header);
+    vr_output out;
+    if (vr_output_open(&out, f->log, err, errlen)) return -1;
+    fwrite(log, 1, (size_t)(rows - log), out.f);
+    int last = 0, dropped = 0;
+    for (const char *line = rows; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) + 1 : strlen(line);
+        int e = atoi(line), keep = line[0] == '#' || (e <= epoch && end); /* a torn last row is dropped */
+        if (keep) fwrite(line, 1, len, out.f);
+        else dropped++;
+        if (keep && line[0] != '#') last = e;
+        line += len;
+    }
+    if (dropped)
+        printf("dropped %d row%s of %s after epoch %d, the checkpoint's\n", dropped, plural(dropped), f->log, epoch);
+    for (int e = last + 1; e <= epoch; e++) {
+        fprintf(out.f, "# epoch %d: row lost (the run stopped after its checkpoint, before its row)\n", e);
+        printf("epoch %2d  its log row was lost (the run stopped after the epoch's checkpoint); noted in %s\n", e,
+               f->log);
+    }
+    return vr_output_commit(&out, err, errlen);
+}
+
+/* Opens o->resume_dir's run: log.csv's settings checked against this run, the
+ * checkpoint into params, m, v and step, the log cut to the checkpoint's epoch
+ * and opened for appending. */
+static int run_files_resume(trainer *t, char *err, size_t errlen) {
+    run_files *f = &t->files;
+    const vr_program *p = t->p;
+    const char *dir = t->o->resume_dir;
+    struct stat st;
+    f->committed_epoch = -1;
+    if (strlen(dir) + 32 > sizeof f->dir) return snprintf(err, errlen, "%s: the path is too long", dir), -1;
+    snprintf(f->dir, sizeof f->dir, "%s", dir);
+    snprintf(f->ckpt, sizeof f->ckpt, "%s/%s", f->dir, RUN_FILES[0]);
+    snprintf(f->log, sizeof f->log, "%s/%s", f->dir, RUN_FILES[1]);
+    if (stat(dir, &st) != 0) return snprintf(err, errlen, "%s: cannot resume: %s", dir, strerror(errno)), -1;
+    if (!S_ISDIR(st.st_mode)) return snprintf(err, errlen, "%s: cannot resume: not a folder", dir), -1;
+    if (lstat(f->ckpt, &st) != 0)
+        return snprintf(err, errlen, "%s: no checkpoint to resume from (%s: %s)", dir, f->ckpt, strerror(errno)), -1;
+    remove_stale_temps(f->dir);
+    char *log = read_log_file(f->log, err, errlen);
+    long step = 0;
+    int rc = -1;
+    if (!log || check_run_settings(t, log, err, errlen) ||
+        vr_checkpoint_load(f->ckpt, p->tensors, p->ntensors, t->params, t->m, t->v, &step, err, errlen))
+        goto done;
+    if (step < 0 || step % t->nbatches != 0) { /* the settings matched: a checkpoint from elsewhere */
+        snprintf(err, errlen, "%s: its step %ld is not a whole number of epochs of this run's %d batches (batch %d, "
+                              "%d examples): it is not this run's checkpoint", f->ckpt, step, t->nbatches,
+                 p->train.batch, t->n);
+        goto done;
+    }
+    t->step = step;
+    t->start_epoch = (int)(step / t->nbatches);
+    if (cut_log(t, log, t->start_epoch, err, errlen)) goto done;
+    f->committed_epoch = t->start_epoch;
+    f->log_fd = open(f->log, O_WRONLY | O_APPEND | O_NOFOLLOW);
+    if (f->log_fd < 0) snprintf(err, errlen, "%s: cannot write: %s", f->log, strerror(errno));
+    else rc = 0;
+done:
+    free(log);
+    return rc;
+}
+
 static int trainer_open(trainer *t, const vr_program *p, const vr_options *o, char *err, size_t errlen) {
     memset(t, 0, sizeof *t);
     t->p = p;
     t->o = o;
     t->files.log_fd = -1;
-    if (load_data(t, err, errlen) || run_files_open(&t->files, p, o, err, errlen)) return -1;
+    if (load_data(t, err, errlen)) return -1;
     const vr_graph *g = &p->train;
     t->P = (size_t)p->param_floats;
     t->params = xcalloc(t->P, sizeof(float));
@@ -401,7 +577,8 @@ static int trainer_open(trainer *t, const vr_program *p, const vr_options *o, ch
     t->order = xcalloc((size_t)t->train.n, sizeof(int));
     vr_init_params(p, t->params, o->seed);
     t->adam = (vr_adam){(float)o->lr, 0.9f, 0.999f, 1e-8f};
-    return 0;
+    if (o->resume_dir) return run_files_resume(t, err, errlen);
+    return run_files_open(&t->files, p, o, t->n, err, errlen);
 }
 
 static void trainer_close(trainer *t) {
@@ -646,13 +823,17 @@ int vr_train(const vr_program *p, const vr_options *o) {
     printf(", %d epoch%s, %s lr %g\n", o->epochs, plural(o->epochs), o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr);
     fflush(stdout);
     const vr_hooks *h = &o->hooks;
+    if (t.start_epoch > 0 || o->resume_dir)
+        printf("resuming %s after epoch %d (step %ld)%s\n", t.files.dir, t.start_epoch, t.step,
+               t.start_epoch >= o->epochs ? "; it has all the epochs asked for (--epochs is the total)" : "");
     if (h->begin && t.files.log_fd >= 0 && h->begin(h->self, t.files.dir)) rc = 1;
-    for (int epoch = 1; epoch <= o->epochs && !rc; epoch++) rc = train_epoch(&t, epoch);
-    if (!rc && o->epochs == 0 && run_files_commit(&t, 0, NULL, err, sizeof err)) { /* the initial parameters */
+    for (int epoch = t.start_epoch + 1; epoch <= o->epochs && !rc; epoch++) rc = train_epoch(&t, epoch);
+    int initial = o->epochs == 0 && !o->resume_dir; /* --epochs 0: the initial parameters */
+    if (!rc && initial && run_files_commit(&t, 0, NULL, err, sizeof err)) {
         fprintf(stderr, "vaec: error: %s\n", err);
         rc = 1;
     }
-    if (!rc && t.files.committed_epoch == 0) printf("wrote the initial parameters to %s (0 epochs)\n", t.files.ckpt);
+    if (!rc && initial && t.files.committed_epoch == 0) printf("wrote the initial parameters to %s (0 epochs)\n", t.files.ckpt);
     else if (!rc && t.files.committed_epoch > 0) printf("wrote %s and %s\n", t.files.ckpt, t.files.log);
     if (h->end && h->end(h->self)) rc = 1;
     trainer_close(&t);

@@ -58,6 +58,11 @@ static const char *const HELP_TRAIN =
     "                   encoder), states.png (enumerable latents), curves.png, and a TensorBoard\n"
     "                   event file events.out.tfevents.* (tensorboard --logdir runs).\n"
     "  --force          replace the run in --out DIR (a folder holding a run is refused otherwise)\n"
+    "  --resume DIR     continue the run in DIR from its checkpoint, writing into DIR, up to\n"
+    "                   --epochs N in all (the total, not N more); the result is byte for byte\n"
+    "                   that of one uninterrupted run.  The settings recorded in DIR/log.csv\n"
+    "                   (model, data, --limit, --batch, --seed, --lr, optimiser, --warmup) must\n"
+    "                   match; a row lost to a crash is noted in the log as lost\n"
     "  --limit N        train on the first N examples only\n"
     "  --test-limit N   evaluate on the first N test examples only\n"
     "  --threads N      threads for matrix products and Adam (default: one per CPU; the result\n"
@@ -177,6 +182,7 @@ static int parse_option(const char *cmd, const char *a, const char *v, cli *c, i
     else if (strcmp(a, "--data-dir") == 0 && cmd_in(cmd, "train eval gradvar")) c->run.data_dir = v;
     else if (strcmp(a, "--out") == 0 && strcmp(cmd, "train") == 0) c->run.out_dir = v;
     else if (strcmp(a, "--force") == 0 && strcmp(cmd, "train") == 0) c->run.force = 1;
+    else if (strcmp(a, "--resume") == 0 && strcmp(cmd, "train") == 0) c->run.resume_dir = v;
     else if (strcmp(a, "--params") == 0 &&
              (strcmp(cmd, "eval") == 0 || strcmp(cmd, "gradvar") == 0 || strcmp(cmd, "export") == 0))
         c->run.params = v;
@@ -299,8 +305,17 @@ static int cmd_train(cli *c) {
     const vae_model *m = vae_unit_model(u);
     resolve(c, m);
     vr_set_threads(c->threads);
-    char out[4096];
-    if (!c->run.out_dir) { /* runs/MODEL, or runs/MODEL-2, ... when it holds a run */
+    char out[4096], settings[256];
+    if (c->run.resume_dir && c->run.out_dir && strcmp(c->run.out_dir, c->run.resume_dir) != 0) {
+        fprintf(stderr, "vaec train: error: --out %s and --resume %s: a resumed run is written into its own folder\n",
+                c->run.out_dir, c->run.resume_dir);
+        vae_unit_free(u);
+        return 1;
+    }
+    vae_model_settings(m, settings, sizeof settings);
+    c->run.model_settings = settings;
+    if (c->run.resume_dir) c->run.out_dir = c->run.resume_dir;
+    else if (!c->run.out_dir) { /* runs/MODEL, or runs/MODEL-2, ... when it holds a run */
         snprintf(out, sizeof out, "runs/%s", m->name);
         c->run.out_dir = out;
         c->run.out_dir_auto = 1;

@@ -21,9 +21,10 @@ fail() { echo "FAIL: $*"; exit 1; }
 WARN="-std=c11 -O2 -Wall -Wextra -pedantic -Werror"
 DATA="--data fashion-mnist:train --test fashion-mnist:test --limit 256 --test-limit 200 --seed 5 --epochs 1"
 
-# the values of each epoch line of two log.csv files agree to 1e-5 (columns 3-8; 9-10 are times)
+# the values of each epoch line of two log.csv files agree to 1e-5 (columns 3-8; 9-10 are times;
+# '#' lines are the settings)
 same_log() {
-    paste -d, "$1" "$2" | awk -F, 'NR > 1 { n = NF / 2
+    paste -d, "$1" "$2" | awk -F, 'NR > 1 && !/^#/ { n = NF / 2
         for (i = 3; i <= 8; i++) { a = $i; b = $(i + n)
             if (a == "nan" && b == "nan") continue
             d = a - b; if (d < 0) d = -d; m = (a < 0 ? -a : a); if (m < 1) m = 1
@@ -65,6 +66,19 @@ for bad in "--lr inf" "--epochs -1" "--seed 1.5"; do
         || { cat "$work/opt-c.out" "$work/opt-j.out"; fail "emitted trainer: $bad refused in other words than vaec's"; }
 done
 echo "ok   emitted trainer: options refused as vaec refuses them"
+
+# --resume crosses between the emitted trainer and vaec (the same settings lines in log.csv):
+# each continues the other's 1-epoch run to 2 epochs, and the two end with the same parameters
+gauss="$top_srcdir/examples/fashion_gauss.vae"
+cp -r "$work/c-fashion_gauss" "$work/c-resumed" && cp -r "$work/j-fashion_gauss" "$work/j-resumed" || fail "cp"
+"$vaec" train "$gauss" $DATA --epochs 2 --resume "$work/c-resumed" >"$work/r.out" 2>&1 \
+    || { cat "$work/r.out"; fail "vaec train --resume of the emitted trainer's run"; }
+OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$work/fashion_gauss-gcc" train $DATA --epochs 2 --resume "$work/j-resumed" \
+    >"$work/r.out" 2>&1 || { cat "$work/r.out"; fail "the emitted trainer's --resume of vaec's run"; }
+grep -q "^epoch  2" "$work/r.out" || { cat "$work/r.out"; fail "the emitted trainer's --resume trained no second epoch"; }
+"$floatdiff" "$work/c-resumed/checkpoint.vaeckpt" "$work/j-resumed/checkpoint.vaeckpt" 1e-5 >"$work/diff" \
+    || { cat "$work/diff"; fail "resumed across the emitted trainer and vaec: parameters differ"; }
+echo "ok   --resume across the emitted trainer and vaec: $(cat "$work/diff")"
 
 # built for speed as model.c's header advises (on SSE4.1 and AArch64 its exp floors with floorf
 # rather than by truncation): the same bits as the plain -O2 build, with gcc and with clang

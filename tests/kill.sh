@@ -50,10 +50,10 @@ while [ $i -lt "$KILLS" ]; do
     killed="$killed $pid"
     [ -d "$run" ] || continue
     rows=0
-    [ -f "$run/log.csv" ] && rows=$(($(wc -l <"$run/log.csv") - 1))
+    [ -f "$run/log.csv" ] && rows=$(($(grep -vc '^#' "$run/log.csv") - 1)) # '#' lines: the run's settings
     [ $rows -ge 0 ] || fail "kill $i: log.csv has no header"
     if [ -f "$run/log.csv" ]; then
-        awk -F, 'NR > 1 && (NF != 10 || $1 != NR - 1) { exit 1 }' "$run/log.csv" \
+        grep -v '^#' "$run/log.csv" | awk -F, 'NR > 1 && (NF != 10 || $1 != NR - 1) { exit 1 }' \
             || { cat "$run/log.csv"; fail "kill $i: log.csv holds a torn or out-of-order row"; }
     fi
     if [ -f "$run/checkpoint.vaeckpt" ]; then
@@ -69,9 +69,8 @@ while [ $i -lt "$KILLS" ]; do
     for f in "$run"/* "$run"/.[!.]*; do
         [ -e "$f" ] || continue
         case $(basename "$f") in
-        checkpoint.vaeckpt | log.csv) ;;
-        events.out.tfevents.* | samples.png | reconstructions.png | states.png | curves.png) ;; # vaec's own outputs
-        checkpoint.vaeckpt.tmp.* | log.csv.tmp.* | *.png.tmp.*)
+        checkpoint.vaeckpt | log.csv | events.out.tfevents.* | *.png) ;; # the run's files, its events and grids
+        *.tmp.*)
             p=${f##*.tmp.}
             case " $killed " in *" $p "*) ;; *) fail "kill $i: $f is not the file of a killed run" ;; esac ;;
         *) fail "kill $i: unexpected file $f" ;;

@@ -90,6 +90,9 @@ typedef struct {
     const char *out_dir;    /* log.csv and checkpoint.vaeckpt; NULL: write nothing */
     int out_dir_auto;       /* out_dir is the default name: DIR-2, DIR-3, ... when DIR holds a run */
     int force;              /* replace the run in out_dir (otherwise a folder holding one is refused) */
+    const char *resume_dir; /* continue the run in this folder from its checkpoint (out_dir is ignored) */
+    const char *model_settings; /* what else of the model changes the computation ("estimator = iwae(...)"),
+                                   recorded in log.csv and compared on resume; NULL: nothing */
     const char *params;     /* eval: the checkpoint to load */
     int iwae;               /* eval: samples for the IWAE estimate (0: skip) */
     int progress;           /* draw a progress bar (a terminal) */
