@@ -35,50 +35,10 @@ int vaec_image_shape_of(const vae_model *m, vaec_image_shape *s, char *why, size
     return -1;
 }
 
-int vaec_output_open(vaec_output *o, const char *path, char *err, size_t len) {
-    memset(o, 0, sizeof *o);
-    o->path = path;
-    struct stat st;
-    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        const char *what = S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a directory" : "not a regular file";
-        fail(err, len, "%s: is %s; vaec writes only regular files (give another name)", path, what);
-        return -1;
-    }
-    if (strlen(path) + 32 > sizeof o->tmp) {
-        fail(err, len, "%s: the name is too long", path);
-        return -1;
-    }
-    snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL, 0666); /* never through a link left at the name */
-    if (fd < 0 || !(o->f = fdopen(fd, "wb"))) {
-        fail(err, len, "%s: cannot write: %s", path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            remove(o->tmp);
-        }
-        return -1;
-    }
-    return 0;
-}
-
-int vaec_output_close(vaec_output *o, int ok, char *err, size_t len) {
-    if (!o->f) return -1;
-    int rc = ok ? 0 : -1;
-    if (fflush(o->f) != 0 || ferror(o->f)) {
-        if (ok) fail(err, len, "%s: cannot write: %s", o->path, strerror(errno));
-        rc = -1;
-    }
-    if (fclose(o->f) != 0 && rc == 0) {
-        fail(err, len, "%s: cannot write: %s", o->path, strerror(errno));
-        rc = -1;
-    }
-    o->f = NULL;
-    if (rc == 0 && rename(o->tmp, o->path) != 0) {
-        fail(err, len, "%s: cannot write: %s", o->path, strerror(errno));
-        rc = -1;
-    }
-    if (rc) remove(o->tmp);
-    return rc;
+int vaec_output_finish(vr_output *o, int ok, char *err, size_t len) {
+    if (ok) return vr_output_commit(o, err, len);
+    vr_output_discard(o);
+    return -1;
 }
 
 static unsigned char pixel(float v) {
@@ -163,13 +123,13 @@ int vaec_png_grid(const char *path, const float *const *tiles, int n, int cols, 
     if (cols > n) cols = n;
     int w, h;
     unsigned char *px = grid_pixels(tiles, n, cols, s, &w, &h);
-    vaec_output o;
-    int rc = vaec_output_open(&o, path, err, len);
+    vr_output o;
+    int rc = vr_output_open(&o, path, err, len);
     if (rc == 0) {
         png_failure fl = {""};
         int ok = png_write(o.f, px, w, h, s.channels, &fl) == 0;
         if (!ok) fail(err, len, "%s: cannot write the PNG: %s", path, fl.msg);
-        rc = vaec_output_close(&o, ok, err, len);
+        rc = vaec_output_finish(&o, ok, err, len);
     }
     free(px);
     return rc;

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "vae/runtime.h"
+
 struct vae_model;
 
 /* The shape of one image: channels (1 gray, 3 RGB), height, width.  Values are
@@ -33,18 +35,10 @@ int vaec_png_grid(const char *path, const float *const *tiles, int n, int cols, 
 /* The tiles of n consecutive images (malloc'd array of pointers into images). */
 const float **vaec_tiles(const float *images, int n, vaec_image_shape s);
 
-/* An output file in the making: tmp is in path's folder. */
-typedef struct {
-    const char *path;
-    char tmp[4200];
-    FILE *f;
-} vaec_output;
-
-/* Refuses a path that is a symlink, a directory or anything but a regular file,
- * then opens the temporary file.  0, or -1 with err. */
-int vaec_output_open(vaec_output *o, const char *path, char *err, size_t len);
-/* Closes and renames it over path when ok, removes it otherwise; 0, or -1 with
- * err (when ok and the close or rename failed). */
-int vaec_output_close(vaec_output *o, int ok, char *err, size_t len);
+/* Outputs are written through the runtime's vr_output (a temporary file renamed
+ * over the name, which must be new or a regular file; removed on signals).
+ * Finishes one: commits it when ok, discards it otherwise; 0, or -1 with err
+ * (when ok and the commit failed). */
+int vaec_output_finish(vr_output *o, int ok, char *err, size_t len);
 
 #endif

@@ -9,6 +9,8 @@
  * under 4 GiB: larger exports are refused before anything is written. */
 #include "src/npz.h"
 
+#include "vae/runtime.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -162,49 +164,24 @@ static void put_archive(zip_out *z, const npz_array *a, int n, const member *m) 
     put_le(z, 0, 2); /* comment length */
 }
 
-/* A path that exists must be a regular file: rename would replace a link itself (not
- * its target) and cannot replace a directory; a device must not be written at all. */
-static int check_output(const char *path, char *err, size_t errlen) {
-    struct stat st;
-    if (lstat(path, &st) != 0) {
-        if (errno == ENOENT) return 0;
-        return snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno)), -1;
-    }
-    const char *what = S_ISDIR(st.st_mode)   ? "a directory"
-                       : S_ISLNK(st.st_mode) ? "a symbolic link"
-                       : !S_ISREG(st.st_mode) ? "not a regular file (a device, a pipe or a socket)"
-                                              : NULL;
-    if (what) return snprintf(err, errlen, "%s: is %s; the output must be a new or a regular file", path, what), -1;
-    return 0;
-}
-
+/* Written through the runtime's vr_output: a new temporary file renamed over
+ * path, which must be a new name or a regular file (a link, a device or a
+ * folder is refused by name), removed on error and on signals. */
 int npz_write(const char *path, const npz_array *arrays, int n, char *err, size_t errlen) {
-    if (check_output(path, err, errlen)) return -1;
     member *m = calloc((size_t)(n > 0 ? n : 1), sizeof *m);
     if (!m) abort();
-    char *tmp = malloc(strlen(path) + 32);
-    if (!tmp) abort();
-    snprintf(tmp, strlen(path) + 32, "%s.tmp.%ld", path, (long)getpid());
-    int rc = plan_members(path, arrays, n, m, err, errlen);
-    int fd = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    zip_out z = {fd >= 0 ? fdopen(fd, "wb") : NULL, 0};
-    if (!rc && !z.f) {
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-        if (fd >= 0) close(fd), remove(tmp);
-        rc = -1;
-    }
+    vr_output out;
+    int rc = plan_members(path, arrays, n, m, err, errlen) || vr_output_open(&out, path, err, errlen) ? -1 : 0;
     if (!rc) {
-        errno = 0;
+        zip_out z = {out.f, 0};
         put_archive(&z, arrays, n, m);
-        if (fflush(z.f) != 0 || fsync(fileno(z.f)) != 0) z.bad = 1;
-        if (fclose(z.f) != 0) z.bad = 1;
-        if (z.bad || rename(tmp, path) != 0) {
+        if (z.bad || ferror(out.f)) {
             snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno ? errno : EIO));
-            remove(tmp);
+            vr_output_discard(&out);
             rc = -1;
-        }
+        } else
+            rc = vr_output_commit(&out, err, errlen);
     }
-    free(tmp);
     free(m);
     return rc;
 }

@@ -161,8 +161,8 @@ static int load_model(loaded_model *l, const picture_args *a) {
 
 /* .npy (float32, [n, d]) or .csv (n lines of d values) of the values. 0 or -1 (err). */
 static int write_values(const char *path, const float *x, int n, int d, int npy, char *err, size_t len) {
-    vaec_output o;
-    if (vaec_output_open(&o, path, err, len)) return -1;
+    vr_output o;
+    if (vr_output_open(&o, path, err, len)) return -1;
     if (npy) {
         const uint16_t probe = 1;
         char header[128];
@@ -177,7 +177,7 @@ static int write_values(const char *path, const float *x, int n, int d, int npy,
     } else
         for (long i = 0; i < n; i++)
             for (int j = 0; j < d; j++) fprintf(o.f, "%.9g%c", x[i * d + j], j + 1 < d ? ',' : '\n');
-    return vaec_output_close(&o, 1, err, len);
+    return vaec_output_finish(&o, !ferror(o.f), err, len);
 }
 
 /* The first n examples (or fewer) of --data, or of the train block's test: 0 with *x

@@ -321,11 +321,11 @@ int vaec_plot_curves(const char *log_csv, const char *png, char *err, size_t len
     else if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS)
         fail(err, len, "%s: cairo: %s", png, cairo_status_to_string(cairo_surface_status(s)));
     else {
-        vaec_output o;
-        if (vaec_output_open(&o, png, err, len) == 0) {
+        vr_output o;
+        if (vr_output_open(&o, png, err, len) == 0) {
             cairo_status_t st = cairo_surface_write_to_png_stream(s, write_to_file, o.f);
             if (st != CAIRO_STATUS_SUCCESS) fail(err, len, "%s: cannot write the PNG: %s", png, cairo_status_to_string(st));
-            rc = vaec_output_close(&o, st == CAIRO_STATUS_SUCCESS, err, len);
+            rc = vaec_output_finish(&o, st == CAIRO_STATUS_SUCCESS, err, len);
         }
     }
     if (s) cairo_surface_destroy(s);
