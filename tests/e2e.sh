@@ -6,13 +6,8 @@
 #  - eval of the checkpoint reproduces the training run's test ELBO, and the
 #    IWAE estimate of log p(x) lies above the ELBO;
 #  - bad data, checkpoints and options end in a clear message and status 1.
-top_srcdir=${top_srcdir:-.}
-top_builddir=${top_builddir:-.}
-vaec="$(cd "$top_builddir" && pwd)/vaec"
+. "${top_srcdir:-.}/tests/lib.sh"
 model="$top_srcdir/examples/fashion_gauss.vae"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 
 "$vaec" train "$model" --epochs 2 --limit 12800 --test-limit 2000 --seed 7 --out "$work/run" >"$work/train.out" 2>&1 \
     || { cat "$work/train.out"; fail "vaec train exited with $?"; }

@@ -5,13 +5,8 @@
 #  - a learning rate that makes the objective explode (huge but finite values
 #    exited 0 before): stopped, blaming the learning rate;
 #  - a fault in epoch 2 keeps epoch 1's checkpoint and log row as they were.
-top_srcdir=${top_srcdir:-.}
-top_builddir=${top_builddir:-.}
-vaec="$(cd "$top_builddir" && pwd)/vaec"
+. "${top_srcdir:-.}/tests/lib.sh"
 model="$top_srcdir/examples/fashion_gauss.vae"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 SMALL="--data fashion-mnist:test --test-limit 20 --jit quick"
 
 expect_fault() { # name expected-text...

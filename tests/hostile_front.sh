@@ -3,11 +3,7 @@
 # once crashed or exhausted the front end.  Each must end in a clear message
 # naming the file (and line:column where there is one), exit status 1, and no
 # signal (status < 128) - or, for the valid ones, in a normal run.
-top_srcdir=${top_srcdir:-.}
-top_builddir=${top_builddir:-.}
-vaec="$(cd "$top_builddir" && pwd)/vaec"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "${top_srcdir:-.}/tests/lib.sh"
 status=0
 failures=0
 fail() { echo "FAIL $name: $*"; status=1; failures=$((failures + 1)); }

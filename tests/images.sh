@@ -8,12 +8,7 @@
 #  - bad outputs (a symlink, a directory, a device, a wrong extension), a
 #    missing or mismatched checkpoint and a model without an encoder end in a
 #    message naming the file and status 1, with nothing written.
-top_srcdir=${top_srcdir:-.}
-top_builddir=${top_builddir:-.}
-vaec="$(cd "$top_builddir" && pwd)/vaec"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "${top_srcdir:-.}/tests/lib.sh"
 
 # The PNG's width, height, bit depth and colour type from its IHDR chunk: "W H DEPTH TYPE".
 png_header() {

@@ -6,13 +6,8 @@
 #    appended after the checkpoint is renamed);
 #  - the only other files are NAME.tmp.PID of killed runs, which the next run
 #    in the folder removes.
-top_srcdir=${top_srcdir:-.}
-top_builddir=${top_builddir:-.}
-vaec="$(cd "$top_builddir" && pwd)/vaec"
+. "${top_srcdir:-.}/tests/lib.sh"
 model="$top_srcdir/examples/fashion_gauss.vae"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 KILLS=${KILLS:-30}
 run="$work/run"
 params=$("$vaec" check "$model" | awk '$1 == "parameters" { print $2 }')

@@ -1,12 +1,7 @@
 #!/bin/sh
 # What vaec prints must be true (issue 26): each check here is a defect a user
 # met, which must not come back.
-top_srcdir=${top_srcdir:-.}
-top_builddir=${top_builddir:-.}
-vaec="$(cd "$top_builddir" && pwd)/vaec"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+. "${top_srcdir:-.}/tests/lib.sh"
 mix="$top_srcdir/examples/mixture_analytic.vae"
 
 # gradvar: an error in the third item of --estimators names its column in the list and shows a caret

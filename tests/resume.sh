@@ -9,13 +9,8 @@
 #    ends where the uninterrupted run ends;
 #  - refused, with what is wrong: another model, another --batch or --seed, a
 #    folder without a checkpoint, --out naming another folder.
-top_srcdir=${top_srcdir:-.}
-top_builddir=${top_builddir:-.}
-vaec="$(cd "$top_builddir" && pwd)/vaec"
+. "${top_srcdir:-.}/tests/lib.sh"
 model="$top_srcdir/examples/fashion_gauss.vae"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 SMALL="--limit 1280 --test-limit 200"
 
 train() { # ARGS...: a run that must succeed

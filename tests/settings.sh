@@ -3,11 +3,7 @@
 # each bad value, `vaec check` on a model that sets it must fail at the place
 # with "'NAME' must be WORDS" and `vaec train --NAME VALUE` with "--NAME expects
 # WORDS, got 'VALUE'", WORDS the same (one table: parser/settings.c).
-top_srcdir=${top_srcdir:-.}
-top_builddir=${top_builddir:-.}
-vaec="$(cd "$top_builddir" && pwd)/vaec"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "${top_srcdir:-.}/tests/lib.sh"
 status=0
 
 # NAME, the line in the train block, the option's value

@@ -8,13 +8,9 @@
 #  - eval refuses a folder as --params; --epochs 0 writes the initial parameters;
 #  - eval prints log p(x) once for `exact`, no KL gap for K = 1, no standard error
 #    for one example; log.csv's columns are identifiers; "1 epoch".
+. "${top_srcdir:-.}/tests/lib.sh"
 top_srcdir=$(cd "${top_srcdir:-.}" && pwd)
-top_builddir=${top_builddir:-.}
-vaec="$(cd "$top_builddir" && pwd)/vaec"
 model="$top_srcdir/examples/fashion_gauss.vae"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 SMALL="--data fashion-mnist:test --limit 256 --test-limit 20 --jit quick"
 expect_error() { # expected-text command...
     want=$1
