@@ -734,7 +734,8 @@ static void print_option(FILE *o, const char *option, const char *when, const ch
             s->integer ? "n" : "x", assign);
 }
 
-static void print_main(FILE *o) {
+/* The trainer's usage and its option parsers (vaec's ranges and words). */
+static void print_main_helpers(FILE *o) {
     fputs("/* ================================================================ the command line (-DVAE_MAIN) */\n"
           "#ifdef VAE_MAIN\n"
           "/* The usage on f (stdout for --help, stderr after a mistake); returns rc. */\n"
@@ -774,8 +775,14 @@ static void print_main(FILE *o) {
           "    if (!*s || *end || errno || !in_range((double)v, r)) return refuse(opt, r, s);\n"
           "    *out = v;\n"
           "    return 0;\n"
-          "}\n\n"
-          "int main(int argc, char **argv) {\n"
+          "}\n\n",
+          o);
+}
+
+/* The trainer and evaluator's main (-DVAE_MAIN): vaec train and eval's options. */
+static void print_main(FILE *o) {
+    print_main_helpers(o);
+    fputs("int main(int argc, char **argv) {\n"
           "    setvbuf(stdout, NULL, _IOLBF, 0); /* each line out before an error that follows it, also in a pipe */\n"
           "    vr_blas_select_core(argv);\n"
           "    if (argc >= 2 && (!strcmp(argv[1], \"--help\") || !strcmp(argv[1], \"-h\"))) return usage(stdout, argv[0], 0);\n"
