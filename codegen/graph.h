@@ -95,6 +95,7 @@ typedef struct g_node {
     long stride, local;  /* G_STATES: joint index j selects this latent's state (j / stride) % local */
     g_window window;     /* G_IM2COL, G_COL2IM */
     int tp, tq;          /* G_TRANSPOSE: p x q blocks, R = rows * cols / (p * q) of them */
+    long data_offset;    /* G_DATA: where its rows start in the call's data block (include/vae/driver.h) */
     int pixels;          /* lowering: an image kept pixel by pixel, [R*pixels, channels], standing for [R, channels*pixels] */
     struct g_node *standard; /* lowering: its channels-first transpose, once made */
     const vae_param *param; /* G_PARAM */
@@ -121,6 +122,8 @@ typedef struct {
     g_node *logpx_rows;   /* [B, 1] exact log p(x) (enumerable latents) */
     g_node *value_rows;   /* [B, 1] the estimate of what the estimator reports (see value_name) */
     g_node *api_out;      /* [B, width] what an encode, decode or sample graph returns */
+    g_node *correct_rows; /* [B, 1] 1 where q(y | x)'s most probable class is the example's label, else 0
+                             (a label with an encoder; evaluation only) */
 } g_outputs;
 
 typedef enum {

@@ -346,7 +346,7 @@ void g_plan(g_graph *g) {
             continue;
         case G_DATA:
             n->buffer = BUF_DATA;
-            n->offset = 0;
+            n->offset = n->data_offset;
             continue;
         default: break;
         }

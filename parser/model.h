@@ -22,6 +22,27 @@ typedef struct {
     vae_loc loc;
 } vae_dist;
 
+typedef enum {
+    EST_ANALYTIC, EST_UNIFORM, EST_REINFORCE, EST_REPARAM, EST_IWAE, EST_PRIOR, EST_EXACT,
+    EST_VIMCO, EST_GUMBEL,
+    EST_ELBO /* version 1: elbo(y: analytic, z: reparam, ...), each latent's estimator in vae_latent.est */
+} vae_estimator_kind;
+
+/* Version 1: how the gradient through one latent is taken (estimator elbo(NAME: EST, ...)).
+ * kind is EST_ANALYTIC (its states summed out: the latents drawn after it are drawn once
+ * per state), EST_REPARAM, EST_REINFORCE or EST_GUMBEL. */
+typedef struct {
+    vae_estimator_kind kind;
+    const struct ast_network *baseline; /* reinforce(baseline: b) */
+    int baseline_loo;                   /* reinforce(baseline: loo) */
+    double temperature;                 /* gumbel */
+    int hard;                           /* gumbel(hard: true) */
+    vae_loc loc;                        /* where it is named */
+} vae_latent_estimator;
+
+/* Latents and labels of one model. */
+#define VAE_MAX_LATENTS 16
+
 typedef enum { LATENT_NORMAL, LATENT_CATEGORICAL, LATENT_BERNOULLI } vae_latent_kind;
 
 typedef struct {
@@ -35,12 +56,15 @@ typedef struct {
     vae_dist prior;
     const ast_network *encoder; /* NULL when the model has none for it */
     vae_dist posterior;         /* what the encoder returns */
+    /* ---- version 1 (docs/structured.md) ---- */
+    const ast_network *prior_net; /* prior NAME(z | a, ...); NULL: the fixed prior after `~` (prior) */
+    int label;      /* `data y : label(K)`: observed with each example (categorical, nvars 1, states K);
+                       with an encoder, a latent wherever the example's label is not kept */
+    int nq_parents, q_parents[VAE_MAX_LATENTS]; /* the latents and labels its encoder reads (indices into latents[]) */
+    int np_parents, p_parents[VAE_MAX_LATENTS]; /* the latents and labels its prior network reads */
+    vae_latent_estimator est;      /* with EST_ELBO (the version 0 forms on a structured model become it) */
 } vae_latent;
 
-typedef enum {
-    EST_ANALYTIC, EST_UNIFORM, EST_REINFORCE, EST_REPARAM, EST_IWAE, EST_PRIOR, EST_EXACT,
-    EST_VIMCO, EST_GUMBEL
-} vae_estimator_kind;
 
 typedef struct {
     vae_estimator_kind kind;
@@ -65,6 +89,10 @@ typedef struct {
     int batch, epochs;
     unsigned long long seed;
     double warmup;                /* epochs of KL warm-up (0: none) */
+    /* version 1: labels */
+    const char *labels, *test_labels; /* label files for sources that do not carry them; NULL: none */
+    long labelled;                /* keep the labels of this many training examples (0: all) */
+    double classify;              /* weight of log q(y | x) on labelled examples (0: none) */
 } vae_train_settings;
 
 /* One learned tensor.  The checker lists them in a fixed order; the code
@@ -79,7 +107,6 @@ typedef struct {
     int owner;        /* the role of the network it belongs to (ast_net_role), or -1: a prior */
 } vae_param;
 
-#define VAE_MAX_LATENTS 16
 #define VAE_MAX_PARAMS 256
 /* Assignments in one network's body (the lowering's environment holds them
  * with the data and the latents: codegen/lower.h), and networks in a model
@@ -94,10 +121,16 @@ typedef struct vae_model {
     const ast_data *data;
     int data_dim;       /* floats per example */
     int binary;
-    int nlatents;
+    int binary_dynamic; /* binary(dynamic): each value drawn as a Bernoulli of its intensity at every use */
+    int nlatents;       /* latents and labels: a label is a vae_latent with label set */
     vae_latent latents[VAE_MAX_LATENTS];
     const ast_network *decoder;
-    vae_dist likelihood; /* what the decoder returns */
+    vae_dist likelihood;
+    /* ---- version 1 ---- */
+    int structured;     /* uses prior networks, encoders that read latents, labels or elbo(...): its graphs
+                           come from codegen/structured.c; a version 0 model keeps its builders and bits */
+    int posterior_order[VAE_MAX_LATENTS]; /* every latent after those its encoder reads */
+    int prior_order[VAE_MAX_LATENTS];     /* every latent after those its prior network reads */ /* what the decoder returns */
     const ast_network *baseline_net;
     vae_dist baseline_dist;
     vae_estimator est;

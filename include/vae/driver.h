@@ -8,6 +8,17 @@
 
 typedef void (*vr_graph_fn)(float *params, float *grads, float *arena, const float *data, const vr_ctx *ctx);
 
+/* The data block a graph of B examples reads: x, B rows of data_dim floats; then, when the
+ * model has a label (label_states K > 0), y_kept, B rows of K floats, the one-hot label where
+ * the example's label is kept for this call and zeros where it is hidden; then y_true, B rows
+ * of K floats, the one-hot label wherever it is known (zeros where not), which only the
+ * evaluation's classification error reads.  Training hides the labels of the examples outside
+ * the `labelled` subset; evaluation hides every label that has an encoder (label_inferred), so
+ * its ELBO is that of unlabelled data. */
+static inline long vr_data_floats(int batch, int data_dim, int label_states) {
+    return (long)batch * (data_dim + 2L * label_states);
+}
+
 /* One compiled graph: B examples, S samples each, and where its outputs live in the arena. */
 typedef struct {
     vr_graph_fn fn;
@@ -19,11 +30,16 @@ typedef struct {
     long logw_rows;  /* [B*S] log importance weights (-1: none) */
     long logpx_rows; /* [B] exact log p(x) (-1: none) */
     long value_rows; /* [B] per-example estimate of what the estimator reports (-1: none) */
+    long correct_rows; /* [B] 1 where the classifier q(y | x) picks the label, else 0 (-1: none) */
 } vr_graph;
 
 typedef struct {
     const char *model_name;
     int data_dim, binary;
+    int binary_dynamic;  /* binary(dynamic): each value a Bernoulli draw of its intensity at every use */
+    int label_states;    /* K of `data y : label(K)` (0: no label) */
+    int label_inferred;  /* the label has an encoder: a latent where it is hidden (semi-supervised) */
+    double classify;     /* the model's classify weight (reported only; the graphs hold it) */
     int ntensors;
     const vr_tensor_info *tensors;
     const float *init_bounds; /* per tensor: uniform(-b, b), 0 = zeros */
@@ -81,6 +97,8 @@ typedef struct {
 
 typedef struct {
     const char *data, *test, *data_dir;
+    const char *labels, *test_labels; /* label files for sources without their own (NULL: none) */
+    long labelled;          /* keep the labels of this many training examples, the same number per class (0: all) */
     int epochs, batch;
     int limit, test_limit;  /* use only the first N examples (0: all) */
     vr_optimizer optimizer;
@@ -119,6 +137,7 @@ typedef struct vr_scores {
     double elbo, recon, kl;  /* means over the examples */
     double exact_logpx;      /* exact log p(x), enumerable latents */
     double logpx, logpx_se;  /* IWAE estimate and its standard error (NaN: unknown, fewer than 2 examples) */
+    double classify_error;   /* fraction of examples whose most probable y under q(y | x) is wrong (NaN: none) */
     int n;
 } vr_scores;
 /* Mean ELBO terms of a data set at the given parameters (noise keyed on the example index). */
