@@ -203,11 +203,11 @@ static void print_noise(cw *w, const g_node *n) {
 static void print_sample(cw *w, const g_node *n) {
     FILE *o = w->o;
     if (n->nin)
-        fprintf(o, "    vr_sample_f32(b->ctx, &%c[%ld], &%c[%ld], %d, %d, %d, %d, %d, %d);\n", BUFNAME[n->in[0]->buffer],
-                n->in[0]->offset, BUFNAME[n->buffer], n->offset, n->rows, n->nvars, n->states, n->group, n->stream,
-                n->bernoulli);
+        fprintf(o, "    vr_sample_f32(b->ctx, &%c[%ld], %d, &%c[%ld], %d, %d, %d, %d, %d, %d);\n", BUFNAME[n->in[0]->buffer],
+                n->in[0]->offset, n->in[0]->rows, BUFNAME[n->buffer], n->offset, n->rows, n->nvars, n->states, n->group,
+                n->stream, n->bernoulli);
     else
-        fprintf(o, "    vr_sample_f32(b->ctx, NULL, &%c[%ld], %d, %d, %d, %d, %d, %d);\n", BUFNAME[n->buffer], n->offset,
+        fprintf(o, "    vr_sample_f32(b->ctx, NULL, 0, &%c[%ld], %d, %d, %d, %d, %d, %d);\n", BUFNAME[n->buffer], n->offset,
                 n->rows, n->nvars, n->states, n->group, n->stream, n->bernoulli);
 }
 

@@ -10,165 +10,12 @@
  *  - sampling (reparam, reinforce, uniform, prior, and the IWAE evaluation):
  *    samples are a leading dimension, S consecutive rows per example, so the
  *    decoder is one product with B*S rows. */
-#include "codegen/lower.h"
+#include "codegen/densities.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define C(v) vx_const(g, (v))
-#define IN(i) vx_in(g, (i))
-#define U(op, a) vx_un(g, (op), (a))
-#define BIN(op, a, b) vx_bin(g, (op), (a), (b))
-
-/* A node whose gradient is not followed (stop-gradient). */
-static g_node *detached(g_node *n) {
-    n->needs_grad = 0;
-    return n;
-}
-
-static g_node *sum_nodes(g_graph *g, g_node *acc, g_node *n) {
-    if (!acc) return n;
-    return g_map2(g, BIN(VX_ADD, IN(0), IN(1)), acc, n);
-}
-
-static g_node *constant(g_graph *g, double v, int rows, int cols) {
-    return detached(g_map(g, C(v), 0, NULL, rows, cols));
-}
-
-/* Row-wise maximum over groups of columns, without gradient. */
-static g_node *rowmax(g_graph *g, g_node *a, int cols) {
-    g_node *m = g_colgroupsum(g, a, cols);
-    m->reduce_max = 1;
-    return detached(m);
-}
-
-/* log sum_c exp(a[r, c]) over each row, the maximum subtracted: [R, C] -> [R, 1]. */
-static g_node *row_logsumexp(g_graph *g, g_node *a) {
-    g_node *m = rowmax(g, a, 1);
-    g_node *s = g_rowsum(g, g_map2(g, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), a, m));
-    return g_map2(g, BIN(VX_ADD, IN(0), U(VX_LOG, IN(1))), m, s);
-}
-
-/* log sum_s exp(a[b*S + s]) over the S rows of each example: [B*S, 1] -> [B, 1]. */
-static g_node *group_logsumexp(g_graph *g, g_node *a, int B) {
-    g_node *m = g_groupsum(g, a, B);
-    m->reduce_max = 1;
-    detached(m);
-    g_node *s = g_groupsum(g, g_map2(g, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), a, m), B);
-    return g_map2(g, BIN(VX_ADD, IN(0), U(VX_LOG, IN(1))), m, s);
-}
-
-/* A node with one row per example: a network output that ignores x (rows 1)
- * is copied to every row, since per-example quantities are read by row. */
-static g_node *per_example(g_graph *g, g_node *a, int B) {
-    if (a->rows == B) return a;
-    g_node *r = g_map1(g, IN(0), a);
-    r->rows = r->dom_rows = B;
-    return r;
-}
-
-/* Mean over rows of a [R, 1] column, times w: [1, 1]. */
-static g_node *mean_times(g_graph *g, g_node *a, double w) {
-    return g_map1(g, BIN(VX_MUL, C(w / a->rows), IN(0)), g_groupsum(g, a, 1));
-}
-
-/* The KL weight in force: beta, less what KL warm-up withholds at this step
- * (read from the step context at run time). [1, 1], no gradient. */
-static g_node *kl_weight(g_graph *g) {
-    g_node *w = detached(g_new(g, G_KLWEIGHT, 1, 1));
-    w->value = g->model->est.beta;
-    w->label = "KL weight";
-    return w;
-}
-
-/* ---------------------------------------------------------------- the latents' densities */
-
-/* The log-probabilities of a discrete distribution, in the form every
- * estimator needs: categorical -> log-softmax per variable [R, n*K];
- * bernoulli -> logits [R, n] (from probs when given so). */
-typedef struct {
-    g_node *table; /* NULL: a constant (uniform categorical, fixed bernoulli p) */
-    double constant;
-} logprob;
-
-static logprob discrete_logprob(g_graph *g, const vae_latent *l, g_node *arg, int is_probs, double fixed_p) {
-    logprob r = {0};
-    if (l->kind == LATENT_CATEGORICAL) {
-        if (!arg) {
-            r.constant = -log((double)l->states);
-            return r;
-        }
-        g_node *m = rowmax(g, arg, l->nvars);
-        g_node *s = g_colgroupsum(g, g_map2(g, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), arg, m), l->nvars);
-        r.table = g_map(g, BIN(VX_SUB, BIN(VX_SUB, IN(0), IN(1)), U(VX_LOG, IN(2))), 3,
-                        (g_node *[]){arg, m, s}, arg->rows, arg->cols);
-        r.table->label = vae_pool_printf(g->pool, "log q(%s)", l->name);
-        return r;
-    }
-    if (!arg) {
-        r.constant = log(fixed_p / (1 - fixed_p));
-        return r;
-    }
-    if (!is_probs) {
-        r.table = arg;
-        return r;
-    }
-    const vx_expr *lo = C(1e-7);
-    r.table = g_map1(g, BIN(VX_SUB, U(VX_LOG, BIN(VX_MAX, IN(0), lo)), U(VX_LOG, BIN(VX_MAX, BIN(VX_SUB, C(1), IN(0)), lo))),
-                     arg);
-    return r;
-}
-
-/* The node of a logprob table, or a [rows, cols] constant. */
-static g_node *table_or_constant(g_graph *g, logprob p, int cols) {
-    return p.table ? p.table : constant(g, p.constant, 1, cols);
-}
-
-/* KL(q || p) per example for a discrete latent, in closed form: [B, 1]. */
-static g_node *discrete_kl(g_graph *g, const vae_latent *l, logprob q, logprob p, int B) {
-    g_node *qt = q.table, *pt = table_or_constant(g, p, qt->cols);
-    const vx_expr *e;
-    if (l->kind == LATENT_CATEGORICAL) /* sum q (log q - log p) */
-        e = BIN(VX_MUL, U(VX_EXP, IN(0)), BIN(VX_SUB, IN(0), IN(1)));
-    else { /* per unit: s(l) (log s(l) - log s(m)) + s(-l) (log s(-l) - log s(-m)), log s(x) = -softplus(-x) */
-        const vx_expr *ql = IN(0), *pl = IN(1);
-        const vx_expr *q1 = U(VX_SIGMOID, ql), *q0 = BIN(VX_SUB, C(1), q1);
-        const vx_expr *lq1 = U(VX_NEG, U(VX_SOFTPLUS, U(VX_NEG, ql))), *lq0 = U(VX_NEG, U(VX_SOFTPLUS, ql));
-        const vx_expr *lp1 = U(VX_NEG, U(VX_SOFTPLUS, U(VX_NEG, pl))), *lp0 = U(VX_NEG, U(VX_SOFTPLUS, pl));
-        e = BIN(VX_ADD, BIN(VX_MUL, q1, BIN(VX_SUB, lq1, lp1)), BIN(VX_MUL, q0, BIN(VX_SUB, lq0, lp0)));
-    }
-    g_node *elem = g_map(g, e, 2, (g_node *[]){qt, pt}, B, qt->cols);
-    g_node *kl = g_rowsum(g, elem);
-    kl->label = vae_pool_printf(g->pool, "KL %s", l->name);
-    return kl;
-}
-
-/* log of a discrete density at given values z (one-hot or 0/1 rows): [rows(z), 1].
- * The table may have fewer rows (the samples of one example share it). */
-static g_node *discrete_logprob_at(g_graph *g, const vae_latent *l, logprob p, g_node *z) {
-    if (!p.table) {
-        if (l->kind == LATENT_CATEGORICAL) return constant(g, l->nvars * p.constant, z->rows, 1);
-        p.table = constant(g, p.constant, 1, z->cols); /* a constant logit per unit */
-    }
-    const vx_expr *e = l->kind == LATENT_CATEGORICAL ? BIN(VX_MUL, IN(0), IN(1))
-                                                     : BIN(VX_SUB, BIN(VX_MUL, IN(0), IN(1)), U(VX_SOFTPLUS, IN(1)));
-    return g_rowsum(g, g_map(g, e, 2, (g_node *[]){z, p.table}, z->rows, z->cols));
-}
-
-/* log of a discrete density at every enumerated state: [rows(table), J]
- * from a table [R, width] and the states T [J, width]. */
-static g_node *discrete_logprob_states(g_graph *g, const vae_latent *l, logprob p, g_node *T) {
-    if (!p.table) {
-        if (l->kind == LATENT_CATEGORICAL) return constant(g, l->nvars * p.constant, 1, T->rows);
-        p.table = constant(g, p.constant, 1, T->cols);
-    }
-    g_node *dot = g_matmul(g, p.table, 0, T, 1); /* [R, J] */
-    if (l->kind == LATENT_CATEGORICAL) return dot;
-    /* bernoulli: z . l - sum softplus(l) */
-    g_node *sp = g_rowsum(g, g_map1(g, U(VX_SOFTPLUS, IN(0)), p.table));
-    return g_map2(g, BIN(VX_SUB, IN(0), IN(1)), dot, sp);
-}
 
 /* ---------------------------------------------------------------- shared pieces */
 
@@ -226,11 +73,6 @@ static int prepare(lowering *L, prepared *P, int B, int S, int need_encoder) {
     return 0;
 }
 
-static void set_objective(g_graph *g, g_node *per_example_surrogate, double weight) {
-    g->out.objective = mean_times(g, per_example_surrogate, weight);
-    g->out.objective->label = "objective";
-}
-
 /* ---------------------------------------------------------------- reparam (and samples of normal latents) */
 
 /* z = mean + sd * eps for every normal latent: [B*S, L]; detached for score-function estimators. */
@@ -247,21 +89,6 @@ static g_node *normal_sample(lowering *L, prepared *P, int i, int detach) {
                       P->B * P->S, l->nvars);
     z->label = l->name;
     return detach ? detached(z) : z;
-}
-
-/* log q(z | x) - log p(z) of a normal latent at samples z (IWAE weights, REINFORCE's score). */
-static g_node *normal_logq(g_graph *g, const vae_latent *l, g_node *mean, g_node *spread, g_node *z) {
-    const vx_expr *d = BIN(VX_SUB, IN(0), IN(1));
-    const vx_expr *e = l->posterior.b_is_scale
-                           ? BIN(VX_SUB, BIN(VX_MUL, C(-0.5), BIN(VX_MUL, BIN(VX_DIV, d, IN(2)), BIN(VX_DIV, d, IN(2)))),
-                                 BIN(VX_ADD, U(VX_LOG, IN(2)), C(0.5 * LOG_2PI)))
-                           : BIN(VX_MUL, C(-0.5), BIN(VX_ADD, BIN(VX_ADD, BIN(VX_MUL, BIN(VX_MUL, d, d), U(VX_EXP, U(VX_NEG, IN(2)))), IN(2)),
-                                                    C(LOG_2PI)));
-    return g_rowsum(g, g_map(g, e, 3, (g_node *[]){z, mean, spread}, z->rows, z->cols));
-}
-
-static g_node *normal_logp(g_graph *g, g_node *z) {
-    return g_rowsum(g, g_map1(g, BIN(VX_MUL, C(-0.5), BIN(VX_ADD, BIN(VX_MUL, IN(0), IN(0)), C(LOG_2PI))), z));
 }
 
 /* ---------------------------------------------------------------- sampled estimators */
@@ -540,29 +367,7 @@ static int build_vimco(lowering *L, int B, int K) {
                          (g_node *[]){ll, logp, logq, kl_weight(g)}, B * K, 1);
     logw->label = "log w";
     g_node *bound = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), group_logsumexp(g, logw, B));
-    /* Duplicate samples give equal weights, so the maximum is often shared: the
-     * sum of the other weights is computed from the weights below the maximum
-     * (s_low) and the count of maxima, never as a difference that can cancel. */
-    g_node *lw = detached(g_map1(g, IN(0), logw));
-    g_node *mx = g_groupsum(g, lw, B);
-    mx->reduce_max = 1;
-    detached(mx);
-    const vx_expr *below = BIN(VX_SUB, IN(1), IN(0)); /* > 0: not a maximum */
-    g_node *s_low = detached(g_groupsum(g, g_map2(g, vx_select(g, below, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), C(0)), lw, mx), B));
-    g_node *count = detached(g_groupsum(g, g_map2(g, vx_select(g, below, C(0), C(1)), lw, mx), B));
-    g_node *sum = detached(g_groupsum(g, lw, B));
-    /* inputs: $0 log w_k, $1 M, $2 s_low, $3 count of maxima, $4 sum of log w */
-    const vx_expr *s_all = BIN(VX_ADD, IN(2), IN(3));
-    const vx_expr *others = vx_select(g, below, BIN(VX_SUB, s_all, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1)))),
-                                      BIN(VX_SUB, s_all, C(1)));
-    const vx_expr *a = BIN(VX_ADD, IN(1), U(VX_LOG, others));       /* log sum_{j != k} w_j (maybe -inf) */
-    const vx_expr *geo = BIN(VX_DIV, BIN(VX_SUB, IN(4), IN(0)), C(K - 1)); /* log geometric mean of the others */
-    const vx_expr *top = BIN(VX_MAX, a, geo);
-    const vx_expr *l_minus_k = BIN(VX_ADD, top, U(VX_LOG, BIN(VX_ADD, U(VX_EXP, BIN(VX_SUB, a, top)), U(VX_EXP, BIN(VX_SUB, geo, top)))));
-    g_node *signal = detached(g_map(g, BIN(VX_SUB, BIN(VX_ADD, IN(1), U(VX_LOG, s_all)), l_minus_k), 5,
-                                    (g_node *[]){lw, mx, s_low, count, sum}, B * K, 1));
-    signal->label = "L - L_-k";
-    g_node *score = g_groupsum(g, g_map2(g, BIN(VX_MUL, IN(0), IN(1)), signal, logq), B);
+    g_node *score = vimco_score(g, logw, logq, B, K);
     g->out.recon_rows = ll;
     g->out.kl_rows = P.kl;
     g->out.value_rows = bound;
@@ -572,44 +377,6 @@ static int build_vimco(lowering *L, int B, int K) {
 }
 
 /* ---------------------------------------------------------------- enumeration */
-
-/* log p(x | z_j) for every example and joint state: [B, J], from decoder
- * outputs a, b [J, D] (or [1, D]), as matrix products:
- *   sum_d x^2 A + x Bm + C  =  x^2 A^T + x Bm^T + 1 C^T. */
-static g_node *loglik_states(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node *b, int J) {
-    const int D = x->cols;
-    g_node *ones = constant(g, 1, 1, D);
-    g_node *Bm, *Cc, *A = NULL;
-    if (d->kind == DIST_BERNOULLI) {
-        if (!d->a_is_probs) { /* x l - softplus(l) */
-            Bm = a;
-            Cc = g_map1(g, U(VX_NEG, U(VX_SOFTPLUS, IN(0))), a);
-        } else { /* x (log p - log(1 - p)) + log(1 - p) */
-            const vx_expr *lo = C(1e-7);
-            const vx_expr *lp = U(VX_LOG, BIN(VX_MAX, IN(0), lo)), *lq = U(VX_LOG, BIN(VX_MAX, BIN(VX_SUB, C(1), IN(0)), lo));
-            Bm = g_map1(g, BIN(VX_SUB, lp, lq), a);
-            Cc = g_map1(g, lq, a);
-        }
-    } else { /* -0.5 (x - m)^2 / v - 0.5 log v - 0.5 log 2 pi, v = exp(lv) or s^2 */
-        const vx_expr *inv = d->b_is_scale ? BIN(VX_DIV, C(1), BIN(VX_MUL, IN(1), IN(1))) : U(VX_EXP, U(VX_NEG, IN(1)));
-        const vx_expr *logv = d->b_is_scale ? BIN(VX_MUL, C(2), U(VX_LOG, IN(1))) : IN(1);
-        A = g_map2(g, BIN(VX_MUL, C(-0.5), inv), a, b);
-        Bm = g_map2(g, BIN(VX_MUL, IN(0), inv), a, b);
-        Cc = g_map2(g, BIN(VX_MUL, C(-0.5), BIN(VX_ADD, BIN(VX_ADD, BIN(VX_MUL, BIN(VX_MUL, IN(0), IN(0)), inv), logv), C(LOG_2PI))),
-                    a, b);
-    }
-    g_node *xb = g_matmul(g, x, 0, Bm, 1);   /* [B, J] (or [B, 1]) */
-    g_node *c1 = g_matmul(g, ones, 0, Cc, 1); /* [1, J] */
-    g_node *ll;
-    if (A) {
-        g_node *x2 = detached(g_map1(g, BIN(VX_MUL, IN(0), IN(0)), x));
-        g_node *xa = g_matmul(g, x2, 0, A, 1);
-        ll = g_map(g, BIN(VX_ADD, BIN(VX_ADD, IN(0), IN(1)), IN(2)), 3, (g_node *[]){xb, xa, c1}, x->rows, J);
-    } else
-        ll = g_map(g, BIN(VX_ADD, IN(0), IN(1)), 2, (g_node *[]){xb, c1}, x->rows, J);
-    ll->label = "log p(x|z_j)";
-    return ll;
-}
 
 /* analytic: sum_j q(z_j|x) log p(x|z_j) - beta KL;  exact: log sum_j p(z_j) p(x|z_j). */
 static int build_enumerated(lowering *L, int B, int with_encoder, int objective_is_exact) {
@@ -686,7 +453,7 @@ int g_model_enumerable(const vae_model *m) { return enumerable(m); }
 /* ---------------------------------------------------------------- deployment graphs */
 
 /* The values every parameter of a distribution contributes, in order: a, then b. */
-static g_node *join(g_graph *g, g_node **parts, int n, int rows) {
+g_node *join_parts(g_graph *g, g_node **parts, int n, int rows) {
     if (n == 1 && parts[0]->rows == rows) return parts[0];
     int cols = 0;
     for (int i = 0; i < n; i++) cols += parts[i]->cols;
@@ -697,6 +464,8 @@ static g_node *join(g_graph *g, g_node **parts, int n, int rows) {
 
 int g_encode_width(const vae_model *m) {
     int w = 0;
+    for (int i = 0; i < m->nlatents; i++) /* an encoder that reads latents needs them drawn first: no encode graph */
+        if (m->latents[i].nq_parents) return 0;
     for (int i = 0; i < m->nlatents; i++) w += m->latents[i].width * (m->latents[i].posterior.b ? 2 : 1);
     return w;
 }
@@ -727,7 +496,7 @@ static int build_encode(lowering *L, int B) {
         parts[n++] = a;
         if (b) parts[n++] = b;
     }
-    g->out.api_out = join(g, parts, n, B);
+    g->out.api_out = join_parts(g, parts, n, B);
     return 0;
 }
 
@@ -736,7 +505,7 @@ static g_node *decoder_args(lowering *L, g_node **z) {
     g_node *a, *b;
     if (lower_decoder(L, z, &a, &b)) return NULL;
     g_node *parts[2] = {a, b};
-    return join(L->g, parts, b ? 2 : 1, z[0]->rows);
+    return join_parts(L->g, parts, b ? 2 : 1, z[0]->rows);
 }
 
 static int build_decode(lowering *L, int B) {
@@ -771,6 +540,13 @@ static int build_sample(lowering *L, int B, int decoder_args_only) {
     }
     g_node *a, *b;
     if (lower_decoder(L, z, &a, &b)) return -1;
+    return draw_data(L, a, b, B);
+}
+
+/* x ~ p(x | a, b) for B examples (0/1 draws, or mean + sd * eps) into api_out. */
+int draw_data(lowering *L, g_node *a, g_node *b, int B) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
     const vae_dist *d = &m->likelihood;
     a = per_example(g, a, B);
     if (d->kind == DIST_BERNOULLI) {
@@ -811,6 +587,10 @@ int g_batch_fits(const vae_model *m, g_purpose purpose, int batch, int samples, 
     int enumerated = (purpose == GRAPH_TRAIN || purpose == GRAPH_EVAL) && enumerable(m);
     if (enumerated)
         for (int i = 0; i < m->nlatents; i++) J *= (long long)m->latents[i].joint_states; /* at most 65536 */
+    if (m->structured) { /* every row holds an example, an enumerated state and a sample */
+        enumerated = 0;
+        S = vae_size_mul(S > 1 ? S : 1, g_structured_states(m, purpose));
+    }
     long long widest = m->max_example_values > 0 ? m->max_example_values : 1;
     long long rows = vae_size_mul(batch, S > 1 ? S : 1);
     char why[160] = "";
@@ -846,7 +626,9 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
     lowering L = {.g = g, .err = err ? err : stderr};
     int rc = -1, enc = encoders_trained(m);
     const char *unbuilt = NULL;
-    if (purpose == GRAPH_EVAL) {
+    if (m->structured && (rc = g_build_structured(&L, purpose, batch, samples)) != -2) {
+        /* built (or refused) by structured.c */
+    } else if (purpose == GRAPH_EVAL) {
         /* the ELBO without sampling noise where the latents can be enumerated */
         if (enumerable(m))
             rc = build_enumerated(&L, batch, enc, !enc);
@@ -863,6 +645,8 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
         rc = build_sample(&L, batch, purpose == GRAPH_PRIOR_DECODE);
     } else if (purpose == GRAPH_IWAE) {
         rc = build_sampled(&L, SAMPLE_IWAE_EVAL, batch, samples);
+    } else if (m->structured) {
+        rc = -1; /* structured.c serves every other purpose */
     } else
         switch (m->est.kind) {
         case EST_REPARAM: rc = build_sampled(&L, SAMPLE_REPARAM, batch, samples); break;

@@ -160,6 +160,9 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
  * (parser/limits.h); if not, and err is not NULL, says why there.  g_build
  * refuses a graph that does not fit. */
 int g_batch_fits(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err);
+/* The joint states a structured model's graph of this purpose enumerates: its rows are
+ * batch x states x samples (structured.c). */
+long long g_structured_states(const vae_model *m, g_purpose purpose);
 /* Whether every latent is discrete with at most 65,536 joint states. */
 int g_model_enumerable(const vae_model *m);
 /* Widths of the deployment graphs' rows: encoder outputs, latent values, decoder outputs. */

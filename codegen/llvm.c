@@ -486,12 +486,13 @@ static void emit_states(cg *c, const g_node *n) {
 }
 
 static void emit_sample(cg *c, const g_node *n) {
-    LLVMTypeRef types[9] = {c->ptr, c->tptr, c->tptr, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32};
+    LLVMTypeRef types[10] = {c->ptr, c->tptr, c->i32, c->tptr, c->i32, c->i32, c->i32, c->i32, c->i32, c->i32};
     LLVMValueRef logits = n->nin ? addr(c, n->in[0], i64c(c, 0)) : LLVMConstNull(c->tptr);
-    LLVMValueRef args[9] = {c->ctxp,           logits,          addr(c, n, i64c(c, 0)),
-                            i32c(c, n->rows),  i32c(c, n->nvars), i32c(c, n->states),
-                            i32c(c, n->group), i32c(c, n->stream), i32c(c, n->bernoulli)};
-    call(c, c->elem == VAE_F32 ? "vr_sample_f32" : "vr_sample_f64", c->voidt, types, args, 9);
+    LLVMValueRef args[10] = {c->ctxp,           logits,            i32c(c, n->nin ? n->in[0]->rows : 0),
+                             addr(c, n, i64c(c, 0)), i32c(c, n->rows), i32c(c, n->nvars),
+                             i32c(c, n->states), i32c(c, n->group), i32c(c, n->stream),
+                             i32c(c, n->bernoulli)};
+    call(c, c->elem == VAE_F32 ? "vr_sample_f32" : "vr_sample_f64", c->voidt, types, args, 10);
 }
 
 /* beta * (1 - ctx->kl_withheld); the field's offset is fixed by vr_ctx's layout */

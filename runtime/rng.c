@@ -98,15 +98,15 @@ DEFINE_GUMBEL(vr_noise_gumbel_f32, float)
 DEFINE_GUMBEL(vr_noise_gumbel_f64, double)
 
 #define DEFINE_SAMPLE(NAME, T)                                                                                     \
-    void NAME(const vr_ctx *ctx, const T *logits, T *dst, int rows, int nvars, int states, int group, int stream, \
-              int bernoulli) {                                                                                     \
+    void NAME(const vr_ctx *ctx, const T *logits, int logits_rows, T *dst, int rows, int nvars, int states, int group, \
+              int stream, int bernoulli) {                                                                                     \
         uint32_t k0, k1;                                                                                           \
         key_of(ctx->seed, (uint32_t)stream, &k0, &k1);                                                             \
         int width = bernoulli ? nvars : nvars * states;                                                            \
         for (int r = 0; r < rows; r++) {                                                                           \
             uint32_t example = (uint32_t)(ctx->example0 + (uint64_t)(r / group));                                  \
             uint32_t sample = (uint32_t)(ctx->sample0 + (uint64_t)(r % group));                                    \
-            const T *l = logits ? logits + (size_t)(r / group) * (size_t)width : NULL;                             \
+            const T *l = logits ? logits + (size_t)(r / (rows / logits_rows)) * (size_t)width : NULL;                             \
             T *out = dst + (size_t)r * (size_t)width;                                                              \
             for (int v = 0; v < nvars; v++) {                                                                      \
                 double u = keyed_uniform(k0, k1, (uint32_t)v, sample, example, (uint32_t)ctx->step);              \

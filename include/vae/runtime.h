@@ -48,12 +48,13 @@ void vr_noise_gumbel_f32(const vr_ctx *ctx, float *dst, int rows, int cols, int 
 void vr_noise_gumbel_f64(const vr_ctx *ctx, double *dst, int rows, int cols, int group, int stream);
 /* Samples of a discrete latent for a [rows, width] tensor whose rows are
  * `group` samples of each example: categorical (one-hot, width nvars*states)
- * or bernoulli (0/1, width nvars), from logits [rows / group, width] or, when
- * logits is NULL, uniformly.  Keyed like the normal noise. */
-void vr_sample_f32(const vr_ctx *ctx, const float *logits, float *dst, int rows, int nvars, int states, int group,
-                   int stream, int bernoulli);
-void vr_sample_f64(const vr_ctx *ctx, const double *logits, double *dst, int rows, int nvars, int states, int group,
-                   int stream, int bernoulli);
+ * or bernoulli (0/1, width nvars), from logits [logits_rows, width] (row r reads
+ * logits row r / (rows / logits_rows): per example, per enumerated state, or per
+ * row) or, when logits is NULL, uniformly.  Keyed like the normal noise. */
+void vr_sample_f32(const vr_ctx *ctx, const float *logits, int logits_rows, float *dst, int rows, int nvars, int states,
+                   int group, int stream, int bernoulli);
+void vr_sample_f64(const vr_ctx *ctx, const double *logits, int logits_rows, double *dst, int rows, int nvars,
+                   int states, int group, int stream, int bernoulli);
 /* The enumerated states of one latent, one row per joint state j of all the
  * latents: this latent's state is s = (j / stride) % local, written as the
  * base-`states` digits of s, one-hot (or 0/1 when bernoulli), variable 0
