@@ -290,8 +290,9 @@ static g_node *decode(pass *P) {
 
 /* ---------------------------------------------------------------- the ELBO */
 
-/* The enumerated latents' weights Q(b,j) = prod_i W_i and terms e(b,j) = sum_i (log p - log q),
- * [B*J, 1].  A kept label weighs 1 at its state and 0 elsewhere, and has no log q term. */
+/* The enumerated latents' weights Q(b,j) = prod_i W_i and their posterior terms
+ * e(b,j) = -sum_i log q, [B*J, 1].  A kept label weighs 1 at its state and 0 elsewhere,
+ * and has no log q term.  (Their log p terms are per row: latent_terms.) */
 static void enumerated_terms(pass *P, g_node **Q, g_node **e) {
     g_graph *g = P->g;
     *Q = *e = NULL;
@@ -303,11 +304,10 @@ static void enumerated_terms(pass *P, g_node **Q, g_node **e) {
             const vx_expr *hidden = BIN(VX_SUB, C(1), IN(0));
             W = g_map(g, BIN(VX_ADD, BIN(VX_MUL, IN(0), IN(1)), BIN(VX_MUL, hidden, U(VX_EXP, IN(2)))), 3,
                       (g_node *[]){P->kept, at_label, P->lq[i]}, P->B * P->J, 1);
-            t = g_map(g, BIN(VX_SUB, IN(1), BIN(VX_MUL, hidden, IN(2))), 3, (g_node *[]){P->kept, P->lp[i], P->lq[i]},
-                      P->B * P->J, 1);
+            t = g_map2(g, U(VX_NEG, BIN(VX_MUL, hidden, IN(1))), P->kept, P->lq[i]);
         } else {
             W = g_map1(g, U(VX_EXP, IN(0)), P->lq[i]);
-            t = g_map2(g, BIN(VX_SUB, IN(0), IN(1)), P->lp[i], P->lq[i]);
+            t = g_map1(g, U(VX_NEG, IN(0)), P->lq[i]);
         }
         *Q = *Q ? g_map2(g, BIN(VX_MUL, IN(0), IN(1)), *Q, W) : W;
         *e = sum_nodes(g, *e, t);
@@ -315,20 +315,45 @@ static void enumerated_terms(pass *P, g_node **Q, g_node **e) {
     if (*Q) (*Q)->label = "q(states)";
 }
 
-/* The sampled latents' closed-form KL terms, summed: up to [B*J*S, 1] (NULL: none). */
-static g_node *sampled_kl(pass *P) {
+/* Whether latent d is drawn after latent i in the posterior (reads it, or reads one that does). */
+static int q_descendant(const vae_model *m, int d, int i) {
+    for (int k = 0; k < m->latents[d].nq_parents; k++) {
+        int p = m->latents[d].q_parents[k];
+        if (p == i || q_descendant(m, p, i)) return 1;
+    }
+    return 0;
+}
+
+/* A sampled latent's KL can be taken in closed form given its parents' values unless its
+ * prior reads a latent drawn after it: then the expectation over it is not separable. */
+static int closed_form(const vae_model *m, int i) {
+    for (int k = 0; k < m->latents[i].np_parents; k++)
+        if (q_descendant(m, m->latents[i].p_parents[k], i)) return 0;
+    return 1;
+}
+
+/* The latents' terms of the integrand, summed, up to [B*J*S, 1] (NULL: none): log p of the
+ * enumerated latents; -KL of the sampled ones in closed form, or their log p - log q. */
+static g_node *latent_terms(pass *P) {
+    g_graph *g = P->g;
     g_node *sum = NULL;
-    for (int i = 0; i < P->m->nlatents; i++)
-        if (P->role[i] != ROLE_OBSERVED && P->role[i] != ROLE_ENUMERATED) sum = sum_nodes(P->g, sum, closed_kl(P, i));
+    for (int i = 0; i < P->m->nlatents; i++) {
+        if (P->role[i] == ROLE_OBSERVED) continue;
+        g_node *t;
+        if (P->role[i] == ROLE_ENUMERATED) t = P->lp[i];
+        else if (closed_form(P->m, i)) t = g_map1(g, U(VX_NEG, IN(0)), closed_kl(P, i));
+        else t = g_map2(g, BIN(VX_SUB, IN(0), IN(1)), P->lp[i], P->lq[i]);
+        sum = sum_nodes(g, sum, t);
+    }
     return sum;
 }
 
-/* ll - w * kl at every row (w: the KL weight node, or NULL for 1). */
-static g_node *integrand(pass *P, g_node *ll, g_node *kl, g_node *w) {
+/* ll + w * terms at every row (w: the KL weight node, or NULL for 1). */
+static g_node *integrand(pass *P, g_node *ll, g_node *terms, g_node *w) {
     g_graph *g = P->g;
-    if (!kl) return g_map(g, IN(0), 1, &ll, R_of(P), 1);
-    if (!w) return g_map(g, BIN(VX_SUB, IN(0), IN(1)), 2, (g_node *[]){ll, kl}, R_of(P), 1);
-    return g_map(g, BIN(VX_SUB, IN(0), BIN(VX_MUL, IN(2), IN(1))), 3, (g_node *[]){ll, kl, w}, R_of(P), 1);
+    if (!terms) return g_map(g, IN(0), 1, &ll, R_of(P), 1);
+    if (!w) return g_map(g, BIN(VX_ADD, IN(0), IN(1)), 2, (g_node *[]){ll, terms}, R_of(P), 1);
+    return g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(2), IN(1))), 3, (g_node *[]){ll, terms, w}, R_of(P), 1);
 }
 
 /* The score-function terms of the reinforce latents: sg(v - baseline) (log q - sg(log q)),
@@ -385,13 +410,13 @@ static g_node *recon_per_sample(pass *P, g_node *ll, g_node *Q) {
 
 /* A pass's terms, made once for the reported value and the surrogate. */
 typedef struct {
-    g_node *ll, *Q, *e, *kl;
+    g_node *ll, *Q, *e, *terms;
 } elbo_terms;
 
 static elbo_terms terms_of(pass *P, g_node *ll) {
     elbo_terms t = {.ll = ll};
     enumerated_terms(P, &t.Q, &t.e);
-    t.kl = sampled_kl(P);
+    t.terms = latent_terms(P);
     return t;
 }
 
@@ -399,7 +424,7 @@ static elbo_terms terms_of(pass *P, g_node *ll) {
 static void report_elbo(pass *P, elbo_terms t) {
     g_graph *g = P->g;
     g_node *ll = t.ll, *Q = t.Q, *e = t.e;
-    g_node *value = expectation(P, integrand(P, ll, t.kl, NULL), Q, e, NULL);
+    g_node *value = expectation(P, integrand(P, ll, t.terms, NULL), Q, e, NULL);
     value->label = "ELBO";
     g->out.value_rows = value;
     g->out.recon_rows = recon_per_sample(P, ll, Q);
@@ -441,7 +466,7 @@ static void classification(pass *P) {
 static int surrogate(pass *P, elbo_terms t) {
     g_graph *g = P->g;
     g_node *w = kl_weight(g), *Q = t.Q, *e = t.e, *base = NULL;
-    g_node *rows = integrand(P, t.ll, t.kl, w);
+    g_node *rows = integrand(P, t.ll, t.terms, w);
     g_node *scores = score_terms(P, rows, &base);
     if (P->L->failed) return -1;
     if (scores) rows = g_map2(g, BIN(VX_ADD, IN(0), IN(1)), rows, scores);
@@ -607,8 +632,6 @@ static int build_bound(lowering *L, int B, int K, int vimco) {
     g_node *logw = log_weights(&P, ll, kl_weight(g), &logq);
     g_node *bound = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), group_logsumexp(g, logw, B));
     g->out.recon_rows = g_map(g, IN(0), 1, &ll, R_of(&P), 1);
-    g_node *kl = sampled_kl(&P);
-    if (kl) g->out.kl_rows = g_map1(g, BIN(VX_MUL, C(1.0 / K), IN(0)), g_groupsum(g, g_map(g, IN(0), 1, &kl, R_of(&P), 1), B));
     g->out.value_rows = bound;
     g->value_name = "IWAE bound";
     set_objective(g, vimco ? g_map2(g, BIN(VX_ADD, IN(0), IN(1)), bound, vimco_score(g, logw, logq, B, K)) : bound, 1.0);
