@@ -741,8 +741,10 @@ static int build_sample_structured(lowering *L, int B, int decoder_args_only) {
 static int unsupported(lowering *L) {
     const vae_model *m = L->g->model;
     const char *why = NULL;
+    int labels = 0;
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
+        if (l->label && ++labels > 1) why = "more than one label (the data block holds one)";
         if (inferred_label(l) && !(m->est.kind == EST_ELBO && l->est.kind == EST_ANALYTIC))
             why = vae_pool_printf(L->g->pool, "label '%s' has an encoder, so it is a latent where its label is hidden; "
                                   "sum it out with elbo(%s: analytic, ...)", l->name, l->name);
