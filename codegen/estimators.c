@@ -831,6 +831,11 @@ int g_batch_fits(const vae_model *m, g_purpose purpose, int batch, int samples, 
 }
 
 g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
+    if (m->structured) { /* codegen/structured.c builds them (docs/structured.md) */
+        fprintf(err ? err : stderr, "%s: error: structured models are not built yet in this version of vaec\n",
+                m->src->path);
+        return NULL;
+    }
     if (!g_batch_fits(m, purpose, batch, samples, err ? err : stderr)) return NULL;
     g_graph *g = calloc(1, sizeof *g);
     if (!g) abort();
