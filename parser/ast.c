@@ -373,17 +373,31 @@ ast_model *vae_build_model(struct vae_parse_state *ps, const char *name, vae_loc
 }
 
 void vae_build_data(struct vae_parse_state *ps, const char *name, ast_shape shape, const char *kind,
-                    vae_loc kind_loc, vae_loc loc) {
+                    ast_arg *kind_args, ast_expr *prior, vae_loc kind_loc, vae_loc loc) {
     ast_data *d = NEW(ps, ast_data);
     d->name = name;
     d->shape = shape;
     d->loc = loc;
-    if (strcmp(kind, "binary") == 0)
+    d->kind_loc = kind_loc;
+    d->prior = prior;
+    int nargs = 0;
+    for (const ast_arg *a = kind_args; a; a = a->next) nargs++;
+    if (strcmp(kind, "binary") == 0) {
         d->binary = 1;
-    else if (strcmp(kind, "real") == 0)
-        d->binary = 0;
-    else
+        if (nargs && (nargs != 1 || kind_args->name || kind_args->value->kind != AST_NAME ||
+                      strcmp(kind_args->value->str, "dynamic")))
+            vae_error(ps->src, kind_loc, "binary data is written 'binary' or 'binary(dynamic)'");
+        d->dynamic = nargs > 0;
+    } else if (strcmp(kind, "real") == 0) {
+        if (nargs) vae_error(ps->src, kind_loc, "'real' takes no arguments");
+    } else if (strcmp(kind, "label") == 0) {
+        d->label = 1;
+        d->label_args = kind_args; /* the checker reads K */
+    } else {
         vae_error(ps->src, kind_loc, "unknown data kind '%s' (expected 'binary' or 'real')", kind);
+    }
+    if (prior && !d->label)
+        vae_error(ps->src, prior->loc, "only a label takes a prior after '~' (data y : label(K) ~ categorical(...))");
     APPEND(model_of(ps)->data, d);
 }
 
@@ -545,6 +559,7 @@ const char *ast_role_name(ast_net_role r) {
     case NET_ENCODER: return "encoder";
     case NET_DECODER: return "decoder";
     case NET_BASELINE: return "baseline";
+    case NET_PRIOR: return "prior";
     }
     return "?";
 }
@@ -598,13 +613,26 @@ void ast_dump(FILE *out, const ast_model *m) {
     for (const ast_data *d = m->data; d; d = d->next) {
         fprintf(out, "  data %s ", d->name);
         dump_shape(out, d->shape.ndims, d->shape.dims);
-        fprintf(out, " %s\n", d->binary ? "binary" : "real");
+        if (d->label) {
+            fputs(" label(", out);
+            dump_args(out, d->label_args);
+            fputc(')', out);
+        } else
+            fprintf(out, " %s%s", d->binary ? "binary" : "real", d->dynamic ? "(dynamic)" : "");
+        if (d->prior) {
+            fputs(" ~ ", out);
+            ast_dump_expr(out, d->prior);
+        }
+        fputc('\n', out);
     }
     for (const ast_latent *l = m->latents; l; l = l->next) {
         fprintf(out, "  latent %s ", l->name);
         dump_shape(out, l->shape.ndims, l->shape.dims);
-        fputs(" ~ ", out);
-        ast_dump_expr(out, l->prior);
+        if (l->prior) {
+            fputs(" ~ ", out);
+            ast_dump_expr(out, l->prior);
+        } else
+            fputs(" (prior network)", out);
         fputc('\n', out);
     }
     for (const ast_network *n = m->networks; n; n = n->next) {

@@ -129,6 +129,12 @@ typedef struct ast_data {
     const char *name;
     ast_shape shape;
     int binary; /* 1: binary, 0: real */
+    /* version 1 */
+    int dynamic;     /* binary(dynamic) */
+    int label;       /* label(K): a class observed with each example */
+    const ast_arg *label_args; /* the (K) of label(K), checked by the checker */
+    ast_expr *prior; /* label(K) ~ categorical(logits: ...); NULL: uniform */
+    vae_loc kind_loc;
     vae_loc loc;
     struct ast_data *next, *last;
 } ast_data;
@@ -136,12 +142,12 @@ typedef struct ast_data {
 typedef struct ast_latent {
     const char *name;
     ast_shape shape;
-    ast_expr *prior; /* a call: normal(0, 1), categorical(10), ... */
+    ast_expr *prior; /* a call: normal(0, 1), categorical(10), ...; NULL: a prior network gives it (version 1) */
     vae_loc loc;
     struct ast_latent *next, *last;
 } ast_latent;
 
-typedef enum { NET_ENCODER, NET_DECODER, NET_BASELINE } ast_net_role;
+typedef enum { NET_ENCODER, NET_DECODER, NET_BASELINE, NET_PRIOR /* version 1: prior p(z | a, ...) */ } ast_net_role;
 
 typedef struct ast_name {
     const char *name;

@@ -10,7 +10,7 @@ vae_loc vae_build_loc_lc(struct vae_parse_state *ps, int line, int col);
 
 ast_model *vae_build_model(struct vae_parse_state *ps, const char *name, vae_loc loc);
 void vae_build_data(struct vae_parse_state *ps, const char *name, ast_shape shape, const char *kind,
-                    vae_loc kind_loc, vae_loc loc);
+                    ast_arg *kind_args, ast_expr *prior, vae_loc kind_loc, vae_loc loc);
 void vae_build_latent(struct vae_parse_state *ps, const char *name, ast_shape shape, ast_expr *prior,
                       vae_loc loc);
 void vae_build_network(struct vae_parse_state *ps, int role, const char *name, const char *output,

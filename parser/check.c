@@ -3,7 +3,7 @@
  *
  * Shapes are per example: `h = relu(dense(x, 400))` has shape [400]; the batch
  * and the samples are a leading dimension that the code generator adds. */
-#include "parser/model.h"
+#include "parser/check_internal.h"
 
 #include "parser/limits.h"
 #include "parser/settings.h"
@@ -13,62 +13,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    int nd; /* -1: unknown (an error was already reported); 0: a scalar */
-    int d[VAE_MAX_DIMS];
-} shape;
-
-static const shape UNKNOWN = {-1, {0}};
-static const shape SCALAR = {0, {0}};
-
-typedef enum { VAL_TENSOR, VAL_CATEGORICAL } val_kind;
-
-typedef struct binding {
-    const char *name;
-    shape sh;
-    val_kind kind;
-    const vae_latent *latent; /* VAL_CATEGORICAL */
-    struct binding *next;
-} binding;
-
-typedef struct {
-    vae_source *src;
-    vae_model *m;
-    vae_pool *pool;
-    const char *prefix;     /* parameter names start with it: "encoder" */
-    const char *target;     /* the variable being assigned, or the argument name */
-    int owner;              /* the role of the network being checked, -1 for priors */
-    binding *env;
-    /* How many parameters have taken each base name, for encoder.h#2. */
-    struct used_name { const char *base; int count; struct used_name *next; } *used;
-    int params_too_many;    /* the parameters passed VAE_MAX_VALUES: said once */
-} checker;
-
 /* Values of a shape in 64 bits, saturated above VAE_MAX_VALUES (parser/limits.h). */
-static long long shape_values(shape s) {
+long long chk_shape_values(shape s) {
     long long n = 1;
     for (int i = 0; i < s.nd; i++) n = vae_size_mul(n, s.d[i]);
     return n;
 }
 
-/* The values of a shape that fits(): every shape the checker passes on does. */
-static int shape_size(shape s) { return (int)shape_values(s); }
+/* The values of a shape that chk_fits(): every shape the checker passes on does. */
+int chk_shape_size(shape s) { return (int)chk_shape_values(s); }
 
 /* A count for a message: exact while a double holds it exactly. */
-static const char *count_str(checker *c, double n) {
+const char *chk_count_str(checker *c, double n) {
     return n < 9007199254740992.0 ? vae_pool_printf(c->pool, "%.0f", n) : vae_pool_printf(c->pool, "%.3g", n);
 }
 
 /* Whether `n` values (one example's, or a parameter tensor's) are within what
  * vaec can index; if not, says so at loc: "WHAT: N UNIT, more than ...". */
-static int fits(checker *c, vae_loc loc, double n, const char *what, const char *unit) {
+int chk_fits(checker *c, vae_loc loc, double n, const char *what, const char *unit) {
     if (n <= (double)VAE_MAX_VALUES) return 1;
     vae_error(c->src, loc, "%s: %s %s, more than the " VAE_MAX_VALUES_WORDS " that vaec can index", what,
-              count_str(c, n), unit);
+              chk_count_str(c, n), unit);
     return 0;
 }
 
-static double shape_exact(shape s) {
+double chk_shape_exact(shape s) {
     double n = 1;
     for (int i = 0; i < s.nd; i++) n *= s.d[i];
     return n;
@@ -76,18 +45,18 @@ static double shape_exact(shape s) {
 
 /* Records the values one example has in a tensor the model makes: the graph
  * builder multiplies the largest by the batch and the samples (g_build). */
-static void note_values(checker *c, long long n) {
+void chk_note_values(checker *c, long long n) {
     if (n > c->m->max_example_values) c->m->max_example_values = (long)n;
 }
 
-static int shape_eq(shape a, shape b) {
+int chk_shape_eq(shape a, shape b) {
     if (a.nd != b.nd) return 0;
     for (int i = 0; i < a.nd; i++)
         if (a.d[i] != b.d[i]) return 0;
     return 1;
 }
 
-static const char *shape_str(checker *c, shape s) {
+const char *chk_shape_str(checker *c, shape s) {
     if (s.nd < 0) return "?";
     char buf[160];
     int n = snprintf(buf, sizeof buf, "[");
@@ -96,18 +65,17 @@ static const char *shape_str(checker *c, shape s) {
     return s.nd == 0 ? "a scalar" : vae_pool_strdup(c->pool, buf);
 }
 
-static shape shape_of_ast(const ast_shape *s) {
+shape chk_shape_of_ast(const ast_shape *s) {
     shape r = {s->ndims, {0}};
     memcpy(r.d, s->dims, sizeof(int) * (size_t)s->ndims);
     return r;
 }
 
-static shape vec(int n) {
+shape chk_vec(int n) {
     shape r = {1, {n}};
     return r;
 }
 
-#define ERR(loc, ...) vae_error(c->src, (loc), __VA_ARGS__)
 
 /* ---------------------------------------------------------------- parameters */
 
@@ -130,10 +98,10 @@ static int add_param(checker *c, vae_loc loc, const char *name, shape s, float b
         ERR(loc, "too many parameter tensors (at most %d)", VAE_MAX_PARAMS);
         return 0;
     }
-    if (!fits(c, loc, shape_exact(s), vae_pool_printf(c->pool, "parameter '%s' %s", name, shape_str(c, s)), "values"))
+    if (!chk_fits(c, loc, chk_shape_exact(s), vae_pool_printf(c->pool, "parameter '%s' %s", name, chk_shape_str(c, s)), "values"))
         return 0;
     if (c->params_too_many) return 0;
-    if (!fits(c, loc, (double)m->param_floats + shape_exact(s),
+    if (!chk_fits(c, loc, (double)m->param_floats + chk_shape_exact(s),
               vae_pool_printf(c->pool, "with '%s' the model's parameters", name), "values")) {
         c->params_too_many = 1;
         return 0;
@@ -142,7 +110,7 @@ static int add_param(checker *c, vae_loc loc, const char *name, shape s, float b
     p->name = name;
     p->ndims = s.nd;
     memcpy(p->dims, s.d, sizeof p->dims);
-    p->size = shape_size(s);
+    p->size = chk_shape_size(s);
     p->offset = m->param_floats;
     p->init_bound = bound;
     p->owner = c->owner;
@@ -152,7 +120,7 @@ static int add_param(checker *c, vae_loc loc, const char *name, shape s, float b
 
 /* ---------------------------------------------------------------- expressions */
 
-static int int_literal(const ast_expr *e, int *out) {
+int chk_int_literal(const ast_expr *e, int *out) {
     if (e->kind == AST_NUM && e->is_int) { /* the lexer's ints have at most 9 digits */
         *out = (int)e->num;
         return 1;
@@ -160,7 +128,7 @@ static int int_literal(const ast_expr *e, int *out) {
     return 0;
 }
 
-static int count_args(const ast_arg *a) {
+int chk_count_args(const ast_arg *a) {
     int n = 0;
     for (; a; a = a->next) n++;
     return n;
@@ -171,11 +139,16 @@ static const ast_arg *nth_arg(const ast_arg *a, int i) {
     return a;
 }
 
-static shape check_expr(checker *c, ast_expr *e);
+shape chk_expr(checker *c, ast_expr *e);
 
 /* "unknown name", or why a known name is out of reach in this network. */
-static void unknown_name(checker *c, const ast_expr *e) {
+void chk_unknown_name(checker *c, const ast_expr *e) {
     const vae_model *m = c->m;
+    if (m->structured && (chk_find_latent((vae_model *)m, e->str) || (m->data && !strcmp(m->data->name, e->str)))) {
+        ERR(e->loc, "'%s' is not in this network's given list (in a structured model a network reads only the names "
+                    "after '|' in its header)", e->str);
+        return;
+    }
     for (int i = 0; i < m->nlatents; i++)
         if (strcmp(m->latents[i].name, e->str) == 0) {
             ERR(e->loc, "latent '%s' is not an input of this network (name it after '|' in the header)", e->str);
@@ -199,7 +172,7 @@ static int positional_only(checker *c, const ast_expr *e) {
 }
 
 static int want_args(checker *c, const ast_expr *e, int lo, int hi) {
-    int n = count_args(e->args);
+    int n = chk_count_args(e->args);
     if (n < lo || n > hi) {
         if (lo == hi)
             ERR(e->loc, "%s() takes %d argument%s, got %d", e->str, lo, lo == 1 ? "" : "s", n);
@@ -220,12 +193,12 @@ static int is_elementwise(const char *name) {
 
 static shape tensor_arg(checker *c, const ast_expr *call, int i) {
     ast_arg *a = (ast_arg *)nth_arg(call->args, i);
-    shape s = check_expr(c, a->value);
+    shape s = chk_expr(c, a->value);
     if (s.nd == 0) {
         ERR(a->loc, "%s() expects a tensor here, not a scalar", call->str);
         return UNKNOWN;
     }
-    if (s.nd > 0) note_values(c, shape_values(s));
+    if (s.nd > 0) chk_note_values(c, chk_shape_values(s));
     return s;
 }
 
@@ -263,7 +236,7 @@ static shape check_conv(checker *c, ast_expr *e) {
         }
         *seen = 1;
         if (slot == &pad) pad_loc = a->value->loc;
-        if (!int_literal(a->value, slot) || *slot < (slot == &stride ? 1 : 0)) {
+        if (!chk_int_literal(a->value, slot) || *slot < (slot == &stride ? 1 : 0)) {
             ERR(a->value->loc, "%s(): '%s' must be %s integer", f, a->name, slot == &stride ? "a positive" : "a non-negative");
             ok = 0;
         }
@@ -276,18 +249,18 @@ static shape check_conv(checker *c, ast_expr *e) {
     shape in = tensor_arg(c, e, 0);
     int channels = 0, k = 0;
     const ast_arg *ca = nth_arg(e->args, 1), *ka = nth_arg(e->args, 2);
-    if (!int_literal(ca->value, &channels) || channels < 1) {
+    if (!chk_int_literal(ca->value, &channels) || channels < 1) {
         ERR(ca->loc, "%s() needs a positive integer number of channels", f);
         ok = 0;
     }
-    if (!int_literal(ka->value, &k) || k < 1) {
+    if (!chk_int_literal(ka->value, &k) || k < 1) {
         ERR(ka->loc, "%s() needs a positive integer kernel size", f);
         ok = 0;
     }
     if (in.nd < 0 || !ok) return UNKNOWN;
     if (in.nd != 3) {
         ERR(e->args->loc, "%s() expects an image [channels, height, width], got shape %s (reshape it first)", f,
-            shape_str(c, in));
+            chk_shape_str(c, in));
         return UNKNOWN;
     }
     if (pad >= k) {
@@ -315,8 +288,8 @@ static shape check_conv(checker *c, ast_expr *e) {
         ERR(e->loc, "%s() is too large (more than 2^24 values per example, or a weight of more than 2^26)", f);
         return UNKNOWN;
     }
-    note_values(c, (long long)windows);
-    note_values(c, out_h * out_w * channels);
+    chk_note_values(c, (long long)windows);
+    chk_note_values(c, out_h * out_w * channels);
     ast_conv g = {in.d[0], in.d[1], in.d[2], channels, (int)out_h, (int)out_w, k, stride, pad};
     e->conv = g;
     const char *name = fresh_param_name(c, vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target));
@@ -328,7 +301,7 @@ static shape check_conv(checker *c, ast_expr *e) {
     float bound = 1.0f / sqrtf((float)fan_in);
     shape w = transposed ? (shape){4, {g.in_c, k, k, channels}} : (shape){4, {k, k, g.in_c, channels}};
     add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
-    add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), vec(channels), bound);
+    add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), chk_vec(channels), bound);
     shape out = {3, {channels, g.out_h, g.out_w}};
     return out;
 }
@@ -340,13 +313,13 @@ static shape check_call(checker *c, ast_expr *e) {
         shape in = tensor_arg(c, e, 0);
         int n;
         const ast_arg *na = nth_arg(e->args, 1);
-        if (!int_literal(na->value, &n) || n < 1) {
+        if (!chk_int_literal(na->value, &n) || n < 1) {
             ERR(na->loc, "dense() needs a positive integer number of units");
             return UNKNOWN;
         }
         if (in.nd < 0) return UNKNOWN;
         if (in.nd != 1) {
-            ERR(e->args->loc, "dense() expects a vector, got shape %s (flatten it first)", shape_str(c, in));
+            ERR(e->args->loc, "dense() expects a vector, got shape %s (flatten it first)", chk_shape_str(c, in));
             return UNKNOWN;
         }
         const char *base = vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target);
@@ -355,8 +328,8 @@ static shape check_call(checker *c, ast_expr *e) {
         shape w = {2, {in.d[0], n}};
         float bound = 1.0f / sqrtf((float)in.d[0]); /* PyTorch's nn.Linear default */
         add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
-        add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), vec(n), bound);
-        return vec(n);
+        add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), chk_vec(n), bound);
+        return chk_vec(n);
     }
     if (is_elementwise(f)) {
         if (!want_args(c, e, 1, 1)) return UNKNOWN;
@@ -383,14 +356,14 @@ static shape check_call(checker *c, ast_expr *e) {
             }
             if (s.nd != 1) {
                 ERR(nth_arg(e->args, i)->loc, "concat() joins vectors, got shape %s (flatten it first)",
-                    shape_str(c, s));
+                    chk_shape_str(c, s));
                 ok = 0;
                 continue;
             }
             total += s.d[0];
         }
-        if (ok && !fits(c, e->loc, (double)total, "concat()", "values per example")) return UNKNOWN;
-        return ok ? vec((int)total) : UNKNOWN;
+        if (ok && !chk_fits(c, e->loc, (double)total, "concat()", "values per example")) return UNKNOWN;
+        return ok ? chk_vec((int)total) : UNKNOWN;
     }
     if (strcmp(f, "onehot") == 0) {
         if (!want_args(c, e, 1, 1)) return UNKNOWN;
@@ -403,21 +376,21 @@ static shape check_call(checker *c, ast_expr *e) {
                         return UNKNOWN;
                     }
                     const vae_latent *l = b->latent;
-                    if (l->ast->shape.ndims == 0) return vec(l->states);
-                    shape s = shape_of_ast(&l->ast->shape);
+                    if (l->ast->shape.ndims == 0) return chk_vec(l->states);
+                    shape s = chk_shape_of_ast(&l->ast->shape);
                     if (s.nd == VAE_MAX_DIMS) return UNKNOWN;
                     s.d[s.nd++] = l->states;
                     return s;
                 }
         if (z->kind == AST_NAME) {
-            unknown_name(c, z);
+            chk_unknown_name(c, z);
             return UNKNOWN;
         }
         ERR(z->loc, "onehot() needs the name of a categorical latent");
         return UNKNOWN;
     }
     if (strcmp(f, "reshape") == 0) {
-        int n = count_args(e->args);
+        int n = chk_count_args(e->args);
         if (n < 2 || !positional_only(c, e)) {
             if (n < 2) ERR(e->loc, "reshape() takes a tensor and at least one dimension");
             return UNKNOWN;
@@ -427,7 +400,7 @@ static shape check_call(checker *c, ast_expr *e) {
         for (int i = 1; i < n; i++) {
             int d;
             const ast_arg *a = nth_arg(e->args, i);
-            if (!int_literal(a->value, &d) || d < 1) {
+            if (!chk_int_literal(a->value, &d) || d < 1) {
                 ERR(a->loc, "reshape() dimensions must be positive integers");
                 return UNKNOWN;
             }
@@ -438,9 +411,9 @@ static shape check_call(checker *c, ast_expr *e) {
             out.d[out.nd++] = d;
         }
         if (in.nd < 0) return UNKNOWN;
-        if (shape_values(in) != shape_values(out)) {
-            ERR(e->loc, "cannot reshape %s (%s values) to %s (%s values)", shape_str(c, in),
-                count_str(c, shape_exact(in)), shape_str(c, out), count_str(c, shape_exact(out)));
+        if (chk_shape_values(in) != chk_shape_values(out)) {
+            ERR(e->loc, "cannot reshape %s (%s values) to %s (%s values)", chk_shape_str(c, in),
+                chk_count_str(c, chk_shape_exact(in)), chk_shape_str(c, out), chk_count_str(c, chk_shape_exact(out)));
             return UNKNOWN;
         }
         return out;
@@ -448,7 +421,7 @@ static shape check_call(checker *c, ast_expr *e) {
     if (strcmp(f, "flatten") == 0) {
         if (!want_args(c, e, 1, 1)) return UNKNOWN;
         shape in = tensor_arg(c, e, 0);
-        return in.nd < 0 ? UNKNOWN : vec(shape_size(in));
+        return in.nd < 0 ? UNKNOWN : chk_vec(chk_shape_size(in));
     }
     if (strcmp(f, "normal") == 0 || strcmp(f, "bernoulli") == 0 || strcmp(f, "categorical") == 0) {
         ERR(e->loc, "a distribution can only be returned, not used as a value");
@@ -459,7 +432,7 @@ static shape check_call(checker *c, ast_expr *e) {
     return UNKNOWN;
 }
 
-static shape check_expr(checker *c, ast_expr *e) {
+shape chk_expr(checker *c, ast_expr *e) {
     switch (e->kind) {
     case AST_NUM: return SCALAR;
     case AST_STR: ERR(e->loc, "a string cannot be used in a network"); return UNKNOWN;
@@ -472,7 +445,7 @@ static shape check_expr(checker *c, ast_expr *e) {
                 }
                 return b->sh;
             }
-        unknown_name(c, e);
+        chk_unknown_name(c, e);
         return UNKNOWN;
     case AST_CALL: return check_call(c, e);
     case AST_PARAM: {
@@ -482,14 +455,14 @@ static shape check_expr(checker *c, ast_expr *e) {
         e->pname = name;
         return add_param(c, e->loc, name, s, 0.0f) ? s : UNKNOWN; /* a shape too large goes no further */
     }
-    case AST_NEG: return check_expr(c, e->lhs);
+    case AST_NEG: return chk_expr(c, e->lhs);
     case AST_BINOP: {
-        shape l = check_expr(c, e->lhs), r = check_expr(c, e->rhs);
+        shape l = chk_expr(c, e->lhs), r = chk_expr(c, e->rhs);
         if (l.nd < 0 || r.nd < 0) return UNKNOWN;
         if (l.nd == 0) return r;
         if (r.nd == 0) return l;
-        if (!shape_eq(l, r)) {
-            ERR(e->loc, "shape mismatch in '%c': %s and %s", e->op, shape_str(c, l), shape_str(c, r));
+        if (!chk_shape_eq(l, r)) {
+            ERR(e->loc, "shape mismatch in '%c': %s and %s", e->op, chk_shape_str(c, l), chk_shape_str(c, r));
             return UNKNOWN;
         }
         return l;
@@ -498,7 +471,7 @@ static shape check_expr(checker *c, ast_expr *e) {
     return UNKNOWN;
 }
 
-static void bind(checker *c, const char *name, shape s, val_kind k, const vae_latent *l) {
+void chk_bind(checker *c, const char *name, shape s, val_kind k, const vae_latent *l) {
     binding *b = vae_pool_alloc(c->pool, sizeof *b);
     b->name = name;
     b->sh = s;
@@ -510,14 +483,14 @@ static void bind(checker *c, const char *name, shape s, val_kind k, const vae_la
 
 /* ---------------------------------------------------------------- distributions */
 
-static const ast_arg *named(const ast_expr *call, const char *name) {
+const ast_arg *chk_named(const ast_expr *call, const char *name) {
     for (const ast_arg *a = call->args; a; a = a->next)
         if (a->name && strcmp(a->name, name) == 0) return a;
     return NULL;
 }
 
 /* Checks that the call's named arguments are among `allowed` (a NULL-terminated list). */
-static int only_named(checker *c, const ast_expr *call, const char *const *allowed, const char *what) {
+int chk_only_named(checker *c, const ast_expr *call, const char *const *allowed, const char *what) {
     int ok = 1;
     for (const ast_arg *a = call->args; a; a = a->next) {
         if (!a->name) {
@@ -543,21 +516,21 @@ static int only_named(checker *c, const ast_expr *call, const char *const *allow
 /* Checks one distribution argument against the expected shape. */
 static void dist_arg(checker *c, const ast_arg *a, shape want, const char *what) {
     c->target = a->name;
-    shape s = check_expr(c, a->value);
+    shape s = chk_expr(c, a->value);
     if (s.nd < 0) return;
     if (s.nd == 0) {
-        ERR(a->loc, "'%s' of %s must have shape %s, not a scalar", a->name, what, shape_str(c, want));
+        ERR(a->loc, "'%s' of %s must have shape %s, not a scalar", a->name, what, chk_shape_str(c, want));
         return;
     }
-    note_values(c, shape_values(s));
-    if (!shape_eq(s, want))
-        ERR(a->loc, "shape mismatch: '%s' of %s has shape %s, expected %s", a->name, what, shape_str(c, s),
-            shape_str(c, want));
+    chk_note_values(c, chk_shape_values(s));
+    if (!chk_shape_eq(s, want))
+        ERR(a->loc, "shape mismatch: '%s' of %s has shape %s, expected %s", a->name, what, chk_shape_str(c, s),
+            chk_shape_str(c, want));
 }
 
 /* A distribution returned by a network over a value of shape `want`.
  * `allow` is a bitmask of the kinds that make sense for the target. */
-static int check_returned_dist(checker *c, const ast_expr *e, shape want, unsigned allow, const char *what,
+int chk_returned_dist(checker *c, const ast_expr *e, shape want, unsigned allow, const char *what,
                                vae_dist *out) {
     memset(out, 0, sizeof *out);
     out->loc = e->loc;
@@ -573,8 +546,8 @@ static int check_returned_dist(checker *c, const ast_expr *e, shape want, unsign
             return 0;
         }
         static const char *const ok[] = {"mean", "logvar", "scale", NULL};
-        if (!only_named(c, e, ok, what)) return 0;
-        const ast_arg *mean = named(e, "mean"), *lv = named(e, "logvar"), *sc = named(e, "scale");
+        if (!chk_only_named(c, e, ok, what)) return 0;
+        const ast_arg *mean = chk_named(e, "mean"), *lv = chk_named(e, "logvar"), *sc = chk_named(e, "scale");
         if (!mean) ERR(e->loc, "normal() needs 'mean:'");
         if (!lv == !sc) ERR(e->loc, "normal() needs exactly one of 'logvar:' and 'scale:'");
         if (!mean || !lv == !sc) return 0;
@@ -592,8 +565,8 @@ static int check_returned_dist(checker *c, const ast_expr *e, shape want, unsign
             return 0;
         }
         static const char *const ok[] = {"logits", "probs", NULL};
-        if (!only_named(c, e, ok, what)) return 0;
-        const ast_arg *lg = named(e, "logits"), *pr = named(e, "probs");
+        if (!chk_only_named(c, e, ok, what)) return 0;
+        const ast_arg *lg = chk_named(e, "logits"), *pr = chk_named(e, "probs");
         if (!lg == !pr) {
             ERR(e->loc, "bernoulli() needs exactly one of 'logits:' and 'probs:'");
             return 0;
@@ -609,8 +582,8 @@ static int check_returned_dist(checker *c, const ast_expr *e, shape want, unsign
         return 0;
     }
     static const char *const ok[] = {"logits", NULL};
-    if (!only_named(c, e, ok, what)) return 0;
-    const ast_arg *lg = named(e, "logits");
+    if (!chk_only_named(c, e, ok, what)) return 0;
+    const ast_arg *lg = chk_named(e, "logits");
     if (!lg) {
         ERR(e->loc, "categorical() needs 'logits:'");
         return 0;
@@ -620,7 +593,7 @@ static int check_returned_dist(checker *c, const ast_expr *e, shape want, unsign
     return 1;
 }
 
-static int is_number(const ast_expr *e, double *v) {
+int chk_is_number(const ast_expr *e, double *v) {
     if (e->kind == AST_NUM) {
         *v = e->num;
         return 1;
@@ -633,26 +606,26 @@ static int is_number(const ast_expr *e, double *v) {
 }
 
 /* Whether a latent's one-hot (or plain) values fit; nvars and width stay 0 if not. */
-static int latent_fits(checker *c, vae_latent *l, shape s) {
+int chk_latent_fits(checker *c, vae_latent *l, shape s) {
     double states = l->kind == LATENT_CATEGORICAL ? l->states : 1;
-    if (!fits(c, l->ast->loc, shape_exact(s) * states,
-              vae_pool_printf(c->pool, "latent '%s' %s%s", l->name, shape_str(c, s),
+    if (!chk_fits(c, l->ast->loc, chk_shape_exact(s) * states,
+              vae_pool_printf(c->pool, "latent '%s' %s%s", l->name, chk_shape_str(c, s),
                               states > 1 ? vae_pool_printf(c->pool, " of %d states", l->states) : ""),
               states > 1 ? "one-hot values per example" : "values per example")) {
         l->nvars = l->width = 0;
         return 0;
     }
-    l->width = (int)vae_size_mul(shape_values(s), (long long)states);
-    note_values(c, l->width);
+    l->width = (int)vae_size_mul(chk_shape_values(s), (long long)states);
+    chk_note_values(c, l->width);
     return 1;
 }
 
 /* A numeric setting of the train block or the estimator, validated against
  * the table that vaec's options use (parser/settings.c), in its words. */
-static int setting_value(checker *c, vae_loc loc, const char *name, const ast_expr *v, double *out) {
+int chk_setting_value(checker *c, vae_loc loc, const char *name, const ast_expr *v, double *out) {
     const vae_setting *s = vae_setting_named(name);
     double num = 0;
-    int n, ok = s->integer ? int_literal(v, &n) : is_number(v, &num);
+    int n, ok = s->integer ? chk_int_literal(v, &n) : chk_is_number(v, &num);
     if (s->integer && ok) num = n;
     if (ok && vae_setting_ok(s, num)) {
         *out = num;
@@ -663,10 +636,10 @@ static int setting_value(checker *c, vae_loc loc, const char *name, const ast_ex
     return 0;
 }
 
-static void check_prior(checker *c, vae_latent *l) {
+void chk_prior(checker *c, vae_latent *l) {
     ast_expr *e = l->ast->prior;
-    shape s = l->ast->shape.ndims ? shape_of_ast(&l->ast->shape) : vec(1);
-    l->nvars = shape_values(s) > VAE_MAX_VALUES ? 0 : shape_size(s);
+    shape s = l->ast->shape.ndims ? chk_shape_of_ast(&l->ast->shape) : chk_vec(1);
+    l->nvars = chk_shape_values(s) > VAE_MAX_VALUES ? 0 : chk_shape_size(s);
     vae_dist *p = &l->prior;
     p->loc = e->loc;
     int npos = 0;
@@ -678,13 +651,13 @@ static void check_prior(checker *c, vae_latent *l) {
         l->kind = LATENT_NORMAL;
         p->kind = DIST_NORMAL;
         double m, v;
-        if (count_args(e->args) != 2 || npos != 2 || !is_number(e->args->value, &m) ||
-            !is_number(e->args->next->value, &v) || m != 0 || v != 1) {
+        if (chk_count_args(e->args) != 2 || npos != 2 || !chk_is_number(e->args->value, &m) ||
+            !chk_is_number(e->args->next->value, &v) || m != 0 || v != 1) {
             ERR(e->loc, "a normal prior is written normal(0, 1) (the standard normal)");
             return;
         }
         p->standard = 1;
-        latent_fits(c, l, s);
+        chk_latent_fits(c, l, s);
         return;
     }
     if (strcmp(e->str, "categorical") == 0) {
@@ -696,15 +669,15 @@ static void check_prior(checker *c, vae_latent *l) {
             return;
         }
         int k;
-        if (npos == 1 && count_args(e->args) == 1 && int_literal(e->args->value, &k)) {
+        if (npos == 1 && chk_count_args(e->args) == 1 && chk_int_literal(e->args->value, &k)) {
             if (k < 2) {
                 ERR(e->args->loc, "a categorical latent needs at least 2 states");
                 return;
             }
             l->states = k;
-        } else if (npos == 0 && count_args(e->args) == 1 && named(e, "logits")) {
-            const ast_arg *lg = named(e, "logits");
-            shape ls = check_expr(c, lg->value);
+        } else if (npos == 0 && chk_count_args(e->args) == 1 && chk_named(e, "logits")) {
+            const ast_arg *lg = chk_named(e, "logits");
+            shape ls = chk_expr(c, lg->value);
             if (ls.nd < 0) return;
             if (ls.nd < 1 || ls.d[ls.nd - 1] < 2) {
                 ERR(lg->loc, "the logits of a categorical prior need a last dimension of at least 2 states");
@@ -714,15 +687,15 @@ static void check_prior(checker *c, vae_latent *l) {
             shape want = s;
             if (l->ast->shape.ndims == 0) want.nd = 0;
             want.d[want.nd++] = l->states;
-            shape flat = vec(l->states);
+            shape flat = chk_vec(l->states);
             if (l->nvars > 1) flat = want; /* one row of logits per variable */
-            if (!shape_eq(ls, want) && !shape_eq(ls, flat)) {
-                if (shape_eq(want, flat))
-                    ERR(lg->loc, "shape mismatch: prior logits have shape %s, expected %s", shape_str(c, ls),
-                        shape_str(c, want));
+            if (!chk_shape_eq(ls, want) && !chk_shape_eq(ls, flat)) {
+                if (chk_shape_eq(want, flat))
+                    ERR(lg->loc, "shape mismatch: prior logits have shape %s, expected %s", chk_shape_str(c, ls),
+                        chk_shape_str(c, want));
                 else
-                    ERR(lg->loc, "shape mismatch: prior logits have shape %s, expected %s or %s", shape_str(c, ls),
-                        shape_str(c, want), shape_str(c, flat));
+                    ERR(lg->loc, "shape mismatch: prior logits have shape %s, expected %s or %s", chk_shape_str(c, ls),
+                        chk_shape_str(c, want), chk_shape_str(c, flat));
                 return;
             }
             p->a = lg->value;
@@ -730,17 +703,17 @@ static void check_prior(checker *c, vae_latent *l) {
             ERR(e->loc, "a categorical prior is written categorical(K) or categorical(logits: E)");
             return;
         }
-        if (latent_fits(c, l, s)) l->joint_states = pow((double)l->states, (double)l->nvars);
+        if (chk_latent_fits(c, l, s)) l->joint_states = pow((double)l->states, (double)l->nvars);
         return;
     }
     if (strcmp(e->str, "bernoulli") == 0) {
         l->kind = LATENT_BERNOULLI;
         p->kind = DIST_BERNOULLI;
         l->states = 2;
-        if (!latent_fits(c, l, s)) return;
+        if (!chk_latent_fits(c, l, s)) return;
         l->joint_states = pow(2.0, (double)l->nvars);
         double v;
-        if (npos == 1 && count_args(e->args) == 1 && is_number(e->args->value, &v)) {
+        if (npos == 1 && chk_count_args(e->args) == 1 && chk_is_number(e->args->value, &v)) {
             if (!(v > 0 && v < 1)) {
                 ERR(e->args->loc, "a bernoulli prior's probability must lie strictly between 0 and 1");
                 return;
@@ -748,13 +721,13 @@ static void check_prior(checker *c, vae_latent *l) {
             p->fixed_p = v;
             return;
         }
-        const ast_arg *lg = named(e, "logits"), *pr = named(e, "probs");
-        if (npos == 0 && count_args(e->args) == 1 && (lg || pr)) {
+        const ast_arg *lg = chk_named(e, "logits"), *pr = chk_named(e, "probs");
+        if (npos == 0 && chk_count_args(e->args) == 1 && (lg || pr)) {
             const ast_arg *a = lg ? lg : pr;
-            shape as = check_expr(c, a->value);
-            if (as.nd >= 0 && !shape_eq(as, s))
-                ERR(a->loc, "shape mismatch: prior %s have shape %s, expected %s", a->name, shape_str(c, as),
-                    shape_str(c, s));
+            shape as = chk_expr(c, a->value);
+            if (as.nd >= 0 && !chk_shape_eq(as, s))
+                ERR(a->loc, "shape mismatch: prior %s have shape %s, expected %s", a->name, chk_shape_str(c, as),
+                    chk_shape_str(c, s));
             p->a = a->value;
             p->a_is_probs = pr != NULL;
             return;
@@ -767,7 +740,7 @@ static void check_prior(checker *c, vae_latent *l) {
 
 /* ---------------------------------------------------------------- networks */
 
-static vae_latent *find_latent(vae_model *m, const char *name) {
+vae_latent *chk_find_latent(vae_model *m, const char *name) {
     for (int i = 0; i < m->nlatents; i++)
         if (strcmp(m->latents[i].name, name) == 0) return &m->latents[i];
     return NULL;
@@ -776,19 +749,20 @@ static vae_latent *find_latent(vae_model *m, const char *name) {
 static const char *net_prefix(const vae_model *m, const ast_network *n) {
     int same_role = 0;
     for (const ast_network *o = m->ast->networks; o; o = o->next) same_role += o->role == n->role;
-    return same_role > 1 ? n->name : ast_role_name(n->role);
+    /* a prior network is named after itself: "prior" names the fixed priors' parameters */
+    return same_role > 1 || n->role == NET_PRIOR ? n->name : ast_role_name(n->role);
 }
 
-static void bind_latent(checker *c, const vae_latent *l) {
+void chk_bind_latent(checker *c, const vae_latent *l) {
     if (l->kind == LATENT_CATEGORICAL)
-        bind(c, l->name, UNKNOWN, VAL_CATEGORICAL, l);
+        chk_bind(c, l->name, UNKNOWN, VAL_CATEGORICAL, l);
     else if (!l->nvars) /* refused: too large */
-        bind(c, l->name, UNKNOWN, VAL_TENSOR, l);
+        chk_bind(c, l->name, UNKNOWN, VAL_TENSOR, l);
     else
-        bind(c, l->name, l->ast->shape.ndims ? shape_of_ast(&l->ast->shape) : vec(1), VAL_TENSOR, l);
+        chk_bind(c, l->name, l->ast->shape.ndims ? chk_shape_of_ast(&l->ast->shape) : chk_vec(1), VAL_TENSOR, l);
 }
 
-static void check_body(checker *c, const ast_network *n) {
+void chk_body(checker *c, const ast_network *n) {
     int count = 0;
     for (ast_assign *a = n->body; a; a = a->next) {
         if (++count > VAE_MAX_ASSIGNS) { /* the lowering's environment holds this many, and names are looked up in order */
@@ -796,13 +770,13 @@ static void check_body(checker *c, const ast_network *n) {
             return;
         }
         c->target = a->name;
-        shape s = check_expr(c, a->value);
+        shape s = chk_expr(c, a->value);
         if (s.nd == 0) {
             ERR(a->loc, "'%s' is a scalar; a network works on tensors", a->name);
             s = UNKNOWN;
         }
-        if (s.nd > 0) note_values(c, shape_values(s));
-        bind(c, a->name, s, VAL_TENSOR, NULL);
+        if (s.nd > 0) chk_note_values(c, chk_shape_values(s));
+        chk_bind(c, a->name, s, VAL_TENSOR, NULL);
     }
 }
 
@@ -812,10 +786,10 @@ static void check_network(checker *c, const ast_network *n) {
     c->prefix = net_prefix(m, n);
     c->owner = (int)n->role;
     const char *out = n->output->name;
-    shape data_shape = m->data && m->data_dim ? shape_of_ast(&m->data->shape) : UNKNOWN;
+    shape data_shape = m->data && m->data_dim ? chk_shape_of_ast(&m->data->shape) : UNKNOWN;
     switch (n->role) {
     case NET_ENCODER: {
-        vae_latent *l = find_latent(m, out);
+        vae_latent *l = chk_find_latent(m, out);
         if (!l) {
             ERR(n->output->loc, "an encoder q(z | x) names a latent first; '%s' is not a latent", out);
             return;
@@ -827,27 +801,26 @@ static void check_network(checker *c, const ast_network *n) {
         l->encoder = n;
         if (!n->given) ERR(n->loc, "an encoder needs the data it conditions on: q(%s | %s)", out,
                            m->data ? m->data->name : "x");
-        for (const ast_name *g = n->given; g; g = g->next) {
+        for (const ast_name *g = m->structured ? NULL : n->given; g; g = g->next) {
             if (m->data && strcmp(g->name, m->data->name) == 0)
-                bind(c, g->name, data_shape, VAL_TENSOR, NULL);
-            else if (find_latent(m, g->name))
+                chk_bind(c, g->name, data_shape, VAL_TENSOR, NULL);
+            else if (chk_find_latent(m, g->name))
                 ERR(g->loc, "an encoder conditions on the data only; hierarchical encoders are not supported");
             else
                 ERR(g->loc, "unknown name '%s' (expected the data '%s')", g->name, m->data ? m->data->name : "?");
         }
-        check_body(c, n);
-        shape want = l->ast->shape.ndims ? shape_of_ast(&l->ast->shape) : vec(1);
+        if (m->structured) chk_given(c, n, 1);
+        chk_body(c, n);
+        shape want = chk_dist_shape(l);
         unsigned allow = 0;
         if (l->kind == LATENT_NORMAL) allow = 1u << DIST_NORMAL;
         if (l->kind == LATENT_BERNOULLI) allow = 1u << DIST_BERNOULLI;
         if (l->kind == LATENT_CATEGORICAL) {
             if (!l->nvars) break; /* refused with its prior */
             allow = 1u << DIST_CATEGORICAL;
-            if (l->ast->shape.ndims == 0) want.nd = 0;
-            want.d[want.nd++] = l->states;
         }
         const char *what = vae_pool_printf(c->pool, "the encoder of latent '%s'", out);
-        check_returned_dist(c, n->ret, want, allow, what, &l->posterior);
+        chk_returned_dist(c, n->ret, want, allow, what, &l->posterior);
         break;
     }
     case NET_DECODER:
@@ -864,25 +837,41 @@ static void check_network(checker *c, const ast_network *n) {
             }
             m->decoder = n;
             if (!n->given) ERR(n->loc, "a decoder needs the latents it conditions on: p(%s | z)", out);
-            for (const ast_name *g = n->given; g; g = g->next) {
-                const vae_latent *l = find_latent(m, g->name);
+            if (m->structured) chk_given(c, n, 0);
+            for (const ast_name *g = m->structured ? NULL : n->given; g; g = g->next) {
+                const vae_latent *l = chk_find_latent(m, g->name);
                 if (!l)
                     ERR(g->loc, "unknown latent '%s'", g->name);
                 else
-                    bind_latent(c, l);
+                    chk_bind_latent(c, l);
             }
         } else {
             if (n->given) ERR(n->given->loc, "a baseline b(%s) conditions on nothing but the data", out);
-            bind(c, out, data_shape, VAL_TENSOR, NULL);
+            chk_bind(c, out, data_shape, VAL_TENSOR, NULL);
         }
-        check_body(c, n);
+        chk_body(c, n);
         const char *what = n->role == NET_DECODER ? "the decoder" : "the baseline";
         vae_dist *d = n->role == NET_DECODER ? &m->likelihood : &m->baseline_dist;
         if (data_shape.nd > 0)
-            check_returned_dist(c, n->ret, data_shape, (1u << DIST_NORMAL) | (1u << DIST_BERNOULLI), what, d);
+            chk_returned_dist(c, n->ret, data_shape, (1u << DIST_NORMAL) | (1u << DIST_BERNOULLI), what, d);
         break;
     }
+    case NET_PRIOR: chk_prior_network(c, n); break;
     }
+}
+
+shape chk_latent_shape(const vae_latent *l) {
+    return l->ast->shape.ndims ? chk_shape_of_ast(&l->ast->shape) : chk_vec(1);
+}
+
+/* What a network returns for the latent: its shape, with the states last for a categorical one. */
+shape chk_dist_shape(const vae_latent *l) {
+    shape want = chk_latent_shape(l);
+    if (l->kind == LATENT_CATEGORICAL) {
+        if (l->ast->shape.ndims == 0) want.nd = 0;
+        want.d[want.nd++] = l->states;
+    }
+    return want;
 }
 
 /* ---------------------------------------------------------------- estimator */
@@ -914,6 +903,7 @@ static const estimator_info ESTIMATORS[] = {
 #define NESTIMATORS (sizeof ESTIMATORS / sizeof ESTIMATORS[0])
 
 const char *vae_estimator_name(vae_estimator_kind k) {
+    if (k == EST_ELBO) return "elbo";
     for (size_t i = 0; i < NESTIMATORS; i++)
         if (ESTIMATORS[i].kind == k) return ESTIMATORS[i].name;
     return "?";
@@ -924,9 +914,17 @@ void vae_model_settings(const vae_model *m, char *buf, size_t len) {
     snprintf(buf, len, "estimator %s; samples %d; beta %.17g; temperature %.17g; hard %d; dreg %d; baseline %s",
              vae_estimator_name(e->kind), e->samples, e->beta, e->temperature, e->hard, e->dreg,
              e->baseline_loo ? "loo" : e->baseline ? "network" : "none");
+    for (int i = 0; e->kind == EST_ELBO && i < m->nlatents; i++) { /* each latent's own */
+        const vae_latent_estimator *l = &m->latents[i].est;
+        size_t n = strlen(buf);
+        if (chk_inferred(&m->latents[i]))
+            snprintf(buf + n, len - n, "; %s %s baseline %s temperature %.17g hard %d", m->latents[i].name,
+                     vae_estimator_name(l->kind), l->baseline_loo ? "loo" : l->baseline ? "network" : "none",
+                     l->temperature, l->hard);
+    }
 }
 
-static const char *latent_kind_name(vae_latent_kind k) {
+const char *chk_latent_kind_name(vae_latent_kind k) {
     return k == LATENT_NORMAL ? "normal" : k == LATENT_CATEGORICAL ? "categorical" : "bernoulli";
 }
 
@@ -941,18 +939,19 @@ static int rows_fit(checker *c, const ast_estimator *e, int enumerates) {
     double joint = 1;
     int discrete = 1;
     for (int i = 0; i < m->nlatents; i++) {
+        if (!chk_inferred(&m->latents[i])) continue; /* an observed label */
         joint *= m->latents[i].joint_states;
         discrete &= m->latents[i].kind != LATENT_NORMAL;
     }
     double widest = (double)m->max_example_values;
-    const char *n = count_str(c, widest);
+    const char *n = chk_count_str(c, widest);
     if ((enumerates || (discrete && joint <= 65536)) &&
-        !fits(c, e->loc, joint * widest,
-              vae_pool_printf(c->pool, "enumerating the latents' %s joint states, %s values each", count_str(c, joint), n),
+        !chk_fits(c, e->loc, joint * widest,
+              vae_pool_printf(c->pool, "enumerating the latents' %s joint states, %s values each", chk_count_str(c, joint), n),
               "values"))
         return 0;
     int S = m->est.samples;
-    return fits(c, e->loc, S * widest,
+    return chk_fits(c, e->loc, S * widest,
                 vae_pool_printf(c->pool, "estimator '%s' with %d sample%s of %s values per example", e->name, S,
                                 S == 1 ? "" : "s", n), "values");
 }
@@ -990,7 +989,7 @@ static void check_estimator(checker *c, const ast_estimator *e) {
         const ast_expr *v = a->value;
         double num;
         if (vae_setting_named(a->name)) { /* samples, beta, temperature */
-            if (!setting_value(c, a->loc, a->name, v, &num))
+            if (!chk_setting_value(c, a->loc, a->name, v, &num))
                 ok = 0;
             else if (strcmp(a->name, "samples") == 0)
                 est->samples = (int)num;
@@ -1033,8 +1032,9 @@ static void check_estimator(checker *c, const ast_estimator *e) {
     /* Applicability: every latent must be of a kind the estimator handles. */
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
+        if (!chk_inferred(l)) continue; /* an observed label */
         if (!(info->latents & (1u << l->kind))) {
-            ERR(e->loc, "estimator '%s' does not apply to %s latent '%s' (%s)", e->name, latent_kind_name(l->kind),
+            ERR(e->loc, "estimator '%s' does not apply to %s latent '%s' (%s)", e->name, chk_latent_kind_name(l->kind),
                 l->name,
                 l->kind == LATENT_NORMAL ? "it needs enumerable (categorical or bernoulli) latents"
                 : info->kind == EST_GUMBEL ? "it relaxes categorical latents only"
@@ -1057,7 +1057,7 @@ static void check_estimator(checker *c, const ast_estimator *e) {
         }
     if (ok && info->enumerates) {
         double joint = 1;
-        for (int i = 0; i < m->nlatents; i++) joint *= m->latents[i].joint_states;
+        for (int i = 0; i < m->nlatents; i++) joint *= chk_inferred(&m->latents[i]) ? m->latents[i].joint_states : 1;
         if (joint > 65536) {
             if (joint < 1e15)
                 ERR(e->loc, "estimator '%s' sums over every joint state of the latents, and they have %.0f (at most "
@@ -1086,12 +1086,51 @@ static void check_estimator(checker *c, const ast_estimator *e) {
 
 /* ---------------------------------------------------------------- train settings */
 
+static const ast_assign *setting_named(const ast_train *t, const char *name) {
+    for (const ast_assign *a = t->settings; a; a = a->next)
+        if (strcmp(a->name, name) == 0) return a;
+    return NULL;
+}
+
+/* labelled and classify act on a label with an encoder; a label needs a source that carries it. */
+static void check_label_settings(checker *c, const ast_train *t) {
+    const vae_model *m = c->m;
+    const vae_latent *label = NULL, *inferred = NULL;
+    for (int i = 0; i < m->nlatents; i++)
+        if (m->latents[i].label) {
+            if (!label) label = &m->latents[i];
+            if (!inferred && m->latents[i].encoder) inferred = &m->latents[i];
+        }
+    static const char *const NEED[] = {"labelled", "classify"};
+    for (int i = 0; i < 2 && !inferred; i++) {
+        const ast_assign *a = setting_named(t, NEED[i]);
+        if (a) ERR(a->loc, "'%s' needs a label with an encoder (data y : label(K) and encoder q(y | x))", NEED[i]);
+    }
+    static const char *const SRC[][2] = {{"data", "labels"}, {"test", "test_labels"}};
+    for (int i = 0; i < 2 && label; i++) {
+        const ast_assign *a = setting_named(t, SRC[i][0]);
+        if (a && a->value->kind == AST_STR && strncmp(a->value->str, "fashion-mnist:", 14) &&
+            !setting_named(t, SRC[i][1]))
+            ERR(a->loc, "labels without a source: label '%s' is not in \"%s\" (only fashion-mnist: sources carry "
+                        "labels); name a label file with %s = \"PATH\"", label->name, a->value->str, SRC[i][1]);
+    }
+}
+
 static void check_train(checker *c, const ast_train *t) {
     vae_train_settings *s = &c->m->train;
     for (const ast_assign *a = t->settings; a; a = a->next) {
         const ast_expr *v = a->value;
         double num;
-        if (strcmp(a->name, "data") == 0 || strcmp(a->name, "test") == 0) {
+        if (strcmp(a->name, "labels") == 0 || strcmp(a->name, "test_labels") == 0) {
+            if (v->kind != AST_STR)
+                ERR(v->loc, "'%s' is a label file in quotes (IDX, .npy or .csv)", a->name);
+            else
+                *(a->name[0] == 'l' ? &s->labels : &s->test_labels) = v->str;
+        } else if (strcmp(a->name, "labelled") == 0) {
+            if (chk_setting_value(c, v->loc, a->name, v, &num)) s->labelled = (long)num;
+        } else if (strcmp(a->name, "classify") == 0) {
+            if (chk_setting_value(c, v->loc, a->name, v, &num)) s->classify = num;
+        } else if (strcmp(a->name, "data") == 0 || strcmp(a->name, "test") == 0) {
             if (v->kind != AST_STR)
                 ERR(v->loc, "'%s' is a data source in quotes, such as \"fashion-mnist:train\"", a->name);
             else if (strcmp(a->name, "data") == 0)
@@ -1099,13 +1138,13 @@ static void check_train(checker *c, const ast_train *t) {
             else
                 s->test = v->str;
         } else if (strcmp(a->name, "batch") == 0) {
-            if (setting_value(c, v->loc, a->name, v, &num)) s->batch = (int)num;
+            if (chk_setting_value(c, v->loc, a->name, v, &num)) s->batch = (int)num;
         } else if (strcmp(a->name, "epochs") == 0) {
-            if (setting_value(c, v->loc, a->name, v, &num)) s->epochs = (int)num;
+            if (chk_setting_value(c, v->loc, a->name, v, &num)) s->epochs = (int)num;
         } else if (strcmp(a->name, "seed") == 0) {
-            if (setting_value(c, v->loc, a->name, v, &num)) s->seed = (unsigned long long)num;
+            if (chk_setting_value(c, v->loc, a->name, v, &num)) s->seed = (unsigned long long)num;
         } else if (strcmp(a->name, "warmup") == 0) {
-            if (setting_value(c, v->loc, a->name, v, &num)) s->warmup = num;
+            if (chk_setting_value(c, v->loc, a->name, v, &num)) s->warmup = num;
         } else if (strcmp(a->name, "optimizer") == 0) {
             if (v->kind != AST_CALL || (strcmp(v->str, "adam") && strcmp(v->str, "sgd"))) {
                 ERR(v->loc, "'optimizer' is adam(lr: F) or sgd(lr: F, momentum: F)");
@@ -1114,18 +1153,123 @@ static void check_train(checker *c, const ast_train *t) {
             int adam = strcmp(v->str, "adam") == 0;
             s->optimizer = adam ? OPT_ADAM : OPT_SGD;
             static const char *const adam_opts[] = {"lr", NULL}, *const sgd_opts[] = {"lr", "momentum", NULL};
-            if (!only_named(c, v, adam ? adam_opts : sgd_opts, "as an optimizer")) continue;
-            const ast_arg *lr = named(v, "lr"), *mom = named(v, "momentum");
-            if (lr && setting_value(c, lr->loc, "lr", lr->value, &num)) s->lr = num;
-            if (mom && setting_value(c, mom->loc, "momentum", mom->value, &num)) s->momentum = num;
+            if (!chk_only_named(c, v, adam ? adam_opts : sgd_opts, "as an optimizer")) continue;
+            const ast_arg *lr = chk_named(v, "lr"), *mom = chk_named(v, "momentum");
+            if (lr && chk_setting_value(c, lr->loc, "lr", lr->value, &num)) s->lr = num;
+            if (mom && chk_setting_value(c, mom->loc, "momentum", mom->value, &num)) s->momentum = num;
         } else {
             ERR(a->loc, "unknown train setting '%s' (expected data, test, optimizer, batch, epochs, seed or warmup)",
                 a->name);
         }
     }
+    check_label_settings(c, t);
 }
 
 /* ---------------------------------------------------------------- the model */
+
+/* The data (one declaration that is not a label) and the latents, then the labels after them. */
+static void check_declarations(checker *c) {
+    vae_model *m = c->m;
+    const ast_model *ast = m->ast;
+    for (const ast_data *d = ast->data; d; d = d->next) {
+        if (d->label) continue; /* after the latents */
+        if (m->data) {
+            ERR(d->loc, "a model has exactly one data declaration; '%s' is a second one", d->name);
+            continue;
+        }
+        m->data = d;
+        m->binary = d->binary;
+        m->binary_dynamic = d->dynamic;
+        if (!d->shape.ndims) {
+            ERR(d->loc, "data '%s' needs a shape, as in data %s[784] : binary", d->name, d->name);
+            continue;
+        }
+        shape ds = chk_shape_of_ast(&d->shape);
+        if (!chk_fits(c, d->loc, chk_shape_exact(ds), vae_pool_printf(c->pool, "data '%s' %s", d->name, chk_shape_str(c, ds)),
+                  "values per example"))
+            continue; /* data_dim stays 0: the networks see an unknown shape */
+        m->data_dim = chk_shape_size(ds);
+        chk_note_values(c, m->data_dim);
+    }
+    if (!m->data) ERR(ast->loc, "the model declares no data (add: data x[784] : binary)");
+    if (!ast->latents) ERR(ast->loc, "the model declares no latent (add: latent z[20] ~ normal(0, 1))");
+    for (const ast_latent *l = ast->latents; l; l = l->next) {
+        if (m->data && strcmp(l->name, m->data->name) == 0) {
+            ERR(l->loc, "'%s' is already the data's name", l->name);
+            continue;
+        }
+        if (chk_find_latent(m, l->name)) {
+            ERR(l->loc, "latent '%s' is declared twice", l->name);
+            continue;
+        }
+        if (m->nlatents == VAE_MAX_LATENTS) {
+            ERR(l->loc, "too many latents (at most %d)", VAE_MAX_LATENTS);
+            break;
+        }
+        vae_latent *v = &m->latents[m->nlatents++];
+        v->ast = l;
+        v->name = l->name;
+        if (l->prior)
+            chk_prior(c, v);
+        else
+            chk_prior_net_latent(c, v);
+    }
+    chk_labels(c);
+    m->structured = chk_structured(m);
+}
+
+/* Whether a latent reaches the data: the decoder reads it, or (structured) a prior network. */
+static int reaches_data(const vae_model *m, const vae_latent *l) {
+    for (const ast_network *n = m->ast->networks; n; n = n->next)
+        if (n == m->decoder || (m->structured && n->role == NET_PRIOR))
+            for (const ast_name *g = n->given; g; g = g->next)
+                if (strcmp(g->name, l->name) == 0) return 1;
+    return 0;
+}
+
+/* Networks in source order: their parameters take that order. */
+static void check_networks(checker *c) {
+    vae_model *m = c->m;
+    int nnetworks = 0;
+    for (const ast_network *n = m->ast->networks; n; n = n->next) {
+        if (++nnetworks > VAE_MAX_NETWORKS) { /* each is compared with those before it */
+            ERR(n->loc, "too many networks (at most %d)", VAE_MAX_NETWORKS);
+            break;
+        }
+        for (const ast_network *o = m->ast->networks; o != n; o = o->next)
+            if (strcmp(o->name, n->name) == 0) ERR(n->loc, "network '%s' is declared twice", n->name);
+        check_network(c, n);
+    }
+    if (!m->decoder) ERR(m->ast->loc, "the model declares no decoder (add: decoder p(x | z) { ... })");
+    for (int i = 0; i < m->nlatents && m->decoder; i++)
+        if (!reaches_data(m, &m->latents[i]))
+            ERR(m->latents[i].ast->loc, "%s '%s' is not given to the decoder%s", m->latents[i].label ? "label" : "latent",
+                m->latents[i].name, m->structured ? " nor to a prior network" : "");
+    if (m->structured) chk_structure(c);
+}
+
+static void check_estimators(checker *c) {
+    vae_model *m = c->m;
+    const ast_model *ast = m->ast;
+    if (!ast->estimators) ERR(ast->loc, "the model declares no estimator (add: estimator reparam)");
+    for (const ast_estimator *e = ast->estimators; e; e = e->next) {
+        if (e != ast->estimators) {
+            ERR(e->loc, "a model has one estimator; this is a second one");
+            continue;
+        }
+        int before = c->src->nerrors;
+        if (m->structured && strcmp(e->name, "elbo") == 0) {
+            chk_elbo(c, e);
+            continue;
+        }
+        check_estimator(c, e);
+        if (m->structured && c->src->nerrors == before) chk_elbo_from_v0(c);
+    }
+    for (const ast_network *n = ast->networks; n; n = n->next)
+        if (n->role == NET_BASELINE) {
+            if (m->est.baseline == n) m->baseline_net = n;
+        }
+}
 
 int vae_check(vae_source *src, ast_model *ast, vae_model *m) {
     memset(m, 0, sizeof *m);
@@ -1138,79 +1282,14 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *m) {
     m->train.epochs = 10;
     checker cc = {.src = src, .m = m, .pool = src->pool}, *c = &cc;
     int before = src->nerrors;
-
-    /* data */
-    if (!ast->data)
-        ERR(ast->loc, "the model declares no data (add: data x[784] : binary)");
-    for (const ast_data *d = ast->data; d; d = d->next) {
-        if (d != ast->data) {
-            ERR(d->loc, "a model has exactly one data declaration; '%s' is a second one", d->name);
-            continue;
-        }
-        m->data = d;
-        m->binary = d->binary;
-        shape ds = shape_of_ast(&d->shape);
-        if (!fits(c, d->loc, shape_exact(ds), vae_pool_printf(c->pool, "data '%s' %s", d->name, shape_str(c, ds)),
-                  "values per example"))
-            continue; /* data_dim stays 0: the networks see an unknown shape */
-        m->data_dim = shape_size(ds);
-        note_values(c, m->data_dim);
-    }
-    /* latents */
-    if (!ast->latents) ERR(ast->loc, "the model declares no latent (add: latent z[20] ~ normal(0, 1))");
-    for (const ast_latent *l = ast->latents; l; l = l->next) {
-        if (m->data && strcmp(l->name, m->data->name) == 0) {
-            ERR(l->loc, "'%s' is already the data's name", l->name);
-            continue;
-        }
-        if (find_latent(m, l->name)) {
-            ERR(l->loc, "latent '%s' is declared twice", l->name);
-            continue;
-        }
-        if (m->nlatents == VAE_MAX_LATENTS) {
-            ERR(l->loc, "too many latents (at most %d)", VAE_MAX_LATENTS);
-            break;
-        }
-        vae_latent *v = &m->latents[m->nlatents++];
-        v->ast = l;
-        v->name = l->name;
-        check_prior(c, v);
-    }
-    /* networks, in source order: their parameters take that order */
-    int nnetworks = 0;
-    for (const ast_network *n = ast->networks; n; n = n->next) {
-        if (++nnetworks > VAE_MAX_NETWORKS) { /* each is compared with those before it */
-            ERR(n->loc, "too many networks (at most %d)", VAE_MAX_NETWORKS);
-            break;
-        }
-        for (const ast_network *o = ast->networks; o != n; o = o->next)
-            if (strcmp(o->name, n->name) == 0) ERR(n->loc, "network '%s' is declared twice", n->name);
-        check_network(c, n);
-    }
-    if (!m->decoder) ERR(ast->loc, "the model declares no decoder (add: decoder p(x | z) { ... })");
-    for (int i = 0; i < m->nlatents && m->decoder; i++) {
-        int used = 0;
-        for (const ast_name *g = m->decoder->given; g; g = g->next) used |= strcmp(g->name, m->latents[i].name) == 0;
-        if (!used) ERR(m->latents[i].ast->loc, "latent '%s' is not given to the decoder", m->latents[i].name);
-    }
-    /* estimator */
-    if (!ast->estimators) ERR(ast->loc, "the model declares no estimator (add: estimator reparam)");
-    for (const ast_estimator *e = ast->estimators; e; e = e->next) {
-        if (e != ast->estimators) {
-            ERR(e->loc, "a model has one estimator; this is a second one");
-            continue;
-        }
-        check_estimator(c, e);
-    }
-    for (const ast_network *n = ast->networks; n; n = n->next)
-        if (n->role == NET_BASELINE) {
-            if (m->est.baseline == n) m->baseline_net = n;
-        }
-    /* train */
+    check_declarations(c);
+    check_networks(c);
+    check_estimators(c);
     for (const ast_train *t = ast->trains; t; t = t->next) {
         if (t != ast->trains) ERR(t->loc, "a model has one train block; this is a second one");
         else check_train(c, t);
     }
+    if (m->structured && src->nerrors == before) chk_rows(c);
     if (src->nerrors == before) return 0;
     vae_error_summary(src);
     return -1;
@@ -1224,7 +1303,7 @@ const vae_param *vae_model_param(const vae_model *m, const char *name) {
 
 /* ---------------------------------------------------------------- summaries */
 
-static void print_dist(FILE *out, const vae_dist *d) {
+void chk_print_dist(FILE *out, const vae_dist *d) {
     switch (d->kind) {
     case DIST_NORMAL:
         if (d->standard) fputs("normal(0, 1)", out);
@@ -1245,6 +1324,11 @@ void vae_print_objective(FILE *out, const vae_model *m) {
     size_t n = 0;
     for (int i = 0; i < m->nlatents; i++)
         n += (size_t)snprintf(z + n, sizeof z - n, "%s%s", i ? "," : "", m->latents[i].name);
+    if (m->structured) {
+        chk_print_structured_objective(out, m);
+        fprintf(out, "  averaged over the batch; the gradient is derived at compile time\n");
+        return;
+    }
     switch (e->kind) {
     case EST_REPARAM: {
         int S = e->samples;
@@ -1275,26 +1359,30 @@ void vae_print_objective(FILE *out, const vae_model *m) {
 void vae_print_summary(FILE *out, const vae_model *m) {
     fprintf(out, "model %s\n", m->name);
     if (m->data)
-        fprintf(out, "  data      %s: %d values, %s\n", m->data->name, m->data_dim, m->binary ? "binary" : "real");
-    for (int i = 0; i < m->nlatents; i++) {
+        fprintf(out, "  data      %s: %d values, %s%s\n", m->data->name, m->data_dim, m->binary ? "binary" : "real",
+                m->binary_dynamic ? " (dynamic)" : "");
+    for (int i = 0; !m->structured && i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
-        fprintf(out, "  latent    %s: %d %s variable%s, prior ", l->name, l->nvars, latent_kind_name(l->kind),
+        fprintf(out, "  latent    %s: %d %s variable%s, prior ", l->name, l->nvars, chk_latent_kind_name(l->kind),
                 l->nvars == 1 ? "" : "s");
-        print_dist(out, &l->prior);
+        chk_print_dist(out, &l->prior);
         if (l->encoder) {
             fprintf(out, ", encoder %s returns ", l->encoder->name);
-            print_dist(out, &l->posterior);
+            chk_print_dist(out, &l->posterior);
         }
         fputc('\n', out);
     }
-    if (m->decoder) {
+    if (m->structured) chk_print_structured(out, m);
+    if (m->decoder && !m->structured) {
         fprintf(out, "  decoder   %s returns ", m->decoder->name);
-        print_dist(out, &m->likelihood);
+        chk_print_dist(out, &m->likelihood);
         fputc('\n', out);
     }
     fprintf(out, "  estimator %s", vae_estimator_name(m->est.kind));
     if (m->est.samples != 1) fprintf(out, " (samples: %d)", m->est.samples);
     if (m->est.beta != 1) fprintf(out, " (beta: %g)", m->est.beta);
+    if (m->est.baseline || m->est.baseline_loo)
+        fprintf(out, " (baseline: %s)", m->est.baseline_loo ? "loo" : m->est.baseline->name);
     fputc('\n', out);
     fprintf(out, "  parameters %ld in %d tensors\n", m->param_floats, m->nparams);
     for (int i = 0; i < m->nparams; i++) {

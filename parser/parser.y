@@ -33,12 +33,12 @@ static void yyerror(YYLTYPE *loc, void *scanner, struct vae_parse_state *ps, con
 
 %token T_MODEL "model" T_DATA "data" T_LATENT "latent" T_ENCODER "encoder"
 %token T_DECODER "decoder" T_BASELINE "baseline" T_ESTIMATOR "estimator"
-%token T_TRAIN "train" T_RETURN "return" T_PARAM "param"
+%token T_TRAIN "train" T_RETURN "return" T_PARAM "param" T_PRIOR "prior"
 %token <num> T_NUMBER "number"
 %token <str> T_IDENT "identifier" T_STRING "string"
 %token T_ERROR "invalid token"
 
-%type <expr> expr term unary atom call
+%type <expr> expr term unary atom call opt_tilde
 %type <arg> args arg opt_args
 %type <assign> assigns settings
 %type <name> names opt_given
@@ -58,11 +58,13 @@ decls
     ;
 
 decl
-    : "data" T_IDENT shape ':' T_IDENT         { vae_build_data(ps, $2, $3, $5, L(@5), L(@1)); }
-    | "latent" T_IDENT opt_shape '~' call      { vae_build_latent(ps, $2, $3, $5, L(@1)); }
+    : "data" T_IDENT opt_shape ':' T_IDENT opt_args opt_tilde
+          { vae_build_data(ps, $2, $3, $5, $6, $7, L(@5), L(@1)); }
+    | "latent" T_IDENT opt_shape opt_tilde     { vae_build_latent(ps, $2, $3, $4, L(@1)); }
     | role T_IDENT '(' T_IDENT opt_given ')' block
           { vae_build_network(ps, $1, $2, $4, L(@4), $5, $7.body, $7.ret, vae_build_loc_lc(ps, $7.ret_line, $7.ret_col), L(@1)); }
     | "estimator" T_IDENT opt_args             { vae_build_estimator(ps, $2, $3, L(@2)); }
+    | "estimator" "prior" opt_args             { vae_build_estimator(ps, "prior", $3, L(@2)); }
     | "train" '{' settings '}'                 { vae_build_train(ps, $3, L(@1)); }
     | error                                    { /* reported; resume at the next declaration */ }
     ;
@@ -71,6 +73,13 @@ role
     : "encoder"   { $$ = NET_ENCODER; }
     | "decoder"   { $$ = NET_DECODER; }
     | "baseline"  { $$ = NET_BASELINE; }
+    | "prior"     { $$ = NET_PRIOR; }
+    ;
+
+/* Version 1: a latent (or a label) without `~` takes its prior from a prior network. */
+opt_tilde
+    : %empty     { $$ = NULL; }
+    | '~' call   { $$ = $2; }
     ;
 
 opt_given

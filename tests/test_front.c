@@ -301,9 +301,12 @@ static void test_check_distributions_and_shapes(void) {
 }
 
 static void test_syntax_errors_are_all_reported(void) {
-    const char *const want[] = {"t.vae:2:8: error: unexpected ':', expecting '['",
+    const char *const want[] = {"t.vae:2:11: error: unexpected identifier, expecting ':'",
                                 "t.vae:4:15: error: unexpected character '@'", NULL};
-    expect_errors("model m\ndata x : binary\nlatent z[2] ~ normal(0, 1)\nestimator iwae@\n", want);
+    expect_errors("model m\ndata x[4] binary\nlatent z[2] ~ normal(0, 1)\nestimator iwae@\n", want);
+    /* the shape is optional in the grammar (a label has none); the checker asks for it */
+    const char *const shape[] = {"t.vae:2:1: error: data 'x' needs a shape, as in data x[784] : binary", NULL};
+    expect_errors("model m\ndata x : binary\nlatent z[2] ~ normal(0, 1)\nestimator iwae\n", shape);
     const char *const str[] = {"t.vae:2:13: error: unterminated string", NULL};
     expect_errors("model m\ntrain { a = \"abc\n}\n", str);
 }
