@@ -211,6 +211,7 @@ static void describe(vr_graph *d, const g_graph *g, void *fn) {
     d->logw_rows = out_offset(g->out.logw_rows);
     d->logpx_rows = out_offset(g->out.logpx_rows);
     d->value_rows = out_offset(g->out.value_rows);
+    d->correct_rows = out_offset(g->out.correct_rows);
 }
 
 /* JIT-compiles the graphs into a fresh JIT: optimised (default<O3>, aggressive

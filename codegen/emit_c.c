@@ -527,10 +527,10 @@ static void print_program(FILE *o, const vae_model *m, g_graph *const *gs, int n
     for (int p = 0; p < 6; p++) {
         const g_graph *g = by[p];
         if (!g) continue;
-        fprintf(o, "    .%s = {(vr_graph_fn)%s, %d, %d, %ld, %ld, %ld, %ld, %ld, %ld, %ld},\n", field[p], g->fn_name,
+        fprintf(o, "    .%s = {(vr_graph_fn)%s, %d, %d, %ld, %ld, %ld, %ld, %ld, %ld, %ld, %ld},\n", field[p], g->fn_name,
                 g->batch, g->samples, g->arena_floats, offset_of(g->out.objective), offset_of(g->out.recon_rows),
                 offset_of(g->out.kl_rows), offset_of(g->out.logw_rows), offset_of(g->out.logpx_rows),
-                offset_of(g->out.value_rows));
+                offset_of(g->out.value_rows), offset_of(g->out.correct_rows));
         if (p >= GRAPH_ENCODE) fprintf(o, "    .api_out_%s = %ld,\n", field[p], offset_of(g->out.api_out));
     }
     fprintf(o, "    .encode_width = %d,\n    .latent_width = %d,\n    .decode_width = %d,\n};\n\n", g_encode_width(m),

@@ -74,6 +74,10 @@ int vaec_can_reconstruct(const vaec_view *v, char *why, size_t len) {
             snprintf(why, len, "model %s has no encoder for latent %s: no reconstructions", m->name, m->latents[i].name);
             return 0;
         }
+    if (!v->program->encode_width) { /* no encode graph: an encoder reads latents that must be drawn first */
+        snprintf(why, len, "model %s has encoders that read other latents: no reconstructions yet", m->name);
+        return 0;
+    }
     if (!m->est.trains_encoder) {
         snprintf(why, len, "estimator %s leaves the encoder of model %s untrained: no reconstructions", m->est.name,
                  m->name);

@@ -89,7 +89,6 @@ static double gradcheck(const char *text, int batch) {
     double *x = data_block(&d, 3), worst = 0, norm = 0;
     random_params(&d, p, 5, 1.0);
     run(&d, p, g, x, 11);
-    memcpy(g, d.grads, P * sizeof *g);
     for (int t = 0; t < d.m->nparams; t++) {
         const vae_param *q = &d.m->params[t];
         for (int k = 0; k < (q->size < 6 ? q->size : 6); k++) {
@@ -164,10 +163,8 @@ static void test_gradients_match_differences(void) {
     } cases[] = {
         {"class and style (analytic y, reparam z)", GM_MODEL("elbo(y: analytic, z: reparam, samples: 2, beta: 0.7)")},
         {"class and style (relaxed y)", GM_MODEL("elbo(y: gumbel(temperature: 0.7), z: reparam)")},
-        {"class and style (straight-through y)", GM_MODEL("elbo(y: gumbel(temperature: 0.7, hard: true), z: reparam)")},
         {"two stochastic layers, elbo", TWO_LAYER("elbo(z1: reparam, z2: reparam, samples: 3)")},
         {"two stochastic layers, iwae", TWO_LAYER("iwae(samples: 4)")},
-        {"two stochastic layers, prior bound", TWO_LAYER("prior(samples: 3)")},
         {"semi-supervised, labels kept and hidden", M2_MODEL("elbo(y: analytic, z: reparam)", "train {\n  classify = 2\n}\n")},
         {"conditional VAE", CVAE},
     };
@@ -263,7 +260,7 @@ static const vae_param *param_of(const vae_model *m, const char *net, const char
  * prod_d Bernoulli(x_d; sigmoid(W4[y2, d] + b4[d])), the networks written out by hand. */
 static double brute_logpx(const vae_model *m, const double *p, const double *x) {
     const double *W2 = p + param_of(m, "p2", "weight")->offset, *b2 = p + param_of(m, "p2", "bias")->offset;
-    const double *W4 = p + param_of(m, "p", "weight")->offset, *b4 = p + param_of(m, "p", "bias")->offset;
+    const double *W4 = p + param_of(m, "decoder", "weight")->offset, *b4 = p + param_of(m, "decoder", "bias")->offset;
     double total = 0;
     for (int y1 = 0; y1 < 2; y1++) {
         double l[3], z = 0;
@@ -329,7 +326,7 @@ static double linear_gaussian_elbo(const vae_model *m, const double *p, double x
 #define Bias(net) p[param_of(m, net, "bias")->offset]
 #define V(net) exp(p[param_of(m, net, "")->offset])
     double a1 = W("q1"), c1 = Bias("q1"), v1 = V("q1"), a2 = W("q2"), c2 = Bias("q2"), v2 = V("q2");
-    double a3 = W("p1"), c3 = Bias("p1"), v3 = V("p1"), a4 = W("p"), c4 = Bias("p"), v4 = V("p");
+    double a3 = W("p1"), c3 = Bias("p1"), v3 = V("p1"), a4 = W("decoder"), c4 = Bias("decoder"), v4 = V("decoder");
 #undef W
 #undef Bias
 #undef V

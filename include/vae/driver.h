@@ -15,7 +15,7 @@ typedef void (*vr_graph_fn)(float *params, float *grads, float *arena, const flo
  * evaluation's classification error reads.  Training hides the labels of the examples outside
  * the `labelled` subset; evaluation hides every label that has an encoder (label_inferred), so
  * its ELBO is that of unlabelled data. */
-static inline long vr_data_floats(int batch, int data_dim, int label_states) {
+static inline __attribute__((unused)) long vr_data_floats(int batch, int data_dim, int label_states) {
     return (long)batch * (data_dim + 2L * label_states);
 }
 
