@@ -248,14 +248,16 @@ static int measure_all(const gradvar_options *o, const vae_model *bm, const spec
     if (g_model_enumerable(bm) && !(truth = analytic_gradient(o->model, batch, params, x, P, o->seed))) goto out;
     printf("gradient of the encoder's %ld parameters, %d repeats on one batch of %d from %s\n", ncoords, o->repeats,
            batch, source);
-    printf("%-40s %14s %16s %18s %10s\n", "estimator", "variance", "E|g - analytic|^2", "|mean-analytic|^2", "ms/draw");
+    int w = 40; /* the estimator column fits the longest name written */
+    for (int e = 0; e < nspecs; e++) w = (int)strlen(specs[e].text) > w ? (int)strlen(specs[e].text) : w;
+    printf("%-*s %14s %16s %18s %10s\n", w, "estimator", "variance", "E|g - analytic|^2", "|mean-analytic|^2", "ms/draw");
     for (int e = 0; e < nspecs; e++) {
         spread s;
         if (draw_gradients(o, &specs[e], batch, params, x, mask, truth, P, &s)) goto out;
         if (truth)
-            printf("%-40s %14.6g %16.6g %18.6g %10.2f\n", specs[e].text, s.variance, s.mean_dist2, s.bias2, s.ms);
+            printf("%-*s %14.6g %16.6g %18.6g %10.2f\n", w, specs[e].text, s.variance, s.mean_dist2, s.bias2, s.ms);
         else
-            printf("%-40s %14.6g %16s %18s %10.2f\n", specs[e].text, s.variance, "-", "-", s.ms);
+            printf("%-*s %14.6g %16s %18s %10.2f\n", w, specs[e].text, s.variance, "-", "-", s.ms);
         fflush(stdout);
     }
     rc = 0;
