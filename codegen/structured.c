@@ -28,6 +28,7 @@ typedef struct {
     latent_role role[VAE_MAX_LATENTS];
     int hard_values;           /* relaxed latents feed their discrete sample (the reported value's pass) */
     int from_prior;            /* values drawn from the priors (prior bound, sampling) */
+    g_node *given;             /* sampling: the label to condition on, one-hot, or zeros to draw it */
     g_node *value[VAE_MAX_LATENTS];
     g_node *qa[VAE_MAX_LATENTS], *qb[VAE_MAX_LATENTS]; /* the encoder's arguments */
     logprob qt[VAE_MAX_LATENTS], pt[VAE_MAX_LATENTS];  /* discrete: log-probability tables */
@@ -51,6 +52,15 @@ static g_node *label_block(pass *P, int which) {
     y->data_offset = (long)P->B * m->data_dim + (long)which * P->B * K;
     y->label = which ? "y_true" : "y_kept";
     return detached(y);
+}
+
+/* y_kept, made on first use (a graph that draws labels reads no data block of labels). */
+static g_node *kept_labels(pass *P) {
+    if (!P->y_kept) {
+        P->y_kept = label_block(P, 0);
+        P->kept = detached(g_rowsum(P->g, P->y_kept));
+    }
+    return P->y_kept;
 }
 
 /* Roles set, the states' strides follow: J is the product of the enumerated latents' joint states. */
@@ -80,18 +90,13 @@ static void pass_open(pass *P, lowering *L, int B, int S) {
     g_graph *g = P->g;
     P->x = g_new(g, G_DATA, B, m->data_dim);
     P->x->label = m->data->name;
-    for (int i = 0; i < m->nlatents; i++)
-        if (m->latents[i].label && !P->y_kept) {
-            P->y_kept = label_block(P, 0);
-            P->kept = detached(g_rowsum(g, P->y_kept));
-        }
     long stride = 1;
     for (int i = 0; i < m->nlatents; i++)
         if (P->role[i] == ROLE_ENUMERATED) {
             P->value[i] = states_node(P, i, stride);
             stride *= (long)m->latents[i].joint_states;
         } else if (P->role[i] == ROLE_OBSERVED)
-            P->value[i] = P->y_kept;
+            P->value[i] = kept_labels(P);
 }
 
 /* Runs a network with the data and every latent valued so far in scope. */
@@ -256,6 +261,11 @@ static int prior_latent(pass *P, int i) {
         P->value[i] = normal_draw(P, i, P->pa[i], P->pb[i], l->prior.b_is_scale);
     else if (P->role[i] != ROLE_ENUMERATED)
         P->value[i] = discrete_draw(P, i, P->pt[i]);
+    if (l->label && P->given) { /* given + (1 - sum given) drawn */
+        g_graph *g = P->g;
+        P->value[i] = detached(g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, BIN(VX_SUB, C(1), IN(1)), IN(2))), 3,
+                                     (g_node *[]){P->given, detached(g_rowsum(g, P->given)), P->value[i]}, P->B, l->width));
+    }
     P->lp[i] = prior_density(P, i);
     return 0;
 }
@@ -300,7 +310,7 @@ static void enumerated_terms(pass *P, g_node **Q, g_node **e) {
         if (P->role[i] != ROLE_ENUMERATED) continue;
         g_node *W, *t;
         if (inferred_label(&P->m->latents[i])) {
-            g_node *at_label = g_rowsum(g, g_map2(g, BIN(VX_MUL, IN(0), IN(1)), P->y_kept, P->value[i]));
+            g_node *at_label = g_rowsum(g, g_map2(g, BIN(VX_MUL, IN(0), IN(1)), kept_labels(P), P->value[i]));
             const vx_expr *hidden = BIN(VX_SUB, C(1), IN(0));
             W = g_map(g, BIN(VX_ADD, BIN(VX_MUL, IN(0), IN(1)), BIN(VX_MUL, hidden, U(VX_EXP, IN(2)))), 3,
                       (g_node *[]){P->kept, at_label, P->lq[i]}, P->B * P->J, 1);
@@ -445,7 +455,7 @@ static g_node *classify_term(pass *P) {
     int i = classifier(P);
     if (i < 0 || P->m->train.classify <= 0) return NULL;
     g_graph *g = P->g;
-    g_node *at = g_rowsum(g, g_map2(g, BIN(VX_MUL, IN(0), IN(1)), P->y_kept, P->qt[i].table));
+    g_node *at = g_rowsum(g, g_map2(g, BIN(VX_MUL, IN(0), IN(1)), kept_labels(P), P->qt[i].table));
     return g_map1(g, BIN(VX_MUL, C(P->m->train.classify), IN(0)), at);
 }
 
@@ -718,7 +728,8 @@ static int build_prior(lowering *L, int B, int K) {
 }
 
 /* sample: every latent and label drawn from its prior in prior order, then x ~ p(x | .)
- * (or, for prior_decode, the decoder's arguments). */
+ * (or, for prior_decode, the decoder's arguments).  A model with a label reads, as its data
+ * block, B rows of K floats: the label to condition on, one-hot, or zeros to draw it. */
 static int build_sample_structured(lowering *L, int B, int decoder_args_only) {
     const vae_model *m = L->g->model;
     latent_role role[VAE_MAX_LATENTS];
@@ -726,6 +737,11 @@ static int build_sample_structured(lowering *L, int B, int decoder_args_only) {
     pass P;
     pass_init(&P, L, role, B, 1, 0);
     P.from_prior = 1;
+    for (int i = 0; i < m->nlatents; i++)
+        if (m->latents[i].label) {
+            P.given = detached(g_new(L->g, G_DATA, B, m->latents[i].states));
+            P.given->label = "label given";
+        }
     if (prior_pass(&P)) return -1;
     g_node *a, *b;
     if (run_network(&P, m->decoder, &m->likelihood, &a, &b)) return -1;

@@ -14,7 +14,7 @@
 #include "src/plot.h"
 
 const char *const VAEC_HELP_SAMPLE =
-    "usage: vaec sample MODEL.vae --params CHECKPOINT -o FILE [-n N] [--seed S]\n"
+    "usage: vaec sample MODEL.vae --params CHECKPOINT -o FILE [-n N] [--seed S] [--label K]\n"
     "       vaec sample MODEL.vae --params CHECKPOINT --states -o FILE.png [--data SRC]\n"
     "  draws N latents from the prior (default 64) and writes the decoder's mean at each (Bernoulli\n"
     "  probabilities, the normal's mean), by the extension of FILE:\n"
@@ -23,6 +23,8 @@ const char *const VAEC_HELP_SAMPLE =
     "  --seed S      the latents' noise (default: the train block's seed); the same checkpoint and\n"
     "                seed give the same file\n"
     "  --threads N   threads for the products (the result is the same on any number)\n"
+    "  --label K     a model with a label (data y : label(K)): every sample of class K (0 .. K-1);\n"
+    "                without it, row r of the grid (8 samples) is of class r mod K\n"
     "  --states      enumerable discrete latents (a mixture's classes): one row per state, its mean\n"
     "                then up to 10 of the first 1000 examples of SRC (default: the train block's\n"
     "                test; --data-dir DIR) whose most probable state it is; every state a tile, 16\n"
@@ -42,7 +44,7 @@ const char *const VAEC_HELP_PLOT =
 
 typedef struct {
     const char *cmd, *help, *model, *params, *out, *data, *data_dir;
-    long n, seed, threads;
+    long n, seed, threads, label; /* label: k + 1 for --label k, 0 when not given */
     int have_seed, states;
 } picture_args;
 
@@ -97,6 +99,10 @@ static int parse(picture_args *a, const char *allowed, long n_max, int argc, cha
         else if (strcmp(o, "--data-dir") == 0) a->data_dir = v;
         else if (strcmp(o, "-n") == 0 && number(a, o, v, 1, n_max, &a->n)) return 1;
         else if (strcmp(o, "--threads") == 0 && number(a, o, v, 1, 1024, &a->threads)) return 1;
+        else if (strcmp(o, "--label") == 0) {
+            if (number(a, o, v, 0, 65535, &a->label)) return 1;
+            a->label++;
+        }
         else if (strcmp(o, "--seed") == 0) {
             if (number(a, o, v, 0, LONG_MAX, &a->seed)) return 1;
             a->have_seed = 1;
@@ -155,7 +161,7 @@ static int load_model(loaded_model *l, const picture_args *a) {
         unload(l);
         return -1;
     }
-    l->view = (vaec_view){vae_unit_model(l->unit), p, l->params};
+    l->view = (vaec_view){.model = vae_unit_model(l->unit), .program = p, .params = l->params};
     return 0;
 }
 
@@ -218,9 +224,22 @@ static int draw_states(const picture_args *a, const vaec_view *v, char *err, siz
     return rc;
 }
 
+/* --label K: the model has a label of more than K classes. */
+static int check_label(const vae_model *m, long k, const char *path) {
+    for (int i = 0; i < m->nlatents; i++)
+        if (m->latents[i].label) {
+            if (k < m->latents[i].states) return 0;
+            fprintf(stderr, "vaec sample: error: --label %ld: label %s of %s has classes 0 to %d\n", k, m->latents[i].name,
+                    path, m->latents[i].states - 1);
+            return 1;
+        }
+    fprintf(stderr, "vaec sample: error: --label: %s has no label (data y : label(K)) to condition on\n", path);
+    return 1;
+}
+
 int vaec_sample_main(int argc, char **argv) {
     picture_args a = {.cmd = "sample", .help = VAEC_HELP_SAMPLE, .n = 64};
-    int rc = parse(&a, " --params -o -n --seed --threads --states --data --data-dir ", 65536, argc, argv);
+    int rc = parse(&a, " --params -o -n --seed --threads --states --data --data-dir --label ", 65536, argc, argv);
     if (rc) return rc == 2 ? 0 : 1;
     const char *ext = extension(a.out);
     if (a.states && strcmp(ext, ".png") != 0) {
@@ -236,6 +255,11 @@ int vaec_sample_main(int argc, char **argv) {
     const vae_model *m = l.view.model;
     uint64_t seed = a.have_seed ? (uint64_t)a.seed : (uint64_t)m->train.seed;
     char err[1024];
+    if (a.label && (rc = check_label(m, a.label - 1, a.model))) {
+        unload(&l);
+        return rc;
+    }
+    l.view.label = (int)a.label;
     if (a.states) {
         rc = draw_states(&a, &l.view, err, sizeof err);
     } else if (strcmp(ext, ".png") == 0) {

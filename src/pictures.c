@@ -62,9 +62,23 @@ static void decode_means(const vaec_view *v, const vr_graph *g, long out_offset,
     free(args);
 }
 
+#define GRID_COLS 8         /* samples and reconstructions per row */
+
+/* The classes of the labels of n samples (the sample graph's data block), one-hot [n, K]. */
+static float *sample_labels(const vaec_view *v, int n, int K) {
+    float *y = xcalloc((size_t)n * (size_t)K, sizeof(float));
+    for (int i = 0; i < n; i++) y[(size_t)i * K + (v->label ? v->label - 1 : (i / GRID_COLS) % K)] = 1;
+    return y;
+}
+
 void vaec_prior_means(const vaec_view *v, int n, uint64_t seed, float *out) {
     const vr_program *p = v->program;
-    decode_means(v, &p->sample, p->api_out_sample, NULL, 0, n, seed, out);
+    int K = 0;
+    for (int i = 0; i < v->model->nlatents; i++)
+        if (v->model->latents[i].label) K = v->model->latents[i].states;
+    float *y = K ? sample_labels(v, n, K) : NULL;
+    decode_means(v, &p->sample, p->api_out_sample, y, K, n, seed, out);
+    free(y);
 }
 
 int vaec_can_reconstruct(const vaec_view *v, char *why, size_t len) {
@@ -167,7 +181,6 @@ void vaec_state_means(const vaec_view *v, float *out) {
 
 /* ---------------------------------------------------------------- the grids */
 
-#define GRID_COLS 8         /* samples and reconstructions per row */
 #define STATE_EXAMPLES 10   /* test images beside each state's mean */
 #define STATE_ROWS_MAX 16   /* more states: one tile each, 16 per row ... */
 #define STATE_TILES_MAX 256 /* ... the first 256 of them */

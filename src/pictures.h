@@ -22,6 +22,8 @@ typedef struct {
     const struct vae_model *model;
     const vr_program *program;
     const float *params;
+    int label; /* a model with a label: k + 1 draws every sample of class k; 0 gives each row of
+                  a grid its class (row r: class r mod K) */
 } vaec_view;
 
 /* The decoder's mean E[x | z] (Bernoulli probabilities, the normal's mean) at

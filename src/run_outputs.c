@@ -78,7 +78,7 @@ static int after_epoch(void *self, const vr_epoch_report *e) {
     run_outputs *r = self;
     if (!r->events) return 0;
     char err[1024];
-    vaec_view v = {r->model, r->program, e->params};
+    vaec_view v = {.model = r->model, .program = r->program, .params = e->params};
     if (vaec_epoch_images(&v, e->test_data, r->seed, r->run_dir, e->epoch, stdout, err, sizeof err)) {
         fprintf(stderr, "vaec: error: %s\n", err);
         return 1;
