@@ -1246,6 +1246,8 @@ static void check_networks(checker *c) {
             ERR(m->latents[i].ast->loc, "%s '%s' is not given to the decoder%s", m->latents[i].label ? "label" : "latent",
                 m->latents[i].name, m->structured ? " nor to a prior network" : "");
     if (m->structured) chk_structure(c);
+    for (int i = 0; !m->structured && i < m->nlatents; i++) /* one level: every order is declaration order */
+        m->posterior_order[i] = m->prior_order[i] = i;
 }
 
 static void check_estimators(checker *c) {
