@@ -78,6 +78,7 @@ static void elbo_rules(checker *c) {
         vae_latent *l = &m->latents[i];
         const vae_latent_estimator *e = &l->est;
         if (!chk_inferred(l)) continue;
+        if (l->est.kind == EST_GUMBEL && l->est.temperature == 0) l->est.temperature = 1.0; /* as version 0's gumbel */
         if (!l->encoder)
             ERR(m->est.loc, "estimator elbo needs an encoder for latent '%s' (declare encoder q(%s | %s) { ... })",
                 l->name, l->name, m->data ? m->data->name : "x");

@@ -1,8 +1,9 @@
 /* The checker's shared state and helpers, for the files it is cut into by
- * concern: parser/check.c (declarations, expressions and layers,
- * distributions, the version 0 estimators), parser/check_structure.c
- * (version 1: labels, prior networks, parents, cycles, orders, rows) and
- * parser/check_elbo.c (version 1 estimators). */
+ * concern: check.c (declarations, networks, train settings, summaries),
+ * check_expr.c (shapes, expressions and layers, parameters), check_dist.c
+ * (distributions and fixed priors), check_estimator.c (version 0
+ * estimators), check_structure.c (version 1: labels, prior networks,
+ * parents, cycles, orders, rows) and check_elbo.c (version 1 estimators). */
 #ifndef VAE_CHECK_INTERNAL_H
 #define VAE_CHECK_INTERNAL_H
 
@@ -41,7 +42,7 @@ typedef struct {
 
 #define ERR(loc, ...) vae_error(c->src, (loc), __VA_ARGS__)
 
-/* shapes and sizes (check.c) */
+/* shapes and sizes (check_expr.c) */
 long long chk_shape_values(shape s);
 int chk_shape_size(shape s);
 double chk_shape_exact(shape s);
@@ -52,7 +53,7 @@ shape chk_vec(int n);
 const char *chk_count_str(checker *c, double n);
 int chk_fits(checker *c, vae_loc loc, double n, const char *what, const char *unit);
 void chk_note_values(checker *c, long long n);
-/* expressions, names and distributions (check.c) */
+/* expressions and names (check_expr.c), distributions (check_dist.c) */
 int chk_int_literal(const ast_expr *e, int *out);
 int chk_is_number(const ast_expr *e, double *v);
 int chk_count_args(const ast_arg *a);
@@ -65,7 +66,7 @@ const ast_arg *chk_named(const ast_expr *call, const char *name);
 int chk_only_named(checker *c, const ast_expr *call, const char *const *allowed, const char *what);
 int chk_returned_dist(checker *c, const ast_expr *e, shape want, unsigned allow, const char *what, vae_dist *out);
 int chk_setting_value(checker *c, vae_loc loc, const char *name, const ast_expr *v, double *out);
-/* latents (check.c) */
+/* latents (check_dist.c, check.c, check_estimator.c) */
 void chk_prior(checker *c, vae_latent *l);
 int chk_latent_fits(checker *c, vae_latent *l, shape s);
 vae_latent *chk_find_latent(vae_model *m, const char *name);
@@ -87,6 +88,8 @@ void chk_structure(checker *c);
 void chk_rows(checker *c);
 void chk_print_structured(FILE *out, const vae_model *m);
 void chk_print_structured_objective(FILE *out, const vae_model *m);
+/* version 0 estimators (check_estimator.c) */
+void chk_estimator(checker *c, const ast_estimator *e);
 /* version 1 estimators (check_elbo.c) */
 void chk_elbo(checker *c, const ast_estimator *e);
 void chk_elbo_from_v0(checker *c);

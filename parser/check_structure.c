@@ -119,8 +119,8 @@ void chk_labels(checker *c) {
 }
 
 int chk_structured(const vae_model *m) {
-    for (int i = 0; i < m->nlatents; i++)
-        if (m->latents[i].label) return 1;
+    for (int i = 0; i < m->nlatents; i++) /* a label, or a latent whose prior is (or should be) a network */
+        if (m->latents[i].label || !m->latents[i].ast->prior) return 1;
     for (const ast_network *n = m->ast->networks; n; n = n->next) {
         if (n->role == NET_PRIOR) return 1;
         if (n->role == NET_ENCODER)

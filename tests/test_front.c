@@ -311,6 +311,108 @@ static void test_syntax_errors_are_all_reported(void) {
     expect_errors("model m\ntrain { a = \"abc\n}\n", str);
 }
 
+/* ---- version 1: the contract models of docs/language.md ---- */
+
+static checked check_example(const char *name) {
+    const char *top = getenv("top_srcdir");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/examples/%s", top && *top ? top : "..", name);
+    FILE *f = fopen(path, "rb");
+    CU_ASSERT_PTR_NOT_NULL(f);
+    char *text = calloc(1, 1 << 16);
+    if (f) {
+        fread(text, 1, (1 << 16) - 1, f);
+        fclose(f);
+    }
+    checked c = check_text(text);
+    if (!c.ok) fprintf(stderr, "\n%s: %s", name, c.errors);
+    free(text);
+    return c;
+}
+
+static void test_structured_gmvae(void) {
+    checked c = check_example("fashion_gmvae.vae");
+    CU_ASSERT_TRUE_FATAL(c.ok);
+    const vae_model *m = &c.model;
+    CU_ASSERT(m->structured && m->nlatents == 2 && !m->binary_dynamic);
+    const vae_latent *y = &m->latents[0], *z = &m->latents[1];
+    CU_ASSERT(y->kind == LATENT_CATEGORICAL && y->states == 10 && !y->label && !y->prior_net);
+    CU_ASSERT(z->kind == LATENT_NORMAL && z->nvars == 16 && z->prior_net && z->prior.kind == DIST_NORMAL);
+    CU_ASSERT(z->np_parents == 1 && z->p_parents[0] == 0 && y->np_parents == 0);
+    CU_ASSERT(z->nq_parents == 1 && z->q_parents[0] == 0 && y->nq_parents == 0);
+    CU_ASSERT(m->posterior_order[0] == 0 && m->posterior_order[1] == 1);
+    CU_ASSERT(m->prior_order[0] == 0 && m->prior_order[1] == 1);
+    CU_ASSERT(m->est.kind == EST_ELBO && m->est.samples == 1 && m->est.beta == 1);
+    CU_ASSERT(y->est.kind == EST_ANALYTIC && z->est.kind == EST_REPARAM);
+    free(c.errors);
+}
+
+static void test_structured_iwae2(void) {
+    checked c = check_example("fashion_iwae2.vae");
+    CU_ASSERT_TRUE_FATAL(c.ok);
+    const vae_model *m = &c.model;
+    CU_ASSERT(m->structured && m->binary && m->binary_dynamic && m->nlatents == 2);
+    const vae_latent *z2 = &m->latents[0], *z1 = &m->latents[1];
+    CU_ASSERT(z2->nvars == 50 && z1->nvars == 100 && z2->prior.standard && z1->prior_net);
+    CU_ASSERT(z1->np_parents == 1 && z1->p_parents[0] == 0 && z1->nq_parents == 0);
+    CU_ASSERT(z2->nq_parents == 1 && z2->q_parents[0] == 1 && z2->np_parents == 0);
+    CU_ASSERT(m->posterior_order[0] == 1 && m->posterior_order[1] == 0); /* z1 from x, then z2 from z1 */
+    CU_ASSERT(m->prior_order[0] == 0 && m->prior_order[1] == 1);         /* z2, then z1 from z2 */
+    CU_ASSERT(m->est.kind == EST_IWAE && m->est.samples == 5);
+    free(c.errors);
+}
+
+static void test_structured_m2(void) {
+    checked c = check_example("fashion_m2.vae");
+    CU_ASSERT_TRUE_FATAL(c.ok);
+    const vae_model *m = &c.model;
+    CU_ASSERT(m->structured && m->nlatents == 2 && m->data_dim == 784);
+    const vae_latent *z = &m->latents[0], *y = &m->latents[1]; /* labels after the latents */
+    CU_ASSERT(y->label && y->kind == LATENT_CATEGORICAL && y->nvars == 1 && y->states == 10 && y->width == 10);
+    CU_ASSERT(y->encoder && y->prior.kind == DIST_CATEGORICAL && !y->prior.a);
+    CU_ASSERT(z->nq_parents == 1 && z->q_parents[0] == 1 && y->nq_parents == 0);
+    CU_ASSERT(m->posterior_order[0] == 1 && m->posterior_order[1] == 0);
+    CU_ASSERT(m->prior_order[0] == 0 && m->prior_order[1] == 1);
+    CU_ASSERT(m->est.kind == EST_ELBO && y->est.kind == EST_ANALYTIC && z->est.kind == EST_REPARAM);
+    CU_ASSERT(m->train.labelled == 1000 && m->train.classify == 50);
+    free(c.errors);
+}
+
+static void test_structured_cvae_and_version0(void) {
+    checked c = check_example("fashion_cvae.vae");
+    CU_ASSERT_TRUE_FATAL(c.ok);
+    const vae_model *m = &c.model;
+    const vae_latent *z = &m->latents[0], *y = &m->latents[1];
+    CU_ASSERT(m->structured && y->label && !y->encoder && z->nq_parents == 1 && z->q_parents[0] == 1);
+    /* `estimator reparam` on a structured model: elbo with reparam on every inferred latent */
+    CU_ASSERT(m->est.kind == EST_ELBO && z->est.kind == EST_REPARAM);
+    free(c.errors);
+    checked g = check_example("fashion_gauss.vae");
+    CU_ASSERT_TRUE_FATAL(g.ok);
+    CU_ASSERT(!g.model.structured && g.model.est.kind == EST_REPARAM && g.model.posterior_order[0] == 0);
+    free(g.errors);
+}
+
+static void test_structured_ast_dump(void) {
+    const char *text = "model m\ndata x[4] : binary(dynamic)\ndata y : label(3) ~ categorical(logits: param[3])\n"
+                       "latent z[2]\nprior pz(z | y) { return normal(mean: dense(onehot(y), 2), logvar: param[2]) }\n";
+    size_t len = 0;
+    char *out = NULL;
+    FILE *f = open_memstream(&out, &len);
+    vae_source *src = vae_source_from_string("t.vae", text, f);
+    ast_model *m = vae_parse(src);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    ast_dump(f, m);
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "data x [4] binary(dynamic)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "data y [] label(3) ~ categorical(logits: param[3])\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "latent z [2] (prior network)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "prior pz(z | y)\n"));
+    if (!strstr(out, "prior pz(z | y)")) fprintf(stderr, "\n%s", out);
+    vae_source_free(src);
+    free(out);
+}
+
 int main(void) {
     static const test_case tests[] = {
         {"tokens and locations", test_tokens_and_locations},
@@ -321,6 +423,11 @@ int main(void) {
         {"check accepts the mixture model", test_check_accepts_the_mixture_model},
         {"check: convolution shapes and weights", test_check_convolution_shapes},
         {"check reports every error", test_check_reports_every_error},
+        {"structured: gmvae parents and orders", test_structured_gmvae},
+        {"structured: iwae2 parents and orders", test_structured_iwae2},
+        {"structured: m2 label, parents and orders", test_structured_m2},
+        {"structured: cvae; version 0 stays one level", test_structured_cvae_and_version0},
+        {"structured: AST dump", test_structured_ast_dump},
         {"check: estimator misuse", test_check_estimator_misuse},
         {"check: distributions and shapes", test_check_distributions_and_shapes},
         {"syntax errors are all reported", test_syntax_errors_are_all_reported},

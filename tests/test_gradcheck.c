@@ -518,6 +518,10 @@ static void test_arena_slots_of_live_tensors_disjoint(void) {
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         vae_unit *u = vae_unit_load(path, stderr);
         CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+        if (vae_unit_model(u)->structured) { /* no graphs until codegen/structured.c builds them */
+            vae_unit_free(u);
+            continue;
+        }
         vae_build_opts o = vae_build_defaults(u);
         o.api = 1;
         g_graph *gs[8];

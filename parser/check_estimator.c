@@ -1,0 +1,221 @@
+/* The checker's version 0 estimators: the table of what each applies to, their options, and
+ * the rows they make (version 1's elbo(...) is in check_elbo.c). */
+#include "parser/check_internal.h"
+
+#include "parser/limits.h"
+#include "parser/settings.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- estimator */
+
+typedef struct {
+    const char *name;
+    vae_estimator_kind kind;
+    const char *options[5];
+    unsigned latents;  /* bitmask of vae_latent_kind it applies to */
+    int enumerates;    /* needs every joint state */
+    int needs_encoder;
+    int built;         /* implemented by this version's code generator */
+} estimator_info;
+
+#define ANY_LATENT ((1u << LATENT_NORMAL) | (1u << LATENT_CATEGORICAL) | (1u << LATENT_BERNOULLI))
+#define DISCRETE ((1u << LATENT_CATEGORICAL) | (1u << LATENT_BERNOULLI))
+
+static const estimator_info ESTIMATORS[] = {
+    {"analytic", EST_ANALYTIC, {"beta"}, DISCRETE, 1, 1, 1},
+    {"uniform", EST_UNIFORM, {"samples", "beta"}, DISCRETE, 1, 1, 1},
+    {"reinforce", EST_REINFORCE, {"samples", "baseline", "beta"}, ANY_LATENT, 0, 1, 1},
+    {"reparam", EST_REPARAM, {"samples", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1},
+    {"iwae", EST_IWAE, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1},
+    {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0, 1},
+    {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0, 1},
+    {"vimco", EST_VIMCO, {"samples", "beta"}, DISCRETE, 0, 1, 1},
+    {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, 1u << LATENT_CATEGORICAL, 0, 1, 1},
+};
+#define NESTIMATORS (sizeof ESTIMATORS / sizeof ESTIMATORS[0])
+
+const char *vae_estimator_name(vae_estimator_kind k) {
+    if (k == EST_ELBO) return "elbo";
+    for (size_t i = 0; i < NESTIMATORS; i++)
+        if (ESTIMATORS[i].kind == k) return ESTIMATORS[i].name;
+    return "?";
+}
+
+void vae_model_settings(const vae_model *m, char *buf, size_t len) {
+    const vae_estimator *e = &m->est;
+    snprintf(buf, len, "estimator %s; samples %d; beta %.17g; temperature %.17g; hard %d; dreg %d; baseline %s",
+             vae_estimator_name(e->kind), e->samples, e->beta, e->temperature, e->hard, e->dreg,
+             e->baseline_loo ? "loo" : e->baseline ? "network" : "none");
+    for (int i = 0; e->kind == EST_ELBO && i < m->nlatents; i++) { /* each latent's own */
+        const vae_latent_estimator *l = &m->latents[i].est;
+        size_t n = strlen(buf);
+        if (chk_inferred(&m->latents[i]))
+            snprintf(buf + n, len - n, "; %s %s baseline %s temperature %.17g hard %d", m->latents[i].name,
+                     vae_estimator_name(l->kind), l->baseline_loo ? "loo" : l->baseline ? "network" : "none",
+                     l->temperature, l->hard);
+    }
+}
+
+const char *chk_latent_kind_name(vae_latent_kind k) {
+    return k == LATENT_NORMAL ? "normal" : k == LATENT_CATEGORICAL ? "categorical" : "bernoulli";
+}
+
+/* One example's rows - its samples, or the joint states the decoder runs on
+ * where the latents are enumerated (by the estimator, or by the evaluation
+ * of discrete latents with at most 65536 joint states: g_model_enumerable) -
+ * times the most values a row of the model holds must be within what vaec can
+ * index (then so is every tensor of a graph at batch 1; g_build checks the
+ * batch). */
+static int rows_fit(checker *c, const ast_estimator *e, int enumerates) {
+    const vae_model *m = c->m;
+    double joint = 1;
+    int discrete = 1;
+    for (int i = 0; i < m->nlatents; i++) {
+        if (!chk_inferred(&m->latents[i])) continue; /* an observed label */
+        joint *= m->latents[i].joint_states;
+        discrete &= m->latents[i].kind != LATENT_NORMAL;
+    }
+    double widest = (double)m->max_example_values;
+    const char *n = chk_count_str(c, widest);
+    if ((enumerates || (discrete && joint <= 65536)) &&
+        !chk_fits(c, e->loc, joint * widest,
+              vae_pool_printf(c->pool, "enumerating the latents' %s joint states, %s values each", chk_count_str(c, joint), n),
+              "values"))
+        return 0;
+    int S = m->est.samples;
+    return chk_fits(c, e->loc, S * widest,
+                vae_pool_printf(c->pool, "estimator '%s' with %d sample%s of %s values per example", e->name, S,
+                                S == 1 ? "" : "s", n), "values");
+}
+
+void chk_estimator(checker *c, const ast_estimator *e) {
+    vae_model *m = c->m;
+    vae_estimator *est = &m->est;
+    est->name = e->name;
+    est->loc = e->loc;
+    est->samples = 1;
+    est->beta = 1.0;
+    const estimator_info *info = NULL;
+    for (size_t i = 0; i < NESTIMATORS; i++)
+        if (strcmp(ESTIMATORS[i].name, e->name) == 0) info = &ESTIMATORS[i];
+    if (!info) {
+        ERR(e->loc, "unknown estimator '%s' (expected analytic, uniform, reinforce, reparam, iwae, prior, exact, "
+                    "vimco or gumbel)", e->name);
+        return;
+    }
+    est->kind = info->kind;
+    int ok = 1;
+    for (const ast_arg *a = e->args; a; a = a->next) {
+        if (!a->name) {
+            ERR(a->loc, "estimator options are named, as in %s(%s: ...)", e->name, info->options[0] ? info->options[0] : "beta");
+            ok = 0;
+            continue;
+        }
+        int known = 0;
+        for (int i = 0; i < 5 && info->options[i]; i++) known |= strcmp(info->options[i], a->name) == 0;
+        if (!known) {
+            ERR(a->loc, "estimator '%s' has no option '%s'", e->name, a->name);
+            ok = 0;
+            continue;
+        }
+        const ast_expr *v = a->value;
+        double num;
+        if (vae_setting_named(a->name)) { /* samples, beta, temperature */
+            if (!chk_setting_value(c, a->loc, a->name, v, &num))
+                ok = 0;
+            else if (strcmp(a->name, "samples") == 0)
+                est->samples = (int)num;
+            else if (strcmp(a->name, "beta") == 0)
+                est->beta = num;
+            else
+                est->temperature = num;
+        } else if (strcmp(a->name, "hard") == 0) {
+            if (v->kind != AST_NAME || (strcmp(v->str, "true") && strcmp(v->str, "false"))) {
+                ERR(a->loc, "'hard' is true or false");
+                ok = 0;
+            } else
+                est->hard = strcmp(v->str, "true") == 0;
+        } else if (strcmp(a->name, "gradient") == 0) {
+            if (v->kind != AST_NAME || strcmp(v->str, "dreg")) {
+                ERR(a->loc, "'gradient' is dreg (the doubly reparameterised gradient)");
+                ok = 0;
+            } else
+                est->dreg = 1;
+        } else if (strcmp(a->name, "baseline") == 0) {
+            if (v->kind != AST_NAME) {
+                ERR(a->loc, "'baseline' names a baseline network or is loo");
+                ok = 0;
+            } else if (strcmp(v->str, "loo") == 0) {
+                est->baseline_loo = 1;
+            } else {
+                const ast_network *b = NULL;
+                for (const ast_network *n = m->ast->networks; n; n = n->next)
+                    if (n->role == NET_BASELINE && strcmp(n->name, v->str) == 0) b = n;
+                if (!b) {
+                    ERR(v->loc, "unknown baseline '%s' (declare it with baseline %s(%s) { ... })", v->str, v->str,
+                        m->data ? m->data->name : "x");
+                    ok = 0;
+                } else
+                    est->baseline = b;
+            }
+        }
+    }
+    if (!ok) return;
+    /* Applicability: every latent must be of a kind the estimator handles. */
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        if (!chk_inferred(l)) continue; /* an observed label */
+        if (!(info->latents & (1u << l->kind))) {
+            ERR(e->loc, "estimator '%s' does not apply to %s latent '%s' (%s)", e->name, chk_latent_kind_name(l->kind),
+                l->name,
+                l->kind == LATENT_NORMAL ? "it needs enumerable (categorical or bernoulli) latents"
+                : info->kind == EST_GUMBEL ? "it relaxes categorical latents only"
+                                           : "it needs a reparameterisable (normal) latent");
+            ok = 0;
+        }
+        if (info->needs_encoder && !l->encoder) {
+            ERR(e->loc, "estimator '%s' needs an encoder for latent '%s' (declare encoder q(%s | %s) { ... })",
+                e->name, l->name, l->name, m->data ? m->data->name : "x");
+            ok = 0;
+        }
+    }
+    est->trains_encoder = info->needs_encoder;
+    for (int i = 0; ok && !info->needs_encoder && i < m->nlatents; i++)
+        if (m->latents[i].encoder) { /* evaluation then leaves it out too: an untrained q gives no ELBO worth a number */
+            vae_warning(c->src, e->loc, "estimator '%s' does not use the encoder of '%s': it stays untrained, and test "
+                        "values are the estimator's own bound (%s), not an ELBO", e->name, m->latents[i].name,
+                        info->kind == EST_EXACT ? "the exact log p(x)" : "log p(x) estimated by sampling the prior");
+            break;
+        }
+    if (ok && info->enumerates) {
+        double joint = 1;
+        for (int i = 0; i < m->nlatents; i++) joint *= chk_inferred(&m->latents[i]) ? m->latents[i].joint_states : 1;
+        if (joint > 65536) {
+            if (joint < 1e15)
+                ERR(e->loc, "estimator '%s' sums over every joint state of the latents, and they have %.0f (at most "
+                            "65536 are enumerable)", e->name, joint);
+            else
+                ERR(e->loc, "estimator '%s' sums over every joint state of the latents, and they have %.3g (at most "
+                            "65536 are enumerable)", e->name, joint);
+            ok = 0;
+        }
+    }
+    if (ok) ok = rows_fit(c, e, info->enumerates);
+    if (ok && !info->built)
+        ERR(e->loc, "estimator '%s' parses and checks, but is not built yet in this version of vaec", e->name);
+    if (ok && info->kind == EST_VIMCO && est->samples < 2)
+        ERR(e->loc, "vimco needs at least 2 samples: each sample's control variate comes from the others");
+    if (ok && est->baseline_loo && est->samples < 2)
+        ERR(e->loc, "reinforce(baseline: loo) needs at least 2 samples: each sample's baseline is the mean of the "
+                    "others");
+    if (ok && info->kind == EST_PRIOR)
+        for (int i = 0; i < m->nlatents; i++)
+            if (m->latents[i].prior.a)
+                ERR(e->loc, "estimator 'prior' samples from the prior, so it cannot learn the prior of '%s' (its "
+                            "gradient would need a score function); use exact or a fixed prior",
+                    m->latents[i].name);
+}
+

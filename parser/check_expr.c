@@ -1,0 +1,482 @@
+/* The checker's expressions and layers: shapes per example, the parameters that each call site
+ * of a layer owns (their names and fixed order), names and their bindings.
+ *
+ * Shapes are per example: `h = relu(dense(x, 400))` has shape [400]; the batch
+ * and the samples are a leading dimension that the code generator adds. */
+#include "parser/check_internal.h"
+
+#include "parser/limits.h"
+#include "parser/settings.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Values of a shape in 64 bits, saturated above VAE_MAX_VALUES (parser/limits.h). */
+long long chk_shape_values(shape s) {
+    long long n = 1;
+    for (int i = 0; i < s.nd; i++) n = vae_size_mul(n, s.d[i]);
+    return n;
+}
+
+/* The values of a shape that chk_fits(): every shape the checker passes on does. */
+int chk_shape_size(shape s) { return (int)chk_shape_values(s); }
+
+/* A count for a message: exact while a double holds it exactly. */
+const char *chk_count_str(checker *c, double n) {
+    return n < 9007199254740992.0 ? vae_pool_printf(c->pool, "%.0f", n) : vae_pool_printf(c->pool, "%.3g", n);
+}
+
+/* Whether `n` values (one example's, or a parameter tensor's) are within what
+ * vaec can index; if not, says so at loc: "WHAT: N UNIT, more than ...". */
+int chk_fits(checker *c, vae_loc loc, double n, const char *what, const char *unit) {
+    if (n <= (double)VAE_MAX_VALUES) return 1;
+    vae_error(c->src, loc, "%s: %s %s, more than the " VAE_MAX_VALUES_WORDS " that vaec can index", what,
+              chk_count_str(c, n), unit);
+    return 0;
+}
+
+double chk_shape_exact(shape s) {
+    double n = 1;
+    for (int i = 0; i < s.nd; i++) n *= s.d[i];
+    return n;
+}
+
+/* Records the values one example has in a tensor the model makes: the graph
+ * builder multiplies the largest by the batch and the samples (g_build). */
+void chk_note_values(checker *c, long long n) {
+    if (n > c->m->max_example_values) c->m->max_example_values = (long)n;
+}
+
+int chk_shape_eq(shape a, shape b) {
+    if (a.nd != b.nd) return 0;
+    for (int i = 0; i < a.nd; i++)
+        if (a.d[i] != b.d[i]) return 0;
+    return 1;
+}
+
+const char *chk_shape_str(checker *c, shape s) {
+    if (s.nd < 0) return "?";
+    char buf[160];
+    int n = snprintf(buf, sizeof buf, "[");
+    for (int i = 0; i < s.nd; i++) n += snprintf(buf + n, sizeof buf - (size_t)n, "%s%d", i ? ", " : "", s.d[i]);
+    snprintf(buf + n, sizeof buf - (size_t)n, "]");
+    return s.nd == 0 ? "a scalar" : vae_pool_strdup(c->pool, buf);
+}
+
+shape chk_shape_of_ast(const ast_shape *s) {
+    shape r = {s->ndims, {0}};
+    memcpy(r.d, s->dims, sizeof(int) * (size_t)s->ndims);
+    return r;
+}
+
+shape chk_vec(int n) {
+    shape r = {1, {n}};
+    return r;
+}
+
+
+/* ---------------------------------------------------------------- parameters */
+
+static const char *fresh_param_name(checker *c, const char *base) {
+    for (struct used_name *u = c->used; u; u = u->next)
+        if (strcmp(u->base, base) == 0) return vae_pool_printf(c->pool, "%s#%d", base, ++u->count);
+    struct used_name *u = vae_pool_alloc(c->pool, sizeof *u);
+    u->base = base;
+    u->count = 1;
+    u->next = c->used;
+    c->used = u;
+    return base;
+}
+
+/* Adds a parameter tensor; refuses one, or a total, that vaec cannot index
+ * (returns 0). */
+static int add_param(checker *c, vae_loc loc, const char *name, shape s, float bound) {
+    vae_model *m = c->m;
+    if (m->nparams == VAE_MAX_PARAMS) {
+        ERR(loc, "too many parameter tensors (at most %d)", VAE_MAX_PARAMS);
+        return 0;
+    }
+    if (!chk_fits(c, loc, chk_shape_exact(s), vae_pool_printf(c->pool, "parameter '%s' %s", name, chk_shape_str(c, s)), "values"))
+        return 0;
+    if (c->params_too_many) return 0;
+    if (!chk_fits(c, loc, (double)m->param_floats + chk_shape_exact(s),
+              vae_pool_printf(c->pool, "with '%s' the model's parameters", name), "values")) {
+        c->params_too_many = 1;
+        return 0;
+    }
+    vae_param *p = &m->params[m->nparams++];
+    p->name = name;
+    p->ndims = s.nd;
+    memcpy(p->dims, s.d, sizeof p->dims);
+    p->size = chk_shape_size(s);
+    p->offset = m->param_floats;
+    p->init_bound = bound;
+    p->owner = c->owner;
+    m->param_floats += p->size;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- expressions */
+
+int chk_int_literal(const ast_expr *e, int *out) {
+    if (e->kind == AST_NUM && e->is_int) { /* the lexer's ints have at most 9 digits */
+        *out = (int)e->num;
+        return 1;
+    }
+    return 0;
+}
+
+int chk_count_args(const ast_arg *a) {
+    int n = 0;
+    for (; a; a = a->next) n++;
+    return n;
+}
+
+static const ast_arg *nth_arg(const ast_arg *a, int i) {
+    while (a && i--) a = a->next;
+    return a;
+}
+
+shape chk_expr(checker *c, ast_expr *e);
+
+/* "unknown name", or why a known name is out of reach in this network. */
+void chk_unknown_name(checker *c, const ast_expr *e) {
+    const vae_model *m = c->m;
+    if (m->structured && (chk_find_latent((vae_model *)m, e->str) || (m->data && !strcmp(m->data->name, e->str)))) {
+        ERR(e->loc, "'%s' is not in this network's given list (in a structured model a network reads only the names "
+                    "after '|' in its header)", e->str);
+        return;
+    }
+    for (int i = 0; i < m->nlatents; i++)
+        if (strcmp(m->latents[i].name, e->str) == 0) {
+            ERR(e->loc, "latent '%s' is not an input of this network (name it after '|' in the header)", e->str);
+            return;
+        }
+    if (m->data && strcmp(m->data->name, e->str) == 0) {
+        ERR(e->loc, "the data '%s' is not an input of this network", e->str);
+        return;
+    }
+    ERR(e->loc, "unknown name '%s'", e->str);
+}
+
+/* Every argument of a layer is positional; reports a named one. */
+static int positional_only(checker *c, const ast_expr *e) {
+    for (const ast_arg *a = e->args; a; a = a->next)
+        if (a->name) {
+            ERR(a->loc, "%s() takes no named argument '%s'", e->str, a->name);
+            return 0;
+        }
+    return 1;
+}
+
+static int want_args(checker *c, const ast_expr *e, int lo, int hi) {
+    int n = chk_count_args(e->args);
+    if (n < lo || n > hi) {
+        if (lo == hi)
+            ERR(e->loc, "%s() takes %d argument%s, got %d", e->str, lo, lo == 1 ? "" : "s", n);
+        else
+            ERR(e->loc, "%s() takes %d to %d arguments, got %d", e->str, lo, hi, n);
+        return 0;
+    }
+    return positional_only(c, e);
+}
+
+static const char *const ELEMENTWISE[] = {"relu", "tanh", "sigmoid", "softplus", "elu", "exp", NULL};
+
+static int is_elementwise(const char *name) {
+    for (int i = 0; ELEMENTWISE[i]; i++)
+        if (strcmp(name, ELEMENTWISE[i]) == 0) return 1;
+    return 0;
+}
+
+static shape tensor_arg(checker *c, const ast_expr *call, int i) {
+    ast_arg *a = (ast_arg *)nth_arg(call->args, i);
+    shape s = chk_expr(c, a->value);
+    if (s.nd == 0) {
+        ERR(a->loc, "%s() expects a tensor here, not a scalar", call->str);
+        return UNKNOWN;
+    }
+    if (s.nd > 0) chk_note_values(c, chk_shape_values(s));
+    return s;
+}
+
+/* conv2d(x, channels, kernel, stride: s, pad: p) and conv_transpose2d(...):
+ * x is [C, H, W] (channels first, as PyTorch).  The weight is laid out as
+ * the product reads it, what one output value sums over first (as dense's
+ * [in, out]): [K, K, C, channels] for conv2d (TensorFlow's HWIO), and
+ * [C, K, K, channels] for the transposed convolution (each input channel
+ * spreads into a K x K window of every output channel). */
+static shape check_conv(checker *c, ast_expr *e) {
+    const char *f = e->str;
+    int transposed = strcmp(f, "conv_transpose2d") == 0;
+    int positional = 0, ok = 1, stride = 1, pad = 0, have_stride = 0, have_pad = 0;
+    vae_loc pad_loc = e->loc;
+    for (const ast_arg *a = e->args; a; a = a->next) {
+        if (!a->name) {
+            if (have_stride || have_pad) {
+                ERR(a->loc, "%s(): a positional argument after the named ones", f);
+                return UNKNOWN;
+            }
+            positional++;
+            continue;
+        }
+        int *slot = strcmp(a->name, "stride") == 0 ? &stride : strcmp(a->name, "pad") == 0 ? &pad : NULL;
+        int *seen = slot == &stride ? &have_stride : &have_pad;
+        if (!slot) {
+            ERR(a->loc, "%s() takes no named argument '%s' (it takes stride: and pad:)", f, a->name);
+            ok = 0;
+            continue;
+        }
+        if (*seen) {
+            ERR(a->loc, "%s(): '%s' given twice", f, a->name);
+            ok = 0;
+            continue;
+        }
+        *seen = 1;
+        if (slot == &pad) pad_loc = a->value->loc;
+        if (!chk_int_literal(a->value, slot) || *slot < (slot == &stride ? 1 : 0)) {
+            ERR(a->value->loc, "%s(): '%s' must be %s integer", f, a->name, slot == &stride ? "a positive" : "a non-negative");
+            ok = 0;
+        }
+    }
+    if (positional != 3) {
+        ERR(e->loc, "%s() takes a tensor, a number of channels and a kernel size (then stride: and pad:), got %d "
+                    "positional argument%s", f, positional, positional == 1 ? "" : "s");
+        return UNKNOWN;
+    }
+    shape in = tensor_arg(c, e, 0);
+    int channels = 0, k = 0;
+    const ast_arg *ca = nth_arg(e->args, 1), *ka = nth_arg(e->args, 2);
+    if (!chk_int_literal(ca->value, &channels) || channels < 1) {
+        ERR(ca->loc, "%s() needs a positive integer number of channels", f);
+        ok = 0;
+    }
+    if (!chk_int_literal(ka->value, &k) || k < 1) {
+        ERR(ka->loc, "%s() needs a positive integer kernel size", f);
+        ok = 0;
+    }
+    if (in.nd < 0 || !ok) return UNKNOWN;
+    if (in.nd != 3) {
+        ERR(e->args->loc, "%s() expects an image [channels, height, width], got shape %s (reshape it first)", f,
+            chk_shape_str(c, in));
+        return UNKNOWN;
+    }
+    if (pad >= k) {
+        ERR(pad_loc, "%s(): padding %d is not smaller than the kernel (%d)", f, pad, k);
+        return UNKNOWN;
+    }
+    /* sizes in 64 bits: a stride or kernel of any int must not overflow before it is refused */
+    long long out_h, out_w;
+    if (transposed) {
+        out_h = (long long)(in.d[1] - 1) * stride - 2LL * pad + k;
+        out_w = (long long)(in.d[2] - 1) * stride - 2LL * pad + k;
+    } else {
+        out_h = in.d[1] + 2LL * pad < k ? 0 : (in.d[1] + 2LL * pad - k) / stride + 1;
+        out_w = in.d[2] + 2LL * pad < k ? 0 : (in.d[2] + 2LL * pad - k) / stride + 1;
+    }
+    if (out_h < 1 || out_w < 1) {
+        ERR(e->loc, "%s() of a %d x %d image with kernel %d, stride %d and padding %d leaves no output", f, in.d[1],
+            in.d[2], k, stride, pad);
+        return UNKNOWN;
+    }
+    /* per example: the output, the rows of windows the product reads (conv2d) or writes
+     * (transposed), and the weight */
+    double windows = transposed ? (double)in.d[1] * in.d[2] * k * k * channels : (double)out_h * out_w * k * k * in.d[0];
+    if ((double)out_h * out_w * channels > 1 << 24 || windows > 1 << 24 || (double)k * k * in.d[0] * channels > 1 << 26) {
+        ERR(e->loc, "%s() is too large (more than 2^24 values per example, or a weight of more than 2^26)", f);
+        return UNKNOWN;
+    }
+    chk_note_values(c, (long long)windows);
+    chk_note_values(c, out_h * out_w * channels);
+    ast_conv g = {in.d[0], in.d[1], in.d[2], channels, (int)out_h, (int)out_w, k, stride, pad};
+    e->conv = g;
+    const char *name = fresh_param_name(c, vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target));
+    e->pname = name;
+    /* PyTorch's default initialisation: uniform(+-1/sqrt(fan_in)), fan_in being
+     * what one output value sums over (for the transposed convolution PyTorch
+     * takes it from the weight's second dimension, channels * k * k) */
+    int fan_in = transposed ? channels * k * k : g.in_c * k * k;
+    float bound = 1.0f / sqrtf((float)fan_in);
+    shape w = transposed ? (shape){4, {g.in_c, k, k, channels}} : (shape){4, {k, k, g.in_c, channels}};
+    add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
+    add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), chk_vec(channels), bound);
+    shape out = {3, {channels, g.out_h, g.out_w}};
+    return out;
+}
+
+static shape check_call(checker *c, ast_expr *e) {
+    const char *f = e->str;
+    if (strcmp(f, "dense") == 0) {
+        if (!want_args(c, e, 2, 2)) return UNKNOWN;
+        shape in = tensor_arg(c, e, 0);
+        int n;
+        const ast_arg *na = nth_arg(e->args, 1);
+        if (!chk_int_literal(na->value, &n) || n < 1) {
+            ERR(na->loc, "dense() needs a positive integer number of units");
+            return UNKNOWN;
+        }
+        if (in.nd < 0) return UNKNOWN;
+        if (in.nd != 1) {
+            ERR(e->args->loc, "dense() expects a vector, got shape %s (flatten it first)", chk_shape_str(c, in));
+            return UNKNOWN;
+        }
+        const char *base = vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target);
+        const char *name = fresh_param_name(c, base);
+        e->pname = name;
+        shape w = {2, {in.d[0], n}};
+        float bound = 1.0f / sqrtf((float)in.d[0]); /* PyTorch's nn.Linear default */
+        add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
+        add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), chk_vec(n), bound);
+        return chk_vec(n);
+    }
+    if (is_elementwise(f)) {
+        if (!want_args(c, e, 1, 1)) return UNKNOWN;
+        return tensor_arg(c, e, 0);
+    }
+    if (strcmp(f, "leaky_relu") == 0) {
+        if (!want_args(c, e, 1, 2)) return UNKNOWN;
+        const ast_arg *a = nth_arg(e->args, 1);
+        if (a && a->value->kind != AST_NUM) {
+            ERR(a->loc, "leaky_relu() needs a number as its slope");
+            return UNKNOWN;
+        }
+        return tensor_arg(c, e, 0);
+    }
+    if (strcmp(f, "concat") == 0) {
+        if (!want_args(c, e, 2, 16)) return UNKNOWN;
+        long long total = 0;
+        int ok = 1;
+        for (int i = 0; nth_arg(e->args, i); i++) {
+            shape s = tensor_arg(c, e, i);
+            if (s.nd < 0) {
+                ok = 0;
+                continue;
+            }
+            if (s.nd != 1) {
+                ERR(nth_arg(e->args, i)->loc, "concat() joins vectors, got shape %s (flatten it first)",
+                    chk_shape_str(c, s));
+                ok = 0;
+                continue;
+            }
+            total += s.d[0];
+        }
+        if (ok && !chk_fits(c, e->loc, (double)total, "concat()", "values per example")) return UNKNOWN;
+        return ok ? chk_vec((int)total) : UNKNOWN;
+    }
+    if (strcmp(f, "onehot") == 0) {
+        if (!want_args(c, e, 1, 1)) return UNKNOWN;
+        const ast_expr *z = e->args->value;
+        if (z->kind == AST_NAME)
+            for (binding *b = c->env; b; b = b->next)
+                if (strcmp(b->name, z->str) == 0) {
+                    if (b->kind != VAL_CATEGORICAL) {
+                        ERR(z->loc, "onehot() needs a categorical latent; '%s' is not one", z->str);
+                        return UNKNOWN;
+                    }
+                    const vae_latent *l = b->latent;
+                    if (l->ast->shape.ndims == 0) return chk_vec(l->states);
+                    shape s = chk_shape_of_ast(&l->ast->shape);
+                    if (s.nd == VAE_MAX_DIMS) return UNKNOWN;
+                    s.d[s.nd++] = l->states;
+                    return s;
+                }
+        if (z->kind == AST_NAME) {
+            chk_unknown_name(c, z);
+            return UNKNOWN;
+        }
+        ERR(z->loc, "onehot() needs the name of a categorical latent");
+        return UNKNOWN;
+    }
+    if (strcmp(f, "reshape") == 0) {
+        int n = chk_count_args(e->args);
+        if (n < 2 || !positional_only(c, e)) {
+            if (n < 2) ERR(e->loc, "reshape() takes a tensor and at least one dimension");
+            return UNKNOWN;
+        }
+        shape in = tensor_arg(c, e, 0);
+        shape out = {0, {0}};
+        for (int i = 1; i < n; i++) {
+            int d;
+            const ast_arg *a = nth_arg(e->args, i);
+            if (!chk_int_literal(a->value, &d) || d < 1) {
+                ERR(a->loc, "reshape() dimensions must be positive integers");
+                return UNKNOWN;
+            }
+            if (out.nd == VAE_MAX_DIMS) {
+                ERR(a->loc, "too many dimensions (at most %d)", VAE_MAX_DIMS);
+                return UNKNOWN;
+            }
+            out.d[out.nd++] = d;
+        }
+        if (in.nd < 0) return UNKNOWN;
+        if (chk_shape_values(in) != chk_shape_values(out)) {
+            ERR(e->loc, "cannot reshape %s (%s values) to %s (%s values)", chk_shape_str(c, in),
+                chk_count_str(c, chk_shape_exact(in)), chk_shape_str(c, out), chk_count_str(c, chk_shape_exact(out)));
+            return UNKNOWN;
+        }
+        return out;
+    }
+    if (strcmp(f, "flatten") == 0) {
+        if (!want_args(c, e, 1, 1)) return UNKNOWN;
+        shape in = tensor_arg(c, e, 0);
+        return in.nd < 0 ? UNKNOWN : chk_vec(chk_shape_size(in));
+    }
+    if (strcmp(f, "normal") == 0 || strcmp(f, "bernoulli") == 0 || strcmp(f, "categorical") == 0) {
+        ERR(e->loc, "a distribution can only be returned, not used as a value");
+        return UNKNOWN;
+    }
+    if (strcmp(f, "conv2d") == 0 || strcmp(f, "conv_transpose2d") == 0) return check_conv(c, e);
+    ERR(e->loc, "unknown function '%s'", f);
+    return UNKNOWN;
+}
+
+shape chk_expr(checker *c, ast_expr *e) {
+    switch (e->kind) {
+    case AST_NUM: return SCALAR;
+    case AST_STR: ERR(e->loc, "a string cannot be used in a network"); return UNKNOWN;
+    case AST_NAME:
+        for (binding *b = c->env; b; b = b->next)
+            if (strcmp(b->name, e->str) == 0) {
+                if (b->kind == VAL_CATEGORICAL) {
+                    ERR(e->loc, "categorical latent '%s' enters a network through onehot(%s)", e->str, e->str);
+                    return UNKNOWN;
+                }
+                return b->sh;
+            }
+        chk_unknown_name(c, e);
+        return UNKNOWN;
+    case AST_CALL: return check_call(c, e);
+    case AST_PARAM: {
+        shape s = {e->ndims, {0}};
+        memcpy(s.d, e->dims, sizeof s.d);
+        const char *name = fresh_param_name(c, vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target));
+        e->pname = name;
+        return add_param(c, e->loc, name, s, 0.0f) ? s : UNKNOWN; /* a shape too large goes no further */
+    }
+    case AST_NEG: return chk_expr(c, e->lhs);
+    case AST_BINOP: {
+        shape l = chk_expr(c, e->lhs), r = chk_expr(c, e->rhs);
+        if (l.nd < 0 || r.nd < 0) return UNKNOWN;
+        if (l.nd == 0) return r;
+        if (r.nd == 0) return l;
+        if (!chk_shape_eq(l, r)) {
+            ERR(e->loc, "shape mismatch in '%c': %s and %s", e->op, chk_shape_str(c, l), chk_shape_str(c, r));
+            return UNKNOWN;
+        }
+        return l;
+    }
+    }
+    return UNKNOWN;
+}
+
+void chk_bind(checker *c, const char *name, shape s, val_kind k, const vae_latent *l) {
+    binding *b = vae_pool_alloc(c->pool, sizeof *b);
+    b->name = name;
+    b->sh = s;
+    b->kind = k;
+    b->latent = l;
+    b->next = c->env;
+    c->env = b;
+}
+
