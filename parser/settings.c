@@ -17,6 +17,8 @@ static const vae_setting SETTINGS[] = {
     {"seed", "--seed", 1, 0, (double)LONG_MAX, 0, 0, ""},
     {"warmup", "--warmup", 0, 0, 1e6, 0, 0, "of epochs"},
     {"momentum", NULL, 0, 0, 1, 0, 1, ""},
+    {"labelled", "--labelled", 1, 0, INT_MAX, 0, 0, ""},
+    {"classify", NULL, 0, 0, 1e6, 0, 0, ""},
     /* estimator options */
     {"samples", NULL, 1, 1, 100000, 0, 0, ""},
     {"beta", NULL, 0, 0, 1e6, 0, 0, ""},
