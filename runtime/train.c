@@ -92,6 +92,12 @@ static block_source eval_source(const vr_program *p, const vr_dataset *ds, uint6
     return (block_source){ds, NULL, !p->label_inferred, seed, VR_DRAW_EVAL};
 }
 
+/* Whether the evaluation reports a classification error (a program table
+ * without an evaluation graph has zeros there, not -1). */
+static int classifies(const vr_program *p) {
+    return p->eval.batch > 0 && p->eval.correct_rows >= 0;
+}
+
 /* The floats of a graph's data block. */
 static size_t block_floats(const vr_program *p, int batch) {
     return (size_t)vr_data_floats(batch, p->data_dim, p->label_states);
@@ -353,7 +359,7 @@ static void log_header(char *buf, size_t len, const vr_program *p) {
     log_column(train_col, sizeof train_col, "train_", p->value_name);
     log_column(test_col, sizeof test_col, "test_", p->eval_value_name);
     snprintf(buf, len, "epoch,step,%s,%s,test_recon,test_kl,test_exact_logpx,%skl_weight_factor,seconds,examples_per_second\n",
-             train_col, test_col, p->eval.correct_rows >= 0 ? "test_error," : "");
+             train_col, test_col, classifies(p) ? "test_error," : "");
 }
 
 /* A value of a "# key = value" line: a newline in a path would end the line early. */
@@ -880,12 +886,12 @@ static int epoch_commit(trainer *t, int epoch, double train_value, double kl_in_
     if (o->test && s.has_elbo) printf("  test ELBO %9.3f (recon %9.3f, KL %7.3f)", s.elbo, s.recon, s.kl);
     else if (o->test) printf("  test %s %9.3f", p->eval_value_name, s.value);
     if (o->test && s.has_logpx && s.has_elbo) printf("  log p(x) %9.3f", s.exact_logpx);
-    if (o->test && p->eval.correct_rows >= 0) printf("  test error %6.2f%%", 100 * s.classify_error);
+    if (o->test && classifies(p)) printf("  test error %6.2f%%", 100 * s.classify_error);
     if (o->warmup > 0) printf("  KL weight x%.3f", kl_in_force);
     printf("  %.2f s, %.0f ex/s (step only %.0f ex/s)\n", seconds, examples / seconds, examples / t->compute);
     fflush(stdout);
     char row[512], err[VR_ERR_MAX], error_col[32] = "";
-    if (p->eval.correct_rows >= 0) snprintf(error_col, sizeof error_col, "%.6f,", o->test ? s.classify_error : NAN);
+    if (classifies(p)) snprintf(error_col, sizeof error_col, "%.6f,", o->test ? s.classify_error : NAN);
     snprintf(row, sizeof row, "%d,%ld,%.6f,%.6f,%.6f,%.6f,%.6f,%s%.4f,%.4f,%.1f\n", epoch, t->step, train_value,
              o->test ? s.value : NAN, o->test && s.has_elbo ? s.recon : NAN, o->test && s.has_elbo ? s.kl : NAN,
              o->test && s.has_logpx ? s.exact_logpx : NAN, error_col, kl_in_force, seconds, examples / seconds);
@@ -970,9 +976,9 @@ int vr_train(const vr_program *p, const vr_options *o) {
 static void print_scores(const vr_program *p, const vr_options *o, const float *params, const vr_dataset *test,
                          vr_scores *s) {
     printf("test examples  %d\n", s->n);
-    if (p->eval.correct_rows >= 0 && !isnan(s->classify_error))
+    if (classifies(p) && !isnan(s->classify_error))
         printf("classify error %.2f%% (q(y | x)'s most probable class is not the label)\n", 100 * s->classify_error);
-    else if (p->eval.correct_rows >= 0)
+    else if (classifies(p))
         printf("classify error unknown (the test data has no labels)\n");
     if (s->has_elbo) {
         printf("ELBO           %.3f nats\n", s->elbo);
