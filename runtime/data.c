@@ -857,12 +857,14 @@ static int labels_idx(int *out, const char *path, const unsigned char *buf, size
 
 /* An integer .npy descr ("<i4", "|u1", ">u8"): its size, signedness and byte order; 0 when it is not one. */
 static int npy_int_type(const char *descr, int *size, int *is_signed, int *big) {
+    if (!descr[0] || !descr[1]) return 0;
     char order = descr[0], kind;
     if (order == '<' || order == '>' || order == '|' || order == '=')
         descr++;
     else
         order = '=';
     kind = descr[0];
+    if (!kind || !descr[1]) return 0;
     *size = descr[1] - '0';
     *is_signed = kind == 'i';
     *big = order == '>';

@@ -514,6 +514,11 @@ static int load_data(trainer *t, char *err, size_t errlen) {
         snprintf(err, errlen, "no training data: set data = \"...\" in the train block or pass --data");
         return -1;
     }
+    if (p->label_states == 0 && (o->labels || o->test_labels || o->labelled)) {
+        snprintf(err, errlen, "%s: the model has no label (data y : label(K)), so labels, test_labels and labelled "
+                              "do not apply", o->labels ? o->labels : o->test_labels ? o->test_labels : "labelled");
+        return -1;
+    }
     if (vr_data_load(&t->train, o->data, o->data_dir, p->data_dim, data_mode(p), err, errlen)) return -1;
     if (o->test && vr_data_load(&t->test, o->test, o->data_dir, p->data_dim, data_mode(p), err, errlen)) return -1;
     if (p->label_states > 0 &&

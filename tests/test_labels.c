@@ -150,6 +150,10 @@ static void test_hostile_label_files(void) {
     const float f[4] = {3, 0, 9, 1};
     npy_file(npy, "<f4", "(4,)", f, 16);
     expect_refused(npy, 4, 10, "labels of dtype '<f4' are not integers");
+    npy_file(npy, "<", "(4,)", bytes, 4);
+    expect_refused(npy, 4, 10, "are not integers");
+    npy_file(npy, "|b1", "(4,)", bytes, 4);
+    expect_refused(npy, 4, 10, "are not integers");
     npy_file(npy, "|u1", "(2, 2)", bytes, 4);
     expect_refused(npy, 4, 10, "must be a 1-d array");
     npy_file(npy, "|u1", "(18446744073709551615,)", bytes, 4);
@@ -431,6 +435,10 @@ static void test_training_blocks(void) {
     CU_ASSERT_EQUAL(kept_rows, 2 * 12); /* one kept row in each of 12 steps, two epochs */
     o.labelled = 13;
     CU_ASSERT_EQUAL(vr_train(&p, &o), 1); /* not a multiple of 3: refused */
+    p.label_states = 0; /* a model without a label refuses label settings */
+    o.labelled = 0;
+    CU_ASSERT_EQUAL(vr_train(&p, &o), 1);
+    p.label_states = TK;
     o.labelled = 0; /* every label kept: plain batches, every row labelled */
     kept_rows = 0;
     CU_ASSERT_EQUAL(vr_train(&p, &o), 0);
