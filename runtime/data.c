@@ -972,7 +972,11 @@ int vr_data_load_labels(vr_dataset *ds, const char *source, const char *labels, 
 
 /* ---- dynamic binarisation: value j of example e is 1 with probability its
  * intensity, from Philox on a stream of its own keyed on (seed, key, e, j): the
- * same draw whatever the thread count, the batch or the back end. */
+ * same draw whatever the thread count, the batch or the back end.  Each
+ * Philox block gives eight 16-bit uniforms, u = (r + 1/2) / 65536, so that
+ * intensity 0 is never 1 and intensity 1 always is (a resolution of 1/65536,
+ * finer than the 1/255 of byte data); 32 bits a value cost twice the time, a
+ * second of an epoch of Fashion-MNIST on one thread. */
 #define DRAW_STREAM 0xB1A00u
 
 void vr_data_gather_drawn_f32(const vr_dataset *ds, const int *idx, int n, float *out, uint64_t seed, uint64_t key) {
@@ -981,13 +985,14 @@ void vr_data_gather_drawn_f32(const vr_dataset *ds, const int *idx, int n, float
     for (int i = 0; i < n; i++) {
         float *o = out + (size_t)i * (size_t)d;
         vr_data_gather_f32(ds, idx + i, 1, o); /* the intensities */
-        vr_philox_block r = {{0}};
-        for (int j = 0; j < d; j++) {
-            if (j % 4 == 0) {
-                vr_philox_block c = {{(uint32_t)(j / 4), (uint32_t)idx[i], (uint32_t)key, (uint32_t)(key >> 32)}};
-                r = vr_philox4x32(c, k0, k1);
+        for (int j0 = 0; j0 < d; j0 += 8) {
+            vr_philox_block c = {{(uint32_t)(j0 / 8), (uint32_t)idx[i], (uint32_t)key, (uint32_t)(key >> 32)}};
+            vr_philox_block r = vr_philox4x32(c, k0, k1);
+            for (int t = 0; t < 8 && j0 + t < d; t++) {
+                uint32_t bits = (r.v[t / 2] >> (16 * (t % 2))) & 0xFFFFu;
+                float u = ((float)bits + 0.5f) * (1.0f / 65536.0f); /* exact in a float */
+                o[j0 + t] = u < o[j0 + t] ? 1.0f : 0.0f;
             }
-            o[j] = r.v[j % 4] * (1.0 / 4294967296.0) < (double)o[j] ? 1.0f : 0.0f; /* u < 1: intensity 1 is always 1 */
         }
     }
 }
