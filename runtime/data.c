@@ -988,11 +988,11 @@ void vr_data_gather_drawn_f32(const vr_dataset *ds, const int *idx, int n, float
         for (int j0 = 0; j0 < d; j0 += 8) {
             vr_philox_block c = {{(uint32_t)(j0 / 8), (uint32_t)idx[i], (uint32_t)key, (uint32_t)(key >> 32)}};
             vr_philox_block r = vr_philox4x32(c, k0, k1);
-            for (int t = 0; t < 8 && j0 + t < d; t++) {
-                uint32_t bits = (r.v[t / 2] >> (16 * (t % 2))) & 0xFFFFu;
-                float u = ((float)bits + 0.5f) * (1.0f / 65536.0f); /* exact in a float */
-                o[j0 + t] = u < o[j0 + t] ? 1.0f : 0.0f;
-            }
+            float u[8];
+            for (int t = 0; t < 8; t++) /* fixed shifts, unrolled */
+                u[t] = ((float)((r.v[t / 2] >> (16 * (t % 2))) & 0xFFFFu) + 0.5f) * (1.0f / 65536.0f); /* exact */
+            int m = d - j0 < 8 ? d - j0 : 8;
+            for (int t = 0; t < m; t++) o[j0 + t] = u[t] < o[j0 + t] ? 1.0f : 0.0f;
         }
     }
 }
