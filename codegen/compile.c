@@ -13,6 +13,7 @@
 
 #include "codegen/backend.h"
 #include "codegen/graph.h"
+#include "codegen/labels.h"
 
 struct vae_unit {
     vae_source *src;
@@ -374,6 +375,10 @@ vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE 
     rt->model_name = m->name;
     rt->data_dim = m->data_dim;
     rt->binary = m->binary;
+    rt->binary_dynamic = m->binary_dynamic;
+    rt->label_states = vae_label_states(m);
+    rt->label_inferred = vae_label_inferred(m);
+    rt->classify = m->train.classify;
     rt->ntensors = m->nparams;
     rt->tensors = p->tensors;
     rt->init_bounds = p->bounds;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "codegen/graph.h"
+#include "codegen/labels.h"
 #include "codegen/kernel.h"
 #include "parser/settings.h"
 
@@ -521,6 +522,12 @@ static void print_program(FILE *o, const vae_model *m, g_graph *const *gs, int n
     fprintf(o, ",\n    .data_dim = %d,\n    .binary = %d,\n    .ntensors = %d,\n    .tensors = vae_tensors,\n"
                "    .init_bounds = vae_init_bounds,\n    .param_floats = %ld,\n",
             m->data_dim, m->binary, m->nparams, m->param_floats);
+    if (vae_label_states(m) > 0 || m->binary_dynamic) { /* version 1 fields: version 0's text stays as it was */
+        fprintf(o, "    .binary_dynamic = %d,\n    .label_states = %d,\n    .label_inferred = %d,\n    .classify = ",
+                m->binary_dynamic, vae_label_states(m), vae_label_inferred(m));
+        print_const(o, m->train.classify);
+        fputs(",\n", o);
+    }
     fprintf(o, "    .value_name = \"%s\",\n    .eval_value_name = \"%s\",\n", by[GRAPH_TRAIN] ? by[GRAPH_TRAIN]->value_name : "ELBO",
             by[GRAPH_EVAL] ? by[GRAPH_EVAL]->value_name : "ELBO");
     static const char *const field[] = {"train", "eval", "iwae", "encode", "decode", "sample"};
@@ -742,7 +749,8 @@ static void print_main_helpers(FILE *o) {
           "static int usage(FILE *f, const char *prog, int rc) {\n"
           "    fprintf(f, \"usage: %s train [--data SRC] [--test SRC] [--data-dir DIR] [--epochs N] [--lr F] [--seed N]\\n\"\n"
           "               \"                [--out DIR] [--force] [--resume DIR] [--limit N] [--test-limit N] [--warmup E] [--threads N]\\n\"\n"
-          "               \"       %s eval --params CKPT [--test SRC] [--data-dir DIR] [--iwae K] [--test-limit N] [--seed N]\\n\"\n"
+          "               \"                [--labels FILE] [--test-labels FILE] [--labelled N]\\n\"\n"
+          "               \"       %s eval --params CKPT [--test SRC] [--test-labels FILE] [--data-dir DIR] [--iwae K] [--test-limit N] [--seed N]\\n\"\n"
           "               \"                [--threads N]\\n\"\n"
           "               \"the options of vaec train and vaec eval (vaec COMMAND --help), for the model %s\\n\",\n"
           "            prog, prog, vae_program.model_name);\n"
@@ -792,6 +800,9 @@ static void print_main(FILE *o) {
           "    memset(&o, 0, sizeof o);\n"
           "    o.data = VAE_DEFAULT_DATA;\n"
           "    o.test = VAE_DEFAULT_TEST;\n"
+          "    o.labels = VAE_DEFAULT_LABELS;\n"
+          "    o.test_labels = VAE_DEFAULT_TEST_LABELS;\n"
+          "    o.labelled = VAE_DEFAULT_LABELLED;\n"
           "    o.epochs = VAE_DEFAULT_EPOCHS;\n"
           "    o.lr = VAE_DEFAULT_LR;\n"
           "    o.momentum = VAE_DEFAULT_MOMENTUM;\n"
@@ -820,6 +831,8 @@ static void print_main(FILE *o) {
           "        if (!strcmp(a, \"--data\") && train) o.data = v;\n"
           "        else if (!strcmp(a, \"--test\")) o.test = v;\n"
           "        else if (!strcmp(a, \"--data-dir\")) o.data_dir = v;\n"
+          "        else if (!strcmp(a, \"--labels\") && train) o.labels = v;\n"
+          "        else if (!strcmp(a, \"--test-labels\")) o.test_labels = v;\n"
           "        else if (!strcmp(a, \"--out\") && train) { o.out_dir = v; o.out_dir_auto = 0; }\n"
           "        else if (!strcmp(a, \"--resume\") && train) o.resume_dir = v; /* writes into that folder */\n"
           "        else if (!strcmp(a, \"--params\") && !train) o.params = v;\n",
@@ -828,6 +841,7 @@ static void print_main(FILE *o) {
     print_option(o, "--lr", " && train", "o.lr = x;");
     print_option(o, "--seed", "", "o.seed = (uint64_t)n;");
     print_option(o, "--limit", " && train", "o.limit = (int)n;");
+    print_option(o, "--labelled", " && train", "o.labelled = (long)n;");
     print_option(o, "--test-limit", "", "o.test_limit = (int)n;");
     print_option(o, "--warmup", " && train", "o.warmup = x;");
     print_option(o, "--iwae", " && !train", "o.iwae = (int)n;");
@@ -970,6 +984,13 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
     fputs("\n#define VAE_DEFAULT_TEST ", c);
     if (t->test) print_string(c, t->test);
     else fputs("NULL", c);
+    fputs("\n#define VAE_DEFAULT_LABELS ", c);
+    if (t->labels) print_string(c, t->labels);
+    else fputs("NULL", c);
+    fputs("\n#define VAE_DEFAULT_TEST_LABELS ", c);
+    if (t->test_labels) print_string(c, t->test_labels);
+    else fputs("NULL", c);
+    fprintf(c, "\n#define VAE_DEFAULT_LABELLED %ld", t->labelled);
     fprintf(c, "\n#define VAE_DEFAULT_EPOCHS %d\n#define VAE_DEFAULT_LR %.17g\n#define VAE_DEFAULT_MOMENTUM %.17g\n"
                "#define VAE_DEFAULT_OPTIMIZER %s\n#define VAE_DEFAULT_SEED %lluu\n#define VAE_DEFAULT_WARMUP %.17g\n\n",
             t->epochs, t->lr, t->momentum, t->optimizer == OPT_ADAM ? "VR_ADAM" : "VR_SGD", t->seed, t->warmup);

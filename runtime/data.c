@@ -434,7 +434,7 @@ static int idx_floats(vr_dataset *ds, const char *path, const unsigned char *dat
 
 static int load_idx(vr_dataset *ds, const char *path, int dim, int binary, char *err, size_t errlen) {
     int rc = -1;
-    if (binary && load_idx_bits(ds, path, dim, err, errlen, &rc)) return rc;
+    if (binary == 1 && load_idx_bits(ds, path, dim, err, errlen, &rc)) return rc;
     size_t len;
     unsigned char *buf = read_all(path, &len, err, errlen);
     if (!buf) return -1;
@@ -475,7 +475,7 @@ done:
 
 /* The sizes of a .npy shape "(a, b, ...)" as a claim: n = a, per = b * ...
  * 0, or -1 with err set for a malformed, negative or too large size. */
-static int npy_shape(const char *path, const char *p, data_claim *c, char *err, size_t errlen) {
+static int npy_shape(const char *path, const char *p, data_claim *c, int *ndims, char *err, size_t errlen) {
     int nd = 0;
     c->n = 0;
     c->per = 1;
@@ -496,13 +496,14 @@ static int npy_shape(const char *path, const char *p, data_claim *c, char *err, 
         p = e;
     }
     if (*p != ')') return data_fail(err, errlen, "%s: malformed .npy header (shape)", path);
+    *ndims = nd;
     return 0;
 }
 
-/* Parses the header at buf[0..len): the element size in *elem, where the data
- * starts in *off, and the header's claim in *c.  0 or -1 with err set. */
-static int npy_header(const char *path, const unsigned char *buf, size_t len, size_t *elem, size_t *off,
-                      data_claim *c, char *err, size_t errlen) {
+/* Parses the header at buf[0..len): its descr, where the data starts in *off,
+ * and the shape's claim in *c (nd sizes).  0 or -1 with err set. */
+static int npy_fields(const char *path, const unsigned char *buf, size_t len, char descr[16], size_t *off,
+                      data_claim *c, int *nd, char *err, size_t errlen) {
     if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) return data_fail(err, errlen, "%s: not a .npy file (bad magic)", path);
     size_t hlen;
     if (buf[6] == 1) {
@@ -522,13 +523,26 @@ static int npy_header(const char *path, const unsigned char *buf, size_t len, si
     *off += hlen;
     const char *d = strstr(header, "'descr'"), *fo = strstr(header, "'fortran_order'"), *sh = strstr(header, "'shape'");
     if (!d || !fo || !sh) return data_fail(err, errlen, "%s: malformed .npy header", path);
-    char descr[16] = "";
+    descr[0] = 0;
     if (sscanf(d, "'descr' : '%15[^']'", descr) != 1 && sscanf(d, "'descr': '%15[^']'", descr) != 1)
         return data_fail(err, errlen, "%s: malformed .npy header (descr)", path);
     if (strstr(fo, "True") && strstr(fo, "True") < sh)
         return data_fail(err, errlen, "%s: Fortran-ordered arrays are not supported", path);
     const char *p = strchr(sh, '(');
     if (!p) return data_fail(err, errlen, "%s: malformed .npy header (shape)", path);
+    if (npy_shape(path, p, c, nd, err, errlen)) return -1;
+    c->avail = len - *off;
+    c->gzip_bound = 0;
+    return 0;
+}
+
+/* The header of a data .npy: the element size in *elem, where the data starts
+ * in *off, and the header's claim in *c.  0 or -1 with err set. */
+static int npy_header(const char *path, const unsigned char *buf, size_t len, size_t *elem, size_t *off,
+                      data_claim *c, char *err, size_t errlen) {
+    char descr[16];
+    int nd;
+    if (npy_fields(path, buf, len, descr, off, c, &nd, err, errlen)) return -1;
     if (strcmp(descr, "|u1") == 0 || strcmp(descr, "u1") == 0)
         *elem = 1;
     else if (strcmp(descr, "<f4") == 0)
@@ -538,10 +552,7 @@ static int npy_header(const char *path, const unsigned char *buf, size_t len, si
     else
         return data_fail(err, errlen, "%s: dtype '%s' is not supported (uint8, float32 or float64, little-endian)", path,
                          descr);
-    if (npy_shape(path, p, c, err, errlen)) return -1;
     c->elem = *elem;
-    c->avail = len - *off;
-    c->gzip_bound = 0;
     return 0;
 }
 
@@ -712,39 +723,47 @@ int vr_data_load(vr_dataset *ds, const char *source, const char *data_dir, int d
     int rc = load_source(ds, source, data_dir, dim, binary, err, errlen);
     if (rc) vr_data_free(ds); /* what a reader allocated before it refused the file */
     ds->binary = binary;
-    if (rc == 0 && binary && !ds->bits) pack_bits(ds);
+    if (rc == 0 && binary == 1 && !ds->bits) pack_bits(ds); /* dynamic data keeps its intensities */
     return rc;
+}
+
+/* The file of a fashion-mnist:SPLIT source (images, or with `labels` its labels):
+ * FILE.gz or FILE in data_dir, $VAE_DATA_DIR or the Debian package's folder. */
+static int fashion_file(char *path, size_t len, const char *source, const char *data_dir, int labels, char *err,
+                        size_t errlen) {
+    const char *split = source + 14, *file;
+    if (strcmp(split, "train") == 0)
+        file = labels ? "train-labels-idx1-ubyte" : "train-images-idx3-ubyte";
+    else if (strcmp(split, "test") == 0)
+        file = labels ? "t10k-labels-idx1-ubyte" : "t10k-images-idx3-ubyte";
+    else
+        return data_fail(err, errlen, "%s: unknown data set split '%s' (expected fashion-mnist:train or fashion-mnist:test)",
+                    source, split);
+    const char *dir = data_dir ? data_dir : getenv("VAE_DATA_DIR");
+    if (!dir || !*dir) dir = DEFAULT_FASHION_DIR;
+    snprintf(path, len, "%s/%s.gz", dir, file);
+    FILE *f = fopen(path, "rb");
+    if (f)
+        fclose(f);
+    else {
+        snprintf(path, len, "%s/%s", dir, file);
+        f = fopen(path, "rb");
+        if (!f)
+            return data_fail(err, errlen,
+                        "%s: %s%snot found in %s (install Debian's dataset-fashion-mnist, or point --data-dir or "
+                        "VAE_DATA_DIR at the IDX files)",
+                        source, labels ? file : "", labels ? " " : "", dir);
+        fclose(f);
+    }
+    return 0;
 }
 
 static int load_source(vr_dataset *ds, const char *source, const char *data_dir, int dim, int binary, char *err,
                        size_t errlen) {
     memset(ds, 0, sizeof *ds);
-    char path[4096];
     if (strncmp(source, "fashion-mnist:", 14) == 0) {
-        const char *split = source + 14, *file;
-        if (strcmp(split, "train") == 0)
-            file = "train-images-idx3-ubyte";
-        else if (strcmp(split, "test") == 0)
-            file = "t10k-images-idx3-ubyte";
-        else
-            return data_fail(err, errlen, "%s: unknown data set split '%s' (expected fashion-mnist:train or fashion-mnist:test)",
-                        source, split);
-        const char *dir = data_dir ? data_dir : getenv("VAE_DATA_DIR");
-        if (!dir || !*dir) dir = DEFAULT_FASHION_DIR;
-        snprintf(path, sizeof path, "%s/%s.gz", dir, file);
-        FILE *f = fopen(path, "rb");
-        if (f)
-            fclose(f);
-        else {
-            snprintf(path, sizeof path, "%s/%s", dir, file);
-            f = fopen(path, "rb");
-            if (!f)
-                return data_fail(err, errlen,
-                            "%s: not found in %s (install Debian's dataset-fashion-mnist, or point --data-dir or "
-                            "VAE_DATA_DIR at the IDX files)",
-                            source, dir);
-            fclose(f);
-        }
+        char path[4096];
+        if (fashion_file(path, sizeof path, source, data_dir, 0, err, errlen)) return -1;
         return load_idx(ds, path, dim, binary, err, errlen);
     }
     if (ends_with(source, ".npy")) return load_npy(ds, source, dim, binary, err, errlen);
@@ -757,6 +776,7 @@ static int load_source(vr_dataset *ds, const char *source, const char *data_dir,
 }
 
 void vr_data_free(vr_dataset *ds) {
+    free(ds->labels);
     free(ds->u8);
     free(ds->f32);
     free(ds->bits);
@@ -776,13 +796,13 @@ void vr_data_free(vr_dataset *ds) {
                 for (; j < d; j++) o[j] = (T)((s[j / 8] >> (j % 8)) & 1);                                          \
             } else if (ds->u8) {                                                                                   \
                 const uint8_t *s = ds->u8 + (size_t)idx[i] * (size_t)d;                                            \
-                if (ds->binary)                                                                                    \
+                if (ds->binary == 1)                                                                               \
                     for (int j = 0; j < d; j++) o[j] = (T)(s[j] >= 128); /* above half of 0..255 */                \
                 else                                                                                               \
                     for (int j = 0; j < d; j++) o[j] = (T)(s[j] * ds->scale);                                      \
             } else {                                                                                               \
                 const float *s = ds->f32 + (size_t)idx[i] * (size_t)d;                                             \
-                if (ds->binary)                                                                                    \
+                if (ds->binary == 1)                                                                               \
                     for (int j = 0; j < d; j++) o[j] = (T)(s[j] > 0.5f);                                           \
                 else                                                                                               \
                     for (int j = 0; j < d; j++) o[j] = (T)s[j];                                                    \
@@ -792,3 +812,262 @@ void vr_data_free(vr_dataset *ds) {
 
 DEFINE_GATHER(vr_data_gather_f32, float)
 DEFINE_GATHER(vr_data_gather_f64, double)
+
+/* ---- labels: one class 0..K-1 per example, from an IDX1 file of bytes, a 1-d
+ * .npy of integers, or a .csv of one integer a line.  Like the data, a file is
+ * checked against what its header claims before anything of that size is
+ * allocated, and each value before it is kept. */
+
+/* Checks label i's value v (the file's position in `where`); 0 or -1 with err set. */
+static int check_label(const char *path, const char *where, long long i, long long v, int negative, int classes,
+                       char *err, size_t errlen) {
+    if (negative)
+        return data_fail(err, errlen, "%s: %s %lld: the label %lld is negative (labels are classes 0..%d)", path, where, i,
+                         v, classes - 1);
+    if (v >= classes)
+        return data_fail(err, errlen, "%s: %s %lld: the label %lld is outside 0..%d (the model's label has %d classes)",
+                         path, where, i, v, classes - 1, classes);
+    return 0;
+}
+
+static int label_count(const char *path, uint64_t have, int want, char *err, size_t errlen) {
+    if (have == (uint64_t)want) return 0;
+    return data_fail(err, errlen, "%s: holds %llu labels, but the data has %d examples", path, (unsigned long long)have,
+                     want);
+}
+
+static int labels_idx(int *out, const char *path, const unsigned char *buf, size_t len, int n, int classes, char *err,
+                      size_t errlen) {
+    if (len < 8 || buf[0] || buf[1] || buf[3] != 1)
+        return data_fail(err, errlen, "%s: not an IDX label file (magic 0x00000801: one dimension of bytes)", path);
+    if (buf[2] != 0x08)
+        return data_fail(err, errlen, "%s: IDX label element type 0x%02x is not supported (unsigned bytes 0x08)", path,
+                         buf[2]);
+    uint64_t count = be32(buf + 4);
+    if (count > len - 8)
+        return data_fail(err, errlen, "%s: truncated: the header promises %llu labels, the file has %zu", path,
+                         (unsigned long long)count, len - 8);
+    if (label_count(path, count, n, err, errlen)) return -1;
+    for (int i = 0; i < n; i++) {
+        if (check_label(path, "label", i, buf[8 + i], 0, classes, err, errlen)) return -1;
+        out[i] = buf[8 + i];
+    }
+    return 0;
+}
+
+/* An integer .npy descr ("<i4", "|u1", ">u8"): its size, signedness and byte order; 0 when it is not one. */
+static int npy_int_type(const char *descr, int *size, int *is_signed, int *big) {
+    if (!descr[0] || !descr[1]) return 0;
+    char order = descr[0], kind;
+    if (order == '<' || order == '>' || order == '|' || order == '=')
+        descr++;
+    else
+        order = '=';
+    kind = descr[0];
+    if (!kind || !descr[1]) return 0;
+    *size = descr[1] - '0';
+    *is_signed = kind == 'i';
+    *big = order == '>';
+    return (kind == 'i' || kind == 'u') && !descr[2] && (*size == 1 || *size == 2 || *size == 4 || *size == 8);
+}
+
+static int labels_npy(int *out, const char *path, const unsigned char *buf, size_t len, int n, int classes, char *err,
+                      size_t errlen) {
+    char descr[16];
+    size_t off;
+    data_claim c;
+    int nd, size, is_signed, big;
+    if (npy_fields(path, buf, len, descr, &off, &c, &nd, err, errlen)) return -1;
+    if (!npy_int_type(descr, &size, &is_signed, &big))
+        return data_fail(err, errlen, "%s: labels of dtype '%s' are not integers (int8..int64 or uint8..uint64)", path,
+                         descr);
+    if (nd != 1) return data_fail(err, errlen, "%s: labels must be a 1-d array (this one has %d dimensions)", path, nd);
+    if (mul_sat(c.n, (uint64_t)size) > c.avail)
+        return data_fail(err, errlen, "%s: truncated: the header promises %llu labels, the file holds %llu", path,
+                         (unsigned long long)c.n, (unsigned long long)(c.avail / (uint64_t)size));
+    if (label_count(path, c.n, n, err, errlen)) return -1;
+    for (int i = 0; i < n; i++) {
+        const unsigned char *e = buf + off + (size_t)i * (size_t)size;
+        uint64_t u = 0;
+        for (int b = 0; b < size; b++) u |= (uint64_t)e[big ? b : size - 1 - b] << (8 * (size - 1 - b));
+        int negative = is_signed && (u >> (8 * size - 1)) & 1;
+        long long v = negative ? (long long)(u | (size < 8 ? ~0ULL << (8 * size) : 0)) : (long long)(u > LLONG_MAX ? LLONG_MAX : u);
+        if (check_label(path, "label", i, v, negative, classes, err, errlen)) return -1;
+        out[i] = (int)v;
+    }
+    return 0;
+}
+
+/* A .csv of labels: one integer a line (blank lines skipped; a first line that
+ * is not a number is a header).  Lines beyond the examples' count are refused as they come. */
+static int labels_csv(int *out, const char *path, char *text, int n, int classes, char *err, size_t errlen) {
+    long long got = 0, line = 0;
+    for (char *p = text; *p;) {
+        char *eol = strchr(p, '\n'), *s = p;
+        if (eol) *eol = 0;
+        p = eol ? eol + 1 : p + strlen(p);
+        line++;
+        while (*s == ' ' || *s == '\t' || *s == '\r') s++;
+        if (!*s) continue;
+        char *e;
+        errno = 0;
+        long long v = strtoll(s, &e, 10);
+        while (*e == ' ' || *e == '\t' || *e == '\r') e++;
+        if (e == s || *e || errno == ERANGE) {
+            if (line == 1 && (e == s) && !(*s == '-' || *s == '+' || *s == '.' || (*s >= '0' && *s <= '9'))) continue;
+            return data_fail(err, errlen, "%s:%lld: not an integer label: '%.20s'", path, line, s);
+        }
+        if (got == n) return data_fail(err, errlen, "%s:%lld: more labels than the data's %d examples", path, line, n);
+        char where[32];
+        snprintf(where, sizeof where, "line %lld, label", line);
+        if (check_label(path, where, got, v, v < 0, classes, err, errlen)) return -1;
+        out[got++] = (int)v;
+    }
+    return label_count(path, (uint64_t)got, n, err, errlen);
+}
+
+/* Reads `path` into a new array of ds->n labels; 0 or -1 with err set. */
+static int read_labels(vr_dataset *ds, const char *path, int classes, char *err, size_t errlen) {
+    size_t len;
+    unsigned char *buf = read_all(path, &len, err, errlen);
+    if (!buf) return -1;
+    int *labels = malloc(((size_t)ds->n ? (size_t)ds->n : 1) * sizeof(int)), rc = -1;
+    if (!labels) {
+        free(buf);
+        return data_fail(err, errlen, "%s: out of memory", path);
+    }
+    if (ends_with(path, ".csv")) {
+        char *text = realloc(buf, len + 1);
+        if (text) {
+            buf = (unsigned char *)text;
+            text[len] = 0;
+            rc = labels_csv(labels, path, text, ds->n, classes, err, errlen);
+        } else
+            data_fail(err, errlen, "%s: out of memory", path);
+    } else if (ends_with(path, ".npy"))
+        rc = labels_npy(labels, path, buf, len, ds->n, classes, err, errlen);
+    else
+        rc = labels_idx(labels, path, buf, len, ds->n, classes, err, errlen);
+    free(buf);
+    if (rc) {
+        free(labels);
+        return -1;
+    }
+    free(ds->labels);
+    ds->labels = labels;
+    ds->classes = classes;
+    return 0;
+}
+
+int vr_data_load_labels(vr_dataset *ds, const char *source, const char *labels, const char *data_dir, int classes,
+                        char *err, size_t errlen) {
+    char path[4096];
+    if (!labels && strncmp(source, "fashion-mnist:", 14) == 0) {
+        if (fashion_file(path, sizeof path, source, data_dir, 1, err, errlen)) return -1;
+        labels = path;
+    }
+    if (!labels) return 1;
+    return read_labels(ds, labels, classes, err, errlen);
+}
+
+/* ---- dynamic binarisation: value j of example e is 1 with probability its
+ * intensity, from Philox on a stream of its own keyed on (seed, key, e, j): the
+ * same draw whatever the thread count, the batch or the back end.  Each
+ * Philox block gives eight 16-bit uniforms, u = (r + 1/2) / 65536, so that
+ * intensity 0 is never 1 and intensity 1 always is (a resolution of 1/65536,
+ * finer than the 1/255 of byte data); 32 bits a value cost twice the time, a
+ * second of an epoch of Fashion-MNIST on one thread. */
+#define DRAW_STREAM 0xB1A00u
+
+void vr_data_gather_drawn_f32(const vr_dataset *ds, const int *idx, int n, float *out, uint64_t seed, uint64_t key) {
+    const int d = ds->dim;
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32) ^ (0x9E3779B9u * (DRAW_STREAM + 1u));
+    for (int i = 0; i < n; i++) {
+        float *o = out + (size_t)i * (size_t)d;
+        vr_data_gather_f32(ds, idx + i, 1, o); /* the intensities */
+        for (int j0 = 0; j0 < d; j0 += 8) {
+            vr_philox_block c = {{(uint32_t)(j0 / 8), (uint32_t)idx[i], (uint32_t)key, (uint32_t)(key >> 32)}};
+            vr_philox_block r = vr_philox4x32(c, k0, k1);
+            float u[8];
+            for (int t = 0; t < 8; t++) /* fixed shifts, unrolled */
+                u[t] = ((float)((r.v[t / 2] >> (16 * (t % 2))) & 0xFFFFu) + 0.5f) * (1.0f / 65536.0f); /* exact */
+            int m = d - j0 < 8 ? d - j0 : 8;
+            for (int t = 0; t < m; t++) o[j0 + t] = u[t] < o[j0 + t] ? 1.0f : 0.0f;
+        }
+    }
+}
+
+/* ---- labelled subsets and semi-supervised batches (docs/structured.md) */
+
+#define KEEP_STREAM 0x1AB00000u  /* + class: which examples of a class keep their labels */
+#define LABELLED_STREAM 0x1AB50000u /* + epoch: the labelled examples' order */
+
+int vr_labels_keep(const vr_dataset *ds, int n, long labelled, uint64_t seed, unsigned char *kept, char *err,
+                   size_t errlen) {
+    int K = ds->classes;
+    for (int i = 0; i < n; i++) kept[i] = ds->labels && ds->labels[i] >= 0;
+    if (labelled == 0) return 0;
+    if (!ds->labels || K <= 0)
+        return data_fail(err, errlen, "labelled = %ld: the training data has no labels to keep", labelled);
+    if (labelled < 0 || labelled > n || labelled % K)
+        return data_fail(err, errlen, "labelled = %ld: must be a multiple of the label's %d classes, at most the %d "
+                                      "training examples", labelled, K, n);
+    long per = labelled / K;
+    int *members = malloc((size_t)n * sizeof(int)), *perm = malloc((size_t)n * sizeof(int));
+    if (!members || !perm) {
+        free(members);
+        free(perm);
+        return data_fail(err, errlen, "labelled = %ld: out of memory", labelled);
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) kept[i] = 0;
+    for (int c = 0; c < K && !rc; c++) {
+        int count = 0;
+        for (int i = 0; i < n; i++)
+            if (ds->labels[i] == c) members[count++] = i;
+        if (count < per) {
+            rc = data_fail(err, errlen, "labelled = %ld: class %d has %d training example%s, fewer than the %ld each "
+                                        "class needs (labelled / %d)", labelled, c, count, count == 1 ? "" : "s", per, K);
+            break;
+        }
+        vr_shuffle_stream(perm, count, seed, KEEP_STREAM + (uint32_t)c);
+        for (long k = 0; k < per; k++) kept[members[perm[k]]] = 1;
+    }
+    free(members);
+    free(perm);
+    return rc;
+}
+
+int vr_semi_plan_of(vr_semi_plan *s, int nlab, int nunl, int B) {
+    long n = (long)nlab + nunl;
+    memset(s, 0, sizeof *s);
+    if (nlab <= 0 || nunl <= 0 || B < 2) return -1;
+    long Bl = ((long)B * nlab + n - 1) / n; /* ceil(B * N / n) */
+    if (Bl >= B) Bl = B - 1;                /* at least one unlabelled example a batch */
+    s->B = B;
+    s->Bl = (int)Bl;
+    s->nlab = nlab;
+    s->nunl = nunl;
+    s->steps = nunl / (B - s->Bl);
+    return s->steps > 0 ? 0 : -1;
+}
+
+int vr_semi_order(const vr_semi_plan *s, const int *lab, const int *unl, uint64_t seed, uint64_t epoch, int *order) {
+    int *pl = malloc((size_t)s->nlab * sizeof(int)), *pu = malloc((size_t)s->nunl * sizeof(int));
+    if (!pl || !pu) {
+        free(pl);
+        free(pu);
+        return -1;
+    }
+    vr_shuffle_stream(pl, s->nlab, seed, LABELLED_STREAM + (uint32_t)epoch);
+    vr_shuffle(pu, s->nunl, seed, epoch);
+    int Bu = s->B - s->Bl;
+    for (int b = 0; b < s->steps; b++) {
+        int *o = order + (size_t)b * (size_t)s->B;
+        for (int i = 0; i < s->Bl; i++) o[i] = lab[pl[((long)b * s->Bl + i) % s->nlab]]; /* cycled */
+        for (int i = 0; i < Bu; i++) o[s->Bl + i] = unl[pu[(long)b * Bu + i]];
+    }
+    free(pl);
+    free(pu);
+    return 0;
+}

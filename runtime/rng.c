@@ -162,9 +162,13 @@ DEFINE_STATES(vr_states_f32, float)
 DEFINE_STATES(vr_states_f64, double)
 
 void vr_shuffle(int *idx, int n, uint64_t seed, uint64_t epoch) {
+    vr_shuffle_stream(idx, n, seed, 0x5EED0000u + (uint32_t)epoch);
+}
+
+void vr_shuffle_stream(int *idx, int n, uint64_t seed, uint32_t stream) {
     for (int i = 0; i < n; i++) idx[i] = i;
     for (int i = n - 1; i > 0; i--) {
-        int j = (int)(vr_uniform(seed, 0x5EED0000u + (uint32_t)epoch, (uint64_t)i) * (i + 1));
+        int j = (int)(vr_uniform(seed, stream, (uint64_t)i) * (i + 1));
         if (j > i) j = i;
         int t = idx[i];
         idx[i] = idx[j];

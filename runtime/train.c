@@ -48,16 +48,59 @@ typedef struct {
     const vr_dataset *ds;
     const int *idx;
     float *x;
+    uint64_t seed, draw_key; /* dynamic binarisation's draw */
 } gather_job;
 
 static void gather_rows(const void *arg, long lo, long hi) {
     const gather_job *j = arg;
-    vr_data_gather_f32(j->ds, j->idx + lo, (int)(hi - lo), j->x + (size_t)lo * (size_t)j->ds->dim);
+    float *x = j->x + (size_t)lo * (size_t)j->ds->dim;
+    if (j->ds->binary == VR_BINARY_DYNAMIC)
+        vr_data_gather_drawn_f32(j->ds, j->idx + lo, (int)(hi - lo), x, j->seed, j->draw_key);
+    else
+        vr_data_gather_f32(j->ds, j->idx + lo, (int)(hi - lo), x);
 }
 
-static void gather_batch(const vr_dataset *ds, const int *idx, int n, float *x) {
-    gather_job j = {ds, idx, x};
+/* Whose labels a data block shows (include/vae/driver.h): y_kept holds an
+ * example's label where show_all or kept[example], y_true wherever known. */
+typedef struct {
+    const vr_dataset *ds;
+    const unsigned char *kept; /* training: the labelled subset (NULL: none) */
+    int show_all;              /* evaluation of an observed label: every known label */
+    uint64_t seed, draw_key;
+} block_source;
+
+/* The data block of examples idx[0..n): x, then (label_states K > 0) y_kept and y_true. */
+static void gather_block(const vr_program *p, const block_source *src, const int *idx, int n, float *block) {
+    gather_job j = {src->ds, idx, block, src->seed, src->draw_key};
     vr_split(gather_rows, &j, n);
+    int K = p->label_states;
+    if (K <= 0) return;
+    float *kept = block + (size_t)n * (size_t)p->data_dim, *truth = kept + (size_t)n * (size_t)K;
+    memset(kept, 0, 2 * (size_t)n * (size_t)K * sizeof(float));
+    const int *labels = src->ds->labels;
+    for (int i = 0; labels && i < n; i++) {
+        int y = labels[idx[i]];
+        if (y < 0 || y >= K) continue;
+        truth[(size_t)i * K + y] = 1;
+        if (src->show_all || (src->kept && src->kept[idx[i]])) kept[(size_t)i * K + y] = 1;
+    }
+}
+
+/* Evaluation's data: one fixed draw of dynamic data; labels hidden where the
+ * label has an encoder (the ELBO is that of unlabelled data), shown where observed. */
+static block_source eval_source(const vr_program *p, const vr_dataset *ds, uint64_t seed) {
+    return (block_source){ds, NULL, !p->label_inferred, seed, VR_DRAW_EVAL};
+}
+
+/* Whether the evaluation reports a classification error (a program table
+ * without an evaluation graph has zeros there, not -1). */
+static int classifies(const vr_program *p) {
+    return p->eval.batch > 0 && p->eval.correct_rows >= 0;
+}
+
+/* The floats of a graph's data block. */
+static size_t block_floats(const vr_program *p, int batch) {
+    return (size_t)vr_data_floats(batch, p->data_dim, p->label_states);
 }
 
 void vr_init_params(const vr_program *p, float *params, uint64_t seed) {
@@ -78,14 +121,16 @@ static void evaluate_in(const vr_program *p, const float *params, const vr_datas
                         float *arena, vr_scores *out) {
     const vr_graph *g = &p->eval;
     int n = limit > 0 && limit < ds->n ? limit : ds->n, B = g->batch;
-    float *x = xcalloc((size_t)B * (size_t)p->data_dim, sizeof(float));
+    float *x = xcalloc(block_floats(p, B), sizeof(float));
     int *idx = xcalloc((size_t)B, sizeof(int));
-    double value = 0, recon = 0, kl = 0, logpx = 0;
+    double value = 0, recon = 0, kl = 0, logpx = 0, correct = 0;
+    long known = 0;
     int S = g->recon_rows >= 0 && g->kl_rows >= 0 ? g->samples : 1;
+    block_source src = eval_source(p, ds, seed);
     for (int start = 0; start < n; start += B) {
         int m = n - start < B ? n - start : B;
         for (int i = 0; i < B; i++) idx[i] = start + (i < m ? i : m - 1); /* pad with the last example */
-        gather_batch(ds, idx, B, x);
+        gather_block(p, &src, idx, B, x);
         vr_ctx ctx = {.seed = seed, .step = VR_STEP_EVAL, .example0 = (uint64_t)start, .sample0 = 0};
         vr_program_poll(p, g);
         g->fn((float *)params, NULL, arena, x, &ctx);
@@ -98,8 +143,13 @@ static void evaluate_in(const vr_program *p, const float *params, const vr_datas
                 kl += arena[g->kl_rows + i];
             }
             if (g->logpx_rows >= 0) logpx += arena[g->logpx_rows + i];
+            if (g->correct_rows >= 0 && ds->labels && ds->labels[start + i] >= 0) { /* over the known labels */
+                correct += arena[g->correct_rows + i];
+                known++;
+            }
         }
     }
+    out->classify_error = known ? 1.0 - correct / (double)known : NAN;
     out->n = n;
     out->value = value / n;
     out->has_elbo = g->kl_rows >= 0;
@@ -124,8 +174,9 @@ void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset
     const vr_graph *g = &p->iwae;
     int n = limit > 0 && limit < ds->n ? limit : ds->n, B = g->batch, S = g->samples;
     float *arena = xcalloc((size_t)g->arena_floats, sizeof(float));
-    float *x = xcalloc((size_t)B * (size_t)p->data_dim, sizeof(float));
+    float *x = xcalloc(block_floats(p, B), sizeof(float));
     int *idx = xcalloc((size_t)B, sizeof(int));
+    block_source src = eval_source(p, ds, seed);
     double *mx = xcalloc((size_t)B, sizeof(double)), *sum = xcalloc((size_t)B, sizeof(double));
     double total = 0, total2 = 0;
     for (int start = 0; start < n; start += B) {
@@ -135,7 +186,7 @@ void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset
             mx[i] = -INFINITY;
             sum[i] = 0;
         }
-        gather_batch(ds, idx, B, x);
+        gather_block(p, &src, idx, B, x);
         for (int s0 = 0; s0 < K; s0 += S) {
             vr_ctx ctx = {.seed = seed, .step = VR_STEP_IWAE, .example0 = (uint64_t)start, .sample0 = (uint64_t)s0};
             vr_program_poll(p, g);
@@ -307,8 +358,8 @@ static void log_header(char *buf, size_t len, const vr_program *p) {
     char train_col[128], test_col[128];
     log_column(train_col, sizeof train_col, "train_", p->value_name);
     log_column(test_col, sizeof test_col, "test_", p->eval_value_name);
-    snprintf(buf, len, "epoch,step,%s,%s,test_recon,test_kl,test_exact_logpx,kl_weight_factor,seconds,examples_per_second\n",
-             train_col, test_col);
+    snprintf(buf, len, "epoch,step,%s,%s,test_recon,test_kl,test_exact_logpx,%skl_weight_factor,seconds,examples_per_second\n",
+             train_col, test_col, classifies(p) ? "test_error," : "");
 }
 
 /* A value of a "# key = value" line: a newline in a path would end the line early. */
@@ -323,7 +374,7 @@ static const char *one_line(char *buf, size_t len, const char *s) {
  * top of log.csv; --resume compares them line by line (run_files_resume).  The
  * thread count, --jit, the test data and the epoch count change no bit of the
  * parameters, so they are not here.  `examples` is what --limit leaves. */
-#define LOG_SETTINGS_MAX (3 * VR_PATH_MAX + 1024)
+#define LOG_SETTINGS_MAX (4 * VR_PATH_MAX + 1024)
 static void log_settings(char *buf, size_t len, const vr_program *p, const vr_options *o, int examples) {
     char data[VR_PATH_MAX + 8], model[512], settings[512];
     snprintf(buf, len,
@@ -333,6 +384,12 @@ static void log_settings(char *buf, size_t len, const vr_program *p, const vr_op
              one_line(settings, sizeof settings, o->model_settings), one_line(data, sizeof data, o->data),
              examples, p->train.batch, (unsigned long long)o->seed, o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr,
              o->momentum, o->warmup);
+    if (p->label_states > 0) { /* only models with a label: version 0 logs keep their lines */
+        size_t at = strlen(buf);
+        char labels[VR_PATH_MAX + 8];
+        snprintf(buf + at, len - at, "# labels = %s\n# labelled = %ld\n", one_line(labels, sizeof labels, o->labels),
+                 o->labelled);
+    }
 }
 
 /* Chooses and creates the folder, writes log.csv's header whole (which also
@@ -371,6 +428,9 @@ typedef struct {
     const vr_options *o;
     vr_dataset train, test;
     int n, nbatches;
+    unsigned char *kept;   /* label_states > 0: per training example, its label is kept */
+    int *lab, *unl;        /* semi-supervised: the labelled and the unlabelled examples */
+    vr_semi_plan semi;     /* semi.steps > 0: batches mix them (vr_semi_order) */
     size_t P;
     float *params, *grads, *m, *v, *arena, *x; /* allocated once: a step allocates nothing */
     int *order;
@@ -397,6 +457,56 @@ static int run_files_commit(trainer *t, int epoch, const char *row, char *err, s
     return 0;
 }
 
+/* How the data is read: binary(dynamic) keeps intensities. */
+static int data_mode(const vr_program *p) {
+    return p->binary_dynamic ? VR_BINARY_DYNAMIC : p->binary;
+}
+
+/* The labels of a data set for a model with a label (option and setting name
+ * its label file).  Without a label source an inferred label is hidden
+ * everywhere, unless `need` (an observed label, or a labelled subset). */
+static int load_labels(const vr_program *p, vr_dataset *ds, const char *source, const char *labels, const char *option,
+                       const char *setting, int need, const vr_options *o, char *err, size_t errlen) {
+    int rc = vr_data_load_labels(ds, source, labels, o->data_dir, p->label_states, err, errlen);
+    if (rc < 0) return -1;
+    if (rc == 1 && need) {
+        snprintf(err, errlen, "%s: carries no labels, which the model's label (%d classes) needs%s: give a label file "
+                              "(%s PATH, or %s = \"PATH\" in the train block)", source, p->label_states,
+                 p->label_inferred ? " for `labelled`" : " (it has no encoder)", option, setting);
+        return -1;
+    }
+    return 0;
+}
+
+/* Which training labels are kept, and (some but not all) the mixed batches. */
+static int plan_labels(trainer *t, char *err, size_t errlen) {
+    const vr_program *p = t->p;
+    const vr_options *o = t->o;
+    t->kept = xcalloc((size_t)t->n, 1);
+    if (o->labelled > 0 && !p->label_inferred) {
+        snprintf(err, errlen, "labelled = %ld: the model's label has no encoder, so every example needs its label",
+                 o->labelled);
+        return -1;
+    }
+    if (vr_labels_keep(&t->train, t->n, o->labelled, o->seed, t->kept, err, errlen)) return -1;
+    int nlab = 0;
+    for (int i = 0; i < t->n; i++) nlab += t->kept[i];
+    if (!p->label_inferred || nlab == 0 || nlab == t->n) return 0; /* one kind of example: plain batches */
+    t->lab = xcalloc((size_t)nlab, sizeof(int));
+    t->unl = xcalloc((size_t)(t->n - nlab), sizeof(int));
+    for (int i = 0, a = 0, b = 0; i < t->n; i++) {
+        if (t->kept[i]) t->lab[a++] = i;
+        else t->unl[b++] = i;
+    }
+    if (vr_semi_plan_of(&t->semi, nlab, t->n - nlab, p->train.batch)) {
+        snprintf(err, errlen, "%s: %d unlabelled examples are fewer than one batch's share of them (batch %d, %d labelled)",
+                 o->data, t->n - nlab, p->train.batch, nlab);
+        return -1;
+    }
+    t->nbatches = t->semi.steps;
+    return 0;
+}
+
 static int load_data(trainer *t, char *err, size_t errlen) {
     const vr_program *p = t->p;
     const vr_options *o = t->o;
@@ -404,8 +514,19 @@ static int load_data(trainer *t, char *err, size_t errlen) {
         snprintf(err, errlen, "no training data: set data = \"...\" in the train block or pass --data");
         return -1;
     }
-    if (vr_data_load(&t->train, o->data, o->data_dir, p->data_dim, p->binary, err, errlen)) return -1;
-    if (o->test && vr_data_load(&t->test, o->test, o->data_dir, p->data_dim, p->binary, err, errlen)) return -1;
+    if (p->label_states == 0 && (o->labels || o->test_labels || o->labelled)) {
+        snprintf(err, errlen, "%s: the model has no label (data y : label(K)), so labels, test_labels and labelled "
+                              "do not apply", o->labels ? o->labels : o->test_labels ? o->test_labels : "labelled");
+        return -1;
+    }
+    if (vr_data_load(&t->train, o->data, o->data_dir, p->data_dim, data_mode(p), err, errlen)) return -1;
+    if (o->test && vr_data_load(&t->test, o->test, o->data_dir, p->data_dim, data_mode(p), err, errlen)) return -1;
+    if (p->label_states > 0 &&
+        (load_labels(p, &t->train, o->data, o->labels, "--labels", "labels", !p->label_inferred || o->labelled > 0, o,
+                     err, errlen) ||
+         (o->test && load_labels(p, &t->test, o->test, o->test_labels, "--test-labels", "test_labels",
+                                 !p->label_inferred, o, err, errlen))))
+        return -1;
     int B = p->train.batch;
     t->n = o->limit > 0 && o->limit < t->train.n ? o->limit : t->train.n;
     t->nbatches = t->n / B; /* the last partial batch is dropped: every step has the compiled shape */
@@ -414,7 +535,7 @@ static int load_data(trainer *t, char *err, size_t errlen) {
                  t->n == 1 ? "is" : "are", B);
         return -1;
     }
-    return 0;
+    return p->label_states > 0 ? plan_labels(t, err, errlen) : 0;
 }
 
 /* ---- --resume: continuing the run of a folder
@@ -573,8 +694,8 @@ static int trainer_open(trainer *t, const vr_program *p, const vr_options *o, ch
     t->v = xcalloc(t->P, sizeof(float));
     long arena_floats = g->arena_floats > p->eval.arena_floats ? g->arena_floats : p->eval.arena_floats;
     t->arena = xcalloc((size_t)arena_floats, sizeof(float)); /* the step's, then each epoch's evaluation's */
-    t->x = xcalloc((size_t)g->batch * (size_t)p->data_dim, sizeof(float));
-    t->order = xcalloc((size_t)t->train.n, sizeof(int));
+    t->x = xcalloc(block_floats(p, g->batch), sizeof(float));
+    t->order = xcalloc(t->semi.steps ? (size_t)t->semi.steps * (size_t)g->batch : (size_t)t->train.n, sizeof(int));
     vr_init_params(p, t->params, o->seed);
     t->adam = (vr_adam){(float)o->lr, 0.9f, 0.999f, 1e-8f};
     if (o->resume_dir) return run_files_resume(t, err, errlen);
@@ -590,6 +711,9 @@ static void trainer_close(trainer *t) {
     free(t->arena);
     free(t->x);
     free(t->order);
+    free(t->kept);
+    free(t->lab);
+    free(t->unl);
     vr_data_free(&t->train);
     vr_data_free(&t->test);
 }
@@ -723,7 +847,8 @@ static int train_step(trainer *t, int epoch, int b, double *kl_in_force, double 
     const vr_program *p = t->p;
     const vr_options *o = t->o;
     const vr_graph *g = &p->train;
-    gather_batch(&t->train, t->order + (size_t)b * (size_t)g->batch, g->batch, t->x);
+    block_source src = {&t->train, t->kept, 0, o->seed, (uint64_t)epoch};
+    gather_block(p, &src, t->order + (size_t)b * (size_t)g->batch, g->batch, t->x);
     double c0 = now();
     vr_ctx ctx = {.seed = o->seed, .step = (uint64_t)t->step, .example0 = 0, .sample0 = 0};
     if (o->warmup > 0) /* the KL weight rises linearly from 0 to beta over `warmup` epochs */
@@ -766,13 +891,15 @@ static int epoch_commit(trainer *t, int epoch, double train_value, double kl_in_
     if (o->test && s.has_elbo) printf("  test ELBO %9.3f (recon %9.3f, KL %7.3f)", s.elbo, s.recon, s.kl);
     else if (o->test) printf("  test %s %9.3f", p->eval_value_name, s.value);
     if (o->test && s.has_logpx && s.has_elbo) printf("  log p(x) %9.3f", s.exact_logpx);
+    if (o->test && classifies(p)) printf("  test error %6.2f%%", 100 * s.classify_error);
     if (o->warmup > 0) printf("  KL weight x%.3f", kl_in_force);
     printf("  %.2f s, %.0f ex/s (step only %.0f ex/s)\n", seconds, examples / seconds, examples / t->compute);
     fflush(stdout);
-    char row[512], err[VR_ERR_MAX];
-    snprintf(row, sizeof row, "%d,%ld,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%.4f,%.1f\n", epoch, t->step, train_value,
+    char row[512], err[VR_ERR_MAX], error_col[32] = "";
+    if (classifies(p)) snprintf(error_col, sizeof error_col, "%.6f,", o->test ? s.classify_error : NAN);
+    snprintf(row, sizeof row, "%d,%ld,%.6f,%.6f,%.6f,%.6f,%.6f,%s%.4f,%.4f,%.1f\n", epoch, t->step, train_value,
              o->test ? s.value : NAN, o->test && s.has_elbo ? s.recon : NAN, o->test && s.has_elbo ? s.kl : NAN,
-             o->test && s.has_logpx ? s.exact_logpx : NAN, kl_in_force, seconds, examples / seconds);
+             o->test && s.has_logpx ? s.exact_logpx : NAN, error_col, kl_in_force, seconds, examples / seconds);
     if (run_files_commit(t, epoch, row, err, sizeof err)) {
         fprintf(stderr, "vaec: error: %s\n", err);
         return 1;
@@ -787,7 +914,12 @@ static int train_epoch(trainer *t, int epoch) {
     const vr_options *o = t->o;
     double t0 = now(), value_sum = 0, kl_in_force = 1;
     t->compute = 0;
-    vr_shuffle(t->order, t->n, o->seed, (uint64_t)epoch);
+    if (!t->semi.steps)
+        vr_shuffle(t->order, t->n, o->seed, (uint64_t)epoch);
+    else if (vr_semi_order(&t->semi, t->lab, t->unl, o->seed, (uint64_t)epoch, t->order)) {
+        fputs("vaec: out of memory\n", stderr);
+        return 1;
+    }
     double value = 0;
     for (int b = 0; b < t->nbatches; b++) {
         if (train_step(t, epoch, b, &kl_in_force, &value)) return 1;
@@ -819,7 +951,11 @@ int vr_train(const vr_program *p, const vr_options *o) {
     /* each epoch shuffles all n examples and takes whole batches: n - nbatches * B of them sit out, others each epoch */
     printf("training %s on %d examples, %d batch%s of %d an epoch", p->model_name, t.n, t.nbatches,
            t.nbatches == 1 ? "" : "es", B);
-    if (t.n > t.nbatches * B) printf(" (%d left out, others each epoch)", t.n - t.nbatches * B);
+    if (t.semi.steps)
+        printf(" (%d labelled, %d of each batch; %d unlabelled, %d left out)", t.semi.nlab, t.semi.Bl, t.semi.nunl,
+               t.semi.nunl - t.nbatches * (B - t.semi.Bl));
+    else if (t.n > t.nbatches * B)
+        printf(" (%d left out, others each epoch)", t.n - t.nbatches * B);
     printf(", %d epoch%s, %s lr %g\n", o->epochs, plural(o->epochs), o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr);
     fflush(stdout);
     const vr_hooks *h = &o->hooks;
@@ -845,6 +981,10 @@ int vr_train(const vr_program *p, const vr_options *o) {
 static void print_scores(const vr_program *p, const vr_options *o, const float *params, const vr_dataset *test,
                          vr_scores *s) {
     printf("test examples  %d\n", s->n);
+    if (classifies(p) && !isnan(s->classify_error))
+        printf("classify error %.2f%% (q(y | x)'s most probable class is not the label)\n", 100 * s->classify_error);
+    else if (classifies(p))
+        printf("classify error unknown (the test data has no labels)\n");
     if (s->has_elbo) {
         printf("ELBO           %.3f nats\n", s->elbo);
         printf("  recon        %.3f\n", s->recon);
@@ -882,7 +1022,10 @@ int vr_eval(const vr_program *p, const vr_options *o) {
         return 1;
     }
     vr_dataset test;
-    if (vr_data_load(&test, o->test, o->data_dir, p->data_dim, p->binary, err, sizeof err)) {
+    if (vr_data_load(&test, o->test, o->data_dir, p->data_dim, data_mode(p), err, sizeof err) ||
+        (p->label_states > 0 && load_labels(p, &test, o->test, o->test_labels, "--test-labels", "test_labels",
+                                            !p->label_inferred, o, err, sizeof err))) {
+        vr_data_free(&test);
         fprintf(stderr, "vaec: error: %s\n", err);
         free(params);
         return 1;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "codegen/graph.h"
+#include "codegen/labels.h"
 #include "parser/model.h"
 
 static double now(void) {
@@ -144,7 +145,8 @@ static float *load_batch(const vae_model *m, const gradvar_options *o, int batch
         vr_data_free(&ds);
         return NULL;
     }
-    float *x = calloc((size_t)batch * (size_t)m->data_dim, sizeof(float));
+    /* the whole data block; a label's columns stay zero: hidden, as an unlabelled batch */
+    float *x = calloc((size_t)vr_data_floats(batch, m->data_dim, vae_label_states(m)), sizeof(float));
     int *idx = malloc(sizeof(int) * (size_t)batch);
     if (!x || !idx) abort();
     for (int i = 0; i < batch; i++) idx[i] = i;

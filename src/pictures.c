@@ -29,7 +29,8 @@ static void run_rows(const vaec_view *v, const vr_graph *g, long out_offset, int
     const vr_program *p = v->program;
     vr_program_poll(p, g);
     float *arena = xcalloc((size_t)g->arena_floats, sizeof(float));
-    float *buf = xcalloc((size_t)g->batch * (size_t)(in_width > 0 ? in_width : 1), sizeof(float));
+    /* the rows, then a label's columns of the data block (zeros: hidden) */
+    float *buf = xcalloc((size_t)vr_data_floats(g->batch, in_width > 0 ? in_width : 1, p->label_states), sizeof(float));
     for (int start = 0; start < n; start += g->batch) {
         int rows = n - start < g->batch ? n - start : g->batch;
         for (int i = 0; i < g->batch && in; i++)

@@ -136,10 +136,10 @@ static int column(const csv_table *t, const char *name) {
 
 /* ---------------------------------------------------------------- drawing */
 
-enum { PANEL_BOUND, PANEL_KL, PANEL_WEIGHT, NPANELS };
+enum { PANEL_BOUND, PANEL_KL, PANEL_WEIGHT, PANEL_ERROR, NPANELS };
 static const char *const PANEL_TITLE[NPANELS] = {"ELBO and its reconstruction term, log p(x) (nats)", "KL (nats)",
-                                                 "KL weight (warm-up)"};
-static const int PANEL_HEIGHT[NPANELS] = {300, 180, 120};
+                                                 "KL weight (warm-up)", "test classification error (fraction)"};
+static const int PANEL_HEIGHT[NPANELS] = {300, 180, 120, 150};
 #define PLOT_WIDTH 960
 #define LEFT 80
 #define RIGHT 230 /* the legend */
@@ -153,6 +153,7 @@ static int panel_of(const char *name) {
     for (size_t i = 0; i < sizeof skip / sizeof *skip; i++)
         if (strcmp(name, skip[i]) == 0) return -1;
     if (strstr(name, "kl_weight")) return PANEL_WEIGHT;
+    if (strcmp(name, "test_error") == 0) return PANEL_ERROR; /* a fraction, not nats */
     size_t n = strlen(name);
     if (n >= 3 && strcmp(name + n - 3, "_kl") == 0) return PANEL_KL;
     return PANEL_BOUND;

@@ -1,6 +1,7 @@
 #include "src/run_outputs.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,8 @@ static int after_epoch(void *self, const vr_epoch_report *e) {
             tfevents_scalar(r->events, "epoch/test_kl", e->step, s->kl);
         }
         if (s->has_logpx) tfevents_scalar(r->events, "epoch/test_exact_logpx", e->step, s->exact_logpx);
+        if (p->eval.correct_rows >= 0 && !isnan(s->classify_error))
+            tfevents_scalar(r->events, "epoch/test_error", e->step, s->classify_error);
     }
     return 0;
 }

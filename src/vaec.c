@@ -47,6 +47,11 @@ static const char *const HELP_TRAIN =
     "                   (uint8 values read as byte/255, every other value as written; binary\n"
     "                   data must lie in [0, 1]; NaN and infinity are refused)\n"
     "  --test SRC       test data, evaluated after each epoch\n"
+    "  --labels FILE    the training data's labels (a model with a label; fashion-mnist: carries its\n"
+    "                   own): IDX1 bytes (.gz too), a 1-d integer .npy, or a .csv of one integer a line\n"
+    "  --test-labels FILE  the test data's labels (the same forms)\n"
+    "  --labelled N     keep the labels of N training examples, N / K of each class, chosen by the\n"
+    "                   seed; the others are hidden (semi-supervised; 0: keep every label)\n"
     "  --data-dir DIR   where the fashion-mnist: files are (default $VAE_DATA_DIR or\n"
     "                   /usr/share/datasets/fashion-mnist)\n"
     "  --epochs N       --batch N       --lr F       --seed N\n"
@@ -81,6 +86,7 @@ static const char *const HELP_EVAL =
     "usage: vaec eval MODEL.vae --params CHECKPOINT [options]\n"
     "  --params FILE    checkpoint written by vaec train\n"
     "  --test SRC       data to evaluate (default: the train block's test)\n"
+    "  --test-labels FILE  its labels (a model with a label), for the classification error\n"
     "  --iwae K         samples per example for the IWAE estimate of log p(x) (default 1000; 0 skips it)\n"
     "  --data-dir DIR   --test-limit N   --seed N   --threads N   --jit MODE (as for train)\n";
 
@@ -129,7 +135,7 @@ typedef struct {
     const char *out_file;
     const char *estimators;
     int repeats;
-    int have_epochs, have_lr, have_seed, have_warmup;
+    int have_epochs, have_lr, have_seed, have_warmup, have_labelled;
     vae_jit_mode jit;
 } cli;
 
@@ -179,6 +185,13 @@ static int parse_option(const char *cmd, const char *a, const char *v, cli *c, i
         c->repeats = (int)n;
     }
     else if (strcmp(a, "--test") == 0 && cmd_in(cmd, "train eval")) c->run.test = v;
+    else if (strcmp(a, "--labels") == 0 && strcmp(cmd, "train") == 0) c->run.labels = v;
+    else if (strcmp(a, "--test-labels") == 0 && cmd_in(cmd, "train eval")) c->run.test_labels = v;
+    else if (strcmp(a, "--labelled") == 0 && strcmp(cmd, "train") == 0) {
+        if (parse_int(a, v, &n)) return *bad = 1;
+        c->run.labelled = n;
+        c->have_labelled = 1;
+    }
     else if (strcmp(a, "--data-dir") == 0 && cmd_in(cmd, "train eval gradvar")) c->run.data_dir = v;
     else if (strcmp(a, "--out") == 0 && strcmp(cmd, "train") == 0) c->run.out_dir = v;
     else if (strcmp(a, "--force") == 0 && strcmp(cmd, "train") == 0) c->run.force = 1;
@@ -294,6 +307,9 @@ static void resolve(cli *c, const vae_model *m) {
     if (!c->have_lr) c->run.lr = t->lr;
     if (!c->have_seed) c->run.seed = t->seed;
     if (!c->have_warmup) c->run.warmup = t->warmup;
+    if (!c->run.labels) c->run.labels = t->labels;
+    if (!c->run.test_labels) c->run.test_labels = t->test_labels;
+    if (!c->have_labelled) c->run.labelled = t->labelled;
     if (!c->batch) c->batch = t->batch;
     c->run.optimizer = t->optimizer == OPT_ADAM ? VR_ADAM : VR_SGD;
     c->run.momentum = t->momentum;

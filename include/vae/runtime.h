@@ -137,8 +137,16 @@ typedef struct vr_dataset {
     float *f32;   /* values already as floats (.npy, .csv), or NULL */
     uint8_t *bits; /* binary data, binarised once and packed 8 values a byte (row-aligned), or NULL */
     float scale;  /* u8: the value is byte * scale (1/255) */
-    int binary;   /* binarise at half the range */
+    int binary;   /* 1: binarise at half the range; VR_BINARY_DYNAMIC: keep the intensities (drawn at each use) */
+    int *labels;  /* per example its class 0..classes-1, or -1 where unknown; NULL: no labels */
+    int classes;
 } vr_dataset;
+
+/* vr_data_load's binary for binary(dynamic) data: values in [0, 1] kept as
+ * intensities, each drawn as a Bernoulli at every use (vr_data_gather_drawn_f32). */
+#define VR_BINARY_DYNAMIC 2
+/* The draw key of evaluation: one fixed draw per (seed, example, value). */
+#define VR_DRAW_EVAL UINT64_MAX
 
 /* Loads a data source: "fashion-mnist:train", "fashion-mnist:test" (looked up
  * in data_dir, $VAE_DATA_DIR or /usr/share/datasets/fashion-mnist), or a path
@@ -151,8 +159,40 @@ void vr_data_free(vr_dataset *ds);
 /* Writes examples idx[0..n) as floats (binarised or scaled) into out[n, dim]. */
 void vr_data_gather_f32(const vr_dataset *ds, const int *idx, int n, float *out);
 void vr_data_gather_f64(const vr_dataset *ds, const int *idx, int n, double *out);
+/* Dynamic binarisation: examples idx[0..n) with each value 1 with probability
+ * its intensity, keyed on (seed, key, example index, position); training's key
+ * is the epoch, evaluation's VR_DRAW_EVAL. */
+void vr_data_gather_drawn_f32(const vr_dataset *ds, const int *idx, int n, float *out, uint64_t seed, uint64_t key);
+/* Labels for ds's examples (`classes` of them) into ds->labels: from the file
+ * `labels` (IDX1 bytes, .gz too; a 1-d integer .npy; a .csv of one integer a
+ * line), or with labels NULL for a fashion-mnist:SPLIT source its label file
+ * beside the images.  0; 1 when there is no label source; -1 with err naming
+ * the file and what is wrong (a count other than the examples', a label outside
+ * 0..classes-1, a negative or non-integer value, a truncated file). */
+int vr_data_load_labels(vr_dataset *ds, const char *source, const char *labels, const char *data_dir, int classes,
+                        char *err, size_t errlen);
+/* Which of the first n examples keep their labels (kept[i] = 1): with labelled
+ * 0 every known label; otherwise labelled / K of each class, chosen by the
+ * seed on a stream of their own (labelled must be a multiple of K and every
+ * class must have that many).  0, or -1 with err saying what is wrong. */
+int vr_labels_keep(const vr_dataset *ds, int n, long labelled, uint64_t seed, unsigned char *kept, char *err,
+                   size_t errlen);
+/* Semi-supervised batches (Kingma et al.'s M2): each batch of B holds Bl =
+ * ceil(B * nlab / n) labelled examples, then B - Bl unlabelled ones; an epoch
+ * is one pass over the unlabelled examples, steps = nunl / (B - Bl); the
+ * labelled ones come from their own shuffle of the epoch, cycled. */
+typedef struct {
+    int B, Bl, steps, nlab, nunl;
+} vr_semi_plan;
+/* 0, or -1 when the split leaves no whole batch (or nothing to mix). */
+int vr_semi_plan_of(vr_semi_plan *s, int nlab, int nunl, int B);
+/* The epoch's batches into order[steps * B]: lab[] and unl[] are the example
+ * indices; a function of (seed, epoch) only.  0, or -1 out of memory. */
+int vr_semi_order(const vr_semi_plan *s, const int *lab, const int *unl, uint64_t seed, uint64_t epoch, int *order);
 /* A permutation of 0..n-1 from (seed, epoch): Fisher-Yates on counter-based draws. */
 void vr_shuffle(int *idx, int n, uint64_t seed, uint64_t epoch);
+/* The same from (seed, stream): vr_shuffle is stream 0x5EED0000 + epoch. */
+void vr_shuffle_stream(int *idx, int n, uint64_t seed, uint32_t stream);
 
 /* ---- checkpoints ---- */
 typedef struct {
