@@ -14,7 +14,8 @@ typedef void (*vr_graph_fn)(float *params, float *grads, float *arena, const flo
  * of K floats, the one-hot label wherever it is known (zeros where not), which only the
  * evaluation's classification error reads.  Training hides the labels of the examples outside
  * the `labelled` subset; evaluation hides every label that has an encoder (label_inferred), so
- * its ELBO is that of unlabelled data. */
+ * its ELBO is that of unlabelled data.  The sample graph of a model with a label reads B rows
+ * of K floats only: the label to condition on (one-hot), or zeros to draw it from its prior. */
 static inline __attribute__((unused)) long vr_data_floats(int batch, int data_dim, int label_states) {
     return (long)batch * (data_dim + 2L * label_states);
 }
