@@ -68,6 +68,15 @@ grep -q "no encoder" "$work/err" || fail "mixture_prior's reconstruction: $(cat 
 # plot
 "$vaec" plot "$work/fashion_gauss" || fail "vaec plot exited with $?"
 [ "$(png_header "$work/fashion_gauss/curves.png" | cut -d' ' -f1)" = 960 ] || fail "curves.png: $(png_header "$work/fashion_gauss/curves.png")"
+# a classification error (test_error) is drawn in a panel of its own, below the others
+mkdir "$work/errors" "$work/no_errors"
+printf 'epoch,step,train_ELBO,test_ELBO,test_recon,test_kl,test_exact_logpx,test_error,kl_weight_factor,seconds,examples_per_second\n1,10,-200,-190,-170,20,nan,0.40,1,1,100\n2,20,-150,-145,-125,20,nan,0.25,1,1,100\n' >"$work/errors/log.csv"
+cut -d, -f8 --complement "$work/errors/log.csv" >"$work/no_errors/log.csv"
+"$vaec" plot "$work/errors" >/dev/null || fail "vaec plot of a log with test_error exited with $?"
+"$vaec" plot "$work/no_errors" >/dev/null || fail "vaec plot exited with $?"
+with=$(png_header "$work/errors/curves.png" | cut -d' ' -f2)
+without=$(png_header "$work/no_errors/curves.png" | cut -d' ' -f2)
+[ "$with" -gt "$without" ] || fail "test_error has no panel of its own: $with vs $without pixels high"
 refused plot "$work/nowhere"
 grep -q "$work/nowhere/log.csv" "$work/err" || fail "plot of a missing run: $(cat "$work/err")"
 
