@@ -350,7 +350,7 @@ def run_classifier(a, data, rng, labelled_idx):
         t1 = time.perf_counter()
         err = test_error(qy, tx, ty)
         best = min(best, (err, e))
-        log_epoch(e, secs, time.perf_counter() - t1, train_cross_entropy=tot, test_error=err)
+        log_epoch(e, secs, time.perf_counter() - t1, train_cross_entropy=tot / math.ceil(len(order) / a.batch), test_error=err)
     print(f"summary case=classifier epochs={a.epochs} seconds_per_epoch={total / max(1, a.epochs):.3f} "
           f"labelled={len(labelled_idx)} test_error={err:.2f} best_test_error={best[0]:.2f} best_epoch={best[1]}",
           flush=True)
