@@ -152,7 +152,8 @@ m2() {
     peer m2 --epochs "$epochs"
     peer classifier --epochs "$cepochs"
     vtrain fashion_m2 examples/fashion_m2.vae
-    vcol fashion_m2 'error' >"$work/m.v"; pcol m2 test_error >"$work/m.p"
+    vcol fashion_m2 '^test_error$' | awk '{ print 100 * $1 }' >"$work/m.v" # log.csv: a fraction
+    pcol m2 test_error >"$work/m.p"
     pcol classifier test_error | head -n "$epochs" >"$work/m.c"
     vcol fashion_m2 test >"$work/m.ve"; pcol m2 test_elbo >"$work/m.pe"
     vcol fashion_m2 '^seconds$' >"$work/m.vs"; pcol m2 seconds >"$work/m.ps"

@@ -289,17 +289,15 @@ def run_unsupervised(a, data, rng, gen):
 
 
 def m2_batches(n_unl, n_lab, B, labelled_idx, unlabelled_idx, rng):
-    """the batches of one epoch: each ceil(B * labelled / N) labelled examples, cycling through a
-    fresh permutation of the labelled set, and the rest unlabelled; one pass over the unlabelled."""
-    per = math.ceil(B * n_lab / (n_lab + n_unl))
-    unl = unlabelled_idx[rng.permutation(n_unl)]
-    lab, pos, out = labelled_idx[rng.permutation(n_lab)], 0, []
+    """the batches of one epoch (as vaec): each ceil(B * labelled / N) labelled examples (at most
+    B - 1), cycling through one permutation of the labelled set an epoch, and the rest
+    unlabelled; one pass over the unlabelled examples."""
+    per = min(B - 1, math.ceil(B * n_lab / (n_lab + n_unl)))
+    unl, lab = unlabelled_idx[rng.permutation(n_unl)], labelled_idx[rng.permutation(n_lab)]
+    out = []
     for b in range(n_unl // (B - per)):
-        if pos + per > n_lab:
-            lab, pos = labelled_idx[rng.permutation(n_lab)], 0
-        idx = np.concatenate([lab[pos:pos + per], unl[b * (B - per):(b + 1) * (B - per)]])
-        pos += per
-        out.append((idx, per))
+        kept = lab[np.arange(b * per, (b + 1) * per) % n_lab]
+        out.append((np.concatenate([kept, unl[b * (B - per):(b + 1) * (B - per)]]), per))
     return out
 
 
