@@ -376,6 +376,8 @@ def main():
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
     data = load(a.limit, a.test_limit)
+    if len(data[0]) < a.batch:
+        p.error(f"--limit leaves {len(data[0])} training examples, fewer than one batch of {a.batch}")
     print(f"# case={a.case} seed={a.seed} threads={a.threads} train={len(data[0])} test={len(data[2])} "
           f"batch={a.batch} torch={torch.__version__}", flush=True)
     if a.case in ("m2", "classifier"):
