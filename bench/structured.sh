@@ -20,8 +20,9 @@
 # LOGPX_LIMIT (test examples of the final log p(x): 1000), GMVAE_K (100 per state of y),
 # IWAE_K (5000), THREADS (nproc), VAEC (build/vaec), PYTHON (/usr/bin/python3),
 # OUT (bench/STRUCTURED.md). --quick: 1 epoch on 6,000 training and 2,000 test images, log p(x)
-# on 100 with K = 50, tables printed, bench/STRUCTURED.md left as it is. The full run takes
-# about an hour or more on 2 cores (the log p(x) estimates are most of it).
+# on 100 with K = 50, tables printed, bench/STRUCTURED.md left as it is. The full run takes two
+# hours or so on 2 cores: the peer's M2 and GMVAE epochs (10 forward passes per example, one per
+# state of y) and the IWAE-5000 estimates are most of it.
 set -e
 cd "$(dirname "$0")/.."
 vaec=${VAEC:-build/vaec}
@@ -109,7 +110,7 @@ gmvae() {
     m=$(vlogpx fashion_mixture examples/fashion_mixture.vae --test-limit "$plimit")
     vcol fashion_gmvae test >"$work/g.v"; pcol gmvae test_elbo >"$work/g.p"
     vcol fashion_gmvae '^seconds$' >"$work/g.vs"; pcol gmvae seconds >"$work/g.ps"
-    echo "## fashion_gmvae ($epochs epochs)"
+    echo "## fashion_gmvae (epochs: $epochs)"
     echo
     table "vaec test ELBO | peer test ELBO | vaec s | peer s" "$work/g.v" "$work/g.p" "$work/g.vs" "$work/g.ps"
     echo
@@ -132,7 +133,7 @@ iwae() {
     vcol fashion_iwae1 test >"$work/i1.v"; pcol iwae1 test_iwae5 >"$work/i1.p"
     vcol fashion_iwae2 '^seconds$' >"$work/i2.vs"; pcol iwae2 seconds >"$work/i2.ps"
     vcol fashion_iwae1 '^seconds$' >"$work/i1.vs"; pcol iwae1 seconds >"$work/i1.ps"
-    echo "## fashion_iwae2 against the one-layer fashion_iwae1, dynamic binarisation ($epochs epochs)"
+    echo "## fashion_iwae2 against the one-layer fashion_iwae1, dynamic binarisation (epochs: $epochs)"
     echo
     echo "Test IWAE-5 bound per epoch (the test images binarised once)."
     echo
@@ -157,7 +158,7 @@ m2() {
     pcol classifier test_error | head -n "$epochs" >"$work/m.c"
     vcol fashion_m2 test >"$work/m.ve"; pcol m2 test_elbo >"$work/m.pe"
     vcol fashion_m2 '^seconds$' >"$work/m.vs"; pcol m2 seconds >"$work/m.ps"
-    echo "## fashion_m2, 1,000 labels, classify = 50 ($epochs epochs)"
+    echo "## fashion_m2, 1,000 labels, classify = 50 (epochs: $epochs)"
     echo
     echo "Test classification error of q(y | x), %; the classifier alone is the peer's (an epoch: one pass over the 1,000 labels)."
     echo
@@ -166,8 +167,8 @@ m2() {
     echo
     echo "| | vaec | peer |"
     echo "|---|---|---|"
-    echo "| M2: test error after $epochs epochs, % | $(tail -n 1 "$work/m.v") | $(psum m2 test_error) |"
-    echo "| classifier alone: test error after $cepochs epochs, % (best: epoch $(psum classifier best_epoch)) | | $(psum classifier test_error) ($(psum classifier best_test_error)) |"
+    echo "| M2: test error after epoch $epochs, % | $(tail -n 1 "$work/m.v") | $(psum m2 test_error) |"
+    echo "| classifier alone: test error after epoch $cepochs, % (best: epoch $(psum classifier best_epoch)) | | $(psum classifier test_error) ($(psum classifier best_test_error)) |"
     echo "| M2: seconds per epoch | $(mean <"$work/m.vs") | $(psum m2 seconds_per_epoch) |"
     echo "| labelled examples per batch of 128 | | $(psum m2 labelled_per_batch) |"
     failures fashion_m2
