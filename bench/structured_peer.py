@@ -20,6 +20,11 @@ Prints one line per epoch, `epoch=E seconds=S name=value ...` (seconds: training
 test evaluation is timed apart as eval_seconds), then one `summary case=CASE ...` line.
 The final log p(x) (gmvae, iwae2, iwae1) is an importance-sampling estimate with K samples
 (per state of y for gmvae) on the first --iwae-limit test images.
+
+What stays different from vaec, by construction: the random streams (initial weights, noise,
+example order, dynamic binarisation's draws, which 1,000 labels are kept: the same rules, other
+numbers), and the dynamic cases' test set, binarised once here with a fixed seed
+(TEST_BINARISATION_SEED) and by vaec with one fixed draw of its own.
 """
 import argparse, gzip, math, os, sys, time
 
