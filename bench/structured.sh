@@ -51,7 +51,7 @@ peer() {
     c=$1; shift
     note "$py bench/structured_peer.py $c --seed 0 --threads $threads $lim $*"
     "$py" bench/structured_peer.py "$c" --seed 0 --threads "$threads" $lim "$@" >"$work/peer_$c.out" 2>&1 \
-        || { cat "$work/peer_$c.out"; echo "bench/structured.sh: the peer failed on $c" >&2; exit 1; }
+        || { cat "$work/peer_$c.out" >&2; echo "bench/structured.sh: the peer failed on $c" >&2; exit 1; }
 }
 # psum CASE KEY: a value of the peer's summary line; pcol CASE KEY: its per-epoch values, a line each
 psum() {
