@@ -66,7 +66,7 @@ vtrain() {
     note "$vaec train $2 --data fashion-mnist:train --test fashion-mnist:test --epochs $epochs --seed 0 --threads $threads $lim --out DIR"
     "$vaec" train "$2" --data fashion-mnist:train --test fashion-mnist:test --epochs "$epochs" --seed 0 \
         --threads "$threads" $lim --out "$work/$1" >"$work/$1.out" 2>&1 && [ -s "$work/$1/log.csv" ] && return
-    { echo "vaec cannot train $2 yet:"; grep -v '^ *$' "$work/$1.out" | head -n 4; } >"$work/$1.fail"
+    { echo "vaec could not train $2 (not merged yet, or failing):"; grep -v '^ *$' "$work/$1.out" | head -n 4; } >"$work/$1.fail"
     echo "bench/structured.sh: $(cat "$work/$1.fail")" >&2
 }
 # vcol MODEL NAME: a column of vaec's log.csv by its header's name (NAME an awk regex;
