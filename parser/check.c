@@ -1088,7 +1088,9 @@ static void check_estimator(checker *c, const ast_estimator *e) {
 
 static void check_train(checker *c, const ast_train *t) {
     vae_train_settings *s = &c->m->train;
+    const ast_assign *shards = NULL;
     for (const ast_assign *a = t->settings; a; a = a->next) {
+        if (strcmp(a->name, "shards") == 0) shards = a;
         const ast_expr *v = a->value;
         double num;
         if (strcmp(a->name, "data") == 0 || strcmp(a->name, "test") == 0) {
@@ -1106,6 +1108,8 @@ static void check_train(checker *c, const ast_train *t) {
             if (setting_value(c, v->loc, a->name, v, &num)) s->seed = (unsigned long long)num;
         } else if (strcmp(a->name, "warmup") == 0) {
             if (setting_value(c, v->loc, a->name, v, &num)) s->warmup = num;
+        } else if (strcmp(a->name, "shards") == 0) {
+            if (setting_value(c, v->loc, a->name, v, &num)) s->shards = (int)num;
         } else if (strcmp(a->name, "optimizer") == 0) {
             if (v->kind != AST_CALL || (strcmp(v->str, "adam") && strcmp(v->str, "sgd"))) {
                 ERR(v->loc, "'optimizer' is adam(lr: F) or sgd(lr: F, momentum: F)");
@@ -1119,10 +1123,13 @@ static void check_train(checker *c, const ast_train *t) {
             if (lr && setting_value(c, lr->loc, "lr", lr->value, &num)) s->lr = num;
             if (mom && setting_value(c, mom->loc, "momentum", mom->value, &num)) s->momentum = num;
         } else {
-            ERR(a->loc, "unknown train setting '%s' (expected data, test, optimizer, batch, epochs, seed or warmup)",
+            ERR(a->loc, "unknown train setting '%s' (expected data, test, optimizer, batch, epochs, seed, warmup or shards)",
                 a->name);
         }
     }
+    if (shards && s->shards > 0 && s->batch % s->shards != 0) /* a shard is batch / shards whole examples */
+        ERR(shards->value->loc, "batch %d is not a multiple of shards %d: every shard has the same number of examples",
+            s->batch, s->shards);
 }
 
 /* ---------------------------------------------------------------- the model */
@@ -1136,6 +1143,7 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *m) {
     m->train.lr = 1e-3;
     m->train.batch = 128;
     m->train.epochs = 10;
+    m->train.shards = 1;
     checker cc = {.src = src, .m = m, .pool = src->pool}, *c = &cc;
     int before = src->nerrors;
 
