@@ -742,6 +742,7 @@ static void print_main_helpers(FILE *o) {
           "static int usage(FILE *f, const char *prog, int rc) {\n"
           "    fprintf(f, \"usage: %s train [--data SRC] [--test SRC] [--data-dir DIR] [--epochs N] [--lr F] [--seed N]\\n\"\n"
           "               \"                [--out DIR] [--force] [--resume DIR] [--limit N] [--test-limit N] [--warmup E] [--threads N]\\n\"\n"
+          "               \"                [--shards S (as emitted)]\\n\"\n"
           "               \"       %s eval --params CKPT [--test SRC] [--data-dir DIR] [--iwae K] [--test-limit N] [--seed N]\\n\"\n"
           "               \"                [--threads N]\\n\"\n"
           "               \"the options of vaec train and vaec eval (vaec COMMAND --help), for the model %s\\n\",\n"
@@ -800,7 +801,8 @@ static void print_main(FILE *o) {
           "    o.warmup = VAE_DEFAULT_WARMUP;\n"
           "    o.iwae = 1000;\n"
           "    o.model_settings = VAE_MODEL_SETTINGS; /* recorded in log.csv, compared by --resume */\n"
-          "    o.batch = vae_program.train.batch;\n"
+          "    o.shards = VAE_SHARDS; /* a batch of VAE_SHARDS graph batches, their gradients summed in a fixed tree */\n"
+          "    o.batch = vae_program.train.batch * VAE_SHARDS;\n"
           "    o.out_dir = \"runs/\" VAE_MODEL_NAME;\n"          "    o.out_dir_auto = 1; /* runs/MODEL-2, ... when runs/MODEL holds a run */\n"
           "    int threads = 0; /* one per CPU */\n"
           "    for (int i = 2; i < argc; i += 2) { /* options come in pairs */\n"
@@ -833,10 +835,17 @@ static void print_main(FILE *o) {
     print_option(o, "--iwae", " && !train", "o.iwae = (int)n;");
     print_option(o, "--threads", "", "threads = (int)n;");
     print_option(o, "--batch", "",
-                 "if (n != vae_program.train.batch) {\n"
+                 "if (n != vae_program.train.batch * VAE_SHARDS) {\n"
                  "                fprintf(stderr, \"error: this file was compiled for batches of %d (emit it again with "
                  "--batch %lld)\\n\",\n"
-                 "                        vae_program.train.batch, n);\n"
+                 "                        vae_program.train.batch * VAE_SHARDS, n);\n"
+                 "                return 1;\n"
+                 "            }");
+    print_option(o, "--shards", " && train",
+                 "if (n != VAE_SHARDS) {\n"
+                 "                fprintf(stderr, \"error: this file was compiled for %d shard(s) of %d examples (emit it "
+                 "again with --shards %lld)\\n\",\n"
+                 "                        VAE_SHARDS, vae_program.train.batch, n);\n"
                  "                return 1;\n"
                  "            }");
     fputs("        else {\n"
@@ -971,8 +980,10 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
     if (t->test) print_string(c, t->test);
     else fputs("NULL", c);
     fprintf(c, "\n#define VAE_DEFAULT_EPOCHS %d\n#define VAE_DEFAULT_LR %.17g\n#define VAE_DEFAULT_MOMENTUM %.17g\n"
-               "#define VAE_DEFAULT_OPTIMIZER %s\n#define VAE_DEFAULT_SEED %lluu\n#define VAE_DEFAULT_WARMUP %.17g\n\n",
-            t->epochs, t->lr, t->momentum, t->optimizer == OPT_ADAM ? "VR_ADAM" : "VR_SGD", t->seed, t->warmup);
+               "#define VAE_DEFAULT_OPTIMIZER %s\n#define VAE_DEFAULT_SEED %lluu\n#define VAE_DEFAULT_WARMUP %.17g\n"
+               "#define VAE_SHARDS %d\n\n",
+            t->epochs, t->lr, t->momentum, t->optimizer == OPT_ADAM ? "VR_ADAM" : "VR_SGD", t->seed, t->warmup,
+            o->shards > 1 ? o->shards : 1);
     print_api(c, N, m);
     print_main(c);
     print_header(h, N, m, train, source_path);

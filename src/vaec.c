@@ -103,7 +103,7 @@ static const char *const HELP_GRADVAR =
     "  squared bias plus variance / R (R draws cannot tell a bias smaller than that from noise).\n";
 
 static const char *const HELP_EMIT_C =
-    "usage: vaec emit-c MODEL.vae -o model.c [--batch N]\n"
+    "usage: vaec emit-c MODEL.vae -o model.c [--batch N] [--shards S]\n"
     "  writes model.c and model.h: the same plan the JIT runs, as portable C11 that builds with\n"
     "  cc -std=c11 -O2 model.c -lm; -DVAE_USE_CBLAS (-lopenblas) for BLAS products (and -DVAE_USE_DNNL,\n"
     "  -ldnnl -lgomp, for oneDNN's sgemm), -DVAE_USE_ZLIB (-lz)\n"
@@ -112,6 +112,8 @@ static const char *const HELP_EMIT_C =
     "  the same bits).  It computes the JIT's bits when its products use the matrix library vaec\n"
     "  uses (vaec --version names it: OpenBLAS or BLIS through -DVAE_USE_CBLAS, oneDNN through\n"
     "  -DVAE_USE_CBLAS -DVAE_USE_DNNL); another library sums products in another order.\n"
+    "  --shards S: the trainer cuts each batch into S shards, as vaec train --shards S (its step graph is\n"
+    "  for batch/S examples; one process: the emitted trainer does not use MPI).\n"
     "  Both files are written whole and renamed into place; each must be a new name or a regular file.\n";
 
 static const char *const HELP_EXPORT =
@@ -469,8 +471,16 @@ static int cmd_emit_c(cli *c) {
     }
     vae_unit *u = vae_unit_load(c->model, stderr);
     if (!u) return 1;
+    const vae_train_settings *t = &vae_unit_model(u)->train;
+    if (!c->batch) c->batch = t->batch;
+    if (!c->shards) c->shards = t->shards > 0 ? t->shards : 1;
+    if (check_shards(c, "emit-c")) {
+        vae_unit_free(u);
+        return 1;
+    }
     vae_build_opts o = vae_build_defaults(u);
-    if (c->batch) o.batch = c->batch;
+    o.batch = c->batch / c->shards; /* the trainer's step graph is one shard's */
+    o.shards = c->shards;
     o.iwae = !g_model_enumerable(vae_unit_model(u));
     char hpath[VR_PATH_MAX + 8];
     snprintf(hpath, sizeof hpath, "%.*s.h", (int)(len - 2), c->out_file);
