@@ -780,9 +780,46 @@ static void print_main_helpers(FILE *o) {
           o);
 }
 
+/* The emitted trainer over MPI (-DVAE_MAIN -DVAE_USE_MPI, built with mpicc): vaec's src/mpi.c in
+ * short, so that mpirun -np P ./model train --shards-as-emitted gives one process's bits. */
+static void print_main_mpi(FILE *o) {
+    fputs("#ifdef VAE_USE_MPI\n"
+          "#include <mpi.h>\n"
+          "/* bytes, never MPI_SUM: the runtime sums the shards in its fixed tree (docs/cluster.md) */\n"
+          "static void vae_allgather(void *self, const void *mine, void *all, size_t n) {\n"
+          "    (void)self;\n"
+          "    if (n > 0x7fffffffu) {\n"
+          "        fprintf(stderr, \"error: %zu bytes to exchange in one call is more than MPI takes\\n\", n);\n"
+          "        MPI_Abort(MPI_COMM_WORLD, 1);\n"
+          "    }\n"
+          "    MPI_Allgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, MPI_COMM_WORLD);\n"
+          "}\n\n"
+          "/* MPI only under a launcher (its variables are read first): alone, the trainer never starts it. */\n"
+          "static int vae_train_mpi(vr_options *o) {\n"
+          "    if (!getenv(\"OMPI_COMM_WORLD_SIZE\") && !getenv(\"PMIX_RANK\") && !getenv(\"PMI_RANK\"))\n"
+          "        return vr_train(&vae_program, o);\n"
+          "    int rank = 0, size = 1;\n"
+          "    MPI_Init(NULL, NULL);\n"
+          "    MPI_Comm_rank(MPI_COMM_WORLD, &rank);\n"
+          "    MPI_Comm_size(MPI_COMM_WORLD, &size);\n"
+          "    vr_comm world = {rank, size, NULL, vae_allgather};\n"
+          "    if (size > 1) o->comm = &world;\n"
+          "    if (rank > 0) { /* process 0 prints and writes the run folder */\n"
+          "        o->progress = 0;\n"
+          "        if (!freopen(\"/dev/null\", \"w\", stdout)) fclose(stdout);\n"
+          "    }\n"
+          "    int rc = vr_train(&vae_program, o);\n"
+          "    MPI_Finalize();\n"
+          "    return rc;\n"
+          "}\n"
+          "#endif\n\n",
+          o);
+}
+
 /* The trainer and evaluator's main (-DVAE_MAIN): vaec train and eval's options. */
 static void print_main(FILE *o) {
     print_main_helpers(o);
+    print_main_mpi(o);
     fputs("int main(int argc, char **argv) {\n"
           "    setvbuf(stdout, NULL, _IOLBF, 0); /* each line out before an error that follows it, also in a pipe */\n"
           "    vr_blas_select_core(argv);\n"
@@ -855,6 +892,9 @@ static void print_main(FILE *o) {
           "    }\n"
           "    o.progress = isatty(2);\n"
           "    vr_set_threads(threads);\n"
+          "#ifdef VAE_USE_MPI\n"
+          "    if (train) return vae_train_mpi(&o);\n"
+          "#endif\n"
           "    if (train) return vr_train(&vae_program, &o);\n"
           "    if (!o.params) {\n"
           "        fprintf(stderr, \"error: eval needs --params CHECKPOINT\\n\");\n"

@@ -928,7 +928,7 @@ static void report_fault(const trainer *t, int epoch, int b, double value, int a
     else if (!isfinite(value)) fprintf(stderr, "the objective (%s) is %g\n", p->value_name, value);
     else fprintf(stderr, "the objective (%s) exploded to %.3g per example (the bound is %g nats)\n", p->value_name, value,
                  VR_OBJECTIVE_MAX);
-    report_term(p->value_name, t->arena + g->value_rows, B);
+    report_term(p->value_name, t->values ? t->values : t->arena + g->value_rows, t->batch); /* the other terms: a shard's */
     if (g->recon_rows >= 0) report_term("log p(x | z)", t->arena + g->recon_rows, B * S);
     if (g->kl_rows >= 0) report_term("KL", t->arena + g->kl_rows, B);
     if (g->logw_rows >= 0) report_term("log weights", t->arena + g->logw_rows, B * S);

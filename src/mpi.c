@@ -83,8 +83,8 @@ static void stopped(int sig) {
 static void catch_stop(int rank, int size) {
     snprintf(stop_message, sizeof stop_message,
              "vaec: process %d of %d stopped by a signal: the launcher ends every process when one of them dies (its "
-             "message says which). The run folder keeps its last complete epoch (checkpoint.vaeckpt and log.csv agree); "
-             "continue with the same command and --resume DIR\n", rank, size);
+             "message says which) or the job is cancelled. The run folder keeps its last complete epoch "
+             "(checkpoint.vaeckpt and log.csv agree); continue with the same command and --resume DIR\n", rank, size);
     signal(SIGTERM, stopped);
 }
 

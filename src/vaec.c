@@ -113,7 +113,7 @@ static const char *const HELP_EMIT_C =
     "  uses (vaec --version names it: OpenBLAS or BLIS through -DVAE_USE_CBLAS, oneDNN through\n"
     "  -DVAE_USE_CBLAS -DVAE_USE_DNNL); another library sums products in another order.\n"
     "  --shards S: the trainer cuts each batch into S shards, as vaec train --shards S (its step graph is\n"
-    "  for batch/S examples; one process: the emitted trainer does not use MPI).\n"
+    "  for batch/S examples); -DVAE_USE_MPI, built with mpicc, runs it under mpirun as vaec (docs/cluster.md).\n"
     "  Both files are written whole and renamed into place; each must be a new name or a regular file.\n";
 
 static const char *const HELP_EXPORT =

@@ -4,7 +4,7 @@
 #    (but for the times), equal to one process with --shards 4; P = 2 with 6 shards (3 a
 #    process: every shard exchanged) equals one process with 6;
 #  - --shards 1 is no shards: the same bits as without the option; the emitted trainer with
-#    --shards 4 computes vaec's bits;
+#    --shards 4 computes vaec's bits, also on 2 processes (-DVAE_USE_MPI);
 #  - a batch that S does not divide, P = 3 with 4 shards, and processes given different seeds
 #    are refused with one message, by every process (no run folder is written);
 #  - a process killed mid-run ends the run with a message; the last epoch's checkpoint and
@@ -67,6 +67,13 @@ grep -q "each batch in 4 shards of 32, summed in a fixed tree; 4 processes" "$wo
 mpi 2 "$vaec" train "$model" $ARGS --batch 96 --shards 6 --out "$work/p2s6" >"$work/p2s6.out" 2>&1 ||
     { cat "$work/p2s6.out"; fail "mpirun -np 2 vaec train --shards 6"; }
 same_run "$work/p2s6" "$work/s6" "mpirun -np 2 --shards 6"
+
+if command -v mpicc >/dev/null; then # the emitted trainer over MPI
+    mpicc -std=c11 -O2 -ffp-contract=off -DVAE_MAIN -DVAE_USE_MPI -DVAE_USE_ZLIB $BLAS_CFLAGS "$work/m.c" -o "$work/mm" \
+        $BLAS_LIBS -lz -lm || fail "the emitted trainer does not build with -DVAE_USE_MPI"
+    mpi 2 "$work/mm" train $RUN --out "$work/em2" >"$work/em2.out" 2>&1 || { cat "$work/em2.out"; fail "mpirun -np 2 (emitted)"; }
+    same_run "$work/em2" "$work/s4" "the emitted trainer on 2 processes"
+fi
 
 # refused set-ups: one message, a failing status, no run folder
 refused() { # what, expected words; the command's output in $work/r.out
