@@ -165,43 +165,58 @@ void vr_evaluate(const vr_program *p, const float *params, const vr_dataset *ds,
     free(arena);
 }
 
-void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed, int K,
-                      vr_scores *out) {
+/* The IWAE estimate of examples [start, start + B) into lp[start ...]: each a
+ * streaming log-sum-exp over its K samples, in order. */
+static void iwae_chunk(const vr_program *p, const float *params, const vr_dataset *ds, int n, int start, uint64_t seed,
+                       int K, float *arena, float *x, int *idx, double *mx, double *sum, double *lp) {
     const vr_graph *g = &p->iwae;
-    int n = limit > 0 && limit < ds->n ? limit : ds->n, B = g->batch, S = g->samples;
+    int B = g->batch, S = g->samples, m = n - start < B ? n - start : B;
+    for (int i = 0; i < B; i++) {
+        idx[i] = start + (i < m ? i : m - 1);
+        mx[i] = -INFINITY;
+        sum[i] = 0;
+    }
+    gather_batch(ds, idx, B, x);
+    for (int s0 = 0; s0 < K; s0 += S) {
+        vr_ctx ctx = {.seed = seed, .step = VR_STEP_IWAE, .example0 = (uint64_t)start, .sample0 = (uint64_t)s0};
+        vr_program_poll(p, g);
+        g->fn((float *)params, NULL, arena, x, &ctx);
+        int use = K - s0 < S ? K - s0 : S;
+        for (int i = 0; i < m; i++)
+            for (int s = 0; s < use; s++) { /* streaming log-sum-exp, maximum subtracted */
+                double w = arena[g->logw_rows + i * S + s];
+                if (w > mx[i]) {
+                    sum[i] = sum[i] * exp(mx[i] - w) + 1.0;
+                    mx[i] = w;
+                } else
+                    sum[i] += exp(w - mx[i]);
+            }
+    }
+    for (int i = 0; i < m; i++) lp[start + i] = mx[i] + log(sum[i]) - log((double)K);
+}
+
+/* The IWAE estimate, its chunks shared by the processes of comm (NULL: this one). */
+static void evaluate_iwae_in(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed,
+                             int K, const vr_comm *comm, vr_scores *out) {
+    const vr_graph *g = &p->iwae;
+    int n = limit > 0 && limit < ds->n ? limit : ds->n, B = g->batch, c0 = 0, c1 = (n + B - 1) / B;
     float *arena = xcalloc((size_t)g->arena_floats, sizeof(float));
     float *x = xcalloc((size_t)B * (size_t)p->data_dim, sizeof(float));
     int *idx = xcalloc((size_t)B, sizeof(int));
     double *mx = xcalloc((size_t)B, sizeof(double)), *sum = xcalloc((size_t)B, sizeof(double));
+    eval_row *rows = xcalloc((size_t)n, sizeof(eval_row)); /* lp in .value: share_rows sends whole rows */
+    double *lp = xcalloc((size_t)n, sizeof(double));
+    if (comm) rank_chunks(c1, comm->rank, comm->size, &c0, &c1);
+    for (int c = c0; c < c1; c++) iwae_chunk(p, params, ds, n, c * B, seed, K, arena, x, idx, mx, sum, lp);
+    if (comm && comm->size > 1) {
+        for (int i = 0; i < n; i++) rows[i].value = lp[i];
+        share_rows(comm, rows, n, B);
+        for (int i = 0; i < n; i++) lp[i] = rows[i].value;
+    }
     double total = 0, total2 = 0;
-    for (int start = 0; start < n; start += B) {
-        int m = n - start < B ? n - start : B;
-        for (int i = 0; i < B; i++) {
-            idx[i] = start + (i < m ? i : m - 1);
-            mx[i] = -INFINITY;
-            sum[i] = 0;
-        }
-        gather_batch(ds, idx, B, x);
-        for (int s0 = 0; s0 < K; s0 += S) {
-            vr_ctx ctx = {.seed = seed, .step = VR_STEP_IWAE, .example0 = (uint64_t)start, .sample0 = (uint64_t)s0};
-            vr_program_poll(p, g);
-            g->fn((float *)params, NULL, arena, x, &ctx);
-            int use = K - s0 < S ? K - s0 : S;
-            for (int i = 0; i < m; i++)
-                for (int s = 0; s < use; s++) { /* streaming log-sum-exp, maximum subtracted */
-                    double w = arena[g->logw_rows + i * S + s];
-                    if (w > mx[i]) {
-                        sum[i] = sum[i] * exp(mx[i] - w) + 1.0;
-                        mx[i] = w;
-                    } else
-                        sum[i] += exp(w - mx[i]);
-                }
-        }
-        for (int i = 0; i < m; i++) {
-            double lp = mx[i] + log(sum[i]) - log((double)K);
-            total += lp;
-            total2 += lp * lp;
-        }
+    for (int i = 0; i < n; i++) {
+        total += lp[i];
+        total2 += lp[i] * lp[i];
     }
     out->n = n;
     out->logpx = total / n;
@@ -212,6 +227,13 @@ void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset
     free(idx);
     free(mx);
     free(sum);
+    free(rows);
+    free(lp);
+}
+
+void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed, int K,
+                      vr_scores *out) {
+    evaluate_iwae_in(p, params, ds, limit, seed, K, NULL, out);
 }
 
 /* ---------------------------------------------------------------- training
@@ -1120,7 +1142,7 @@ static void print_scores(const vr_program *p, const vr_options *o, const float *
         if (s->has_elbo) printf("KL gap         %.3f (exact: log p(x) minus ELBO)\n", s->exact_logpx - s->elbo);
     } else if (o->iwae > 0 && p->iwae.batch > 0) { /* the model has an IWAE graph */
         double t0 = now();
-        vr_evaluate_iwae(p, params, test, o->test_limit, o->seed, o->iwae, s);
+        evaluate_iwae_in(p, params, test, o->test_limit, o->seed, o->iwae, o->comm, s);
         char se[64] = "";
         if (!isnan(s->logpx_se)) snprintf(se, sizeof se, " +- %.3f", s->logpx_se);
         printf("log p(x)       %.3f%s nats (IWAE, K = %d, %.1f s)\n", s->logpx, se, o->iwae, now() - t0);
@@ -1152,7 +1174,9 @@ int vr_eval(const vr_program *p, const vr_options *o) {
         return 1;
     }
     vr_scores s = {0};
-    vr_evaluate(p, params, &test, o->test_limit, o->seed, &s);
+    float *arena = xcalloc((size_t)p->eval.arena_floats, sizeof(float));
+    evaluate_in(p, params, &test, o->test_limit, o->seed, arena, o->comm, &s); /* shared by the processes, if any */
+    free(arena);
     print_scores(p, o, params, &test, &s);
     vr_data_free(&test);
     free(params);

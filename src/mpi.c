@@ -31,7 +31,7 @@ static int launcher_size(void) {
 static int srun_without_mpi(void) {
     const char *n = getenv("SLURM_STEP_NUM_TASKS") ? getenv("SLURM_STEP_NUM_TASKS") : getenv("SLURM_NTASKS");
     if (!getenv("SLURM_PROCID") || !n || atoi(n) < 2 || launcher_size() > 0) return 0;
-    fprintf(stderr, "vaec train: error: started by srun as task %s of %s without an MPI launch: each task would train "
+    fprintf(stderr, "vaec: error: started by srun as task %s of %s without an MPI launch: each task would train "
                     "alone and write the same run folder; use srun --mpi=pmix (docs/cluster.md)\n",
             getenv("SLURM_PROCID"), n);
     return 1;
@@ -125,7 +125,7 @@ int vaec_mpi_start(const vr_comm **comm) {
     *comm = NULL;
     if (srun_without_mpi()) return 1;
     if (launcher_size() > 1) {
-        fprintf(stderr, "vaec train: error: started by an MPI launcher as one of %d processes, but this vaec was built "
+        fprintf(stderr, "vaec: error: started by an MPI launcher as one of %d processes, but this vaec was built "
                         "without MPI (install libopenmpi-dev and configure again)\n", launcher_size());
         return 1;
     }

@@ -386,7 +386,8 @@ static int cmd_eval(cli *c) {
     vae_unit *u = vae_unit_load(c->model, stderr);
     if (!u) return 1;
     resolve(c, vae_unit_model(u));
-    vr_set_threads(c->threads);
+    vr_set_threads(c->threads ? c->threads : vaec_mpi_threads());
+    quiet_unless_first(c);
     vae_build_opts o = vae_build_defaults(u);
     o.train = 0;
     o.iwae = c->run.iwae > 0 && !g_model_enumerable(vae_unit_model(u));
@@ -550,7 +551,8 @@ int main(int argc, char **argv) {
             c.jit = VAE_JIT_TIERED;
             int rc = parse_args(commands[i].name, commands[i].help, argc - 2, argv + 2, &c);
             if (rc) return rc == 2 ? 0 : 1;
-            if (commands[i].run == cmd_train && vaec_mpi_start(&c.run.comm)) return 1; /* MPI only under a launcher */
+            int mpi = commands[i].run == cmd_train || commands[i].run == cmd_eval; /* the commands shared by processes */
+            if (mpi && vaec_mpi_start(&c.run.comm)) return 1; /* MPI only under a launcher */
             rc = commands[i].run(&c);
             vaec_mpi_end();
             return rc;

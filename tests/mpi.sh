@@ -5,6 +5,7 @@
 #    process: every shard exchanged) equals one process with 6;
 #  - --shards 1 is no shards: the same bits as without the option; the emitted trainer with
 #    --shards 4 computes vaec's bits, also on 2 processes (-DVAE_USE_MPI);
+#  - vaec eval on 3 processes prints one process's ELBO and IWAE estimate;
 #  - a batch that S does not divide, P = 3 with 4 shards, and processes given different seeds
 #    are refused with one message, by every process (no run folder is written);
 #  - a process killed mid-run ends the run with a message; the last epoch's checkpoint and
@@ -74,6 +75,14 @@ if command -v mpicc >/dev/null; then # the emitted trainer over MPI
     mpi 2 "$work/mm" train $RUN --out "$work/em2" >"$work/em2.out" 2>&1 || { cat "$work/em2.out"; fail "mpirun -np 2 (emitted)"; }
     same_run "$work/em2" "$work/s4" "the emitted trainer on 2 processes"
 fi
+
+# vaec eval: the ELBO and the IWAE estimate shared by 3 processes, one process's numbers (times aside)
+evaluate() { "$@" eval "$model" --params "$work/s4/checkpoint.vaeckpt" --test fashion-mnist:test --test-limit 300 \
+    --iwae 10 --jit quick | sed 's/, [0-9.]* s)/)/'; }
+evaluate "$vaec" >"$work/eval1.out" || fail "vaec eval"
+evaluate mpi 3 "$vaec" >"$work/eval3.out" 2>&1 || { cat "$work/eval3.out"; fail "mpirun -np 3 vaec eval"; }
+grep -q "IWAE, K = 10" "$work/eval1.out" || fail "vaec eval printed no IWAE estimate"
+cmp "$work/eval1.out" "$work/eval3.out" || fail "vaec eval on 3 processes: $(cat "$work/eval3.out")"
 
 # refused set-ups: one message, a failing status, no run folder
 refused() { # what, expected words; the command's output in $work/r.out
