@@ -749,7 +749,7 @@ static void print_main_helpers(FILE *o) {
           "static int usage(FILE *f, const char *prog, int rc) {\n"
           "    fprintf(f, \"usage: %s train [--data SRC] [--test SRC] [--data-dir DIR] [--epochs N] [--lr F] [--seed N]\\n\"\n"
           "               \"                [--out DIR] [--force] [--resume DIR] [--limit N] [--test-limit N] [--warmup E] [--threads N]\\n\"\n"
-          "               \"                [--labels FILE] [--test-labels FILE] [--labelled N]\\n\"\n"
+          "               \"                [--labels FILE] [--test-labels FILE] [--labelled N] [--shards S (as emitted)]\\n\"\n"
           "               \"       %s eval --params CKPT [--test SRC] [--test-labels FILE] [--data-dir DIR] [--iwae K] [--test-limit N] [--seed N]\\n\"\n"
           "               \"                [--threads N]\\n\"\n"
           "               \"the options of vaec train and vaec eval (vaec COMMAND --help), for the model %s\\n\",\n"
@@ -787,9 +787,46 @@ static void print_main_helpers(FILE *o) {
           o);
 }
 
+/* The emitted trainer over MPI (-DVAE_MAIN -DVAE_USE_MPI, built with mpicc): vaec's src/mpi.c in
+ * short, so that mpirun -np P ./model train --shards-as-emitted gives one process's bits. */
+static void print_main_mpi(FILE *o) {
+    fputs("#ifdef VAE_USE_MPI\n"
+          "#include <mpi.h>\n"
+          "/* bytes, never MPI_SUM: the runtime sums the shards in its fixed tree (docs/cluster.md) */\n"
+          "static void vae_allgather(void *self, const void *mine, void *all, size_t n) {\n"
+          "    (void)self;\n"
+          "    if (n > 0x7fffffffu) {\n"
+          "        fprintf(stderr, \"error: %zu bytes to exchange in one call is more than MPI takes\\n\", n);\n"
+          "        MPI_Abort(MPI_COMM_WORLD, 1);\n"
+          "    }\n"
+          "    MPI_Allgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, MPI_COMM_WORLD);\n"
+          "}\n\n"
+          "/* MPI only under a launcher (its variables are read first): alone, the trainer never starts it. */\n"
+          "static int vae_train_mpi(vr_options *o) {\n"
+          "    if (!getenv(\"OMPI_COMM_WORLD_SIZE\") && !getenv(\"PMIX_RANK\") && !getenv(\"PMI_RANK\"))\n"
+          "        return vr_train(&vae_program, o);\n"
+          "    int rank = 0, size = 1;\n"
+          "    MPI_Init(NULL, NULL);\n"
+          "    MPI_Comm_rank(MPI_COMM_WORLD, &rank);\n"
+          "    MPI_Comm_size(MPI_COMM_WORLD, &size);\n"
+          "    vr_comm world = {rank, size, NULL, vae_allgather};\n"
+          "    if (size > 1) o->comm = &world;\n"
+          "    if (rank > 0) { /* process 0 prints and writes the run folder */\n"
+          "        o->progress = 0;\n"
+          "        if (!freopen(\"/dev/null\", \"w\", stdout)) fclose(stdout);\n"
+          "    }\n"
+          "    int rc = vr_train(&vae_program, o);\n"
+          "    MPI_Finalize();\n"
+          "    return rc;\n"
+          "}\n"
+          "#endif\n\n",
+          o);
+}
+
 /* The trainer and evaluator's main (-DVAE_MAIN): vaec train and eval's options. */
 static void print_main(FILE *o) {
     print_main_helpers(o);
+    print_main_mpi(o);
     fputs("int main(int argc, char **argv) {\n"
           "    setvbuf(stdout, NULL, _IOLBF, 0); /* each line out before an error that follows it, also in a pipe */\n"
           "    vr_blas_select_core(argv);\n"
@@ -811,7 +848,8 @@ static void print_main(FILE *o) {
           "    o.warmup = VAE_DEFAULT_WARMUP;\n"
           "    o.iwae = 1000;\n"
           "    o.model_settings = VAE_MODEL_SETTINGS; /* recorded in log.csv, compared by --resume */\n"
-          "    o.batch = vae_program.train.batch;\n"
+          "    o.shards = VAE_SHARDS; /* a batch of VAE_SHARDS graph batches, their gradients summed in a fixed tree */\n"
+          "    o.batch = vae_program.train.batch * VAE_SHARDS;\n"
           "    o.out_dir = \"runs/\" VAE_MODEL_NAME;\n"          "    o.out_dir_auto = 1; /* runs/MODEL-2, ... when runs/MODEL holds a run */\n"
           "    int threads = 0; /* one per CPU */\n"
           "    for (int i = 2; i < argc; i += 2) { /* options come in pairs */\n"
@@ -847,10 +885,17 @@ static void print_main(FILE *o) {
     print_option(o, "--iwae", " && !train", "o.iwae = (int)n;");
     print_option(o, "--threads", "", "threads = (int)n;");
     print_option(o, "--batch", "",
-                 "if (n != vae_program.train.batch) {\n"
+                 "if (n != vae_program.train.batch * VAE_SHARDS) {\n"
                  "                fprintf(stderr, \"error: this file was compiled for batches of %d (emit it again with "
                  "--batch %lld)\\n\",\n"
-                 "                        vae_program.train.batch, n);\n"
+                 "                        vae_program.train.batch * VAE_SHARDS, n);\n"
+                 "                return 1;\n"
+                 "            }");
+    print_option(o, "--shards", " && train",
+                 "if (n != VAE_SHARDS) {\n"
+                 "                fprintf(stderr, \"error: this file was compiled for %d shard(s) of %d examples (emit it "
+                 "again with --shards %lld)\\n\",\n"
+                 "                        VAE_SHARDS, vae_program.train.batch, n);\n"
                  "                return 1;\n"
                  "            }");
     fputs("        else {\n"
@@ -860,6 +905,9 @@ static void print_main(FILE *o) {
           "    }\n"
           "    o.progress = isatty(2);\n"
           "    vr_set_threads(threads);\n"
+          "#ifdef VAE_USE_MPI\n"
+          "    if (train) return vae_train_mpi(&o);\n"
+          "#endif\n"
           "    if (train) return vr_train(&vae_program, &o);\n"
           "    if (!o.params) {\n"
           "        fprintf(stderr, \"error: eval needs --params CHECKPOINT\\n\");\n"
@@ -992,8 +1040,10 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
     else fputs("NULL", c);
     fprintf(c, "\n#define VAE_DEFAULT_LABELLED %ld", t->labelled);
     fprintf(c, "\n#define VAE_DEFAULT_EPOCHS %d\n#define VAE_DEFAULT_LR %.17g\n#define VAE_DEFAULT_MOMENTUM %.17g\n"
-               "#define VAE_DEFAULT_OPTIMIZER %s\n#define VAE_DEFAULT_SEED %lluu\n#define VAE_DEFAULT_WARMUP %.17g\n\n",
-            t->epochs, t->lr, t->momentum, t->optimizer == OPT_ADAM ? "VR_ADAM" : "VR_SGD", t->seed, t->warmup);
+               "#define VAE_DEFAULT_OPTIMIZER %s\n#define VAE_DEFAULT_SEED %lluu\n#define VAE_DEFAULT_WARMUP %.17g\n"
+               "#define VAE_SHARDS %d\n\n",
+            t->epochs, t->lr, t->momentum, t->optimizer == OPT_ADAM ? "VR_ADAM" : "VR_SGD", t->seed, t->warmup,
+            o->shards > 1 ? o->shards : 1);
     print_api(c, N, m);
     print_main(c);
     print_header(h, N, m, train, source_path);

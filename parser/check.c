@@ -186,7 +186,9 @@ static void check_label_settings(checker *c, const ast_train *t) {
 
 static void check_train(checker *c, const ast_train *t) {
     vae_train_settings *s = &c->m->train;
+    const ast_assign *shards = NULL;
     for (const ast_assign *a = t->settings; a; a = a->next) {
+        if (strcmp(a->name, "shards") == 0) shards = a;
         const ast_expr *v = a->value;
         double num;
         if (strcmp(a->name, "labels") == 0 || strcmp(a->name, "test_labels") == 0) {
@@ -213,6 +215,8 @@ static void check_train(checker *c, const ast_train *t) {
             if (chk_setting_value(c, v->loc, a->name, v, &num)) s->seed = (unsigned long long)num;
         } else if (strcmp(a->name, "warmup") == 0) {
             if (chk_setting_value(c, v->loc, a->name, v, &num)) s->warmup = num;
+        } else if (strcmp(a->name, "shards") == 0) {
+            if (chk_setting_value(c, v->loc, a->name, v, &num)) s->shards = (int)num;
         } else if (strcmp(a->name, "optimizer") == 0) {
             if (v->kind != AST_CALL || (strcmp(v->str, "adam") && strcmp(v->str, "sgd"))) {
                 ERR(v->loc, "'optimizer' is adam(lr: F) or sgd(lr: F, momentum: F)");
@@ -226,10 +230,13 @@ static void check_train(checker *c, const ast_train *t) {
             if (lr && chk_setting_value(c, lr->loc, "lr", lr->value, &num)) s->lr = num;
             if (mom && chk_setting_value(c, mom->loc, "momentum", mom->value, &num)) s->momentum = num;
         } else {
-            ERR(a->loc, "unknown train setting '%s' (expected data, test, optimizer, batch, epochs, seed or warmup)",
+            ERR(a->loc, "unknown train setting '%s' (expected data, test, optimizer, batch, epochs, seed, warmup or shards)",
                 a->name);
         }
     }
+    if (shards && s->shards > 0 && s->batch % s->shards != 0) /* a shard is batch / shards whole examples */
+        ERR(shards->value->loc, "batch %d is not a multiple of shards %d: every shard has the same number of examples",
+            s->batch, s->shards);
     check_label_settings(c, t);
 }
 
@@ -350,6 +357,7 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *m) {
     m->train.lr = 1e-3;
     m->train.batch = 128;
     m->train.epochs = 10;
+    m->train.shards = 1;
     checker cc = {.src = src, .m = m, .pool = src->pool}, *c = &cc;
     int before = src->nerrors;
     check_declarations(c);

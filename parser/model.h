@@ -89,6 +89,7 @@ typedef struct {
     int batch, epochs;
     unsigned long long seed;
     double warmup;                /* epochs of KL warm-up (0: none) */
+    int shards;                   /* a batch's shards, each its own gradient, summed in a fixed tree (1: none) */
     /* version 1: labels */
     const char *labels, *test_labels; /* label files for sources that do not carry them; NULL: none */
     long labelled;                /* keep the labels of this many training examples (0: all) */

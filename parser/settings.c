@@ -16,6 +16,7 @@ static const vae_setting SETTINGS[] = {
     {"lr", "--lr", 0, 0, 1e6, 1, 0, ""},
     {"seed", "--seed", 1, 0, (double)LONG_MAX, 0, 0, ""},
     {"warmup", "--warmup", 0, 0, 1e6, 0, 0, "of epochs"},
+    {"shards", "--shards", 1, 1, 65536, 0, 0, ""},
     {"momentum", NULL, 0, 0, 1, 0, 1, ""},
     {"labelled", "--labelled", 1, 0, INT_MAX, 0, 0, ""},
     {"classify", "--classify", 0, 0, 1e6, 0, 0, ""},

@@ -115,39 +115,87 @@ void vr_init_params(const vr_program *p, float *params, uint64_t seed) {
 
 /* ---------------------------------------------------------------- evaluation */
 
-/* Evaluation in `arena` (at least the eval graph's arena_floats; training passes
- * its own, so the two never hold memory at once). */
-static void evaluate_in(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed,
-                        float *arena, vr_scores *out) {
+/* One example's evaluation terms, kept per example so that the sums over the
+ * examples run in one order however the chunks were shared among processes. */
+typedef struct {
+    double value, recon, kl, logpx;
+    double correct, known; /* the classifier: right (1) or not, of a known label (known 1) */
+} eval_row;
+
+/* The evaluation chunk of examples [start, start + B) (the last padded with its
+ * last example) into rows[start ...]. */
+static void eval_chunk(const vr_program *p, const float *params, const vr_dataset *ds, int n, int start, uint64_t seed,
+                       float *arena, float *x, int *idx, eval_row *rows) {
     const vr_graph *g = &p->eval;
-    int n = limit > 0 && limit < ds->n ? limit : ds->n, B = g->batch;
-    float *x = xcalloc(block_floats(p, B), sizeof(float));
-    int *idx = xcalloc((size_t)B, sizeof(int));
-    double value = 0, recon = 0, kl = 0, logpx = 0, correct = 0;
-    long known = 0;
+    int B = g->batch, m = n - start < B ? n - start : B;
     int S = g->recon_rows >= 0 && g->kl_rows >= 0 ? g->samples : 1;
     block_source src = eval_source(p, ds, seed);
-    for (int start = 0; start < n; start += B) {
-        int m = n - start < B ? n - start : B;
-        for (int i = 0; i < B; i++) idx[i] = start + (i < m ? i : m - 1); /* pad with the last example */
-        gather_block(p, &src, idx, B, x);
-        vr_ctx ctx = {.seed = seed, .step = VR_STEP_EVAL, .example0 = (uint64_t)start, .sample0 = 0};
-        vr_program_poll(p, g);
-        g->fn((float *)params, NULL, arena, x, &ctx);
-        for (int i = 0; i < m; i++) {
-            if (g->value_rows >= 0) value += arena[g->value_rows + i];
-            if (g->kl_rows >= 0) {
-                double r = 0;
-                for (int s = 0; s < S; s++) r += arena[g->recon_rows + i * S + s];
-                recon += r / S;
-                kl += arena[g->kl_rows + i];
-            }
-            if (g->logpx_rows >= 0) logpx += arena[g->logpx_rows + i];
-            if (g->correct_rows >= 0 && ds->labels && ds->labels[start + i] >= 0) { /* over the known labels */
-                correct += arena[g->correct_rows + i];
-                known++;
-            }
+    for (int i = 0; i < B; i++) idx[i] = start + (i < m ? i : m - 1); /* pad with the last example */
+    gather_block(p, &src, idx, B, x);
+    vr_ctx ctx = {.seed = seed, .step = VR_STEP_EVAL, .example0 = (uint64_t)start, .sample0 = 0};
+    vr_program_poll(p, g);
+    g->fn((float *)params, NULL, arena, x, &ctx);
+    for (int i = 0; i < m; i++) {
+        eval_row *r = &rows[start + i];
+        if (g->value_rows >= 0) r->value = arena[g->value_rows + i];
+        if (g->kl_rows >= 0) {
+            double sum = 0;
+            for (int s = 0; s < S; s++) sum += arena[g->recon_rows + i * S + s];
+            r->recon = sum / S;
+            r->kl = arena[g->kl_rows + i];
         }
+        if (g->logpx_rows >= 0) r->logpx = arena[g->logpx_rows + i];
+        if (g->correct_rows >= 0 && ds->labels && ds->labels[start + i] >= 0) { /* over the known labels */
+            r->correct = arena[g->correct_rows + i];
+            r->known = 1;
+        }
+    }
+}
+
+/* The chunks of process `rank` of `size`: [*c0, *c1) of nc, consecutive. */
+static void rank_chunks(int nc, int rank, int size, int *c0, int *c1) {
+    *c0 = (int)((long)nc * rank / size);
+    *c1 = (int)((long)nc * (rank + 1) / size);
+}
+
+/* Every process's rows to every process: each takes the chunks of the others from their copies. */
+static void share_rows(const vr_comm *comm, eval_row *rows, int n, int B) {
+    int nc = (n + B - 1) / B;
+    eval_row *all = xcalloc((size_t)comm->size * (size_t)n, sizeof(eval_row));
+    comm->allgather(comm->self, rows, all, (size_t)n * sizeof(eval_row));
+    for (int r = 0; r < comm->size; r++) {
+        int c0, c1;
+        rank_chunks(nc, r, comm->size, &c0, &c1);
+        int lo = c0 * B, hi = c1 * B < n ? c1 * B : n;
+        if (hi > lo) memcpy(rows + lo, all + (size_t)r * (size_t)n + lo, (size_t)(hi - lo) * sizeof(eval_row));
+    }
+    free(all);
+}
+
+/* Evaluation in `arena` (at least the eval graph's arena_floats; training passes
+ * its own, so the two never hold memory at once), its chunks shared by the
+ * processes of comm (NULL: this one alone); the same numbers on any number. */
+static void evaluate_in(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed,
+                        float *arena, const vr_comm *comm, vr_scores *out) {
+    const vr_graph *g = &p->eval;
+    int n = limit > 0 && limit < ds->n ? limit : ds->n, B = g->batch, c0 = 0, c1 = (n + B - 1) / B;
+    float *x = xcalloc(block_floats(p, B), sizeof(float));
+    int *idx = xcalloc((size_t)B, sizeof(int));
+    eval_row *rows = xcalloc((size_t)n, sizeof(eval_row));
+    if (comm) rank_chunks(c1, comm->rank, comm->size, &c0, &c1);
+    for (int c = c0; c < c1; c++) eval_chunk(p, params, ds, n, c * B, seed, arena, x, idx, rows);
+    if (comm && comm->size > 1) share_rows(comm, rows, n, B);
+    double value = 0, recon = 0, kl = 0, logpx = 0, correct = 0;
+    long known = 0;
+    for (int i = 0; i < n; i++) {
+        if (g->value_rows >= 0) value += rows[i].value;
+        if (g->kl_rows >= 0) {
+            recon += rows[i].recon;
+            kl += rows[i].kl;
+        }
+        if (g->logpx_rows >= 0) logpx += rows[i].logpx;
+        correct += rows[i].correct;
+        known += (long)rows[i].known;
     }
     out->classify_error = known ? 1.0 - correct / (double)known : NAN;
     out->n = n;
@@ -160,53 +208,69 @@ static void evaluate_in(const vr_program *p, const float *params, const vr_datas
     out->exact_logpx = logpx / n;
     free(x);
     free(idx);
+    free(rows);
 }
 
 void vr_evaluate(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed,
                  vr_scores *out) {
     float *arena = xcalloc((size_t)p->eval.arena_floats, sizeof(float));
-    evaluate_in(p, params, ds, limit, seed, arena, out);
+    evaluate_in(p, params, ds, limit, seed, arena, NULL, out);
     free(arena);
 }
 
-void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed, int K,
-                      vr_scores *out) {
+/* The IWAE estimate of examples [start, start + B) into lp[start ...]: each a
+ * streaming log-sum-exp over its K samples, in order. */
+static void iwae_chunk(const vr_program *p, const float *params, const vr_dataset *ds, int n, int start, uint64_t seed,
+                       int K, float *arena, float *x, int *idx, double *mx, double *sum, double *lp) {
     const vr_graph *g = &p->iwae;
-    int n = limit > 0 && limit < ds->n ? limit : ds->n, B = g->batch, S = g->samples;
+    int B = g->batch, S = g->samples, m = n - start < B ? n - start : B;
+    for (int i = 0; i < B; i++) {
+        idx[i] = start + (i < m ? i : m - 1);
+        mx[i] = -INFINITY;
+        sum[i] = 0;
+    }
+    block_source src = eval_source(p, ds, seed);
+    gather_block(p, &src, idx, B, x);
+    for (int s0 = 0; s0 < K; s0 += S) {
+        vr_ctx ctx = {.seed = seed, .step = VR_STEP_IWAE, .example0 = (uint64_t)start, .sample0 = (uint64_t)s0};
+        vr_program_poll(p, g);
+        g->fn((float *)params, NULL, arena, x, &ctx);
+        int use = K - s0 < S ? K - s0 : S;
+        for (int i = 0; i < m; i++)
+            for (int s = 0; s < use; s++) { /* streaming log-sum-exp, maximum subtracted */
+                double w = arena[g->logw_rows + i * S + s];
+                if (w > mx[i]) {
+                    sum[i] = sum[i] * exp(mx[i] - w) + 1.0;
+                    mx[i] = w;
+                } else
+                    sum[i] += exp(w - mx[i]);
+            }
+    }
+    for (int i = 0; i < m; i++) lp[start + i] = mx[i] + log(sum[i]) - log((double)K);
+}
+
+/* The IWAE estimate, its chunks shared by the processes of comm (NULL: this one). */
+static void evaluate_iwae_in(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed,
+                             int K, const vr_comm *comm, vr_scores *out) {
+    const vr_graph *g = &p->iwae;
+    int n = limit > 0 && limit < ds->n ? limit : ds->n, B = g->batch, c0 = 0, c1 = (n + B - 1) / B;
     float *arena = xcalloc((size_t)g->arena_floats, sizeof(float));
     float *x = xcalloc(block_floats(p, B), sizeof(float));
     int *idx = xcalloc((size_t)B, sizeof(int));
-    block_source src = eval_source(p, ds, seed);
     double *mx = xcalloc((size_t)B, sizeof(double)), *sum = xcalloc((size_t)B, sizeof(double));
+    eval_row *rows = xcalloc((size_t)n, sizeof(eval_row)); /* lp in .value: share_rows sends whole rows */
+    double *lp = xcalloc((size_t)n, sizeof(double));
+    if (comm) rank_chunks(c1, comm->rank, comm->size, &c0, &c1);
+    for (int c = c0; c < c1; c++) iwae_chunk(p, params, ds, n, c * B, seed, K, arena, x, idx, mx, sum, lp);
+    if (comm && comm->size > 1) {
+        for (int i = 0; i < n; i++) rows[i].value = lp[i];
+        share_rows(comm, rows, n, B);
+        for (int i = 0; i < n; i++) lp[i] = rows[i].value;
+    }
     double total = 0, total2 = 0;
-    for (int start = 0; start < n; start += B) {
-        int m = n - start < B ? n - start : B;
-        for (int i = 0; i < B; i++) {
-            idx[i] = start + (i < m ? i : m - 1);
-            mx[i] = -INFINITY;
-            sum[i] = 0;
-        }
-        gather_block(p, &src, idx, B, x);
-        for (int s0 = 0; s0 < K; s0 += S) {
-            vr_ctx ctx = {.seed = seed, .step = VR_STEP_IWAE, .example0 = (uint64_t)start, .sample0 = (uint64_t)s0};
-            vr_program_poll(p, g);
-            g->fn((float *)params, NULL, arena, x, &ctx);
-            int use = K - s0 < S ? K - s0 : S;
-            for (int i = 0; i < m; i++)
-                for (int s = 0; s < use; s++) { /* streaming log-sum-exp, maximum subtracted */
-                    double w = arena[g->logw_rows + i * S + s];
-                    if (w > mx[i]) {
-                        sum[i] = sum[i] * exp(mx[i] - w) + 1.0;
-                        mx[i] = w;
-                    } else
-                        sum[i] += exp(w - mx[i]);
-                }
-        }
-        for (int i = 0; i < m; i++) {
-            double lp = mx[i] + log(sum[i]) - log((double)K);
-            total += lp;
-            total2 += lp * lp;
-        }
+    for (int i = 0; i < n; i++) {
+        total += lp[i];
+        total2 += lp[i] * lp[i];
     }
     out->n = n;
     out->logpx = total / n;
@@ -217,6 +281,13 @@ void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset
     free(idx);
     free(mx);
     free(sum);
+    free(rows);
+    free(lp);
+}
+
+void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed, int K,
+                      vr_scores *out) {
+    evaluate_iwae_in(p, params, ds, limit, seed, K, NULL, out);
 }
 
 /* ---------------------------------------------------------------- training
@@ -370,6 +441,9 @@ static const char *one_line(char *buf, size_t len, const char *s) {
     return buf;
 }
 
+/* The shards a batch is cut into (1: none; docs/cluster.md). */
+static int shard_count(const vr_options *o) { return o->shards > 1 ? o->shards : 1; }
+
 /* The settings that decide what a run computes, as "# key = value" lines at the
  * top of log.csv; --resume compares them line by line (run_files_resume).  The
  * thread count, --jit, the test data and the epoch count change no bit of the
@@ -377,13 +451,15 @@ static const char *one_line(char *buf, size_t len, const char *s) {
 #define LOG_SETTINGS_MAX (4 * VR_PATH_MAX + 1024)
 static void log_settings(char *buf, size_t len, const vr_program *p, const vr_options *o, int examples) {
     char data[VR_PATH_MAX + 8], model[512], settings[512];
-    snprintf(buf, len,
+    int n = snprintf(buf, len,
              "# model = %s\n# parameters = %ld in %d tensors\n# model settings = %s\n# data = %s\n# examples = %d\n"
              "# batch = %d\n# seed = %llu\n# optimizer = %s\n# lr = %.17g\n# momentum = %.17g\n# warmup = %.17g\n",
              one_line(model, sizeof model, p->model_name), p->param_floats, p->ntensors,
              one_line(settings, sizeof settings, o->model_settings), one_line(data, sizeof data, o->data),
-             examples, p->train.batch, (unsigned long long)o->seed, o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr,
-             o->momentum, o->warmup);
+             examples, p->train.batch * shard_count(o), (unsigned long long)o->seed,
+             o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr, o->momentum, o->warmup);
+    if (shard_count(o) > 1 && n > 0 && (size_t)n < len) /* absent at 1: a run without shards keeps its log */
+        snprintf(buf + n, len - (size_t)n, "# shards = %d\n", shard_count(o));
     if (p->label_states > 0) { /* only models with a label: version 0 logs keep their lines */
         size_t at = strlen(buf);
         char labels[VR_PATH_MAX + 8];
@@ -434,6 +510,14 @@ typedef struct {
     size_t P;
     float *params, *grads, *m, *v, *arena, *x; /* allocated once: a step allocates nothing */
     int *order;
+    int batch;         /* examples a step: the graph's batch times the shards */
+    const vr_comm *comm; /* the processes sharing the shards; NULL: this one alone */
+    int rank, first, local; /* this process's shards: [first, first + local) */
+    float *shard_grads;  /* local gradients, one after another; NULL: the graph writes grads itself */
+    float *gathered;     /* the processes' gradients (partial sums or shards), one after another */
+    float *values;       /* the whole batch's per-example objective (with shards) */
+    float *local_values; /* this process's part of values, exchanged (with processes) */
+    double gather_seconds; /* this epoch's seconds in allgather */
     vr_adam adam;
     long step;         /* steps taken (updates made) */
     int start_epoch;   /* the epochs already done: 0, or the resumed checkpoint's */
@@ -498,9 +582,9 @@ static int plan_labels(trainer *t, char *err, size_t errlen) {
         if (t->kept[i]) t->lab[a++] = i;
         else t->unl[b++] = i;
     }
-    if (vr_semi_plan_of(&t->semi, nlab, t->n - nlab, p->train.batch)) {
+    if (vr_semi_plan_of(&t->semi, nlab, t->n - nlab, t->batch)) {
         snprintf(err, errlen, "%s: %d unlabelled examples are fewer than one batch's share of them (batch %d, %d labelled)",
-                 o->data, t->n - nlab, p->train.batch, nlab);
+                 o->data, t->n - nlab, t->batch, nlab);
         return -1;
     }
     t->nbatches = t->semi.steps;
@@ -527,7 +611,7 @@ static int load_data(trainer *t, char *err, size_t errlen) {
          (o->test && load_labels(p, &t->test, o->test, o->test_labels, "--test-labels", "test_labels",
                                  !p->label_inferred, o, err, errlen))))
         return -1;
-    int B = p->train.batch;
+    int B = t->batch;
     t->n = o->limit > 0 && o->limit < t->train.n ? o->limit : t->train.n;
     t->nbatches = t->n / B; /* the last partial batch is dropped: every step has the compiled shape */
     if (t->nbatches == 0) {
@@ -598,6 +682,9 @@ static int check_run_settings(const trainer *t, const char *log, char *err, size
                               "continues the same computation", f->log);
     else if (settings_differ(log, want, diff, sizeof diff))
         snprintf(err, errlen, "%s: cannot resume with other settings than the run's: %s", f->dir, diff);
+    else if (shard_count(t->o) == 1 && strstr(log, "\n# shards = ")) /* the line is absent at 1: compared here */
+        snprintf(err, errlen, "%s: cannot resume with other settings than the run's: it cut its batches into shards "
+                              "(log.csv's '# shards' line), this run does not; pass the same --shards", f->dir);
     else if (!head || (head != log && head[-1] != '\n'))
         snprintf(err, errlen, "%s: its column names are not this model's", f->log);
     else
@@ -665,7 +752,7 @@ static int run_files_resume(trainer *t, char *err, size_t errlen) {
     if (step < 0 || step % t->nbatches != 0) { /* the settings matched: a checkpoint from elsewhere */
         snprintf(err, errlen, "%s: its step %ld is not a whole number of epochs of this run's %d batches (batch %d, "
                               "%d examples): it is not this run's checkpoint", f->ckpt, step, t->nbatches,
-                 p->train.batch, t->n);
+                 t->batch, t->n);
         goto done;
     }
     t->step = step;
@@ -680,12 +767,190 @@ done:
     return rc;
 }
 
+/* ---- shards and processes (docs/cluster.md)
+ * A batch of B examples is cut into S shards of B/S consecutive examples; shard
+ * k's noise is keyed by its examples' places in the whole batch (example0 =
+ * k B/S), so a shard computes what the whole batch would for those examples.
+ * Each shard's gradient has a buffer of its own, and the S are summed in one
+ * fixed pairwise tree (tree_sum), then divided by S: the batch mean.  P
+ * processes each take S/P consecutive shards; when S/P is a power of two a
+ * process's shards are a whole subtree, so it sums them and the processes
+ * exchange one partial sum each; otherwise they exchange every shard.  Either
+ * way every process adds the same numbers in the same order, and holds the
+ * same bits as one process with S shards. */
+
+/* 64-bit FNV-1a of n bytes, continuing from h. */
+static uint64_t hash_bytes(uint64_t h, const void *data, size_t n) {
+    const unsigned char *b = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* The first n examples of a data set, as it holds them. */
+static uint64_t hash_data(uint64_t h, const vr_dataset *ds, int n) {
+    size_t rows = (size_t)(n < ds->n ? n : ds->n), dim = (size_t)ds->dim;
+    if (ds->bits) return hash_bytes(h, ds->bits, rows * ((dim + 7) / 8));
+    if (ds->f32) return hash_bytes(h, ds->f32, rows * dim * sizeof(float));
+    if (ds->u8) return hash_bytes(h, ds->u8, rows * dim);
+    return h;
+}
+
+/* What the processes must agree on: the settings, the epochs, the data, the caller's hash (the model's text). */
+static uint64_t setup_hash(const trainer *t) {
+    const vr_options *o = t->o;
+    char text[LOG_SETTINGS_MAX + VR_PATH_MAX + 128], test[VR_PATH_MAX + 8];
+    log_settings(text, sizeof text, t->p, o, t->n);
+    size_t n = strlen(text);
+    snprintf(text + n, sizeof text - n, "epochs %d test %s %d resume %d\n", o->epochs, one_line(test, sizeof test, o->test),
+             o->test_limit, o->resume_dir != NULL);
+    uint64_t h = hash_bytes(0xcbf29ce484222325ull, text, strlen(text));
+    h = hash_bytes(h, &o->setup_hash, sizeof o->setup_hash);
+    h = hash_data(h, &t->train, t->n);
+    return o->test ? hash_data(h, &t->test, t->test.n) : h;
+}
+
+/* At the start, every process's state: whether it loaded its data, and its
+ * setup's hash.  0 when all started and agree; -1 otherwise, on every process
+ * (err says why on process 0, and on a process that failed itself; empty elsewhere). */
+static int agree_setup(trainer *t, int failed, char *err, size_t errlen) {
+    const vr_comm *c = t->comm;
+    struct {
+        uint64_t failed, hash;
+    } mine = {failed != 0, failed ? 0 : setup_hash(t)}, *all = xcalloc((size_t)c->size, sizeof mine);
+    c->allgather(c->self, &mine, all, sizeof mine);
+    int down = -1, differs = -1;
+    for (int r = c->size - 1; r >= 0; r--) {
+        if (all[r].failed) down = r;
+        else if (!all[0].failed && all[r].hash != all[0].hash) differs = r;
+    }
+    free(all);
+    if (failed) return -1; /* its own message is in err */
+    err[0] = 0;
+    if (down >= 0 || differs >= 0 || shard_count(t->o) % c->size != 0) {
+        if (c->rank != 0) return -1;
+        if (down >= 0)
+            snprintf(err, errlen, "process %d of %d could not start (its message above): no process trains", down, c->size);
+        else if (differs >= 0)
+            snprintf(err, errlen, "process %d of %d differs from process 0 in the model, the data or the settings (a hash "
+                                  "of them is compared): every process must run the same command on the same files; "
+                                  "no process trains", differs, c->size);
+        else
+            snprintf(err, errlen, "%d processes cannot share %d shard%s: the number of processes must divide the shards "
+                                  "(--shards S, or shards = S in the train block); no process trains",
+                     c->size, shard_count(t->o), plural(shard_count(t->o)));
+        return -1;
+    }
+    return 0;
+}
+
+/* Process 0's n bytes to every process. */
+static void share_from_first(const vr_comm *c, void *buf, size_t n) {
+    char *all = xcalloc((size_t)c->size, n);
+    c->allgather(c->self, buf, all, n);
+    memcpy(buf, all, n);
+    free(all);
+}
+
+/* After process 0 opened the run files (rc): whether it could, and with
+ * --resume its checkpoint's parameters, moments and step, to every process. */
+static int share_start(trainer *t, int rc, char *err) {
+    int32_t failed = rc != 0;
+    share_from_first(t->comm, &failed, sizeof failed);
+    if (failed) {
+        if (t->rank) err[0] = 0; /* process 0 says why */
+        return -1;
+    }
+    if (!t->o->resume_dir) return 0; /* every process made the same initial parameters */
+    int64_t state[2] = {t->step, t->start_epoch};
+    share_from_first(t->comm, state, sizeof state);
+    t->step = (long)state[0];
+    t->start_epoch = (int)state[1];
+    share_from_first(t->comm, t->params, t->P * sizeof(float));
+    share_from_first(t->comm, t->m, t->P * sizeof(float));
+    share_from_first(t->comm, t->v, t->P * sizeof(float));
+    return 0;
+}
+
+/* Whether n is a power of two (1 included). */
+static int power_of_two(int n) { return n > 0 && (n & (n - 1)) == 0; }
+
+/* The buffers of shards: one gradient a local shard, and what the processes exchange. */
+static void shards_open(trainer *t) {
+    int S = shard_count(t->o), size = t->comm ? t->comm->size : 1;
+    t->local = S / size;
+    t->first = t->rank * t->local;
+    if (S == 1 && !t->comm) return; /* the graph writes grads: today's step, bit for bit */
+    t->shard_grads = xcalloc((size_t)t->local * t->P, sizeof(float));
+    t->values = xcalloc((size_t)t->batch, sizeof(float));
+    if (!t->comm) return;
+    t->gathered = xcalloc((size_t)(power_of_two(t->local) ? size : S) * t->P, sizeof(float));
+    t->local_values = xcalloc((size_t)t->local * (size_t)t->p->train.batch, sizeof(float));
+}
+
+typedef struct {
+    float *a;
+    const float *b;
+} add_job;
+
+static void add_rows(const void *arg, long lo, long hi) {
+    const add_job *j = arg;
+    for (long i = lo; i < hi; i++) j->a[i] += j->b[i];
+}
+
+/* Sums n buffers of len floats, one after another, into the first: in rounds
+ * of stride 1, 2, 4, ..., buffer i += buffer i + stride for i a multiple of
+ * 2 stride.  The order is fixed by n alone; the threads share each addition's
+ * elements, which changes no bit. */
+static void tree_sum(float *bufs, int n, size_t len) {
+    for (int stride = 1; stride < n; stride *= 2)
+        for (int i = 0; i + stride < n; i += 2 * stride) {
+            add_job j = {bufs + (size_t)i * len, bufs + (size_t)(i + stride) * len};
+            vr_split(add_rows, &j, (long)len);
+        }
+}
+
+/* The sharded step's gradient: this process's shards of batch b, their sum
+ * with the other processes' (the same bits on each), the batch mean in grads;
+ * the batch's per-example objective in values. */
+static void sharded_gradient(trainer *t, const block_source *src, int b, vr_ctx ctx) {
+    const vr_graph *g = &t->p->train;
+    int Bs = g->batch, S = shard_count(t->o);
+    for (int k = 0; k < t->local; k++) {
+        int shard = t->first + k;
+        gather_block(t->p, src, t->order + (size_t)b * (size_t)t->batch + (size_t)shard * (size_t)Bs, Bs, t->x);
+        ctx.example0 = (uint64_t)shard * (uint64_t)Bs; /* the noise of these examples in the whole batch */
+        vr_program_poll(t->p, g);
+        g->fn(t->params, t->shard_grads + (size_t)k * t->P, t->arena, t->x, &ctx);
+        float *values = t->comm ? t->local_values + (size_t)k * (size_t)Bs : t->values + (size_t)shard * (size_t)Bs;
+        memcpy(values, t->arena + g->value_rows, (size_t)Bs * sizeof(float));
+    }
+    const float *sum = t->shard_grads;
+    if (t->comm) {
+        double c0 = now();
+        const vr_comm *c = t->comm;
+        int partial = power_of_two(t->local); /* this process's shards are a whole subtree of the tree */
+        if (partial) tree_sum(t->shard_grads, t->local, t->P);
+        c->allgather(c->self, t->shard_grads, t->gathered, (partial ? 1 : (size_t)t->local) * t->P * sizeof(float));
+        c->allgather(c->self, t->local_values, t->values, (size_t)t->local * (size_t)Bs * sizeof(float));
+        tree_sum(t->gathered, partial ? c->size : S, t->P);
+        sum = t->gathered;
+        t->gather_seconds += now() - c0;
+    } else
+        tree_sum(t->shard_grads, S, t->P);
+    for (size_t i = 0; i < t->P; i++) t->grads[i] = sum[i] / (float)S;
+}
+
 static int trainer_open(trainer *t, const vr_program *p, const vr_options *o, char *err, size_t errlen) {
     memset(t, 0, sizeof *t);
     t->p = p;
     t->o = o;
     t->files.log_fd = -1;
-    if (load_data(t, err, errlen)) return -1;
+    t->comm = o->comm && o->comm->size > 1 ? o->comm : NULL;
+    t->rank = t->comm ? t->comm->rank : 0;
+    t->batch = p->train.batch * shard_count(o);
+    int rc = load_data(t, err, errlen);
+    if (t->comm && agree_setup(t, rc, err, errlen)) return -1;
+    if (rc) return -1;
     const vr_graph *g = &p->train;
     t->P = (size_t)p->param_floats;
     t->params = xcalloc(t->P, sizeof(float));
@@ -694,12 +959,13 @@ static int trainer_open(trainer *t, const vr_program *p, const vr_options *o, ch
     t->v = xcalloc(t->P, sizeof(float));
     long arena_floats = g->arena_floats > p->eval.arena_floats ? g->arena_floats : p->eval.arena_floats;
     t->arena = xcalloc((size_t)arena_floats, sizeof(float)); /* the step's, then each epoch's evaluation's */
-    t->x = xcalloc(block_floats(p, g->batch), sizeof(float));
-    t->order = xcalloc(t->semi.steps ? (size_t)t->semi.steps * (size_t)g->batch : (size_t)t->train.n, sizeof(int));
+    t->x = xcalloc(block_floats(p, g->batch), sizeof(float)); /* one shard's data block */
+    t->order = xcalloc(t->semi.steps ? (size_t)t->semi.steps * (size_t)t->batch : (size_t)t->train.n, sizeof(int));
+    shards_open(t);
     vr_init_params(p, t->params, o->seed);
     t->adam = (vr_adam){(float)o->lr, 0.9f, 0.999f, 1e-8f};
-    if (o->resume_dir) return run_files_resume(t, err, errlen);
-    return run_files_open(&t->files, p, o, t->n, err, errlen);
+    if (t->rank == 0) rc = o->resume_dir ? run_files_resume(t, err, errlen) : run_files_open(&t->files, p, o, t->n, err, errlen);
+    return t->comm ? share_start(t, rc, err) : rc;
 }
 
 static void trainer_close(trainer *t) {
@@ -714,6 +980,10 @@ static void trainer_close(trainer *t) {
     free(t->kept);
     free(t->lab);
     free(t->unl);
+    free(t->shard_grads);
+    free(t->gathered);
+    free(t->values);
+    free(t->local_values);
     vr_data_free(&t->train);
     vr_data_free(&t->test);
 }
@@ -807,7 +1077,7 @@ static void report_fault(const trainer *t, int epoch, int b, double value, int a
     else if (!isfinite(value)) fprintf(stderr, "the objective (%s) is %g\n", p->value_name, value);
     else fprintf(stderr, "the objective (%s) exploded to %.3g per example (the bound is %g nats)\n", p->value_name, value,
                  VR_OBJECTIVE_MAX);
-    report_term(p->value_name, t->arena + g->value_rows, B);
+    report_term(p->value_name, t->values ? t->values : t->arena + g->value_rows, t->batch); /* the other terms: a shard's */
     if (g->recon_rows >= 0) report_term("log p(x | z)", t->arena + g->recon_rows, B * S);
     if (g->kl_rows >= 0) report_term("KL", t->arena + g->kl_rows, B);
     if (g->logw_rows >= 0) report_term("log weights", t->arena + g->logw_rows, B * S);
@@ -831,12 +1101,13 @@ static void report_fault(const trainer *t, int epoch, int b, double value, int a
  * epoch_commit scans the parameters before anything is written. */
 static int before_update(trainer *t, int epoch, int b, double *value) {
     const vr_graph *g = &t->p->train;
+    const float *rows = t->values ? t->values : t->arena + g->value_rows; /* the whole batch's, with shards */
     double v = 0;
-    for (int i = 0; i < g->batch; i++) v += t->arena[g->value_rows + i];
-    v /= g->batch;
+    for (int i = 0; i < t->batch; i++) v += rows[i];
+    v /= t->batch;
     *value = v;
     if (isfinite(v) && fabs(v) <= VR_OBJECTIVE_MAX) return 0;
-    report_fault(t, epoch, b, v, 0);
+    if (t->rank == 0) report_fault(t, epoch, b, v, 0); /* every process finds the same fault: one says so */
     return 1;
 }
 
@@ -848,7 +1119,7 @@ static int train_step(trainer *t, int epoch, int b, double *kl_in_force, double 
     const vr_options *o = t->o;
     const vr_graph *g = &p->train;
     block_source src = {&t->train, t->kept, 0, o->seed, (uint64_t)epoch};
-    gather_block(p, &src, t->order + (size_t)b * (size_t)g->batch, g->batch, t->x);
+    if (!t->shard_grads) gather_block(p, &src, t->order + (size_t)b * (size_t)g->batch, g->batch, t->x);
     double c0 = now();
     vr_ctx ctx = {.seed = o->seed, .step = (uint64_t)t->step, .example0 = 0, .sample0 = 0};
     if (o->warmup > 0) /* the KL weight rises linearly from 0 to beta over `warmup` epochs */
@@ -860,7 +1131,8 @@ static int train_step(trainer *t, int epoch, int b, double *kl_in_force, double 
         clock_gettime(CLOCK_REALTIME, &wall);
         fprintf(stderr, "first step at %lld.%09ld (CLOCK_REALTIME)\n", (long long)wall.tv_sec, wall.tv_nsec);
     }
-    g->fn(t->params, t->grads, t->arena, t->x, &ctx);
+    if (t->shard_grads) sharded_gradient(t, &src, b, ctx);
+    else g->fn(t->params, t->grads, t->arena, t->x, &ctx);
     if (before_update(t, epoch, b, value)) return 1;
     t->step++;
     if (o->optimizer == VR_ADAM)
@@ -884,16 +1156,18 @@ static void progress_bar(const char *name, int epoch, int epochs, int done, int 
 static int epoch_commit(trainer *t, int epoch, double train_value, double kl_in_force, double seconds) {
     const vr_program *p = t->p;
     const vr_options *o = t->o;
-    long examples = (long)t->nbatches * p->train.batch;
+    long examples = (long)t->nbatches * t->batch;
     vr_scores s = {0};
-    if (o->test) evaluate_in(p, t->params, &t->test, o->test_limit, o->seed, t->arena, &s);
+    if (o->test) evaluate_in(p, t->params, &t->test, o->test_limit, o->seed, t->arena, t->comm, &s);
     printf("epoch %2d  train %s %9.3f", epoch, p->value_name, train_value);
     if (o->test && s.has_elbo) printf("  test ELBO %9.3f (recon %9.3f, KL %7.3f)", s.elbo, s.recon, s.kl);
     else if (o->test) printf("  test %s %9.3f", p->eval_value_name, s.value);
     if (o->test && s.has_logpx && s.has_elbo) printf("  log p(x) %9.3f", s.exact_logpx);
     if (o->test && classifies(p)) printf("  test error %6.2f%%", 100 * s.classify_error);
     if (o->warmup > 0) printf("  KL weight x%.3f", kl_in_force);
-    printf("  %.2f s, %.0f ex/s (step only %.0f ex/s)\n", seconds, examples / seconds, examples / t->compute);
+    printf("  %.2f s, %.0f ex/s (step only %.0f ex/s", seconds, examples / seconds, examples / t->compute);
+    if (t->comm) printf("; exchange %.2f ms a step", 1e3 * t->gather_seconds / t->nbatches);
+    printf(")\n");
     fflush(stdout);
     char row[512], err[VR_ERR_MAX], error_col[32] = "";
     if (classifies(p)) snprintf(error_col, sizeof error_col, "%.6f,", o->test ? s.classify_error : NAN);
@@ -910,10 +1184,21 @@ static int epoch_commit(trainer *t, int epoch, double train_value, double kl_in_
     return h->after_epoch && h->after_epoch(h->self, &r) ? 1 : 0;
 }
 
+/* Whether this process or another failed (rc): with processes, every one then stops. */
+static int any_failed(const trainer *t, int rc) {
+    if (!t->comm) return rc;
+    int32_t mine = rc != 0, *all = xcalloc((size_t)t->comm->size, sizeof mine);
+    t->comm->allgather(t->comm->self, &mine, all, sizeof mine);
+    for (int r = 0; r < t->comm->size; r++) rc |= all[r];
+    free(all);
+    return rc != 0;
+}
+
 static int train_epoch(trainer *t, int epoch) {
     const vr_options *o = t->o;
     double t0 = now(), value_sum = 0, kl_in_force = 1;
     t->compute = 0;
+    t->gather_seconds = 0;
     if (!t->semi.steps)
         vr_shuffle(t->order, t->n, o->seed, (uint64_t)epoch);
     else if (vr_semi_order(&t->semi, t->lab, t->unl, o->seed, (uint64_t)epoch, t->order)) {
@@ -927,15 +1212,15 @@ static int train_epoch(trainer *t, int epoch) {
         value_sum += value;
         if (o->progress && (b % 8 == 0 || b == t->nbatches - 1))
             progress_bar(t->p->value_name, epoch, o->epochs, b + 1, t->nbatches, value_sum / (b + 1),
-                         (b + 1) * t->p->train.batch / (now() - t0));
+                         (b + 1) * t->batch / (now() - t0));
     }
     double seconds = now() - t0;
     if (o->progress) fputs("\r\033[K", stderr);
     if (!all_finite(t->params, t->P)) { /* the last update's gradient (see before_update): never committed */
-        report_fault(t, epoch, t->nbatches - 1, value, 1);
+        if (t->rank == 0) report_fault(t, epoch, t->nbatches - 1, value, 1);
         return 1;
     }
-    return epoch_commit(t, epoch, value_sum / t->nbatches, kl_in_force, seconds);
+    return any_failed(t, epoch_commit(t, epoch, value_sum / t->nbatches, kl_in_force, seconds));
 }
 
 int vr_train(const vr_program *p, const vr_options *o) {
@@ -943,11 +1228,11 @@ int vr_train(const vr_program *p, const vr_options *o) {
     vr_flush_denormals();
     trainer t;
     if (trainer_open(&t, p, o, err, sizeof err)) {
-        fprintf(stderr, "vaec: error: %s\n", err);
+        if (err[0]) fprintf(stderr, "vaec: error: %s\n", err); /* empty: another process says why */
         trainer_close(&t);
         return 1;
     }
-    int B = p->train.batch, rc = 0;
+    int B = t.batch, rc = 0;
     /* each epoch shuffles all n examples and takes whole batches: n - nbatches * B of them sit out, others each epoch */
     printf("training %s on %d examples, %d batch%s of %d an epoch", p->model_name, t.n, t.nbatches,
            t.nbatches == 1 ? "" : "es", B);
@@ -957,12 +1242,16 @@ int vr_train(const vr_program *p, const vr_options *o) {
     else if (t.n > t.nbatches * B)
         printf(" (%d left out, others each epoch)", t.n - t.nbatches * B);
     printf(", %d epoch%s, %s lr %g\n", o->epochs, plural(o->epochs), o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr);
+    if (shard_count(o) > 1 || t.comm)
+        printf("each batch in %d shard%s of %d, summed in a fixed tree; %d process%s\n", shard_count(o),
+               plural(shard_count(o)), p->train.batch, t.comm ? t.comm->size : 1, t.comm ? "es" : "");
     fflush(stdout);
     const vr_hooks *h = &o->hooks;
     if (t.start_epoch > 0 || o->resume_dir)
         printf("resuming %s after epoch %d (step %ld)%s\n", t.files.dir, t.start_epoch, t.step,
                t.start_epoch >= o->epochs ? "; it has all the epochs asked for (--epochs is the total)" : "");
     if (h->begin && t.files.log_fd >= 0 && h->begin(h->self, t.files.dir)) rc = 1;
+    rc = any_failed(&t, rc);
     for (int epoch = t.start_epoch + 1; epoch <= o->epochs && !rc; epoch++) rc = train_epoch(&t, epoch);
     int initial = o->epochs == 0 && !o->resume_dir; /* --epochs 0: the initial parameters */
     if (!rc && initial && run_files_commit(&t, 0, NULL, err, sizeof err)) {
@@ -996,7 +1285,7 @@ static void print_scores(const vr_program *p, const vr_options *o, const float *
         if (s->has_elbo) printf("KL gap         %.3f (exact: log p(x) minus ELBO)\n", s->exact_logpx - s->elbo);
     } else if (o->iwae > 0 && p->iwae.batch > 0) { /* the model has an IWAE graph */
         double t0 = now();
-        vr_evaluate_iwae(p, params, test, o->test_limit, o->seed, o->iwae, s);
+        evaluate_iwae_in(p, params, test, o->test_limit, o->seed, o->iwae, o->comm, s);
         char se[64] = "";
         if (!isnan(s->logpx_se)) snprintf(se, sizeof se, " +- %.3f", s->logpx_se);
         printf("log p(x)       %.3f%s nats (IWAE, K = %d, %.1f s)\n", s->logpx, se, o->iwae, now() - t0);
@@ -1031,7 +1320,9 @@ int vr_eval(const vr_program *p, const vr_options *o) {
         return 1;
     }
     vr_scores s = {0};
-    vr_evaluate(p, params, &test, o->test_limit, o->seed, &s);
+    float *arena = xcalloc((size_t)p->eval.arena_floats, sizeof(float));
+    evaluate_in(p, params, &test, o->test_limit, o->seed, arena, o->comm, &s); /* shared by the processes, if any */
+    free(arena);
     print_scores(p, o, params, &test, &s);
     vr_data_free(&test);
     free(params);

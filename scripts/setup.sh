@@ -9,7 +9,8 @@ if [ $# -gt 0 ]; then shift; fi # the rest goes to configure
 
 # What each package is for: see README.md, "Dependencies".
 PACKAGES="gcc clang libclang-rt-14-dev make autoconf automake libtool pkg-config flex bison llvm-dev libcunit1-dev \
-libopenblas-dev libdnnl-dev libblis-dev zlib1g-dev libisal-dev libpng-dev libcairo2-dev dataset-fashion-mnist"
+libopenblas-dev libdnnl-dev libblis-dev zlib1g-dev libisal-dev libpng-dev libcairo2-dev libopenmpi-dev openmpi-bin \
+dataset-fashion-mnist"
 # scripts/check.sh adds what only the tests need (a second LLVM) through TEST_PACKAGES.
 PACKAGES="$PACKAGES ${TEST_PACKAGES:-}"
 missing=""

@@ -12,6 +12,7 @@
 #include "src/export.h"
 #include "parser/settings.h"
 #include "src/gradvar.h"
+#include "src/mpi.h"
 #include "src/pictures.h"
 #include "src/run_outputs.h"
 #include "src/picture_commands.h"
@@ -70,8 +71,12 @@ static const char *const HELP_TRAIN =
     "                   match; a row lost to a crash is noted in the log as lost\n"
     "  --limit N        train on the first N examples only\n"
     "  --test-limit N   evaluate on the first N test examples only\n"
-    "  --threads N      threads for matrix products and Adam (default: one per CPU; the result\n"
-    "                   is the same on any number)\n"
+    "  --threads N      threads for matrix products and Adam (default: one per CPU, shared by the\n"
+    "                   processes of a machine under mpirun; the result is the same on any number)\n"
+    "  --shards S       cut each batch into S shards of batch/S examples, each its own gradient,\n"
+    "                   summed in a fixed order (default 1: no shards).  Under mpirun -np P (P must\n"
+    "                   divide S) each process computes S/P shards; the checkpoints are byte for\n"
+    "                   byte those of one process with --shards S (docs/cluster.md)\n"
     "  --jit MODE       tiered (default): start at once on quickly compiled code and swap in\n"
     "                   LLVM's optimised code, built on another thread, as soon as it is ready;\n"
     "                   optimized: optimise before the first step; quick: never optimise.\n"
@@ -104,7 +109,7 @@ static const char *const HELP_GRADVAR =
     "  squared bias plus variance / R (R draws cannot tell a bias smaller than that from noise).\n";
 
 static const char *const HELP_EMIT_C =
-    "usage: vaec emit-c MODEL.vae -o model.c [--batch N]\n"
+    "usage: vaec emit-c MODEL.vae -o model.c [--batch N] [--shards S]\n"
     "  writes model.c and model.h: the same plan the JIT runs, as portable C11 that builds with\n"
     "  cc -std=c11 -O2 model.c -lm; -DVAE_USE_CBLAS (-lopenblas) for BLAS products (and -DVAE_USE_DNNL,\n"
     "  -ldnnl -lgomp, for oneDNN's sgemm), -DVAE_USE_ZLIB (-lz)\n"
@@ -113,6 +118,8 @@ static const char *const HELP_EMIT_C =
     "  the same bits).  It computes the JIT's bits when its products use the matrix library vaec\n"
     "  uses (vaec --version names it: OpenBLAS or BLIS through -DVAE_USE_CBLAS, oneDNN through\n"
     "  -DVAE_USE_CBLAS -DVAE_USE_DNNL); another library sums products in another order.\n"
+    "  --shards S: the trainer cuts each batch into S shards, as vaec train --shards S (its step graph is\n"
+    "  for batch/S examples); -DVAE_USE_MPI, built with mpicc, runs it under mpirun as vaec (docs/cluster.md).\n"
     "  Both files are written whole and renamed into place; each must be a new name or a regular file.\n";
 
 static const char *const HELP_EXPORT =
@@ -136,6 +143,7 @@ typedef struct {
     const char *estimators;
     int repeats;
     int have_epochs, have_lr, have_seed, have_warmup, have_labelled;
+    int shards; /* 0: the train block's */
     vae_jit_mode jit;
 } cli;
 
@@ -207,6 +215,9 @@ static int parse_option(const char *cmd, const char *a, const char *v, cli *c, i
     } else if (strcmp(a, "--batch") == 0 && strcmp(cmd, "eval") != 0) {
         if (parse_int(a, v, &n)) return *bad = 1;
         c->batch = (int)n;
+    } else if (strcmp(a, "--shards") == 0 && cmd_in(cmd, "train emit-c")) {
+        if (parse_int(a, v, &n)) return *bad = 1;
+        c->shards = (int)n;
     } else if (strcmp(a, "--lr") == 0 && strcmp(cmd, "train") == 0) {
         if (parse_double(a, v, &c->run.lr)) return *bad = 1;
         c->have_lr = 1;
@@ -311,8 +322,23 @@ static void resolve(cli *c, const vae_model *m) {
     if (!c->run.test_labels) c->run.test_labels = t->test_labels;
     if (!c->have_labelled) c->run.labelled = t->labelled;
     if (!c->batch) c->batch = t->batch;
+    if (!c->shards) c->shards = t->shards > 0 ? t->shards : 1;
     c->run.optimizer = t->optimizer == OPT_ADAM ? VR_ADAM : VR_SGD;
     c->run.momentum = t->momentum;
+}
+
+/* The batch's shards: each a whole number of examples.  0, or 1 after a message. */
+static int check_shards(const cli *c, const char *cmd) {
+    if (c->batch % c->shards == 0) return 0;
+    fprintf(stderr, "vaec %s: error: batch %d is not a multiple of shards %d: every shard has the same number of "
+                    "examples (choose --batch or --shards so that S divides the batch)\n", cmd, c->batch, c->shards);
+    return 1;
+}
+
+/* With processes: only process 0 prints and writes the run's files and pictures. */
+static void quiet_unless_first(cli *c) {
+    if (!c->run.comm || c->run.comm->rank == 0) return;
+    if (!freopen("/dev/null", "w", stdout)) fclose(stdout);
 }
 
 static int cmd_train(cli *c) {
@@ -320,7 +346,12 @@ static int cmd_train(cli *c) {
     if (!u) return 1;
     const vae_model *m = vae_unit_model(u);
     resolve(c, m);
-    vr_set_threads(c->threads);
+    if (check_shards(c, "train")) {
+        vae_unit_free(u);
+        return 1;
+    }
+    vr_set_threads(c->threads ? c->threads : vaec_mpi_threads());
+    quiet_unless_first(c);
     char out[4096], settings[256];
     if (c->run.resume_dir && c->run.out_dir && strcmp(c->run.out_dir, c->run.resume_dir) != 0) {
         fprintf(stderr, "vaec train: error: --out %s and --resume %s: a resumed run is written into its own folder\n",
@@ -337,7 +368,7 @@ static int cmd_train(cli *c) {
         c->run.out_dir_auto = 1;
     }
     vae_build_opts o = vae_build_defaults(u);
-    o.batch = c->batch;
+    o.batch = c->batch / c->shards; /* the step's graph is one shard's */
     o.iwae = 0;
     o.jit = c->jit;
     vaec_pictures_opts(&o); /* the grids of each epoch (run_outputs) */
@@ -351,10 +382,12 @@ static int cmd_train(cli *c) {
            : c->jit == VAE_JIT_QUICK ? "quick JIT"
                                      : "optimise, JIT");
     c->run.batch = c->batch;
-    c->run.progress = isatty(STDERR_FILENO);
+    c->run.shards = c->shards;
+    c->run.progress = isatty(STDERR_FILENO) && (!c->run.comm || c->run.comm->rank == 0);
     c->run.compile_seconds = vae_program_compile_seconds(p);
+    c->run.setup_hash = vaec_file_hash(c->model);
     run_outputs outs;
-    run_outputs_attach(&outs, m, vae_program_runtime(p), &c->run);
+    if (!c->run.comm || c->run.comm->rank == 0) run_outputs_attach(&outs, m, vae_program_runtime(p), &c->run);
     int rc = vr_train(vae_program_runtime(p), &c->run);
     vae_program_free(p);
     vae_unit_free(u);
@@ -369,7 +402,8 @@ static int cmd_eval(cli *c) {
     vae_unit *u = vae_unit_load(c->model, stderr);
     if (!u) return 1;
     resolve(c, vae_unit_model(u));
-    vr_set_threads(c->threads);
+    vr_set_threads(c->threads ? c->threads : vaec_mpi_threads());
+    quiet_unless_first(c);
     vae_build_opts o = vae_build_defaults(u);
     o.train = 0;
     o.iwae = c->run.iwae > 0 && !g_model_enumerable(vae_unit_model(u));
@@ -454,8 +488,16 @@ static int cmd_emit_c(cli *c) {
     }
     vae_unit *u = vae_unit_load(c->model, stderr);
     if (!u) return 1;
+    const vae_train_settings *t = &vae_unit_model(u)->train;
+    if (!c->batch) c->batch = t->batch;
+    if (!c->shards) c->shards = t->shards > 0 ? t->shards : 1;
+    if (check_shards(c, "emit-c")) {
+        vae_unit_free(u);
+        return 1;
+    }
     vae_build_opts o = vae_build_defaults(u);
-    if (c->batch) o.batch = c->batch;
+    o.batch = c->batch / c->shards; /* the trainer's step graph is one shard's */
+    o.shards = c->shards;
     o.iwae = !g_model_enumerable(vae_unit_model(u));
     char hpath[VR_PATH_MAX + 8];
     snprintf(hpath, sizeof hpath, "%.*s.h", (int)(len - 2), c->out_file);
@@ -496,7 +538,9 @@ int main(int argc, char **argv) {
         return argc < 2 ? 1 : 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("vaec %s (LLVM %s; single-precision products by %s)\n", PACKAGE_VERSION, VAE_LLVM_VERSION, vr_blas_name());
+        char mpi[256];
+        printf("vaec %s (LLVM %s; single-precision products by %s; %s)\n", PACKAGE_VERSION, VAE_LLVM_VERSION,
+               vr_blas_name(), vaec_mpi_describe(mpi, sizeof mpi));
         return 0;
     }
     /* the picture commands parse their own options (src/picture_commands.c) */
@@ -523,7 +567,11 @@ int main(int argc, char **argv) {
             c.jit = VAE_JIT_TIERED;
             int rc = parse_args(commands[i].name, commands[i].help, argc - 2, argv + 2, &c);
             if (rc) return rc == 2 ? 0 : 1;
-            return commands[i].run(&c);
+            int mpi = commands[i].run == cmd_train || commands[i].run == cmd_eval; /* the commands shared by processes */
+            if (mpi && vaec_mpi_start(&c.run.comm)) return 1; /* MPI only under a launcher */
+            rc = commands[i].run(&c);
+            vaec_mpi_end();
+            return rc;
         }
     fprintf(stderr, "vaec: error: unknown command '%s'\n\n%s", argv[1], USAGE);
     return 1;

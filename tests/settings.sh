@@ -48,4 +48,6 @@ check_setting batch "batch = -5" -5
 check_setting batch "batch = 100000" 100000
 check_setting seed "seed = -1" -1
 check_setting warmup "warmup = 1e999" inf
+check_setting shards "shards = 0" 0
+check_setting shards "shards = 2.5" 2.5
 exit $status

@@ -34,7 +34,8 @@ typedef enum {
 } vae_jit_mode;
 
 typedef struct {
-    int batch;       /* training batch */
+    int batch;       /* training batch: one shard's examples */
+    int shards;      /* emit-c: the trainer's batch is `shards` of these (0 or 1: one) */
     int eval_batch;  /* examples per call of the evaluation graph */
     int iwae_batch, iwae_chunk; /* examples and samples per call of the IWAE graph */
     long iwae_arena_max;        /* floats: fewer examples, then samples, per call until the IWAE arena

@@ -96,6 +96,16 @@ typedef struct {
     int (*end)(void *self);
 } vr_hooks;
 
+/* The processes that train one model together (vaec's src/mpi.c, over MPI); NULL: this process alone.
+ * Every call is collective: each process makes the same calls in the same order. */
+typedef struct vr_comm {
+    int rank, size;
+    void *self;
+    /* every process's n bytes of `mine`, in rank order, into `all` (size * n bytes); a failure ends the
+       whole job with a message (it cannot be recovered from: another process may be gone) */
+    void (*allgather)(void *self, const void *mine, void *all, size_t n);
+} vr_comm;
+
 typedef struct {
     const char *data, *test, *data_dir;
     const char *labels, *test_labels; /* label files for sources without their own (NULL: none) */
@@ -116,6 +126,10 @@ typedef struct {
     int iwae;               /* eval: samples for the IWAE estimate (0: skip) */
     int progress;           /* draw a progress bar (a terminal) */
     double compile_seconds; /* reported in the log */
+    int shards;             /* a batch is cut into this many shards of train.batch examples, each its own gradient,
+                               summed in a fixed tree (docs/cluster.md); 0 or 1: the batch is the graph's */
+    const vr_comm *comm;    /* the processes sharing the shards (NULL: one); only rank 0 writes files and prints */
+    uint64_t setup_hash;    /* what else the processes must agree on (the model's text): compared at the start */
     vr_hooks hooks;
 } vr_options;
 
