@@ -449,7 +449,12 @@ static int cmd_emit_c(cli *c) {
     int rc = 1;
     if (cf && hf) rc = vae_emit_c(u, &o, c->model, cf, hf, hname, stderr) ? 1 : 0;
     rc = finish_outputs(cf && hf ? rc : 1, outs, 2);
-    if (rc == 0) printf("wrote %s and %s\n", c->out_file, hpath);
+    if (rc == 0) {
+        printf("wrote %s and %s\nthe JIT's bits (the matrix library vaec was configured with; other flags give other,\n"
+               "equally valid, bits):\n  ", c->out_file, hpath);
+        vae_emit_c_build_line(stdout, c->out_file);
+        putchar('\n');
+    }
     vae_unit_free(u);
     return rc;
 }

@@ -68,6 +68,9 @@ int vae_emit_llvm(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *e
 /* Writes model.c and model.h (emit_c.c): the same plan as standalone C. 0 or -1. */
 int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_path, FILE *c_out, FILE *h_out,
                const char *header_name, FILE *err);
+/* Prints the command that builds an emitted trainer (c_name: model.c) with the JIT's bits: the
+ * matrix library and options vaec was configured with.  Other flags give other, equally valid, bits. */
+void vae_emit_c_build_line(FILE *out, const char *c_name);
 /* Prints the planned graphs (text), for inspection and tests. */
 int vae_dump_graphs(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *err);
 
