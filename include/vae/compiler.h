@@ -24,6 +24,12 @@ vae_unit *vae_unit_with_estimator(const char *path, const char *spec, FILE *err)
 void vae_unit_free(vae_unit *u);
 struct vae_model;
 const struct vae_model *vae_unit_model(const vae_unit *u);
+/* The model's name, and its learned tensors in the checkpoint's order (as vaec check lists
+ * them): tensor i's name, or NULL past the last; its dimensions and values through the
+ * pointers that are not NULL.  For programs that use the installed library (pkg-config vaec). */
+const char *vae_unit_name(const vae_unit *u);
+int vae_unit_ntensors(const vae_unit *u);
+const char *vae_unit_tensor(const vae_unit *u, int i, int *ndims, const int **dims, long *size);
 
 /* How the JIT makes machine code.  All three give bit-identical results. */
 typedef enum {
