@@ -994,22 +994,10 @@ static void print_main(FILE *o) {
           o);
 }
 
-int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_path, FILE *c, FILE *h,
-               const char *header_name, FILE *err) {
-    g_graph *gs[8];
-    vae_build_opts opts = *o;
-    opts.double_precision = 0;
-    opts.api = 1;
-    opts.prior_decode = 0; /* the emitted API's sample() returns draws of x */
-    int n = vae_build_graphs(u, &opts, gs, err);
-    if (!n) return -1;
-    const vae_model *m = vae_unit_model(u);
-    const char *N = m->name; /* an identifier: the lexer admits nothing else */
-    const g_graph *train = NULL;
-    for (int i = 0; i < n; i++)
-        if (gs[i]->purpose == GRAPH_TRAIN) train = gs[i];
-    char c_name[VR_PATH_MAX]; /* model.c beside header_name (model.h): the names the user chose */
-    snprintf(c_name, sizeof c_name, "%.*s.c", (int)strcspn(header_name, "\n") - 2, header_name);
+/* The file's opening comment (its name, the model's, how to build it and with which flags
+ * it computes the JIT's bits) and the definitions the runtime's text needs first. */
+static void print_prologue(FILE *c, const char *N, const char *c_name, const char *header_name,
+                           const char *source_path) {
     fputs("/* ", c);
     print_safe(c, c_name);
     fprintf(c, ": model %s, compiled by vaec " PACKAGE_VERSION " from ", N);
@@ -1045,6 +1033,25 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
           "#define VAE_RT static\n"
           "#endif\n",
           c);
+}
+
+int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_path, FILE *c, FILE *h,
+               const char *header_name, FILE *err) {
+    g_graph *gs[8];
+    vae_build_opts opts = *o;
+    opts.double_precision = 0;
+    opts.api = 1;
+    opts.prior_decode = 0; /* the emitted API's sample() returns draws of x */
+    int n = vae_build_graphs(u, &opts, gs, err);
+    if (!n) return -1;
+    const vae_model *m = vae_unit_model(u);
+    const char *N = m->name; /* an identifier: the lexer admits nothing else */
+    const g_graph *train = NULL;
+    for (int i = 0; i < n; i++)
+        if (gs[i]->purpose == GRAPH_TRAIN) train = gs[i];
+    char c_name[VR_PATH_MAX]; /* model.c beside header_name (model.h): the names the user chose */
+    snprintf(c_name, sizeof c_name, "%.*s.c", (int)strcspn(header_name, "\n") - 2, header_name);
+    print_prologue(c, N, c_name, header_name, source_path);
     print_runtime(c);
     fprintf(c, "/* ================================================================ model %s */\n#include ", N);
     print_string(c, header_name);

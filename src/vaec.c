@@ -106,7 +106,10 @@ static const char *const HELP_EMIT_C =
     "  -O3 -ffp-contract=off -fno-math-errno -fno-trapping-math for speed (gcc vectorises the loops;\n"
     "  the same bits).  It computes the JIT's bits when its products use the matrix library vaec\n"
     "  uses (vaec --version names it: OpenBLAS or BLIS through -DVAE_USE_CBLAS, oneDNN through\n"
-    "  -DVAE_USE_CBLAS -DVAE_USE_DNNL); another library sums products in another order.\n"
+    "  -DVAE_USE_CBLAS -DVAE_USE_DNNL); another library sums products in another order.  emit-c prints,\n"
+    "  and model.h records, the command with the flags vaec was configured with; other flags give other,\n"
+    "  equally valid, bits.  The runtime inside is static: any number of emitted models link into one\n"
+    "  program, each exporting only its MODEL_* API (model.h).\n"
     "  Both files are written whole and renamed into place; each must be a new name or a regular file.\n";
 
 static const char *const HELP_EXPORT =
