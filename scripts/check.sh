@@ -20,7 +20,10 @@ make -C build-asan -j"$(nproc)" check || { cat build-asan/test-suite.log 2>/dev/
 # the tests of what it holds and installs (QUICK_TESTS in Makefile.am), VAEC_DISTCHECK=full all.
 only='TESTS=$(QUICK_TESTS)'
 [ "${VAEC_DISTCHECK:-quick}" = full ] && only=
+# configure on the tarball takes the LLVM and matrix library of build/ (no second measurement)
+blas=$(sed -n 's/^#define VAE_BLAS_CHOICE "\(.*\)"/\1/p' build/config.h)
 make -C build -j"$(nproc)" distcheck ${only:+"$only"} \
+    DISTCHECK_CONFIGURE_FLAGS="--with-llvm-config=llvm-config-19 --with-blas=$blas" \
     || { cat build/vaec-*/_build/sub/test-suite.log 2>/dev/null; exit 1; }
 # the fuzz targets (front end, data readers), 30 s each on a clang + sanitizers build
 scripts/fuzz.sh 30

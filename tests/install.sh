@@ -35,7 +35,9 @@ libdir=$(pkg-config --variable=libdir vaec) && includedir=$(pkg-config --variabl
     || fail "pkg-config cannot read the installed vaec.pc"
 flags=$(pkg-config --define-variable=libdir="$dest$libdir" --define-variable=includedir="$dest$includedir" \
     --cflags --libs vaec) || fail "pkg-config --cflags --libs vaec"
-cc -std=c11 -Wall -Wextra -Werror "$top_srcdir/tests/install_user.c" -o "$work/user" $flags \
+# the compiler vaec was built with; a library built with sanitizers (configure
+# --enable-sanitizers) needs them in the program too
+${CC:-cc} -std=c11 -Wall -Wextra -Werror ${SAN_FLAGS:-} "$top_srcdir/tests/install_user.c" -o "$work/user" $flags \
     || fail "a program does not build against the installed library with: $flags"
 model="$top_srcdir/examples/fashion_mixture.vae"
 "$work/user" "$model" >"$work/user.out" || fail "the program built against the installed library fails"
