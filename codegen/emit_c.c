@@ -579,7 +579,7 @@ static void print_program(FILE *o, const vae_model *m, g_graph *const *gs, int n
  * (seed, example) like the training noise, in the decoder's input layout. */
 static void print_api_each(FILE *o, const char *N, const vae_model *m, int enc) {
     fprintf(o,
-            "void %s_elbo_each(%s_model *m, const float *x, int n, double *out) {\n"
+            "int %s_elbo_each(%s_model *m, const float *x, int n, double *out) {\n"
             "    const vr_graph *g = &vae_program.eval;\n"
             "    int S = g->recon_rows >= 0 && g->kl_rows >= 0 ? g->samples : 1;\n"
             "    float *buf = calloc((size_t)g->batch * (size_t)vae_program.data_dim, sizeof(float));\n"
@@ -601,7 +601,9 @@ static void print_api_each(FILE *o, const char *N, const vae_model *m, int enc) 
             "            out[start + i] = r / S - m->arena[g->kl_rows + i];\n"
             "        }\n"
             "    }\n"
+            "    int rc = buf ? 0 : -1;\n"
             "    free(buf);\n"
+            "    return rc;\n"
             "}\n\n",
             N, N);
     if (!enc) return;
@@ -842,8 +844,8 @@ static void print_header(FILE *h, const char *N, const vae_model *m, const g_gra
         fprintf(h, "/* The IWAE estimate of the mean log p(x) with k samples per row, and its standard error. */\n"
                    "double %s_iwae(%s_model *m, const float *x, int n, int k, double *stderr_out);\n", N, N);
     fprintf(h, "/* Each row's ELBO (nats; without encoder: the objective's bound) into out [n]: their mean is\n"
-               " * %s_elbo's value. */\n"
-               "void %s_elbo_each(%s_model *m, const float *x, int n, double *out);\n", N, N, N);
+               " * %s_elbo's value.  0, or -1 when out of memory. */\n"
+               "int %s_elbo_each(%s_model *m, const float *x, int n, double *out);\n", N, N, N);
     if (enc)
         fprintf(h, "/* z ~ q(z | x) for n rows of x, into z [n, %d] (decode's input: categorical latents one-hot):\n"
                    " * mean + sd * eps for normal latents, a draw from the encoder's logits for discrete ones;\n"

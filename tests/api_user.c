@@ -29,7 +29,7 @@ int main(int argc, char **argv) {
     fashion_gauss_sample(m, N, 77, smp);
     float elbo = (float)fashion_gauss_elbo(m, x, N), each[N];
     double each_d[N];
-    fashion_gauss_elbo_each(m, x, N, each_d);
+    if (fashion_gauss_elbo_each(m, x, N, each_d)) return 1;
     for (int i = 0; i < N; i++) each[i] = (float)each_d[i];
     FILE *f = fopen(argv[2], "wb");
     fwrite(enc, sizeof(float), N * 40, f);

@@ -47,7 +47,7 @@ static void gauss(void) {
     fashion_gauss_model *m = fashion_gauss_create(1);
     float *x = rows(300, 0), *one = rows(R, 1);
     double each[300];
-    fashion_gauss_elbo_each(m, x, 300, each);
+    check(fashion_gauss_elbo_each(m, x, 300, each) == 0, "fashion_gauss: elbo_each failed");
     elbo_each_mean(fashion_gauss_elbo(m, x, 300), each, 300, "fashion_gauss");
     float q[40], *z = malloc(sizeof(float) * R * 20), *z2 = malloc(sizeof(float) * R * 20);
     fashion_gauss_encode(m, one, 1, q);
@@ -74,7 +74,7 @@ static void mixture(void) {
     fashion_mixture_model *m = fashion_mixture_create(2);
     float *x = rows(300, 0), *one = rows(R, 1);
     double each[300];
-    fashion_mixture_elbo_each(m, x, 300, each);
+    check(fashion_mixture_elbo_each(m, x, 300, each) == 0, "fashion_mixture: elbo_each failed");
     elbo_each_mean(fashion_mixture_elbo(m, x, 300), each, 300, "fashion_mixture");
     float logits[10], *z = malloc(sizeof(float) * R * 10);
     fashion_mixture_encode(m, one, 1, logits);
