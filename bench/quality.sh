@@ -56,7 +56,7 @@ done
 
 machine="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) cores"
 {
-    echo "Produced by \`bench/quality.sh${1:+ $1}\` on $(date -u +%Y-%m-%d): $machine; $("$vaec" --version)."
+    echo "Produced by \`bench/quality.sh${1:+ $1}\` on $(date -u +%Y-%m-%d): $machine; $("$vaec" --version | head -n 1)."
     echo "Seed 0, batch 128, Adam 1e-3, the full training set; the bits depend on the matrix library and the CPU."
     echo
     echo "| model | estimator | epochs | test ELBO | log p(x) |"

@@ -112,6 +112,19 @@ void vae_unit_free(vae_unit *u) {
 
 const struct vae_model *vae_unit_model(const vae_unit *u) { return &u->model; }
 
+const char *vae_unit_name(const vae_unit *u) { return u->model.name; }
+
+int vae_unit_ntensors(const vae_unit *u) { return u->model.nparams; }
+
+const char *vae_unit_tensor(const vae_unit *u, int i, int *ndims, const int **dims, long *size) {
+    if (i < 0 || i >= u->model.nparams) return NULL;
+    const vae_param *p = &u->model.params[i];
+    if (ndims) *ndims = p->ndims;
+    if (dims) *dims = p->dims;
+    if (size) *size = p->size;
+    return p->name;
+}
+
 vae_build_opts vae_build_defaults(const vae_unit *u) {
     vae_build_opts o = {0};
     o.batch = u->model.train.batch;

@@ -51,9 +51,22 @@ static void print_const(FILE *o, double v) {
     fprintf(o, "%sf", buf);
 }
 
-/* Text from the model that reaches a comment: letters, digits and . # _ only. */
+/* Text from the model that reaches a comment: letters, digits and . # _ | ( ) - / only
+ * (no '*', so no comment can end or nest). */
 static void print_safe(FILE *o, const char *s) {
-    for (; s && *s; s++) fputc(isalnum((unsigned char)*s) || strchr(".#_ |()-", *s) ? *s : '_', o);
+    for (; s && *s; s++) fputc(isalnum((unsigned char)*s) || strchr(".#_ |()-/", *s) ? *s : '_', o);
+}
+
+/* The one line that builds an emitted trainer with the JIT's bits: the matrix library and
+ * options vaec was configured with (config.h), no contraction into FMA (clang contracts
+ * by default; gcc's -std=c11 does not). */
+void vae_emit_c_build_line(FILE *o, const char *c_name) {
+    char exe[VR_PATH_MAX];
+    snprintf(exe, sizeof exe, "%s", c_name);
+    size_t len = strlen(exe);
+    if (len > 2 && !strcmp(exe + len - 2, ".c")) exe[len - 2] = 0;
+    fprintf(o, "cc -std=c11 -O2 -ffp-contract=off -DVAE_MAIN -DVAE_USE_ZLIB %s %s -o %s %s -lz -lm", VAE_BLAS_CFLAGS,
+            c_name, exe, VAE_BLAS_LIBS);
 }
 
 /* A C identifier from a label. */
@@ -483,6 +496,24 @@ static void print_graph(FILE *o, const g_graph *g) {
 
 /* ---------------------------------------------------------------- the file */
 
+/* Whether a runtime line declares one of its functions with external linkage: it starts at
+ * column 0 with a type (not static, typedef, extern or a macro in capitals), and the first
+ * name before a '(' begins with vr_, with no '=' before it. */
+static int external_declaration(const char *line, size_t len) {
+    static const char *const skip[] = {"static ", "typedef ", "extern ", "struct ", "enum ", "union ", "return "};
+    if (!islower((unsigned char)line[0]) && line[0] != '_') return 0;
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+        if (!strncmp(line, skip[i], strlen(skip[i]))) return 0;
+    const char *paren = memchr(line, '(', len);
+    if (!paren || memchr(line, '=', (size_t)(paren - line))) return 0;
+    const char *name = paren;
+    while (name > line && (isalnum((unsigned char)name[-1]) || name[-1] == '_')) name--;
+    return !strncmp(name, "vr_", 3);
+}
+
+/* The runtime's sources, each function given internal linkage (VAE_RT: static): the
+ * prototypes in its headers come first, so every definition after them is static too, and
+ * any number of emitted models link into one program. */
 static void print_runtime(FILE *o) {
     for (const struct vae_embedded_file *f = vae_runtime_files; f->name; f++) {
         fprintf(o, "/* ================================================================ runtime: %s */\n", f->name);
@@ -490,7 +521,12 @@ static void print_runtime(FILE *o) {
         while (*t) { /* drop the includes of vaec's own headers: their text is above */
             const char *eol = strchr(t, '\n');
             size_t len = eol ? (size_t)(eol - t) + 1 : strlen(t);
-            if (strncmp(t, "#include \"vae/", 14) != 0) fwrite(t, 1, len, o);
+            if (external_declaration(t, len)) fputs("VAE_RT ", o);
+            if (!strncmp(t, "static inline ", 14)) { /* a header's helper a model may not call: no warning */
+                fputs("VAE_RT", o);
+                fwrite(t + 6, 1, len - 6, o);
+            } else if (strncmp(t, "#include \"vae/", 14) != 0)
+                fwrite(t, 1, len, o);
             t += len;
         }
         fputc('\n', o);
@@ -544,10 +580,90 @@ static void print_program(FILE *o, const vae_model *m, g_graph *const *gs, int n
             g_latent_width(m), g_decode_width(m));
 }
 
+/* The per-example ELBO (as N_elbo averages it: the eval graph's rows, noise keyed on the
+ * example) and draws from q(z | x): the encode graph's arguments, then per latent
+ * mean + sd * eps (normal) or a draw from the logits (categorical, bernoulli), keyed on
+ * (seed, example) like the training noise, in the decoder's input layout. */
+static void print_api_each(FILE *o, const char *N, const vae_model *m, int enc) {
+    fprintf(o,
+            "int %s_elbo_each(%s_model *m, const float *x, int n, double *out) {\n"
+            "    const vr_graph *g = &vae_program.eval;\n"
+            "    int S = g->recon_rows >= 0 && g->kl_rows >= 0 ? g->samples : 1;\n"
+            "    float *buf = calloc((size_t)g->batch * (size_t)vae_program.data_dim, sizeof(float));\n"
+            "    for (long start = 0; buf && start < n; start += g->batch) {\n"
+            "        int rows = n - start < g->batch ? (int)(n - start) : g->batch;\n"
+            "        for (int i = 0; i < g->batch; i++) /* padded with the last row, as vr_evaluate pads */\n"
+            "            memcpy(buf + (size_t)i * (size_t)vae_program.data_dim,\n"
+            "                   x + (size_t)(start + (i < rows ? i : rows - 1)) * (size_t)vae_program.data_dim,\n"
+            "                   sizeof(float) * (size_t)vae_program.data_dim);\n"
+            "        vr_ctx ctx = {.seed = m->seed, .step = VR_STEP_EVAL, .example0 = (uint64_t)start};\n"
+            "        g->fn(m->params, NULL, m->arena, buf, &ctx);\n"
+            "        for (int i = 0; i < rows; i++) {\n"
+            "            double r = 0;\n"
+            "            if (g->kl_rows < 0) {\n"
+            "                out[start + i] = m->arena[g->value_rows + i];\n"
+            "                continue;\n"
+            "            }\n"
+            "            for (int s = 0; s < S; s++) r += m->arena[g->recon_rows + i * S + s];\n"
+            "            out[start + i] = r / S - m->arena[g->kl_rows + i];\n"
+            "        }\n"
+            "    }\n"
+            "    int rc = buf ? 0 : -1;\n"
+            "    free(buf);\n"
+            "    return rc;\n"
+            "}\n\n",
+            N, N);
+    if (!enc) return;
+    fprintf(o,
+            "int %s_sample_posterior(%s_model *m, const float *x, int n, uint64_t seed, float *z) {\n"
+            "    const int EW = vae_program.encode_width, LW = vae_program.latent_width;\n"
+            "    if (n <= 0) return 0;\n"
+            "    float *q = calloc((size_t)n * (size_t)EW, sizeof(float)), *t = calloc((size_t)n * (size_t)LW, sizeof(float));\n"
+            "    float *d = calloc((size_t)n * (size_t)LW, sizeof(float));\n"
+            "    if (!q || !t || !d) {\n"
+            "        free(q), free(t), free(d);\n"
+            "        return -1;\n"
+            "    }\n"
+            "    %s_encode(m, x, n, q);\n"
+            "    vr_ctx ctx = {.seed = seed, .step = VR_STEP_EVAL};\n",
+            N, N, N);
+    int qoff = 0, zoff = 0;
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        int w = l->width, stream = 0x7051 + i; /* streams apart from the graphs' noise */
+        fprintf(o, "    /* %s: %s */\n", l->name,
+                l->kind == LATENT_NORMAL ? "normal" : l->kind == LATENT_CATEGORICAL ? "categorical" : "bernoulli");
+        if (l->kind == LATENT_NORMAL) {
+            fprintf(o, "    vr_noise_normal_f32(&ctx, d, n, %d, 1, %d);\n"
+                       "    for (long r = 0; r < n; r++)\n"
+                       "        for (int j = 0; j < %d; j++) {\n"
+                       "            const float *a = q + r * EW + %d + j, b = a[%d];\n"
+                       "            z[r * LW + %d + j] = a[0] + %s * d[r * %d + j];\n"
+                       "        }\n",
+                    w, stream, w, qoff, w, zoff, l->posterior.b_is_scale ? "b" : "expf(0.5f * b)", w);
+            qoff += 2 * w;
+        } else {
+            int bern = l->kind == LATENT_BERNOULLI, probs = bern && l->posterior.a_is_probs;
+            fprintf(o, "    for (long r = 0; r < n; r++)\n"
+                       "        for (int j = 0; j < %d; j++) {\n"
+                       "            float a = q[r * EW + %d + j];\n"
+                       "            t[r * %d + j] = %s;\n"
+                       "        }\n"
+                       "    vr_sample_f32(&ctx, t, d, n, %d, %d, 1, %d, %d);\n"
+                       "    for (long r = 0; r < n; r++) memcpy(z + r * LW + %d, d + r * %d, sizeof(float) * %d);\n",
+                    w, qoff, w, probs ? "logf(a) - log1pf(-a)" : "a", l->nvars, bern ? 2 : l->states, stream, bern,
+                    zoff, w, w);
+            qoff += w;
+        }
+        zoff += w;
+    }
+    fputs("    free(q), free(t), free(d);\n    return 0;\n}\n\n", o);
+}
+
 /* The deployment API: thin wrappers over the program and the driver's buffers. */
 static void print_api(FILE *o, const char *N, const vae_model *m) {
     fprintf(o,
-            "/* ================================================================ the deployment API (%s.h) */\n\n"
+            "/* ================================================================ the deployment API (%s_*) */\n\n"
             "struct %s_model {\n"
             "    float *params, *grads, *m, *v, *arena;\n"
             "    long step;\n"
@@ -673,18 +789,32 @@ static void print_api(FILE *o, const char *N, const vae_model *m) {
             "    return value / g->batch;\n"
             "}\n\n",
             N, N);
+    print_api_each(o, N, m, enc);
 }
 
-static void print_header(FILE *h, const char *N, const vae_model *m, const g_graph *train, const char *source) {
+static void print_header(FILE *h, const char *N, const vae_model *m, const g_graph *train, const char *source,
+                         const char *c_name, const char *h_name) {
     int enc = 1;
     for (int i = 0; i < m->nlatents; i++) enc &= m->latents[i].encoder != NULL;
-    fprintf(h, "/* %s.h: the deployment API of model %s, generated by vaec " PACKAGE_VERSION " from ", N, N);
+    fputs("/* ", h);
+    print_safe(h, h_name);
+    fprintf(h, ": the deployment API of model %s, generated by vaec " PACKAGE_VERSION " from ", N);
     print_safe(h, source);
-    fprintf(h, ".\n *\n * Build: cc -std=c11 -O2 %s.c -lm   (add -DVAE_USE_CBLAS -lopenblas for BLAS products,\n"
+    fputs(".\n *\n * Build: cc -std=c11 -O2 -c ", h);
+    print_safe(h, c_name);
+    fprintf(h, "   (add -DVAE_USE_CBLAS -lopenblas for BLAS products,\n"
                " * -DVAE_USE_ZLIB -lz or -DVAE_USE_ISAL -lisal to read .gz data, -DVAE_MAIN for the command-line trainer).\n"
+               " * The JIT's bits need the matrix library and options vaec was configured with (%s_JIT_CFLAGS and\n"
+               " * %s_JIT_LIBS below):\n *   ", N, N);
+    vae_emit_c_build_line(h, c_name);
+    fprintf(h, "\n * Other flags give other, equally valid, bits.  Every function is static but the API below, so\n"
+               " * any number of emitted models link into one program.\n"
                " * Data rows are %d floats (%s).  Every function below is thread-compatible: one model per thread. */\n",
-            N, m->data_dim, m->binary ? "0 or 1" : "in [0, 1]");
+            m->data_dim, m->binary ? "0 or 1" : "in [0, 1]");
     fprintf(h, "#ifndef %s_H\n#define %s_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n", N, N);
+    fprintf(h, "/* The compiler and linker flags that give the JIT's bits (what vaec was configured with). */\n"
+               "#define %s_JIT_CFLAGS \"-std=c11 -O2 -ffp-contract=off %s\"\n#define %s_JIT_LIBS \"%s -lm\"\n\n",
+            N, VAE_BLAS_CFLAGS, N, VAE_BLAS_LIBS);
     fprintf(h, "typedef struct %s_model %s_model;\n\n", N, N);
     fprintf(h, "/* A model with freshly initialised parameters (PyTorch's nn.Linear scheme, from seed);\n"
                " * NULL when out of memory.  Free it with %s_free. */\n%s_model *%s_create(uint64_t seed);\n", N, N, N);
@@ -720,6 +850,15 @@ static void print_header(FILE *h, const char *N, const vae_model *m, const g_gra
     if (enc)
         fprintf(h, "/* The IWAE estimate of the mean log p(x) with k samples per row, and its standard error. */\n"
                    "double %s_iwae(%s_model *m, const float *x, int n, int k, double *stderr_out);\n", N, N);
+    fprintf(h, "/* Each row's ELBO (nats; without encoder: the objective's bound) into out [n]: their mean is\n"
+               " * %s_elbo's value.  0, or -1 when out of memory. */\n"
+               "int %s_elbo_each(%s_model *m, const float *x, int n, double *out);\n", N, N, N);
+    if (enc)
+        fprintf(h, "/* z ~ q(z | x) for n rows of x, into z [n, %d] (decode's input: categorical latents one-hot):\n"
+                   " * mean + sd * eps for normal latents, a draw from the encoder's logits for discrete ones;\n"
+                   " * the same seed gives the same draws.  0, or -1 when out of memory. */\n"
+                   "int %s_sample_posterior(%s_model *m, const float *x, int n, uint64_t seed, float *z);\n",
+                g_latent_width(m), N, N);
     fprintf(h, "/* One training step (the %s estimator, Adam at lr) on a batch of exactly %d rows of x;\n"
                " * returns the batch's %s. */\n"
                "double %s_train_step(%s_model *m, const float *x, float lr);\n\n#endif\n",
@@ -919,6 +1058,47 @@ static void print_main(FILE *o) {
           o);
 }
 
+/* The file's opening comment (its name, the model's, how to build it and with which flags
+ * it computes the JIT's bits) and the definitions the runtime's text needs first. */
+static void print_prologue(FILE *c, const char *N, const char *c_name, const char *header_name,
+                           const char *source_path) {
+    fputs("/* ", c);
+    print_safe(c, c_name);
+    fprintf(c, ": model %s, compiled by vaec " PACKAGE_VERSION " from ", N);
+    print_safe(c, source_path);
+    fputs(".\n *\n * One standalone file: the runtime (RNG, products, optimisers, data, checkpoints, training\n"
+          " * driver), the objective and its gradient as generated kernels, the deployment API of\n * ", c);
+    print_safe(c, header_name);
+    fputs(", and with -DVAE_MAIN a command-line trainer that prints what `vaec train` prints.\n *   cc -std=c11 -O2 ", c);
+    print_safe(c, c_name);
+    fputs(" -lm                            the API, plain C products\n"
+          " * and -DVAE_USE_CBLAS -lopenblas for OpenBLAS, -DVAE_USE_DNNL (-ldnnl -lgomp) for oneDNN's sgemm, or\n"
+          " * -DVAE_USE_BLIS with BLIS's CBLAS; -DVAE_USE_ZLIB -lz or -DVAE_USE_ISAL -lisal to read .gz data.\n"
+          " * The JIT's bits, with the matrix library and options vaec was configured with:\n *   ", c);
+    vae_emit_c_build_line(c, c_name);
+    fputs("\n * Other flags or another matrix library give other, equally valid, bits (products summed in\n"
+          " * another order).  For speed add -O3 -march=native -fno-math-errno -fno-trapping-math:\n"
+          " * gcc and clang then vectorise the generated loops and Adam with the machine's widest\n"
+          " * vectors, as vaec's JIT does; the bits stay the same (contraction into FMA would change\n"
+          " * them: hence -ffp-contract=off).\n"
+          " */\n",
+          c);
+    fputs("#define _POSIX_C_SOURCE 200809L\n"
+          "/* With a BLAS, products and Adam run on a team of threads as in vaec (runtime: team.c), and\n"
+          " * give vaec's bits; -DVAE_NO_TEAM leaves threading to the BLAS. */\n"
+          "#if (defined(VAE_USE_CBLAS) || defined(VAE_USE_DNNL)) && !defined(VAE_NO_TEAM)\n"
+          "#define VAE_TEAM 1\n"
+          "#endif\n"
+          "/* The runtime below is static: any number of emitted models link into one program (a model\n"
+          " * leaves unused what its graphs do not call). */\n"
+          "#if defined(__GNUC__)\n"
+          "#define VAE_RT static __attribute__((unused))\n"
+          "#else\n"
+          "#define VAE_RT static\n"
+          "#endif\n",
+          c);
+}
+
 int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_path, FILE *c, FILE *h,
                const char *header_name, FILE *err) {
     g_graph *gs[8];
@@ -933,28 +1113,9 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
     const g_graph *train = NULL;
     for (int i = 0; i < n; i++)
         if (gs[i]->purpose == GRAPH_TRAIN) train = gs[i];
-    fprintf(c, "/* %s.c: model %s, compiled by vaec " PACKAGE_VERSION " from ", N, N);
-    print_safe(c, source_path);
-    fprintf(c, ".\n *\n * One standalone file: the runtime (RNG, products, optimisers, data, checkpoints, training\n"
-               " * driver), the objective and its gradient as generated kernels, the deployment API of\n"
-               " * %s, and with -DVAE_MAIN a command-line trainer that prints what `vaec train` prints.\n"
-               " *   cc -std=c11 -O2 %s.c -lm                            the API, plain C products\n"
-               " *   cc -std=c11 -O2 -DVAE_MAIN -DVAE_USE_CBLAS -DVAE_USE_ZLIB %s.c -lopenblas -lz -lm\n"
-               " * and -DVAE_USE_DNNL (-ldnnl -lgomp) for oneDNN's sgemm, or -DVAE_USE_BLIS with BLIS's CBLAS;\n"
-               " * -DVAE_USE_ISAL -lisal instead of zlib inflates .gz data about twice as fast.\n"
-               " * For speed add -O3 -march=native -ffp-contract=off -fno-math-errno -fno-trapping-math:\n"
-               " * gcc and clang then vectorise the generated loops and Adam with the machine's widest\n"
-               " * vectors, as vaec's JIT does; the bits stay the same (contraction into FMA would change\n"
-               " * them: clang contracts unless told not to).\n"
-               " */\n",
-            header_name, N, N);
-    fputs("#define _POSIX_C_SOURCE 200809L\n"
-          "/* With a BLAS, products and Adam run on a team of threads as in vaec (runtime: team.c), and\n"
-          " * give vaec's bits; -DVAE_NO_TEAM leaves threading to the BLAS. */\n"
-          "#if (defined(VAE_USE_CBLAS) || defined(VAE_USE_DNNL)) && !defined(VAE_NO_TEAM)\n"
-          "#define VAE_TEAM 1\n"
-          "#endif\n",
-          c);
+    char c_name[VR_PATH_MAX]; /* model.c beside header_name (model.h): the names the user chose */
+    snprintf(c_name, sizeof c_name, "%.*s.c", (int)strcspn(header_name, "\n") - 2, header_name);
+    print_prologue(c, N, c_name, header_name, source_path);
     print_runtime(c);
     fprintf(c, "/* ================================================================ model %s */\n#include ", N);
     print_string(c, header_name);
@@ -1046,7 +1207,7 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
             o->shards > 1 ? o->shards : 1);
     print_api(c, N, m);
     print_main(c);
-    print_header(h, N, m, train, source_path);
+    print_header(h, N, m, train, source_path, c_name, header_name);
     for (int i = 0; i < n; i++) g_free(gs[i]);
     return ferror(c) || ferror(h) ? -1 : 0;
 }

@@ -28,6 +28,10 @@ fi
 [ -x configure ] && [ configure -nt configure.ac ] && [ Makefile.in -nt Makefile.am ] || ./autogen.sh
 mkdir -p "$builddir"
 if [ ! -f "$builddir/config.status" ]; then
-    (cd "$builddir" && ../configure -q "$@")
+    # each check's line goes to configure.out; its summary (LLVM, the matrix library chosen
+    # and why, the gzip reader) is shown, and warnings (stderr) as they come
+    (cd "$builddir" && ../configure "$@" >configure.out) || { cat "$builddir/configure.out"; exit 1; }
+    sed -n '/^  vaec /,$p' "$builddir/configure.out"
 fi
 make -C "$builddir" -j"$(nproc)" -s
+"$builddir/vaec" --version

@@ -117,7 +117,10 @@ static const char *const HELP_EMIT_C =
     "  -O3 -ffp-contract=off -fno-math-errno -fno-trapping-math for speed (gcc vectorises the loops;\n"
     "  the same bits).  It computes the JIT's bits when its products use the matrix library vaec\n"
     "  uses (vaec --version names it: OpenBLAS or BLIS through -DVAE_USE_CBLAS, oneDNN through\n"
-    "  -DVAE_USE_CBLAS -DVAE_USE_DNNL); another library sums products in another order.\n"
+    "  -DVAE_USE_CBLAS -DVAE_USE_DNNL); another library sums products in another order.  emit-c prints,\n"
+    "  and model.h records, the command with the flags vaec was configured with; other flags give other,\n"
+    "  equally valid, bits.  The runtime inside is static: any number of emitted models link into one\n"
+    "  program, each exporting only its MODEL_* API (model.h).\n"
     "  --shards S: the trainer cuts each batch into S shards, as vaec train --shards S (its step graph is\n"
     "  for batch/S examples); -DVAE_USE_MPI, built with mpicc, runs it under mpirun as vaec (docs/cluster.md).\n"
     "  Both files are written whole and renamed into place; each must be a new name or a regular file.\n";
@@ -507,7 +510,12 @@ static int cmd_emit_c(cli *c) {
     int rc = 1;
     if (cf && hf) rc = vae_emit_c(u, &o, c->model, cf, hf, hname, stderr) ? 1 : 0;
     rc = finish_outputs(cf && hf ? rc : 1, outs, 2);
-    if (rc == 0) printf("wrote %s and %s\n", c->out_file, hpath);
+    if (rc == 0) {
+        printf("wrote %s and %s\nthe JIT's bits (the matrix library vaec was configured with; other flags give other,\n"
+               "equally valid, bits):\n  ", c->out_file, hpath);
+        vae_emit_c_build_line(stdout, c->out_file);
+        putchar('\n');
+    }
     vae_unit_free(u);
     return rc;
 }
@@ -538,9 +546,16 @@ int main(int argc, char **argv) {
         return argc < 2 ? 1 : 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
+        /* the first line as before (bench/run.sh reads it); then what configure chose and why */
         char mpi[256];
-        printf("vaec %s (LLVM %s; single-precision products by %s; %s)\n", PACKAGE_VERSION, VAE_LLVM_VERSION,
-               vr_blas_name(), vaec_mpi_describe(mpi, sizeof mpi));
+        printf("vaec %s (LLVM %s; single-precision products by %s)\n", PACKAGE_VERSION, VAE_LLVM_VERSION, vr_blas_name());
+        printf("  LLVM:           %s, linked %s\n"
+               "  matrix library: %s: %s\n"
+               "                  %s %s\n"
+               "  gzip reader:    %s\n"
+               "  processes:      %s\n",
+               VAE_LLVM_VERSION, VAE_LLVM_LINKAGE, VAE_BLAS_CHOICE, VAE_BLAS_WHY, VAE_BLAS_CFLAGS, VAE_BLAS_LIBS,
+               VAE_GZIP_READER, vaec_mpi_describe(mpi, sizeof mpi));
         return 0;
     }
     /* the picture commands parse their own options (src/picture_commands.c) */

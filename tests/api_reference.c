@@ -27,6 +27,21 @@ static void rows(const vr_program *p, float *params, float *arena, const vr_grap
     (void)p;
 }
 
+/* Each row's ELBO from the evaluation graph, rows padded with the last, as vr_evaluate runs it. */
+static void elbo_each(const vr_program *p, float *params, float *arena, const float *x, float *each) {
+    const vr_graph *g = &p->eval;
+    float *buf = calloc((size_t)g->batch * 784, sizeof(float));
+    for (int i = 0; i < g->batch; i++) memcpy(buf + (size_t)i * 784, x + (size_t)(i < N ? i : N - 1) * 784, 784 * sizeof(float));
+    vr_ctx ctx = {.seed = 1, .step = VR_STEP_EVAL, .example0 = 0};
+    g->fn(params, NULL, arena, buf, &ctx);
+    for (int i = 0; i < N; i++) {
+        double r = 0;
+        for (int s = 0; s < g->samples; s++) r += arena[g->recon_rows + i * g->samples + s];
+        each[i] = (float)(r / g->samples - arena[g->kl_rows + i]);
+    }
+    free(buf);
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) return 2;
     vae_unit *u = vae_unit_load(argv[1], stderr);
@@ -58,12 +73,14 @@ int main(int argc, char **argv) {
     vr_scores s;
     memset(&s, 0, sizeof s);
     vr_evaluate(p, params, &ds, N, 1, &s);
-    float elbo = (float)s.elbo;
+    float elbo = (float)s.elbo, each[N];
+    elbo_each(p, params, arena, x, each);
     FILE *f = fopen(argv[3], "wb");
     fwrite(enc, sizeof(float), N * 40, f);
     fwrite(dec, sizeof(float), N * 784, f);
     fwrite(smp, sizeof(float), N * 784, f);
     fwrite(&elbo, sizeof(float), 1, f);
+    fwrite(each, sizeof(float), N, f);
     fclose(f);
     free(params);
     free(arena);

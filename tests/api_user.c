@@ -1,5 +1,5 @@
 /* A small program that uses an emitted model through its header alone:
- * load a checkpoint, encode, decode, sample, ELBO.  Writes the results as raw
+ * load a checkpoint, encode, decode, sample, ELBO, each row's ELBO.  Writes the results as raw
  * floats for tests/emit.sh to compare with the JIT's (tests/api_reference.c).
  * Built against the emitted fashion_gauss.c: MODEL_HEADER names its header. */
 #include <stdio.h>
@@ -27,12 +27,16 @@ int main(int argc, char **argv) {
     fashion_gauss_encode(m, x, N, enc);
     fashion_gauss_decode(m, z, N, dec);
     fashion_gauss_sample(m, N, 77, smp);
-    float elbo = (float)fashion_gauss_elbo(m, x, N);
+    float elbo = (float)fashion_gauss_elbo(m, x, N), each[N];
+    double each_d[N];
+    if (fashion_gauss_elbo_each(m, x, N, each_d)) return 1;
+    for (int i = 0; i < N; i++) each[i] = (float)each_d[i];
     FILE *f = fopen(argv[2], "wb");
     fwrite(enc, sizeof(float), N * 40, f);
     fwrite(dec, sizeof(float), N * 784, f);
     fwrite(smp, sizeof(float), N * 784, f);
     fwrite(&elbo, sizeof(float), 1, f);
+    fwrite(each, sizeof(float), N, f);
     fclose(f);
     fashion_gauss_free(m);
     return 0;

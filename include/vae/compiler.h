@@ -24,6 +24,12 @@ vae_unit *vae_unit_with_estimator(const char *path, const char *spec, FILE *err)
 void vae_unit_free(vae_unit *u);
 struct vae_model;
 const struct vae_model *vae_unit_model(const vae_unit *u);
+/* The model's name, and its learned tensors in the checkpoint's order (as vaec check lists
+ * them): tensor i's name, or NULL past the last; its dimensions and values through the
+ * pointers that are not NULL.  For programs that use the installed library (pkg-config vaec). */
+const char *vae_unit_name(const vae_unit *u);
+int vae_unit_ntensors(const vae_unit *u);
+const char *vae_unit_tensor(const vae_unit *u, int i, int *ndims, const int **dims, long *size);
 
 /* How the JIT makes machine code.  All three give bit-identical results. */
 typedef enum {
@@ -69,6 +75,9 @@ int vae_emit_llvm(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *e
 /* Writes model.c and model.h (emit_c.c): the same plan as standalone C. 0 or -1. */
 int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_path, FILE *c_out, FILE *h_out,
                const char *header_name, FILE *err);
+/* Prints the command that builds an emitted trainer (c_name: model.c) with the JIT's bits: the
+ * matrix library and options vaec was configured with.  Other flags give other, equally valid, bits. */
+void vae_emit_c_build_line(FILE *out, const char *c_name);
 /* Prints the planned graphs (text), for inspection and tests. */
 int vae_dump_graphs(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *err);
 

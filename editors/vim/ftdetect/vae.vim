@@ -1,0 +1,2 @@
+" vaec's model files
+autocmd BufRead,BufNewFile *.vae setfiletype vae
