@@ -649,7 +649,7 @@ static void print_api_each(FILE *o, const char *N, const vae_model *m, int enc) 
                        "            float a = q[r * EW + %d + j];\n"
                        "            t[r * %d + j] = %s;\n"
                        "        }\n"
-                       "    vr_sample_f32(&ctx, t, d, n, %d, %d, 1, %d, %d);\n"
+                       "    vr_sample_f32(&ctx, t, (int)n, d, (int)n, %d, %d, 1, %d, %d);\n"
                        "    for (long r = 0; r < n; r++) memcpy(z + r * LW + %d, d + r * %d, sizeof(float) * %d);\n",
                     w, qoff, w, probs ? "logf(a) - log1pf(-a)" : "a", l->nvars, bern ? 2 : l->states, stream, bern,
                     zoff, w, w);
