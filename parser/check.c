@@ -142,12 +142,13 @@ shape chk_latent_shape(const vae_latent *l) {
     return l->ast->shape.ndims ? chk_shape_of_ast(&l->ast->shape) : chk_vec(1);
 }
 
-/* What a network returns for the latent: its shape, with the states last for a categorical one. */
+/* What a network returns for the latent: its shape, with the states last for a categorical one
+ * (a categorical latent of VAE_MAX_DIMS dimensions has no room for them: chk_prior says so). */
 shape chk_dist_shape(const vae_latent *l) {
     shape want = chk_latent_shape(l);
     if (l->kind == LATENT_CATEGORICAL) {
         if (l->ast->shape.ndims == 0) want.nd = 0;
-        want.d[want.nd++] = l->states;
+        if (want.nd < VAE_MAX_DIMS) want.d[want.nd++] = l->states;
     }
     return want;
 }
