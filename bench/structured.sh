@@ -25,6 +25,13 @@
 # state of y) and the IWAE-5000 estimates are most of it.
 set -e
 cd "$(dirname "$0")/.."
+missing="" # the peer: Debian's python3-torch, as bench/run.sh installs it
+dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q "install ok installed" || missing=python3-torch
+if [ -n "$missing" ] && [ -z "${PYTHON:-}" ]; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing
+fi
+[ -n "${VAEC:-}" ] || [ -x build/vaec ] || scripts/setup.sh
 vaec=${VAEC:-build/vaec}
 py=${PYTHON:-/usr/bin/python3}
 out=${OUT:-bench/STRUCTURED.md}
