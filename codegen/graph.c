@@ -187,102 +187,125 @@ value scalar(double c) {
     return v;
 }
 
-static value lower_call(lowering *L, const ast_expr *e) {
+/* dense(x, n): x [rows, in] times the weight [in, n], plus the bias */
+static value lower_dense(lowering *L, const ast_expr *e) {
     g_graph *g = L->g;
-    const char *f = e->str;
-    if (strcmp(f, "dense") == 0) {
-        g_node *x = lower_node(L, e->args->value);
-        const char *wname = vae_pool_printf(g->pool, "%s.weight", e->pname);
-        const char *bname = vae_pool_printf(g->pool, "%s.bias", e->pname);
-        g_node *w = param_node(L, wname, x->cols);
-        g_node *b = param_node(L, bname, 1);
-        g_node *xw = g_matmul(g, x, 0, w, 0);
-        xw->label = e->pname;
-        g_node *y = g_map2(g, vx_bin(g, VX_ADD, vx_in(g, 0), vx_in(g, 1)), xw, b);
-        y->label = e->pname;
-        return tensor(y);
+    g_node *x = lower_node(L, e->args->value);
+    const char *wname = vae_pool_printf(g->pool, "%s.weight", e->pname);
+    const char *bname = vae_pool_printf(g->pool, "%s.bias", e->pname);
+    g_node *w = param_node(L, wname, x->cols);
+    g_node *b = param_node(L, bname, 1);
+    g_node *xw = g_matmul(g, x, 0, w, 0);
+    xw->label = e->pname;
+    g_node *y = g_map2(g, vx_bin(g, VX_ADD, vx_in(g, 0), vx_in(g, 1)), xw, b);
+    y->label = e->pname;
+    return tensor(y);
+}
+
+static value lower_conv(lowering *L, const ast_expr *e) {
+    g_graph *g = L->g;
+    /* conv2d: one row per window (im2col) times the weight [k*k*c, channels]
+     * gives the output pixel by pixel.  conv_transpose2d, its adjoint: the
+     * input's pixels as rows times the weight [c, k*k*channels] give each
+     * pixel's contribution to a window of the output, added into place
+     * (col2im).  Then the bias, one per channel: a row broadcast. */
+    const ast_conv *cv = &e->conv;
+    int transposed = e->layer == LAYER_CONV_TRANSPOSE2D, k = cv->kernel, in_pixels = cv->in_h * cv->in_w;
+    g_node *x = lower_any(L, e->args->value);
+    if (L->failed) return scalar(0);
+    /* a channels-first image to pixels: one transpose, none for one channel
+     * (the same floats), which im2col reads as it is */
+    if (!x->pixels && (cv->in_c > 1 || transposed)) {
+        x = g_transpose(g, x, cv->in_c, in_pixels, x->rows * in_pixels, cv->in_c);
+        x->pixels = in_pixels;
     }
-    if (strcmp(f, "conv2d") == 0 || strcmp(f, "conv_transpose2d") == 0) {
-        /* conv2d: one row per window (im2col) times the weight [k*k*c, channels]
-         * gives the output pixel by pixel.  conv_transpose2d, its adjoint: the
-         * input's pixels as rows times the weight [c, k*k*channels] give each
-         * pixel's contribution to a window of the output, added into place
-         * (col2im).  Then the bias, one per channel: a row broadcast. */
-        const ast_conv *cv = &e->conv;
-        int transposed = f[4] == '_', k = cv->kernel, in_pixels = cv->in_h * cv->in_w;
-        g_node *x = lower_any(L, e->args->value);
-        if (L->failed) return scalar(0);
-        /* a channels-first image to pixels: one transpose, none for one channel
-         * (the same floats), which im2col reads as it is */
-        if (!x->pixels && (cv->in_c > 1 || transposed)) {
-            x = g_transpose(g, x, cv->in_c, in_pixels, x->rows * in_pixels, cv->in_c);
-            x->pixels = in_pixels;
-        }
-        const char *wname = vae_pool_printf(g->pool, "%s.weight", e->pname);
-        const char *bname = vae_pool_printf(g->pool, "%s.bias", e->pname);
-        g_node *w = param_node(L, wname, transposed ? cv->in_c : k * k * cv->in_c);
-        g_node *b = param_node(L, bname, 1);
-        g_node *y;
-        if (!transposed) {
-            g_window win = {cv->in_c, cv->in_h, cv->in_w, k, cv->stride, cv->pad};
-            g_node *cols = g_im2col(g, x, win);
-            cols->label = e->pname;
-            y = g_matmul(g, cols, 0, w, 0);
-        } else {
-            g_window win = {cv->out_c, cv->out_h, cv->out_w, k, cv->stride, cv->pad};
-            g_node *prod = g_matmul(g, x, 0, w, 0);
-            prod->label = e->pname;
-            y = g_col2im(g, prod, win, prod->rows / in_pixels * cv->out_h * cv->out_w, cv->out_c);
-        }
-        y->label = e->pname;
-        y->pixels = cv->out_h * cv->out_w;
-        g_node *out = same_layout(g_map2(g, vx_bin(g, VX_ADD, vx_in(g, 0), vx_in(g, 1)), y, b), y);
-        out->label = e->pname;
-        return tensor(out);
+    const char *wname = vae_pool_printf(g->pool, "%s.weight", e->pname);
+    const char *bname = vae_pool_printf(g->pool, "%s.bias", e->pname);
+    g_node *w = param_node(L, wname, transposed ? cv->in_c : k * k * cv->in_c);
+    g_node *b = param_node(L, bname, 1);
+    g_node *y;
+    if (!transposed) {
+        g_window win = {cv->in_c, cv->in_h, cv->in_w, k, cv->stride, cv->pad};
+        g_node *cols = g_im2col(g, x, win);
+        cols->label = e->pname;
+        y = g_matmul(g, cols, 0, w, 0);
+    } else {
+        g_window win = {cv->out_c, cv->out_h, cv->out_w, k, cv->stride, cv->pad};
+        g_node *prod = g_matmul(g, x, 0, w, 0);
+        prod->label = e->pname;
+        y = g_col2im(g, prod, win, prod->rows / in_pixels * cv->out_h * cv->out_w, cv->out_c);
     }
-    static const struct { const char *name; vx_op op; } unary[] = {
-        {"relu", VX_RELU}, {"tanh", VX_TANH}, {"sigmoid", VX_SIGMOID}, {"softplus", VX_SOFTPLUS}, {"exp", VX_EXP}};
-    for (size_t i = 0; i < sizeof unary / sizeof unary[0]; i++)
-        if (strcmp(f, unary[i].name) == 0) {
-            g_node *x = lower_any(L, e->args->value);
-            return tensor(same_layout(g_map1(g, vx_un(g, unary[i].op, vx_in(g, 0)), x), x));
+    y->label = e->pname;
+    y->pixels = cv->out_h * cv->out_w;
+    g_node *out = same_layout(g_map2(g, vx_bin(g, VX_ADD, vx_in(g, 0), vx_in(g, 1)), y, b), y);
+    out->label = e->pname;
+    return tensor(out);
+}
+
+static value lower_concat(lowering *L, const ast_expr *e) {
+    g_graph *g = L->g;
+    g_node *parts[G_MAX_IN];
+    int n = 0, cols = 0, rows = 1;
+    for (const ast_arg *a = e->args; a; a = a->next) {
+        if (n == G_MAX_IN) {
+            fprintf(L->err, "%s:%d:%d: error: concat() of more than %d tensors is not built yet\n",
+                    e->loc.file, e->loc.line, e->loc.col, G_MAX_IN);
+            L->failed = 1;
+            return scalar(0);
         }
-    if (strcmp(f, "elu") == 0) {
-        g_node *x = lower_any(L, e->args->value);
-        const vx_expr *a = vx_in(g, 0);
-        return tensor(same_layout(g_map1(g, vx_select(g, a, a, vx_bin(g, VX_SUB, vx_un(g, VX_EXP, a), vx_const(g, 1))), x), x));
+        parts[n] = lower_node(L, a->value);
+        cols += parts[n]->cols;
+        if (parts[n]->rows > rows) rows = parts[n]->rows;
+        n++;
     }
-    if (strcmp(f, "leaky_relu") == 0) {
-        g_node *x = lower_any(L, e->args->value);
+    g_node *c = g_new(g, G_CONCAT, rows, cols);
+    for (int i = 0; i < n; i++) add_input(c, parts[i]);
+    return tensor(c);
+}
+
+/* An activation: one map of its expression over x, in x's layout. */
+static value lower_activation(lowering *L, const ast_expr *e) {
+    g_graph *g = L->g;
+    g_node *x = lower_any(L, e->args->value);
+    const vx_expr *a = vx_in(g, 0), *f;
+    switch (e->layer) {
+    case LAYER_RELU: f = vx_un(g, VX_RELU, a); break;
+    case LAYER_TANH: f = vx_un(g, VX_TANH, a); break;
+    case LAYER_SIGMOID: f = vx_un(g, VX_SIGMOID, a); break;
+    case LAYER_SOFTPLUS: f = vx_un(g, VX_SOFTPLUS, a); break;
+    case LAYER_EXP: f = vx_un(g, VX_EXP, a); break;
+    case LAYER_ELU: f = vx_select(g, a, a, vx_bin(g, VX_SUB, vx_un(g, VX_EXP, a), vx_const(g, 1))); break;
+    default: { /* LAYER_LEAKY_RELU */
         double slope = e->args->next ? e->args->next->value->num : 0.01;
-        const vx_expr *a = vx_in(g, 0);
-        return tensor(same_layout(g_map1(g, vx_select(g, a, a, vx_bin(g, VX_MUL, vx_const(g, slope), a)), x), x));
+        f = vx_select(g, a, a, vx_bin(g, VX_MUL, vx_const(g, slope), a));
     }
-    if (strcmp(f, "concat") == 0) {
-        g_node *parts[G_MAX_IN];
-        int n = 0, cols = 0, rows = 1;
-        for (const ast_arg *a = e->args; a; a = a->next) {
-            if (n == G_MAX_IN) {
-                fprintf(L->err, "%s:%d:%d: error: concat() of more than %d tensors is not built yet\n",
-                        e->loc.file, e->loc.line, e->loc.col, G_MAX_IN);
-                L->failed = 1;
-                return scalar(0);
-            }
-            parts[n] = lower_node(L, a->value);
-            cols += parts[n]->cols;
-            if (parts[n]->rows > rows) rows = parts[n]->rows;
-            n++;
-        }
-        g_node *c = g_new(g, G_CONCAT, rows, cols);
-        for (int i = 0; i < n; i++) add_input(c, parts[i]);
-        return tensor(c);
     }
-    if (strcmp(f, "onehot") == 0) /* categorical latents are bound to their one-hot rows already */
+    return tensor(same_layout(g_map1(g, f, x), x));
+}
+
+/* Dispatches on the layer the checker recorded (parser/check_expr.c LAYERS). */
+static value lower_call(lowering *L, const ast_expr *e) {
+    switch (e->layer) {
+    case LAYER_DENSE: return lower_dense(L, e);
+    case LAYER_CONV2D:
+    case LAYER_CONV_TRANSPOSE2D: return lower_conv(L, e);
+    case LAYER_RELU:
+    case LAYER_TANH:
+    case LAYER_SIGMOID:
+    case LAYER_SOFTPLUS:
+    case LAYER_ELU:
+    case LAYER_EXP:
+    case LAYER_LEAKY_RELU: return lower_activation(L, e);
+    case LAYER_CONCAT: return lower_concat(L, e);
+    case LAYER_ONEHOT: /* categorical latents are bound to their one-hot rows already */
         return tensor(env_lookup(L, e->args->value->str));
-    if (strcmp(f, "reshape") == 0 || strcmp(f, "flatten") == 0)
-        return tensor(lower_node(L, e->args->value)); /* stored flat per example: nothing moves */
+    case LAYER_RESHAPE:
+    case LAYER_FLATTEN: /* stored flat per example: nothing moves */
+        return tensor(lower_node(L, e->args->value));
+    case LAYER_NONE: break;
+    }
     fprintf(L->err, "%s:%d:%d: error: %s() is not built yet in this version of vaec\n", e->loc.file, e->loc.line,
-            e->loc.col, f);
+            e->loc.col, e->str);
     L->failed = 1;
     return scalar(0);
 }

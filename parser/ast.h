@@ -90,6 +90,27 @@ struct ast_arg {
     ast_arg *next, *last;
 };
 
+/* The layers and functions a network may call.  The checker's table (parser/check_expr.c
+ * LAYERS) is the one list of their names; it sets ast_expr.layer, on which the lowering
+ * (codegen/graph.c lower_call) dispatches, so no later stage compares names again. */
+typedef enum {
+    LAYER_NONE, /* not a layer (a distribution, or not checked yet) */
+    LAYER_DENSE,
+    LAYER_CONV2D,
+    LAYER_CONV_TRANSPOSE2D,
+    LAYER_RELU,
+    LAYER_TANH,
+    LAYER_SIGMOID,
+    LAYER_SOFTPLUS,
+    LAYER_ELU,
+    LAYER_EXP,
+    LAYER_LEAKY_RELU,
+    LAYER_CONCAT,
+    LAYER_ONEHOT,
+    LAYER_RESHAPE,
+    LAYER_FLATTEN
+} vae_layer;
+
 /* A convolution's shapes: input [in_c, in_h, in_w] -> output [out_c, out_h, out_w]. */
 typedef struct {
     int in_c, in_h, in_w, out_c, out_h, out_w, kernel, stride, pad;
@@ -109,6 +130,7 @@ struct ast_expr {
     int size;          /* nodes in this subtree (names, numbers, calls, operators), at most VAE_MAX_EXPR_SIZE + 1 */
     const char *pname; /* dense, conv and param: the parameter name the checker gave this call site */
     ast_conv conv;     /* conv2d, conv_transpose2d: the geometry the checker found */
+    vae_layer layer;   /* calls: which layer the checker found (LAYER_NONE before it ran) */
 };
 
 typedef struct {

@@ -182,14 +182,6 @@ static int want_args(checker *c, const ast_expr *e, int lo, int hi) {
     return positional_only(c, e);
 }
 
-static const char *const ELEMENTWISE[] = {"relu", "tanh", "sigmoid", "softplus", "elu", "exp", NULL};
-
-static int is_elementwise(const char *name) {
-    for (int i = 0; ELEMENTWISE[i]; i++)
-        if (strcmp(name, ELEMENTWISE[i]) == 0) return 1;
-    return 0;
-}
-
 static shape tensor_arg(checker *c, const ast_expr *call, int i) {
     ast_arg *a = (ast_arg *)nth_arg(call->args, i);
     shape s = chk_expr(c, a->value);
@@ -209,7 +201,7 @@ static shape tensor_arg(checker *c, const ast_expr *call, int i) {
  * spreads into a K x K window of every output channel). */
 static shape check_conv(checker *c, ast_expr *e) {
     const char *f = e->str;
-    int transposed = strcmp(f, "conv_transpose2d") == 0;
+    int transposed = e->layer == LAYER_CONV_TRANSPOSE2D;
     int positional = 0, ok = 1, stride = 1, pad = 0, have_stride = 0, have_pad = 0;
     vae_loc pad_loc = e->loc;
     for (const ast_arg *a = e->args; a; a = a->next) {
@@ -305,129 +297,163 @@ static shape check_conv(checker *c, ast_expr *e) {
     return out;
 }
 
-static shape check_call(checker *c, ast_expr *e) {
-    const char *f = e->str;
-    if (strcmp(f, "dense") == 0) {
-        if (!want_args(c, e, 2, 2)) return UNKNOWN;
-        shape in = tensor_arg(c, e, 0);
-        int n;
-        const ast_arg *na = nth_arg(e->args, 1);
-        if (!chk_int_literal(na->value, &n) || n < 1) {
-            ERR(na->loc, "dense() needs a positive integer number of units");
-            return UNKNOWN;
-        }
-        if (in.nd < 0) return UNKNOWN;
-        if (in.nd != 1) {
-            ERR(e->args->loc, "dense() expects a vector, got shape %s (flatten it first)", chk_shape_str(c, in));
-            return UNKNOWN;
-        }
-        const char *base = vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target);
-        const char *name = fresh_param_name(c, base);
-        e->pname = name;
-        shape w = {2, {in.d[0], n}};
-        float bound = 1.0f / sqrtf((float)in.d[0]); /* PyTorch's nn.Linear default */
-        add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
-        add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), chk_vec(n), bound);
-        return chk_vec(n);
+static shape check_dense(checker *c, ast_expr *e) {
+    if (!want_args(c, e, 2, 2)) return UNKNOWN;
+    shape in = tensor_arg(c, e, 0);
+    int n;
+    const ast_arg *na = nth_arg(e->args, 1);
+    if (!chk_int_literal(na->value, &n) || n < 1) {
+        ERR(na->loc, "dense() needs a positive integer number of units");
+        return UNKNOWN;
     }
-    if (is_elementwise(f)) {
-        if (!want_args(c, e, 1, 1)) return UNKNOWN;
-        return tensor_arg(c, e, 0);
+    if (in.nd < 0) return UNKNOWN;
+    if (in.nd != 1) {
+        ERR(e->args->loc, "dense() expects a vector, got shape %s (flatten it first)", chk_shape_str(c, in));
+        return UNKNOWN;
     }
-    if (strcmp(f, "leaky_relu") == 0) {
-        if (!want_args(c, e, 1, 2)) return UNKNOWN;
-        const ast_arg *a = nth_arg(e->args, 1);
-        if (a && a->value->kind != AST_NUM) {
-            ERR(a->loc, "leaky_relu() needs a number as its slope");
-            return UNKNOWN;
-        }
-        return tensor_arg(c, e, 0);
+    const char *base = vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target);
+    const char *name = fresh_param_name(c, base);
+    e->pname = name;
+    shape w = {2, {in.d[0], n}};
+    float bound = 1.0f / sqrtf((float)in.d[0]); /* PyTorch's nn.Linear default */
+    add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
+    add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), chk_vec(n), bound);
+    return chk_vec(n);
+}
+
+/* relu(x), tanh(x), ...: the shape of x */
+static shape check_elementwise(checker *c, ast_expr *e) {
+    if (!want_args(c, e, 1, 1)) return UNKNOWN;
+    return tensor_arg(c, e, 0);
+}
+
+static shape check_leaky_relu(checker *c, ast_expr *e) {
+    if (!want_args(c, e, 1, 2)) return UNKNOWN;
+    const ast_arg *a = nth_arg(e->args, 1);
+    if (a && a->value->kind != AST_NUM) {
+        ERR(a->loc, "leaky_relu() needs a number as its slope");
+        return UNKNOWN;
     }
-    if (strcmp(f, "concat") == 0) {
-        if (!want_args(c, e, 2, 16)) return UNKNOWN;
-        long long total = 0;
-        int ok = 1;
-        for (int i = 0; nth_arg(e->args, i); i++) {
-            shape s = tensor_arg(c, e, i);
-            if (s.nd < 0) {
-                ok = 0;
-                continue;
-            }
-            if (s.nd != 1) {
-                ERR(nth_arg(e->args, i)->loc, "concat() joins vectors, got shape %s (flatten it first)",
-                    chk_shape_str(c, s));
-                ok = 0;
-                continue;
-            }
-            total += s.d[0];
+    return tensor_arg(c, e, 0);
+}
+
+static shape check_concat(checker *c, ast_expr *e) {
+    if (!want_args(c, e, 2, 16)) return UNKNOWN;
+    long long total = 0;
+    int ok = 1;
+    for (int i = 0; nth_arg(e->args, i); i++) {
+        shape s = tensor_arg(c, e, i);
+        if (s.nd < 0) {
+            ok = 0;
+            continue;
         }
-        if (ok && !chk_fits(c, e->loc, (double)total, "concat()", "values per example")) return UNKNOWN;
-        return ok ? chk_vec((int)total) : UNKNOWN;
+        if (s.nd != 1) {
+            ERR(nth_arg(e->args, i)->loc, "concat() joins vectors, got shape %s (flatten it first)", chk_shape_str(c, s));
+            ok = 0;
+            continue;
+        }
+        total += s.d[0];
     }
-    if (strcmp(f, "onehot") == 0) {
-        if (!want_args(c, e, 1, 1)) return UNKNOWN;
-        const ast_expr *z = e->args->value;
-        if (z->kind == AST_NAME)
-            for (binding *b = c->env; b; b = b->next)
-                if (strcmp(b->name, z->str) == 0) {
-                    if (b->kind != VAL_CATEGORICAL) {
-                        ERR(z->loc, "onehot() needs a categorical latent; '%s' is not one", z->str);
-                        return UNKNOWN;
-                    }
-                    const vae_latent *l = b->latent;
-                    if (l->ast->shape.ndims == 0) return chk_vec(l->states);
-                    shape s = chk_shape_of_ast(&l->ast->shape);
-                    if (s.nd == VAE_MAX_DIMS) return UNKNOWN;
-                    s.d[s.nd++] = l->states;
-                    return s;
-                }
-        if (z->kind == AST_NAME) {
-            chk_unknown_name(c, z);
-            return UNKNOWN;
-        }
+    if (ok && !chk_fits(c, e->loc, (double)total, "concat()", "values per example")) return UNKNOWN;
+    return ok ? chk_vec((int)total) : UNKNOWN;
+}
+
+/* onehot(y): y's shape with its states as the last dimension */
+static shape check_onehot(checker *c, ast_expr *e) {
+    if (!want_args(c, e, 1, 1)) return UNKNOWN;
+    const ast_expr *z = e->args->value;
+    if (z->kind != AST_NAME) {
         ERR(z->loc, "onehot() needs the name of a categorical latent");
         return UNKNOWN;
     }
-    if (strcmp(f, "reshape") == 0) {
-        int n = chk_count_args(e->args);
-        if (n < 2 || !positional_only(c, e)) {
-            if (n < 2) ERR(e->loc, "reshape() takes a tensor and at least one dimension");
-            return UNKNOWN;
-        }
-        shape in = tensor_arg(c, e, 0);
-        shape out = {0, {0}};
-        for (int i = 1; i < n; i++) {
-            int d;
-            const ast_arg *a = nth_arg(e->args, i);
-            if (!chk_int_literal(a->value, &d) || d < 1) {
-                ERR(a->loc, "reshape() dimensions must be positive integers");
+    for (binding *b = c->env; b; b = b->next)
+        if (strcmp(b->name, z->str) == 0) {
+            if (b->kind != VAL_CATEGORICAL) {
+                ERR(z->loc, "onehot() needs a categorical latent; '%s' is not one", z->str);
                 return UNKNOWN;
             }
-            if (out.nd == VAE_MAX_DIMS) {
-                ERR(a->loc, "too many dimensions (at most %d)", VAE_MAX_DIMS);
-                return UNKNOWN;
-            }
-            out.d[out.nd++] = d;
+            const vae_latent *l = b->latent;
+            if (l->ast->shape.ndims == 0) return chk_vec(l->states);
+            shape s = chk_shape_of_ast(&l->ast->shape);
+            if (s.nd == VAE_MAX_DIMS) return UNKNOWN;
+            s.d[s.nd++] = l->states;
+            return s;
         }
-        if (in.nd < 0) return UNKNOWN;
-        if (chk_shape_values(in) != chk_shape_values(out)) {
-            ERR(e->loc, "cannot reshape %s (%s values) to %s (%s values)", chk_shape_str(c, in),
-                chk_count_str(c, chk_shape_exact(in)), chk_shape_str(c, out), chk_count_str(c, chk_shape_exact(out)));
-            return UNKNOWN;
-        }
-        return out;
-    }
-    if (strcmp(f, "flatten") == 0) {
-        if (!want_args(c, e, 1, 1)) return UNKNOWN;
-        shape in = tensor_arg(c, e, 0);
-        return in.nd < 0 ? UNKNOWN : chk_vec(chk_shape_size(in));
-    }
-    if (strcmp(f, "normal") == 0 || strcmp(f, "bernoulli") == 0 || strcmp(f, "categorical") == 0) {
-        ERR(e->loc, "a distribution can only be returned, not used as a value");
+    chk_unknown_name(c, z);
+    return UNKNOWN;
+}
+
+static shape check_reshape(checker *c, ast_expr *e) {
+    int n = chk_count_args(e->args);
+    if (n < 2 || !positional_only(c, e)) {
+        if (n < 2) ERR(e->loc, "reshape() takes a tensor and at least one dimension");
         return UNKNOWN;
     }
-    if (strcmp(f, "conv2d") == 0 || strcmp(f, "conv_transpose2d") == 0) return check_conv(c, e);
-    ERR(e->loc, "unknown function '%s'", f);
+    shape in = tensor_arg(c, e, 0);
+    shape out = {0, {0}};
+    for (int i = 1; i < n; i++) {
+        int d;
+        const ast_arg *a = nth_arg(e->args, i);
+        if (!chk_int_literal(a->value, &d) || d < 1) {
+            ERR(a->loc, "reshape() dimensions must be positive integers");
+            return UNKNOWN;
+        }
+        if (out.nd == VAE_MAX_DIMS) {
+            ERR(a->loc, "too many dimensions (at most %d)", VAE_MAX_DIMS);
+            return UNKNOWN;
+        }
+        out.d[out.nd++] = d;
+    }
+    if (in.nd < 0) return UNKNOWN;
+    if (chk_shape_values(in) != chk_shape_values(out)) {
+        ERR(e->loc, "cannot reshape %s (%s values) to %s (%s values)", chk_shape_str(c, in),
+            chk_count_str(c, chk_shape_exact(in)), chk_shape_str(c, out), chk_count_str(c, chk_shape_exact(out)));
+        return UNKNOWN;
+    }
+    return out;
+}
+
+static shape check_flatten(checker *c, ast_expr *e) {
+    if (!want_args(c, e, 1, 1)) return UNKNOWN;
+    shape in = tensor_arg(c, e, 0);
+    return in.nd < 0 ? UNKNOWN : chk_vec(chk_shape_size(in));
+}
+
+/* The one list of the layers and functions a network may call (their names are the language's;
+ * tests/editors.sh reads them from here): each with its shape rule, which also declares its
+ * parameters.  The lowering dispatches on the `layer` the checker records. */
+static const struct {
+    const char *name;
+    vae_layer layer;
+    shape (*check)(checker *c, ast_expr *e);
+} LAYERS[] = {
+    {"dense", LAYER_DENSE, check_dense},
+    {"conv2d", LAYER_CONV2D, check_conv},
+    {"conv_transpose2d", LAYER_CONV_TRANSPOSE2D, check_conv},
+    {"relu", LAYER_RELU, check_elementwise},
+    {"tanh", LAYER_TANH, check_elementwise},
+    {"sigmoid", LAYER_SIGMOID, check_elementwise},
+    {"softplus", LAYER_SOFTPLUS, check_elementwise},
+    {"elu", LAYER_ELU, check_elementwise},
+    {"exp", LAYER_EXP, check_elementwise},
+    {"leaky_relu", LAYER_LEAKY_RELU, check_leaky_relu},
+    {"concat", LAYER_CONCAT, check_concat},
+    {"onehot", LAYER_ONEHOT, check_onehot},
+    {"reshape", LAYER_RESHAPE, check_reshape},
+    {"flatten", LAYER_FLATTEN, check_flatten},
+};
+
+static shape check_call(checker *c, ast_expr *e) {
+    const char *f = e->str;
+    for (size_t i = 0; i < sizeof LAYERS / sizeof LAYERS[0]; i++)
+        if (strcmp(f, LAYERS[i].name) == 0) {
+            e->layer = LAYERS[i].layer;
+            return LAYERS[i].check(c, e);
+        }
+    if (strcmp(f, "normal") == 0 || strcmp(f, "bernoulli") == 0 || strcmp(f, "categorical") == 0)
+        ERR(e->loc, "a distribution can only be returned, not used as a value");
+    else
+        ERR(e->loc, "unknown function '%s'", f);
     return UNKNOWN;
 }
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The editor files (editors/) cannot drift from the language: each names every
 # keyword of the lexer (lexer/lexer.l; and `prior`, which version 1 adds) and every
-# layer, distribution and estimator that the checker (parser/check.c) knows (parser/check*.c).  The
+# layer (parser/check_expr.c LAYERS), distribution and estimator that the checker knows (parser/check*.c).  The
 # TextMate grammar and the VS Code manifest parse as JSON; Vim detects *.vae and
 # loads the syntax without an error.
 . "${top_srcdir:-.}/tests/lib.sh"
@@ -9,7 +9,7 @@ ed="$top_srcdir/editors"
 files="$ed/vim/syntax/vae.vim $ed/emacs/vae-mode.el $ed/vscode/syntaxes/vae.tmLanguage.json"
 keywords=$(sed -n 's/^"\([a-z_]*\)"[[:space:]]*{ *return T_.*/\1/p' "$top_srcdir/lexer/lexer.l")
 checker=$(grep -ho 'strcmp(f, "[a-z_0-9]*")' "$top_srcdir"/parser/check*.c | sed 's/.*"\(.*\)")/\1/'
-    sed -n 's/.*ELEMENTWISE\[\] = {\(.*\)};/\1/p' "$top_srcdir"/parser/check*.c | tr -d '",' | tr ' ' '\n' | grep -v NULL
+    sed -n 's/^ *{"\([a-z_0-9]*\)", LAYER_.*/\1/p' "$top_srcdir"/parser/check*.c
     sed -n 's/^ *{"\([a-z_]*\)", EST_.*/\1/p' "$top_srcdir"/parser/check*.c)
 [ "$(echo "$keywords" | wc -w)" -ge 10 ] || fail "found only these keywords in lexer/lexer.l: $keywords"
 [ "$(echo "$checker" | wc -w)" -ge 20 ] || fail "found only these names in parser/check*.c: $checker"
