@@ -135,9 +135,8 @@ g_node *env_lookup(lowering *L, const char *name) {
     return NULL;
 }
 
-g_node *param_node(lowering *L, const char *name, int rows) {
-    const vae_param *p = vae_model_param(L->g->model, name);
-    if (!p) abort(); /* the checker registered every parameter */
+g_node *param_node(lowering *L, int index, int rows) {
+    const vae_param *p = &L->g->model->params[index]; /* the checker registered every parameter */
     g_node *n = g_new(L->g, G_PARAM, rows, (int)(p->size / rows));
     n->param = p;
     n->needs_grad = !L->detach_params;
@@ -191,10 +190,8 @@ value scalar(double c) {
 static value lower_dense(lowering *L, const ast_expr *e) {
     g_graph *g = L->g;
     g_node *x = lower_node(L, e->args->value);
-    const char *wname = vae_pool_printf(g->pool, "%s.weight", e->pname);
-    const char *bname = vae_pool_printf(g->pool, "%s.bias", e->pname);
-    g_node *w = param_node(L, wname, x->cols);
-    g_node *b = param_node(L, bname, 1);
+    g_node *w = param_node(L, e->param, x->cols);
+    g_node *b = param_node(L, e->param + 1, 1);
     g_node *xw = g_matmul(g, x, 0, w, 0);
     xw->label = e->pname;
     g_node *y = g_map2(g, vx_bin(g, VX_ADD, vx_in(g, 0), vx_in(g, 1)), xw, b);
@@ -219,10 +216,8 @@ static value lower_conv(lowering *L, const ast_expr *e) {
         x = g_transpose(g, x, cv->in_c, in_pixels, x->rows * in_pixels, cv->in_c);
         x->pixels = in_pixels;
     }
-    const char *wname = vae_pool_printf(g->pool, "%s.weight", e->pname);
-    const char *bname = vae_pool_printf(g->pool, "%s.bias", e->pname);
-    g_node *w = param_node(L, wname, transposed ? cv->in_c : k * k * cv->in_c);
-    g_node *b = param_node(L, bname, 1);
+    g_node *w = param_node(L, e->param, transposed ? cv->in_c : k * k * cv->in_c);
+    g_node *b = param_node(L, e->param + 1, 1);
     g_node *y;
     if (!transposed) {
         g_window win = {cv->in_c, cv->in_h, cv->in_w, k, cv->stride, cv->pad};
@@ -318,7 +313,7 @@ value lower(lowering *L, const ast_expr *e) {
     case AST_STR: break; /* the checker refused it */
     case AST_NAME: return tensor(env_lookup(L, e->str));
     case AST_CALL: return lower_call(L, e);
-    case AST_PARAM: return tensor(param_node(L, e->pname, 1));
+    case AST_PARAM: return tensor(param_node(L, e->param, 1));
     case AST_NEG: {
         value v = lower(L, e->lhs);
         if (!v.node) return scalar(-v.c);

@@ -29,7 +29,7 @@ typedef struct {
 
 void env_bind(lowering *L, const char *name, g_node *n);
 g_node *env_lookup(lowering *L, const char *name);
-g_node *param_node(lowering *L, const char *name, int rows);
+g_node *param_node(lowering *L, int index, int rows);
 value tensor(g_node *n);
 value scalar(double c);
 value lower(lowering *L, const ast_expr *e);

@@ -129,6 +129,8 @@ struct ast_expr {
     int dims[VAE_MAX_DIMS];
     int size;          /* nodes in this subtree (names, numbers, calls, operators), at most VAE_MAX_EXPR_SIZE + 1 */
     const char *pname; /* dense, conv and param: the parameter name the checker gave this call site */
+    int param;         /* ... and the index in vae_model.params of its first parameter (dense and conv:
+                          the weight, the bias next), which the lowering reads: no lookup by name */
     ast_conv conv;     /* conv2d, conv_transpose2d: the geometry the checker found */
     vae_layer layer;   /* calls: which layer the checker found (LAYER_NONE before it ran) */
 };

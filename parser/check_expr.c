@@ -89,21 +89,21 @@ static const char *fresh_param_name(checker *c, const char *base) {
     return base;
 }
 
-/* Adds a parameter tensor; refuses one, or a total, that vaec cannot index
- * (returns 0). */
+/* Adds a parameter tensor and returns its index in m->params; refuses one, or a
+ * total, that vaec cannot index (returns -1). */
 static int add_param(checker *c, vae_loc loc, const char *name, shape s, float bound) {
     vae_model *m = c->m;
     if (m->nparams == VAE_MAX_PARAMS) {
         ERR(loc, "too many parameter tensors (at most %d)", VAE_MAX_PARAMS);
-        return 0;
+        return -1;
     }
     if (!chk_fits(c, loc, chk_shape_exact(s), vae_pool_printf(c->pool, "parameter '%s' %s", name, chk_shape_str(c, s)), "values"))
-        return 0;
-    if (c->params_too_many) return 0;
+        return -1;
+    if (c->params_too_many) return -1;
     if (!chk_fits(c, loc, (double)m->param_floats + chk_shape_exact(s),
               vae_pool_printf(c->pool, "with '%s' the model's parameters", name), "values")) {
         c->params_too_many = 1;
-        return 0;
+        return -1;
     }
     vae_param *p = &m->params[m->nparams++];
     p->name = name;
@@ -114,7 +114,7 @@ static int add_param(checker *c, vae_loc loc, const char *name, shape s, float b
     p->init_bound = bound;
     p->owner = c->owner;
     m->param_floats += p->size;
-    return 1;
+    return m->nparams - 1;
 }
 
 /* ---------------------------------------------------------------- expressions */
@@ -291,7 +291,7 @@ static shape check_conv(checker *c, ast_expr *e) {
     int fan_in = transposed ? channels * k * k : g.in_c * k * k;
     float bound = 1.0f / sqrtf((float)fan_in);
     shape w = transposed ? (shape){4, {g.in_c, k, k, channels}} : (shape){4, {k, k, g.in_c, channels}};
-    add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
+    e->param = add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
     add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), chk_vec(channels), bound);
     shape out = {3, {channels, g.out_h, g.out_w}};
     return out;
@@ -316,7 +316,7 @@ static shape check_dense(checker *c, ast_expr *e) {
     e->pname = name;
     shape w = {2, {in.d[0], n}};
     float bound = 1.0f / sqrtf((float)in.d[0]); /* PyTorch's nn.Linear default */
-    add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
+    e->param = add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
     add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), chk_vec(n), bound);
     return chk_vec(n);
 }
@@ -478,7 +478,8 @@ shape chk_expr(checker *c, ast_expr *e) {
         memcpy(s.d, e->dims, sizeof s.d);
         const char *name = fresh_param_name(c, vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target));
         e->pname = name;
-        return add_param(c, e->loc, name, s, 0.0f) ? s : UNKNOWN; /* a shape too large goes no further */
+        e->param = add_param(c, e->loc, name, s, 0.0f);
+        return e->param >= 0 ? s : UNKNOWN; /* a shape too large goes no further */
     }
     case AST_NEG: return chk_expr(c, e->lhs);
     case AST_BINOP: {
