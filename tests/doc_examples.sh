@@ -40,3 +40,18 @@ while [ "$i" -le "$n" ]; do
 done
 [ "$checked" -ge 2 ] && [ "$wrong" -ge 1 ] || fail "only $checked examples and $wrong wrong ones found"
 echo "ok   docs/language.md: $checked examples check and are formatted; each of the $wrong wrong ones prints the error shown"
+
+# docs/estimators.md has a row with its formula for every estimator of the checker's table
+# (parser/check_estimator.c ESTIMATORS), and one naming each of its options but beta (which
+# every estimator takes: docs/language.md)
+table="$top_srcdir/parser/check_estimator.c"
+est="$top_srcdir/docs/estimators.md"
+rows=$(sed -n 's/^ *{"\([a-z_]*\)", EST_[A-Z_]*, {\([^}]*\)}.*/\1 \2/p' "$table" | tr -d '",')
+[ "$(echo "$rows" | wc -l)" -ge 9 ] || fail "found only these estimators in $table: $rows"
+echo "$rows" | while read -r name options; do
+    grep -q "^| \`$name[(\`].*| [^|]\{12,\} |" "$est" || fail "$est has no row with a formula for '$name'"
+    for o in $options; do
+        [ "$o" = beta ] || grep -q "^| \`$name(.*$o:.*| [^|]\{12,\} |" "$est" || fail "$est has no row for $name's option '$o'"
+    done
+done || exit 1
+echo "ok   docs/estimators.md: a row with a formula for each of the $(echo "$rows" | wc -l) estimators and each option"
