@@ -44,6 +44,18 @@ done
 [ "$n" -ge 40 ] || fail "only $n models formatted"
 echo "ok   $n examples and golden inputs: formatted twice gives the same text; vaec check says the same"
 
+# The layout depends on the tokens alone: each example without its comments and blank lines
+# formats the same when written all on one line with wider spaces
+for f in examples/*.vae; do
+    sed 's/#.*//' "$f" | grep -v '^[[:space:]]*$' >"$work/plain.vae"
+    tr '\n' ' ' <"$work/plain.vae" | sed 's/ /   /g; s/$/\n/' >"$work/one_line.vae"
+    [ "$(wc -l <"$work/one_line.vae")" -eq 1 ] || fail "could not write $f on one line"
+    "$vaec" fmt <"$work/plain.vae" >"$work/plain.out" && "$vaec" fmt <"$work/one_line.vae" >"$work/one_line.out" \
+        || fail "vaec fmt refused $f on one line"
+    cmp -s "$work/plain.out" "$work/one_line.out" || { diff "$work/plain.out" "$work/one_line.out"; fail "$f on one line formats differently"; }
+done
+echo "ok   every example written on one line formats as it does on its own lines"
+
 diff -u tests/fmt/comments.expected "$work/after/comments.vae" || fail "tests/fmt/comments.vae formats differently"
 grep '^#' tests/fmt/comments.vae | while read -r c; do
     grep -qxF "$c" "$work/after/comments.vae" || fail "the comment '$c' is not on a line of its own any more"
