@@ -2,6 +2,7 @@
  * (parser/format.c), each whole or not at all; - or no file: stdin to stdout. */
 #include "src/fmt.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +54,11 @@ static int rewrite(const char *path, const char *text, size_t len) {
     char err[VR_PATH_MAX + 256];
     struct stat st;
     vr_output out = {0};
-    if (stat(path, &st) != 0 || vr_output_open(&out, path, err, sizeof err) != 0) {
-        if (!out.f) snprintf(err, sizeof err, "cannot write %s", path);
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "vaec fmt: error: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    if (vr_output_open(&out, path, err, sizeof err) != 0) {
         fprintf(stderr, "vaec fmt: error: %s\n", err);
         return 1;
     }

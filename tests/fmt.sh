@@ -90,6 +90,11 @@ grep -q "bad.vae:2:11: error: " "$work/err" && grep -q '^              \^$' "$wo
     || { cat "$work/err"; fail "no file:line:col diagnostic with a caret"; }
 printf 'model m\ndata x[4] binary\n' | cmp -s - "$work/bad.vae" || fail "vaec fmt changed a file that does not parse"
 cmp -s "$work/good.vae" tests/fmt/comments.expected || fail "the file after a refused one was not formatted"
+cp tests/fmt/comments.vae "$work/target.vae"
+ln -s target.vae "$work/link.vae"
+"$vaec" fmt "$work/link.vae" 2>"$work/err" && fail "vaec fmt wrote through a symbolic link"
+grep -q "link.vae: is a symbolic link" "$work/err" || { cat "$work/err"; fail "a symbolic link is refused without saying so"; }
+cmp -s "$work/target.vae" tests/fmt/comments.vae || fail "vaec fmt changed the target of a symbolic link it refused"
 "$vaec" fmt --bogus "$work/good.vae" 2>"$work/err" && fail "an unknown option is accepted"
 grep -q "unknown option '--bogus'" "$work/err" || fail "an unknown option is not named"
-echo "ok   a file that does not parse is refused with file:line:col and left as it is"
+echo "ok   a file that does not parse is refused with file:line:col and left as it is; so is a symbolic link, by name"
