@@ -101,7 +101,7 @@ static fmt_item *lex_items(vae_source *src, int *n_out) {
     int n = 0, cap = 0, kind, taken = 0, prev_kind = 0;
     YYSTYPE lval;
     YYLTYPE loc;
-    do {
+    for (;;) {
         kind = yylex(&lval, &loc, scanner);
         for (; taken < comments.n; taken++) { /* the comments read before this token */
             const vae_comment *c = &comments.items[taken];
@@ -113,7 +113,7 @@ static fmt_item *lex_items(vae_source *src, int *n_out) {
         int unary = kind == '-' && !ends_operand(prev_kind);
         push_item(&items, &n, &cap, (fmt_item){kind, loc.first_line, loc.first_column, text, len, unary});
         prev_kind = kind;
-    } while (1);
+    }
     yy_delete_buffer(buf, scanner);
     yylex_destroy(scanner);
     free(start);
