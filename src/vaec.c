@@ -24,6 +24,7 @@ static const char *const USAGE =
     "\n"
     "commands:\n"
     "  check      parse and check a model; print its summary, parameters and objective\n"
+    "  fmt        rewrite model files in the canonical layout (--check: only say which are not)\n"
     "  train      compile the model with the JIT and train it\n"
     "  eval       evaluate a checkpoint: test ELBO, its terms, and the IWAE estimate of log p(x)\n"
     "  emit-llvm  print the optimised LLVM module\n"
