@@ -668,8 +668,8 @@ static void print_api_each(FILE *o, const char *N, const vae_model *m, int enc) 
     fputs("    free(q), free(t), free(d);\n    return 0;\n}\n\n", o);
 }
 
-/* The deployment API: thin wrappers over the program and the driver's buffers. */
-static void print_api(FILE *o, const char *N, const vae_model *m) {
+/* The model's state: its struct, and N_create and N_free. */
+static void print_api_model(FILE *o, const char *N) {
     fprintf(o,
             "/* ================================================================ the deployment API (%s_*) */\n\n"
             "struct %s_model {\n"
@@ -713,6 +713,10 @@ static void print_api(FILE *o, const char *N, const vae_model *m) {
             "    free(m);\n"
             "}\n\n",
             N, N);
+}
+
+/* N_load and N_save: checkpoints, as vaec reads and writes them. */
+static void print_api_checkpoints(FILE *o, const char *N) {
     fprintf(o,
             "int %s_load(%s_model *m, const char *path, char *err, size_t errlen) {\n"
             "    return vr_checkpoint_load(path, vae_tensors, vae_program.ntensors, m->params, m->m, m->v, &m->step, err,\n"
@@ -723,7 +727,10 @@ static void print_api(FILE *o, const char *N, const vae_model *m) {
             "                              m->v, m->step, err, errlen);\n"
             "}\n\n",
             N, N, N, N);
-    /* a graph run over n rows in chunks of its batch, the last chunk padded */
+}
+
+/* N_rows: a graph run over n rows in chunks of its batch, the last chunk padded. */
+static void print_api_rows(FILE *o, const char *N) {
     fprintf(o,
             "static void %s_rows(%s_model *m, const vr_graph *g, long out, int width, const float *in, int in_width,\n"
             "                   int n, float *result, uint64_t step) {\n"
@@ -742,7 +749,10 @@ static void print_api(FILE *o, const char *N, const vae_model *m) {
             "    free(buf);\n"
             "}\n\n",
             N, N);
-    int enc = has_encode_graph(m);
+}
+
+/* N_encode (a model with an encode graph), N_decode and N_sample: graphs run over rows. */
+static void print_api_codecs(FILE *o, const char *N, int enc) {
     if (enc)
         fprintf(o,
                 "void %s_encode(%s_model *m, const float *x, int n, float *out) {\n"
@@ -763,6 +773,10 @@ static void print_api(FILE *o, const char *N, const vae_model *m) {
             "    m->seed = keep;\n"
             "}\n\n",
             N, N, N, N, N, N);
+}
+
+/* N_elbo, N_iwae (with an encoder) and N_train_step. */
+static void print_api_scores(FILE *o, const char *N, int enc) {
     fprintf(o,
             "double %s_elbo(%s_model *m, const float *x, int n) {\n"
             "    vr_dataset ds = {.n = n, .dim = vae_program.data_dim, .f32 = (float *)x};\n"
@@ -797,6 +811,16 @@ static void print_api(FILE *o, const char *N, const vae_model *m) {
             "    return value / g->batch;\n"
             "}\n\n",
             N, N);
+}
+
+/* The deployment API: thin wrappers over the program and the driver's buffers. */
+static void print_api(FILE *o, const char *N, const vae_model *m) {
+    int enc = has_encode_graph(m);
+    print_api_model(o, N);
+    print_api_checkpoints(o, N);
+    print_api_rows(o, N);
+    print_api_codecs(o, N, enc);
+    print_api_scores(o, N, enc);
     print_api_each(o, N, m, enc);
 }
 
@@ -1108,27 +1132,9 @@ static void print_prologue(FILE *c, const char *N, const char *c_name, const cha
           c);
 }
 
-int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_path, FILE *c, FILE *h,
-               const char *header_name, FILE *err) {
-    g_graph *gs[8];
-    vae_build_opts opts = *o;
-    opts.double_precision = 0;
-    opts.api = 1;
-    opts.prior_decode = 0; /* the emitted API's sample() returns draws of x */
-    int n = vae_build_graphs(u, &opts, gs, err);
-    if (!n) return -1;
-    const vae_model *m = vae_unit_model(u);
-    const char *N = m->name; /* an identifier: the lexer admits nothing else */
-    const g_graph *train = NULL;
-    for (int i = 0; i < n; i++)
-        if (gs[i]->purpose == GRAPH_TRAIN) train = gs[i];
-    char c_name[VR_PATH_MAX]; /* model.c beside header_name (model.h): the names the user chose */
-    snprintf(c_name, sizeof c_name, "%.*s.c", (int)strcspn(header_name, "\n") - 2, header_name);
-    print_prologue(c, N, c_name, header_name, source_path);
-    print_runtime(c);
-    fprintf(c, "/* ================================================================ model %s */\n#include ", N);
-    print_string(c, header_name);
-    fputs("\n\n", c);
+/* What the kernels share: their buffers, and the elementwise helpers that some graph calls
+ * (the same arithmetic as llvm.c's). */
+static void print_kernel_helpers(FILE *c, g_graph *const *gs, int n) {
     fputs("/* The buffers every kernel reads: A arena, P parameters, G gradients, X data. */\n"
           "typedef struct {\n    float *A, *P, *G;\n    const float *X;\n    const vr_ctx *ctx;\n} vae_buffers;\n\n",
           c);
@@ -1186,12 +1192,13 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
     if (used & (1u << VX_STEP)) fputs("static inline float vae_step(float a) { return a > 0.0f ? 1.0f : 0.0f; }\n", c);
     if (used & (1u << VX_MAX)) fputs("static inline float vae_max(float a, float b) { return a > b ? a : b; }\n", c);
     fputc('\n', c);
-    for (int i = 0; i < n; i++) print_graph(c, gs[i]);
-    print_program(c, m, gs, n);
-    /* the train block's settings, as the command line's defaults */
+}
+
+/* The train block's settings, as the emitted trainer's defaults for its command line. */
+static void print_defaults(FILE *c, const vae_model *m, int shards) {
     const vae_train_settings *t = &m->train;
     fputs("#define VAE_MODEL_NAME ", c);
-    print_string(c, N);
+    print_string(c, m->name);
     fputs("\n#define VAE_DEFAULT_DATA ", c);
     if (t->data) print_string(c, t->data);
     else fputs("NULL", c);
@@ -1213,7 +1220,34 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
                "#define VAE_DEFAULT_OPTIMIZER %s\n#define VAE_DEFAULT_SEED %lluu\n#define VAE_DEFAULT_WARMUP %.17g\n"
                "#define VAE_SHARDS %d\n\n",
             t->epochs, t->lr, t->momentum, t->optimizer == OPT_ADAM ? "VR_ADAM" : "VR_SGD", t->seed, t->warmup,
-            o->shards > 1 ? o->shards : 1);
+            shards > 1 ? shards : 1);
+}
+
+int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_path, FILE *c, FILE *h,
+               const char *header_name, FILE *err) {
+    g_graph *gs[8];
+    vae_build_opts opts = *o;
+    opts.double_precision = 0;
+    opts.api = 1;
+    opts.prior_decode = 0; /* the emitted API's sample() returns draws of x */
+    int n = vae_build_graphs(u, &opts, gs, err);
+    if (!n) return -1;
+    const vae_model *m = vae_unit_model(u);
+    const char *N = m->name; /* an identifier: the lexer admits nothing else */
+    const g_graph *train = NULL;
+    for (int i = 0; i < n; i++)
+        if (gs[i]->purpose == GRAPH_TRAIN) train = gs[i];
+    char c_name[VR_PATH_MAX]; /* model.c beside header_name (model.h): the names the user chose */
+    snprintf(c_name, sizeof c_name, "%.*s.c", (int)strcspn(header_name, "\n") - 2, header_name);
+    print_prologue(c, N, c_name, header_name, source_path);
+    print_runtime(c);
+    fprintf(c, "/* ================================================================ model %s */\n#include ", N);
+    print_string(c, header_name);
+    fputs("\n\n", c);
+    print_kernel_helpers(c, gs, n);
+    for (int i = 0; i < n; i++) print_graph(c, gs[i]);
+    print_program(c, m, gs, n);
+    print_defaults(c, m, o->shards);
     print_api(c, N, m);
     print_main(c);
     print_header(h, N, m, train, source_path, c_name, header_name);

@@ -396,42 +396,115 @@ void chk_print_dist(FILE *out, const vae_dist *d) {
     }
 }
 
-void vae_print_objective(FILE *out, const vae_model *m) {
-    const vae_estimator *e = &m->est;
-    const char *x = m->data ? m->data->name : "x";
-    char z[256] = "";
+/* ---- the objective: an estimator's formula (check_estimator.c ESTIMATORS) written out */
+
+typedef struct {
+    const vae_model *m;
+    const vae_latent *l; /* the latent of an @ line */
+    char z[256];         /* the latents' names, comma-separated */
+} formula_env;
+
+/* Whether {?COND:...} holds (check_estimator.c lists the conditions). */
+static int formula_cond(const vae_estimator *e, const char *c, size_t n) {
+    const struct { const char *name; int holds; } conds[] = {
+        {"many", e->samples > 1}, {"dreg", e->dreg},       {"hard", e->hard},
+        {"soft", !e->hard},       {"net", e->baseline != NULL}, {"loo", e->baseline_loo},
+        {"plain", !e->baseline && !e->baseline_loo},
+    };
+    for (size_t i = 0; i < sizeof conds / sizeof conds[0]; i++)
+        if (strlen(conds[i].name) == n && strncmp(conds[i].name, c, n) == 0) return conds[i].holds;
+    return 0;
+}
+
+/* The value of {NAME}; 0, or -1 when NAME is not known (the text is then written as it is). */
+static int formula_var(FILE *out, const formula_env *env, const char *v, size_t n) {
+    const vae_estimator *e = &env->m->est;
+    const vae_latent *l = env->l;
+    int scale = l && l->posterior.b_is_scale;
+#define IS(name) (n == sizeof(name) - 1 && strncmp(v, name, n) == 0)
+    if (IS("x")) fputs(env->m->data ? env->m->data->name : "x", out);
+    else if (IS("z")) fputs(env->z, out);
+    else if (IS("zi") && l) fputs(l->name, out);
+    else if (IS("S")) fprintf(out, "%d", e->samples);
+    else if (IS("T")) fprintf(out, "%g", e->temperature > 0 ? e->temperature : 1.0);
+    else if (IS("B")) fputs(e->baseline ? e->baseline->name : "?", out);
+    else if (IS("beta")) { if (e->beta != 1) fprintf(out, "%g * ", e->beta); }
+    else if (IS("avg")) { if (e->samples > 1) fprintf(out, "(1/%d) sum_{s=1..%d} ", e->samples, e->samples); }
+    else if (IS("s")) { if (e->samples > 1) fputs("_s", out); }
+    else if (IS("sd") && l) fputs(scale ? "scale" : "exp(logvar / 2)", out);
+    else if (IS("kl") && l)
+        fputs(scale ? "0.5 * sum(mean^2 + scale^2 - 1 - 2 log scale)" : "0.5 * sum(mean^2 + exp(logvar) - 1 - logvar)", out);
+    else return -1;
+#undef IS
+    return 0;
+}
+
+/* The index of the '}' that closes the '{' at t[i], or n. */
+static size_t matching_brace(const char *t, size_t i, size_t n) {
+    for (int depth = 0; i < n; i++) {
+        depth += (t[i] == '{') - (t[i] == '}');
+        if (depth == 0) return i;
+    }
+    return n;
+}
+
+/* Writes t[0, n) with its {NAME}s and {?COND:text}s expanded; other braces (sum_{k=1..{S}})
+ * are text, their insides expanded. */
+static void formula_expand(FILE *out, const formula_env *env, const char *t, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        size_t close = t[i] == '{' ? matching_brace(t, i, n) : n;
+        if (close == n) {
+            fputc(t[i], out);
+            continue;
+        }
+        const char *body = t + i + 1, *colon = memchr(body, ':', close - i - 1);
+        if (body[0] == '?' && colon) {
+            if (formula_cond(&env->m->est, body + 1, (size_t)(colon - body - 1)))
+                formula_expand(out, env, colon + 1, (size_t)(t + close - colon - 1));
+        } else if (formula_var(out, env, body, close - i - 1)) {
+            fputc('{', out);
+            continue;
+        }
+        i = close;
+    }
+}
+
+/* One line of the formula; nothing when it expands to nothing (a condition that does not hold). */
+static void formula_line(FILE *out, const formula_env *env, const char *t, size_t n, int first) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (!mem) abort();
+    formula_expand(mem, env, t, n);
+    fclose(mem);
+    if (len) fprintf(out, "%s%s\n", first ? "  maximise  " : "    ", text);
+    free(text);
+}
+
+static void print_formula(FILE *out, const vae_model *m, const char *formula) {
+    formula_env env = {.m = m};
     size_t n = 0;
     for (int i = 0; i < m->nlatents; i++)
-        n += (size_t)snprintf(z + n, sizeof z - n, "%s%s", i ? "," : "", m->latents[i].name);
-    if (m->structured) {
-        chk_print_structured_objective(out, m);
-        fprintf(out, "  averaged over the batch; the gradient is derived at compile time\n");
-        return;
+        n += (size_t)snprintf(env.z + n, sizeof env.z - n, "%s%s", i ? "," : "", m->latents[i].name);
+    for (const char *line = formula, *end; *line; line = *end ? end + 1 : end) {
+        end = strchr(line, '\n');
+        if (!end) end = line + strlen(line);
+        if (*line != '@') {
+            env.l = NULL;
+            formula_line(out, &env, line, (size_t)(end - line), line == formula);
+        } else
+            for (int i = 0; i < m->nlatents; i++) { /* once per latent */
+                env.l = &m->latents[i];
+                formula_line(out, &env, line + 1, (size_t)(end - line - 1), 0);
+            }
     }
-    switch (e->kind) {
-    case EST_REPARAM: {
-        int S = e->samples;
-        fprintf(out, "  maximise  ELBO(%s) = ", x);
-        if (S > 1) fprintf(out, "(1/%d) sum_{s=1..%d} ", S, S);
-        fprintf(out, "log p(%s | %s%s)", x, z, S > 1 ? "_s" : "");
-        if (e->beta != 1) fprintf(out, " - %g * ", e->beta);
-        else fputs(" - ", out);
-        fputs("KL(q(", out);
-        fprintf(out, "%s | %s) || p(%s))\n", z, x, z);
-        for (int i = 0; i < m->nlatents; i++) {
-            const vae_latent *l = &m->latents[i];
-            fprintf(out, "    %s%s = mean + %s * eps%s,  eps%s ~ normal(0, 1)   (reparameterised)\n", l->name,
-                    S > 1 ? "_s" : "", l->posterior.b_is_scale ? "scale" : "exp(logvar / 2)", S > 1 ? "_s" : "",
-                    S > 1 ? "_s" : "");
-            if (l->posterior.b_is_scale)
-                fprintf(out, "    KL = 0.5 * sum(mean^2 + scale^2 - 1 - 2 log scale)   (closed form)\n");
-            else
-                fprintf(out, "    KL = 0.5 * sum(mean^2 + exp(logvar) - 1 - logvar)   (closed form)\n");
-        }
-        break;
-    }
-    default: fprintf(out, "  maximise  the %s objective (see docs/estimators.md)\n", vae_estimator_name(e->kind));
-    }
+}
+
+void vae_print_objective(FILE *out, const vae_model *m) {
+    const char *formula = chk_estimator_formula(m->est.kind);
+    if (m->structured) chk_print_structured_objective(out, m);
+    else if (formula) print_formula(out, m, formula);
+    else fprintf(out, "  maximise  the %s objective (see docs/estimators.md)\n", vae_estimator_name(m->est.kind));
     fprintf(out, "  averaged over the batch; the gradient is derived at compile time\n");
 }
 
@@ -457,11 +530,8 @@ void vae_print_summary(FILE *out, const vae_model *m) {
         chk_print_dist(out, &m->likelihood);
         fputc('\n', out);
     }
-    fprintf(out, "  estimator %s", vae_estimator_name(m->est.kind));
-    if (m->est.samples != 1) fprintf(out, " (samples: %d)", m->est.samples);
-    if (m->est.beta != 1) fprintf(out, " (beta: %g)", m->est.beta);
-    if (m->est.baseline || m->est.baseline_loo)
-        fprintf(out, " (baseline: %s)", m->est.baseline_loo ? "loo" : m->est.baseline->name);
+    fputs("  estimator ", out);
+    chk_print_estimator(out, &m->est);
     fputc('\n', out);
     fprintf(out, "  parameters %ld in %d tensors\n", m->param_floats, m->nparams);
     for (int i = 0; i < m->nparams; i++) {

@@ -19,23 +19,91 @@ typedef struct {
     int enumerates;    /* needs every joint state */
     int needs_encoder;
     int built;         /* implemented by this version's code generator */
+    /* The objective as vaec check writes it (vae_print_objective expands it): lines; {x} the
+     * data, {z} the latents, {S} the samples, {T} the temperature, {B} the baseline network,
+     * {beta} "F * " when beta is not 1, {avg} "(1/S) sum_{s=1..S} " and {s} "_s" when S > 1;
+     * {?COND:text} only when COND (many, dreg, hard, soft, net, loo, plain) holds; a line that
+     * starts with @ is written once per latent, with {zi} its name, {sd} and {kl} its spread
+     * and closed-form KL.  docs/estimators.md has the same formulas. */
+    const char *formula;
 } estimator_info;
 
 #define ANY_LATENT ((1u << LATENT_NORMAL) | (1u << LATENT_CATEGORICAL) | (1u << LATENT_BERNOULLI))
 #define DISCRETE ((1u << LATENT_CATEGORICAL) | (1u << LATENT_BERNOULLI))
 
+#define KL_Q_P "KL(q({z} | {x}) || p({z}))"
+
 static const estimator_info ESTIMATORS[] = {
-    {"analytic", EST_ANALYTIC, {"beta"}, DISCRETE, 1, 1, 1},
-    {"uniform", EST_UNIFORM, {"samples", "beta"}, DISCRETE, 1, 1, 1},
-    {"reinforce", EST_REINFORCE, {"samples", "baseline", "beta"}, ANY_LATENT, 0, 1, 1},
-    {"reparam", EST_REPARAM, {"samples", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1},
-    {"iwae", EST_IWAE, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1},
-    {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0, 1},
-    {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0, 1},
-    {"vimco", EST_VIMCO, {"samples", "beta"}, DISCRETE, 0, 1, 1},
-    {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, 1u << LATENT_CATEGORICAL, 0, 1, 1},
+    {"analytic", EST_ANALYTIC, {"beta"}, DISCRETE, 1, 1, 1,
+     "ELBO({x}) = sum_{z} q({z} | {x}) log p({x} | {z}) - {beta}" KL_Q_P "\n"
+     "every joint state of {z} summed (the decoder runs once per state); KL in closed form"},
+    {"uniform", EST_UNIFORM, {"samples", "beta"}, DISCRETE, 1, 1, 1,
+     "ELBO({x}) ~= {avg}J q({z}{s} | {x}) log p({x} | {z}{s}) - {beta}" KL_Q_P "\n"
+     "{z}{s} drawn uniformly from the J joint states of {z}; KL in closed form"},
+    {"reinforce", EST_REINFORCE, {"samples", "baseline", "beta"}, ANY_LATENT, 0, 1, 1,
+     "ELBO({x}) ~= {avg}log p({x} | {z}{s}) - {beta}" KL_Q_P ",  {z}{s} ~ q({z} | {x})\n"
+     "gradient of q: {avg}(log p({x} | {z}{s}) - c{s}) grad log q({z}{s} | {x})   (score function)\n"
+     "{?plain:c = 0 (no baseline)}{?net:c = log p_{B}({x}), the baseline network {B}, trained by maximum likelihood "
+     "in the same step}{?loo:c{s} = the mean of log p({x} | {z}_t) over the example's other samples t != s (leave one "
+     "out)}\n"
+     "KL in closed form"},
+    {"reparam", EST_REPARAM, {"samples", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1,
+     "ELBO({x}) = {avg}log p({x} | {z}{s}) - {beta}" KL_Q_P "\n"
+     "@{zi}{s} = mean + {sd} * eps{s},  eps{s} ~ normal(0, 1)   (reparameterised)\n"
+     "@KL = {kl}   (closed form)"},
+    {"iwae", EST_IWAE, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1,
+     "IWAE({x}) = log (1/{S}) sum_{k=1..{S}} w_k,  log w_k = log p({x} | {z}_k) + {beta}(log p({z}_k) - log q({z}_k | "
+     "{x}))\n"
+     "@{zi}_k = mean + {sd} * eps_k,  eps_k ~ normal(0, 1)   (reparameterised)\n"
+     "{?dreg:gradient: doubly reparameterised (DReG): the encoder follows sum_k w~_k^2 d log w_k / d z_k, the decoder "
+     "sum_k w~_k grad log p({x}, {z}_k); w~_k = w_k / sum_j w_j}"},
+    {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0, 1,
+     "log p({x}) >= log (1/{S}) sum_{k=1..{S}} p({x} | {z}_k),  {z}_k ~ p({z})   (the fixed prior; no encoder)"},
+    {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0, 1,
+     "log p({x}) = log sum_{z} p({z}) p({x} | {z})   (every joint state of {z}; no encoder)"},
+    {"vimco", EST_VIMCO, {"samples", "beta"}, DISCRETE, 0, 1, 1,
+     "IWAE({x}) = log (1/{S}) sum_{k=1..{S}} w_k,  log w_k = log p({x} | {z}_k) + {beta}(log p({z}_k) - log q({z}_k | "
+     "{x})),  {z}_k ~ q({z} | {x})\n"
+     "gradient of q: sum_k (IWAE - IWAE_-k) grad log q({z}_k | {x}), IWAE_-k with w_k replaced by the geometric mean of "
+     "the other weights (leave-one-out control variates)"},
+    {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, 1u << LATENT_CATEGORICAL, 0, 1, 1,
+     "ELBO({x}) ~= {avg}log p({x} | y{s}) - {beta}" KL_Q_P "\n"
+     "y{s} = softmax((logits + g{s}) / {T}) per variable,  g{s} ~ Gumbel(0, 1)   (the relaxed {z}; KL in closed form)\n"
+     "{?soft:the reported ELBO is at the discrete samples onehot(argmax y{s})}"
+     "{?hard:straight-through: the decoder sees onehot(argmax y{s}), the gradient is y{s}'s}"},
 };
 #define NESTIMATORS (sizeof ESTIMATORS / sizeof ESTIMATORS[0])
+
+const char *chk_estimator_formula(vae_estimator_kind k) {
+    for (size_t i = 0; i < NESTIMATORS; i++)
+        if (ESTIMATORS[i].kind == k) return ESTIMATORS[i].formula;
+    return NULL;
+}
+
+/* The summary's `estimator NAME(option: value, ...)`: each option of the table (elbo: samples
+ * and beta) whose value is not its default, as a model would write it. */
+void chk_print_estimator(FILE *out, const vae_estimator *e) {
+    static const char *const elbo_options[] = {"samples", "beta", NULL};
+    const char *const *options = elbo_options;
+    for (size_t i = 0; i < NESTIMATORS; i++)
+        if (ESTIMATORS[i].kind == e->kind) options = ESTIMATORS[i].options;
+    fputs(vae_estimator_name(e->kind), out);
+    const char *sep = "(";
+    for (int i = 0; i < 5 && options[i]; i++) {
+        const char *o = options[i];
+        if (strcmp(o, "samples") == 0 && e->samples != 1) fprintf(out, "%ssamples: %d", sep, e->samples);
+        else if (strcmp(o, "beta") == 0 && e->beta != 1) fprintf(out, "%sbeta: %g", sep, e->beta);
+        else if (strcmp(o, "temperature") == 0 && e->temperature > 0 && e->temperature != 1)
+            fprintf(out, "%stemperature: %g", sep, e->temperature);
+        else if (strcmp(o, "hard") == 0 && e->hard) fprintf(out, "%shard: true", sep);
+        else if (strcmp(o, "gradient") == 0 && e->dreg) fprintf(out, "%sgradient: dreg", sep);
+        else if (strcmp(o, "baseline") == 0 && (e->baseline || e->baseline_loo))
+            fprintf(out, "%sbaseline: %s", sep, e->baseline_loo ? "loo" : e->baseline->name);
+        else continue;
+        sep = ", ";
+    }
+    if (sep[0] == ',') fputc(')', out);
+}
 
 const char *vae_estimator_name(vae_estimator_kind k) {
     if (k == EST_ELBO) return "elbo";

@@ -90,6 +90,8 @@ void chk_print_structured(FILE *out, const vae_model *m);
 void chk_print_structured_objective(FILE *out, const vae_model *m);
 /* version 0 estimators (check_estimator.c) */
 void chk_estimator(checker *c, const ast_estimator *e);
+const char *chk_estimator_formula(vae_estimator_kind k); /* the table's template; NULL for elbo */
+void chk_print_estimator(FILE *out, const vae_estimator *e);
 /* version 1 estimators (check_elbo.c) */
 void chk_elbo(checker *c, const ast_estimator *e);
 void chk_elbo_from_v0(checker *c);

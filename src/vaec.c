@@ -10,6 +10,7 @@
 #include "codegen/graph.h"
 #include "parser/model.h"
 #include "src/export.h"
+#include "src/fmt.h"
 #include "parser/settings.h"
 #include "src/gradvar.h"
 #include "src/mpi.h"
@@ -23,6 +24,7 @@ static const char *const USAGE =
     "\n"
     "commands:\n"
     "  check      parse and check a model; print its summary, parameters and objective\n"
+    "  fmt        rewrite model files in the canonical layout (--check: only say which are not)\n"
     "  train      compile the model with the JIT and train it\n"
     "  eval       evaluate a checkpoint: test ELBO, its terms, and the IWAE estimate of log p(x)\n"
     "  emit-llvm  print the optimised LLVM module\n"
@@ -558,11 +560,12 @@ int main(int argc, char **argv) {
                VAE_GZIP_READER, vaec_mpi_describe(mpi, sizeof mpi));
         return 0;
     }
-    /* the picture commands parse their own options (src/picture_commands.c) */
+    /* the picture commands and fmt parse their own options (src/picture_commands.c, src/fmt.c) */
     static const struct {
         const char *name;
         int (*main)(int, char **);
-    } pictures[] = {{"sample", vaec_sample_main}, {"reconstruct", vaec_reconstruct_main}, {"plot", vaec_plot_main}};
+    } pictures[] = {{"sample", vaec_sample_main}, {"reconstruct", vaec_reconstruct_main}, {"plot", vaec_plot_main},
+                    {"fmt", vaec_fmt_main}};
     for (size_t i = 0; i < sizeof pictures / sizeof pictures[0]; i++)
         if (strcmp(argv[1], pictures[i].name) == 0) return pictures[i].main(argc - 2, argv + 2);
     static const struct {

@@ -193,6 +193,74 @@ static void test_check_accepts_the_mixture_model(void) {
     free(c.errors);
 }
 
+/* vaec check's estimator line and objective for GAUSS or MIXTURE with another estimator line. */
+static char *summary_with(const char *model, const char *estimator) {
+    const char *at = strstr(model, "estimator "), *end = strchr(at, '\n') + 1;
+    char *text = NULL, *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    fprintf(f, "%.*sestimator %s\n%s", (int)(at - model), model, estimator, end);
+    fclose(f);
+    FILE *err = fopen("/dev/null", "w");
+    vae_source *src = vae_source_from_string("t.vae", text, err);
+    ast_model *ast = vae_parse(src);
+    vae_model m;
+    f = open_memstream(&out, &len);
+    if (ast && vae_check(src, ast, &m) == 0) {
+        vae_print_summary(f, &m);
+        vae_print_objective(f, &m);
+    } else
+        fputs("(does not check)", f);
+    fclose(f);
+    fclose(err);
+    vae_source_free(src);
+    free(text);
+    return out;
+}
+
+/* Every version 0 estimator writes its objective as a formula (the table's, every
+ * placeholder expanded) and every option it was given in the summary. */
+static void test_check_writes_every_estimator_out(void) {
+    static const struct {
+        const char *model, *estimator, *summary, *formula[3];
+    } cases[] = {
+        {MIXTURE, "reinforce(samples: 2, baseline: loo, beta: 0.5)", "estimator reinforce(samples: 2, baseline: loo, beta: 0.5)\n",
+         {"(1/2) sum_{s=1..2} log p(x | z_s) - 0.5 * KL(q(z | x) || p(z))", "c_s = the mean of log p(x | z_t)"}},
+        {MIXTURE, "reinforce(samples: 3, baseline: b)", "estimator reinforce(samples: 3, baseline: b)\n",
+         {"c = log p_b(x), the baseline network b", "- c_s) grad log q(z_s | x)"}},
+        {MIXTURE, "reinforce", "estimator reinforce\n", {"c = 0 (no baseline)", "(log p(x | z) - c) grad log q(z | x)"}},
+        {MIXTURE, "analytic(beta: 2)", "estimator analytic(beta: 2)\n",
+         {"ELBO(x) = sum_z q(z | x) log p(x | z) - 2 * KL(q(z | x) || p(z))"}},
+        {MIXTURE, "uniform(samples: 4)", "estimator uniform(samples: 4)\n",
+         {"(1/4) sum_{s=1..4} J q(z_s | x) log p(x | z_s)", "uniformly from the J joint states"}},
+        {MIXTURE, "exact", "estimator exact\n", {"log p(x) = log sum_z p(z) p(x | z)"}},
+        {MIXTURE, "prior(samples: 7)", "estimator prior(samples: 7)\n", {"log (1/7) sum_{k=1..7} p(x | z_k),  z_k ~ p(z)"}},
+        {MIXTURE, "vimco(samples: 5)", "estimator vimco(samples: 5)\n",
+         {"log (1/5) sum_{k=1..5} w_k", "z_k ~ q(z | x)", "leave-one-out control variates"}},
+        {MIXTURE, "gumbel(samples: 2, temperature: 0.25, hard: true)",
+         "estimator gumbel(samples: 2, temperature: 0.25, hard: true)\n",
+         {"y_s = softmax((logits + g_s) / 0.25)", "straight-through"}},
+        {MIXTURE, "gumbel", "estimator gumbel\n", {"y = softmax((logits + g) / 1)", "at the discrete samples"}},
+        {GAUSS, "reparam(samples: 3, beta: 0.5)", "estimator reparam(samples: 3, beta: 0.5)\n",
+         {"(1/3) sum_{s=1..3} log p(x | z_s) - 0.5 * KL", "z_s = mean + exp(logvar / 2) * eps_s",
+          "KL = 0.5 * sum(mean^2 + exp(logvar) - 1 - logvar)"}},
+        {GAUSS, "iwae(samples: 4, gradient: dreg)", "estimator iwae(samples: 4, gradient: dreg)\n",
+         {"IWAE(x) = log (1/4) sum_{k=1..4} w_k", "z_k = mean + exp(logvar / 2) * eps_k", "doubly reparameterised"}},
+        {GAUSS, "iwae(samples: 4, beta: 3)", "estimator iwae(samples: 4, beta: 3)\n",
+         {"log w_k = log p(x | z_k) + 3 * (log p(z_k) - log q(z_k | x))"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out = summary_with(cases[i].model, cases[i].estimator);
+        int ok = strstr(out, cases[i].summary) && !strstr(out, "see docs/estimators.md");
+        for (int k = 0; k < 3 && cases[i].formula[k]; k++) ok &= strstr(out, cases[i].formula[k]) != NULL;
+        for (const char *b = strchr(out, '{'); b; b = strchr(b + 1, '{')) ok &= b - out >= 4 && strncmp(b - 4, "sum_", 4) == 0;
+        ok &= (strstr(cases[i].estimator, "dreg") != NULL) == (strstr(out, "doubly") != NULL);
+        if (!ok) printf("\n%s:\n%s", cases[i].estimator, out);
+        CU_ASSERT_TRUE(ok);
+        free(out);
+    }
+}
+
 static void test_check_convolution_shapes(void) {
     checked c = check_text("model m\ndata x[784] : binary\nlatent z[2] ~ normal(0, 1)\n"
                            "encoder q(z | x) { h = conv2d(reshape(x, 1, 28, 28), 8, 4, stride: 2, pad: 1)\n"
@@ -429,6 +497,7 @@ int main(void) {
         {"structured: cvae; version 0 stays one level", test_structured_cvae_and_version0},
         {"structured: AST dump", test_structured_ast_dump},
         {"check: estimator misuse", test_check_estimator_misuse},
+        {"check writes every estimator's options and formula", test_check_writes_every_estimator_out},
         {"check: distributions and shapes", test_check_distributions_and_shapes},
         {"syntax errors are all reported", test_syntax_errors_are_all_reported},
         {NULL, NULL},
