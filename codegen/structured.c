@@ -148,7 +148,7 @@ static g_node *relaxed_draw(pass *P, int i) {
     const vae_latent *l = &P->m->latents[i];
     const vae_latent_estimator *e = &l->est;
     g_node *noise = g_new(g, G_NOISE, R_of(P), l->width);
-    noise->gumbel = 1;
+    noise->noise = NOISE_GUMBEL;
     noise->stream = i;
     noise->group = P->J * P->S;
     noise->label = vae_pool_printf(g->pool, "gumbel %s", l->name);

@@ -34,6 +34,8 @@ static const estimator_info ESTIMATORS[] = {
     {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0, 1},
     {"vimco", EST_VIMCO, {"samples", "beta"}, DISCRETE, 0, 1, 1},
     {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, 1u << LATENT_CATEGORICAL, 0, 1, 1},
+    {"arm", EST_ARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1, 1},
+    {"disarm", EST_DISARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1, 1},
 };
 #define NESTIMATORS (sizeof ESTIMATORS / sizeof ESTIMATORS[0])
 
@@ -85,11 +87,24 @@ static int rows_fit(checker *c, const ast_estimator *e, int enumerates) {
               vae_pool_printf(c->pool, "enumerating the latents' %s joint states, %s values each", chk_count_str(c, joint), n),
               "values"))
         return 0;
-    int S = m->est.samples;
+    int S = m->est.samples * vae_estimator_rows_per_sample(m->est.kind);
     return chk_fits(c, e->loc, S * widest,
                 vae_pool_printf(c->pool, "estimator '%s' with %d sample%s of %s values per example", e->name, S,
                                 S == 1 ? "" : "s", n), "values");
 }
+
+/* Why an estimator refuses a latent of kind k, and what applies instead. */
+static const char *why_not_applicable(const estimator_info *info, vae_latent_kind k) {
+    if (info->latents == 1u << LATENT_BERNOULLI) /* arm, disarm */
+        return k == LATENT_NORMAL ? "it needs bernoulli latents; a normal latent takes reparam"
+                                  : "it needs bernoulli latents; a categorical latent takes reinforce(baseline: loo), "
+                                    "vimco or gumbel";
+    if (k == LATENT_NORMAL) return "it needs enumerable (categorical or bernoulli) latents";
+    return info->kind == EST_GUMBEL ? "it relaxes categorical latents only" : "it needs a reparameterisable (normal) latent";
+}
+
+/* Rows of the training step per example and sample: arm and disarm decode an antithetic pair. */
+int vae_estimator_rows_per_sample(vae_estimator_kind k) { return k == EST_ARM || k == EST_DISARM ? 2 : 1; }
 
 void chk_estimator(checker *c, const ast_estimator *e) {
     vae_model *m = c->m;
@@ -103,7 +118,7 @@ void chk_estimator(checker *c, const ast_estimator *e) {
         if (strcmp(ESTIMATORS[i].name, e->name) == 0) info = &ESTIMATORS[i];
     if (!info) {
         ERR(e->loc, "unknown estimator '%s' (expected analytic, uniform, reinforce, reparam, iwae, prior, exact, "
-                    "vimco or gumbel)", e->name);
+                    "vimco, gumbel, arm or disarm)", e->name);
         return;
     }
     est->kind = info->kind;
@@ -170,10 +185,7 @@ void chk_estimator(checker *c, const ast_estimator *e) {
         if (!chk_inferred(l)) continue; /* an observed label */
         if (!(info->latents & (1u << l->kind))) {
             ERR(e->loc, "estimator '%s' does not apply to %s latent '%s' (%s)", e->name, chk_latent_kind_name(l->kind),
-                l->name,
-                l->kind == LATENT_NORMAL ? "it needs enumerable (categorical or bernoulli) latents"
-                : info->kind == EST_GUMBEL ? "it relaxes categorical latents only"
-                                           : "it needs a reparameterisable (normal) latent");
+                l->name, why_not_applicable(info, l->kind));
             ok = 0;
         }
         if (info->needs_encoder && !l->encoder) {
