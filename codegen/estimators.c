@@ -294,9 +294,10 @@ static int build_iwae(lowering *L, int B, int K) {
 
 /* ---------------------------------------------------------------- Gumbel-softmax */
 
-/* gumbel(samples: S, temperature: T [, hard: true]) for categorical latents
+/* gumbel(samples: S, temperature: T [, hard: true]) for discrete latents
  * (Jang et al. 2017; Maddison et al. 2017): y = softmax((log q + g) / T) per
- * variable, g ~ Gumbel, fed to the decoder; the objective is
+ * variable, g ~ Gumbel, fed to the decoder (a Bernoulli latent: the binary
+ * concrete y = sigmoid((logits + L) / T), L logistic); the objective is
  * (1/S) sum_s log p(x | y_s) - beta KL(q || p) in closed form.  With hard, the
  * decoder sees h = onehot(argmax) in the forward pass and y's gradient in the
  * backward pass: h + (y - sg(y)), exactly h in value.  The reported ELBO is
@@ -310,11 +311,17 @@ static int build_gumbel(lowering *L, int B, int S) {
     g_node *y[VAE_MAX_LATENTS], *h[VAE_MAX_LATENTS];
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
+        int binary = l->kind == LATENT_BERNOULLI;
         g_node *noise = g_new(g, G_NOISE, B * S, l->width);
-        noise->noise = NOISE_GUMBEL;
+        noise->noise = binary ? NOISE_LOGISTIC : NOISE_GUMBEL;
         noise->stream = i;
         noise->group = S;
-        noise->label = vae_pool_printf(g->pool, "gumbel %s", l->name);
+        noise->label = vae_pool_printf(g->pool, "%s %s", binary ? "logistic" : "gumbel", l->name);
+        if (binary) {
+            binary_concrete(g, P.q[i].table, noise, T, m->est.hard, &h[i], &y[i]);
+            h[i]->label = l->name;
+            continue;
+        }
         g_node *a = g_map2(g, BIN(VX_DIV, BIN(VX_ADD, IN(0), IN(1)), C(T)), P.q[i].table, noise);
         g_node *mx = rowmax(g, a, l->nvars);
         g_node *e = g_map2(g, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), a, mx);

@@ -142,17 +142,25 @@ static g_node *discrete_draw(pass *P, int i, logprob t) {
     return detached(z);
 }
 
-/* Gumbel-softmax at the latent's rows, as build_gumbel (estimators.c) does for version 0. */
+/* Gumbel-softmax (binary concrete for a Bernoulli latent) at the latent's rows, as build_gumbel
+ * (estimators.c) does for version 0. */
 static g_node *relaxed_draw(pass *P, int i) {
     g_graph *g = P->g;
     const vae_latent *l = &P->m->latents[i];
     const vae_latent_estimator *e = &l->est;
+    int binary = l->kind == LATENT_BERNOULLI;
     g_node *noise = g_new(g, G_NOISE, R_of(P), l->width);
-    noise->noise = NOISE_GUMBEL;
+    noise->noise = binary ? NOISE_LOGISTIC : NOISE_GUMBEL;
     noise->stream = i;
     noise->group = P->J * P->S;
-    noise->label = vae_pool_printf(g->pool, "gumbel %s", l->name);
+    noise->label = vae_pool_printf(g->pool, "%s %s", binary ? "logistic" : "gumbel", l->name);
     double T = e->temperature > 0 ? e->temperature : 1.0;
+    if (binary) {
+        g_node *h, *y;
+        binary_concrete(g, P->qt[i].table, noise, T, e->hard, &h, P->hard_values ? NULL : &y);
+        h->label = l->name;
+        return P->hard_values ? h : y;
+    }
     g_node *a = g_map2(g, BIN(VX_DIV, BIN(VX_ADD, IN(0), IN(1)), C(T)), P->qt[i].table, noise);
     g_node *mx = rowmax(g, a, l->nvars);
     g_node *h = detached(g_map2(g, vx_select(g, BIN(VX_SUB, IN(1), IN(0)), C(0), C(1)), a, mx));

@@ -94,8 +94,8 @@ static void elbo_rules(checker *c) {
         if (e->kind == EST_REPARAM && l->kind != LATENT_NORMAL)
             ERR(e->loc, "reparam applies to normal latents; '%s' is %s (use analytic, reinforce or gumbel)", l->name,
                 kind);
-        if (e->kind == EST_GUMBEL && l->kind != LATENT_CATEGORICAL)
-            ERR(e->loc, "gumbel relaxes categorical latents only; '%s' is %s", l->name, kind);
+        if (e->kind == EST_GUMBEL && l->kind == LATENT_NORMAL)
+            ERR(e->loc, "gumbel relaxes discrete (categorical or bernoulli) latents; '%s' is normal (use reparam)", l->name);
         if (e->baseline_loo && m->est.samples < 2)
             ERR(e->loc, "reinforce(baseline: loo) needs at least 2 samples: each sample's baseline is the mean of the "
                         "others (add samples: 2 to elbo(...))");
@@ -155,6 +155,9 @@ void chk_elbo_from_v0(checker *c) {
         ERR(est->loc, "estimator 'uniform' is not yet for structured models (use analytic or reinforce)");
     if (est->kind == EST_IWAE && est->dreg)
         ERR(est->loc, "iwae(gradient: dreg) is not yet for structured models");
+    if (est->kind == EST_ARM || est->kind == EST_DISARM)
+        ERR(est->loc, "estimator '%s' is not yet for structured models (use reinforce(samples: 2, baseline: loo) or "
+                      "gumbel on their bernoulli latents)", vae_estimator_name(est->kind));
     if (est->kind != EST_ANALYTIC && est->kind != EST_REPARAM && est->kind != EST_REINFORCE && est->kind != EST_GUMBEL)
         return;
     for (int i = 0; i < m->nlatents; i++) {

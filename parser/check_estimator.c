@@ -33,7 +33,7 @@ static const estimator_info ESTIMATORS[] = {
     {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0, 1},
     {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0, 1},
     {"vimco", EST_VIMCO, {"samples", "beta"}, DISCRETE, 0, 1, 1},
-    {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, 1u << LATENT_CATEGORICAL, 0, 1, 1},
+    {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, DISCRETE, 0, 1, 1},
     {"arm", EST_ARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1, 1},
     {"disarm", EST_DISARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1, 1},
 };
@@ -99,8 +99,9 @@ static const char *why_not_applicable(const estimator_info *info, vae_latent_kin
         return k == LATENT_NORMAL ? "it needs bernoulli latents; a normal latent takes reparam"
                                   : "it needs bernoulli latents; a categorical latent takes reinforce(baseline: loo), "
                                     "vimco or gumbel";
+    if (info->kind == EST_GUMBEL) return "it relaxes discrete (categorical or bernoulli) latents; a normal latent takes reparam";
     if (k == LATENT_NORMAL) return "it needs enumerable (categorical or bernoulli) latents";
-    return info->kind == EST_GUMBEL ? "it relaxes categorical latents only" : "it needs a reparameterisable (normal) latent";
+    return "it needs a reparameterisable (normal) latent";
 }
 
 /* Rows of the training step per example and sample: arm and disarm decode an antithetic pair. */

@@ -163,10 +163,66 @@ static void test_pair_value_is_the_mean(void) {
     release(&a);
 }
 
+/* The largest |z| of mean - truth over every coordinate, and the relative bias |mean - truth| / |truth|. */
+static double largest_z(const zprog *d, const double *mean, const double *var, const double *truth, int R, double *bias) {
+    double worst = 0, off = 0, norm = 0;
+    for (long i = 0; i < d->rt->param_floats; i++) {
+        double z = fabs(mean[i] - truth[i]) / (sqrt(var[i] / R) + 1e-12);
+        if (fabs(mean[i] - truth[i]) > 1e-9 && z > worst) worst = z;
+        off += (mean[i] - truth[i]) * (mean[i] - truth[i]);
+        norm += truth[i] * truth[i];
+    }
+    *bias = sqrt(off / norm);
+    return worst;
+}
+
+/* Binary concrete is biased (its gradient is the relaxed objective's): the bias is measured, and
+ * the z-test above must see it (which shows the test has the power to reject a biased estimator).
+ * Straight-through decodes the discrete draw: its values are those of the relaxed estimator's
+ * discrete samples. */
+static void test_binary_concrete_bias(void) {
+    enum { B = 3, R = 10000 };
+    zprog exact = build(bernoulli_with("analytic"), B);
+    size_t P = (size_t)exact.rt->param_floats;
+    double *params = malloc(P * sizeof(double)), x[B * 6];
+    double *truth = malloc(P * sizeof(double)), *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double));
+    for (size_t i = 0; i < P; i++) params[i] = 2 * (vr_uniform(11, 3, i) - 0.5);
+    random_bits(x, B * 6, 12);
+    run(&exact, params, x, 0);
+    memcpy(truth, exact.grads, P * sizeof(double));
+    const char *estimators[] = {"gumbel(temperature: 1)", "gumbel(temperature: 0.3)", "gumbel(temperature: 1, hard: true)",
+                                "gumbel(temperature: 0.3, hard: true)"};
+    double bias[4];
+    for (int e = 0; e < 4; e++) {
+        zprog d = build(bernoulli_with(estimators[e]), B);
+        moments(&d, params, x, R, mean, var);
+        double z = largest_z(&d, mean, var, truth, R, &bias[e]);
+        printf("\n    %-36s relative bias %.3f, largest |z| %.1f", estimators[e], bias[e], z);
+        CU_ASSERT(z > 4);
+        CU_ASSERT(bias[e] > 0 && bias[e] < 1);
+        release(&d);
+    }
+    CU_ASSERT(bias[1] < bias[0]); /* the relaxation's bias shrinks with the temperature */
+    zprog soft = build(bernoulli_with("gumbel(samples: 2, temperature: 0.5)"), B);
+    zprog hard = build(bernoulli_with("gumbel(samples: 2, temperature: 0.5, hard: true)"), B);
+    run(&soft, params, x, 5);
+    run(&hard, params, x, 5);
+    for (int r = 0; r < B * 2; r++)
+        CU_ASSERT_EQUAL(soft.arena[soft.rt->train.recon_rows + r], hard.arena[hard.rt->train.recon_rows + r]);
+    release(&soft);
+    release(&hard);
+    free(params);
+    free(truth);
+    free(mean);
+    free(var);
+    release(&exact);
+}
+
 int main(void) {
     static const test_case tests[] = {
         {"arm and disarm are unbiased, disarm's variance at most arm's", test_arm_and_disarm},
         {"the antithetic pair's value is its mean", test_pair_value_is_the_mean},
+        {"binary concrete: bias measured, straight-through discrete in value", test_binary_concrete_bias},
         {NULL, NULL},
     };
     return run_suite("estimator zoo", tests);
