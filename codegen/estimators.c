@@ -91,6 +91,14 @@ static g_node *normal_sample(lowering *L, prepared *P, int i, int detach) {
     return detach ? detached(z) : z;
 }
 
+/* A copy of a node without gradient: what a density reads for "its parameters stopped". */
+static g_node *stopped(g_graph *g, g_node *n) { return detached(g_map1(g, IN(0), n)); }
+
+/* log q(z | x) at z with the encoder's parameters stopped: gradient: stl (Roeder et al. 2017). */
+static g_node *stl_logq(g_graph *g, const vae_latent *l, prepared *P, int i, g_node *z) {
+    return normal_logq(g, l, stopped(g, P->mean[i]), stopped(g, P->spread[i]), z);
+}
+
 /* ---------------------------------------------------------------- sampled estimators */
 
 static g_node *discrete_sample(lowering *L, prepared *P, int i, int from) {
@@ -143,12 +151,13 @@ static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
     prepared P;
     int with_encoder = kind != SAMPLE_PRIOR && (kind != SAMPLE_IWAE_EVAL || encoders_trained(m));
     if (prepare(L, &P, B, S, with_encoder)) return -1;
-    g_node *z[VAE_MAX_LATENTS], *logq = NULL, *logp = NULL;
+    g_node *z[VAE_MAX_LATENTS], *logq = NULL, *logp = NULL, *logq_stl = NULL;
     double joint = 1;
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
         if (l->kind == LATENT_NORMAL) {
             z[i] = normal_sample(L, &P, i, kind == SAMPLE_REINFORCE);
+            if (kind == SAMPLE_REPARAM && est->stl) logq_stl = sum_nodes(g, logq_stl, stl_logq(g, l, &P, i, z[i]));
             if (with_encoder) logq = sum_nodes(g, logq, normal_logq(g, l, P.mean[i], P.spread[i], z[i]));
             logp = sum_nodes(g, logp, normal_logp(g, z[i]));
         } else {
@@ -181,6 +190,12 @@ static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
         g->out.recon_rows = ll;
         g_node *recon = g_groupsum(g, ll, B); /* sum over the S samples */
         g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), recon, P.kl);
+        if (est->stl) { /* (1/S) sum_s [log p(x|z_s) + beta (log p(z_s) - log q_sg(z_s))]: the KL sampled, its score term dropped */
+            g_node *per = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(3), BIN(VX_SUB, IN(1), IN(2)))), 4,
+                                (g_node *[]){ll, logp, logq_stl, kl_weight(g)}, B * S, 1);
+            set_objective(g, g_map1(g, BIN(VX_MUL, C(1.0 / S), IN(0)), g_groupsum(g, per, B)), 1.0);
+            return 0;
+        }
         g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
                             (g_node *[]){recon, P.kl, kl_weight(g)}, B, 1);
         set_objective(g, sur, 1.0);
@@ -251,7 +266,7 @@ static int build_iwae(lowering *L, int B, int K) {
         const vae_latent *l = &m->latents[i];
         z[i] = normal_sample(L, &P, i, 0);
         if (!dreg) {
-            lq = sum_nodes(g, lq, normal_logq(g, l, P.mean[i], P.spread[i], z[i]));
+            lq = sum_nodes(g, lq, m->est.stl ? stl_logq(g, l, &P, i, z[i]) : normal_logq(g, l, P.mean[i], P.spread[i], z[i]));
             lp = sum_nodes(g, lp, normal_logp(g, z[i]));
             continue;
         }

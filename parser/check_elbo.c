@@ -155,6 +155,8 @@ void chk_elbo_from_v0(checker *c) {
         ERR(est->loc, "estimator 'uniform' is not yet for structured models (use analytic or reinforce)");
     if (est->kind == EST_IWAE && est->dreg)
         ERR(est->loc, "iwae(gradient: dreg) is not yet for structured models");
+    if (est->stl)
+        ERR(est->loc, "%s(gradient: stl) is not yet for structured models", vae_estimator_name(est->kind));
     if (est->kind == EST_ARM || est->kind == EST_DISARM)
         ERR(est->loc, "estimator '%s' is not yet for structured models (use reinforce(samples: 2, baseline: loo) or "
                       "gumbel on their bernoulli latents)", vae_estimator_name(est->kind));

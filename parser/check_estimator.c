@@ -28,7 +28,7 @@ static const estimator_info ESTIMATORS[] = {
     {"analytic", EST_ANALYTIC, {"beta"}, DISCRETE, 1, 1, 1},
     {"uniform", EST_UNIFORM, {"samples", "beta"}, DISCRETE, 1, 1, 1},
     {"reinforce", EST_REINFORCE, {"samples", "baseline", "beta"}, ANY_LATENT, 0, 1, 1},
-    {"reparam", EST_REPARAM, {"samples", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1},
+    {"reparam", EST_REPARAM, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1},
     {"iwae", EST_IWAE, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1},
     {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0, 1},
     {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0, 1},
@@ -51,6 +51,10 @@ void vae_model_settings(const vae_model *m, char *buf, size_t len) {
     snprintf(buf, len, "estimator %s; samples %d; beta %.17g; temperature %.17g; hard %d; dreg %d; baseline %s",
              vae_estimator_name(e->kind), e->samples, e->beta, e->temperature, e->hard, e->dreg,
              e->baseline_loo ? "loo" : e->baseline ? "network" : "none");
+    if (e->stl) { /* only where set: the settings line of every other model stays as it was */
+        size_t n = strlen(buf);
+        snprintf(buf + n, len - n, "; gradient stl");
+    }
     for (int i = 0; e->kind == EST_ELBO && i < m->nlatents; i++) { /* each latent's own */
         const vae_latent_estimator *l = &m->latents[i].est;
         size_t n = strlen(buf);
@@ -155,11 +159,17 @@ void chk_estimator(checker *c, const ast_estimator *e) {
             } else
                 est->hard = strcmp(v->str, "true") == 0;
         } else if (strcmp(a->name, "gradient") == 0) {
-            if (v->kind != AST_NAME || strcmp(v->str, "dreg")) {
-                ERR(a->loc, "'gradient' is dreg (the doubly reparameterised gradient)");
-                ok = 0;
-            } else
+            int iwae = info->kind == EST_IWAE;
+            if (v->kind == AST_NAME && strcmp(v->str, "stl") == 0)
+                est->stl = 1;
+            else if (iwae && v->kind == AST_NAME && strcmp(v->str, "dreg") == 0)
                 est->dreg = 1;
+            else {
+                ERR(a->loc, "%s", iwae ? "'gradient' is dreg (the doubly reparameterised gradient) or stl (sticking the landing)"
+                                       : "reparam's 'gradient' is stl (sticking the landing: the score term dropped); dreg "
+                                         "is for iwae(samples: K, gradient: dreg)");
+                ok = 0;
+            }
         } else if (strcmp(a->name, "baseline") == 0) {
             if (v->kind != AST_NAME) {
                 ERR(a->loc, "'baseline' names a baseline network or is loo");

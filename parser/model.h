@@ -75,6 +75,7 @@ typedef struct {
     const ast_network *baseline; /* reinforce(baseline: b) */
     int baseline_loo;   /* reinforce(baseline: loo) */
     int dreg;           /* iwae(gradient: dreg) */
+    int stl;            /* reparam or iwae(gradient: stl): log q at z with its parameters stopped (sticking the landing) */
     double temperature; /* gumbel */
     int hard;           /* gumbel(hard: true) */
     int trains_encoder; /* its bound goes through the encoders; prior and exact leave them untrained */

@@ -218,11 +218,136 @@ static void test_binary_concrete_bias(void) {
     release(&exact);
 }
 
+/* ---- the linear-Gaussian model: p(z) = N(0, I), p(x | z) = N(z W + b, D); with W's rows orthogonal
+ * under D^-1 the exact posterior is diagonal, N(mu(x), S), S_kk = 1 / (1 + sum_d W_kd^2 / D_d),
+ * mu_k(x) = S_kk sum_d W_kd (x_d - b_d) / D_d: linear in x, so the encoder below can equal it. */
+static const char *LINEAR_GAUSSIAN = "model lg\n"
+                                     "data x[3] : real\n"
+                                     "latent z[2] ~ normal(0, 1)\n"
+                                     "encoder q(z | x) { return normal(mean: dense(x, 2), logvar: param[2]) }\n"
+                                     "decoder p(x | z) { return normal(mean: dense(z, 3), logvar: param[3]) }\n"
+                                     "estimator %s\n";
+
+static char *linear_gaussian_with(const char *est) {
+    static char buf[4][1024];
+    static int next;
+    char *b = buf[next++ % 4];
+    snprintf(b, 1024, LINEAR_GAUSSIAN, est);
+    return b;
+}
+
+static double *param_named(const zprog *d, double *params, const char *name) {
+    for (int t = 0; t < d->m->nparams; t++)
+        if (strcmp(d->m->params[t].name, name) == 0) return params + d->m->params[t].offset;
+    CU_FAIL_FATAL("no such parameter");
+    return NULL;
+}
+
+/* Sets the decoder (W [2, 3] row-major, b, log D) and the encoder at the exact posterior. */
+static void exact_posterior(const zprog *d, double *params) {
+    static const double W[2][3] = {{1, 0, 0.5}, {0, 2, 0}}, b[3] = {0.3, -0.2, 0.1}, logD[3] = {0, -0.6931, 0.6931};
+    double *w = param_named(d, params, "decoder.mean.weight"), *bias = param_named(d, params, "decoder.mean.bias");
+    double *ld = param_named(d, params, "decoder.logvar"), *A = param_named(d, params, "encoder.mean.weight");
+    double *c = param_named(d, params, "encoder.mean.bias"), *lv = param_named(d, params, "encoder.logvar");
+    for (int k = 0; k < 2; k++) {
+        double lam = 1;
+        for (int j = 0; j < 3; j++) lam += W[k][j] * W[k][j] / exp(logD[j]);
+        lv[k] = -log(lam);
+        c[k] = 0;
+        for (int j = 0; j < 3; j++) {
+            A[j * 2 + k] = W[k][j] / exp(logD[j]) / lam; /* dense weights are [in, out] */
+            c[k] -= A[j * 2 + k] * b[j];
+        }
+    }
+    for (int j = 0; j < 3; j++) {
+        bias[j] = b[j];
+        ld[j] = logD[j];
+        for (int k = 0; k < 2; k++) w[k * 3 + j] = W[k][j];
+    }
+}
+
+/* At the exact posterior, log p(x, z) - log q(z | x) = log p(x) for every z: the encoder's gradient
+ * of STL (reparam and iwae) and of DReG is exactly zero on every draw; reparam with the KL in closed
+ * form has a zero mean there (the posterior is the ELBO's optimum) but not a zero variance. */
+static void test_stl_zero_variance_at_the_posterior(void) {
+    enum { B = 4, R = 200 };
+    const char *estimators[] = {"reparam(gradient: stl)", "reparam(samples: 3, gradient: stl)",
+                                "iwae(samples: 3, gradient: stl)", "iwae(samples: 3, gradient: dreg)", "reparam"};
+    double x[B * 3];
+    for (int i = 0; i < B * 3; i++) x[i] = 2 * vr_uniform(21, 1, (uint64_t)i) - 1;
+    for (int e = 0; e < 5; e++) {
+        zprog d = build(linear_gaussian_with(estimators[e]), B);
+        size_t P = (size_t)d.rt->param_floats;
+        double *params = calloc(P, sizeof(double)), *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double));
+        exact_posterior(&d, params);
+        moments(&d, params, x, R, mean, var);
+        double largest = 0, worst_z = 0;
+        for (int t = 0; t < d.m->nparams; t++)
+            if (strncmp(d.m->params[t].name, "encoder.", 8) == 0)
+                for (long i = d.m->params[t].offset; i < d.m->params[t].offset + d.m->params[t].size; i++) {
+                    largest = fmax(largest, var[i]);
+                    worst_z = fmax(worst_z, fabs(mean[i]) / (sqrt(var[i] / R) + 1e-300));
+                }
+        printf("\n    %-36s encoder-gradient variance at the posterior: largest %.3g", estimators[e], largest);
+        if (e < 4) {
+            CU_ASSERT(largest < 1e-20);
+        } else {
+            CU_ASSERT(largest > 1e-4);
+            CU_ASSERT(worst_z < 4);
+        }
+        free(params);
+        free(mean);
+        free(var);
+        release(&d);
+    }
+}
+
+/* Away from the posterior STL is unbiased: its mean gradient is reparam's. Both draw the same
+ * noise at a step, so the test is paired: the mean of the per-draw difference against its standard
+ * error, every coordinate, with samples: 1 and 3. */
+static void test_stl_unbiased(void) {
+    enum { B = 4, R = 6000 };
+    double x[B * 3];
+    for (int i = 0; i < B * 3; i++) x[i] = 2 * vr_uniform(22, 1, (uint64_t)i) - 1;
+    const char *pairs[2][2] = {{"reparam", "reparam(gradient: stl)"}, {"reparam(samples: 3)", "reparam(samples: 3, gradient: stl)"}};
+    for (int k = 0; k < 2; k++) {
+        zprog a = build(linear_gaussian_with(pairs[k][0]), B), s = build(linear_gaussian_with(pairs[k][1]), B);
+        size_t P = (size_t)a.rt->param_floats;
+        double *params = malloc(P * sizeof(double)), *mean = calloc(P, sizeof(double)), *m2 = calloc(P, sizeof(double));
+        for (size_t i = 0; i < P; i++) params[i] = vr_uniform(23, 3, i) - 0.5;
+        for (int r = 0; r < R; r++) {
+            run(&a, params, x, (uint64_t)r + 1);
+            run(&s, params, x, (uint64_t)r + 1);
+            for (size_t i = 0; i < P; i++) {
+                double diff = s.grads[i] - a.grads[i], delta = diff - mean[i];
+                mean[i] += delta / (r + 1);
+                m2[i] += delta * (diff - mean[i]);
+            }
+        }
+        double worst = 0, spread = 0;
+        for (size_t i = 0; i < P; i++) {
+            double se = sqrt(m2[i] / (R - 1) / R);
+            spread = fmax(spread, se);
+            if (fabs(mean[i]) > 1e-9) worst = fmax(worst, fabs(mean[i]) / se);
+        }
+        printf("\n    %s against %s (paired): largest |z| %.2f", pairs[k][1], pairs[k][0], worst);
+        CU_ASSERT(worst < 4);
+        CU_ASSERT(spread > 1e-6); /* the two differ draw by draw: the test is not vacuous */
+        free(params);
+        free(mean);
+        free(m2);
+        release(&a);
+        release(&s);
+    }
+}
+
 int main(void) {
     static const test_case tests[] = {
         {"arm and disarm are unbiased, disarm's variance at most arm's", test_arm_and_disarm},
         {"the antithetic pair's value is its mean", test_pair_value_is_the_mean},
         {"binary concrete: bias measured, straight-through discrete in value", test_binary_concrete_bias},
+        {"STL and DReG: zero encoder-gradient variance at the exact posterior", test_stl_zero_variance_at_the_posterior},
+        {"STL is unbiased", test_stl_unbiased},
         {NULL, NULL},
     };
     return run_suite("estimator zoo", tests);
