@@ -60,6 +60,7 @@ static const certificate CERTIFICATES[] = {
     {"uniform", MODEL_BERNOULLI, 0, NULL, NULL, 0},
     {"arm", MODEL_BERNOULLI, 0, NULL, NULL, 0},
     {"disarm", MODEL_BERNOULLI, 0, NULL, "arm", 0},
+    {"elbo(z: disarm, y: arm, samples: 2)", MODEL_BERNOULLI, 0, NULL, NULL, 0},
     {"gumbel(temperature: 0.5)", MODEL_BERNOULLI, 1, NULL, NULL, 0},
     {"gumbel(temperature: 0.5, hard: true)", MODEL_BERNOULLI, 1, NULL, NULL, 0},
     {"reinforce", MODEL_CATEGORICAL, 0, NULL, NULL, 0},
