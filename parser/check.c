@@ -411,6 +411,12 @@ void vae_print_objective(FILE *out, const vae_model *m) {
     switch (e->kind) {
     case EST_REPARAM: {
         int S = e->samples;
+        if (e->stl) { /* the KL is sampled, not in closed form */
+            fprintf(out, "  maximise  ELBO(%s) by reparam(gradient: stl): log p(%s | %s) + log p(%s) - log q(%s | %s) at "
+                         "reparameterised samples, log q with its parameters stopped (see docs/estimators.md)\n",
+                    x, x, z, z, z, x);
+            break;
+        }
         fprintf(out, "  maximise  ELBO(%s) = ", x);
         if (S > 1) fprintf(out, "(1/%d) sum_{s=1..%d} ", S, S);
         fprintf(out, "log p(%s | %s%s)", x, z, S > 1 ? "_s" : "");
