@@ -235,3 +235,13 @@ g_node *vimco_score(g_graph *g, g_node *logw, g_node *logq, int B, int K) {
     signal->label = "L - L_-k";
     return g_groupsum(g, g_map2(g, BIN(VX_MUL, IN(0), IN(1)), signal, logq), B);
 }
+
+void binary_concrete(g_graph *g, g_node *logits, g_node *noise, double T, int hard, g_node **h, g_node **y) {
+    g_node *a = g_map2(g, BIN(VX_DIV, BIN(VX_ADD, IN(0), IN(1)), C(T)), logits, noise);
+    *h = detached(g_map1(g, U(VX_STEP, IN(0)), a));
+    if (!y) return;
+    *y = g_map1(g, U(VX_SIGMOID, IN(0)), a);
+    if (hard) /* straight through: the value of h, the gradient of the relaxation */
+        *y = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), 3, (g_node *[]){*h, *y, detached(g_map1(g, IN(0), *y))},
+                   a->rows, a->cols);
+}

@@ -45,6 +45,11 @@ g_node *normal_logp(g_graph *g, g_node *z);                 /* log N(z; 0, 1) su
 /* log p(x | z_j) for every example and state [B, J], from decoder outputs [J, D] */
 g_node *loglik_states(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node *b, int J);
 
+/* Binary concrete (Maddison et al. 2017; Jang et al. 2017) for a Bernoulli latent: a = (logits + L) / T,
+ * L standard logistic noise; *h = 1[a > 0], a draw from Bernoulli(sigmoid(logits)) (detached), and,
+ * unless y is NULL, *y = sigmoid(a), or with hard h + (sigmoid(a) - sg(sigmoid(a))) (straight-through). */
+void binary_concrete(g_graph *g, g_node *logits, g_node *noise, double T, int hard, g_node **h, g_node **y);
+
 /* VIMCO's score term sum_k sg(L - L_-k) log q(z_k | x): [B, 1] from log w and log q [B*K, 1]. */
 g_node *vimco_score(g_graph *g, g_node *logw, g_node *logq, int B, int K);
 

@@ -210,7 +210,7 @@ static void out_ref(cw *w, const g_node *n, const char *idx) {
 /* ---- one function per node kind, as llvm.c's emit_* */
 
 static void print_noise(cw *w, const g_node *n) {
-    fprintf(w->o, "    vr_noise_%s_f32(b->ctx, &%c[%ld], %d, %d, %d, %d);\n", n->gumbel ? "gumbel" : "normal",
+    fprintf(w->o, "    vr_noise_%s_f32(b->ctx, &%c[%ld], %d, %d, %d, %d);\n", g_noise_name(n->noise),
             BUFNAME[n->buffer], n->offset, n->rows, n->cols, n->group, n->stream);
 }
 

@@ -91,6 +91,14 @@ static g_node *normal_sample(lowering *L, prepared *P, int i, int detach) {
     return detach ? detached(z) : z;
 }
 
+/* A copy of a node without gradient: what a density reads for "its parameters stopped". */
+static g_node *stopped(g_graph *g, g_node *n) { return detached(g_map1(g, IN(0), n)); }
+
+/* log q(z | x) at z with the encoder's parameters stopped: gradient: stl (Roeder et al. 2017). */
+static g_node *stl_logq(g_graph *g, const vae_latent *l, prepared *P, int i, g_node *z) {
+    return normal_logq(g, l, stopped(g, P->mean[i]), stopped(g, P->spread[i]), z);
+}
+
 /* ---------------------------------------------------------------- sampled estimators */
 
 static g_node *discrete_sample(lowering *L, prepared *P, int i, int from) {
@@ -143,12 +151,13 @@ static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
     prepared P;
     int with_encoder = kind != SAMPLE_PRIOR && (kind != SAMPLE_IWAE_EVAL || encoders_trained(m));
     if (prepare(L, &P, B, S, with_encoder)) return -1;
-    g_node *z[VAE_MAX_LATENTS], *logq = NULL, *logp = NULL;
+    g_node *z[VAE_MAX_LATENTS], *logq = NULL, *logp = NULL, *logq_stl = NULL;
     double joint = 1;
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
         if (l->kind == LATENT_NORMAL) {
             z[i] = normal_sample(L, &P, i, kind == SAMPLE_REINFORCE);
+            if (kind == SAMPLE_REPARAM && est->stl) logq_stl = sum_nodes(g, logq_stl, stl_logq(g, l, &P, i, z[i]));
             if (with_encoder) logq = sum_nodes(g, logq, normal_logq(g, l, P.mean[i], P.spread[i], z[i]));
             logp = sum_nodes(g, logp, normal_logp(g, z[i]));
         } else {
@@ -181,6 +190,12 @@ static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
         g->out.recon_rows = ll;
         g_node *recon = g_groupsum(g, ll, B); /* sum over the S samples */
         g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), recon, P.kl);
+        if (est->stl) { /* (1/S) sum_s [log p(x|z_s) + beta (log p(z_s) - log q_sg(z_s))]: the KL sampled, its score term dropped */
+            g_node *per = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(3), BIN(VX_SUB, IN(1), IN(2)))), 4,
+                                (g_node *[]){ll, logp, logq_stl, kl_weight(g)}, B * S, 1);
+            set_objective(g, g_map1(g, BIN(VX_MUL, C(1.0 / S), IN(0)), g_groupsum(g, per, B)), 1.0);
+            return 0;
+        }
         g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
                             (g_node *[]){recon, P.kl, kl_weight(g)}, B, 1);
         set_objective(g, sur, 1.0);
@@ -251,7 +266,7 @@ static int build_iwae(lowering *L, int B, int K) {
         const vae_latent *l = &m->latents[i];
         z[i] = normal_sample(L, &P, i, 0);
         if (!dreg) {
-            lq = sum_nodes(g, lq, normal_logq(g, l, P.mean[i], P.spread[i], z[i]));
+            lq = sum_nodes(g, lq, m->est.stl ? stl_logq(g, l, &P, i, z[i]) : normal_logq(g, l, P.mean[i], P.spread[i], z[i]));
             lp = sum_nodes(g, lp, normal_logp(g, z[i]));
             continue;
         }
@@ -294,9 +309,10 @@ static int build_iwae(lowering *L, int B, int K) {
 
 /* ---------------------------------------------------------------- Gumbel-softmax */
 
-/* gumbel(samples: S, temperature: T [, hard: true]) for categorical latents
+/* gumbel(samples: S, temperature: T [, hard: true]) for discrete latents
  * (Jang et al. 2017; Maddison et al. 2017): y = softmax((log q + g) / T) per
- * variable, g ~ Gumbel, fed to the decoder; the objective is
+ * variable, g ~ Gumbel, fed to the decoder (a Bernoulli latent: the binary
+ * concrete y = sigmoid((logits + L) / T), L logistic); the objective is
  * (1/S) sum_s log p(x | y_s) - beta KL(q || p) in closed form.  With hard, the
  * decoder sees h = onehot(argmax) in the forward pass and y's gradient in the
  * backward pass: h + (y - sg(y)), exactly h in value.  The reported ELBO is
@@ -310,11 +326,17 @@ static int build_gumbel(lowering *L, int B, int S) {
     g_node *y[VAE_MAX_LATENTS], *h[VAE_MAX_LATENTS];
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
+        int binary = l->kind == LATENT_BERNOULLI;
         g_node *noise = g_new(g, G_NOISE, B * S, l->width);
-        noise->gumbel = 1;
+        noise->noise = binary ? NOISE_LOGISTIC : NOISE_GUMBEL;
         noise->stream = i;
         noise->group = S;
-        noise->label = vae_pool_printf(g->pool, "gumbel %s", l->name);
+        noise->label = vae_pool_printf(g->pool, "%s %s", binary ? "logistic" : "gumbel", l->name);
+        if (binary) {
+            binary_concrete(g, P.q[i].table, noise, T, m->est.hard, &h[i], &y[i]);
+            h[i]->label = l->name;
+            continue;
+        }
         g_node *a = g_map2(g, BIN(VX_DIV, BIN(VX_ADD, IN(0), IN(1)), C(T)), P.q[i].table, noise);
         g_node *mx = rowmax(g, a, l->nvars);
         g_node *e = g_map2(g, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), a, mx);
@@ -373,6 +395,70 @@ static int build_vimco(lowering *L, int B, int K) {
     g->out.value_rows = bound;
     g->value_name = "IWAE bound";
     set_objective(g, g_map2(g, BIN(VX_ADD, IN(0), IN(1)), bound, score), 1.0);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- ARM and DisARM */
+
+/* arm and disarm for Bernoulli latents (Yin & Zhou 2019; Dong, Mnih & Tucker 2020).  One uniform
+ * u per variable and example gives the antithetic pair b = 1[u < s(phi)], b~ = 1[1 - u < s(phi)],
+ * each a draw from q(z | x); the decoder runs once on both, rows doubled (row 2e holds b, row
+ * 2e + 1 holds b~).  With f = log p(x | b) (the KL is in closed form, as for reinforce) and
+ * d = f(b) - f(b~), the gradient for the encoder's logits phi is
+ *   arm:    (f(b~) - f(b)) (u - 1/2)                     = -d (u - 1/2)
+ *   disarm: 1/2 (f(b) - f(b~)) (-1)^b~ 1[b != b~] s(|phi|) = d/2 (b - b~) s(|phi|)
+ * and the decoder's the mean of the pair's.  The surrogate is
+ *   1/2 (f(b) + f(b~)) + sum_i sg(g_i) phi_i - sg(same) - beta KL,
+ * whose value is the pair's mean ELBO. */
+static int build_antithetic(lowering *L, int B, int disarm) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    prepared P;
+    if (prepare(L, &P, B, 2, 1)) return -1;
+    g_node *tilde = detached(g_new(g, G_STATES, 2 * B, 1)); /* row r % 2: 0 on b's rows, 1 on b~'s */
+    tilde->nvars = 1;
+    tilde->states = 2;
+    tilde->bernoulli = 1;
+    tilde->stride = 1;
+    tilde->local = 2;
+    tilde->label = "antithetic";
+    g_node *z[VAE_MAX_LATENTS], *u[VAE_MAX_LATENTS], *b[VAE_MAX_LATENTS], *bt[VAE_MAX_LATENTS];
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        g_node *phi = P.q[i].table;
+        u[i] = g_new(g, G_NOISE, B, l->nvars);
+        u[i]->noise = NOISE_UNIFORM;
+        u[i]->stream = i;
+        u[i]->group = 1;
+        u[i]->label = vae_pool_printf(g->pool, "u %s", l->name);
+        b[i] = detached(g_map2(g, U(VX_STEP, BIN(VX_SUB, U(VX_SIGMOID, IN(0)), IN(1))), phi, u[i]));
+        bt[i] = detached(g_map2(g, U(VX_STEP, BIN(VX_SUB, U(VX_SIGMOID, IN(0)), BIN(VX_SUB, C(1), IN(1)))), phi, u[i]));
+        z[i] = detached(g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(2), BIN(VX_SUB, IN(1), IN(0)))), 3,
+                              (g_node *[]){b[i], bt[i], tilde}, 2 * B, l->nvars));
+        z[i]->label = l->name;
+    }
+    g_node *ll = decode_rows(L, &P, z);
+    if (!ll) return -1;
+    g_node *d = detached(g_groupsum(g, g_map2(g, BIN(VX_MUL, IN(0), BIN(VX_SUB, C(1), BIN(VX_MUL, C(2), IN(1)))), ll, tilde), B));
+    d->label = "f(b) - f(b~)";
+    g_node *score = NULL;
+    for (int i = 0; i < m->nlatents; i++) {
+        g_node *phi = P.q[i].table, *coef;
+        if (disarm) {
+            const vx_expr *abs_phi = BIN(VX_MAX, IN(1), U(VX_NEG, IN(1)));
+            coef = g_map(g, BIN(VX_MUL, BIN(VX_MUL, BIN(VX_MUL, C(0.5), IN(0)), BIN(VX_SUB, IN(2), IN(3))), U(VX_SIGMOID, abs_phi)),
+                         4, (g_node *[]){d, phi, b[i], bt[i]}, B, phi->cols);
+        } else
+            coef = g_map2(g, BIN(VX_MUL, U(VX_NEG, IN(0)), BIN(VX_SUB, IN(1), C(0.5))), d, u[i]);
+        score = sum_nodes(g, score, g_rowsum(g, g_map2(g, BIN(VX_MUL, IN(0), IN(1)), detached(coef), phi)));
+    }
+    g_node *recon = g_groupsum(g, ll, B);
+    g->out.recon_rows = ll;
+    g->out.kl_rows = P.kl;
+    g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(0.5), IN(0)), IN(1)), recon, P.kl);
+    g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_ADD, BIN(VX_MUL, C(0.5), IN(0)), BIN(VX_SUB, IN(1), IN(2))), BIN(VX_MUL, IN(4), IN(3))),
+                        5, (g_node *[]){recon, score, detached(g_map1(g, IN(0), score)), P.kl, kl_weight(g)}, B, 1);
+    set_objective(g, sur, 1.0);
     return 0;
 }
 
@@ -584,6 +670,7 @@ static int eval_samples(const vae_model *m) { return enumerable(m) || has_encode
 
 int g_batch_fits(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
     long long S = purpose == GRAPH_EVAL ? eval_samples(m) : samples, J = 1;
+    if (purpose == GRAPH_TRAIN) S *= vae_estimator_rows_per_sample(m->est.kind);
     int enumerated = (purpose == GRAPH_TRAIN || purpose == GRAPH_EVAL) && enumerable(m);
     if (enumerated)
         for (int i = 0; i < m->nlatents; i++) J *= (long long)m->latents[i].joint_states; /* at most 65536 */
@@ -658,6 +745,8 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
         case EST_IWAE: rc = build_iwae(&L, batch, samples); break;
         case EST_VIMCO: rc = build_vimco(&L, batch, samples); break;
         case EST_GUMBEL: rc = build_gumbel(&L, batch, samples); break;
+        case EST_ARM: rc = build_antithetic(&L, batch, 0); break;
+        case EST_DISARM: rc = build_antithetic(&L, batch, 1); break;
         default: unbuilt = vae_estimator_name(m->est.kind);
         }
     if (unbuilt)

@@ -46,7 +46,7 @@ const char *vx_name(vx_op op);
 typedef enum {
     G_PARAM,    /* a slice of the parameter buffer; rows 1 (vectors) or K (dense weights) */
     G_DATA,     /* the batch of data, [B, D] */
-    G_NOISE,    /* standard normal (or, with gumbel set, Gumbel) noise from the counter-based RNG */
+    G_NOISE,    /* standard normal (or Gumbel, uniform, logistic: g_node.noise) noise from the counter-based RNG */
     G_MAP,      /* elementwise expression over inputs, [rows, cols] */
     G_MATMUL,   /* op(in0) op(in1), trans_a / trans_b */
     G_ROWSUM,   /* sum of expr over each group of C / cols columns: [R, C] -> [R, cols] */
@@ -67,6 +67,12 @@ typedef struct {
 } g_window;
 
 typedef enum { BUF_ARENA, BUF_PARAMS, BUF_GRADS, BUF_DATA } g_buffer;
+
+/* The distributions of G_NOISE; the runtime function is vr_noise_<g_noise_name>_f32/_f64. */
+typedef enum { NOISE_NORMAL, NOISE_GUMBEL, NOISE_UNIFORM, NOISE_LOGISTIC } g_noise_kind;
+static inline const char *g_noise_name(g_noise_kind k) {
+    return k == NOISE_GUMBEL ? "gumbel" : k == NOISE_UNIFORM ? "uniform" : k == NOISE_LOGISTIC ? "logistic" : "normal";
+}
 
 #define G_MAX_IN 8
 /* The most nodes (written out as a tree) that plan.c's fusion lets one
@@ -91,7 +97,7 @@ typedef struct g_node {
     int reduce_max;      /* G_ROWSUM, G_GROUPSUM: the maximum instead of the sum (no gradient) */
     int nvars, states;   /* G_STATES, G_SAMPLE: variables of the latent and states of each (2: bernoulli) */
     int bernoulli;       /* G_STATES, G_SAMPLE: 0/1 per variable instead of one-hot */
-    int gumbel;          /* G_NOISE: standard Gumbel instead of standard normal */
+    g_noise_kind noise;  /* G_NOISE: which distribution (standard normal by default) */
     long stride, local;  /* G_STATES: joint index j selects this latent's state (j / stride) % local */
     g_window window;     /* G_IM2COL, G_COL2IM */
     int tp, tq;          /* G_TRANSPOSE: p x q blocks, R = rows * cols / (p * q) of them */

@@ -473,8 +473,8 @@ static void emit_noise(cg *c, const g_node *n) {
     LLVMTypeRef types[6] = {c->ptr, c->tptr, c->i32, c->i32, c->i32, c->i32};
     LLVMValueRef args[6] = {c->ctxp, addr(c, n, i64c(c, 0)), i32c(c, n->rows), i32c(c, n->cols), i32c(c, n->group),
                             i32c(c, n->stream)};
-    const char *fn = n->gumbel ? (c->elem == VAE_F32 ? "vr_noise_gumbel_f32" : "vr_noise_gumbel_f64")
-                               : (c->elem == VAE_F32 ? "vr_noise_normal_f32" : "vr_noise_normal_f64");
+    char fn[40];
+    snprintf(fn, sizeof fn, "vr_noise_%s_%s", g_noise_name(n->noise), c->elem == VAE_F32 ? "f32" : "f64");
     call(c, fn, c->voidt, types, args, 6);
 }
 

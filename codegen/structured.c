@@ -15,7 +15,8 @@ typedef enum {
     ROLE_ENUMERATED, /* summed out: one row per joint state */
     ROLE_PATH,       /* sampled, the gradient through the sample (reparam) */
     ROLE_SCORE,      /* sampled, no gradient through the sample (reinforce, vimco, evaluation) */
-    ROLE_RELAXED     /* gumbel: a relaxed sample (or straight-through) feeds the networks */
+    ROLE_RELAXED,    /* gumbel: a relaxed sample (or straight-through) feeds the networks */
+    ROLE_ANTITHETIC  /* arm, disarm: sample rows 2k and 2k + 1 hold an antithetic pair of one uniform */
 } latent_role;
 
 /* One pass: every latent given a value, in posterior (or prior) order. */
@@ -34,6 +35,8 @@ typedef struct {
     logprob qt[VAE_MAX_LATENTS], pt[VAE_MAX_LATENTS];  /* discrete: log-probability tables */
     g_node *pa[VAE_MAX_LATENTS], *pb[VAE_MAX_LATENTS]; /* normal: the prior's arguments (NULL: standard) */
     g_node *lq[VAE_MAX_LATENTS], *lp[VAE_MAX_LATENTS]; /* log q, log p at the value: [rows, 1] */
+    g_node *u[VAE_MAX_LATENTS], *b[VAE_MAX_LATENTS], *bt[VAE_MAX_LATENTS]; /* antithetic: per pair [R/2, n] */
+    g_node *parity;            /* antithetic: row r % 2, [R, 1] (0 on b's rows, 1 on b~'s) */
 } pass;
 
 static int R_of(const pass *P) { return P->B * P->J * P->S; }
@@ -142,17 +145,25 @@ static g_node *discrete_draw(pass *P, int i, logprob t) {
     return detached(z);
 }
 
-/* Gumbel-softmax at the latent's rows, as build_gumbel (estimators.c) does for version 0. */
+/* Gumbel-softmax (binary concrete for a Bernoulli latent) at the latent's rows, as build_gumbel
+ * (estimators.c) does for version 0. */
 static g_node *relaxed_draw(pass *P, int i) {
     g_graph *g = P->g;
     const vae_latent *l = &P->m->latents[i];
     const vae_latent_estimator *e = &l->est;
+    int binary = l->kind == LATENT_BERNOULLI;
     g_node *noise = g_new(g, G_NOISE, R_of(P), l->width);
-    noise->gumbel = 1;
+    noise->noise = binary ? NOISE_LOGISTIC : NOISE_GUMBEL;
     noise->stream = i;
     noise->group = P->J * P->S;
-    noise->label = vae_pool_printf(g->pool, "gumbel %s", l->name);
+    noise->label = vae_pool_printf(g->pool, "%s %s", binary ? "logistic" : "gumbel", l->name);
     double T = e->temperature > 0 ? e->temperature : 1.0;
+    if (binary) {
+        g_node *h, *y;
+        binary_concrete(g, P->qt[i].table, noise, T, e->hard, &h, P->hard_values ? NULL : &y);
+        h->label = l->name;
+        return P->hard_values ? h : y;
+    }
     g_node *a = g_map2(g, BIN(VX_DIV, BIN(VX_ADD, IN(0), IN(1)), C(T)), P->qt[i].table, noise);
     g_node *mx = rowmax(g, a, l->nvars);
     g_node *h = detached(g_map2(g, vx_select(g, BIN(VX_SUB, IN(1), IN(0)), C(0), C(1)), a, mx));
@@ -164,6 +175,38 @@ static g_node *relaxed_draw(pass *P, int i) {
     if (!e->hard) return y;
     return g_map(g, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), 3, (g_node *[]){h, y, detached(g_map1(g, IN(0), y))},
                  R_of(P), l->width);
+}
+
+/* arm and disarm (estimators.c build_antithetic has the formulas): one uniform u per pair of sample
+ * rows, b = 1[u < s(phi)] on the even row, b~ = 1[1 - u < s(phi)] on the odd one. The checker keeps
+ * phi the same on both rows (the encoder reads no sampled latent) and the samples even. */
+static g_node *antithetic_draw(pass *P, int i) {
+    g_graph *g = P->g;
+    const vae_latent *l = &P->m->latents[i];
+    int half = R_of(P) / 2;
+    if (!P->parity) {
+        g_node *t = detached(g_new(g, G_STATES, R_of(P), 1));
+        t->nvars = 1;
+        t->states = 2;
+        t->bernoulli = 1;
+        t->stride = 1;
+        t->local = 2;
+        t->label = "antithetic";
+        P->parity = t;
+    }
+    g_node *phi = P->qt[i].table, *u = g_new(g, G_NOISE, half, l->nvars);
+    u->noise = NOISE_UNIFORM;
+    u->stream = i;
+    u->group = P->J * P->S / 2;
+    u->label = vae_pool_printf(g->pool, "u %s", l->name);
+    P->u[i] = u;
+    P->b[i] = detached(g_map(g, U(VX_STEP, BIN(VX_SUB, U(VX_SIGMOID, IN(0)), IN(1))), 2, (g_node *[]){phi, u}, half, l->nvars));
+    P->bt[i] = detached(g_map(g, U(VX_STEP, BIN(VX_SUB, U(VX_SIGMOID, IN(0)), BIN(VX_SUB, C(1), IN(1)))), 2,
+                              (g_node *[]){phi, u}, half, l->nvars));
+    g_node *z = detached(g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(2), BIN(VX_SUB, IN(1), IN(0)))), 3,
+                               (g_node *[]){P->b[i], P->bt[i], P->parity}, R_of(P), l->nvars));
+    z->label = l->name;
+    return z;
 }
 
 /* ---------------------------------------------------------------- the posterior and the prior of one latent */
@@ -183,6 +226,7 @@ static int posterior_latent(pass *P, int i) {
     P->qt[i] = discrete_logprob(g, l, P->qa[i], l->posterior.a_is_probs, 0);
     if (P->role[i] == ROLE_SCORE) P->value[i] = discrete_draw(P, i, P->qt[i]);
     else if (P->role[i] == ROLE_RELAXED) P->value[i] = relaxed_draw(P, i);
+    else if (P->role[i] == ROLE_ANTITHETIC) P->value[i] = antithetic_draw(P, i);
     /* enumerated: the value is the states node made by pass_open */
     P->lq[i] = discrete_logprob_at(g, l, P->qt[i], P->value[i]);
     return 0;
@@ -398,6 +442,32 @@ static g_node *score_terms(pass *P, g_node *v, g_node **base) {
     return acc;
 }
 
+/* The arm and disarm latents' terms, per row, value 0: with d = v(b) - v(b~) of each pair, the
+ * coefficient g (arm: -d (u - 1/2); disarm: d/2 (b - b~) s(|phi|)) in sg(g) phi - sg(same) on both
+ * rows of the pair, so that the mean over the S rows is the mean over the S/2 pairs. */
+static g_node *antithetic_terms(pass *P, g_node *v) {
+    g_graph *g = P->g;
+    int half = R_of(P) / 2;
+    g_node *acc = NULL, *d = NULL;
+    for (int i = 0; i < P->m->nlatents; i++) {
+        if (P->role[i] != ROLE_ANTITHETIC) continue;
+        if (!d)
+            d = detached(g_groupsum(g, g_map2(g, BIN(VX_MUL, IN(0), BIN(VX_SUB, C(1), BIN(VX_MUL, C(2), IN(1)))), v, P->parity),
+                                    half));
+        g_node *phi = P->qt[i].table, *coef;
+        if (P->m->latents[i].est.kind == EST_DISARM) {
+            const vx_expr *abs_phi = BIN(VX_MAX, IN(1), U(VX_NEG, IN(1)));
+            coef = g_map(g, BIN(VX_MUL, BIN(VX_MUL, BIN(VX_MUL, C(0.5), IN(0)), BIN(VX_SUB, IN(2), IN(3))), U(VX_SIGMOID, abs_phi)),
+                         4, (g_node *[]){d, phi, P->b[i], P->bt[i]}, half, phi->cols);
+        } else
+            coef = g_map2(g, BIN(VX_MUL, U(VX_NEG, IN(0)), BIN(VX_SUB, IN(1), C(0.5))), d, P->u[i]);
+        g_node *t = g_rowsum(g, g_map(g, BIN(VX_MUL, IN(0), IN(1)), 2, (g_node *[]){detached(coef), phi}, half, phi->cols));
+        acc = sum_nodes(g, acc, t);
+    }
+    if (!acc) return NULL;
+    return g_map(g, BIN(VX_SUB, IN(0), IN(1)), 2, (g_node *[]){acc, detached(g_map1(g, IN(0), acc))}, R_of(P), 1);
+}
+
 /* sum_j Q(b,j) [ (1/S) sum_s rows(b,j,s) + w e(b,j) ]: [B, 1]. */
 static g_node *expectation(pass *P, g_node *rows, g_node *Q, g_node *e, g_node *w) {
     g_graph *g = P->g;
@@ -477,9 +547,10 @@ static int surrogate(pass *P, elbo_terms t) {
     g_graph *g = P->g;
     g_node *w = kl_weight(g), *Q = t.Q, *e = t.e, *base = NULL;
     g_node *rows = integrand(P, t.ll, t.terms, w);
-    g_node *scores = score_terms(P, rows, &base);
+    g_node *scores = score_terms(P, rows, &base), *pairs = antithetic_terms(P, rows);
     if (P->L->failed) return -1;
     if (scores) rows = g_map2(g, BIN(VX_ADD, IN(0), IN(1)), rows, scores);
+    if (pairs) rows = g_map2(g, BIN(VX_ADD, IN(0), IN(1)), rows, pairs);
     g_node *sur = expectation(P, rows, Q, e, w), *cls = classify_term(P);
     if (base) /* trains eta by maximum likelihood; adds nothing to the value */
         sur = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), 3, (g_node *[]){sur, base, detached(g_map1(g, IN(0), base))},
@@ -503,6 +574,7 @@ static void roles_for_training(const vae_model *m, latent_role *role) {
         if (l->est.kind == EST_ANALYTIC) r = ROLE_ENUMERATED;
         else if (l->est.kind == EST_REPARAM) r = ROLE_PATH;
         else if (l->est.kind == EST_GUMBEL) r = ROLE_RELAXED;
+        else if (l->est.kind == EST_ARM || l->est.kind == EST_DISARM) r = ROLE_ANTITHETIC;
         role[i] = observed_or(l, r);
     }
 }

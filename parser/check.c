@@ -404,12 +404,23 @@ typedef struct {
     char z[256];         /* the latents' names, comma-separated */
 } formula_env;
 
-/* Whether {?COND:...} holds (check_estimator.c lists the conditions). */
-static int formula_cond(const vae_estimator *e, const char *c, size_t n) {
+/* Whether {?COND:...} holds (check_estimator.c lists the conditions); cat and bern on the
+ * latent of an @ line. */
+static int formula_cond(const formula_env *env, const char *c, size_t n) {
+    const vae_estimator *e = &env->m->est;
+    const vae_latent *l = env->l;
     const struct { const char *name; int holds; } conds[] = {
-        {"many", e->samples > 1}, {"dreg", e->dreg},       {"hard", e->hard},
-        {"soft", !e->hard},       {"net", e->baseline != NULL}, {"loo", e->baseline_loo},
+        {"many", e->samples > 1},
+        {"dreg", e->dreg},
+        {"stl", e->stl},
+        {"closed", !e->stl},
+        {"hard", e->hard},
+        {"soft", !e->hard},
+        {"net", e->baseline != NULL},
+        {"loo", e->baseline_loo},
         {"plain", !e->baseline && !e->baseline_loo},
+        {"cat", l && l->kind == LATENT_CATEGORICAL},
+        {"bern", l && l->kind == LATENT_BERNOULLI},
     };
     for (size_t i = 0; i < sizeof conds / sizeof conds[0]; i++)
         if (strlen(conds[i].name) == n && strncmp(conds[i].name, c, n) == 0) return conds[i].holds;
@@ -459,7 +470,7 @@ static void formula_expand(FILE *out, const formula_env *env, const char *t, siz
         }
         const char *body = t + i + 1, *colon = memchr(body, ':', close - i - 1);
         if (body[0] == '?' && colon) {
-            if (formula_cond(&env->m->est, body + 1, (size_t)(colon - body - 1)))
+            if (formula_cond(env, body + 1, (size_t)(colon - body - 1)))
                 formula_expand(out, env, colon + 1, (size_t)(t + close - colon - 1));
         } else if (formula_var(out, env, body, close - i - 1)) {
             fputc('{', out);

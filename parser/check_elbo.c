@@ -40,7 +40,8 @@ static int latent_option(checker *c, vae_latent_estimator *est, const ast_arg *a
 
 static void latent_estimator(checker *c, vae_latent *l, const ast_expr *v) {
     static const struct { const char *name; vae_estimator_kind kind; } KINDS[] = {
-        {"analytic", EST_ANALYTIC}, {"reparam", EST_REPARAM}, {"reinforce", EST_REINFORCE}, {"gumbel", EST_GUMBEL}};
+        {"analytic", EST_ANALYTIC}, {"reparam", EST_REPARAM}, {"reinforce", EST_REINFORCE}, {"gumbel", EST_GUMBEL},
+        {"arm", EST_ARM},           {"disarm", EST_DISARM}};
     vae_latent_estimator *est = &l->est;
     est->loc = v->loc;
     est->kind = EST_ELBO; /* not yet known */
@@ -48,8 +49,8 @@ static void latent_estimator(checker *c, vae_latent *l, const ast_expr *v) {
         if (strcmp(v->str, KINDS[i].name) == 0) est->kind = KINDS[i].kind;
     int options = v->kind == AST_CALL && v->args;
     if (est->kind == EST_ELBO || (options && est->kind != EST_REINFORCE && est->kind != EST_GUMBEL)) {
-        ERR(v->loc, "the estimator of latent '%s' is analytic, reparam, reinforce, reinforce(baseline: b | loo), or "
-                    "gumbel(temperature: T, hard: B)", l->name);
+        ERR(v->loc, "the estimator of latent '%s' is analytic, reparam, reinforce, reinforce(baseline: b | loo), "
+                    "gumbel(temperature: T, hard: B), arm or disarm", l->name);
         est->kind = EST_ELBO;
         return;
     }
@@ -66,6 +67,27 @@ static void analytic_parents(checker *c, const vae_latent *l) {
             ERR(l->est.loc, "latent '%s' is summed out (analytic), but its encoder reads '%s', which is sampled: an "
                             "analytic latent cannot depend on a sampled one in q (make '%s' analytic too)",
                 l->name, p->name, p->name);
+    }
+}
+
+/* arm and disarm: a bernoulli latent whose encoder reads no sampled latent (its logits are the same
+ * on both rows of an antithetic pair), and pairs of samples. */
+static void antithetic_rules(checker *c, const vae_latent *l) {
+    const vae_model *m = c->m;
+    const char *name = vae_estimator_name(l->est.kind);
+    if (l->kind != LATENT_BERNOULLI) {
+        ERR(l->est.loc, "%s applies to bernoulli latents; '%s' is %s (use %s)", name, l->name,
+            chk_latent_kind_name(l->kind), l->kind == LATENT_NORMAL ? "reparam" : "reinforce(baseline: loo) or gumbel");
+        return;
+    }
+    if (m->est.samples % 2)
+        ERR(l->est.loc, "%s draws antithetic pairs of samples: elbo(...) needs an even number of samples (add samples: 2)",
+            name);
+    for (int k = 0; k < l->nq_parents; k++) {
+        const vae_latent *p = &m->latents[l->q_parents[k]];
+        if (chk_inferred(p) && p->est.kind != EST_ANALYTIC && p->est.kind != EST_ELBO)
+            ERR(l->est.loc, "%s needs the same logits on both draws of a pair, but the encoder of '%s' reads '%s', which "
+                            "is sampled (use reinforce or gumbel on '%s')", name, l->name, p->name, l->name);
     }
 }
 
@@ -94,8 +116,9 @@ static void elbo_rules(checker *c) {
         if (e->kind == EST_REPARAM && l->kind != LATENT_NORMAL)
             ERR(e->loc, "reparam applies to normal latents; '%s' is %s (use analytic, reinforce or gumbel)", l->name,
                 kind);
-        if (e->kind == EST_GUMBEL && l->kind != LATENT_CATEGORICAL)
-            ERR(e->loc, "gumbel relaxes categorical latents only; '%s' is %s", l->name, kind);
+        if (e->kind == EST_ARM || e->kind == EST_DISARM) antithetic_rules(c, l);
+        if (e->kind == EST_GUMBEL && l->kind == LATENT_NORMAL)
+            ERR(e->loc, "gumbel relaxes discrete (categorical or bernoulli) latents; '%s' is normal (use reparam)", l->name);
         if (e->baseline_loo && m->est.samples < 2)
             ERR(e->loc, "reinforce(baseline: loo) needs at least 2 samples: each sample's baseline is the mean of the "
                         "others (add samples: 2 to elbo(...))");
@@ -155,6 +178,11 @@ void chk_elbo_from_v0(checker *c) {
         ERR(est->loc, "estimator 'uniform' is not yet for structured models (use analytic or reinforce)");
     if (est->kind == EST_IWAE && est->dreg)
         ERR(est->loc, "iwae(gradient: dreg) is not yet for structured models");
+    if (est->stl)
+        ERR(est->loc, "%s(gradient: stl) is not yet for structured models", vae_estimator_name(est->kind));
+    if (est->kind == EST_ARM || est->kind == EST_DISARM)
+        ERR(est->loc, "on a structured model, name each latent's estimator: elbo(b: %s, ..., samples: 2)",
+            vae_estimator_name(est->kind));
     if (est->kind != EST_ANALYTIC && est->kind != EST_REPARAM && est->kind != EST_REINFORCE && est->kind != EST_GUMBEL)
         return;
     for (int i = 0; i < m->nlatents; i++) {

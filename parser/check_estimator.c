@@ -22,7 +22,8 @@ typedef struct {
     /* The objective as vaec check writes it (vae_print_objective expands it): lines; {x} the
      * data, {z} the latents, {S} the samples, {T} the temperature, {B} the baseline network,
      * {beta} "F * " when beta is not 1, {avg} "(1/S) sum_{s=1..S} " and {s} "_s" when S > 1;
-     * {?COND:text} only when COND (many, dreg, hard, soft, net, loo, plain) holds; a line that
+     * {?COND:text} only when COND (many, dreg, stl, closed (not stl), hard, soft, net, loo, plain;
+     * cat and bern: the @ line's latent is categorical, Bernoulli) holds; a line that
      * starts with @ is written once per latent, with {zi} its name, {sd} and {kl} its spread
      * and closed-form KL.  docs/estimators.md has the same formulas. */
     const char *formula;
@@ -47,14 +48,19 @@ static const estimator_info ESTIMATORS[] = {
      "in the same step}{?loo:c{s} = the mean of log p({x} | {z}_t) over the example's other samples t != s (leave one "
      "out)}\n"
      "KL in closed form"},
-    {"reparam", EST_REPARAM, {"samples", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1,
-     "ELBO({x}) = {avg}log p({x} | {z}{s}) - {beta}" KL_Q_P "\n"
+    {"reparam", EST_REPARAM, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1,
+     "{?closed:ELBO({x}) = {avg}log p({x} | {z}{s}) - {beta}" KL_Q_P "}"
+     "{?stl:ELBO({x}) ~= {avg}log p({x} | {z}{s}) + {beta}(log p({z}{s}) - log q({z}{s} | {x}))   (the KL sampled)}\n"
      "@{zi}{s} = mean + {sd} * eps{s},  eps{s} ~ normal(0, 1)   (reparameterised)\n"
-     "@KL = {kl}   (closed form)"},
+     "@{?closed:KL = {kl}   (closed form)}\n"
+     "{?stl:gradient: stl: log q's parameters stopped, so the encoder's gradient flows through {z}{s} only (the score "
+     "term dropped: sticking the landing)}"},
     {"iwae", EST_IWAE, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1,
      "IWAE({x}) = log (1/{S}) sum_{k=1..{S}} w_k,  log w_k = log p({x} | {z}_k) + {beta}(log p({z}_k) - log q({z}_k | "
      "{x}))\n"
      "@{zi}_k = mean + {sd} * eps_k,  eps_k ~ normal(0, 1)   (reparameterised)\n"
+     "{?stl:gradient: stl: log q's parameters stopped, the encoder's gradient through {z}_k only (biased for the IWAE "
+     "bound; docs/estimators.md)}"
      "{?dreg:gradient: doubly reparameterised (DReG): the encoder follows sum_k w~_k^2 d log w_k / d z_k, the decoder "
      "sum_k w~_k grad log p({x}, {z}_k); w~_k = w_k / sum_j w_j}"},
     {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0, 1,
@@ -66,11 +72,24 @@ static const estimator_info ESTIMATORS[] = {
      "{x})),  {z}_k ~ q({z} | {x})\n"
      "gradient of q: sum_k (IWAE - IWAE_-k) grad log q({z}_k | {x}), IWAE_-k with w_k replaced by the geometric mean of "
      "the other weights (leave-one-out control variates)"},
-    {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, 1u << LATENT_CATEGORICAL, 0, 1, 1,
+    {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, DISCRETE, 0, 1, 1,
      "ELBO({x}) ~= {avg}log p({x} | y{s}) - {beta}" KL_Q_P "\n"
-     "y{s} = softmax((logits + g{s}) / {T}) per variable,  g{s} ~ Gumbel(0, 1)   (the relaxed {z}; KL in closed form)\n"
+     "@{?cat:y{s} = softmax((logits + g{s}) / {T}) per variable,  g{s} ~ Gumbel(0, 1)   (the relaxed {zi}; KL in closed "
+     "form)}{?bern:y{s} = sigmoid((logits + log u{s} - log(1 - u{s})) / {T}),  u{s} ~ uniform(0, 1)   (binary concrete: "
+     "the relaxed {zi}; KL in closed form)}\n"
      "{?soft:the reported ELBO is at the discrete samples onehot(argmax y{s})}"
      "{?hard:straight-through: the decoder sees onehot(argmax y{s}), the gradient is y{s}'s}"},
+    {"arm", EST_ARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1, 1,
+     "ELBO({x}) ~= (1/2) (log p({x} | b1) + log p({x} | b2)) - {beta}" KL_Q_P "\n"
+     "b1 = 1[u > sigmoid(-logits)],  b2 = 1[u < sigmoid(logits)],  u ~ uniform(0, 1) per variable   (one pair per "
+     "example, in one product)\n"
+     "gradient of q's logits: (log p({x} | b1) - log p({x} | b2)) (u - 1/2)   (ARM; KL in closed form)"},
+    {"disarm", EST_DISARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1, 1,
+     "ELBO({x}) ~= (1/2) (log p({x} | b) + log p({x} | b~)) - {beta}" KL_Q_P "\n"
+     "b = 1[u < sigmoid(logits)],  b~ = 1[1 - u < sigmoid(logits)],  u ~ uniform(0, 1) per variable   (antithetic, "
+     "in one product)\n"
+     "gradient of q's logits_i: (1/2) (log p({x} | b) - log p({x} | b~)) (-1)^b~_i 1[b_i != b~_i] "
+     "sigmoid(|logits_i|)   (DisARM; KL in closed form)"},
 };
 #define NESTIMATORS (sizeof ESTIMATORS / sizeof ESTIMATORS[0])
 
@@ -117,6 +136,10 @@ void vae_model_settings(const vae_model *m, char *buf, size_t len) {
     snprintf(buf, len, "estimator %s; samples %d; beta %.17g; temperature %.17g; hard %d; dreg %d; baseline %s",
              vae_estimator_name(e->kind), e->samples, e->beta, e->temperature, e->hard, e->dreg,
              e->baseline_loo ? "loo" : e->baseline ? "network" : "none");
+    if (e->stl) { /* only where set: the settings line of every other model stays as it was */
+        size_t n = strlen(buf);
+        snprintf(buf + n, len - n, "; gradient stl");
+    }
     for (int i = 0; e->kind == EST_ELBO && i < m->nlatents; i++) { /* each latent's own */
         const vae_latent_estimator *l = &m->latents[i].est;
         size_t n = strlen(buf);
@@ -153,11 +176,25 @@ static int rows_fit(checker *c, const ast_estimator *e, int enumerates) {
               vae_pool_printf(c->pool, "enumerating the latents' %s joint states, %s values each", chk_count_str(c, joint), n),
               "values"))
         return 0;
-    int S = m->est.samples;
+    int S = m->est.samples * vae_estimator_rows_per_sample(m->est.kind);
     return chk_fits(c, e->loc, S * widest,
                 vae_pool_printf(c->pool, "estimator '%s' with %d sample%s of %s values per example", e->name, S,
                                 S == 1 ? "" : "s", n), "values");
 }
+
+/* Why an estimator refuses a latent of kind k, and what applies instead. */
+static const char *why_not_applicable(const estimator_info *info, vae_latent_kind k) {
+    if (info->latents == 1u << LATENT_BERNOULLI) /* arm, disarm */
+        return k == LATENT_NORMAL ? "it needs bernoulli latents; a normal latent takes reparam"
+                                  : "it needs bernoulli latents; a categorical latent takes reinforce(baseline: loo), "
+                                    "vimco or gumbel";
+    if (info->kind == EST_GUMBEL) return "it relaxes discrete (categorical or bernoulli) latents; a normal latent takes reparam";
+    if (k == LATENT_NORMAL) return "it needs enumerable (categorical or bernoulli) latents";
+    return "it needs a reparameterisable (normal) latent";
+}
+
+/* Rows of the training step per example and sample: arm and disarm decode an antithetic pair. */
+int vae_estimator_rows_per_sample(vae_estimator_kind k) { return k == EST_ARM || k == EST_DISARM ? 2 : 1; }
 
 void chk_estimator(checker *c, const ast_estimator *e) {
     vae_model *m = c->m;
@@ -171,7 +208,7 @@ void chk_estimator(checker *c, const ast_estimator *e) {
         if (strcmp(ESTIMATORS[i].name, e->name) == 0) info = &ESTIMATORS[i];
     if (!info) {
         ERR(e->loc, "unknown estimator '%s' (expected analytic, uniform, reinforce, reparam, iwae, prior, exact, "
-                    "vimco or gumbel)", e->name);
+                    "vimco, gumbel, arm or disarm)", e->name);
         return;
     }
     est->kind = info->kind;
@@ -207,11 +244,17 @@ void chk_estimator(checker *c, const ast_estimator *e) {
             } else
                 est->hard = strcmp(v->str, "true") == 0;
         } else if (strcmp(a->name, "gradient") == 0) {
-            if (v->kind != AST_NAME || strcmp(v->str, "dreg")) {
-                ERR(a->loc, "'gradient' is dreg (the doubly reparameterised gradient)");
-                ok = 0;
-            } else
+            int iwae = info->kind == EST_IWAE;
+            if (v->kind == AST_NAME && strcmp(v->str, "stl") == 0)
+                est->stl = 1;
+            else if (iwae && v->kind == AST_NAME && strcmp(v->str, "dreg") == 0)
                 est->dreg = 1;
+            else {
+                ERR(a->loc, "%s", iwae ? "'gradient' is dreg (the doubly reparameterised gradient) or stl (sticking the landing)"
+                                       : "reparam's 'gradient' is stl (sticking the landing: the score term dropped); dreg "
+                                         "is for iwae(samples: K, gradient: dreg)");
+                ok = 0;
+            }
         } else if (strcmp(a->name, "baseline") == 0) {
             if (v->kind != AST_NAME) {
                 ERR(a->loc, "'baseline' names a baseline network or is loo");
@@ -238,10 +281,7 @@ void chk_estimator(checker *c, const ast_estimator *e) {
         if (!chk_inferred(l)) continue; /* an observed label */
         if (!(info->latents & (1u << l->kind))) {
             ERR(e->loc, "estimator '%s' does not apply to %s latent '%s' (%s)", e->name, chk_latent_kind_name(l->kind),
-                l->name,
-                l->kind == LATENT_NORMAL ? "it needs enumerable (categorical or bernoulli) latents"
-                : info->kind == EST_GUMBEL ? "it relaxes categorical latents only"
-                                           : "it needs a reparameterisable (normal) latent");
+                l->name, why_not_applicable(info, l->kind));
             ok = 0;
         }
         if (info->needs_encoder && !l->encoder) {

@@ -25,6 +25,7 @@ typedef struct {
 typedef enum {
     EST_ANALYTIC, EST_UNIFORM, EST_REINFORCE, EST_REPARAM, EST_IWAE, EST_PRIOR, EST_EXACT,
     EST_VIMCO, EST_GUMBEL,
+    EST_ARM, EST_DISARM, /* Bernoulli latents: an antithetic pair of draws per example */
     EST_ELBO /* version 1: elbo(y: analytic, z: reparam, ...), each latent's estimator in vae_latent.est */
 } vae_estimator_kind;
 
@@ -74,6 +75,7 @@ typedef struct {
     const ast_network *baseline; /* reinforce(baseline: b) */
     int baseline_loo;   /* reinforce(baseline: loo) */
     int dreg;           /* iwae(gradient: dreg) */
+    int stl;            /* reparam or iwae(gradient: stl): log q at z with its parameters stopped (sticking the landing) */
     double temperature; /* gumbel */
     int hard;           /* gumbel(hard: true) */
     int trains_encoder; /* its bound goes through the encoders; prior and exact leave them untrained */
@@ -153,6 +155,7 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *out);
 ast_estimator *vae_parse_estimator(vae_source *src);
 const vae_param *vae_model_param(const vae_model *m, const char *name);
 const char *vae_estimator_name(vae_estimator_kind k);
+int vae_estimator_rows_per_sample(vae_estimator_kind k); /* 2 for arm and disarm's antithetic pair */
 /* The estimator's settings that change what training computes but not the
  * tensors, as one line: log.csv records it and `train --resume` compares it
  * (vaec and emitted trainers write the same line). */

@@ -79,23 +79,32 @@ static double keyed_uniform(uint32_t k0, uint32_t k1, uint32_t col, uint32_t sam
     return (double)r.v[col % 4u] * (1.0 / 4294967296.0);
 }
 
-#define DEFINE_GUMBEL(NAME, T)                                                                                     \
+/* Noise made from one keyed uniform per element, strictly inside (0, 1), through TRANSFORM(u);
+ * each kind has its own stream key, so no two kinds share draws. */
+#define DEFINE_UNIFORM_NOISE(NAME, T, KEY, TRANSFORM)                                                              \
     void NAME(const vr_ctx *ctx, T *dst, int rows, int cols, int group, int stream) {                            \
         uint32_t k0, k1;                                                                                           \
-        key_of(ctx->seed, (uint32_t)stream + 0x6B000u, &k0, &k1);                                                 \
+        key_of(ctx->seed, (uint32_t)stream + (KEY), &k0, &k1);                                                    \
         for (int r = 0; r < rows; r++) {                                                                           \
             uint32_t example = (uint32_t)(ctx->example0 + (uint64_t)(r / group));                                  \
             uint32_t sample = (uint32_t)(ctx->sample0 + (uint64_t)(r % group));                                    \
             for (int c = 0; c < cols; c++) {                                                                       \
                 double u = keyed_uniform(k0, k1, (uint32_t)c, sample, example, (uint32_t)ctx->step);              \
                 u = (u * 4294967296.0 + 0.5) / 4294967297.0; /* strictly inside (0, 1) */                          \
-                dst[(size_t)r * (size_t)cols + (size_t)c] = (T)(-log(-log(u)));                                    \
+                dst[(size_t)r * (size_t)cols + (size_t)c] = (T)(TRANSFORM(u));                                     \
             }                                                                                                      \
         }                                                                                                          \
     }
 
-DEFINE_GUMBEL(vr_noise_gumbel_f32, float)
-DEFINE_GUMBEL(vr_noise_gumbel_f64, double)
+#define GUMBEL_OF(u) (-log(-log(u)))
+#define UNIFORM_OF(u) (u)
+#define LOGISTIC_OF(u) (log(u) - log1p(-(u)))
+DEFINE_UNIFORM_NOISE(vr_noise_gumbel_f32, float, 0x6B000u, GUMBEL_OF)
+DEFINE_UNIFORM_NOISE(vr_noise_gumbel_f64, double, 0x6B000u, GUMBEL_OF)
+DEFINE_UNIFORM_NOISE(vr_noise_uniform_f32, float, 0x75000u, UNIFORM_OF)
+DEFINE_UNIFORM_NOISE(vr_noise_uniform_f64, double, 0x75000u, UNIFORM_OF)
+DEFINE_UNIFORM_NOISE(vr_noise_logistic_f32, float, 0x4C000u, LOGISTIC_OF)
+DEFINE_UNIFORM_NOISE(vr_noise_logistic_f64, double, 0x4C000u, LOGISTIC_OF)
 
 #define DEFINE_SAMPLE(NAME, T)                                                                                     \
     void NAME(const vr_ctx *ctx, const T *logits, int logits_rows, T *dst, int rows, int nvars, int states, int group, \

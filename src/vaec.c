@@ -12,6 +12,7 @@
 #include "src/export.h"
 #include "src/fmt.h"
 #include "parser/settings.h"
+#include "src/certify.h"
 #include "src/gradvar.h"
 #include "src/mpi.h"
 #include "src/pictures.h"
@@ -30,6 +31,7 @@ static const char *const USAGE =
     "  emit-llvm  print the optimised LLVM module\n"
     "  emit-c     write the model as one standalone C file and its header\n"
     "  gradvar    compare estimators' encoder-gradient variance at fixed parameters\n"
+    "  certify    recompute every estimator's certificate (unbiasedness, bias, variance orderings)\n"
     "  export     write a checkpoint's parameter tensors, by name, to a NumPy .npz file\n"
     "  sample     draw from a trained model's prior: a PNG grid of the decoder's means, or .npy/.csv\n"
     "  reconstruct  a PNG of test images over their reconstructions by a trained model\n"
@@ -565,7 +567,7 @@ int main(int argc, char **argv) {
         const char *name;
         int (*main)(int, char **);
     } pictures[] = {{"sample", vaec_sample_main}, {"reconstruct", vaec_reconstruct_main}, {"plot", vaec_plot_main},
-                    {"fmt", vaec_fmt_main}};
+                    {"fmt", vaec_fmt_main},       {"certify", vaec_certify_main}};
     for (size_t i = 0; i < sizeof pictures / sizeof pictures[0]; i++)
         if (strcmp(argv[1], pictures[i].name) == 0) return pictures[i].main(argc - 2, argv + 2);
     static const struct {

@@ -157,12 +157,24 @@ static const char *CVAE = "model cvae\n"
                           "decoder p(x | z, y) {\n  return bernoulli(logits: dense(concat(z, onehot(y)), 6))\n}\n"
                           "estimator reparam\n";
 
+/* A Bernoulli latent whose encoder reads a normal one: binary concrete in a structured pass. */
+#define BINARY_ON_NORMAL(EST)                                                                                          \
+    "model bn\n"                                                                                                   \
+    "data x[5] : binary\n"                                                                                         \
+    "latent z[2] ~ normal(0, 1)\n"                                                                                 \
+    "latent b[3] ~ bernoulli(logits: param[3])\n"                                                                  \
+    "encoder qz(z | x) {\n  return normal(mean: dense(x, 2), logvar: dense(x, 2))\n}\n"                           \
+    "encoder qb(b | x, z) {\n  return bernoulli(logits: dense(concat(x, z), 3))\n}\n"                             \
+    "decoder p(x | z, b) {\n  return bernoulli(logits: dense(concat(z, b), 5))\n}\n"                              \
+    "estimator " EST "\n"
+
 static void test_gradients_match_differences(void) {
     const struct {
         const char *what, *text;
     } cases[] = {
         {"class and style (analytic y, reparam z)", GM_MODEL("elbo(y: analytic, z: reparam, samples: 2, beta: 0.7)")},
         {"class and style (relaxed y)", GM_MODEL("elbo(y: gumbel(temperature: 0.7), z: reparam)")},
+        {"bernoulli reading a normal (binary concrete)", BINARY_ON_NORMAL("elbo(z: reparam, b: gumbel(temperature: 0.6), samples: 2)")},
         {"two stochastic layers, elbo", TWO_LAYER("elbo(z1: reparam, z2: reparam, samples: 3)")},
         {"two stochastic layers, iwae", TWO_LAYER("iwae(samples: 4)")},
         {"semi-supervised, labels kept and hidden", M2_MODEL("elbo(y: analytic, z: reparam)", "train {\n  classify = 2\n}\n")},

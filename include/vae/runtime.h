@@ -46,6 +46,12 @@ void vr_noise_normal_f64(const vr_ctx *ctx, double *dst, int rows, int cols, int
 /* Standard Gumbel noise, -log(-log u), keyed like the normal noise (Gumbel-softmax). */
 void vr_noise_gumbel_f32(const vr_ctx *ctx, float *dst, int rows, int cols, int group, int stream);
 void vr_noise_gumbel_f64(const vr_ctx *ctx, double *dst, int rows, int cols, int group, int stream);
+/* Uniform noise in (0, 1) (ARM, DisARM), and standard logistic noise, log u - log(1 - u) (binary
+ * concrete), keyed like the normal noise, each kind on its own stream key. */
+void vr_noise_uniform_f32(const vr_ctx *ctx, float *dst, int rows, int cols, int group, int stream);
+void vr_noise_uniform_f64(const vr_ctx *ctx, double *dst, int rows, int cols, int group, int stream);
+void vr_noise_logistic_f32(const vr_ctx *ctx, float *dst, int rows, int cols, int group, int stream);
+void vr_noise_logistic_f64(const vr_ctx *ctx, double *dst, int rows, int cols, int group, int stream);
 /* Samples of a discrete latent for a [rows, width] tensor whose rows are
  * `group` samples of each example: categorical (one-hot, width nvars*states)
  * or bernoulli (0/1, width nvars), from logits [logits_rows, width] (row r reads

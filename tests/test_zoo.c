@@ -1,0 +1,393 @@
+/* The estimator zoo's certificates (ESTIMATORS.md, "Certificates"): on tiny
+ * enumerable models, each unbiased estimator's mean gradient against the exact
+ * gradient by enumeration (a z-test per coordinate), and the variance orderings
+ * theory guarantees. */
+#include <math.h>
+
+#include "parser/model.h"
+#include "tests/testutil.h"
+#include "vae/compiler.h"
+
+typedef void (*fn64)(double *params, double *grads, double *arena, const double *data, const vr_ctx *ctx);
+
+typedef struct {
+    vae_unit *u;
+    vae_program *prog;
+    const vr_program *rt;
+    const vae_model *m;
+    fn64 step;
+    double *grads, *arena;
+} zprog;
+
+static zprog build(const char *text, int batch) {
+    zprog d = {0};
+    d.u = vae_unit_from_string("t.vae", text, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d.u);
+    d.m = vae_unit_model(d.u);
+    vae_build_opts o = vae_build_defaults(d.u);
+    o.batch = batch;
+    o.eval = o.iwae = 0;
+    o.double_precision = 1;
+    d.prog = vae_program_build(d.u, &o, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d.prog);
+    d.rt = vae_program_runtime(d.prog);
+    d.step = (fn64)vae_program_function(d.prog, "vae_train_step");
+    d.grads = calloc((size_t)d.rt->param_floats, sizeof(double));
+    d.arena = calloc((size_t)d.rt->train.arena_floats, sizeof(double));
+    return d;
+}
+
+static void release(zprog *d) {
+    free(d->grads);
+    free(d->arena);
+    vae_program_free(d->prog);
+    vae_unit_free(d->u);
+}
+
+static void run(zprog *d, double *params, const double *x, uint64_t step) {
+    vr_ctx ctx = {.seed = 41, .step = step, .example0 = 0, .sample0 = 0};
+    d->step(params, d->grads, d->arena, x, &ctx);
+}
+
+/* Two Bernoulli latents (3 and 2 units: 32 joint states), a learned prior on one of them, a
+ * nonlinear decoder: small enough to enumerate, rich enough that every coordinate has signal. */
+static const char *BERNOULLI = "model tiny\n"
+                               "data x[6] : binary\n"
+                               "latent z[3] ~ bernoulli(logits: param[3])\n"
+                               "latent y[2] ~ bernoulli(0.5)\n"
+                               "encoder q(z | x) { return bernoulli(logits: dense(x, 3)) }\n"
+                               "encoder r(y | x) { return bernoulli(logits: dense(tanh(dense(x, 3)), 2)) }\n"
+                               "decoder p(x | z, y) { h = tanh(dense(concat(z, y), 4))\n"
+                               "    return bernoulli(logits: dense(h, 6)) }\n"
+                               "estimator %s\n";
+
+static char *bernoulli_with(const char *est) {
+    static char buf[4][1024];
+    static int next;
+    char *b = buf[next++ % 4];
+    snprintf(b, 1024, BERNOULLI, est);
+    return b;
+}
+
+static void random_bits(double *x, int n, uint64_t seed) {
+    for (int i = 0; i < n; i++) x[i] = vr_uniform(seed, 2, (uint64_t)i) < 0.4;
+}
+
+/* Mean and variance, over R draws (steps 1..R), of every coordinate of the gradient. */
+static void moments(zprog *d, double *params, const double *x, int R, double *mean, double *var) {
+    size_t P = (size_t)d->rt->param_floats;
+    memset(mean, 0, P * sizeof(double));
+    memset(var, 0, P * sizeof(double));
+    for (int r = 0; r < R; r++) {
+        run(d, params, x, (uint64_t)r + 1);
+        for (size_t i = 0; i < P; i++) {
+            double delta = d->grads[i] - mean[i];
+            mean[i] += delta / (r + 1);
+            var[i] += delta * (d->grads[i] - mean[i]);
+        }
+    }
+    for (size_t i = 0; i < P; i++) var[i] /= R - 1;
+}
+
+/* The encoders of BERNOULLI are q and r. */
+static int is_encoder(const char *name) { return strncmp(name, "q.", 2) == 0 || strncmp(name, "r.", 2) == 0; }
+
+/* arm and disarm: unbiased for the enumerated gradient of E_q log p(x | z) - KL (every
+ * coordinate's |z| below 4), and DisARM's encoder-gradient variance at most ARM's (DisARM is ARM
+ * conditioned on the antithetic pair). */
+static void test_arm_and_disarm(void) {
+    enum { B = 3, R = 10000 }; /* power: a bias of 0.05 standard deviations of one draw gives |z| 5 */
+    zprog exact = build(bernoulli_with("analytic"), B);
+    size_t P = (size_t)exact.rt->param_floats;
+    double *params = malloc(P * sizeof(double)), x[B * 6];
+    double *truth = malloc(P * sizeof(double)), *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double));
+    const char *estimators[] = {"arm", "disarm"};
+    for (uint64_t trial = 0; trial < 2; trial++) { /* near zero, and logits far from it */
+        double scale = trial ? 3.0 : 1.0, total[2] = {0, 0};
+        for (size_t i = 0; i < P; i++) params[i] = scale * (vr_uniform(trial + 5, 3, i) - 0.5);
+        random_bits(x, B * 6, trial + 7);
+        run(&exact, params, x, 0);
+        memcpy(truth, exact.grads, P * sizeof(double));
+        for (int e = 0; e < 2; e++) {
+            zprog d = build(bernoulli_with(estimators[e]), B);
+            CU_ASSERT_EQUAL_FATAL((size_t)d.rt->param_floats, P);
+            moments(&d, params, x, R, mean, var);
+            double worst = 0, signal = 0;
+            for (int t = 0; t < d.m->nparams; t++) {
+                const vae_param *q = &d.m->params[t];
+                for (long i = q->offset; i < q->offset + q->size; i++) {
+                    double se = sqrt(var[i] / R), z = fabs(mean[i] - truth[i]) / (se + 1e-12);
+                    if (fabs(mean[i] - truth[i]) > 1e-9 && z > worst) worst = z;
+                    if (is_encoder(q->name)) {
+                        total[e] += var[i];
+                        signal += fabs(truth[i]);
+                    }
+                }
+            }
+            printf("\n    %-7s (logits x%.0f) largest |mean - exact| / standard error %.2f, encoder variance %.4g", estimators[e],
+                   scale, worst, total[e]);
+            CU_ASSERT(worst < 4.0);
+            CU_ASSERT(signal > 1e-3);
+            release(&d);
+        }
+        CU_ASSERT(total[1] <= total[0]);
+    }
+    free(params);
+    free(truth);
+    free(mean);
+    free(var);
+    release(&exact);
+}
+
+/* arm and disarm per latent in elbo(...) (structured models): both latents in pairs, one beside an
+ * enumerated latent, one beside a reinforce latent drawn on every row; unbiased for the enumerated
+ * gradient, every coordinate. */
+static void test_arm_and_disarm_per_latent(void) {
+    enum { B = 3, R = 10000 };
+    zprog exact = build(bernoulli_with("analytic"), B);
+    size_t P = (size_t)exact.rt->param_floats;
+    double *params = malloc(P * sizeof(double)), x[B * 6];
+    double *truth = malloc(P * sizeof(double)), *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double));
+    for (size_t i = 0; i < P; i++) params[i] = vr_uniform(31, 3, i) - 0.5;
+    random_bits(x, B * 6, 32);
+    run(&exact, params, x, 0);
+    memcpy(truth, exact.grads, P * sizeof(double));
+    const char *estimators[] = {"elbo(z: disarm, y: arm, samples: 2)", "elbo(z: arm, y: analytic, samples: 4)",
+                                "elbo(z: disarm, y: reinforce(baseline: loo), samples: 2)"};
+    for (int e = 0; e < 3; e++) {
+        zprog d = build(bernoulli_with(estimators[e]), B);
+        CU_ASSERT_EQUAL_FATAL((size_t)d.rt->param_floats, P);
+        CU_ASSERT(d.m->structured);
+        moments(&d, params, x, R, mean, var);
+        double worst = 0, signal = 0;
+        for (size_t i = 0; i < P; i++) {
+            double z = fabs(mean[i] - truth[i]) / (sqrt(var[i] / R) + 1e-12);
+            if (fabs(mean[i] - truth[i]) > 1e-9 && z > worst) worst = z;
+            signal += fabs(truth[i]);
+        }
+        printf("\n    %-56s largest |mean - exact| / standard error %.2f", estimators[e], worst);
+        CU_ASSERT(worst < 4.0);
+        CU_ASSERT(signal > 1e-3);
+        release(&d);
+    }
+    free(params);
+    free(truth);
+    free(mean);
+    free(var);
+    release(&exact);
+}
+
+/* The antithetic pair: b on even rows, b~ = 1[1 - u < s(phi)] on odd rows, so where q is nearly
+ * certain both draws agree, and the reported value is the mean of the pair's ELBO. */
+static void test_pair_value_is_the_mean(void) {
+    enum { B = 2 };
+    zprog d = build(bernoulli_with("disarm"), B), a = build(bernoulli_with("arm"), B);
+    size_t P = (size_t)d.rt->param_floats;
+    double *params = malloc(P * sizeof(double)), x[B * 6];
+    for (size_t i = 0; i < P; i++) params[i] = vr_uniform(9, 3, i) - 0.5;
+    random_bits(x, B * 6, 1);
+    run(&d, params, x, 3);
+    run(&a, params, x, 3);
+    for (int b = 0; b < B; b++) {
+        double f0 = d.arena[d.rt->train.recon_rows + 2 * b], f1 = d.arena[d.rt->train.recon_rows + 2 * b + 1];
+        double kl = d.arena[d.rt->train.kl_rows + b];
+        CU_ASSERT_DOUBLE_EQUAL(d.arena[d.rt->train.value_rows + b], 0.5 * (f0 + f1) - kl, 1e-12);
+        /* arm and disarm draw the same pair from the same noise: only the encoder's gradient differs */
+        CU_ASSERT_EQUAL(f0, a.arena[a.rt->train.recon_rows + 2 * b]);
+        CU_ASSERT_EQUAL(f1, a.arena[a.rt->train.recon_rows + 2 * b + 1]);
+    }
+    free(params);
+    release(&d);
+    release(&a);
+}
+
+/* The largest |z| of mean - truth over every coordinate, and the relative bias |mean - truth| / |truth|. */
+static double largest_z(const zprog *d, const double *mean, const double *var, const double *truth, int R, double *bias) {
+    double worst = 0, off = 0, norm = 0;
+    for (long i = 0; i < d->rt->param_floats; i++) {
+        double z = fabs(mean[i] - truth[i]) / (sqrt(var[i] / R) + 1e-12);
+        if (fabs(mean[i] - truth[i]) > 1e-9 && z > worst) worst = z;
+        off += (mean[i] - truth[i]) * (mean[i] - truth[i]);
+        norm += truth[i] * truth[i];
+    }
+    *bias = sqrt(off / norm);
+    return worst;
+}
+
+/* Binary concrete is biased (its gradient is the relaxed objective's): the bias is measured, and
+ * the z-test above must see it (which shows the test has the power to reject a biased estimator).
+ * Straight-through decodes the discrete draw: its values are those of the relaxed estimator's
+ * discrete samples. */
+static void test_binary_concrete_bias(void) {
+    enum { B = 3, R = 10000 };
+    zprog exact = build(bernoulli_with("analytic"), B);
+    size_t P = (size_t)exact.rt->param_floats;
+    double *params = malloc(P * sizeof(double)), x[B * 6];
+    double *truth = malloc(P * sizeof(double)), *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double));
+    for (size_t i = 0; i < P; i++) params[i] = 2 * (vr_uniform(11, 3, i) - 0.5);
+    random_bits(x, B * 6, 12);
+    run(&exact, params, x, 0);
+    memcpy(truth, exact.grads, P * sizeof(double));
+    const char *estimators[] = {"gumbel(temperature: 1)", "gumbel(temperature: 0.3)", "gumbel(temperature: 1, hard: true)",
+                                "gumbel(temperature: 0.3, hard: true)"};
+    double bias[4];
+    for (int e = 0; e < 4; e++) {
+        zprog d = build(bernoulli_with(estimators[e]), B);
+        moments(&d, params, x, R, mean, var);
+        double z = largest_z(&d, mean, var, truth, R, &bias[e]);
+        printf("\n    %-36s relative bias %.3f, largest |z| %.1f", estimators[e], bias[e], z);
+        CU_ASSERT(z > 4);
+        CU_ASSERT(bias[e] > 0 && bias[e] < 1);
+        release(&d);
+    }
+    CU_ASSERT(bias[1] < bias[0]); /* the relaxation's bias shrinks with the temperature */
+    zprog soft = build(bernoulli_with("gumbel(samples: 2, temperature: 0.5)"), B);
+    zprog hard = build(bernoulli_with("gumbel(samples: 2, temperature: 0.5, hard: true)"), B);
+    run(&soft, params, x, 5);
+    run(&hard, params, x, 5);
+    for (int r = 0; r < B * 2; r++)
+        CU_ASSERT_EQUAL(soft.arena[soft.rt->train.recon_rows + r], hard.arena[hard.rt->train.recon_rows + r]);
+    release(&soft);
+    release(&hard);
+    free(params);
+    free(truth);
+    free(mean);
+    free(var);
+    release(&exact);
+}
+
+/* ---- the linear-Gaussian model: p(z) = N(0, I), p(x | z) = N(z W + b, D); with W's rows orthogonal
+ * under D^-1 the exact posterior is diagonal, N(mu(x), S), S_kk = 1 / (1 + sum_d W_kd^2 / D_d),
+ * mu_k(x) = S_kk sum_d W_kd (x_d - b_d) / D_d: linear in x, so the encoder below can equal it. */
+static const char *LINEAR_GAUSSIAN = "model lg\n"
+                                     "data x[3] : real\n"
+                                     "latent z[2] ~ normal(0, 1)\n"
+                                     "encoder q(z | x) { return normal(mean: dense(x, 2), logvar: param[2]) }\n"
+                                     "decoder p(x | z) { return normal(mean: dense(z, 3), logvar: param[3]) }\n"
+                                     "estimator %s\n";
+
+static char *linear_gaussian_with(const char *est) {
+    static char buf[4][1024];
+    static int next;
+    char *b = buf[next++ % 4];
+    snprintf(b, 1024, LINEAR_GAUSSIAN, est);
+    return b;
+}
+
+static double *param_named(const zprog *d, double *params, const char *name) {
+    for (int t = 0; t < d->m->nparams; t++)
+        if (strcmp(d->m->params[t].name, name) == 0) return params + d->m->params[t].offset;
+    CU_FAIL_FATAL("no such parameter");
+    return NULL;
+}
+
+/* Sets the decoder (W [2, 3] row-major, b, log D) and the encoder at the exact posterior. */
+static void exact_posterior(const zprog *d, double *params) {
+    static const double W[2][3] = {{1, 0, 0.5}, {0, 2, 0}}, b[3] = {0.3, -0.2, 0.1}, logD[3] = {0, -0.6931, 0.6931};
+    double *w = param_named(d, params, "decoder.mean.weight"), *bias = param_named(d, params, "decoder.mean.bias");
+    double *ld = param_named(d, params, "decoder.logvar"), *A = param_named(d, params, "encoder.mean.weight");
+    double *c = param_named(d, params, "encoder.mean.bias"), *lv = param_named(d, params, "encoder.logvar");
+    for (int k = 0; k < 2; k++) {
+        double lam = 1;
+        for (int j = 0; j < 3; j++) lam += W[k][j] * W[k][j] / exp(logD[j]);
+        lv[k] = -log(lam);
+        c[k] = 0;
+        for (int j = 0; j < 3; j++) {
+            A[j * 2 + k] = W[k][j] / exp(logD[j]) / lam; /* dense weights are [in, out] */
+            c[k] -= A[j * 2 + k] * b[j];
+        }
+    }
+    for (int j = 0; j < 3; j++) {
+        bias[j] = b[j];
+        ld[j] = logD[j];
+        for (int k = 0; k < 2; k++) w[k * 3 + j] = W[k][j];
+    }
+}
+
+/* At the exact posterior, log p(x, z) - log q(z | x) = log p(x) for every z: the encoder's gradient
+ * of STL (reparam and iwae) and of DReG is exactly zero on every draw; reparam with the KL in closed
+ * form has a zero mean there (the posterior is the ELBO's optimum) but not a zero variance. */
+static void test_stl_zero_variance_at_the_posterior(void) {
+    enum { B = 4, R = 200 };
+    const char *estimators[] = {"reparam(gradient: stl)", "reparam(samples: 3, gradient: stl)",
+                                "iwae(samples: 3, gradient: stl)", "iwae(samples: 3, gradient: dreg)", "reparam"};
+    double x[B * 3];
+    for (int i = 0; i < B * 3; i++) x[i] = 2 * vr_uniform(21, 1, (uint64_t)i) - 1;
+    for (int e = 0; e < 5; e++) {
+        zprog d = build(linear_gaussian_with(estimators[e]), B);
+        size_t P = (size_t)d.rt->param_floats;
+        double *params = calloc(P, sizeof(double)), *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double));
+        exact_posterior(&d, params);
+        moments(&d, params, x, R, mean, var);
+        double largest = 0, worst_z = 0;
+        for (int t = 0; t < d.m->nparams; t++)
+            if (strncmp(d.m->params[t].name, "encoder.", 8) == 0)
+                for (long i = d.m->params[t].offset; i < d.m->params[t].offset + d.m->params[t].size; i++) {
+                    largest = fmax(largest, var[i]);
+                    worst_z = fmax(worst_z, fabs(mean[i]) / (sqrt(var[i] / R) + 1e-300));
+                }
+        printf("\n    %-36s encoder-gradient variance at the posterior: largest %.3g", estimators[e], largest);
+        if (e < 4) {
+            CU_ASSERT(largest < 1e-20);
+        } else {
+            CU_ASSERT(largest > 1e-4);
+            CU_ASSERT(worst_z < 4);
+        }
+        free(params);
+        free(mean);
+        free(var);
+        release(&d);
+    }
+}
+
+/* Away from the posterior STL is unbiased: its mean gradient is reparam's. Both draw the same
+ * noise at a step, so the test is paired: the mean of the per-draw difference against its standard
+ * error, every coordinate, with samples: 1 and 3. */
+static void test_stl_unbiased(void) {
+    enum { B = 4, R = 6000 };
+    double x[B * 3];
+    for (int i = 0; i < B * 3; i++) x[i] = 2 * vr_uniform(22, 1, (uint64_t)i) - 1;
+    const char *pairs[2][2] = {{"reparam", "reparam(gradient: stl)"}, {"reparam(samples: 3)", "reparam(samples: 3, gradient: stl)"}};
+    for (int k = 0; k < 2; k++) {
+        zprog a = build(linear_gaussian_with(pairs[k][0]), B), s = build(linear_gaussian_with(pairs[k][1]), B);
+        size_t P = (size_t)a.rt->param_floats;
+        double *params = malloc(P * sizeof(double)), *mean = calloc(P, sizeof(double)), *m2 = calloc(P, sizeof(double));
+        for (size_t i = 0; i < P; i++) params[i] = vr_uniform(23, 3, i) - 0.5;
+        for (int r = 0; r < R; r++) {
+            run(&a, params, x, (uint64_t)r + 1);
+            run(&s, params, x, (uint64_t)r + 1);
+            for (size_t i = 0; i < P; i++) {
+                double diff = s.grads[i] - a.grads[i], delta = diff - mean[i];
+                mean[i] += delta / (r + 1);
+                m2[i] += delta * (diff - mean[i]);
+            }
+        }
+        double worst = 0, spread = 0;
+        for (size_t i = 0; i < P; i++) {
+            double se = sqrt(m2[i] / (R - 1) / R);
+            spread = fmax(spread, se);
+            if (fabs(mean[i]) > 1e-9) worst = fmax(worst, fabs(mean[i]) / se);
+        }
+        printf("\n    %s against %s (paired): largest |z| %.2f", pairs[k][1], pairs[k][0], worst);
+        CU_ASSERT(worst < 4);
+        CU_ASSERT(spread > 1e-6); /* the two differ draw by draw: the test is not vacuous */
+        free(params);
+        free(mean);
+        free(m2);
+        release(&a);
+        release(&s);
+    }
+}
+
+int main(void) {
+    static const test_case tests[] = {
+        {"arm and disarm are unbiased, disarm's variance at most arm's", test_arm_and_disarm},
+        {"arm and disarm per latent in elbo(...) are unbiased", test_arm_and_disarm_per_latent},
+        {"the antithetic pair's value is its mean", test_pair_value_is_the_mean},
+        {"binary concrete: bias measured, straight-through discrete in value", test_binary_concrete_bias},
+        {"STL and DReG: zero encoder-gradient variance at the exact posterior", test_stl_zero_variance_at_the_posterior},
+        {"STL is unbiased", test_stl_unbiased},
+        {NULL, NULL},
+    };
+    return run_suite("estimator zoo", tests);
+}
