@@ -77,8 +77,9 @@ static const estimator_info ESTIMATORS[] = {
      "@{?cat:y{s} = softmax((logits + g{s}) / {T}) per variable,  g{s} ~ Gumbel(0, 1)   (the relaxed {zi}; KL in closed "
      "form)}{?bern:y{s} = sigmoid((logits + log u{s} - log(1 - u{s})) / {T}),  u{s} ~ uniform(0, 1)   (binary concrete: "
      "the relaxed {zi}; KL in closed form)}\n"
-     "{?soft:the reported ELBO is at the discrete samples onehot(argmax y{s})}"
-     "{?hard:straight-through: the decoder sees onehot(argmax y{s}), the gradient is y{s}'s}"},
+     "@{?soft:the reported ELBO is at the discrete samples {?cat:onehot(argmax y{s})}{?bern:1[y{s} > 1/2]}}"
+     "{?hard:straight-through: the decoder sees {?cat:onehot(argmax y{s})}{?bern:1[y{s} > 1/2]}, the gradient is "
+     "y{s}'s}"},
     {"arm", EST_ARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1, 1,
      "ELBO({x}) ~= (1/2) (log p({x} | b1) + log p({x} | b2)) - {beta}" KL_Q_P "\n"
      "b1 = 1[u > sigmoid(-logits)],  b2 = 1[u < sigmoid(logits)],  u ~ uniform(0, 1) per variable   (one pair per "
