@@ -14,6 +14,7 @@
 #include "src/gradvar.h"
 #include "src/mpi.h"
 #include "src/pictures.h"
+#include "src/run_header.h"
 #include "src/run_outputs.h"
 #include "src/picture_commands.h"
 #include "vae/compiler.h"
@@ -148,6 +149,8 @@ typedef struct {
     int have_epochs, have_lr, have_seed, have_warmup, have_labelled;
     int shards; /* 0: the train block's */
     vae_jit_mode jit;
+    int argc; /* the whole command line, for log.csv's header */
+    char **argv;
 } cli;
 
 /* An option's value, validated against the table the checker uses for the
@@ -177,6 +180,36 @@ static int cmd_in(const char *cmd, const char *list) {
     for (const char *p = list; (p = strstr(p, cmd)); p += n)
         if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
     return 0;
+}
+
+/* Whether the command line gave `option` (the train block's value yields to it). */
+static int given(const cli *c, const char *option) {
+    for (int i = 2; i < c->argc; i++)
+        if (strcmp(c->argv[i], option) == 0) return 1;
+    return 0;
+}
+
+/* The train options that only set a number of vr_options (validation, clip, the
+ * learning rate's schedule): 1 when `a` is one (then *bad says whether its value was refused). */
+static int train_setting(const char *a, const char *v, cli *c, int *bad) {
+    vr_lr_schedule *s = &c->run.schedule;
+    static const char *const OPTIONS[] = {"--validation", "--clip", "--lr-warmup-steps", "--lr-step-epochs",
+                                          "--lr-step-factor", "--lr-cosine-epochs", "--lr-min"};
+    size_t i = 0, n = sizeof OPTIONS / sizeof *OPTIONS;
+    while (i < n && strcmp(a, OPTIONS[i]) != 0) i++;
+    double x = 0;
+    if (i == n) return 0;
+    if (parse_double(a, v, &x)) return *bad = 1; /* the table says whether it must be whole */
+    switch (i) {
+    case 0: c->run.validation = (int)x; break;
+    case 1: c->run.clip = x; break;
+    case 2: s->warmup_steps = (long)x; break;
+    case 3: s->step_epochs = (int)x; break;
+    case 4: s->step_factor = x; break;
+    case 5: s->cosine_epochs = x; break;
+    default: s->min_lr = x; break;
+    }
+    return 1;
 }
 
 /* One option a (with its value v, NULL for a flag) of `cmd`: 1 when it is
@@ -249,6 +282,8 @@ static int parse_option(const char *cmd, const char *a, const char *v, cli *c, i
             fprintf(stderr, "vaec %s: error: --jit expects tiered, optimized or quick, got '%s'\n", cmd, v);
             return *bad = 1;
         }
+    } else if (strcmp(cmd, "train") == 0 && vae_setting_option(a) && train_setting(a, v, c, bad)) {
+        return 1; /* validation, clip and the learning rate's schedule */
     } else if (strcmp(a, "--threads") == 0 && cmd_in(cmd, "train eval gradvar")) {
         if (parse_int(a, v, &n)) return *bad = 1;
         c->threads = (int)n;
@@ -328,6 +363,14 @@ static void resolve(cli *c, const vae_model *m) {
     if (!c->shards) c->shards = t->shards > 0 ? t->shards : 1;
     c->run.optimizer = t->optimizer == OPT_ADAM ? VR_ADAM : VR_SGD;
     c->run.momentum = t->momentum;
+    vr_lr_schedule *s = &c->run.schedule;
+    if (!given(c, "--validation")) c->run.validation = t->validation;
+    if (!given(c, "--clip")) c->run.clip = t->clip;
+    if (!given(c, "--lr-warmup-steps")) s->warmup_steps = t->lr_warmup_steps;
+    if (!given(c, "--lr-step-epochs")) s->step_epochs = t->lr_step_epochs;
+    if (!given(c, "--lr-step-factor")) s->step_factor = t->lr_step_factor;
+    if (!given(c, "--lr-cosine-epochs")) s->cosine_epochs = t->lr_cosine_epochs;
+    if (!given(c, "--lr-min")) s->min_lr = t->lr_min;
 }
 
 /* The batch's shards: each a whole number of examples.  0, or 1 after a message. */
@@ -342,6 +385,11 @@ static int check_shards(const cli *c, const char *cmd) {
 static void quiet_unless_first(cli *c) {
     if (!c->run.comm || c->run.comm->rank == 0) return;
     if (!freopen("/dev/null", "w", stdout)) fclose(stdout);
+}
+
+/* A progress line only where a person watches: stdout and stderr on a terminal (not in a log or a test), process 0. */
+static int progress_wanted(const cli *c) {
+    return isatty(STDOUT_FILENO) && isatty(STDERR_FILENO) && (!c->run.comm || c->run.comm->rank == 0);
 }
 
 static int cmd_train(cli *c) {
@@ -386,12 +434,16 @@ static int cmd_train(cli *c) {
                                      : "optimise, JIT");
     c->run.batch = c->batch;
     c->run.shards = c->shards;
-    c->run.progress = isatty(STDERR_FILENO) && (!c->run.comm || c->run.comm->rank == 0);
+    c->run.progress = progress_wanted(c);
     c->run.compile_seconds = vae_program_compile_seconds(p);
     c->run.setup_hash = vaec_file_hash(c->model);
+    run_header_in header = {c->model, m, &c->run, c->argc, c->argv};
+    char *description = vaec_run_description(&header); /* NULL (out of memory): the log goes without it */
+    c->run.description = description;
     run_outputs outs;
     if (!c->run.comm || c->run.comm->rank == 0) run_outputs_attach(&outs, m, vae_program_runtime(p), &c->run);
     int rc = vr_train(vae_program_runtime(p), &c->run);
+    free(description);
     vae_program_free(p);
     vae_unit_free(u);
     return rc;
@@ -420,6 +472,7 @@ static int cmd_eval(cli *c) {
         vae_unit_free(u);
         return 1;
     }
+    c->run.progress = progress_wanted(c); /* while the IWAE estimate runs */
     int rc = vr_eval(vae_program_runtime(p), &c->run);
     vae_program_free(p);
     vae_unit_free(u);
@@ -578,6 +631,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {
             cli c = {0};
+            c.argc = argc;
+            c.argv = argv;
             c.run.iwae = 1000;
             c.jit = VAE_JIT_TIERED;
             int rc = parse_args(commands[i].name, commands[i].help, argc - 2, argv + 2, &c);
