@@ -129,11 +129,32 @@ refused "two decays" "lr_step_epochs and lr_cosine_epochs" --lr-step-epochs 1 --
 cmp "$work/before" "$work/whole/checkpoint.vaeckpt" || fail "a refused resume changed the checkpoint"
 echo "ok   a resume with another clip, schedule or validation is refused, naming it"
 
+# ---- the same settings in a model's train block: the source says so; two decays are refused at their place
+sed 's/^    epochs = 10$/    epochs = 1\n    validation = 128\n    clip = 30\n    lr_warmup_steps = 5\n    lr_cosine_epochs = 3\n    lr_min = 0.0001/' \
+    "$model" >"$work/block.vae"
+grep -q 'lr_cosine_epochs = 3' "$work/block.vae" || fail "the train block was not edited"
+"$vaec" train "$work/block.vae" $SMALL --lr 0.03 --out "$work/block" >"$work/out" 2>&1 || { cat "$work/out"; fail "train block settings"; }
+[ "$(header "$work/block" 'setting clip')" = "30 (model file)" ] || fail "clip's source: $(header "$work/block" 'setting clip')"
+[ "$(header "$work/block" 'setting lr_step_factor')" = "0.1 (default)" ] || fail "lr_step_factor's default"
+train "$work/options1" $ALL --epochs 1
+same_run "$work/block" "$work/options1" "the train block's settings against the options"
+sed 's/^    lr_min = 0.0001$/    lr_step_epochs = 2/' "$work/block.vae" >"$work/two.vae"
+"$vaec" check "$work/two.vae" >"$work/out" 2>&1 && fail "two decays in a train block accepted"
+grep -q "two.vae:[0-9]*:[0-9]*: error: lr_step_epochs and lr_cosine_epochs: the learning rate decays one way" "$work/out" \
+    || { cat "$work/out"; fail "two decays: no located message"; }
+echo "ok   the train block's validation, clip and schedule: its source noted, the options' numbers; two decays refused"
+
 # ---- the progress line: none in a file; on a terminal, with the ETAs
 grep -q 'ETA' "$work/out" && fail "a progress line in a file"
 if command -v script >/dev/null; then
     script -qec "'$vaec' train '$model' $SMALL --epochs 1 --out '$work/tty'" "$work/tty.out" >/dev/null 2>&1 \
         || { cat "$work/tty.out"; fail "vaec train on a terminal"; }
     grep -q 'ETA [0-9hms]*, run [0-9hms]*' "$work/tty.out" || { cat "$work/tty.out"; fail "no progress line on a terminal"; }
-    echo "ok   a progress line with ETAs on a terminal, none in a file"
+    script -qec "'$vaec' eval '$model' --params '$work/tty/checkpoint.vaeckpt' --test-limit 8 --iwae 10" "$work/eval.out" \
+        >/dev/null 2>&1 || { cat "$work/eval.out"; fail "vaec eval on a terminal"; }
+    grep -q 'log p(x) by IWAE: 8 of 8 examples, .* ETA' "$work/eval.out" || { cat "$work/eval.out"; fail "no eval progress"; }
+    "$vaec" eval "$model" --params "$work/tty/checkpoint.vaeckpt" --test-limit 8 --iwae 10 >"$work/out" 2>&1 \
+        || { cat "$work/out"; fail "vaec eval"; }
+    grep -q 'ETA' "$work/out" && fail "vaec eval drew its progress into a file"
+    echo "ok   progress lines with ETAs on a terminal (train, eval's IWAE), none in a file"
 fi
