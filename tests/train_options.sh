@@ -76,6 +76,8 @@ V="--validation 128 --lr 0.03"
 train "$work/v2" $V --epochs 2
 grep -q "training fashion_gauss on 384 examples" "$work/out" || { cat "$work/out"; fail "128 of 512 examples were not held out"; }
 grep -q "^epoch,step,train_ELBO,test_ELBO,.*,valid_ELBO,kl_weight_factor" "$work/v2/log.csv" || fail "no valid_ELBO column"
+set -- "$work"/v2/events.out.tfevents.*
+grep -q "epoch/valid_elbo" "$1" || fail "the event file has no epoch/valid_elbo scalar"
 train "$work/v1" $V --epochs 1
 best=$(grep -v '^#' "$work/v2/log.csv" | awk -F, 'NR > 1 && (b == "" || $8 > b) { b = $8; e = $1 } END { print e }')
 cmp "$work/v2/best.vaeckpt" "$work/v$best/checkpoint.vaeckpt" || fail "best.vaeckpt is not epoch $best's checkpoint"
