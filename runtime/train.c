@@ -792,6 +792,23 @@ static int check_run_settings(const trainer *t, const char *log, char *err, size
     return -1;
 }
 
+/* A line among the rows saying who continued the run after `epoch`: from the
+ * description (the header keeps the first run's), what may differ on a resume. */
+static void note_resume(FILE *f, const char *description, int epoch) {
+    static const char *const KEYS[] = {"started", "vaec commit", "threads", "processes", "cpu", "command line"};
+    if (!description) return;
+    fprintf(f, "# resumed after epoch %d:", epoch);
+    for (size_t i = 0, n = 0; i < sizeof KEYS / sizeof *KEYS; i++) {
+        char key[40];
+        snprintf(key, sizeof key, "# %s = ", KEYS[i]);
+        const char *at = strstr(description, key);
+        if (!at || (at != description && at[-1] != '\n')) continue;
+        at += strlen(key);
+        fprintf(f, "%s %s = %.*s", n++ ? "," : "", KEYS[i], (int)strcspn(at, "\n"), at);
+    }
+    fputc('\n', f);
+}
+
 /* Rewrites log.csv (`log`, checked) to end at `epoch`, the checkpoint's: rows
  * after it are dropped; a row missing for it (the run died between the
  * checkpoint and the row) cannot be recomputed (its train column is the mean
@@ -822,6 +839,7 @@ static int cut_log(const trainer *t, const char *log, int epoch, char *err, size
         printf("epoch %2d  its log row was lost (the run stopped after the epoch's checkpoint); noted in %s\n", e,
                f->log);
     }
+    note_resume(out.f, t->o->description, epoch);
     return vr_output_commit(&out, err, errlen);
 }
 

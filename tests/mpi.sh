@@ -19,9 +19,9 @@ ARGS="$RUN --jit quick"
 BLAS_CFLAGS=${BLAS_CFLAGS:--DVAE_USE_CBLAS $(ls -d /usr/include/*/openblas-pthread 2>/dev/null | head -n 1 | sed 's/^/-I/')}
 BLAS_LIBS=${BLAS_LIBS:--lopenblas}
 
-# log.csv without its times (columns 9 and 10) and the run's description (its command line,
-# processes and start differ; the compared settings lines stay)
-rows() { sed '/^# vaec version = /,/^# command line = /d' "$1" | cut -d, -f1-8; }
+# log.csv without its times (columns 9 and 10) and the run's description and resumes (their command
+# lines, processes and starts differ; the compared settings lines stay)
+rows() { sed '/^# vaec version = /,/^# command line = /d; /^# resumed after epoch /d' "$1" | cut -d, -f1-8; }
 same_run() { # folder, reference folder, what
     cmp "$1/checkpoint.vaeckpt" "$2/checkpoint.vaeckpt" || fail "$3: the checkpoint differs from one process's"
     rows "$1/log.csv" >"$work/a.csv"; rows "$2/log.csv" >"$work/b.csv"

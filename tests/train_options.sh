@@ -110,6 +110,9 @@ train "$work/part" $ALL --epochs 1 --threads 1
 resume "$work/part" $ALL --epochs 2 --threads 2
 resume "$work/part" $ALL --epochs 3 --threads 1
 same_run "$work/whole" "$work/part" "all on: 3 epochs vs 1 + resume + resume"
+grep -q "^# resumed after epoch 1: started = [0-9T:Z-]*, vaec commit = .*, threads = 2, cpu = .*, command line = .* --epochs 2 --threads 2 --resume $work/part$" \
+    "$work/part/log.csv" || { cat "$work/part/log.csv"; fail "log.csv does not note the first resume"; }
+grep -q "^# resumed after epoch 2: .*, threads = 1, " "$work/part/log.csv" || fail "log.csv does not note the second resume"
 cmp "$work/whole/best.vaeckpt" "$work/part/best.vaeckpt" || fail "all on: best.vaeckpt differs after resumes"
 grep -q '^# lr schedule = cosine(over 3 epochs, down to 0.0001)$' "$work/whole/log.csv" || fail "no schedule line"
 train "$work/step" $V --lr-step-epochs 1 --lr-step-factor 0.5 --epochs 3
