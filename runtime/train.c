@@ -470,11 +470,12 @@ static int shard_count(const vr_options *o) { return o->shards > 1 ? o->shards :
 static const char *const OPTIONAL_SETTINGS[] = {"shards", "validation", "clip", "lr warmup steps", "lr schedule"};
 
 const char *vr_shortest(char *buf, size_t len, double v) {
-    for (int digits = 6; digits < 17; digits++) {
-        snprintf(buf, len, "%.*g", digits, v);
-        if (strtod(buf, NULL) == v) return buf;
+    char digits[32]; /* 17 significant digits, a sign, a point and an exponent */
+    for (int n = 6; n <= 17; n++) {
+        snprintf(digits, sizeof digits, "%.*g", n, v);
+        if (strtod(digits, NULL) == v) break; /* 17 always reads back */
     }
-    snprintf(buf, len, "%.17g", v);
+    snprintf(buf, len, "%s", digits);
     return buf;
 }
 
