@@ -922,6 +922,8 @@ static void print_main_helpers(FILE *o) {
           "    fprintf(f, \"usage: %s train [--data SRC] [--test SRC] [--data-dir DIR] [--epochs N] [--lr F] [--seed N]\\n\"\n"
           "               \"                [--out DIR] [--force] [--resume DIR] [--limit N] [--test-limit N] [--warmup E] [--threads N]\\n\"\n"
           "               \"                [--labels FILE] [--test-labels FILE] [--labelled N] [--shards S (as emitted)]\\n\"\n"
+          "               \"                [--validation N] [--clip F] [--lr-warmup-steps N] [--lr-step-epochs E]\\n\"\n"
+          "               \"                [--lr-step-factor F] [--lr-cosine-epochs E] [--lr-min F]\\n\"\n"
           "               \"       %s eval --params CKPT [--test SRC] [--test-labels FILE] [--data-dir DIR] [--iwae K] [--test-limit N] [--seed N]\\n\"\n"
           "               \"                [--threads N]\\n\"\n"
           "               \"the options of vaec train and vaec eval (vaec COMMAND --help), for the model %s\\n\",\n"
@@ -1018,6 +1020,9 @@ static void print_main(FILE *o) {
           "    o.optimizer = VAE_DEFAULT_OPTIMIZER;\n"
           "    o.seed = VAE_DEFAULT_SEED;\n"
           "    o.warmup = VAE_DEFAULT_WARMUP;\n"
+          "    o.validation = VAE_DEFAULT_VALIDATION;\n"
+          "    o.clip = VAE_DEFAULT_CLIP;\n"
+          "    o.schedule = (vr_lr_schedule)VAE_DEFAULT_LR_SCHEDULE;\n"
           "    o.iwae = 1000;\n"
           "    o.model_settings = VAE_MODEL_SETTINGS; /* recorded in log.csv, compared by --resume */\n"
           "    o.shards = VAE_SHARDS; /* a batch of VAE_SHARDS graph batches, their gradients summed in a fixed tree */\n"
@@ -1054,6 +1059,13 @@ static void print_main(FILE *o) {
     print_option(o, "--labelled", " && train", "o.labelled = (long)n;");
     print_option(o, "--test-limit", "", "o.test_limit = (int)n;");
     print_option(o, "--warmup", " && train", "o.warmup = x;");
+    print_option(o, "--validation", " && train", "o.validation = (int)n;");
+    print_option(o, "--clip", " && train", "o.clip = x;");
+    print_option(o, "--lr-warmup-steps", " && train", "o.schedule.warmup_steps = (long)n;");
+    print_option(o, "--lr-step-epochs", " && train", "o.schedule.step_epochs = (int)n;");
+    print_option(o, "--lr-step-factor", " && train", "o.schedule.step_factor = x;");
+    print_option(o, "--lr-cosine-epochs", " && train", "o.schedule.cosine_epochs = x;");
+    print_option(o, "--lr-min", " && train", "o.schedule.min_lr = x;");
     print_option(o, "--iwae", " && !train", "o.iwae = (int)n;");
     print_option(o, "--threads", "", "threads = (int)n;");
     print_option(o, "--batch", "",
@@ -1218,9 +1230,13 @@ static void print_defaults(FILE *c, const vae_model *m, int shards) {
     fprintf(c, "\n#define VAE_DEFAULT_LABELLED %ld", t->labelled);
     fprintf(c, "\n#define VAE_DEFAULT_EPOCHS %d\n#define VAE_DEFAULT_LR %.17g\n#define VAE_DEFAULT_MOMENTUM %.17g\n"
                "#define VAE_DEFAULT_OPTIMIZER %s\n#define VAE_DEFAULT_SEED %lluu\n#define VAE_DEFAULT_WARMUP %.17g\n"
-               "#define VAE_SHARDS %d\n\n",
+               "#define VAE_SHARDS %d\n",
             t->epochs, t->lr, t->momentum, t->optimizer == OPT_ADAM ? "VR_ADAM" : "VR_SGD", t->seed, t->warmup,
             shards > 1 ? shards : 1);
+    fprintf(c, "#define VAE_DEFAULT_VALIDATION %d\n#define VAE_DEFAULT_CLIP %.17g\n"
+               "#define VAE_DEFAULT_LR_SCHEDULE {%ld, %d, %.17g, %.17g, %.17g}\n\n",
+            t->validation, t->clip, t->lr_warmup_steps, t->lr_step_epochs, t->lr_step_factor, t->lr_cosine_epochs,
+            t->lr_min);
 }
 
 int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_path, FILE *c, FILE *h,

@@ -185,6 +185,29 @@ static void check_label_settings(checker *c, const ast_train *t) {
     }
 }
 
+/* validation, clip and the learning rate's schedule: 1 when `a` is one of them (checked). */
+static int check_run_setting(checker *c, const ast_assign *a, vae_train_settings *s) {
+    static const char *const NAMES[] = {"validation", "clip", "lr_warmup_steps", "lr_step_epochs", "lr_step_factor",
+                                        "lr_cosine_epochs", "lr_min"};
+    size_t i = 0, n = sizeof NAMES / sizeof *NAMES;
+    while (i < n && strcmp(a->name, NAMES[i]) != 0) i++;
+    if (i == n) return 0;
+    double num;
+    if (!chk_setting_value(c, a->value->loc, a->name, a->value, &num)) return 1;
+    switch (i) {
+    case 0: s->validation = (int)num; break;
+    case 1: s->clip = num; break;
+    case 2: s->lr_warmup_steps = (long)num; break;
+    case 3: s->lr_step_epochs = (int)num; break;
+    case 4: s->lr_step_factor = num; break;
+    case 5: s->lr_cosine_epochs = num; break;
+    default: s->lr_min = num; break;
+    }
+    if (s->lr_step_epochs > 0 && s->lr_cosine_epochs > 0)
+        ERR(a->loc, "lr_step_epochs and lr_cosine_epochs: the learning rate decays one way; choose one");
+    return 1;
+}
+
 static void check_train(checker *c, const ast_train *t) {
     vae_train_settings *s = &c->m->train;
     const ast_assign *shards = NULL;
@@ -218,6 +241,8 @@ static void check_train(checker *c, const ast_train *t) {
             if (chk_setting_value(c, v->loc, a->name, v, &num)) s->warmup = num;
         } else if (strcmp(a->name, "shards") == 0) {
             if (chk_setting_value(c, v->loc, a->name, v, &num)) s->shards = (int)num;
+        } else if (check_run_setting(c, a, s)) {
+            continue; /* checked there */
         } else if (strcmp(a->name, "optimizer") == 0) {
             if (v->kind != AST_CALL || (strcmp(v->str, "adam") && strcmp(v->str, "sgd"))) {
                 ERR(v->loc, "'optimizer' is adam(lr: F) or sgd(lr: F, momentum: F)");
@@ -231,7 +256,8 @@ static void check_train(checker *c, const ast_train *t) {
             if (lr && chk_setting_value(c, lr->loc, "lr", lr->value, &num)) s->lr = num;
             if (mom && chk_setting_value(c, mom->loc, "momentum", mom->value, &num)) s->momentum = num;
         } else {
-            ERR(a->loc, "unknown train setting '%s' (expected data, test, optimizer, batch, epochs, seed, warmup or shards)",
+            ERR(a->loc, "unknown train setting '%s' (expected data, test, optimizer, batch, epochs, seed, warmup, shards, "
+                        "validation, clip, lr_warmup_steps, lr_step_epochs, lr_step_factor, lr_cosine_epochs or lr_min)",
                 a->name);
         }
     }
@@ -359,6 +385,7 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *m) {
     m->train.batch = 128;
     m->train.epochs = 10;
     m->train.shards = 1;
+    m->train.lr_step_factor = 0.1;
     checker cc = {.src = src, .m = m, .pool = src->pool}, *c = &cc;
     int before = src->nerrors;
     check_declarations(c);

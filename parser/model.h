@@ -91,6 +91,13 @@ typedef struct {
     int batch, epochs;
     unsigned long long seed;
     double warmup;                /* epochs of KL warm-up (0: none) */
+    int validation;               /* hold out the last N training examples (0: none) */
+    double clip;                  /* the gradient's largest global L2 norm (0: no clipping) */
+    /* the learning rate's schedule (include/vae/driver.h, vr_lr_schedule; all 0: constant) */
+    long lr_warmup_steps;
+    int lr_step_epochs;
+    double lr_step_factor;        /* 0.1 unless set */
+    double lr_cosine_epochs, lr_min;
     int shards;                   /* a batch's shards, each its own gradient, summed in a fixed tree (1: none) */
     /* version 1: labels */
     const char *labels, *test_labels; /* label files for sources that do not carry them; NULL: none */

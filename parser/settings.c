@@ -20,6 +20,14 @@ static const vae_setting SETTINGS[] = {
     {"momentum", NULL, 0, 0, 1, 0, 1, ""},
     {"labelled", "--labelled", 1, 0, INT_MAX, 0, 0, ""},
     {"classify", "--classify", 0, 0, 1e6, 0, 0, ""},
+    {"validation", "--validation", 1, 0, INT_MAX, 0, 0, "of examples"},
+    {"clip", "--clip", 0, 0, 1e6, 1, 0, ""},
+    /* the learning rate's schedule (runtime: vr_lr_at) */
+    {"lr_warmup_steps", "--lr-warmup-steps", 1, 0, INT_MAX, 0, 0, "of steps"},
+    {"lr_step_epochs", "--lr-step-epochs", 1, 1, 1e6, 0, 0, "of epochs"},
+    {"lr_step_factor", "--lr-step-factor", 0, 0, 1, 1, 0, ""},
+    {"lr_cosine_epochs", "--lr-cosine-epochs", 0, 0, 1e6, 1, 0, "of epochs"},
+    {"lr_min", "--lr-min", 0, 0, 1e6, 0, 0, ""},
     /* estimator options */
     {"samples", NULL, 1, 1, 100000, 0, 0, ""},
     {"beta", NULL, 0, 0, 1e6, 0, 0, ""},

@@ -249,9 +249,19 @@ static void iwae_chunk(const vr_program *p, const float *params, const vr_datase
     for (int i = 0; i < m; i++) lp[start + i] = mx[i] + log(sum[i]) - log((double)K);
 }
 
-/* The IWAE estimate, its chunks shared by the processes of comm (NULL: this one). */
+static const char *duration(char *buf, size_t len, double seconds);
+
+/* vaec eval's progress line while the IWAE estimate runs (stderr, redrawn in place). */
+static void iwae_progress(int done, int total, int examples, double elapsed) {
+    char left[48];
+    fprintf(stderr, "\r\033[K  log p(x) by IWAE: %d of %d examples, %.0f ex/s, ETA %s", done < examples ? done : examples,
+            examples, done / elapsed, duration(left, sizeof left, elapsed / done * (total - done)));
+    fflush(stderr);
+}
+
+/* The IWAE estimate, its chunks shared by the processes of comm (NULL: this one); progress: draw a progress line. */
 static void evaluate_iwae_in(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed,
-                             int K, const vr_comm *comm, vr_scores *out) {
+                             int K, const vr_comm *comm, int progress, vr_scores *out) {
     const vr_graph *g = &p->iwae;
     int n = limit > 0 && limit < ds->n ? limit : ds->n, B = g->batch, c0 = 0, c1 = (n + B - 1) / B;
     float *arena = xcalloc((size_t)g->arena_floats, sizeof(float));
@@ -261,7 +271,12 @@ static void evaluate_iwae_in(const vr_program *p, const float *params, const vr_
     eval_row *rows = xcalloc((size_t)n, sizeof(eval_row)); /* lp in .value: share_rows sends whole rows */
     double *lp = xcalloc((size_t)n, sizeof(double));
     if (comm) rank_chunks(c1, comm->rank, comm->size, &c0, &c1);
-    for (int c = c0; c < c1; c++) iwae_chunk(p, params, ds, n, c * B, seed, K, arena, x, idx, mx, sum, lp);
+    double t0 = now();
+    for (int c = c0; c < c1; c++) {
+        iwae_chunk(p, params, ds, n, c * B, seed, K, arena, x, idx, mx, sum, lp);
+        if (progress) iwae_progress((c + 1 - c0) * B, (c1 - c0) * B, n, now() - t0); /* this process's chunks */
+    }
+    if (progress) fputs("\r\033[K", stderr);
     if (comm && comm->size > 1) {
         for (int i = 0; i < n; i++) rows[i].value = lp[i];
         share_rows(comm, rows, n, B);
@@ -287,7 +302,7 @@ static void evaluate_iwae_in(const vr_program *p, const float *params, const vr_
 
 void vr_evaluate_iwae(const vr_program *p, const float *params, const vr_dataset *ds, int limit, uint64_t seed, int K,
                       vr_scores *out) {
-    evaluate_iwae_in(p, params, ds, limit, seed, K, NULL, out);
+    evaluate_iwae_in(p, params, ds, limit, seed, K, NULL, 0, out);
 }
 
 /* ---------------------------------------------------------------- training
@@ -344,11 +359,12 @@ static int make_dir(const char *dir) {
 
 typedef struct {
     char dir[VR_PATH_MAX], ckpt[VR_PATH_MAX + 32], log[VR_PATH_MAX + 32];
+    char best[VR_PATH_MAX + 32]; /* best.vaeckpt: the epoch of the best validation value (with validation) */
     int log_fd;          /* log.csv, open for appending; -1: the run writes no files */
     int committed_epoch; /* the epoch of the checkpoint on disk; -1: none yet */
 } run_files;
 
-static const char *const RUN_FILES[] = {"checkpoint.vaeckpt", "log.csv"};
+static const char *const RUN_FILES[] = {"checkpoint.vaeckpt", "log.csv", "best.vaeckpt"};
 
 /* A folder holds a run when it has a checkpoint or a log (under any file type). */
 static int holds_run(const char *dir) {
@@ -425,12 +441,16 @@ static void log_column(char *buf, size_t len, const char *prefix, const char *na
 }
 
 /* log.csv's column names, one line. */
-static void log_header(char *buf, size_t len, const vr_program *p) {
-    char train_col[128], test_col[128];
+static void log_header(char *buf, size_t len, const vr_program *p, const vr_options *o) {
+    char train_col[128], test_col[128], valid_col[130] = "";
     log_column(train_col, sizeof train_col, "train_", p->value_name);
     log_column(test_col, sizeof test_col, "test_", p->eval_value_name);
-    snprintf(buf, len, "epoch,step,%s,%s,test_recon,test_kl,test_exact_logpx,%skl_weight_factor,seconds,examples_per_second\n",
-             train_col, test_col, classifies(p) ? "test_error," : "");
+    if (o->validation > 0) { /* only with validation: other runs keep their columns */
+        log_column(valid_col, sizeof valid_col - 1, "valid_", p->eval_value_name);
+        strcat(valid_col, ",");
+    }
+    snprintf(buf, len, "epoch,step,%s,%s,test_recon,test_kl,test_exact_logpx,%s%skl_weight_factor,seconds,"
+             "examples_per_second\n", train_col, test_col, classifies(p) ? "test_error," : "", valid_col);
 }
 
 /* A value of a "# key = value" line: a newline in a path would end the line early. */
@@ -443,6 +463,37 @@ static const char *one_line(char *buf, size_t len, const char *s) {
 
 /* The shards a batch is cut into (1: none; docs/cluster.md). */
 static int shard_count(const vr_options *o) { return o->shards > 1 ? o->shards : 1; }
+
+/* The settings whose line is absent at their default, so that runs made before
+ * they existed keep their logs (and resume): a run that has one and a resume
+ * that lacks it differ all the same (check_run_settings). */
+static const char *const OPTIONAL_SETTINGS[] = {"shards", "validation", "clip", "lr warmup steps", "lr schedule"};
+
+const char *vr_shortest(char *buf, size_t len, double v) {
+    char digits[32]; /* 17 significant digits, a sign, a point and an exponent */
+    for (int n = 6; n <= 17; n++) {
+        snprintf(digits, sizeof digits, "%.*g", n, v);
+        if (strtod(digits, NULL) == v) break; /* 17 always reads back */
+    }
+    snprintf(buf, len, "%s", digits);
+    return buf;
+}
+
+/* Their lines, where they are not at their default (shards: log_settings). */
+static void optional_settings(char *buf, size_t len, const vr_options *o) {
+    const vr_lr_schedule *s = &o->schedule;
+    char a[32], b[32];
+    size_t n = 0;
+    if (o->validation > 0) n += (size_t)snprintf(buf + n, len - n, "# validation = %d\n", o->validation);
+    if (o->clip > 0 && n < len) n += (size_t)snprintf(buf + n, len - n, "# clip = %s\n", vr_shortest(a, sizeof a, o->clip));
+    if (s->warmup_steps > 0 && n < len) n += (size_t)snprintf(buf + n, len - n, "# lr warmup steps = %ld\n", s->warmup_steps);
+    if (s->step_epochs > 0 && n < len)
+        snprintf(buf + n, len - n, "# lr schedule = step(every %d epochs, factor %s)\n", s->step_epochs,
+                 vr_shortest(a, sizeof a, s->step_factor));
+    else if (s->cosine_epochs > 0 && n < len)
+        snprintf(buf + n, len - n, "# lr schedule = cosine(over %s epochs, down to %s)\n",
+                 vr_shortest(a, sizeof a, s->cosine_epochs), vr_shortest(b, sizeof b, s->min_lr));
+}
 
 /* The settings that decide what a run computes, as "# key = value" lines at the
  * top of log.csv; --resume compares them line by line (run_files_resume).  The
@@ -466,6 +517,7 @@ static void log_settings(char *buf, size_t len, const vr_program *p, const vr_op
         snprintf(buf + at, len - at, "# labels = %s\n# labelled = %ld\n", one_line(labels, sizeof labels, o->labels),
                  o->labelled);
     }
+    optional_settings(buf + strlen(buf), len - strlen(buf), o);
 }
 
 /* Chooses and creates the folder, writes log.csv's header whole (which also
@@ -479,16 +531,18 @@ static int run_files_open(run_files *f, const vr_program *p, const vr_options *o
     remove_stale_temps(f->dir);
     snprintf(f->ckpt, sizeof f->ckpt, "%s/%s", f->dir, RUN_FILES[0]);
     snprintf(f->log, sizeof f->log, "%s/%s", f->dir, RUN_FILES[1]);
-    if (vr_output_check(f->ckpt, err, errlen)) return -1;
+    snprintf(f->best, sizeof f->best, "%s/%s", f->dir, RUN_FILES[2]);
+    if (vr_output_check(f->ckpt, err, errlen) || vr_output_check(f->best, err, errlen)) return -1;
     char settings[LOG_SETTINGS_MAX], header[512];
     log_settings(settings, sizeof settings, p, o, examples);
-    log_header(header, sizeof header, p);
+    log_header(header, sizeof header, p, o);
     vr_output out;
     if (vr_output_open(&out, f->log, err, errlen)) return -1;
-    fprintf(out.f, "%s%s", settings, header);
+    /* the description first, the compared settings last before the column names */
+    fprintf(out.f, "%s%s%s", o->description ? o->description : "", settings, header);
     if (vr_output_commit(&out, err, errlen)) return -1;
-    if (unlink(f->ckpt) != 0 && errno != ENOENT) {
-        snprintf(err, errlen, "%s: cannot remove the earlier run's checkpoint: %s", f->ckpt, strerror(errno));
+    if ((unlink(f->ckpt) != 0 && errno != ENOENT) || (unlink(f->best) != 0 && errno != ENOENT)) {
+        snprintf(err, errlen, "%s: cannot remove the earlier run's checkpoints: %s", f->dir, strerror(errno));
         return -1;
     }
     f->log_fd = open(f->log, O_WRONLY | O_APPEND | O_NOFOLLOW);
@@ -503,6 +557,9 @@ typedef struct {
     const vr_program *p;
     const vr_options *o;
     vr_dataset train, test;
+    vr_dataset valid;      /* the last o->validation examples of train, in place (n 0: no validation) */
+    double best_valid;     /* the best validation value of the epochs so far (-inf: none yet) */
+    int clipped;           /* this epoch's steps whose gradient was clipped */
     int n, nbatches;
     unsigned char *kept;   /* label_states > 0: per training example, its label is kept */
     int *lab, *unl;        /* semi-supervised: the labelled and the unlabelled examples */
@@ -525,11 +582,17 @@ typedef struct {
     run_files files;
 } trainer;
 
-/* Commits an epoch (0: the initial parameters): its checkpoint, then its log row. */
-static int run_files_commit(trainer *t, int epoch, const char *row, char *err, size_t errlen) {
+/* Commits an epoch (0: the initial parameters): best.vaeckpt when the epoch is
+ * the best so far, its checkpoint, then its log row.  In this order a crash
+ * leaves best.vaeckpt at most one epoch ahead of the checkpoint, and the resumed
+ * run makes that epoch again, bit for bit (run_files_resume). */
+static int run_files_commit(trainer *t, int epoch, int best, const char *row, char *err, size_t errlen) {
     run_files *f = &t->files;
     if (f->log_fd < 0) return 0;
     const vr_program *p = t->p;
+    if (best && vr_checkpoint_save(f->best, p->model_name, p->tensors, p->ntensors, t->params, t->m, t->v, t->step, err,
+                                   errlen))
+        return -1;
     if (vr_checkpoint_save(f->ckpt, p->model_name, p->tensors, p->ntensors, t->params, t->m, t->v, t->step, err, errlen))
         return -1;
     f->committed_epoch = epoch;
@@ -591,6 +654,31 @@ static int plan_labels(trainer *t, char *err, size_t errlen) {
     return 0;
 }
 
+/* The examples [first, first + n) of ds, in place (nothing is copied or owned). */
+static vr_dataset rows_of(const vr_dataset *ds, int first, int n) {
+    vr_dataset v = *ds;
+    size_t dim = (size_t)ds->dim, at = (size_t)first;
+    v.n = n;
+    if (v.u8) v.u8 += at * dim;
+    if (v.f32) v.f32 += at * dim;
+    if (v.bits) v.bits += at * ((dim + 7) / 8);
+    if (v.labels) v.labels += at;
+    return v;
+}
+
+/* Validation: the last o->validation of the t->n examples are held out of training. */
+static int hold_out(trainer *t, char *err, size_t errlen) {
+    const vr_options *o = t->o;
+    if (o->validation >= t->n) {
+        snprintf(err, errlen, "%s: validation = %d leaves no training examples (%d in all%s)", o->data, o->validation,
+                 t->n, o->limit > 0 ? " after --limit" : "");
+        return -1;
+    }
+    t->n -= o->validation;
+    t->valid = rows_of(&t->train, t->n, o->validation);
+    return 0;
+}
+
 static int load_data(trainer *t, char *err, size_t errlen) {
     const vr_program *p = t->p;
     const vr_options *o = t->o;
@@ -613,6 +701,7 @@ static int load_data(trainer *t, char *err, size_t errlen) {
         return -1;
     int B = t->batch;
     t->n = o->limit > 0 && o->limit < t->train.n ? o->limit : t->train.n;
+    if (o->validation > 0 && hold_out(t, err, errlen)) return -1;
     t->nbatches = t->n / B; /* the last partial batch is dropped: every step has the compiled shape */
     if (t->nbatches == 0) {
         snprintf(err, errlen, "%s: %d example%s %s fewer than one batch of %d", o->data, t->n, plural(t->n),
@@ -669,27 +758,56 @@ static char *read_log_file(const char *path, char *err, size_t errlen) {
     return buf;
 }
 
+/* The first line of OPTIONAL_SETTINGS that the run's log has and `want` lacks, or NULL. */
+static const char *optional_missing(const char *log, const char *want) {
+    for (size_t i = 0; i < sizeof OPTIONAL_SETTINGS / sizeof *OPTIONAL_SETTINGS; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "\n# %s = ", OPTIONAL_SETTINGS[i]);
+        const char *at = strstr(log, key);
+        if (at && !strstr(want, key + 1)) return at + 1;
+    }
+    return NULL;
+}
+
 /* Whether log.csv (`log`, whole) was written by a run computing what this one
  * computes: its settings lines and column names; 0, or -1 with err saying what differs. */
 static int check_run_settings(const trainer *t, const char *log, char *err, size_t errlen) {
     const run_files *f = &t->files;
     char want[LOG_SETTINGS_MAX], header[512], diff[2048];
     log_settings(want, sizeof want, t->p, t->o, t->n);
-    log_header(header, sizeof header, t->p);
+    log_header(header, sizeof header, t->p, t->o);
     const char *head = strstr(log, header);
+    const char *missing = optional_missing(log, want);
     if (!strstr(log, "# model = "))
         snprintf(err, errlen, "%s: records no settings (an older vaec wrote it), so resuming cannot check that it "
                               "continues the same computation", f->log);
     else if (settings_differ(log, want, diff, sizeof diff))
         snprintf(err, errlen, "%s: cannot resume with other settings than the run's: %s", f->dir, diff);
-    else if (shard_count(t->o) == 1 && strstr(log, "\n# shards = ")) /* the line is absent at 1: compared here */
-        snprintf(err, errlen, "%s: cannot resume with other settings than the run's: it cut its batches into shards "
-                              "(log.csv's '# shards' line), this run does not; pass the same --shards", f->dir);
+    else if (missing) /* absent at the default: compared here */
+        snprintf(err, errlen, "%s: cannot resume with other settings than the run's: %.*s in the run, not set now",
+                 f->dir, (int)strcspn(missing + 2, "\n"), missing + 2);
     else if (!head || (head != log && head[-1] != '\n'))
         snprintf(err, errlen, "%s: its column names are not this model's", f->log);
     else
         return 0;
     return -1;
+}
+
+/* A line among the rows saying who continued the run after `epoch`: from the
+ * description (the header keeps the first run's), what may differ on a resume. */
+static void note_resume(FILE *f, const char *description, int epoch) {
+    static const char *const KEYS[] = {"started", "vaec commit", "threads", "processes", "cpu", "command line"};
+    if (!description) return;
+    fprintf(f, "# resumed after epoch %d:", epoch);
+    for (size_t i = 0, n = 0; i < sizeof KEYS / sizeof *KEYS; i++) {
+        char key[40];
+        snprintf(key, sizeof key, "# %s = ", KEYS[i]);
+        const char *at = strstr(description, key);
+        if (!at || (at != description && at[-1] != '\n')) continue;
+        at += strlen(key);
+        fprintf(f, "%s %s = %.*s", n++ ? "," : "", KEYS[i], (int)strcspn(at, "\n"), at);
+    }
+    fputc('\n', f);
 }
 
 /* Rewrites log.csv (`log`, checked) to end at `epoch`, the checkpoint's: rows
@@ -700,7 +818,7 @@ static int check_run_settings(const trainer *t, const char *log, char *err, size
 static int cut_log(const trainer *t, const char *log, int epoch, char *err, size_t errlen) {
     const run_files *f = &t->files;
     char header[512];
-    log_header(header, sizeof header, t->p);
+    log_header(header, sizeof header, t->p, t->o);
     const char *rows = strstr(log, header) + strlen(header);
     vr_output out;
     if (vr_output_open(&out, f->log, err, errlen)) return -1;
@@ -722,7 +840,26 @@ static int cut_log(const trainer *t, const char *log, int epoch, char *err, size
         printf("epoch %2d  its log row was lost (the run stopped after the epoch's checkpoint); noted in %s\n", e,
                f->log);
     }
+    note_resume(out.f, t->o->description, epoch);
     return vr_output_commit(&out, err, errlen);
+}
+
+/* With validation, the best validation value so far: best.vaeckpt's, evaluated
+ * again (the same bits as when it was chosen).  It may hold the epoch after the
+ * checkpoint's (run_files_commit), which the resumed run makes again, equal. */
+static int resume_best(trainer *t, char *err, size_t errlen) {
+    struct stat st;
+    if (!t->valid.n || lstat(t->files.best, &st) != 0) return 0; /* no epoch has ended yet */
+    const vr_program *p = t->p;
+    float *params = xcalloc(t->P, sizeof(float));
+    int rc = vr_checkpoint_load(t->files.best, p->tensors, p->ntensors, params, NULL, NULL, NULL, err, errlen);
+    if (rc == 0) {
+        vr_scores v = {0};
+        evaluate_in(p, params, &t->valid, 0, t->o->seed, t->arena, NULL, &v);
+        t->best_valid = v.value;
+    }
+    free(params);
+    return rc;
 }
 
 /* Opens o->resume_dir's run: log.csv's settings checked against this run, the
@@ -738,6 +875,7 @@ static int run_files_resume(trainer *t, char *err, size_t errlen) {
     snprintf(f->dir, sizeof f->dir, "%s", dir);
     snprintf(f->ckpt, sizeof f->ckpt, "%s/%s", f->dir, RUN_FILES[0]);
     snprintf(f->log, sizeof f->log, "%s/%s", f->dir, RUN_FILES[1]);
+    snprintf(f->best, sizeof f->best, "%s/%s", f->dir, RUN_FILES[2]);
     if (stat(dir, &st) != 0) return snprintf(err, errlen, "%s: cannot resume: %s", dir, strerror(errno)), -1;
     if (!S_ISDIR(st.st_mode)) return snprintf(err, errlen, "%s: cannot resume: not a folder", dir), -1;
     if (lstat(f->ckpt, &st) != 0)
@@ -757,7 +895,7 @@ static int run_files_resume(trainer *t, char *err, size_t errlen) {
     }
     t->step = step;
     t->start_epoch = (int)(step / t->nbatches);
-    if (cut_log(t, log, t->start_epoch, err, errlen)) goto done;
+    if (resume_best(t, err, errlen) || cut_log(t, log, t->start_epoch, err, errlen)) goto done;
     f->committed_epoch = t->start_epoch;
     f->log_fd = open(f->log, O_WRONLY | O_APPEND | O_NOFOLLOW);
     if (f->log_fd < 0) snprintf(err, errlen, "%s: cannot write: %s", f->log, strerror(errno));
@@ -805,7 +943,7 @@ static uint64_t setup_hash(const trainer *t) {
              o->test_limit, o->resume_dir != NULL);
     uint64_t h = hash_bytes(0xcbf29ce484222325ull, text, strlen(text));
     h = hash_bytes(h, &o->setup_hash, sizeof o->setup_hash);
-    h = hash_data(h, &t->train, t->n);
+    h = hash_data(h, &t->train, t->n + t->valid.n);
     return o->test ? hash_data(h, &t->test, t->test.n) : h;
 }
 
@@ -863,6 +1001,7 @@ static int share_start(trainer *t, int rc, char *err) {
     if (!t->o->resume_dir) return 0; /* every process made the same initial parameters */
     int64_t state[2] = {t->step, t->start_epoch};
     share_from_first(t->comm, state, sizeof state);
+    share_from_first(t->comm, &t->best_valid, sizeof t->best_valid);
     t->step = (long)state[0];
     t->start_epoch = (int)state[1];
     share_from_first(t->comm, t->params, t->P * sizeof(float));
@@ -945,10 +1084,15 @@ static int trainer_open(trainer *t, const vr_program *p, const vr_options *o, ch
     t->p = p;
     t->o = o;
     t->files.log_fd = -1;
+    t->best_valid = -INFINITY;
     t->comm = o->comm && o->comm->size > 1 ? o->comm : NULL;
     t->rank = t->comm ? t->comm->rank : 0;
     t->batch = p->train.batch * shard_count(o);
-    int rc = load_data(t, err, errlen);
+    int rc = -1;
+    if (o->schedule.step_epochs > 0 && o->schedule.cosine_epochs > 0)
+        snprintf(err, errlen, "lr_step_epochs and lr_cosine_epochs: a run decays its learning rate one way; choose one");
+    else
+        rc = load_data(t, err, errlen);
     if (t->comm && agree_setup(t, rc, err, errlen)) return -1;
     if (rc) return -1;
     const vr_graph *g = &p->train;
@@ -1093,6 +1237,29 @@ static void report_fault(const trainer *t, int epoch, int b, double value, int a
     else if (t->files.log_fd >= 0) fprintf(stderr, "  no checkpoint was written (the fault came before the first epoch ended)\n");
 }
 
+double vr_lr_at(const vr_options *o, long step, int nbatches) {
+    const vr_lr_schedule *s = &o->schedule;
+    const double pi = 3.14159265358979323846;
+    double lr = o->lr;
+    if (s->step_epochs > 0)
+        lr *= pow(s->step_factor, (double)(step / ((long)s->step_epochs * nbatches)));
+    else if (s->cosine_epochs > 0)
+        lr = s->min_lr + (o->lr - s->min_lr) * 0.5 * (1 + cos(pi * fmin(1.0, (double)step / nbatches / s->cosine_epochs)));
+    if (step < s->warmup_steps) lr *= (double)(step + 1) / (double)s->warmup_steps;
+    return lr;
+}
+
+double vr_clip_norm(float *g, size_t n, double max_norm) {
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) sum += (double)g[i] * (double)g[i];
+    double norm = sqrt(sum);
+    if (norm > max_norm) { /* not where the norm is NaN: the fault guard reports that */
+        float scale = (float)(max_norm / norm);
+        for (size_t i = 0; i < n; i++) g[i] *= scale;
+    }
+    return norm;
+}
+
 /* Between the gradient and the update (see the top of this section).  Sets
  * *value to the step's mean objective; 0, or 1 after reporting a fault.  The
  * gradient is not scanned here: a pass over it costs as much as Adam's (4% of
@@ -1106,6 +1273,7 @@ static int before_update(trainer *t, int epoch, int b, double *value) {
     for (int i = 0; i < t->batch; i++) v += rows[i];
     v /= t->batch;
     *value = v;
+    if (t->o->clip > 0 && vr_clip_norm(t->grads, t->P, t->o->clip) > t->o->clip) t->clipped++; /* every process alike */
     if (isfinite(v) && fabs(v) <= VR_OBJECTIVE_MAX) return 0;
     if (t->rank == 0) report_fault(t, epoch, b, v, 0); /* every process finds the same fault: one says so */
     return 1;
@@ -1134,53 +1302,87 @@ static int train_step(trainer *t, int epoch, int b, double *kl_in_force, double 
     if (t->shard_grads) sharded_gradient(t, &src, b, ctx);
     else g->fn(t->params, t->grads, t->arena, t->x, &ctx);
     if (before_update(t, epoch, b, value)) return 1;
+    double lr = vr_lr_at(o, t->step, t->nbatches); /* o->lr itself without a schedule */
     t->step++;
+    t->adam.lr = (float)lr;
     if (o->optimizer == VR_ADAM)
         vr_adam_f32(t->params, t->grads, t->m, t->v, t->P, &t->adam, t->step);
     else
-        vr_sgd_f32(t->params, t->grads, t->m, t->P, (float)o->lr, (float)o->momentum);
+        vr_sgd_f32(t->params, t->grads, t->m, t->P, (float)lr, (float)o->momentum);
     t->compute += now() - c0;
     return 0;
 }
 
-static void progress_bar(const char *name, int epoch, int epochs, int done, int total, double value, double rate) {
-    int width = 30, fill = total ? (int)((long)done * width / total) : width; /* done * 30 passes int at 72M batches */
-    char bar[64];
+/* A duration as 42s, 3m05s or 2h07m. */
+static const char *duration(char *buf, size_t len, double seconds) {
+    long s = isfinite(seconds) && seconds > 0 ? (long)(seconds + 0.5) : 0;
+    if (s < 60) snprintf(buf, len, "%lds", s);
+    else if (s < 3600) snprintf(buf, len, "%ldm%02lds", s / 60, s % 60);
+    else snprintf(buf, len, "%ldh%02ldm", s / 3600, s / 60 % 60);
+    return buf;
+}
+
+/* The progress line on stderr, redrawn in place: batches done of the epoch's,
+ * the running mean objective, examples a second, and the time left in the epoch
+ * and in the run (at this epoch's pace; the evaluations are not counted). */
+static void progress_bar(const trainer *t, int epoch, int done, double value, double elapsed) {
+    int width = 24, total = t->nbatches, fill = (int)((long)done * width / total); /* done * 24 passes int at 72M */
+    char bar[64], epoch_left[48], run_left[48];
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
     bar[width] = 0;
-    fprintf(stderr, "\r  epoch %d/%d [%s] %d/%d  %s %8.2f  %6.0f ex/s ", epoch, epochs, bar, done, total, name, value, rate);
+    double per_batch = elapsed / done, left = (total - done) * per_batch;
+    fprintf(stderr, "\r\033[K  epoch %d/%d [%s] %d/%d  %s %8.2f  %6.0f ex/s  ETA %s, run %s", epoch, t->o->epochs, bar, done,
+            total, t->p->value_name, value, done * (double)t->batch / elapsed,
+            duration(epoch_left, sizeof epoch_left, left),
+            duration(run_left, sizeof run_left, left + (t->o->epochs - epoch) * total * per_batch));
     fflush(stderr);
 }
 
-/* After an epoch: the test evaluation, the epoch's line, its checkpoint and log row. */
-static int epoch_commit(trainer *t, int epoch, double train_value, double kl_in_force, double seconds) {
+/* The epoch's line on stdout.  valid: the validation scores (NULL: none); best: they are the best yet. */
+static void print_epoch(const trainer *t, int epoch, double train_value, double kl_in_force, double seconds,
+                        const vr_scores *s, const vr_scores *valid, int best) {
     const vr_program *p = t->p;
     const vr_options *o = t->o;
     long examples = (long)t->nbatches * t->batch;
-    vr_scores s = {0};
-    if (o->test) evaluate_in(p, t->params, &t->test, o->test_limit, o->seed, t->arena, t->comm, &s);
     printf("epoch %2d  train %s %9.3f", epoch, p->value_name, train_value);
-    if (o->test && s.has_elbo) printf("  test ELBO %9.3f (recon %9.3f, KL %7.3f)", s.elbo, s.recon, s.kl);
-    else if (o->test) printf("  test %s %9.3f", p->eval_value_name, s.value);
-    if (o->test && s.has_logpx && s.has_elbo) printf("  log p(x) %9.3f", s.exact_logpx);
-    if (o->test && classifies(p)) printf("  test error %6.2f%%", 100 * s.classify_error);
+    if (valid) printf("  valid %s %9.3f%s", p->eval_value_name, valid->value, best ? " (best)" : "       ");
+    if (o->test && s->has_elbo) printf("  test ELBO %9.3f (recon %9.3f, KL %7.3f)", s->elbo, s->recon, s->kl);
+    else if (o->test) printf("  test %s %9.3f", p->eval_value_name, s->value);
+    if (o->test && s->has_logpx && s->has_elbo) printf("  log p(x) %9.3f", s->exact_logpx);
+    if (o->test && classifies(p)) printf("  test error %6.2f%%", 100 * s->classify_error);
     if (o->warmup > 0) printf("  KL weight x%.3f", kl_in_force);
+    if (o->clip > 0) printf("  clipped %d of %d steps", t->clipped, t->nbatches);
     printf("  %.2f s, %.0f ex/s (step only %.0f ex/s", seconds, examples / seconds, examples / t->compute);
     if (t->comm) printf("; exchange %.2f ms a step", 1e3 * t->gather_seconds / t->nbatches);
     printf(")\n");
     fflush(stdout);
-    char row[512], err[VR_ERR_MAX], error_col[32] = "";
+}
+
+/* After an epoch: the test and validation evaluations, the epoch's line, its checkpoints and log row. */
+static int epoch_commit(trainer *t, int epoch, double train_value, double kl_in_force, double seconds) {
+    const vr_program *p = t->p;
+    const vr_options *o = t->o;
+    long examples = (long)t->nbatches * t->batch;
+    vr_scores s = {0}, v = {0};
+    if (o->test) evaluate_in(p, t->params, &t->test, o->test_limit, o->seed, t->arena, t->comm, &s);
+    if (t->valid.n) evaluate_in(p, t->params, &t->valid, 0, o->seed, t->arena, t->comm, &v);
+    int best = t->valid.n && v.value > t->best_valid; /* the first of equal epochs stays the best */
+    if (best) t->best_valid = v.value;
+    print_epoch(t, epoch, train_value, kl_in_force, seconds, &s, t->valid.n ? &v : NULL, best);
+    char row[640], err[VR_ERR_MAX], error_col[32] = "", valid_col[32] = "";
     if (classifies(p)) snprintf(error_col, sizeof error_col, "%.6f,", o->test ? s.classify_error : NAN);
-    snprintf(row, sizeof row, "%d,%ld,%.6f,%.6f,%.6f,%.6f,%.6f,%s%.4f,%.4f,%.1f\n", epoch, t->step, train_value,
+    if (t->valid.n) snprintf(valid_col, sizeof valid_col, "%.6f,", v.value);
+    snprintf(row, sizeof row, "%d,%ld,%.6f,%.6f,%.6f,%.6f,%.6f,%s%s%.4f,%.4f,%.1f\n", epoch, t->step, train_value,
              o->test ? s.value : NAN, o->test && s.has_elbo ? s.recon : NAN, o->test && s.has_elbo ? s.kl : NAN,
-             o->test && s.has_logpx ? s.exact_logpx : NAN, error_col, kl_in_force, seconds, examples / seconds);
-    if (run_files_commit(t, epoch, row, err, sizeof err)) {
+             o->test && s.has_logpx ? s.exact_logpx : NAN, error_col, valid_col, kl_in_force, seconds,
+             examples / seconds);
+    if (run_files_commit(t, epoch, best, row, err, sizeof err)) {
         fprintf(stderr, "vaec: error: %s\n", err);
         return 1;
     }
     const vr_hooks *h = &o->hooks;
     vr_epoch_report r = {epoch, t->step, train_value, kl_in_force, seconds, o->test ? &s : NULL,
-                         o->test ? &t->test : NULL, t->params};
+                         t->valid.n ? &v : NULL, o->test ? &t->test : NULL, t->params};
     return h->after_epoch && h->after_epoch(h->self, &r) ? 1 : 0;
 }
 
@@ -1198,6 +1400,7 @@ static int train_epoch(trainer *t, int epoch) {
     const vr_options *o = t->o;
     double t0 = now(), value_sum = 0, kl_in_force = 1;
     t->compute = 0;
+    t->clipped = 0;
     t->gather_seconds = 0;
     if (!t->semi.steps)
         vr_shuffle(t->order, t->n, o->seed, (uint64_t)epoch);
@@ -1211,8 +1414,7 @@ static int train_epoch(trainer *t, int epoch) {
         if (o->hooks.after_step) o->hooks.after_step(o->hooks.self, t->step, value);
         value_sum += value;
         if (o->progress && (b % 8 == 0 || b == t->nbatches - 1))
-            progress_bar(t->p->value_name, epoch, o->epochs, b + 1, t->nbatches, value_sum / (b + 1),
-                         (b + 1) * t->batch / (now() - t0));
+            progress_bar(t, epoch, b + 1, value_sum / (b + 1), now() - t0);
     }
     double seconds = now() - t0;
     if (o->progress) fputs("\r\033[K", stderr);
@@ -1254,7 +1456,7 @@ int vr_train(const vr_program *p, const vr_options *o) {
     rc = any_failed(&t, rc);
     for (int epoch = t.start_epoch + 1; epoch <= o->epochs && !rc; epoch++) rc = train_epoch(&t, epoch);
     int initial = o->epochs == 0 && !o->resume_dir; /* --epochs 0: the initial parameters */
-    if (!rc && initial && run_files_commit(&t, 0, NULL, err, sizeof err)) {
+    if (!rc && initial && run_files_commit(&t, 0, 0, NULL, err, sizeof err)) {
         fprintf(stderr, "vaec: error: %s\n", err);
         rc = 1;
     }
@@ -1285,7 +1487,8 @@ static void print_scores(const vr_program *p, const vr_options *o, const float *
         if (s->has_elbo) printf("KL gap         %.3f (exact: log p(x) minus ELBO)\n", s->exact_logpx - s->elbo);
     } else if (o->iwae > 0 && p->iwae.batch > 0) { /* the model has an IWAE graph */
         double t0 = now();
-        evaluate_iwae_in(p, params, test, o->test_limit, o->seed, o->iwae, o->comm, s);
+        evaluate_iwae_in(p, params, test, o->test_limit, o->seed, o->iwae, o->comm,
+                         o->progress && (!o->comm || o->comm->rank == 0), s);
         char se[64] = "";
         if (!isnan(s->logpx_se)) snprintf(se, sizeof se, " +- %.3f", s->logpx_se);
         printf("log p(x)       %.3f%s nats (IWAE, K = %d, %.1f s)\n", s->logpx, se, o->iwae, now() - t0);

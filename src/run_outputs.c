@@ -93,6 +93,10 @@ static int after_epoch(void *self, const vr_epoch_report *e) {
     tag(t, sizeof t, "epoch/train_", p->value_name);
     tfevents_scalar(r->events, t, e->step, e->train_value);
     tfevents_scalar(r->events, "epoch/kl_weight", e->step, e->kl_weight);
+    if (e->validation) {
+        tag(t, sizeof t, "epoch/valid_", p->eval_value_name);
+        tfevents_scalar(r->events, t, e->step, e->validation->value);
+    }
     const vr_scores *s = e->test;
     if (s) {
         tag(t, sizeof t, "epoch/test_", p->eval_value_name);

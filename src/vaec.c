@@ -16,6 +16,7 @@
 #include "src/gradvar.h"
 #include "src/mpi.h"
 #include "src/pictures.h"
+#include "src/run_header.h"
 #include "src/run_outputs.h"
 #include "src/picture_commands.h"
 #include "vae/compiler.h"
@@ -61,9 +62,22 @@ static const char *const HELP_TRAIN =
     "                   /usr/share/datasets/fashion-mnist)\n"
     "  --epochs N       --batch N       --lr F       --seed N\n"
     "  --warmup E       KL warm-up: the KL weight rises linearly from 0 to beta over E epochs\n"
+    "  --validation N   hold out the last N training examples (after --limit): each epoch prints and\n"
+    "                   logs their ELBO, and DIR/best.vaeckpt is the checkpoint of the best epoch\n"
+    "  --clip F         scale the gradient (all parameters together) down to L2 norm F where it is\n"
+    "                   longer, before the optimiser's step; the epoch line counts the steps clipped\n"
+    "  --lr-warmup-steps N  learning-rate warm-up: the rate rises linearly over the first N steps\n"
+    "                   (not --warmup, which is the KL weight's, in epochs)\n"
+    "  --lr-step-epochs E  step decay: multiply the learning rate by --lr-step-factor F (default\n"
+    "                   0.1) after every E epochs\n"
+    "  --lr-cosine-epochs E  cosine decay: the learning rate falls from --lr to --lr-min F (default\n"
+    "                   0) along half a cosine over E epochs, then stays there (one decay at a time)\n"
     "  --out DIR        write DIR/log.csv and DIR/checkpoint.vaeckpt each epoch (default runs/MODEL,\n"
     "                   or runs/MODEL-2, -3, ... when it holds a run); --epochs 0 writes the initial\n"
     "                   parameters.  Each epoch's checkpoint is written whole before its log row.\n"
+    "                   log.csv opens with '# key = value' lines: how the run was made (vaec's version\n"
+    "                   and commit, the model file and its SHA-256, each setting and its source, the\n"
+    "                   CPU, threads, command line, start), then the settings --resume compares.\n"
     "                   Also each epoch: samples.png, reconstructions.png (models with a trained\n"
     "                   encoder), states.png (enumerable latents), curves.png, and a TensorBoard\n"
     "                   event file events.out.tfevents.* (tensorboard --logdir runs).\n"
@@ -71,8 +85,9 @@ static const char *const HELP_TRAIN =
     "  --resume DIR     continue the run in DIR from its checkpoint, writing into DIR, up to\n"
     "                   --epochs N in all (the total, not N more); the result is byte for byte\n"
     "                   that of one uninterrupted run.  The settings recorded in DIR/log.csv\n"
-    "                   (model, data, --limit, --batch, --seed, --lr, optimiser, --warmup) must\n"
-    "                   match; a row lost to a crash is noted in the log as lost\n"
+    "                   (model, data, --limit, --batch, --seed, --lr, optimiser, --warmup, --shards,\n"
+    "                   --validation, --clip, the learning-rate schedule) must match; a row lost\n"
+    "                   to a crash is noted in the log as lost\n"
     "  --limit N        train on the first N examples only\n"
     "  --test-limit N   evaluate on the first N test examples only\n"
     "  --threads N      threads for matrix products and Adam (default: one per CPU, shared by the\n"
@@ -85,6 +100,8 @@ static const char *const HELP_TRAIN =
     "                   LLVM's optimised code, built on another thread, as soon as it is ready;\n"
     "                   optimized: optimise before the first step; quick: never optimise.\n"
     "                   All three compute bit-identical results.\n"
+    "  On a terminal a progress line shows the batch, the running mean ELBO, examples a second and\n"
+    "  the time left in the epoch and the run; none when stdout is not a terminal.\n"
     "  Training stops (status 1, the last good checkpoint kept) when the objective becomes NaN or\n"
     "  infinite or exceeds 1e10 nats per example, or an update makes a parameter non-finite; the\n"
     "  message names the terms, the tensors whose gradient went bad, the step and a likely cause.\n"
@@ -96,7 +113,8 @@ static const char *const HELP_EVAL =
     "  --params FILE    checkpoint written by vaec train\n"
     "  --test SRC       data to evaluate (default: the train block's test)\n"
     "  --test-labels FILE  its labels (a model with a label), for the classification error\n"
-    "  --iwae K         samples per example for the IWAE estimate of log p(x) (default 1000; 0 skips it)\n"
+    "  --iwae K         samples per example for the IWAE estimate of log p(x) (default 1000; 0 skips it);\n"
+    "                   on a terminal a progress line shows the examples done and the time left\n"
     "  --data-dir DIR   --test-limit N   --seed N   --threads N   --jit MODE (as for train)\n";
 
 static const char *const HELP_GRADVAR =
@@ -152,6 +170,8 @@ typedef struct {
     int have_epochs, have_lr, have_seed, have_warmup, have_labelled;
     int shards; /* 0: the train block's */
     vae_jit_mode jit;
+    int argc; /* the whole command line, for log.csv's header */
+    char **argv;
 } cli;
 
 /* An option's value, validated against the table the checker uses for the
@@ -181,6 +201,36 @@ static int cmd_in(const char *cmd, const char *list) {
     for (const char *p = list; (p = strstr(p, cmd)); p += n)
         if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
     return 0;
+}
+
+/* Whether the command line gave `option` (the train block's value yields to it). */
+static int given(const cli *c, const char *option) {
+    for (int i = 2; i < c->argc; i++)
+        if (strcmp(c->argv[i], option) == 0) return 1;
+    return 0;
+}
+
+/* The train options that only set a number of vr_options (validation, clip, the
+ * learning rate's schedule): 1 when `a` is one (then *bad says whether its value was refused). */
+static int train_setting(const char *a, const char *v, cli *c, int *bad) {
+    vr_lr_schedule *s = &c->run.schedule;
+    static const char *const OPTIONS[] = {"--validation", "--clip", "--lr-warmup-steps", "--lr-step-epochs",
+                                          "--lr-step-factor", "--lr-cosine-epochs", "--lr-min"};
+    size_t i = 0, n = sizeof OPTIONS / sizeof *OPTIONS;
+    while (i < n && strcmp(a, OPTIONS[i]) != 0) i++;
+    double x = 0;
+    if (i == n) return 0;
+    if (parse_double(a, v, &x)) return *bad = 1; /* the table says whether it must be whole */
+    switch (i) {
+    case 0: c->run.validation = (int)x; break;
+    case 1: c->run.clip = x; break;
+    case 2: s->warmup_steps = (long)x; break;
+    case 3: s->step_epochs = (int)x; break;
+    case 4: s->step_factor = x; break;
+    case 5: s->cosine_epochs = x; break;
+    default: s->min_lr = x; break;
+    }
+    return 1;
 }
 
 /* One option a (with its value v, NULL for a flag) of `cmd`: 1 when it is
@@ -253,6 +303,8 @@ static int parse_option(const char *cmd, const char *a, const char *v, cli *c, i
             fprintf(stderr, "vaec %s: error: --jit expects tiered, optimized or quick, got '%s'\n", cmd, v);
             return *bad = 1;
         }
+    } else if (strcmp(cmd, "train") == 0 && vae_setting_option(a) && train_setting(a, v, c, bad)) {
+        return 1; /* validation, clip and the learning rate's schedule */
     } else if (strcmp(a, "--threads") == 0 && cmd_in(cmd, "train eval gradvar")) {
         if (parse_int(a, v, &n)) return *bad = 1;
         c->threads = (int)n;
@@ -332,6 +384,14 @@ static void resolve(cli *c, const vae_model *m) {
     if (!c->shards) c->shards = t->shards > 0 ? t->shards : 1;
     c->run.optimizer = t->optimizer == OPT_ADAM ? VR_ADAM : VR_SGD;
     c->run.momentum = t->momentum;
+    vr_lr_schedule *s = &c->run.schedule;
+    if (!given(c, "--validation")) c->run.validation = t->validation;
+    if (!given(c, "--clip")) c->run.clip = t->clip;
+    if (!given(c, "--lr-warmup-steps")) s->warmup_steps = t->lr_warmup_steps;
+    if (!given(c, "--lr-step-epochs")) s->step_epochs = t->lr_step_epochs;
+    if (!given(c, "--lr-step-factor")) s->step_factor = t->lr_step_factor;
+    if (!given(c, "--lr-cosine-epochs")) s->cosine_epochs = t->lr_cosine_epochs;
+    if (!given(c, "--lr-min")) s->min_lr = t->lr_min;
 }
 
 /* The batch's shards: each a whole number of examples.  0, or 1 after a message. */
@@ -346,6 +406,11 @@ static int check_shards(const cli *c, const char *cmd) {
 static void quiet_unless_first(cli *c) {
     if (!c->run.comm || c->run.comm->rank == 0) return;
     if (!freopen("/dev/null", "w", stdout)) fclose(stdout);
+}
+
+/* A progress line only where a person watches: stdout and stderr on a terminal (not in a log or a test), process 0. */
+static int progress_wanted(const cli *c) {
+    return isatty(STDOUT_FILENO) && isatty(STDERR_FILENO) && (!c->run.comm || c->run.comm->rank == 0);
 }
 
 static int cmd_train(cli *c) {
@@ -390,12 +455,16 @@ static int cmd_train(cli *c) {
                                      : "optimise, JIT");
     c->run.batch = c->batch;
     c->run.shards = c->shards;
-    c->run.progress = isatty(STDERR_FILENO) && (!c->run.comm || c->run.comm->rank == 0);
+    c->run.progress = progress_wanted(c);
     c->run.compile_seconds = vae_program_compile_seconds(p);
     c->run.setup_hash = vaec_file_hash(c->model);
+    run_header_in header = {c->model, m, &c->run, c->argc, c->argv};
+    char *description = vaec_run_description(&header); /* NULL (out of memory): the log goes without it */
+    c->run.description = description;
     run_outputs outs;
     if (!c->run.comm || c->run.comm->rank == 0) run_outputs_attach(&outs, m, vae_program_runtime(p), &c->run);
     int rc = vr_train(vae_program_runtime(p), &c->run);
+    free(description);
     vae_program_free(p);
     vae_unit_free(u);
     return rc;
@@ -424,6 +493,7 @@ static int cmd_eval(cli *c) {
         vae_unit_free(u);
         return 1;
     }
+    c->run.progress = progress_wanted(c); /* while the IWAE estimate runs */
     int rc = vr_eval(vae_program_runtime(p), &c->run);
     vae_program_free(p);
     vae_unit_free(u);
@@ -583,6 +653,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {
             cli c = {0};
+            c.argc = argc;
+            c.argv = argv;
             c.run.iwae = 1000;
             c.jit = VAE_JIT_TIERED;
             int rc = parse_args(commands[i].name, commands[i].help, argc - 2, argv + 2, &c);

@@ -22,9 +22,11 @@ WARN="-std=c11 -O2 -Wall -Wextra -pedantic -Werror"
 DATA="--data fashion-mnist:train --test fashion-mnist:test --limit 256 --test-limit 200 --seed 5 --epochs 1"
 
 # the values of each epoch line of two log.csv files agree to 1e-5 (columns 3-8; 9-10 are times;
-# '#' lines are the settings)
+# '#' lines are the settings, and vaec's log has more of them: the run's description)
 same_log() {
-    paste -d, "$1" "$2" | awk -F, 'NR > 1 && !/^#/ { n = NF / 2
+    grep -v '^#' "$1" >"$work/log1"
+    grep -v '^#' "$2" >"$work/log2"
+    paste -d, "$work/log1" "$work/log2" | awk -F, 'NR > 1 { n = NF / 2
         for (i = 3; i <= 8; i++) { a = $i; b = $(i + n)
             if (a == "nan" && b == "nan") continue
             d = a - b; if (d < 0) d = -d; m = (a < 0 ? -a : a); if (m < 1) m = 1
@@ -81,6 +83,20 @@ grep -q "^epoch  2" "$work/r.out" || { cat "$work/r.out"; fail "the emitted trai
 "$floatdiff" "$work/c-resumed/checkpoint.vaeckpt" "$work/j-resumed/checkpoint.vaeckpt" 1e-5 >"$work/diff" \
     || { cat "$work/diff"; fail "resumed across the emitted trainer and vaec: parameters differ"; }
 echo "ok   --resume across the emitted trainer and vaec: $(cat "$work/diff")"
+
+# validation, clipping and the learning-rate schedule: the emitted trainer takes vaec's options and
+# computes vaec's numbers, best.vaeckpt included
+NEW="--validation 64 --clip 5 --lr-warmup-steps 2 --lr-cosine-epochs 2 --lr-min 0.0001 --epochs 2"
+OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$work/fashion_gauss-gcc" train $DATA $NEW --out "$work/c-new" >"$work/c-new.out" 2>&1 \
+    || { cat "$work/c-new.out"; fail "the emitted trainer with $NEW"; }
+"$vaec" train "$gauss" $DATA $NEW --out "$work/j-new" >"$work/j-new.out" 2>&1 || { cat "$work/j-new.out"; fail "vaec with $NEW"; }
+grep -q "clipped 1 of 1 steps" "$work/c-new.out" || { cat "$work/c-new.out"; fail "the emitted trainer did not clip"; }
+same_log "$work/c-new/log.csv" "$work/j-new/log.csv" || fail "with $NEW: the emitted trainer's values differ from the JIT's"
+for f in checkpoint best; do
+    "$floatdiff" "$work/c-new/$f.vaeckpt" "$work/j-new/$f.vaeckpt" 1e-5 >"$work/diff" \
+        || { cat "$work/diff"; fail "with $NEW: $f.vaeckpt differs"; }
+done
+echo "ok   the emitted trainer's --validation, --clip and learning-rate schedule: vaec's numbers"
 
 # built for speed as model.c's header advises (on SSE4.1 and AArch64 its exp floors with floorf
 # rather than by truncation): the same bits as the plain -O2 build, with gcc and with clang

@@ -509,6 +509,61 @@ static void test_checkpoint_round_trip_and_refusals(void) {
     remove(bad);
 }
 
+/* ---- the learning rate by step (vr_lr_at), each schedule against its formula written out here */
+static void test_lr_schedules(void) {
+    const double pi = 3.14159265358979323846;
+    const int nb = 7; /* batches an epoch */
+    vr_options o;
+    memset(&o, 0, sizeof o);
+    o.lr = 0.003;
+    for (long k = 0; k < 100; k++) CU_ASSERT_EQUAL(vr_lr_at(&o, k, nb), 0.003); /* no schedule: lr itself */
+    o.schedule.step_epochs = 2;
+    o.schedule.step_factor = 0.5;
+    for (long k = 0; k < 100; k++) { /* halved after every 2 epochs: at steps 14, 28, ... */
+        double want = 0.003;
+        for (long done = 14; done <= k; done += 14) want *= 0.5;
+        CU_ASSERT_DOUBLE_EQUAL(vr_lr_at(&o, k, nb), want, 1e-15);
+    }
+    CU_ASSERT_EQUAL(vr_lr_at(&o, 13, nb), 0.003);
+    CU_ASSERT_EQUAL(vr_lr_at(&o, 14, nb), 0.0015);
+    o.schedule = (vr_lr_schedule){0};
+    o.schedule.cosine_epochs = 3;
+    o.schedule.min_lr = 0.0001;
+    for (long k = 0; k < 40; k++) { /* over 3 epochs = 21 steps, then the floor */
+        double t = k < 21 ? k / 21.0 : 1.0;
+        CU_ASSERT_DOUBLE_EQUAL(vr_lr_at(&o, k, nb), 0.0001 + (0.003 - 0.0001) * (1 + cos(pi * t)) / 2, 1e-15);
+    }
+    CU_ASSERT_EQUAL(vr_lr_at(&o, 0, nb), 0.003);
+    CU_ASSERT_DOUBLE_EQUAL(vr_lr_at(&o, 21, nb), 0.0001, 1e-18);
+    o.schedule.warmup_steps = 10; /* the warm-up scales the decayed rate: (k + 1) / 10 for k < 10 */
+    for (long k = 0; k < 12; k++) {
+        double t = k / 21.0, decayed = 0.0001 + (0.003 - 0.0001) * (1 + cos(pi * t)) / 2;
+        CU_ASSERT_DOUBLE_EQUAL(vr_lr_at(&o, k, nb), k < 10 ? decayed * (k + 1) / 10 : decayed, 1e-15);
+    }
+    CU_ASSERT_DOUBLE_EQUAL(vr_lr_at(&o, 0, nb), 0.0003, 1e-18);
+}
+
+/* ---- gradient-norm clipping (vr_clip_norm) */
+static void test_clip_norm(void) {
+    enum { N = 1001 };
+    static float g[N], before[N];
+    double sum = 0;
+    for (int i = 0; i < N; i++) {
+        g[i] = before[i] = (float)(sin(i * 0.37) * (1 + i % 5));
+        sum += (double)g[i] * g[i];
+    }
+    double norm = sqrt(sum);
+    CU_ASSERT_DOUBLE_EQUAL(vr_clip_norm(g, N, norm * 2), norm, 1e-9 * norm); /* shorter than the bound: unchanged */
+    CU_ASSERT_EQUAL(memcmp(g, before, sizeof g), 0);
+    CU_ASSERT_DOUBLE_EQUAL(vr_clip_norm(g, N, 1.5), norm, 1e-9 * norm); /* returns the norm before */
+    double after = 0;
+    for (int i = 0; i < N; i++) {
+        after += (double)g[i] * g[i];
+        CU_ASSERT_DOUBLE_EQUAL(g[i], before[i] * (1.5 / norm), 1e-6 * fabs(before[i]) + 1e-12); /* the same direction */
+    }
+    CU_ASSERT_DOUBLE_EQUAL(sqrt(after), 1.5, 1e-6);
+}
+
 int main(void) {
     static const test_case tests[] = {
         {"philox known answers", test_philox_known_answers},
@@ -521,6 +576,8 @@ int main(void) {
         {"split covers every unit once, on both threads", test_split_covers_every_unit_once},
         {"adam against its formula", test_adam_against_formula},
         {"sgd with momentum", test_sgd_momentum},
+        {"learning-rate schedules against their formulas", test_lr_schedules},
+        {"gradient-norm clipping", test_clip_norm},
         {"logsumexp", test_logsumexp},
         {"idx plain and gzip", test_idx_plain_and_gzip},
         {"gzip members, corruption, wide rows", test_gzip_members_corruption_and_wide_rows},

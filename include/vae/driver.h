@@ -77,6 +77,7 @@ typedef struct {
     long step;
     double train_value, kl_weight, seconds;
     const struct vr_scores *test; /* NULL: no test data */
+    const struct vr_scores *validation; /* NULL: no validation examples (vr_options.validation) */
     const vr_dataset *test_data;  /* NULL: no test data */
     const float *params;          /* the parameters just saved */
 } vr_epoch_report;
@@ -106,6 +107,17 @@ typedef struct vr_comm {
     void (*allgather)(void *self, const void *mine, void *all, size_t n);
 } vr_comm;
 
+/* The learning rate as a function of the step (vr_lr_at): a linear warm-up of the learning
+ * rate over its first warmup_steps updates (not the KL weight's `warmup`), and at most one
+ * decay, step (times step_factor every step_epochs epochs) or cosine (from lr down to
+ * min_lr over cosine_epochs epochs, then min_lr).  All zero: the constant lr. */
+typedef struct {
+    long warmup_steps;
+    int step_epochs;
+    double step_factor;
+    double cosine_epochs, min_lr;
+} vr_lr_schedule;
+
 typedef struct {
     const char *data, *test, *data_dir;
     const char *labels, *test_labels; /* label files for sources without their own (NULL: none) */
@@ -115,11 +127,18 @@ typedef struct {
     vr_optimizer optimizer;
     double lr, momentum;
     double warmup;          /* epochs over which the KL weight rises from 0 to beta (0: none) */
+    vr_lr_schedule schedule; /* the learning rate by step (all zero: lr throughout) */
+    double clip;            /* scale the gradient down to this global L2 norm where it is longer (0: never) */
+    int validation;         /* hold out the last N training examples (after limit): a validation ELBO each
+                               epoch and best.vaeckpt, the checkpoint of its best epoch (0: none) */
     uint64_t seed;
     const char *out_dir;    /* log.csv and checkpoint.vaeckpt; NULL: write nothing */
     int out_dir_auto;       /* out_dir is the default name: DIR-2, DIR-3, ... when DIR holds a run */
     int force;              /* replace the run in out_dir (otherwise a folder holding one is refused) */
     const char *resume_dir; /* continue the run in this folder from its checkpoint (out_dir is ignored) */
+    const char *description; /* "# key = value" lines that say how the run was made (version, model file and its
+                                SHA-256, setting sources, machine, command line): written at the top of log.csv,
+                                never compared on resume; NULL: none */
     const char *model_settings; /* what else of the model changes the computation ("estimator = iwae(...)"),
                                    recorded in log.csv and compared on resume; NULL: nothing */
     const char *params;     /* eval: the checkpoint to load */
@@ -138,6 +157,15 @@ typedef struct {
 void vr_flush_denormals(void);
 /* Parameters initialised from (seed, tensor): PyTorch's nn.Linear scheme. */
 void vr_init_params(const vr_program *p, float *params, uint64_t seed);
+/* The learning rate of the update after `step` updates (0 for the first), with
+ * `nbatches` steps an epoch (the schedule's epochs are counted in steps). */
+double vr_lr_at(const vr_options *o, long step, int nbatches);
+/* Scales g[0..n) by max_norm / |g| when its L2 norm |g| exceeds max_norm; returns
+ * |g| before.  The norm is summed in double in index order: the same bits on any
+ * thread count. */
+double vr_clip_norm(float *g, size_t n, double max_norm);
+/* v in the fewest digits that read back as v (0.1, not 0.10000000000000001); returns buf. */
+const char *vr_shortest(char *buf, size_t len, double v);
 /* Trains as the options say; prints one line per epoch; 0 or 1 (message printed).
  * Stops with a diagnosis (the term, the tensor, the step, a likely cause) when
  * the objective or the gradient becomes non-finite or explodes; --epochs 0
