@@ -131,11 +131,21 @@ static long mode_latents(const vae_model *m, const float *enc, float *z) {
     return joint;
 }
 
+void vaec_encode_params(const vaec_view *v, const float *x, int n, float *out) {
+    const vr_program *p = v->program;
+    run_rows(v, &p->encode, p->api_out_encode, p->encode_width, x, p->data_dim, n, 0, out);
+}
+
+void vaec_decode_latents(const vaec_view *v, const float *z, int n, float *out) {
+    const vr_program *p = v->program;
+    decode_means(v, &p->decode, p->api_out_decode, z, p->latent_width, n, 0, out);
+}
+
 /* Each example's most probable latents [n, latent_width] and joint state (states may be NULL). */
 static void encode_modes(const vaec_view *v, const float *x, int n, float *z, long *states) {
     const vr_program *p = v->program;
     float *enc = xcalloc((size_t)n * (size_t)p->encode_width, sizeof(float));
-    run_rows(v, &p->encode, p->api_out_encode, p->encode_width, x, p->data_dim, n, 0, enc);
+    vaec_encode_params(v, x, n, enc);
     for (long i = 0; i < n; i++) {
         long s = mode_latents(v->model, enc + i * p->encode_width, z + i * p->latent_width);
         if (states) states[i] = s;

@@ -38,6 +38,14 @@ int vaec_can_reconstruct(const vaec_view *v, char *why, size_t len);
  * mean of normal latents, the mode of discrete ones) of x [n, data_dim]. */
 void vaec_reconstruct(const vaec_view *v, const float *x, int n, float *out);
 
+/* The encoder's outputs for x [n, data_dim]: [n, encode_width], per latent in
+ * the model's order its first argument (a normal's mean, logits or
+ * probabilities) for each of its `width` columns, then its second (a normal's
+ * log-variance or scale) when it has one.  Needs an encode graph (encode_width > 0). */
+void vaec_encode_params(const vaec_view *v, const float *x, int n, float *out);
+/* The decoder's mean at the latents z [n, latent_width] (one-hot for discrete ones). */
+void vaec_decode_latents(const vaec_view *v, const float *z, int n, float *out);
+
 /* How many joint states enumerable latents have (0: not enumerable). */
 long vaec_state_count(const vaec_view *v);
 /* The decoder's mean at each joint state, [J, data_dim], in the order of the

@@ -1,0 +1,360 @@
+/* vaec encode and vaec interpolate: what a trained model's encoder makes of
+ * examples, as values (each example's posterior parameters) and as pictures
+ * (decoded paths between encodings, traversals of each latent dimension). */
+#include "src/latent_commands.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parser/model.h"
+#include "src/command_args.h"
+#include "src/images.h"
+#include "src/pictures.h"
+
+const char *const VAEC_HELP_ENCODE =
+    "usage: vaec encode MODEL.vae --params CHECKPOINT -o FILE [--data SRC] [--limit N]\n"
+    "  each example's posterior q(z | x) as the encoder gives it, one row per example, by the\n"
+    "  extension of FILE:\n"
+    "    .csv   a header line naming the columns, then one example a line\n"
+    "    .npy   float32 [examples, columns]: the columns of the CSV header, in its order\n"
+    "  the columns: label (the example's class, -1 where unknown), when SRC has labels; then each\n"
+    "  latent's, in the model's order:\n"
+    "    normal       Z.mean[i] for each variable i, then Z.logvar[i] (Z.scale[i] when the encoder\n"
+    "                 returns a scale)\n"
+    "    categorical  Z.p[k], the probability of state k (Z[i].p[k] for a latent of several variables)\n"
+    "    bernoulli    Z.p[i], the probability that variable i is 1\n"
+    "  --data SRC      fashion-mnist:test, or an .idx/.idx.gz/.npy/.csv file (default: the train block's test)\n"
+    "  --labels FILE   SRC's labels (IDX1, a 1-d integer .npy or a .csv; fashion-mnist: carries its own)\n"
+    "  --limit N       the first N examples only\n"
+    "  --data-dir DIR  where the fashion-mnist: files are   --threads N\n";
+
+const char *const VAEC_HELP_INTERPOLATE =
+    "usage: vaec interpolate MODEL.vae --params CHECKPOINT -o FILE.png [--data SRC] [-n STEPS]\n"
+    "  a PNG of what the decoder makes between and around encodings (normal latents):\n"
+    "    4 rows of paths: test images 1 and 2, 3 and 4, ... at the ends, between them the decoder's\n"
+    "      means at STEPS evenly spaced points from the first's posterior mean to the second's\n"
+    "    then, after a blank row, one row per latent dimension (the first 32): test image 1, then\n"
+    "      the decoder's means with that dimension at STEPS values from -3 to 3 (the standard normal\n"
+    "      prior's +-3 standard deviations) and the others at test image 1's posterior mean\n"
+    "  Without an encoder: the traversals alone, the others at 0.  Discrete latents have no path\n"
+    "  between states: their model gets one row per state instead, as vaec sample --states draws it.\n"
+    "  -n STEPS        decoded points per row, 2 to 64 (default 8)\n"
+    "  --data SRC      fashion-mnist:test, or an .idx/.idx.gz/.npy/.csv file (default: the train block's test)\n"
+    "  --data-dir DIR  where the fashion-mnist: files are   --threads N\n";
+
+static void *xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size);
+    if (!p) abort();
+    return p;
+}
+
+/* Models whose encoders read other latents (and labels) have no encode graph: a
+ * latent's parameters depend on the values drawn for its parents. */
+static int refuse_structured(const vae_model *m, const char *cmd, const char *path) {
+    if (!m->structured) return 0;
+    fprintf(stderr,
+            "vaec %s: error: %s: model %s is a structured model (labels, prior networks or encoders that read\n"
+            "  other latents: docs/structured.md); its latents' parameters depend on the values drawn for\n"
+            "  their parents, and vaec %s reads them for version 0 models (one level of latents) only\n",
+            cmd, path, m->name, cmd);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- encode */
+
+/* Appends a column's name (printf's format and arguments) to the header line. */
+static void column(char **line, size_t *len, size_t *cap, const char *fmt, ...) {
+    char one[160];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(one, sizeof one, fmt, ap);
+    va_end(ap);
+    n = n < (int)sizeof one ? n : (int)sizeof one - 1;
+    if (*len + (size_t)n + 2 > *cap) {
+        *cap = 2 * (*len + (size_t)n + 2);
+        if (!(*line = realloc(*line, *cap))) abort();
+    }
+    if (*len) (*line)[(*len)++] = ',';
+    memcpy(*line + *len, one, (size_t)n + 1);
+    *len += (size_t)n;
+}
+
+/* The CSV header of encode's columns (see VAEC_HELP_ENCODE), malloc'd. */
+static char *encode_header(const vae_model *m, int with_label) {
+    size_t len = 0, cap = 256;
+    char *line = xcalloc(cap, 1);
+    if (with_label) column(&line, &len, &cap, "label");
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        if (l->kind == LATENT_NORMAL) {
+            for (int v = 0; v < l->nvars; v++) column(&line, &len, &cap, "%s.mean[%d]", l->name, v);
+            for (int v = 0; v < l->nvars && l->posterior.b; v++)
+                column(&line, &len, &cap, l->posterior.b_is_scale ? "%s.scale[%d]" : "%s.logvar[%d]", l->name, v);
+        } else if (l->kind == LATENT_BERNOULLI)
+            for (int v = 0; v < l->nvars; v++) column(&line, &len, &cap, "%s.p[%d]", l->name, v);
+        else
+            for (int v = 0; v < l->nvars; v++)
+                for (int k = 0; k < l->states; k++)
+                    if (l->nvars == 1) column(&line, &len, &cap, "%s.p[%d]", l->name, k);
+                    else column(&line, &len, &cap, "%s[%d].p[%d]", l->name, v, k);
+    }
+    return line;
+}
+
+/* One example's columns from its encoder outputs: normals as they are, discrete
+ * latents' logits as probabilities (softmax per variable, sigmoid). */
+static void encode_row(const vae_model *m, const float *enc, float *row) {
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        int n = l->width * (l->posterior.b ? 2 : 1);
+        if (l->kind == LATENT_NORMAL || (l->kind == LATENT_BERNOULLI && l->posterior.a_is_probs))
+            memcpy(row, enc, sizeof(float) * (size_t)n);
+        else if (l->kind == LATENT_BERNOULLI)
+            for (int v = 0; v < l->nvars; v++) row[v] = 1.0f / (1.0f + expf(-enc[v]));
+        else
+            for (int v = 0; v < l->nvars; v++) {
+                const float *logit = enc + v * l->states;
+                float top = logit[0], sum = 0;
+                for (int k = 1; k < l->states; k++) top = logit[k] > top ? logit[k] : top;
+                for (int k = 0; k < l->states; k++) sum += row[v * l->states + k] = expf(logit[k] - top);
+                for (int k = 0; k < l->states; k++) row[v * l->states + k] /= sum;
+            }
+        enc += n;
+        row += n;
+    }
+}
+
+/* Whether every latent has an encoder: 0, or 1 after a message. */
+static int refuse_without_encoder(const vae_model *m, const char *cmd, const char *path) {
+    for (int i = 0; i < m->nlatents; i++)
+        if (!m->latents[i].encoder) {
+            fprintf(stderr, "vaec %s: error: %s: model %s has no encoder for latent %s: it has no posterior to give\n",
+                    cmd, path, m->name, m->latents[i].name);
+            return 1;
+        }
+    return 0;
+}
+
+/* Encodes x [n, data_dim] and writes the rows (labels may be NULL). */
+static int write_encodings(const vaec_view *v, const float *x, const int *labels, int n, const char *out, char *err,
+                           size_t len) {
+    const vae_model *m = v->model;
+    int EW = v->program->encode_width, C = EW + (labels ? 1 : 0);
+    float *enc = xcalloc((size_t)n * (size_t)EW, sizeof(float)), *rows = xcalloc((size_t)n * (size_t)C, sizeof(float));
+    vaec_encode_params(v, x, n, enc);
+    for (long i = 0; i < n; i++) {
+        if (labels) rows[i * C] = (float)labels[i];
+        encode_row(m, enc + i * EW, rows + i * C + (labels ? 1 : 0));
+    }
+    char *header = encode_header(m, labels != NULL);
+    int rc = vaec_write_values(out, rows, n, C, strcmp(vaec_extension(out), ".npy") == 0, header, err, len);
+    free(header);
+    free(rows);
+    free(enc);
+    return rc;
+}
+
+int vaec_encode_main(int argc, char **argv) {
+    vaec_cmd_args a = {.cmd = "encode", .help = VAEC_HELP_ENCODE};
+    int rc = vaec_cmd_parse(&a, " --params -o --data --data-dir --labels --limit --threads ", 1, argc, argv);
+    if (rc) return rc == 2 ? 0 : 1;
+    const char *ext = vaec_extension(a.out);
+    if (strcmp(ext, ".csv") != 0 && strcmp(ext, ".npy") != 0) {
+        fprintf(stderr, "vaec encode: error: -o %s: the name must end in .csv or .npy (what to write)\n", a.out);
+        return 1;
+    }
+    vaec_loaded_model l;
+    if (vaec_cmd_load_model(&l, &a)) return 1;
+    const vae_model *m = l.view.model;
+    if (refuse_structured(m, "encode", a.model) || refuse_without_encoder(m, "encode", a.model)) {
+        vaec_cmd_unload(&l);
+        return 1;
+    }
+    char err[1024];
+    float *x = NULL;
+    int *labels = NULL, n = 0;
+    const char *src;
+    rc = vaec_load_examples(&a, m, a.limit ? (int)a.limit : INT_MAX, &x, &n, &src, &labels, err, sizeof err);
+    if (rc == 0 && n == 0) {
+        snprintf(err, sizeof err, "%s: no examples to encode", src);
+        rc = -1;
+    }
+    if (rc == 0) rc = write_encodings(&l.view, x, labels, n, a.out, err, sizeof err);
+    if (rc) fprintf(stderr, "vaec encode: error: %s\n", err);
+    else
+        printf("wrote %s: the posterior parameters of %d examples of %s%s\n", a.out, n, src,
+               labels ? ", with their labels" : "");
+    if (!m->est.trains_encoder && rc == 0)
+        fprintf(stderr, "vaec encode: note: estimator %s does not train the encoder of %s: these are its initial "
+                        "parameters\n", m->est.name, m->name);
+    free(labels);
+    free(x);
+    vaec_cmd_unload(&l);
+    return rc ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------- interpolate */
+
+#define PATH_PAIRS 4      /* rows of paths between test images 1-2, 3-4, ... */
+#define TRAVERSED_MAX 32  /* rows of traversals: the first dimensions */
+#define TRAVERSE_RANGE 3. /* traversals from -3 to 3 */
+
+/* What interpolate draws: tiles of STEPS + 2 columns (see VAEC_HELP_INTERPOLATE). */
+typedef struct {
+    const vaec_view *v;
+    int steps, cols, rows, D, LW;
+    const float **tiles;
+    float *decoded; /* every decoded tile, [rows * steps, D] */
+} interp_grid;
+
+/* Decodes the steps of row r from z [steps, LW] into its middle columns. */
+static void decode_row(interp_grid *g, int r, const float *z) {
+    float *out = g->decoded + (size_t)r * (size_t)g->steps * (size_t)g->D;
+    vaec_decode_latents(g->v, z, g->steps, out);
+    for (int k = 0; k < g->steps; k++) g->tiles[r * g->cols + 1 + k] = out + (size_t)k * (size_t)g->D;
+}
+
+/* Whether every latent is normal (1) or every one is discrete (0); -1 for a mix. */
+static int normal_latents(const vae_model *m) {
+    int normal = 0;
+    for (int i = 0; i < m->nlatents; i++) normal += m->latents[i].kind == LATENT_NORMAL;
+    return normal == m->nlatents ? 1 : normal == 0 ? 0 : -1;
+}
+
+/* The paths between the posterior means mu of the pairs of x, in rows 0 .. pairs-1. */
+static void draw_paths(interp_grid *g, const float *x, const float *mu, int pairs) {
+    float *z = xcalloc((size_t)g->steps * (size_t)g->LW, sizeof(float));
+    for (int r = 0; r < pairs; r++) {
+        const float *a = mu + (size_t)(2 * r) * g->LW, *b = a + g->LW;
+        for (int k = 0; k < g->steps; k++) {
+            float t = (float)k / (float)(g->steps - 1);
+            for (int j = 0; j < g->LW; j++) z[k * g->LW + j] = k == g->steps - 1 ? b[j] : a[j] + t * (b[j] - a[j]);
+        }
+        decode_row(g, r, z);
+        g->tiles[r * g->cols] = x + (size_t)(2 * r) * g->D;
+        g->tiles[r * g->cols + g->cols - 1] = x + (size_t)(2 * r + 1) * g->D;
+    }
+    free(z);
+}
+
+/* One row per latent dimension from row `first`, the others at base (first image x0, or NULL). */
+static void draw_traversals(interp_grid *g, const float *x0, const float *base, int first, int dims) {
+    float *z = xcalloc((size_t)g->steps * (size_t)g->LW, sizeof(float));
+    for (int d = 0; d < dims; d++) {
+        for (int k = 0; k < g->steps; k++) {
+            if (base) memcpy(z + k * g->LW, base, sizeof(float) * (size_t)g->LW);
+            z[k * g->LW + d] = (float)(-TRAVERSE_RANGE + 2 * TRAVERSE_RANGE * k / (g->steps - 1));
+        }
+        decode_row(g, first + d, z);
+        g->tiles[(first + d) * g->cols] = x0;
+    }
+    free(z);
+}
+
+/* The posterior means of x [n, latent_width] (every latent normal). */
+static float *posterior_means(const vaec_view *v, const float *x, int n) {
+    const vae_model *m = v->model;
+    const vr_program *p = v->program;
+    float *enc = xcalloc((size_t)n * (size_t)p->encode_width, sizeof(float));
+    float *mu = xcalloc((size_t)n * (size_t)p->latent_width, sizeof(float));
+    vaec_encode_params(v, x, n, enc);
+    for (long i = 0; i < n; i++) {
+        const float *e = enc + i * p->encode_width;
+        float *z = mu + i * p->latent_width;
+        for (int l = 0; l < m->nlatents; l++) { /* each latent's mean, then its second argument */
+            memcpy(z, e, sizeof(float) * (size_t)m->latents[l].width);
+            z += m->latents[l].width;
+            e += m->latents[l].width * (m->latents[l].posterior.b ? 2 : 1);
+        }
+    }
+    free(enc);
+    return mu;
+}
+
+/* Paths and traversals of a model with normal latents; x holds n examples (n may
+ * be 0 without an encoder). */
+static int draw_interpolations(const vaec_view *v, const float *x, int n, int steps, const char *png, char *err,
+                               size_t len) {
+    vaec_image_shape s;
+    if (vaec_image_shape_of(v->model, &s, err, len)) return -1;
+    int encoded = n > 0, pairs = n / 2 < PATH_PAIRS ? n / 2 : PATH_PAIRS;
+    int LW = v->program->latent_width, dims = LW < TRAVERSED_MAX ? LW : TRAVERSED_MAX;
+    interp_grid g = {.v = v, .steps = steps, .cols = steps + 2, .D = v->model->data_dim, .LW = LW};
+    int first = pairs ? pairs + 1 : 0; /* a blank row between paths and traversals */
+    g.rows = first + dims;
+    g.tiles = xcalloc((size_t)g.rows * (size_t)g.cols, sizeof *g.tiles);
+    g.decoded = xcalloc((size_t)g.rows * (size_t)steps * (size_t)g.D, sizeof(float));
+    float *mu = encoded ? posterior_means(v, x, n) : NULL;
+    if (pairs) draw_paths(&g, x, mu, pairs);
+    draw_traversals(&g, encoded ? x : NULL, mu, first, dims);
+    int rc = vaec_png_grid(png, g.tiles, g.rows * g.cols, g.cols, s, err, len);
+    free(mu);
+    free(g.decoded);
+    free(g.tiles);
+    return rc;
+}
+
+/* The examples interpolate reads: 2 * PATH_PAIRS, or none without an encoder. */
+static int interpolate_examples(const vaec_cmd_args *a, const vaec_view *v, int want, float **x, int *n, char *err,
+                                size_t len) {
+    char why[512];
+    const char *src;
+    *x = NULL;
+    *n = 0;
+    if (!vaec_can_reconstruct(v, why, sizeof why)) return 0; /* no (trained) encoder: from the prior */
+    if (vaec_load_examples(a, v->model, want, x, n, &src, NULL, err, len)) return -1;
+    if (*n == 0) {
+        snprintf(err, len, "%s: no examples to encode", src);
+        return -1;
+    }
+    return 0;
+}
+
+int vaec_interpolate_main(int argc, char **argv) {
+    vaec_cmd_args a = {.cmd = "interpolate", .help = VAEC_HELP_INTERPOLATE, .n = 8};
+    int rc = vaec_cmd_parse(&a, " --params -o -n --data --data-dir --threads ", 64, argc, argv);
+    if (rc) return rc == 2 ? 0 : 1;
+    if (strcmp(vaec_extension(a.out), ".png") != 0) {
+        fprintf(stderr, "vaec interpolate: error: -o %s: the name must end in .png\n", a.out);
+        return 1;
+    }
+    if (a.n < 2) {
+        fprintf(stderr, "vaec interpolate: error: -n expects an integer from 2 to 64, got %ld\n", a.n);
+        return 1;
+    }
+    vaec_loaded_model l;
+    if (vaec_cmd_load_model(&l, &a)) return 1;
+    const vae_model *m = l.view.model;
+    int kind = normal_latents(m);
+    char err[1024];
+    float *x = NULL;
+    int n = 0;
+    rc = refuse_structured(m, "interpolate", a.model) ? 1 : 0;
+    if (rc == 0 && kind < 0) {
+        fprintf(stderr, "vaec interpolate: error: %s: model %s mixes normal and discrete latents: no paths to draw\n",
+                a.model, m->name);
+        rc = 1;
+    }
+    if (rc == 0 && interpolate_examples(&a, &l.view, kind ? 2 * PATH_PAIRS : 1000, &x, &n, err, sizeof err))
+        rc = -1;
+    else if (rc == 0 && kind == 0) { /* discrete: each state's decoded mean, beside the examples it is most probable for */
+        rc = vaec_draw_states(&l.view, x, n, a.out, err, sizeof err) ? -1 : 0;
+        if (rc == 0)
+            printf("wrote %s: the latents of %s are discrete, with no path between their states: one row per "
+                   "state instead, its decoded mean then the test images it is most probable for\n",
+                   a.out, m->name);
+    } else if (rc == 0) {
+        rc = draw_interpolations(&l.view, x, n, (int)a.n, a.out, err, sizeof err);
+        if (rc == 0) printf("wrote %s: %s\n", a.out, n >= 2 ? "paths between test images' encodings, then traversals of "
+                                                              "each latent dimension from -3 to 3"
+                                                            : "traversals of each latent dimension from -3 to 3");
+    }
+    if (rc < 0) fprintf(stderr, "vaec interpolate: error: %s\n", err);
+    free(x);
+    vaec_cmd_unload(&l);
+    return rc ? 1 : 0;
+}

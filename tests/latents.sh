@@ -1,0 +1,105 @@
+#!/bin/sh
+# vaec encode and vaec interpolate through the command line, after tiny training
+# runs (fashion_gauss: normal latents; mixture_analytic: an enumerable categorical;
+# mixture_prior: no encoder; fashion_cvae: a structured model, refused):
+#  - encode's header names its columns, its labels are the test set's (read with od
+#    from the IDX file), a categorical's probabilities sum to 1, .npy has its size;
+#  - interpolate's paths end in the decoded encodings of their end images: their
+#    tiles are the pixels of vaec reconstruct's (read back with libpng, tests/png_tiles);
+#  - bad input ends in a message naming the file and status 1, with nothing written.
+. "${top_srcdir:-.}/tests/lib.sh"
+tiles="$(cd "$top_builddir" && pwd)/tests/png_tiles"
+data_dir=${VAE_DATA_DIR:-/usr/share/datasets/fashion-mnist}
+
+png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{ print $1*16777216 + $2*65536 + $3*256 + $4, $5*16777216 + $6*65536 + $7*256 + $8 }'; }
+refused() {
+    if "$vaec" "$@" >"$work/out" 2>"$work/err"; then fail "vaec $* succeeded"; fi
+    [ -s "$work/err" ] || fail "vaec $* failed without a message"
+}
+
+for m in fashion_gauss:1 mixture_analytic:1 mixture_prior:0 fashion_cvae:0; do
+    "$vaec" train "$top_srcdir/examples/${m%:*}.vae" --epochs "${m#*:}" --limit 256 --test-limit 64 --out "$work/${m%:*}" \
+        >"$work/train.out" 2>&1 || { cat "$work/train.out"; fail "vaec train ${m%:*} exited with $?"; }
+done
+gauss="$top_srcdir/examples/fashion_gauss.vae"
+mix="$top_srcdir/examples/mixture_analytic.vae"
+ck="$work/fashion_gauss/checkpoint.vaeckpt"
+mck="$work/mixture_analytic/checkpoint.vaeckpt"
+
+# encode: a label, 20 means and 20 log-variances per example; the labels are the IDX file's
+"$vaec" encode "$gauss" --params "$ck" --data fashion-mnist:test --limit 5 -o "$work/e.csv" >/dev/null \
+    || fail "vaec encode exited with $?"
+[ "$(wc -l <"$work/e.csv")" -eq 6 ] || fail "e.csv: $(wc -l <"$work/e.csv") lines, not a header and 5 rows"
+head -n 1 "$work/e.csv" | tr ',' '\n' >"$work/cols"
+[ "$(wc -l <"$work/cols")" -eq 41 ] || fail "e.csv has $(wc -l <"$work/cols") columns, not 41"
+[ "$(sed -n '1p;2p;22p;41p' "$work/cols" | tr '\n' ' ')" = "label z.mean[0] z.logvar[0] z.logvar[19] " ] \
+    || fail "e.csv's columns: $(head -n 1 "$work/e.csv" | cut -c1-80)"
+want=$(gzip -dc "$data_dir/t10k-labels-idx1-ubyte.gz" | od -An -tu1 -j8 -N5 | tr -s ' \n' ' ' | sed 's/^ //; s/ $//')
+got=$(tail -n +2 "$work/e.csv" | cut -d, -f1 | tr '\n' ' ' | sed 's/ $//')
+[ "$got" = "$want" ] || fail "encode's labels '$got', the test set's '$want'"
+"$vaec" encode "$gauss" --params "$ck" --limit 5 -o "$work/e.npy" >/dev/null || fail "vaec encode .npy exited with $?"
+[ "$(wc -c <"$work/e.npy")" -eq $((128 + 5 * 41 * 4)) ] || fail "e.npy has $(wc -c <"$work/e.npy") bytes"
+head -c 128 "$work/e.npy" | grep -q "'shape': (5, 41)" || fail "e.npy's header: $(head -c 128 "$work/e.npy")"
+# the means are what the emitted API's MODEL_encode computes: tests/emit.sh compares them
+
+# a categorical latent: each example's state probabilities, summing to 1
+"$vaec" encode "$mix" --params "$mck" --limit 20 -o "$work/m.csv" >/dev/null || fail "vaec encode mixture exited with $?"
+head -n 1 "$work/m.csv" | grep -q '^label,z.p\[0\],z.p\[1\],' || fail "m.csv's header: $(head -n 1 "$work/m.csv")"
+tail -n +2 "$work/m.csv" | awk -F, '{ s = 0; for (i = 2; i <= NF; i++) { if ($i < 0 || $i > 1) bad = 1; s += $i }
+    if (s < 0.99999 || s > 1.00001) bad = 1 } END { exit bad || NR != 20 }' \
+    || fail "mixture_analytic's state probabilities do not each sum to 1 over 20 rows"
+
+# refusals: no encoder, a structured model, a bad name, an output that is a folder, missing data
+refused encode "$top_srcdir/examples/mixture_prior.vae" --params "$work/mixture_prior/checkpoint.vaeckpt" -o "$work/no.csv"
+grep -q "no encoder for latent z" "$work/err" || fail "mixture_prior's encode: $(cat "$work/err")"
+refused encode "$top_srcdir/examples/fashion_cvae.vae" --params "$work/fashion_cvae/checkpoint.vaeckpt" -o "$work/no.csv"
+grep -q "structured model" "$work/err" || fail "fashion_cvae's encode: $(cat "$work/err")"
+refused encode "$gauss" --params "$ck" -o "$work/no.txt"
+grep -q "no.txt.*csv or .npy" "$work/err" || fail "encode -o no.txt: $(cat "$work/err")"
+mkdir "$work/folder.csv"
+refused encode "$gauss" --params "$ck" -o "$work/folder.csv"
+grep -q "folder.csv" "$work/err" || fail "encode into a folder: $(cat "$work/err")"
+refused encode "$gauss" --params "$ck" --data "$work/missing.npy" -o "$work/no.csv"
+grep -q "missing.npy" "$work/err" || fail "encode of a missing file: $(cat "$work/err")"
+refused encode "$gauss" --params "$ck" --limit 0 -o "$work/no.csv"
+refused encode "$gauss" -o "$work/no.csv"
+grep -q -- "--params" "$work/err" || fail "encode without --params: $(cat "$work/err")"
+[ -e "$work/no.csv" ] || [ -e "$work/no.txt" ] && fail "a refused encode left a file"
+
+# interpolate: 4 paths of 5 steps (7 tiles across), a blank row, 20 traversals: 212 x 752 pixels
+"$vaec" interpolate "$gauss" --params "$ck" -n 5 -o "$work/i.png" >/dev/null || fail "vaec interpolate exited with $?"
+[ "$(png_size "$work/i.png")" = "212 752" ] || fail "interpolate's grid: $(png_size "$work/i.png")"
+"$vaec" reconstruct "$gauss" --params "$ck" -n 8 -o "$work/r.png" >/dev/null || fail "vaec reconstruct exited with $?"
+for r in 0 1 2 3; do # path r runs from test image 2r to 2r+1: reconstruct's row 0 (originals) and 1 (decoded)
+    a=$((2 * r)) b=$((2 * r + 1))
+    "$tiles" "$work/i.png" $r 0 "$work/r.png" 0 $a || fail "path $r does not start at test image $a"
+    "$tiles" "$work/i.png" $r 1 "$work/r.png" 1 $a || fail "path $r's first step is not test image $a's decoded encoding"
+    "$tiles" "$work/i.png" $r 5 "$work/r.png" 1 $b || fail "path $r's last step is not test image $b's decoded encoding"
+    "$tiles" "$work/i.png" $r 6 "$work/r.png" 0 $b || fail "path $r does not end at test image $b"
+    "$tiles" "$work/i.png" $r 1 "$work/i.png" $r 3 >/dev/null && fail "path $r's middle is one of its ends"
+done
+"$tiles" "$work/i.png" 5 0 "$work/r.png" 0 0 || fail "the traversals are not of test image 0"
+moved=0
+for d in $(seq 5 24); do "$tiles" "$work/i.png" $d 1 "$work/i.png" $d 5 >/dev/null || moved=$((moved + 1)); done
+[ $moved -gt 0 ] || fail "no latent dimension's traversal changes the decoded image"
+"$vaec" interpolate "$gauss" --params "$ck" -n 5 --threads 1 -o "$work/i1.png" >/dev/null || fail "interpolate --threads 1"
+cmp -s "$work/i.png" "$work/i1.png" || fail "interpolate differs between thread counts"
+
+# discrete latents: one row per state (as sample --states); without an encoder, the states alone
+"$vaec" interpolate "$mix" --params "$mck" -o "$work/s.png" >"$work/out" || fail "interpolate mixture exited with $?"
+grep -q "discrete" "$work/out" || fail "interpolate of a mixture does not say why it draws states: $(cat "$work/out")"
+"$vaec" sample "$mix" --params "$mck" --states -o "$work/states.png" >/dev/null || fail "sample --states exited with $?"
+cmp -s "$work/s.png" "$work/states.png" || fail "interpolate's states differ from sample --states'"
+"$vaec" interpolate "$top_srcdir/examples/mixture_prior.vae" --params "$work/mixture_prior/checkpoint.vaeckpt" \
+    -o "$work/p.png" >/dev/null || fail "interpolate of mixture_prior (no encoder) exited with $?"
+refused interpolate "$top_srcdir/examples/fashion_cvae.vae" --params "$work/fashion_cvae/checkpoint.vaeckpt" -o "$work/no.png"
+grep -q "structured model" "$work/err" || fail "fashion_cvae's interpolate: $(cat "$work/err")"
+refused interpolate "$gauss" --params "$ck" -n 1 -o "$work/no.png"
+refused interpolate "$gauss" --params "$ck" -n 65 -o "$work/no.png"
+refused interpolate "$gauss" --params "$ck" -o "$work/no.jpg"
+ln -s "$work/i.png" "$work/link.png"
+refused interpolate "$gauss" --params "$ck" -o "$work/link.png"
+[ -e "$work/no.png" ] || [ -e "$work/no.jpg" ] && fail "a refused interpolate left a file"
+"$vaec" encode --help | grep -q "Z.mean" || fail "vaec encode --help"
+"$vaec" interpolate --help | grep -q "STEPS" || fail "vaec interpolate --help"
+echo "latents: all checks passed"
