@@ -470,6 +470,15 @@ int g_encode_width(const vae_model *m) {
     return w;
 }
 
+int g_posterior_width(const vae_model *m) {
+    int w = 0;
+    for (int i = 0; i < m->nlatents; i++) {
+        if (!m->latents[i].encoder) return 0;
+        w += m->latents[i].width * (m->latents[i].posterior.b ? 2 : 1);
+    }
+    return w;
+}
+
 int g_latent_width(const vae_model *m) {
     int w = 0;
     for (int i = 0; i < m->nlatents; i++) w += m->latents[i].width;

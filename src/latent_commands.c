@@ -16,7 +16,7 @@
 #include "src/pictures.h"
 
 const char *const VAEC_HELP_ENCODE =
-    "usage: vaec encode MODEL.vae --params CHECKPOINT -o FILE [--data SRC] [--limit N]\n"
+    "usage: vaec encode MODEL.vae --params CHECKPOINT -o FILE [--data SRC] [--limit N] [--labels FILE]\n"
     "  each example's posterior q(z | x) as the encoder gives it, one row per example, by the\n"
     "  extension of FILE:\n"
     "    .csv   a header line naming the columns, then one example a line\n"
@@ -27,6 +27,8 @@ const char *const VAEC_HELP_ENCODE =
     "                 returns a scale)\n"
     "    categorical  Z.p[k], the probability of state k (Z[i].p[k] for a latent of several variables)\n"
     "    bernoulli    Z.p[i], the probability that variable i is 1\n"
+    "  an encoder that reads other latents runs at their posterior means (a normal's mean, a\n"
+    "  categorical's probabilities); a model with a latent without encoder is refused\n"
     "  --data SRC      fashion-mnist:test, or an .idx/.idx.gz/.npy/.csv file (default: the train block's test)\n"
     "  --labels FILE   SRC's labels (IDX1, a 1-d integer .npy or a .csv; fashion-mnist: carries its own)\n"
     "  --limit N       the first N examples only\n"
@@ -40,8 +42,10 @@ const char *const VAEC_HELP_INTERPOLATE =
     "    then, after a blank row, one row per latent dimension (the first 32): test image 1, then\n"
     "      the decoder's means with that dimension at STEPS values from -3 to 3 (the standard normal\n"
     "      prior's +-3 standard deviations) and the others at test image 1's posterior mean\n"
-    "  Without an encoder: the traversals alone, the others at 0.  Discrete latents have no path\n"
-    "  between states: their model gets one row per state instead, as vaec sample --states draws it.\n"
+    "  Discrete latents beside normal ones stay at the first image's most probable states (the\n"
+    "  second's at a path's last step).  Without an encoder: the traversals alone, the others at 0.\n"
+    "  Discrete latents alone have no path between states: one row per state instead, as vaec\n"
+    "  sample --states draws it.\n"
     "  -n STEPS        decoded points per row, 2 to 64 (default 8)\n"
     "  --data SRC      fashion-mnist:test, or an .idx/.idx.gz/.npy/.csv file (default: the train block's test)\n"
     "  --data-dir DIR  where the fashion-mnist: files are   --threads N\n";
@@ -50,18 +54,6 @@ static void *xcalloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size);
     if (!p) abort();
     return p;
-}
-
-/* Models whose encoders read other latents (and labels) have no encode graph: a
- * latent's parameters depend on the values drawn for its parents. */
-static int refuse_structured(const vae_model *m, const char *cmd, const char *path) {
-    if (!m->structured) return 0;
-    fprintf(stderr,
-            "vaec %s: error: %s: model %s is a structured model (labels, prior networks or encoders that read\n"
-            "  other latents: docs/structured.md); its latents' parameters depend on the values drawn for\n"
-            "  their parents, and vaec %s reads them for version 0 models (one level of latents) only\n",
-            cmd, path, m->name, cmd);
-    return 1;
 }
 
 /* ---------------------------------------------------------------- encode */
@@ -130,12 +122,18 @@ static void encode_row(const vae_model *m, const float *enc, float *row) {
 
 /* Whether every latent has an encoder: 0, or 1 after a message. */
 static int refuse_without_encoder(const vae_model *m, const char *cmd, const char *path) {
-    for (int i = 0; i < m->nlatents; i++)
-        if (!m->latents[i].encoder) {
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        if (l->encoder) continue;
+        if (l->label)
+            fprintf(stderr, "vaec %s: error: %s: label %s of model %s has no encoder: it is read from the data, and\n"
+                            "  vaec %s does not give the encoders that read it their examples' labels yet\n",
+                    cmd, path, l->name, m->name, cmd);
+        else
             fprintf(stderr, "vaec %s: error: %s: model %s has no encoder for latent %s: it has no posterior to give\n",
-                    cmd, path, m->name, m->latents[i].name);
-            return 1;
-        }
+                    cmd, path, m->name, l->name);
+        return 1;
+    }
     return 0;
 }
 
@@ -170,7 +168,7 @@ int vaec_encode_main(int argc, char **argv) {
     vaec_loaded_model l;
     if (vaec_cmd_load_model(&l, &a)) return 1;
     const vae_model *m = l.view.model;
-    if (refuse_structured(m, "encode", a.model) || refuse_without_encoder(m, "encode", a.model)) {
+    if (refuse_without_encoder(m, "encode", a.model)) {
         vaec_cmd_unload(&l);
         return 1;
     }
@@ -209,6 +207,7 @@ typedef struct {
     int steps, cols, rows, D, LW;
     const float **tiles;
     float *decoded; /* every decoded tile, [rows * steps, D] */
+    int *normal;    /* per latent column: 1 when it is a normal latent's (interpolated, traversed) */
 } interp_grid;
 
 /* Decodes the steps of row r from z [steps, LW] into its middle columns. */
@@ -218,21 +217,25 @@ static void decode_row(interp_grid *g, int r, const float *z) {
     for (int k = 0; k < g->steps; k++) g->tiles[r * g->cols + 1 + k] = out + (size_t)k * (size_t)g->D;
 }
 
-/* Whether every latent is normal (1) or every one is discrete (0); -1 for a mix. */
-static int normal_latents(const vae_model *m) {
-    int normal = 0;
-    for (int i = 0; i < m->nlatents; i++) normal += m->latents[i].kind == LATENT_NORMAL;
-    return normal == m->nlatents ? 1 : normal == 0 ? 0 : -1;
+/* Per latent column whether it is a normal latent's; the count of such columns. */
+static int normal_columns(const vae_model *m, int *normal) {
+    int n = 0, col = 0;
+    for (int i = 0; i < m->nlatents; i++)
+        for (int j = 0; j < m->latents[i].width; j++, col++) n += normal[col] = m->latents[i].kind == LATENT_NORMAL;
+    return n;
 }
 
-/* The paths between the posterior means mu of the pairs of x, in rows 0 .. pairs-1. */
-static void draw_paths(interp_grid *g, const float *x, const float *mu, int pairs) {
+/* The paths between the most probable latents z of the pairs of x, in rows 0 .. pairs-1: the
+ * normal latents' means along the line, the discrete latents at the first image's states (the
+ * second's at the last step, which is then its decoded encoding). */
+static void draw_paths(interp_grid *g, const float *x, const float *modes, int pairs) {
     float *z = xcalloc((size_t)g->steps * (size_t)g->LW, sizeof(float));
     for (int r = 0; r < pairs; r++) {
-        const float *a = mu + (size_t)(2 * r) * g->LW, *b = a + g->LW;
+        const float *a = modes + (size_t)(2 * r) * g->LW, *b = a + g->LW;
         for (int k = 0; k < g->steps; k++) {
             float t = (float)k / (float)(g->steps - 1);
-            for (int j = 0; j < g->LW; j++) z[k * g->LW + j] = k == g->steps - 1 ? b[j] : a[j] + t * (b[j] - a[j]);
+            for (int j = 0; j < g->LW; j++)
+                z[k * g->LW + j] = k == g->steps - 1 ? b[j] : g->normal[j] ? a[j] + t * (b[j] - a[j]) : a[j];
         }
         decode_row(g, r, z);
         g->tiles[r * g->cols] = x + (size_t)(2 * r) * g->D;
@@ -241,13 +244,15 @@ static void draw_paths(interp_grid *g, const float *x, const float *mu, int pair
     free(z);
 }
 
-/* One row per latent dimension from row `first`, the others at base (first image x0, or NULL). */
+/* One row per normal latent column (the first `dims`) from row `first`, the others at base
+ * (the first image x0's most probable latents; zeros without an encoder). */
 static void draw_traversals(interp_grid *g, const float *x0, const float *base, int first, int dims) {
     float *z = xcalloc((size_t)g->steps * (size_t)g->LW, sizeof(float));
-    for (int d = 0; d < dims; d++) {
+    for (int d = 0, col = 0; d < dims; d++, col++) {
+        while (!g->normal[col]) col++;
         for (int k = 0; k < g->steps; k++) {
             if (base) memcpy(z + k * g->LW, base, sizeof(float) * (size_t)g->LW);
-            z[k * g->LW + d] = (float)(-TRAVERSE_RANGE + 2 * TRAVERSE_RANGE * k / (g->steps - 1));
+            z[k * g->LW + col] = (float)(-TRAVERSE_RANGE + 2 * TRAVERSE_RANGE * k / (g->steps - 1));
         }
         decode_row(g, first + d, z);
         g->tiles[(first + d) * g->cols] = x0;
@@ -255,50 +260,34 @@ static void draw_traversals(interp_grid *g, const float *x0, const float *base, 
     free(z);
 }
 
-/* The posterior means of x [n, latent_width] (every latent normal). */
-static float *posterior_means(const vaec_view *v, const float *x, int n) {
-    const vae_model *m = v->model;
-    const vr_program *p = v->program;
-    float *enc = xcalloc((size_t)n * (size_t)p->encode_width, sizeof(float));
-    float *mu = xcalloc((size_t)n * (size_t)p->latent_width, sizeof(float));
-    vaec_encode_params(v, x, n, enc);
-    for (long i = 0; i < n; i++) {
-        const float *e = enc + i * p->encode_width;
-        float *z = mu + i * p->latent_width;
-        for (int l = 0; l < m->nlatents; l++) { /* each latent's mean, then its second argument */
-            memcpy(z, e, sizeof(float) * (size_t)m->latents[l].width);
-            z += m->latents[l].width;
-            e += m->latents[l].width * (m->latents[l].posterior.b ? 2 : 1);
-        }
-    }
-    free(enc);
-    return mu;
-}
-
-/* Paths and traversals of a model with normal latents; x holds n examples (n may
- * be 0 without an encoder). */
+/* Paths and traversals of a model with normal latents; x holds n examples (n is 0 without an
+ * encoder, and then every latent is normal). */
 static int draw_interpolations(const vaec_view *v, const float *x, int n, int steps, const char *png, char *err,
                                size_t len) {
     vaec_image_shape s;
     if (vaec_image_shape_of(v->model, &s, err, len)) return -1;
-    int encoded = n > 0, pairs = n / 2 < PATH_PAIRS ? n / 2 : PATH_PAIRS;
-    int LW = v->program->latent_width, dims = LW < TRAVERSED_MAX ? LW : TRAVERSED_MAX;
+    int LW = v->program->latent_width, pairs = n / 2 < PATH_PAIRS ? n / 2 : PATH_PAIRS;
     interp_grid g = {.v = v, .steps = steps, .cols = steps + 2, .D = v->model->data_dim, .LW = LW};
+    g.normal = xcalloc((size_t)LW, sizeof(int));
+    int dims = normal_columns(v->model, g.normal);
+    dims = dims < TRAVERSED_MAX ? dims : TRAVERSED_MAX;
     int first = pairs ? pairs + 1 : 0; /* a blank row between paths and traversals */
     g.rows = first + dims;
     g.tiles = xcalloc((size_t)g.rows * (size_t)g.cols, sizeof *g.tiles);
     g.decoded = xcalloc((size_t)g.rows * (size_t)steps * (size_t)g.D, sizeof(float));
-    float *mu = encoded ? posterior_means(v, x, n) : NULL;
-    if (pairs) draw_paths(&g, x, mu, pairs);
-    draw_traversals(&g, encoded ? x : NULL, mu, first, dims);
+    float *modes = n ? xcalloc((size_t)n * (size_t)LW, sizeof(float)) : NULL;
+    if (n) vaec_encode_modes(v, x, n, modes, NULL);
+    if (pairs) draw_paths(&g, x, modes, pairs);
+    draw_traversals(&g, n ? x : NULL, modes, first, dims);
     int rc = vaec_png_grid(png, g.tiles, g.rows * g.cols, g.cols, s, err, len);
-    free(mu);
+    free(modes);
+    free(g.normal);
     free(g.decoded);
     free(g.tiles);
     return rc;
 }
 
-/* The examples interpolate reads: 2 * PATH_PAIRS, or none without an encoder. */
+/* The examples interpolate reads (`want`), or none when the model has no trained encoder. */
 static int interpolate_examples(const vaec_cmd_args *a, const vaec_view *v, int want, float **x, int *n, char *err,
                                 size_t len) {
     char why[512];
@@ -329,31 +318,31 @@ int vaec_interpolate_main(int argc, char **argv) {
     vaec_loaded_model l;
     if (vaec_cmd_load_model(&l, &a)) return 1;
     const vae_model *m = l.view.model;
-    int kind = normal_latents(m);
-    char err[1024];
+    int *normal = xcalloc((size_t)l.view.program->latent_width, sizeof(int));
+    int normals = normal_columns(m, normal), discrete = normals < l.view.program->latent_width;
+    free(normal);
+    char err[1024], why[512];
     float *x = NULL;
     int n = 0;
-    rc = refuse_structured(m, "interpolate", a.model) ? 1 : 0;
-    if (rc == 0 && kind < 0) {
-        fprintf(stderr, "vaec interpolate: error: %s: model %s mixes normal and discrete latents: no paths to draw\n",
-                a.model, m->name);
-        rc = 1;
-    }
-    if (rc == 0 && interpolate_examples(&a, &l.view, kind ? 2 * PATH_PAIRS : 1000, &x, &n, err, sizeof err))
+    rc = interpolate_examples(&a, &l.view, normals ? 2 * PATH_PAIRS : 1000, &x, &n, err, sizeof err);
+    if (rc == 0 && normals && discrete && n == 0) {
+        vaec_can_reconstruct(&l.view, why, sizeof why);
+        snprintf(err, sizeof err, "%s: nothing to hold the discrete latents of model %s at while the normal ones move (%s)",
+                 a.model, m->name, why);
         rc = -1;
-    else if (rc == 0 && kind == 0) { /* discrete: each state's decoded mean, beside the examples it is most probable for */
+    } else if (rc == 0 && !normals) { /* discrete: each state's decoded mean, beside the examples it is most probable for */
         rc = vaec_draw_states(&l.view, x, n, a.out, err, sizeof err) ? -1 : 0;
         if (rc == 0)
-            printf("wrote %s: the latents of %s are discrete, with no path between their states: one row per "
-                   "state instead, its decoded mean then the test images it is most probable for\n",
-                   a.out, m->name);
+            printf("wrote %s: the latents of %s are discrete, with no path between their states: one row per state "
+                   "instead, its decoded mean%s\n", a.out, m->name, n ? " then the test images it is most probable for" : "");
     } else if (rc == 0) {
         rc = draw_interpolations(&l.view, x, n, (int)a.n, a.out, err, sizeof err);
-        if (rc == 0) printf("wrote %s: %s\n", a.out, n >= 2 ? "paths between test images' encodings, then traversals of "
-                                                              "each latent dimension from -3 to 3"
-                                                            : "traversals of each latent dimension from -3 to 3");
+        if (rc == 0)
+            printf("wrote %s: %straversals of each normal latent dimension from -3 to 3%s\n", a.out,
+                   n >= 2 ? "paths between test images' encodings, then " : "",
+                   discrete ? " (the discrete latents at the first image's most probable states)" : "");
     }
-    if (rc < 0) fprintf(stderr, "vaec interpolate: error: %s\n", err);
+    if (rc) fprintf(stderr, "vaec interpolate: error: %s\n", err);
     free(x);
     vaec_cmd_unload(&l);
     return rc ? 1 : 0;

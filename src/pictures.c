@@ -89,10 +89,6 @@ int vaec_can_reconstruct(const vaec_view *v, char *why, size_t len) {
             snprintf(why, len, "model %s has no encoder for latent %s: no reconstructions", m->name, m->latents[i].name);
             return 0;
         }
-    if (!v->program->encode_width) { /* no encode graph: an encoder reads latents that must be drawn first */
-        snprintf(why, len, "model %s has encoders that read other latents: no reconstructions yet", m->name);
-        return 0;
-    }
     if (!m->est.trains_encoder) {
         snprintf(why, len, "estimator %s leaves the encoder of model %s untrained: no reconstructions", m->est.name,
                  m->name);
@@ -141,8 +137,7 @@ void vaec_decode_latents(const vaec_view *v, const float *z, int n, float *out) 
     decode_means(v, &p->decode, p->api_out_decode, z, p->latent_width, n, 0, out);
 }
 
-/* Each example's most probable latents [n, latent_width] and joint state (states may be NULL). */
-static void encode_modes(const vaec_view *v, const float *x, int n, float *z, long *states) {
+void vaec_encode_modes(const vaec_view *v, const float *x, int n, float *z, long *states) {
     const vr_program *p = v->program;
     float *enc = xcalloc((size_t)n * (size_t)p->encode_width, sizeof(float));
     vaec_encode_params(v, x, n, enc);
@@ -156,7 +151,7 @@ static void encode_modes(const vaec_view *v, const float *x, int n, float *z, lo
 void vaec_reconstruct(const vaec_view *v, const float *x, int n, float *out) {
     const vr_program *p = v->program;
     float *z = xcalloc((size_t)n * (size_t)p->latent_width, sizeof(float));
-    encode_modes(v, x, n, z, NULL);
+    vaec_encode_modes(v, x, n, z, NULL);
     decode_means(v, &p->decode, p->api_out_decode, z, p->latent_width, n, 0, out);
     free(z);
 }
@@ -260,7 +255,7 @@ int vaec_draw_states(const vaec_view *v, const float *x, int n, const char *png,
         if (x && n > 0 && vaec_can_reconstruct(v, msg, len)) {
             float *z = xcalloc((size_t)n * (size_t)v->program->latent_width, sizeof(float));
             long *state = xcalloc((size_t)n, sizeof(long));
-            encode_modes(v, x, n, z, state);
+            vaec_encode_modes(v, x, n, z, state);
             for (int i = 0; i < n; i++)
                 if (filled[state[i]] < STATE_EXAMPLES) tiles[state[i] * cols + 1 + filled[state[i]]++] = x + (size_t)i * D;
             free(state);

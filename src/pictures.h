@@ -43,6 +43,9 @@ void vaec_reconstruct(const vaec_view *v, const float *x, int n, float *out);
  * probabilities) for each of its `width` columns, then its second (a normal's
  * log-variance or scale) when it has one.  Needs an encode graph (encode_width > 0). */
 void vaec_encode_params(const vaec_view *v, const float *x, int n, float *out);
+/* Each example's most probable latents [n, latent_width] (the mean of a normal latent, one-hot
+ * argmax of a categorical, 0/1 of a Bernoulli) and joint state (states may be NULL). */
+void vaec_encode_modes(const vaec_view *v, const float *x, int n, float *z, long *states);
 /* The decoder's mean at the latents z [n, latent_width] (one-hot for discrete ones). */
 void vaec_decode_latents(const vaec_view *v, const float *z, int n, float *out);
 

@@ -1,11 +1,13 @@
 #!/bin/sh
 # vaec encode and vaec interpolate through the command line, after tiny training
 # runs (fashion_gauss: normal latents; mixture_analytic: an enumerable categorical;
-# mixture_prior: no encoder; fashion_cvae: a structured model, refused):
+# mixture_prior: no encoder; fashion_gmvae: an encoder that reads a latent;
+# fashion_cvae: an observed label without encoder, refused):
 #  - encode's header names its columns, its labels are the test set's (read with od
 #    from the IDX file), a categorical's probabilities sum to 1, .npy has its size;
 #  - interpolate's paths end in the decoded encodings of their end images: their
-#    tiles are the pixels of vaec reconstruct's (read back with libpng, tests/png_tiles);
+#    tiles are the pixels of vaec reconstruct's (read back with libpng, tests/png_tiles),
+#    also with a discrete latent beside the normal ones (fashion_gmvae);
 #  - bad input ends in a message naming the file and status 1, with nothing written.
 . "${top_srcdir:-.}/tests/lib.sh"
 tiles="$(cd "$top_builddir" && pwd)/tests/png_tiles"
@@ -17,9 +19,10 @@ refused() {
     [ -s "$work/err" ] || fail "vaec $* failed without a message"
 }
 
-for m in fashion_gauss:1 mixture_analytic:1 mixture_prior:0 fashion_cvae:0; do
-    "$vaec" train "$top_srcdir/examples/${m%:*}.vae" --epochs "${m#*:}" --limit 256 --test-limit 64 --out "$work/${m%:*}" \
-        >"$work/train.out" 2>&1 || { cat "$work/train.out"; fail "vaec train ${m%:*} exited with $?"; }
+for m in fashion_gauss:1 mixture_analytic:1 mixture_prior:0 fashion_cvae:0 fashion_gmvae:0; do
+    "$vaec" train "$top_srcdir/examples/${m%:*}.vae" --epochs "${m#*:}" --data fashion-mnist:train --limit 256 \
+        --test fashion-mnist:test --test-limit 64 --out "$work/${m%:*}" \
+        >"$work/train.out" 2>&1 || { cat "$work/train.out"; fail "vaec train ${m%:*} failed"; }
 done
 gauss="$top_srcdir/examples/fashion_gauss.vae"
 mix="$top_srcdir/examples/mixture_analytic.vae"
@@ -49,11 +52,21 @@ tail -n +2 "$work/m.csv" | awk -F, '{ s = 0; for (i = 2; i <= NF; i++) { if ($i 
     if (s < 0.99999 || s > 1.00001) bad = 1 } END { exit bad || NR != 20 }' \
     || fail "mixture_analytic's state probabilities do not each sum to 1 over 20 rows"
 
+# an encoder that reads a latent (z's reads y, at y's probabilities): y's 10, z's 16 means and 16 log-variances
+gm="$top_srcdir/examples/fashion_gmvae.vae"
+gck="$work/fashion_gmvae/checkpoint.vaeckpt"
+"$vaec" encode "$gm" --params "$gck" --data fashion-mnist:test --limit 4 -o "$work/g.csv" >/dev/null \
+    || fail "vaec encode fashion_gmvae exited with $?"
+[ "$(head -n 1 "$work/g.csv" | tr ',' '\n' | sed 's/\[.*//' | uniq -c | tr -s ' \n' ' ')" = " 1 label 10 y.p 16 z.mean 16 z.logvar " ] \
+    || fail "fashion_gmvae's columns: $(head -n 1 "$work/g.csv" | cut -c1-80)"
+tail -n +2 "$work/g.csv" | awk -F, '{ s = 0; for (i = 2; i <= 11; i++) s += $i; if (s < 0.99999 || s > 1.00001) bad = 1 }
+    END { exit bad || NR != 4 }' || fail "fashion_gmvae's y probabilities do not sum to 1"
+
 # refusals: no encoder, a structured model, a bad name, an output that is a folder, missing data
 refused encode "$top_srcdir/examples/mixture_prior.vae" --params "$work/mixture_prior/checkpoint.vaeckpt" -o "$work/no.csv"
 grep -q "no encoder for latent z" "$work/err" || fail "mixture_prior's encode: $(cat "$work/err")"
 refused encode "$top_srcdir/examples/fashion_cvae.vae" --params "$work/fashion_cvae/checkpoint.vaeckpt" -o "$work/no.csv"
-grep -q "structured model" "$work/err" || fail "fashion_cvae's encode: $(cat "$work/err")"
+grep -q "label y of model fashion_cvae has no encoder" "$work/err" || fail "fashion_cvae's encode: $(cat "$work/err")"
 refused encode "$gauss" --params "$ck" -o "$work/no.txt"
 grep -q "no.txt.*csv or .npy" "$work/err" || fail "encode -o no.txt: $(cat "$work/err")"
 mkdir "$work/folder.csv"
@@ -92,8 +105,18 @@ grep -q "discrete" "$work/out" || fail "interpolate of a mixture does not say wh
 cmp -s "$work/s.png" "$work/states.png" || fail "interpolate's states differ from sample --states'"
 "$vaec" interpolate "$top_srcdir/examples/mixture_prior.vae" --params "$work/mixture_prior/checkpoint.vaeckpt" \
     -o "$work/p.png" >/dev/null || fail "interpolate of mixture_prior (no encoder) exited with $?"
+# normal and discrete latents: the paths move z, y stays at the first image's state and takes the second's at the end
+"$vaec" interpolate "$gm" --params "$gck" --data fashion-mnist:test -n 4 -o "$work/gi.png" >/dev/null \
+    || fail "vaec interpolate fashion_gmvae exited with $?"
+[ "$(png_size "$work/gi.png")" = "182 632" ] || fail "fashion_gmvae's grid: $(png_size "$work/gi.png") (4 paths, a blank row, 16 traversals)"
+"$vaec" reconstruct "$gm" --params "$gck" --data fashion-mnist:test -n 8 -o "$work/gr.png" >/dev/null \
+    || fail "vaec reconstruct fashion_gmvae exited with $?"
+for r in 0 1 2 3; do
+    "$tiles" "$work/gi.png" $r 1 "$work/gr.png" 1 $((2 * r)) || fail "fashion_gmvae's path $r does not start at its decoded encoding"
+    "$tiles" "$work/gi.png" $r 4 "$work/gr.png" 1 $((2 * r + 1)) || fail "fashion_gmvae's path $r does not end at its decoded encoding"
+done
 refused interpolate "$top_srcdir/examples/fashion_cvae.vae" --params "$work/fashion_cvae/checkpoint.vaeckpt" -o "$work/no.png"
-grep -q "structured model" "$work/err" || fail "fashion_cvae's interpolate: $(cat "$work/err")"
+grep -q "nothing to hold the discrete latents" "$work/err" || fail "fashion_cvae's interpolate: $(cat "$work/err")"
 refused interpolate "$gauss" --params "$ck" -n 1 -o "$work/no.png"
 refused interpolate "$gauss" --params "$ck" -n 65 -o "$work/no.png"
 refused interpolate "$gauss" --params "$ck" -o "$work/no.jpg"
