@@ -19,16 +19,25 @@ static int load(const char *path, gray_image *im) {
     if (!png_image_begin_read_from_file(&img, path)) return -1;
     img.format = PNG_FORMAT_GRAY;
     png_bytep px = malloc(PNG_IMAGE_SIZE(img));
-    if (!px || !png_image_finish_read(&img, NULL, px, 0, NULL)) return -1;
+    if (!px || !png_image_finish_read(&img, NULL, px, 0, NULL)) {
+        free(px);
+        png_image_free(&img);
+        return -1;
+    }
     im->width = img.width;
     im->height = img.height;
     im->rows = malloc(sizeof *im->rows * img.height);
-    if (!im->rows) return -1;
+    if (!im->rows) abort();
     for (unsigned y = 0; y < img.height; y++) im->rows[y] = px + (size_t)y * img.width;
     return 0;
 }
 
 /* The pixel (y, x) of tile (r, c), or -1 outside the image. */
+static void unload(gray_image *im) {
+    if (im->height) free(im->rows[0]);
+    free(im->rows);
+}
+
 static int pixel(const gray_image *im, long r, long c, int size, int y, int x) {
     long py = BORDER + r * (size + BORDER) + y, px = BORDER + c * (size + BORDER) + x;
     if (r < 0 || c < 0 || py >= (long)im->height || px >= (long)im->width) return -1;
@@ -41,8 +50,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     int size = argc == 8 ? atoi(argv[7]) : 28;
-    gray_image a, b;
+    gray_image a = {0}, b = {0};
     if (load(argv[1], &a) || load(argv[4], &b)) {
+        unload(&a);
         fprintf(stderr, "png_tiles: cannot read %s or %s\n", argv[1], argv[4]);
         return 2;
     }
@@ -53,10 +63,14 @@ int main(int argc, char **argv) {
             int p = pixel(&a, ra, ca, size, y, x), q = pixel(&b, rb, cb, size, y, x);
             if (p < 0 || q < 0) {
                 fprintf(stderr, "png_tiles: tile (%ld, %ld) or (%ld, %ld) is outside its image\n", ra, ca, rb, cb);
+                unload(&a);
+                unload(&b);
                 return 2;
             }
             differ += p != q;
         }
     if (differ) printf("%d of %d pixels differ\n", differ, size * size);
+    unload(&a);
+    unload(&b);
     return differ ? 1 : 0;
 }
