@@ -324,6 +324,12 @@ int vaec_interpolate_main(int argc, char **argv) {
     char err[1024], why[512];
     float *x = NULL;
     int n = 0;
+    for (int i = 0; i < m->nlatents; i++)
+        if (m->latents[i].label && !m->latents[i].encoder) { /* the encoders would need each example's label */
+            refuse_without_encoder(m, "interpolate", a.model);
+            vaec_cmd_unload(&l);
+            return 1;
+        }
     rc = interpolate_examples(&a, &l.view, normals ? 2 * PATH_PAIRS : 1000, &x, &n, err, sizeof err);
     if (rc == 0 && normals && discrete && n == 0) {
         vaec_can_reconstruct(&l.view, why, sizeof why);

@@ -116,7 +116,7 @@ for r in 0 1 2 3; do
     "$tiles" "$work/gi.png" $r 4 "$work/gr.png" 1 $((2 * r + 1)) || fail "fashion_gmvae's path $r does not end at its decoded encoding"
 done
 refused interpolate "$top_srcdir/examples/fashion_cvae.vae" --params "$work/fashion_cvae/checkpoint.vaeckpt" -o "$work/no.png"
-grep -q "nothing to hold the discrete latents" "$work/err" || fail "fashion_cvae's interpolate: $(cat "$work/err")"
+grep -q "label y of model fashion_cvae has no encoder" "$work/err" || fail "fashion_cvae's interpolate: $(cat "$work/err")"
 refused interpolate "$gauss" --params "$ck" -n 1 -o "$work/no.png"
 refused interpolate "$gauss" --params "$ck" -n 65 -o "$work/no.png"
 refused interpolate "$gauss" --params "$ck" -o "$work/no.jpg"
