@@ -473,8 +473,10 @@ int g_encode_width(const vae_model *m) {
 int g_posterior_width(const vae_model *m) {
     int w = 0;
     for (int i = 0; i < m->nlatents; i++) {
-        if (!m->latents[i].encoder) return 0;
-        w += m->latents[i].width * (m->latents[i].posterior.b ? 2 : 1);
+        const vae_latent *l = &m->latents[i];
+        if (l->label && !l->encoder) continue; /* observed: read from the data block */
+        if (!l->encoder) return 0;
+        w += l->width * (l->posterior.b ? 2 : 1);
     }
     return w;
 }

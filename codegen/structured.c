@@ -767,26 +767,29 @@ static g_node *posterior_probabilities(pass *P, int i) {
 /* encode (vaec encode, reconstruct, interpolate): every latent's encoder arguments, in the
  * model's order as the version 0 encode graph gives them.  The encoders run in posterior order,
  * each reading the latents it depends on at their posterior means (a normal's mean, a discrete
- * latent's probabilities): no noise, one row per example.  Every latent needs an encoder (a
- * label without one would have to come from the data). */
+ * latent's probabilities): no noise, one row per example.  An observed label (no encoder) is
+ * read from the data block's y_kept and gives no columns; every other latent needs an encoder. */
 static int build_encode_structured(lowering *L, int B) {
     const vae_model *m = L->g->model;
     latent_role role[VAE_MAX_LATENTS];
     for (int i = 0; i < m->nlatents; i++) {
-        if (!m->latents[i].encoder) return -1;
-        role[i] = ROLE_SCORE;
+        const vae_latent *l = &m->latents[i];
+        if (!l->encoder && !l->label) return -1;
+        role[i] = l->encoder ? ROLE_SCORE : ROLE_OBSERVED;
     }
     pass P;
     pass_init(&P, L, role, B, 1, 0);
     for (int k = 0; k < m->nlatents; k++) {
         int i = m->posterior_order[k];
         const vae_latent *l = &m->latents[i];
+        if (role[i] == ROLE_OBSERVED) continue;
         if (run_network(&P, l->encoder, &l->posterior, &P.qa[i], &P.qb[i])) return -1;
         P.value[i] = l->kind == LATENT_NORMAL ? P.qa[i] : posterior_probabilities(&P, i);
     }
     g_node *parts[G_MAX_IN];
     int n = 0;
     for (int i = 0; i < m->nlatents; i++) {
+        if (role[i] == ROLE_OBSERVED) continue;
         if (n + 2 > G_MAX_IN) return -1;
         parts[n++] = P.qa[i];
         if (P.qb[i]) parts[n++] = P.qb[i];

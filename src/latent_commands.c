@@ -28,14 +28,15 @@ const char *const VAEC_HELP_ENCODE =
     "    categorical  Z.p[k], the probability of state k (Z[i].p[k] for a latent of several variables)\n"
     "    bernoulli    Z.p[i], the probability that variable i is 1\n"
     "  an encoder that reads other latents runs at their posterior means (a normal's mean, a\n"
-    "  categorical's probabilities); a model with a latent without encoder is refused\n"
+    "  categorical's probabilities); an observed label (no encoder) is given to the encoders from\n"
+    "  SRC's labels; a model with another latent without encoder is refused\n"
     "  --data SRC      fashion-mnist:test, or an .idx/.idx.gz/.npy/.csv file (default: the train block's test)\n"
     "  --labels FILE   SRC's labels (IDX1, a 1-d integer .npy or a .csv; fashion-mnist: carries its own)\n"
     "  --limit N       the first N examples only\n"
     "  --data-dir DIR  where the fashion-mnist: files are   --threads N\n";
 
 const char *const VAEC_HELP_INTERPOLATE =
-    "usage: vaec interpolate MODEL.vae --params CHECKPOINT -o FILE.png [--data SRC] [-n STEPS]\n"
+    "usage: vaec interpolate MODEL.vae --params CHECKPOINT -o FILE.png [--data SRC] [-n STEPS] [--labels FILE]\n"
     "  a PNG of what the decoder makes between and around encodings (normal latents):\n"
     "    4 rows of paths: test images 1 and 2, 3 and 4, ... at the ends, between them the decoder's\n"
     "      means at STEPS evenly spaced points from the first's posterior mean to the second's\n"
@@ -48,6 +49,7 @@ const char *const VAEC_HELP_INTERPOLATE =
     "  sample --states draws it.\n"
     "  -n STEPS        decoded points per row, 2 to 64 (default 8)\n"
     "  --data SRC      fashion-mnist:test, or an .idx/.idx.gz/.npy/.csv file (default: the train block's test)\n"
+    "  --labels FILE   SRC's labels, for a label the encoders read (fashion-mnist: carries its own)\n"
     "  --data-dir DIR  where the fashion-mnist: files are   --threads N\n";
 
 static void *xcalloc(size_t n, size_t size) {
@@ -82,6 +84,7 @@ static char *encode_header(const vae_model *m, int with_label) {
     if (with_label) column(&line, &len, &cap, "label");
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
+        if (!l->encoder) continue; /* an observed label: the label column */
         if (l->kind == LATENT_NORMAL) {
             for (int v = 0; v < l->nvars; v++) column(&line, &len, &cap, "%s.mean[%d]", l->name, v);
             for (int v = 0; v < l->nvars && l->posterior.b; v++)
@@ -102,6 +105,7 @@ static char *encode_header(const vae_model *m, int with_label) {
 static void encode_row(const vae_model *m, const float *enc, float *row) {
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
+        if (!l->encoder) continue; /* an observed label gives no encoder outputs */
         int n = l->width * (l->posterior.b ? 2 : 1);
         if (l->kind == LATENT_NORMAL || (l->kind == LATENT_BERNOULLI && l->posterior.a_is_probs))
             memcpy(row, enc, sizeof(float) * (size_t)n);
@@ -120,21 +124,24 @@ static void encode_row(const vae_model *m, const float *enc, float *row) {
     }
 }
 
-/* Whether every latent has an encoder: 0, or 1 after a message. */
+/* Whether every latent but an observed label has an encoder: 0, or 1 after a message. */
 static int refuse_without_encoder(const vae_model *m, const char *cmd, const char *path) {
-    for (int i = 0; i < m->nlatents; i++) {
-        const vae_latent *l = &m->latents[i];
-        if (l->encoder) continue;
-        if (l->label)
-            fprintf(stderr, "vaec %s: error: %s: label %s of model %s has no encoder: it is read from the data, and\n"
-                            "  vaec %s does not give the encoders that read it their examples' labels yet\n",
-                    cmd, path, l->name, m->name, cmd);
-        else
+    for (int i = 0; i < m->nlatents; i++)
+        if (!m->latents[i].encoder && !m->latents[i].label) {
             fprintf(stderr, "vaec %s: error: %s: model %s has no encoder for latent %s: it has no posterior to give\n",
-                    cmd, path, m->name, l->name);
-        return 1;
-    }
+                    cmd, path, m->name, m->latents[i].name);
+            return 1;
+        }
     return 0;
+}
+
+/* The examples' labels where the encoders read an observed label: 0, or -1 with err. */
+static int labels_for_encoders(const vae_model *m, const int *labels, const char *src, char *err, size_t len) {
+    int y = vaec_observed_label(m);
+    if (y < 0 || labels) return 0;
+    snprintf(err, len, "%s: the encoders of model %s read label %s, and %s has no labels (give --labels FILE)", src,
+             m->name, m->latents[y].name, src);
+    return -1;
 }
 
 /* Encodes x [n, data_dim] and writes the rows (labels may be NULL). */
@@ -181,6 +188,8 @@ int vaec_encode_main(int argc, char **argv) {
         snprintf(err, sizeof err, "%s: no examples to encode", src);
         rc = -1;
     }
+    if (rc == 0) rc = labels_for_encoders(m, labels, src, err, sizeof err);
+    l.view.x_labels = labels;
     if (rc == 0) rc = write_encodings(&l.view, x, labels, n, a.out, err, sizeof err);
     if (rc) fprintf(stderr, "vaec encode: error: %s\n", err);
     else
@@ -287,25 +296,27 @@ static int draw_interpolations(const vaec_view *v, const float *x, int n, int st
     return rc;
 }
 
-/* The examples interpolate reads (`want`), or none when the model has no trained encoder. */
-static int interpolate_examples(const vaec_cmd_args *a, const vaec_view *v, int want, float **x, int *n, char *err,
-                                size_t len) {
+/* The examples interpolate reads (`want`) with their labels (*labels, or NULL), or none when
+ * the model has no trained encoder. */
+static int interpolate_examples(const vaec_cmd_args *a, const vaec_view *v, int want, float **x, int **labels, int *n,
+                                char *err, size_t len) {
     char why[512];
     const char *src;
     *x = NULL;
+    *labels = NULL;
     *n = 0;
     if (!vaec_can_reconstruct(v, why, sizeof why)) return 0; /* no (trained) encoder: from the prior */
-    if (vaec_load_examples(a, v->model, want, x, n, &src, NULL, err, len)) return -1;
+    if (vaec_load_examples(a, v->model, want, x, n, &src, labels, err, len)) return -1;
     if (*n == 0) {
         snprintf(err, len, "%s: no examples to encode", src);
         return -1;
     }
-    return 0;
+    return labels_for_encoders(v->model, *labels, src, err, len);
 }
 
 int vaec_interpolate_main(int argc, char **argv) {
     vaec_cmd_args a = {.cmd = "interpolate", .help = VAEC_HELP_INTERPOLATE, .n = 8};
-    int rc = vaec_cmd_parse(&a, " --params -o -n --data --data-dir --threads ", 64, argc, argv);
+    int rc = vaec_cmd_parse(&a, " --params -o -n --data --data-dir --labels --threads ", 64, argc, argv);
     if (rc) return rc == 2 ? 0 : 1;
     if (strcmp(vaec_extension(a.out), ".png") != 0) {
         fprintf(stderr, "vaec interpolate: error: -o %s: the name must end in .png\n", a.out);
@@ -323,14 +334,9 @@ int vaec_interpolate_main(int argc, char **argv) {
     free(normal);
     char err[1024], why[512];
     float *x = NULL;
-    int n = 0;
-    for (int i = 0; i < m->nlatents; i++)
-        if (m->latents[i].label && !m->latents[i].encoder) { /* the encoders would need each example's label */
-            refuse_without_encoder(m, "interpolate", a.model);
-            vaec_cmd_unload(&l);
-            return 1;
-        }
-    rc = interpolate_examples(&a, &l.view, normals ? 2 * PATH_PAIRS : 1000, &x, &n, err, sizeof err);
+    int n = 0, *labels = NULL;
+    rc = interpolate_examples(&a, &l.view, normals ? 2 * PATH_PAIRS : 1000, &x, &labels, &n, err, sizeof err);
+    l.view.x_labels = labels;
     if (rc == 0 && normals && discrete && n == 0) {
         vaec_can_reconstruct(&l.view, why, sizeof why);
         snprintf(err, sizeof err, "%s: nothing to hold the discrete latents of model %s at while the normal ones move (%s)",
@@ -349,6 +355,7 @@ int vaec_interpolate_main(int argc, char **argv) {
                    discrete ? " (the discrete latents at the first image's most probable states)" : "");
     }
     if (rc) fprintf(stderr, "vaec interpolate: error: %s\n", err);
+    free(labels);
     free(x);
     vaec_cmd_unload(&l);
     return rc ? 1 : 0;

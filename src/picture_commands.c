@@ -32,10 +32,11 @@ const char *const VAEC_HELP_SAMPLE =
     "                per row, when there are more than 16 (the first 256)\n";
 
 const char *const VAEC_HELP_RECONSTRUCT =
-    "usage: vaec reconstruct MODEL.vae --params CHECKPOINT -o FILE.png [--data SRC] [-n N]\n"
+    "usage: vaec reconstruct MODEL.vae --params CHECKPOINT -o FILE.png [--data SRC] [-n N] [--labels FILE]\n"
     "  the first N examples of SRC (default 32) over their reconstructions: rows of 8 originals,\n"
     "  each followed by a row of the decoder's means at the encoder's most probable latents\n"
     "  --data SRC      fashion-mnist:test, or an .idx/.idx.gz/.npy/.csv file (default: the train block's test)\n"
+    "  --labels FILE   SRC's labels, for a label the encoders read (fashion-mnist: carries its own)\n"
     "  --data-dir DIR  where the fashion-mnist: files are   --threads N\n";
 
 const char *const VAEC_HELP_PLOT =
@@ -214,8 +215,13 @@ static int draw_states(const vaec_cmd_args *a, const vaec_view *v, char *err, si
         return -1;
     }
     char why[512];
-    if (vaec_can_reconstruct(v, why, sizeof why) && vaec_load_examples(a, v->model, 1000, &x, &n, &src, NULL, err, len)) return -1;
-    int rc = vaec_draw_states(v, x, n, a->out, err, len);
+    int *labels = NULL;
+    if (vaec_can_reconstruct(v, why, sizeof why) && vaec_load_examples(a, v->model, 1000, &x, &n, &src, &labels, err, len))
+        return -1;
+    vaec_view labelled = *v;
+    labelled.x_labels = labels;
+    int rc = vaec_draw_states(&labelled, x, n, a->out, err, len);
+    free(labels);
     free(x);
     return rc;
 }
@@ -276,7 +282,7 @@ int vaec_sample_main(int argc, char **argv) {
 
 int vaec_reconstruct_main(int argc, char **argv) {
     vaec_cmd_args a = {.cmd = "reconstruct", .help = VAEC_HELP_RECONSTRUCT, .n = 32};
-    int rc = vaec_cmd_parse(&a, " --params -o -n --data --data-dir --threads ", 4096, argc, argv);
+    int rc = vaec_cmd_parse(&a, " --params -o -n --data --data-dir --labels --threads ", 4096, argc, argv);
     if (rc) return rc == 2 ? 0 : 1;
     if (strcmp(vaec_extension(a.out), ".png") != 0) {
         fprintf(stderr, "vaec reconstruct: error: -o %s: the name must end in .png\n", a.out);
@@ -288,16 +294,17 @@ int vaec_reconstruct_main(int argc, char **argv) {
     char err[1024];
     vaec_image_shape s;
     float *x = NULL;
-    int n = 0;
+    int n = 0, *labels = NULL;
     const char *src;
     rc = 1;
     if (vaec_image_shape_of(m, &s, err, sizeof err) == 0 && vaec_can_reconstruct(&l.view, err, sizeof err) &&
-        vaec_load_examples(&a, m, (int)a.n, &x, &n, &src, NULL, err, sizeof err) == 0 &&
-        vaec_draw_reconstructions(&l.view, x, n, a.out, err, sizeof err) == 0) {
+        vaec_load_examples(&a, m, (int)a.n, &x, &n, &src, &labels, err, sizeof err) == 0 &&
+        (l.view.x_labels = labels, vaec_draw_reconstructions(&l.view, x, n, a.out, err, sizeof err) == 0)) {
         printf("wrote %s: %d examples of %s over their reconstructions\n", a.out, n, src);
         rc = 0;
     } else
         fprintf(stderr, "vaec reconstruct: error: %s\n", err);
+    free(labels);
     free(x);
     vaec_cmd_unload(&l);
     return rc;

@@ -24,7 +24,13 @@ typedef struct {
     const float *params;
     int label; /* a model with a label: k + 1 draws every sample of class k; 0 gives each row of
                   a grid its class (row r: class r mod K) */
+    const int *x_labels; /* the classes (-1: unknown) of the examples x the calls below encode, for
+                            an observed label that the encoders read (vaec_observed_label); NULL: none */
 } vaec_view;
+
+/* The index of the model's observed label (a label without encoder, which the encoders read
+ * from the data), or -1. */
+int vaec_observed_label(const struct vae_model *m);
 
 /* The decoder's mean E[x | z] (Bernoulli probabilities, the normal's mean) at
  * z ~ p(z) for n examples, [n, data_dim]: example i's latents are keyed by

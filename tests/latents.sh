@@ -2,7 +2,7 @@
 # vaec encode and vaec interpolate through the command line, after tiny training
 # runs (fashion_gauss: normal latents; mixture_analytic: an enumerable categorical;
 # mixture_prior: no encoder; fashion_gmvae: an encoder that reads a latent;
-# fashion_cvae: an observed label without encoder, refused):
+# fashion_cvae: encoders that read an observed label, from the data's labels):
 #  - encode's header names its columns, its labels are the test set's (read with od
 #    from the IDX file), a categorical's probabilities sum to 1, .npy has its size;
 #  - interpolate's paths end in the decoded encodings of their end images: their
@@ -65,8 +65,24 @@ tail -n +2 "$work/g.csv" | awk -F, '{ s = 0; for (i = 2; i <= 11; i++) s += $i; 
 # refusals: no encoder, a structured model, a bad name, an output that is a folder, missing data
 refused encode "$top_srcdir/examples/mixture_prior.vae" --params "$work/mixture_prior/checkpoint.vaeckpt" -o "$work/no.csv"
 grep -q "no encoder for latent z" "$work/err" || fail "mixture_prior's encode: $(cat "$work/err")"
-refused encode "$top_srcdir/examples/fashion_cvae.vae" --params "$work/fashion_cvae/checkpoint.vaeckpt" -o "$work/no.csv"
-grep -q "label y of model fashion_cvae has no encoder" "$work/err" || fail "fashion_cvae's encode: $(cat "$work/err")"
+# an observed label: z's encoder reads each example's class, so another class gives other means
+cv="$top_srcdir/examples/fashion_cvae.vae"
+cck="$work/fashion_cvae/checkpoint.vaeckpt"
+"$vaec" encode "$cv" --params "$cck" --limit 6 -o "$work/c.csv" >/dev/null || fail "vaec encode fashion_cvae exited with $?"
+head -n 1 "$work/c.csv" | grep -q '^label,z.mean\[0\],' || fail "fashion_cvae's columns: $(head -n 1 "$work/c.csv" | cut -c1-60)"
+# the first 6 test images as an IDX file of their own (magic 0x803, 6 images of 28 x 28), which has no labels
+{ printf '\0\0\10\3\0\0\0\6\0\0\0\34\0\0\0\34'; gzip -dc "$data_dir/t10k-images-idx3-ubyte.gz" | tail -c +17 | head -c $((6 * 784)); } \
+    >"$work/six.idx"
+printf '1\n1\n1\n1\n1\n1\n' >"$work/ones.csv"
+printf '2\n2\n2\n2\n2\n2\n' >"$work/twos.csv"
+"$vaec" encode "$cv" --params "$cck" --data "$work/six.idx" --labels "$work/ones.csv" -o "$work/c1.csv" >/dev/null \
+    || fail "vaec encode --labels exited with $?"
+"$vaec" encode "$cv" --params "$cck" --data "$work/six.idx" --labels "$work/twos.csv" -o "$work/c2.csv" >/dev/null \
+    || fail "vaec encode --labels exited with $?"
+[ "$(cut -d, -f1 "$work/c1.csv" | tail -n +2 | sort -u)" = 1 ] || fail "--labels ones.csv: labels $(cut -d, -f1 "$work/c1.csv" | tr '\n' ' ')"
+[ "$(cut -d, -f2- "$work/c1.csv")" = "$(cut -d, -f2- "$work/c2.csv")" ] && fail "fashion_cvae's means do not depend on the label"
+refused encode "$cv" --params "$cck" --data "$work/six.idx" -o "$work/no.csv"
+grep -q "read label y.*six.idx has no labels" "$work/err" || fail "fashion_cvae without labels: $(cat "$work/err")"
 refused encode "$gauss" --params "$ck" -o "$work/no.txt"
 grep -q "no.txt.*csv or .npy" "$work/err" || fail "encode -o no.txt: $(cat "$work/err")"
 mkdir "$work/folder.csv"
@@ -115,8 +131,12 @@ for r in 0 1 2 3; do
     "$tiles" "$work/gi.png" $r 1 "$work/gr.png" 1 $((2 * r)) || fail "fashion_gmvae's path $r does not start at its decoded encoding"
     "$tiles" "$work/gi.png" $r 4 "$work/gr.png" 1 $((2 * r + 1)) || fail "fashion_gmvae's path $r does not end at its decoded encoding"
 done
-refused interpolate "$top_srcdir/examples/fashion_cvae.vae" --params "$work/fashion_cvae/checkpoint.vaeckpt" -o "$work/no.png"
-grep -q "label y of model fashion_cvae has no encoder" "$work/err" || fail "fashion_cvae's interpolate: $(cat "$work/err")"
+"$vaec" interpolate "$cv" --params "$cck" -n 4 -o "$work/ci.png" >/dev/null || fail "vaec interpolate fashion_cvae exited with $?"
+"$vaec" reconstruct "$cv" --params "$cck" -n 8 -o "$work/cr.png" >/dev/null || fail "vaec reconstruct fashion_cvae exited with $?"
+"$tiles" "$work/ci.png" 0 1 "$work/cr.png" 1 0 || fail "fashion_cvae's path 0 does not start at its decoded encoding"
+"$tiles" "$work/ci.png" 0 4 "$work/cr.png" 1 1 || fail "fashion_cvae's path 0 does not end at its decoded encoding"
+refused interpolate "$cv" --params "$cck" --data "$work/six.idx" -o "$work/no.png"
+grep -q "six.idx has no labels" "$work/err" || fail "fashion_cvae's interpolate without labels: $(cat "$work/err")"
 refused interpolate "$gauss" --params "$ck" -n 1 -o "$work/no.png"
 refused interpolate "$gauss" --params "$ck" -n 65 -o "$work/no.png"
 refused interpolate "$gauss" --params "$ck" -o "$work/no.jpg"

@@ -416,6 +416,51 @@ static void test_encode_at_parents_means(void) {
     vae_unit_free(u);
 }
 
+/* An observed label in the encode graph: z's mean is concat(x, onehot(y)) W + b with y the data
+ * block's y_kept (after the B rows of x), its log-variance x W' + b': the network by hand. */
+static void test_encode_reads_observed_label(void) {
+    vae_unit *u = vae_unit_from_string("t.vae", CVAE, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    const vae_model *m = vae_unit_model(u);
+    vae_build_opts o = vae_build_defaults(u);
+    o.train = o.eval = o.iwae = 0;
+    o.api = 1;
+    o.double_precision = 1;
+    vae_program *prog = vae_program_build(u, &o, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(prog);
+    const vr_program *rt = vae_program_runtime(prog);
+    CU_ASSERT_EQUAL_FATAL(rt->encode_width, 2 + 2); /* z's mean and log-variance; y gives none */
+    fn64 encode = (fn64)vae_program_function(prog, "vae_encode");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(encode);
+    int B = rt->encode.batch;
+    double *p = calloc((size_t)rt->param_floats, sizeof *p), *x = calloc((size_t)B * (6 + 2 * 3), sizeof *x);
+    double *arena = calloc((size_t)rt->encode.arena_floats, sizeof *arena), worst = 0;
+    for (long i = 0; i < rt->param_floats; i++) p[i] = 3.0 * (vr_uniform(43, 1, (uint64_t)i) - 0.5);
+    for (int i = 0; i < B * 6; i++) x[i] = vr_uniform(44, 2, (uint64_t)i) > 0.5;
+    for (int b = 0; b < B; b++) x[B * 6 + b * 3 + b % 3] = 1; /* y_kept: example b is of class b mod 3 */
+    vr_ctx ctx = {.seed = 7, .step = VR_STEP_EVAL};
+    encode(p, NULL, arena, x, &ctx);
+    const double *Wm = p + param_of(m, "encoder", "mean.weight")->offset, *bm = p + param_of(m, "encoder", "mean.bias")->offset;
+    const double *Wv = p + param_of(m, "encoder", "logvar.weight")->offset, *bv = p + param_of(m, "encoder", "logvar.bias")->offset;
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < 2; k++) {
+            double mean = bm[k] + Wm[(6 + b % 3) * 2 + k], logvar = bv[k];
+            for (int d = 0; d < 6; d++) {
+                mean += x[b * 6 + d] * Wm[d * 2 + k];
+                logvar += x[b * 6 + d] * Wv[d * 2 + k];
+            }
+            worst = fmax(worst, fmax(fabs(arena[rt->api_out_encode + b * 4 + k] - mean),
+                                     fabs(arena[rt->api_out_encode + b * 4 + 2 + k] - logvar)));
+        }
+    printf("\n    encode of z given the observed label: worst difference %.2g over %d examples", worst, B);
+    CU_ASSERT(worst < 1e-12);
+    free(arena);
+    free(x);
+    free(p);
+    vae_program_free(prog);
+    vae_unit_free(u);
+}
+
 int main(void) {
     const test_case tests[] = {
         {"gradients of structured models match central differences", test_gradients_match_differences},
@@ -423,6 +468,7 @@ int main(void) {
         {"exact log p(x) of a two-layer discrete model, and ELBO <= it", test_exact_against_brute_force},
         {"linear-Gaussian two-layer ELBO against its closed form", test_linear_gaussian_elbo},
         {"the encode graph runs encoders at their parents' posterior means", test_encode_at_parents_means},
+        {"the encode graph reads an observed label from the data block", test_encode_reads_observed_label},
         {NULL, NULL},
     };
     return run_suite("structured models", tests);
