@@ -35,6 +35,10 @@ typedef struct {
 int vaec_cmd_load_model(vaec_loaded_model *l, const vaec_cmd_args *a);
 void vaec_cmd_unload(vaec_loaded_model *l);
 
+/* Loads --data, or the train block's test, into ds (*src: its name), with its labels when
+ * `labels` (--labels, or the source's own; ds->labels NULL when it has none).  0, or -1 with err. */
+int vaec_open_examples(const vaec_cmd_args *a, const struct vae_model *m, vr_dataset *ds, const char **src, int labels,
+                       char *err, size_t len);
 /* The first n examples (or fewer) of --data, or of the train block's test: 0 with *x
  * ([*got, data_dim], malloc'd) and *src the source's name, or -1 with err.  With
  * labels not NULL, also their labels (--labels, or the source's own; -1 where

@@ -144,22 +144,39 @@ static int labels_for_encoders(const vae_model *m, const int *labels, const char
     return -1;
 }
 
-/* Encodes x [n, data_dim] and writes the rows (labels may be NULL). */
-static int write_encodings(const vaec_view *v, const float *x, const int *labels, int n, const char *out, char *err,
-                           size_t len) {
-    const vae_model *m = v->model;
-    int EW = v->program->encode_width, C = EW + (labels ? 1 : 0);
-    float *enc = xcalloc((size_t)n * (size_t)EW, sizeof(float)), *rows = xcalloc((size_t)n * (size_t)C, sizeof(float));
-    vaec_encode_params(v, x, n, enc);
-    for (long i = 0; i < n; i++) {
-        if (labels) rows[i * C] = (float)labels[i];
-        encode_row(m, enc + i * EW, rows + i * C + (labels ? 1 : 0));
+#define ENCODE_CHUNK 4096 /* about this many examples gathered and encoded at a time (not a whole
+                             training set's 188 MB of floats at once) */
+
+/* Encodes the first n examples of ds and writes their rows (with ds's labels where it has them). */
+static int write_encodings(const vaec_view *view, const vr_dataset *ds, int n, const char *out, char *err, size_t len) {
+    const vae_model *m = view->model;
+    const int *labels = ds->labels;
+    int EW = view->program->encode_width, C = EW + (labels ? 1 : 0), B = view->program->encode.batch;
+    int chunk = ENCODE_CHUNK / B > 0 ? ENCODE_CHUNK / B * B : B; /* whole calls of the graph, as one pass makes them */
+    float *rows = xcalloc((size_t)n * (size_t)C, sizeof(float));
+    float *x = xcalloc((size_t)chunk * (size_t)m->data_dim, sizeof(float));
+    float *enc = xcalloc((size_t)chunk * (size_t)EW, sizeof(float));
+    int *idx = xcalloc((size_t)chunk, sizeof(int));
+    vaec_view v = *view;
+    for (int start = 0; start < n; start += chunk) {
+        int k = n - start < chunk ? n - start : chunk;
+        for (int i = 0; i < k; i++) idx[i] = start + i;
+        vr_data_gather_f32(ds, idx, k, x);
+        v.x_labels = labels ? labels + start : NULL;
+        vaec_encode_params(&v, x, k, enc);
+        for (long i = 0; i < k; i++) {
+            float *row = rows + (size_t)(start + i) * (size_t)C;
+            if (labels) row[0] = (float)labels[start + i];
+            encode_row(m, enc + i * EW, row + (labels ? 1 : 0));
+        }
     }
     char *header = encode_header(m, labels != NULL);
     int rc = vaec_write_values(out, rows, n, C, strcmp(vaec_extension(out), ".npy") == 0, header, err, len);
     free(header);
-    free(rows);
+    free(idx);
     free(enc);
+    free(x);
+    free(rows);
     return rc;
 }
 
@@ -180,26 +197,27 @@ int vaec_encode_main(int argc, char **argv) {
         return 1;
     }
     char err[1024];
-    float *x = NULL;
-    int *labels = NULL, n = 0;
     const char *src;
-    rc = vaec_load_examples(&a, m, a.limit ? (int)a.limit : INT_MAX, &x, &n, &src, &labels, err, sizeof err);
-    if (rc == 0 && n == 0) {
-        snprintf(err, sizeof err, "%s: no examples to encode", src);
-        rc = -1;
+    vr_dataset ds;
+    int n = 0;
+    rc = vaec_open_examples(&a, m, &ds, &src, 1, err, sizeof err);
+    if (rc == 0) {
+        n = a.limit && a.limit < ds.n ? (int)a.limit : ds.n;
+        if (n == 0) {
+            snprintf(err, sizeof err, "%s: no examples to encode", src);
+            rc = -1;
+        }
+        if (rc == 0) rc = labels_for_encoders(m, ds.labels, src, err, sizeof err);
+        if (rc == 0) rc = write_encodings(&l.view, &ds, n, a.out, err, sizeof err);
+        if (rc == 0)
+            printf("wrote %s: the posterior parameters of %d examples of %s%s\n", a.out, n, src,
+                   ds.labels ? ", with their labels" : "");
+        vr_data_free(&ds);
     }
-    if (rc == 0) rc = labels_for_encoders(m, labels, src, err, sizeof err);
-    l.view.x_labels = labels;
-    if (rc == 0) rc = write_encodings(&l.view, x, labels, n, a.out, err, sizeof err);
     if (rc) fprintf(stderr, "vaec encode: error: %s\n", err);
-    else
-        printf("wrote %s: the posterior parameters of %d examples of %s%s\n", a.out, n, src,
-               labels ? ", with their labels" : "");
-    if (!m->est.trains_encoder && rc == 0)
+    else if (!m->est.trains_encoder)
         fprintf(stderr, "vaec encode: note: estimator %s does not train the encoder of %s: these are its initial "
                         "parameters\n", m->est.name, m->name);
-    free(labels);
-    free(x);
     vaec_cmd_unload(&l);
     return rc ? 1 : 0;
 }

@@ -175,19 +175,26 @@ int vaec_write_values(const char *path, const float *x, int n, int d, int npy, c
     return vaec_output_finish(&o, !ferror(o.f), err, len);
 }
 
-int vaec_load_examples(const vaec_cmd_args *a, const vae_model *m, int n, float **x, int *got, const char **src,
-                       int **labels, char *err, size_t len) {
+int vaec_open_examples(const vaec_cmd_args *a, const vae_model *m, vr_dataset *ds, const char **src, int labels,
+                       char *err, size_t len) {
+    memset(ds, 0, sizeof *ds);
     *src = a->data ? a->data : m->train.test;
     if (!*src) {
         snprintf(err, len, "no data: give --data SRC (model %s's train block names no test)", m->name);
         return -1;
     }
-    vr_dataset ds = {0};
-    if (vr_data_load(&ds, *src, a->data_dir, m->data_dim, m->binary, err, len)) return -1;
-    if (labels && vr_data_load_labels(&ds, *src, a->labels, a->data_dir, INT_MAX, err, len) < 0) {
-        vr_data_free(&ds);
+    if (vr_data_load(ds, *src, a->data_dir, m->data_dim, m->binary, err, len)) return -1;
+    if (labels && vr_data_load_labels(ds, *src, a->labels, a->data_dir, INT_MAX, err, len) < 0) {
+        vr_data_free(ds);
         return -1;
     }
+    return 0;
+}
+
+int vaec_load_examples(const vaec_cmd_args *a, const vae_model *m, int n, float **x, int *got, const char **src,
+                       int **labels, char *err, size_t len) {
+    vr_dataset ds;
+    if (vaec_open_examples(a, m, &ds, src, labels != NULL, err, len)) return -1;
     *got = ds.n < n ? ds.n : n;
     int *idx = calloc((size_t)*got + 1, sizeof(int));
     *x = calloc((size_t)*got * (size_t)m->data_dim + 1, sizeof(float));
