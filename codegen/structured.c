@@ -786,11 +786,10 @@ static int build_encode_structured(lowering *L, int B) {
         if (run_network(&P, l->encoder, &l->posterior, &P.qa[i], &P.qb[i])) return -1;
         P.value[i] = l->kind == LATENT_NORMAL ? P.qa[i] : posterior_probabilities(&P, i);
     }
-    g_node *parts[G_MAX_IN];
+    g_node *parts[2 * VAE_MAX_LATENTS];
     int n = 0;
     for (int i = 0; i < m->nlatents; i++) {
         if (role[i] == ROLE_OBSERVED) continue;
-        if (n + 2 > G_MAX_IN) return -1;
         parts[n++] = P.qa[i];
         if (P.qb[i]) parts[n++] = P.qb[i];
     }

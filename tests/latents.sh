@@ -62,6 +62,33 @@ gck="$work/fashion_gmvae/checkpoint.vaeckpt"
 tail -n +2 "$work/g.csv" | awk -F, '{ s = 0; for (i = 2; i <= 11; i++) s += $i; if (s < 0.99999 || s > 1.00001) bad = 1 }
     END { exit bad || NR != 4 }' || fail "fashion_gmvae's y probabilities do not sum to 1"
 
+# five normal latents: ten encoder outputs, more than one concat takes (joined in groups, in order);
+# training (which builds the encode graph for its pictures) and encode work
+cat >"$work/five.vae" <<'EOF'
+model five
+data x[784] : binary
+latent a[2] ~ normal(0, 1)
+latent b[2] ~ normal(0, 1)
+latent c[2] ~ normal(0, 1)
+latent d[2] ~ normal(0, 1)
+latent e[3] ~ normal(0, 1)
+encoder qa(a | x) { return normal(mean: dense(x, 2), logvar: dense(x, 2)) }
+encoder qb(b | x) { return normal(mean: dense(x, 2), logvar: dense(x, 2)) }
+encoder qc(c | x) { return normal(mean: dense(x, 2), logvar: dense(x, 2)) }
+encoder qd(d | x) { return normal(mean: dense(x, 2), logvar: dense(x, 2)) }
+encoder qe(e | x) { return normal(mean: dense(x, 3), scale: softplus(dense(x, 3))) }
+decoder p(x | a, b, c, d, e) { return bernoulli(logits: dense(concat(a, b, c, d, e), 784)) }
+estimator reparam
+EOF
+"$vaec" train "$work/five.vae" --epochs 0 --data fashion-mnist:train --limit 128 --out "$work/five" >"$work/train.out" 2>&1 \
+    || { cat "$work/train.out"; fail "vaec train of five latents failed"; }
+"$vaec" encode "$work/five.vae" --params "$work/five/checkpoint.vaeckpt" --data fashion-mnist:test --limit 3 -o "$work/f.csv" \
+    >/dev/null || fail "vaec encode of five latents exited with $?"
+[ "$(head -n 1 "$work/f.csv" | tr ',' '\n' | sed 's/\[.*//' | uniq | tr '\n' ' ')" = "label a.mean a.logvar b.mean b.logvar c.mean c.logvar d.mean d.logvar e.mean e.scale " ] \
+    || fail "five latents' columns: $(head -n 1 "$work/f.csv")"
+tail -n +2 "$work/f.csv" | awk -F, '{ for (i = 21; i <= 23; i++) if ($i <= 0) bad = 1 } END { exit bad || NR != 3 }' \
+    || fail "e's scales (softplus) are not all positive: the columns are out of order"
+
 # refusals: no encoder, a structured model, a bad name, an output that is a folder, missing data
 refused encode "$top_srcdir/examples/mixture_prior.vae" --params "$work/mixture_prior/checkpoint.vaeckpt" -o "$work/no.csv"
 grep -q "no encoder for latent z" "$work/err" || fail "mixture_prior's encode: $(cat "$work/err")"
