@@ -16,7 +16,8 @@ const char *const VAEC_HELP_RUNS =
     "  a table of the runs under DIR (default runs/: every folder holding a log.csv, 4 levels\n"
     "  deep at most), sorted by model and then by best test ELBO, best first:\n"
     "    model, estimator, epochs done, final and best test ELBO (nats), the final exact log p(x)\n"
-    "    where the log has it, training time (the epochs' seconds), and the run's folder\n"
+    "    where the log has it, training time (the epochs' seconds), and the run's folder; the best\n"
+    "    validation ELBO too when a run has one (train --validation N: its best.vaeckpt's epoch)\n"
     "  A log without rows yet, or whose last row was cut short, is listed with a note; '-' is a\n"
     "  value the log does not have.\n";
 
@@ -26,6 +27,7 @@ typedef struct {
     char *dir, *model, *estimator, *note;
     int epochs;
     double final_elbo, best_elbo, logpx, seconds; /* NAN: not in the log */
+    double best_valid; /* the best validation value (a run with validation), NAN: none */
 } run_row;
 
 typedef struct {
@@ -86,7 +88,7 @@ static int number(const char *s, double *out) {
 
 /* The columns a row of the table needs, by the header's names (-1: absent). */
 typedef struct {
-    int n, epoch, test_elbo, logpx, seconds;
+    int n, epoch, test_elbo, logpx, seconds, valid;
 } log_columns;
 
 /* One data row into r: 0, or -1 when it has another number of fields or a field that is not a number. */
@@ -103,6 +105,8 @@ static int read_row(char *line, const log_columns *c, run_row *r) {
     }
     if (c->logpx >= 0 && !isnan(v[c->logpx])) r->logpx = v[c->logpx];
     if (c->seconds >= 0) r->seconds = (isnan(r->seconds) ? 0 : r->seconds) + v[c->seconds];
+    if (c->valid >= 0 && !isnan(v[c->valid]) && (isnan(r->best_valid) || v[c->valid] > r->best_valid))
+        r->best_valid = v[c->valid];
     return 0;
 }
 
@@ -113,6 +117,9 @@ static void read_header(char *line, log_columns *c) {
     c->test_elbo = column_of(names, c->n, "test_ELBO");
     c->logpx = column_of(names, c->n, "test_exact_logpx");
     c->seconds = column_of(names, c->n, "seconds");
+    c->valid = -1;
+    for (int i = 0; i < c->n; i++) /* valid_ELBO, or valid_ and another value's name */
+        if (strncmp(names[i], "valid_", 6) == 0 && c->valid < 0) c->valid = i;
 }
 
 /* Reads dir/log.csv into r (what it lacks stays NAN or NULL). */
@@ -152,7 +159,8 @@ static void add_run(run_table *t, const char *dir, FILE *log) {
         if (!(t->rows = realloc(t->rows, sizeof *t->rows * (size_t)t->cap))) abort();
     }
     run_row *r = &t->rows[t->n++];
-    *r = (run_row){.dir = copy(dir, strlen(dir)), .final_elbo = NAN, .best_elbo = NAN, .logpx = NAN, .seconds = NAN};
+    *r = (run_row){.dir = copy(dir, strlen(dir)), .final_elbo = NAN, .best_elbo = NAN, .logpx = NAN, .seconds = NAN,
+                         .best_valid = NAN};
     read_log(log, r);
     if (!r->model) { /* an old log without "# model": the folder's name */
         const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
@@ -201,21 +209,23 @@ static const char *value(char *buf, size_t len, const char *fmt, double v) {
 }
 
 static void print_table(const run_table *t) {
-    int wm = 5, we = 9;
+    int wm = 5, we = 9, valid = 0;
     for (int i = 0; i < t->n; i++) {
         int m = (int)strlen(t->rows[i].model), e = t->rows[i].estimator ? (int)strlen(t->rows[i].estimator) : 1;
         wm = m > wm ? m : wm;
         we = e > we ? e : we;
+        valid |= !isnan(t->rows[i].best_valid);
     }
-    printf("%-*s  %-*s  %6s  %10s  %10s  %10s  %9s  %s\n", wm, "model", we, "estimator", "epochs", "test ELBO",
-           "best", "log p(x)", "time (s)", "run");
+    printf("%-*s  %-*s  %6s  %10s  %10s  %10s  %9s  %s%s\n", wm, "model", we, "estimator", "epochs", "test ELBO",
+           "best", "log p(x)", "time (s)", valid ? "best valid  " : "", "run");
     for (int i = 0; i < t->n; i++) {
         const run_row *r = &t->rows[i];
-        char a[32], b[32], c[32], d[32];
-        printf("%-*s  %-*s  %6d  %10s  %10s  %10s  %9s  %s%s%s%s\n", wm, r->model, we, r->estimator ? r->estimator : "-",
+        char a[32], b[32], c[32], d[32], e[32];
+        printf("%-*s  %-*s  %6d  %10s  %10s  %10s  %9s  ", wm, r->model, we, r->estimator ? r->estimator : "-",
                r->epochs, value(a, sizeof a, "%.2f", r->final_elbo), value(b, sizeof b, "%.2f", r->best_elbo),
-               value(c, sizeof c, "%.2f", r->logpx), value(d, sizeof d, "%.1f", r->seconds), r->dir,
-               *r->note ? " (" : "", r->note, *r->note ? ")" : "");
+               value(c, sizeof c, "%.2f", r->logpx), value(d, sizeof d, "%.1f", r->seconds));
+        if (valid) printf("%10s  ", value(e, sizeof e, "%.2f", r->best_valid));
+        printf("%s%s%s%s\n", r->dir, *r->note ? " (" : "", r->note, *r->note ? ")" : "");
     }
 }
 

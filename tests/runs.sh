@@ -13,8 +13,9 @@ mkdir -p "$R/group" "$R/empty" "$R/header_only" "$R/old" "$R/new" "$R/mix_a" "$R
 printf '# model = header_only\nepoch,step,train_ELBO,test_ELBO,seconds\n' >"$R/header_only/log.csv"
 # an older log: no "#" lines (the model is the folder's name), seconds before test_ELBO
 printf 'epoch,step,train_ELBO,seconds,test_ELBO\n1,10,-210,1.5,-200\n2,20,-160,2.5,-150\n3,30,-150,3,-160\n' >"$R/old/log.csv"
-# a newer log: keys and a column vaec does not know yet, the estimator on a line of its own; the last row cut short
-printf '# model = newer\n# estimator = elbo\n# flux capacitor = 1.21 GW\nepoch,step,validation_ELBO,test_ELBO,test_exact_logpx,seconds\n1,5,-99,-100,-98.5,2\n2,10,-90,-95,-93.25,2\n3,15,-8' \
+# a newer log: a key and a column vaec does not know, the estimator on a line of its own, a validation column
+# (train --validation N: the table gains a column of the best); the last row cut short
+printf '# model = newer\n# estimator = elbo\n# flux capacitor = 1.21 GW\nepoch,step,valid_ELBO,test_ELBO,test_exact_logpx,future,seconds\n1,5,-99,-100,-98.5,7,2\n2,10,-90,-95,-93.25,7,2\n3,15,-8' \
     >"$R/new/log.csv"
 printf '# model = mix\n# model settings = estimator analytic; samples 1\nepoch,step,test_ELBO,seconds\n1,1,-120,1\n' >"$R/mix_a/log.csv"
 printf '# model = mix\n# model settings = estimator reinforce; samples 10\nepoch,step,test_ELBO,seconds\n1,1,-130,1\n2,2,-100,1\n' \
@@ -23,23 +24,25 @@ ln -s "$R/old" "$R/link_to_old"
 
 "$vaec" runs "$R" >"$work/table" 2>"$work/err" || { cat "$work/err"; fail "vaec runs exited with $?"; }
 cat "$work/table"
-# the row of a run folder: "model estimator epochs final best logpx time"
-row() { awk -v d="$R/$1" '$8 == d { print $1, $2, $3, $4, $5, $6, $7 }' "$work/table"; }
+# the row of a run folder: "model estimator epochs final best logpx time best_valid", the fields before its folder
+row() { awk -v d="$R/$1" '{ for (i = 1; i <= NF; i++) if ($i == d) { s = $1; for (j = 2; j < i; j++) s = s " " $j; print s } }' "$work/table"; }
 [ "$(grep -c "$R" "$work/table")" -eq 7 ] || fail "vaec runs listed $(grep -c "$R" "$work/table") runs, not 7 (the link followed?)"
 final=$(awk -F, '!/^#/ && NR > 1 && $1 != "epoch" { f = $4 } END { printf "%.2f", f }' "$R/gauss/log.csv")
 best=$(awk -F, '!/^#/ && $1 != "epoch" { if (b == "" || $4 > b) b = $4 } END { printf "%.2f", b }' "$R/gauss/log.csv")
-[ "$(row gauss)" = "fashion_gauss reparam 2 $final $best - $(row gauss | cut -d' ' -f7)" ] || fail "the real run: $(row gauss)"
-[ "$(row old)" = "old - 3 -160.00 -150.00 - 7.0" ] || fail "the older log: $(row old)"
-[ "$(row new)" = "newer elbo 2 -95.00 -95.00 -93.25 4.0" ] || fail "the newer log, cut short: $(row new)"
+head -n 1 "$work/table" | grep -q "best valid" || fail "no column of the best validation ELBO: $(head -n 1 "$work/table")"
+[ "$(row gauss)" = "fashion_gauss reparam 2 $final $best - $(row gauss | cut -d' ' -f7) -" ] || fail "the real run: $(row gauss)"
+[ "$(row old)" = "old - 3 -160.00 -150.00 - 7.0 -" ] || fail "the older log: $(row old)"
+[ "$(row new)" = "newer elbo 2 -95.00 -95.00 -93.25 4.0 -90.00" ] || fail "the newer log, cut short: $(row new)"
 grep "$R/new" "$work/table" | grep -q "cut short" || fail "the cut log has no note"
-[ "$(row empty)" = "empty - 0 - - - -" ] || fail "the empty log: $(row empty)"
+[ "$(row empty)" = "empty - 0 - - - - -" ] || fail "the empty log: $(row empty)"
 grep "$R/header_only" "$work/table" | grep -q "no rows yet" || fail "the header-only log has no note"
-[ "$(row mix_a)" = "mix analytic 1 -120.00 -120.00 - 1.0" ] || fail "mix_a: $(row mix_a)"
+[ "$(row mix_a)" = "mix analytic 1 -120.00 -120.00 - 1.0 -" ] || fail "mix_a: $(row mix_a)"
 # sorted by model, then best test ELBO: mix_b (-100) before mix_a (-120)
-[ "$(awk '$1 == "mix" { print $8 }' "$work/table" | tr '\n' ' ')" = "$R/group/mix_b $R/mix_a " ] \
+[ "$(awk '$1 == "mix" { print $9 }' "$work/table" | tr '\n' ' ')" = "$R/group/mix_b $R/mix_a " ] \
     || fail "runs of one model are not sorted best first: $(awk '$1 == "mix"' "$work/table")"
 [ "$(awk 'NR > 1 { print $1 }' "$work/table" | tr '\n' ' ')" = "empty fashion_gauss header_only mix mix newer old " ] \
     || fail "the runs are not sorted by model"
+"$vaec" runs "$R/group" | head -n 1 | grep -q "best valid" && fail "a column of validation for runs without validation"
 # a trailing slash; the default runs/ from the current folder
 "$vaec" runs "$R/" | grep -q "$R/gauss\$" || fail "vaec runs DIR/ lists its runs as DIR//..."
 (cd "$work" && "$vaec" runs) | grep -q " runs/gauss\$" || fail "vaec runs without DIR does not read runs/"
