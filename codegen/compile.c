@@ -193,10 +193,7 @@ int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, F
     if (o->api) {
         static const g_purpose api[3] = {GRAPH_ENCODE, GRAPH_DECODE, GRAPH_SAMPLE};
         for (int i = 0; i < 3; i++) {
-            if (api[i] == GRAPH_ENCODE && !g_encode_width(m)) continue;
-            int encoders = 1;
-            for (int l = 0; l < m->nlatents; l++) encoders &= m->latents[l].encoder != NULL;
-            if (api[i] == GRAPH_ENCODE && !encoders) continue;
+            if (api[i] == GRAPH_ENCODE && !g_posterior_width(m)) continue; /* a latent without encoder */
             g_purpose purpose = api[i] == GRAPH_SAMPLE && o->prior_decode ? GRAPH_PRIOR_DECODE : api[i];
             int batch = o->api_batch;
             while (batch > 1 && !g_batch_fits(m, purpose, batch, 1, NULL)) batch /= 2;
@@ -396,7 +393,7 @@ vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE 
     rt->tensors = p->tensors;
     rt->init_bounds = p->bounds;
     rt->param_floats = m->param_floats;
-    rt->encode_width = g_encode_width(m);
+    rt->encode_width = g_posterior_width(m);
     rt->latent_width = g_latent_width(m);
     rt->decode_width = g_decode_width(m);
     for (int i = 0; i < p->ngraphs; i++) {

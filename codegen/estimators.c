@@ -538,8 +538,15 @@ int g_model_enumerable(const vae_model *m) { return enumerable(m); }
 
 /* ---------------------------------------------------------------- deployment graphs */
 
-/* The values every parameter of a distribution contributes, in order: a, then b. */
+/* The values every parameter of a distribution contributes, in order: a, then b.  Any number
+ * of parts: a concat takes G_MAX_IN inputs, so more are joined in groups first, in order. */
 g_node *join_parts(g_graph *g, g_node **parts, int n, int rows) {
+    if (n > G_MAX_IN) {
+        g_node *groups[2 * VAE_MAX_LATENTS]; /* n is at most two per latent */
+        int k = 0;
+        for (int i = 0; i < n; i += G_MAX_IN) groups[k++] = join_parts(g, parts + i, n - i < G_MAX_IN ? n - i : G_MAX_IN, rows);
+        return join_parts(g, groups, k, rows);
+    }
     if (n == 1 && parts[0]->rows == rows) return parts[0];
     int cols = 0;
     for (int i = 0; i < n; i++) cols += parts[i]->cols;
@@ -556,6 +563,17 @@ int g_encode_width(const vae_model *m) {
     return w;
 }
 
+int g_posterior_width(const vae_model *m) {
+    int w = 0;
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        if (l->label && !l->encoder) continue; /* observed: read from the data block */
+        if (!l->encoder) return 0;
+        w += l->width * (l->posterior.b ? 2 : 1);
+    }
+    return w;
+}
+
 int g_latent_width(const vae_model *m) {
     int w = 0;
     for (int i = 0; i < m->nlatents; i++) w += m->latents[i].width;
@@ -568,12 +586,12 @@ int g_decode_width(const vae_model *m) { return m->data_dim * (m->likelihood.b ?
 static int build_encode(lowering *L, int B) {
     g_graph *g = L->g;
     const vae_model *m = g->model;
-    g_node *x = g_new(g, G_DATA, B, m->data_dim), *parts[G_MAX_IN];
+    g_node *x = g_new(g, G_DATA, B, m->data_dim), *parts[2 * VAE_MAX_LATENTS];
     x->label = m->data->name;
     int n = 0;
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
-        if (!l->encoder || n + 2 > G_MAX_IN) return -1;
+        if (!l->encoder) return -1;
         L->nenv = 0;
         env_bind(L, m->data->name, x);
         g_node *a, *b;

@@ -173,6 +173,12 @@ long long g_structured_states(const vae_model *m, g_purpose purpose);
 int g_model_enumerable(const vae_model *m);
 /* Widths of the deployment graphs' rows: encoder outputs, latent values, decoder outputs. */
 int g_encode_width(const vae_model *m);
+/* The width of the encode graph that vaec's own commands run (the JIT's vr_program): every
+ * latent's encoder arguments, also where encoders read other latents (structured.c runs
+ * them at their parents' posterior means) or an observed label (from the data block, as in
+ * training); 0 when a latent that is not a label has no encoder.  The emitted API
+ * keeps g_encode_width: its encode and sample_posterior exist only without such encoders. */
+int g_posterior_width(const vae_model *m);
 int g_latent_width(const vae_model *m);
 int g_decode_width(const vae_model *m);
 void g_free(g_graph *g);

@@ -825,6 +825,50 @@ static int build_sample_structured(lowering *L, int B, int decoder_args_only) {
     return draw_data(L, a, b, B);
 }
 
+/* A discrete latent's posterior mean: its state probabilities (one-hot's expectation), or a
+ * Bernoulli's probabilities of 1. */
+static g_node *posterior_probabilities(pass *P, int i) {
+    g_graph *g = P->g; /* the expression macros' pool */
+    const vae_latent *l = &P->m->latents[i];
+    logprob t = discrete_logprob(g, l, P->qa[i], l->posterior.a_is_probs, 0);
+    g_node *v = g_map1(g, U(l->kind == LATENT_CATEGORICAL ? VX_EXP : VX_SIGMOID, IN(0)), t.table);
+    v->label = vae_pool_printf(g->pool, "mean of %s", l->name);
+    return v;
+}
+
+/* encode (vaec encode, reconstruct, interpolate): every latent's encoder arguments, in the
+ * model's order as the version 0 encode graph gives them.  The encoders run in posterior order,
+ * each reading the latents it depends on at their posterior means (a normal's mean, a discrete
+ * latent's probabilities): no noise, one row per example.  An observed label (no encoder) is
+ * read from the data block's y_kept and gives no columns; every other latent needs an encoder. */
+static int build_encode_structured(lowering *L, int B) {
+    const vae_model *m = L->g->model;
+    latent_role role[VAE_MAX_LATENTS];
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        if (!l->encoder && !l->label) return -1;
+        role[i] = l->encoder ? ROLE_SCORE : ROLE_OBSERVED;
+    }
+    pass P;
+    pass_init(&P, L, role, B, 1, 0);
+    for (int k = 0; k < m->nlatents; k++) {
+        int i = m->posterior_order[k];
+        const vae_latent *l = &m->latents[i];
+        if (role[i] == ROLE_OBSERVED) continue;
+        if (run_network(&P, l->encoder, &l->posterior, &P.qa[i], &P.qb[i])) return -1;
+        P.value[i] = l->kind == LATENT_NORMAL ? P.qa[i] : posterior_probabilities(&P, i);
+    }
+    g_node *parts[2 * VAE_MAX_LATENTS];
+    int n = 0;
+    for (int i = 0; i < m->nlatents; i++) {
+        if (role[i] == ROLE_OBSERVED) continue;
+        parts[n++] = P.qa[i];
+        if (P.qb[i]) parts[n++] = P.qb[i];
+    }
+    L->g->out.api_out = join_parts(L->g, parts, n, B);
+    return 0;
+}
+
 /* What cannot be built, as a message at the estimator: 0 when all can. */
 static int unsupported(lowering *L) {
     const vae_model *m = L->g->model;
@@ -853,8 +897,8 @@ int g_build_structured(lowering *L, g_purpose purpose, int batch, int samples) {
     case GRAPH_IWAE: return build_iwae_eval(L, batch, samples);
     case GRAPH_SAMPLE: return build_sample_structured(L, batch, 0);
     case GRAPH_PRIOR_DECODE: return build_sample_structured(L, batch, 1);
-    case GRAPH_ENCODE:
-    case GRAPH_DECODE: return -2; /* the version 0 builders serve */
+    case GRAPH_ENCODE: return build_encode_structured(L, batch);
+    case GRAPH_DECODE: return -2; /* the version 0 builder serves */
     case GRAPH_TRAIN: break;
     }
     switch (m->est.kind) {

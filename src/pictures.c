@@ -21,21 +21,33 @@ static void *xcalloc(size_t n, size_t size) {
     return p;
 }
 
+int vaec_observed_label(const vae_model *m) {
+    for (int i = 0; i < m->nlatents; i++)
+        if (m->latents[i].label && !m->latents[i].encoder) return i;
+    return -1;
+}
+
 /* Runs one of the deployment graphs over n rows in calls of its batch (the
  * last one padded with its last row), copying `width` output columns of each
- * row to out.  Noise is keyed by (seed, row). */
+ * row to out.  Noise is keyed by (seed, row).  labels (or NULL): each row's
+ * class, given as the data block's y_kept (include/vae/driver.h). */
 static void run_rows(const vaec_view *v, const vr_graph *g, long out_offset, int width, const float *in, int in_width,
-                     int n, uint64_t seed, float *out) {
+                     const int *labels, int n, uint64_t seed, float *out) {
     const vr_program *p = v->program;
     vr_program_poll(p, g);
     float *arena = xcalloc((size_t)g->arena_floats, sizeof(float));
     /* the rows, then a label's columns of the data block (zeros: hidden) */
-    float *buf = xcalloc((size_t)vr_data_floats(g->batch, in_width > 0 ? in_width : 1, p->label_states), sizeof(float));
+    size_t block = (size_t)vr_data_floats(g->batch, in_width > 0 ? in_width : 1, p->label_states);
+    float *buf = xcalloc(block, sizeof(float)), *y_kept = buf + (size_t)g->batch * (size_t)in_width;
     for (int start = 0; start < n; start += g->batch) {
         int rows = n - start < g->batch ? n - start : g->batch;
         for (int i = 0; i < g->batch && in; i++)
             memcpy(buf + (size_t)i * (size_t)in_width, in + (size_t)(start + (i < rows ? i : rows - 1)) * (size_t)in_width,
                    sizeof(float) * (size_t)in_width);
+        for (int i = 0; i < g->batch && labels; i++) {
+            int k = labels[start + (i < rows ? i : rows - 1)], K = p->label_states;
+            for (int c = 0; c < K; c++) y_kept[(size_t)i * K + c] = c == k;
+        }
         vr_ctx ctx = {.seed = seed, .step = VR_STEP_EVAL, .example0 = (uint64_t)start};
         g->fn((float *)v->params, NULL, arena, buf, &ctx);
         memcpy(out + (size_t)start * (size_t)width, arena + out_offset, sizeof(float) * (size_t)rows * (size_t)width);
@@ -58,7 +70,7 @@ static void decode_means(const vaec_view *v, const vr_graph *g, long out_offset,
                          uint64_t seed, float *out) {
     const vr_program *p = v->program;
     float *args = xcalloc((size_t)n * (size_t)p->decode_width, sizeof(float));
-    run_rows(v, g, out_offset, p->decode_width, in, in_width, n, seed, args);
+    run_rows(v, g, out_offset, p->decode_width, in, in_width, NULL, n, seed, args);
     decoder_means(v->model, args, p->decode_width, n, out);
     free(args);
 }
@@ -85,14 +97,10 @@ void vaec_prior_means(const vaec_view *v, int n, uint64_t seed, float *out) {
 int vaec_can_reconstruct(const vaec_view *v, char *why, size_t len) {
     const vae_model *m = v->model;
     for (int i = 0; i < m->nlatents; i++)
-        if (!m->latents[i].encoder) {
+        if (!m->latents[i].encoder && !m->latents[i].label) {
             snprintf(why, len, "model %s has no encoder for latent %s: no reconstructions", m->name, m->latents[i].name);
             return 0;
         }
-    if (!v->program->encode_width) { /* no encode graph: an encoder reads latents that must be drawn first */
-        snprintf(why, len, "model %s has encoders that read other latents: no reconstructions yet", m->name);
-        return 0;
-    }
     if (!m->est.trains_encoder) {
         snprintf(why, len, "estimator %s leaves the encoder of model %s untrained: no reconstructions", m->est.name,
                  m->name);
@@ -103,12 +111,21 @@ int vaec_can_reconstruct(const vaec_view *v, char *why, size_t len) {
 
 /* The most probable latent values of one example, from its encoder's outputs:
  * the mean of a normal latent, one-hot argmax of a categorical, 0/1 of a
- * Bernoulli.  Also its joint state's index (discrete latents; vr_states' order). */
-static long mode_latents(const vae_model *m, const float *enc, float *z) {
+ * Bernoulli; an observed label one-hot at `label` (no encoder outputs).  Also
+ * its joint state's index (discrete latents; vr_states' order). */
+static long mode_latents(const vae_model *m, const float *enc, int label, float *z) {
     long joint = 0, stride = 1;
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
         long local = 0, place = 1;
+        if (l->label && !l->encoder) {
+            for (int s = 0; s < l->states; s++) z[s] = s == label;
+            local = label > 0 ? label : 0;
+            joint += local * stride;
+            stride *= (long)l->joint_states;
+            z += l->width;
+            continue;
+        }
         if (l->kind == LATENT_NORMAL) memcpy(z, enc, sizeof(float) * (size_t)l->width);
         else if (l->kind == LATENT_BERNOULLI)
             for (int k = 0; k < l->nvars; k++, place *= 2) {
@@ -131,13 +148,22 @@ static long mode_latents(const vae_model *m, const float *enc, float *z) {
     return joint;
 }
 
-/* Each example's most probable latents [n, latent_width] and joint state (states may be NULL). */
-static void encode_modes(const vaec_view *v, const float *x, int n, float *z, long *states) {
+void vaec_encode_params(const vaec_view *v, const float *x, int n, float *out) {
+    const vr_program *p = v->program;
+    run_rows(v, &p->encode, p->api_out_encode, p->encode_width, x, p->data_dim, v->x_labels, n, 0, out);
+}
+
+void vaec_decode_latents(const vaec_view *v, const float *z, int n, float *out) {
+    const vr_program *p = v->program;
+    decode_means(v, &p->decode, p->api_out_decode, z, p->latent_width, n, 0, out);
+}
+
+void vaec_encode_modes(const vaec_view *v, const float *x, int n, float *z, long *states) {
     const vr_program *p = v->program;
     float *enc = xcalloc((size_t)n * (size_t)p->encode_width, sizeof(float));
-    run_rows(v, &p->encode, p->api_out_encode, p->encode_width, x, p->data_dim, n, 0, enc);
+    vaec_encode_params(v, x, n, enc);
     for (long i = 0; i < n; i++) {
-        long s = mode_latents(v->model, enc + i * p->encode_width, z + i * p->latent_width);
+        long s = mode_latents(v->model, enc + i * p->encode_width, v->x_labels ? v->x_labels[i] : -1, z + i * p->latent_width);
         if (states) states[i] = s;
     }
     free(enc);
@@ -146,7 +172,7 @@ static void encode_modes(const vaec_view *v, const float *x, int n, float *z, lo
 void vaec_reconstruct(const vaec_view *v, const float *x, int n, float *out) {
     const vr_program *p = v->program;
     float *z = xcalloc((size_t)n * (size_t)p->latent_width, sizeof(float));
-    encode_modes(v, x, n, z, NULL);
+    vaec_encode_modes(v, x, n, z, NULL);
     decode_means(v, &p->decode, p->api_out_decode, z, p->latent_width, n, 0, out);
     free(z);
 }
@@ -202,9 +228,19 @@ int vaec_draw_samples(const vaec_view *v, int n, uint64_t seed, const char *png,
     return rc;
 }
 
+/* Whether the encoders have what they read: 1, or 0 with why (an observed label whose classes
+ * the examples do not come with). */
+static int labels_given(const vaec_view *v, char *why, size_t len) {
+    int y = vaec_observed_label(v->model);
+    if (y < 0 || v->x_labels) return 1;
+    snprintf(why, len, "the encoders of model %s read label %s, and the examples come without labels: no "
+             "reconstructions", v->model->name, v->model->latents[y].name);
+    return 0;
+}
+
 int vaec_draw_reconstructions(const vaec_view *v, const float *x, int n, const char *png, char *msg, size_t len) {
     vaec_image_shape s;
-    if (image_shape(v, &s, msg, len) || !vaec_can_reconstruct(v, msg, len)) return 1;
+    if (image_shape(v, &s, msg, len) || !vaec_can_reconstruct(v, msg, len) || !labels_given(v, msg, len)) return 1;
     if (n < 1) {
         snprintf(msg, len, "%s: no examples to reconstruct", png);
         return -1;
@@ -247,10 +283,10 @@ int vaec_draw_states(const vaec_view *v, const float *x, int n, const char *png,
         const float **tiles = xcalloc((size_t)J * (size_t)cols, sizeof *tiles);
         int *filled = xcalloc((size_t)J, sizeof(int));
         for (long j = 0; j < J; j++) tiles[j * cols] = means + (size_t)j * D;
-        if (x && n > 0 && vaec_can_reconstruct(v, msg, len)) {
+        if (x && n > 0 && vaec_can_reconstruct(v, msg, len) && labels_given(v, msg, len)) {
             float *z = xcalloc((size_t)n * (size_t)v->program->latent_width, sizeof(float));
             long *state = xcalloc((size_t)n, sizeof(long));
-            encode_modes(v, x, n, z, state);
+            vaec_encode_modes(v, x, n, z, state);
             for (int i = 0; i < n; i++)
                 if (filled[state[i]] < STATE_EXAMPLES) tiles[state[i] * cols + 1 + filled[state[i]]++] = x + (size_t)i * D;
             free(state);
@@ -278,8 +314,11 @@ static int epoch_grid(int r, const char *msg, int tell, FILE *note, char *err, s
     return r < 0 ? -1 : 0;
 }
 
-int vaec_epoch_images(const vaec_view *v, const vr_dataset *test, uint64_t seed, const char *run_dir, int epoch,
+int vaec_epoch_images(const vaec_view *view, const vr_dataset *test, uint64_t seed, const char *run_dir, int epoch,
                       FILE *note, char *err, size_t len) {
+    vaec_view labelled = *view; /* the test examples drawn are its first ones: their labels are the first */
+    labelled.x_labels = test ? test->labels : NULL;
+    const vaec_view *v = &labelled;
     char path[4200], png[4200], msg[512];
     vaec_image_shape s;
     int rc = 0;

@@ -24,7 +24,13 @@ typedef struct {
     const float *params;
     int label; /* a model with a label: k + 1 draws every sample of class k; 0 gives each row of
                   a grid its class (row r: class r mod K) */
+    const int *x_labels; /* the classes (-1: unknown) of the examples x the calls below encode, for
+                            an observed label that the encoders read (vaec_observed_label); NULL: none */
 } vaec_view;
+
+/* The index of the model's observed label (a label without encoder, which the encoders read
+ * from the data), or -1. */
+int vaec_observed_label(const struct vae_model *m);
 
 /* The decoder's mean E[x | z] (Bernoulli probabilities, the normal's mean) at
  * z ~ p(z) for n examples, [n, data_dim]: example i's latents are keyed by
@@ -37,6 +43,17 @@ int vaec_can_reconstruct(const vaec_view *v, char *why, size_t len);
 /* The decoder's mean at the encoder's most probable latents (the posterior
  * mean of normal latents, the mode of discrete ones) of x [n, data_dim]. */
 void vaec_reconstruct(const vaec_view *v, const float *x, int n, float *out);
+
+/* The encoder's outputs for x [n, data_dim]: [n, encode_width], per latent in
+ * the model's order its first argument (a normal's mean, logits or
+ * probabilities) for each of its `width` columns, then its second (a normal's
+ * log-variance or scale) when it has one.  Needs an encode graph (encode_width > 0). */
+void vaec_encode_params(const vaec_view *v, const float *x, int n, float *out);
+/* Each example's most probable latents [n, latent_width] (the mean of a normal latent, one-hot
+ * argmax of a categorical, 0/1 of a Bernoulli) and joint state (states may be NULL). */
+void vaec_encode_modes(const vaec_view *v, const float *x, int n, float *z, long *states);
+/* The decoder's mean at the latents z [n, latent_width] (one-hot for discrete ones). */
+void vaec_decode_latents(const vaec_view *v, const float *z, int n, float *out);
 
 /* How many joint states enumerable latents have (0: not enumerable). */
 long vaec_state_count(const vaec_view *v);

@@ -19,6 +19,8 @@
 #include "src/run_header.h"
 #include "src/run_outputs.h"
 #include "src/picture_commands.h"
+#include "src/latent_commands.h"
+#include "src/runs.h"
 #include "vae/compiler.h"
 
 static const char *const USAGE =
@@ -36,7 +38,10 @@ static const char *const USAGE =
     "  export     write a checkpoint's parameter tensors, by name, to a NumPy .npz file\n"
     "  sample     draw from a trained model's prior: a PNG grid of the decoder's means, or .npy/.csv\n"
     "  reconstruct  a PNG of test images over their reconstructions by a trained model\n"
+    "  encode     each example's posterior parameters by a trained encoder, as .csv or .npy\n"
+    "  interpolate  a PNG of decoded paths between test images' encodings and traversals of each latent\n"
     "  plot       a PNG of a run's curves (vaec plot RUN_DIR)\n"
+    "  runs       a table comparing the runs under a folder (vaec runs [DIR], default runs/)\n"
     "\n"
     "vaec COMMAND --help describes a command's options.\n";
 
@@ -632,12 +637,15 @@ int main(int argc, char **argv) {
                VAE_GZIP_READER, vaec_mpi_describe(mpi, sizeof mpi));
         return 0;
     }
-    /* the picture commands and fmt parse their own options (src/picture_commands.c, src/fmt.c) */
+    /* the commands on trained models and runs, fmt and certify parse their own options
+     * (src/picture_commands.c, src/latent_commands.c, src/runs.c, src/fmt.c, src/certify.c) */
     static const struct {
         const char *name;
         int (*main)(int, char **);
-    } pictures[] = {{"sample", vaec_sample_main}, {"reconstruct", vaec_reconstruct_main}, {"plot", vaec_plot_main},
-                    {"fmt", vaec_fmt_main},       {"certify", vaec_certify_main}};
+    } pictures[] = {{"sample", vaec_sample_main},   {"reconstruct", vaec_reconstruct_main},
+                    {"encode", vaec_encode_main},   {"interpolate", vaec_interpolate_main},
+                    {"plot", vaec_plot_main},       {"runs", vaec_runs_main},
+                    {"fmt", vaec_fmt_main},         {"certify", vaec_certify_main}};
     for (size_t i = 0; i < sizeof pictures / sizeof pictures[0]; i++)
         if (strcmp(argv[1], pictures[i].name) == 0) return pictures[i].main(argc - 2, argv + 2);
     static const struct {

@@ -6,7 +6,8 @@
 #  - the emitted trainer and `vaec train`, same seed and data, print the same
 #    values and write the same parameters (relative difference <= 1e-5);
 #  - checkpoints cross: each side evaluates the other's to the same ELBO;
-#  - the deployment API used from tests/api_user.c matches the JIT's graphs.
+#  - the deployment API used from tests/api_user.c matches the JIT's graphs, and vaec encode
+#    writes MODEL_encode's floats.
 top_srcdir=${top_srcdir:-.}
 top_builddir=${top_builddir:-.}
 vaec="$(cd "$top_builddir" && pwd)/vaec"
@@ -130,4 +131,12 @@ gcc -std=c11 -O2 -Wall -Wextra -Werror $BLAS_CFLAGS -I"$work" -DMODEL_HEADER='"f
 "$work/api_user" "$work/j-fashion_gauss/checkpoint.vaeckpt" "$work/api_c.bin" || fail "api_user"
 "$reference" "$m" "$work/j-fashion_gauss/checkpoint.vaeckpt" "$work/api_j.bin" || fail "api_reference"
 "$floatdiff" --raw "$work/api_c.bin" "$work/api_j.bin" 1e-5 || fail "encode, decode, sample, ELBO or elbo_each differ from the JIT"
+# vaec encode of the same 13 rows (tests/api_user.c's pattern, as a .csv) writes MODEL_encode's floats, bit for bit
+awk 'BEGIN { for (i = 0; i < 13; i++) { line = ""
+    for (j = 0; j < 784; j++) line = line (j ? "," : "") ((i * 131 + j * 17) % 10 < 4 ? 1 : 0); print line } }' >"$work/pattern.csv"
+"$vaec" encode "$m" --params "$work/j-fashion_gauss/checkpoint.vaeckpt" --data "$work/pattern.csv" -o "$work/enc.npy" \
+    >/dev/null || fail "vaec encode exited with $?"
+tail -c +129 "$work/enc.npy" >"$work/enc_vaec.bin" # after the .npy header: [13, 40] floats, no label column
+head -c $((13 * 40 * 4)) "$work/api_c.bin" >"$work/enc_api.bin"
+cmp -s "$work/enc_vaec.bin" "$work/enc_api.bin" || fail "vaec encode's posterior parameters differ from the emitted MODEL_encode's"
 echo "emit: all checks passed"

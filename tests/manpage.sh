@@ -1,8 +1,8 @@
 #!/bin/sh
 # The man pages cannot drift from the program: vaec(1) names every command of
 # `vaec --help` and every option that vaec's option parsers (src/vaec.c,
-# src/picture_commands.c, src/fmt.c, src/certify.c) take, and no option they do not take; vae(5)'s example
-# checks; both pages render without a warning.
+# src/picture_commands.c, src/latent_commands.c, src/runs.c, src/fmt.c, src/certify.c) take, and no
+# option they do not take; vae(5)'s example checks; both pages render without a warning.
 . "${top_srcdir:-.}/tests/lib.sh"
 page="$top_srcdir/man/vaec.1"
 sed 's/\\-/-/g; s/\\f[BIRP]//g' "$page" >"$work/page" || fail "cannot read $page"
@@ -11,7 +11,9 @@ commands=$("$vaec" --help | sed -n 's/^  \([a-z][a-z-]*\)  .*/\1/p')
 for c in $commands; do
     grep -q "^\.B $c " "$work/page" || fail "vaec.1 has no entry for the command '$c'"
 done
-options=$(grep -ho '"-[-a-z][a-z-]*"' "$top_srcdir/src/vaec.c" "$top_srcdir/src/picture_commands.c" "$top_srcdir/src/fmt.c" "$top_srcdir/src/certify.c" | tr -d '"' | sort -u)
+options=$(grep -ho '"-[-a-z][a-z-]*"' "$top_srcdir/src/vaec.c" "$top_srcdir/src/picture_commands.c" \
+    "$top_srcdir/src/latent_commands.c" "$top_srcdir/src/runs.c" "$top_srcdir/src/fmt.c" "$top_srcdir/src/certify.c" |
+    tr -d '"' | sort -u)
 [ "$(echo "$options" | wc -w)" -ge 20 ] || fail "found only these options in the sources: $options"
 for o in $options; do
     grep -q -- "$o\>" "$work/page" || fail "vaec.1 does not name the option '$o'"

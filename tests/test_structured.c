@@ -3,7 +3,7 @@
  * noise, conditional priors, encoders that read latents, labels, relaxed
  * samples); mixed estimators unbiased against enumeration; exact log p(x)
  * against a brute-force sum; the ELBO of a linear-Gaussian two-layer model
- * against its closed form. */
+ * against its closed form; the encode graph of encoders that read latents. */
 #include <math.h>
 
 #include "parser/model.h"
@@ -379,12 +379,108 @@ static void test_linear_gaussian_elbo(void) {
     release(&d);
 }
 
+/* The encode graph (vaec encode, reconstruct, interpolate) of an encoder that reads a latent:
+ * y2's encoder runs at y1's posterior mean, its state probabilities softmax(x W1 + b1), and
+ * gives logits concat(x, p1) W2 + b2: the networks written out by hand. */
+static void test_encode_at_parents_means(void) {
+    vae_unit *u = vae_unit_from_string("t.vae", ENUM_TWO_LAYER("elbo(y1: analytic, y2: analytic)"), stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    const vae_model *m = vae_unit_model(u);
+    vae_build_opts o = vae_build_defaults(u);
+    o.train = o.eval = o.iwae = 0;
+    o.api = 1;
+    o.double_precision = 1;
+    vae_program *prog = vae_program_build(u, &o, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(prog);
+    const vr_program *rt = vae_program_runtime(prog);
+    CU_ASSERT_EQUAL_FATAL(rt->encode_width, 2 + 3);
+    fn64 encode = (fn64)vae_program_function(prog, "vae_encode");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(encode);
+    int B = rt->encode.batch;
+    double *p = calloc((size_t)rt->param_floats, sizeof *p), *x = calloc((size_t)B * 3, sizeof *x);
+    double *arena = calloc((size_t)rt->encode.arena_floats, sizeof *arena), worst = 0;
+    for (long i = 0; i < rt->param_floats; i++) p[i] = 3.0 * (vr_uniform(41, 1, (uint64_t)i) - 0.5);
+    for (int i = 0; i < B * 3; i++) x[i] = vr_uniform(42, 2, (uint64_t)i) > 0.5;
+    vr_ctx ctx = {.seed = 7, .step = VR_STEP_EVAL};
+    encode(p, NULL, arena, x, &ctx);
+    const double *W1 = p + param_of(m, "q1", "weight")->offset, *b1 = p + param_of(m, "q1", "bias")->offset;
+    const double *W2 = p + param_of(m, "q2", "weight")->offset, *b2 = p + param_of(m, "q2", "bias")->offset;
+    for (int b = 0; b < B; b++) {
+        double in[5], want[5], z = 0; /* in: x, then y1's probabilities; want: y1's logits, y2's */
+        for (int k = 0; k < 2; k++) {
+            want[k] = b1[k];
+            for (int d = 0; d < 3; d++) want[k] += (in[d] = x[b * 3 + d]) * W1[d * 2 + k];
+            z += exp(want[k]);
+        }
+        for (int k = 0; k < 2; k++) in[3 + k] = exp(want[k]) / z;
+        for (int k = 0; k < 3; k++) {
+            want[2 + k] = b2[k];
+            for (int d = 0; d < 5; d++) want[2 + k] += in[d] * W2[d * 3 + k];
+        }
+        for (int c = 0; c < 5; c++) worst = fmax(worst, fabs(arena[rt->api_out_encode + b * 5 + c] - want[c]));
+    }
+    printf("\n    encode of y2 at y1's probabilities: worst difference %.2g over %d examples", worst, B);
+    CU_ASSERT(worst < 1e-12);
+    free(arena);
+    free(x);
+    free(p);
+    vae_program_free(prog);
+    vae_unit_free(u);
+}
+
+/* An observed label in the encode graph: z's mean is concat(x, onehot(y)) W + b with y the data
+ * block's y_kept (after the B rows of x), its log-variance x W' + b': the network by hand. */
+static void test_encode_reads_observed_label(void) {
+    vae_unit *u = vae_unit_from_string("t.vae", CVAE, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    const vae_model *m = vae_unit_model(u);
+    vae_build_opts o = vae_build_defaults(u);
+    o.train = o.eval = o.iwae = 0;
+    o.api = 1;
+    o.double_precision = 1;
+    vae_program *prog = vae_program_build(u, &o, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(prog);
+    const vr_program *rt = vae_program_runtime(prog);
+    CU_ASSERT_EQUAL_FATAL(rt->encode_width, 2 + 2); /* z's mean and log-variance; y gives none */
+    fn64 encode = (fn64)vae_program_function(prog, "vae_encode");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(encode);
+    int B = rt->encode.batch;
+    double *p = calloc((size_t)rt->param_floats, sizeof *p), *x = calloc((size_t)B * (6 + 2 * 3), sizeof *x);
+    double *arena = calloc((size_t)rt->encode.arena_floats, sizeof *arena), worst = 0;
+    for (long i = 0; i < rt->param_floats; i++) p[i] = 3.0 * (vr_uniform(43, 1, (uint64_t)i) - 0.5);
+    for (int i = 0; i < B * 6; i++) x[i] = vr_uniform(44, 2, (uint64_t)i) > 0.5;
+    for (int b = 0; b < B; b++) x[B * 6 + b * 3 + b % 3] = 1; /* y_kept: example b is of class b mod 3 */
+    vr_ctx ctx = {.seed = 7, .step = VR_STEP_EVAL};
+    encode(p, NULL, arena, x, &ctx);
+    const double *Wm = p + param_of(m, "encoder", "mean.weight")->offset, *bm = p + param_of(m, "encoder", "mean.bias")->offset;
+    const double *Wv = p + param_of(m, "encoder", "logvar.weight")->offset, *bv = p + param_of(m, "encoder", "logvar.bias")->offset;
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < 2; k++) {
+            double mean = bm[k] + Wm[(6 + b % 3) * 2 + k], logvar = bv[k];
+            for (int d = 0; d < 6; d++) {
+                mean += x[b * 6 + d] * Wm[d * 2 + k];
+                logvar += x[b * 6 + d] * Wv[d * 2 + k];
+            }
+            worst = fmax(worst, fmax(fabs(arena[rt->api_out_encode + b * 4 + k] - mean),
+                                     fabs(arena[rt->api_out_encode + b * 4 + 2 + k] - logvar)));
+        }
+    printf("\n    encode of z given the observed label: worst difference %.2g over %d examples", worst, B);
+    CU_ASSERT(worst < 1e-12);
+    free(arena);
+    free(x);
+    free(p);
+    vae_program_free(prog);
+    vae_unit_free(u);
+}
+
 int main(void) {
     const test_case tests[] = {
         {"gradients of structured models match central differences", test_gradients_match_differences},
         {"reinforce on one latent, reparam on another: unbiased", test_mixed_estimators_unbiased},
         {"exact log p(x) of a two-layer discrete model, and ELBO <= it", test_exact_against_brute_force},
         {"linear-Gaussian two-layer ELBO against its closed form", test_linear_gaussian_elbo},
+        {"the encode graph runs encoders at their parents' posterior means", test_encode_at_parents_means},
+        {"the encode graph reads an observed label from the data block", test_encode_reads_observed_label},
         {NULL, NULL},
     };
     return run_suite("structured models", tests);
