@@ -298,7 +298,8 @@ def run_unsupervised(a, data, rng, gen):
         total += secs
         t1 = time.perf_counter()
         tv = mean_over(len(tx), 500, test)
-        log_epoch(e, secs, time.perf_counter() - t1, train_objective=-tot / nb, **{name: tv})
+        extra = {"test_elbo": mean_over(len(tx), 500, lambda s: model.bound(tx[s], 1))} if dyn else {}
+        log_epoch(e, secs, time.perf_counter() - t1, train_objective=-tot / nb, **{name: tv}, **extra)
     t1 = time.perf_counter()
     n = min(a.iwae_limit, len(tx))
     chunk = max(1, 10000 // (a.iwae * (10 if a.case == "gmvae" else 1)))  # rows in cache-sized chunks
