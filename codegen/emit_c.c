@@ -955,6 +955,7 @@ static void print_main(FILE *o) {
     static const char marker[] = "        VAE_NUMERIC_OPTIONS\n";
     const char *text = strstr(vae_trainer_files[0].text, "*/\n") + 3;
     const char *at = strstr(text, marker);
+    if (!at) abort(); /* trainer.c lost its marker line: vaec's own build is wrong */
     fwrite(text, 1, (size_t)(at - text), o);
     print_numeric_options(o);
     fputs(at + strlen(marker), o);
