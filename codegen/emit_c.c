@@ -26,6 +26,7 @@ struct vae_embedded_file {
     const char *name, *text;
 };
 extern const struct vae_embedded_file vae_runtime_files[];
+extern const struct vae_embedded_file vae_trainer_files[]; /* codegen/emitted/trainer.c */
 int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, FILE *err);
 
 typedef struct {
@@ -913,145 +914,8 @@ static void print_option(FILE *o, const char *option, const char *when, const ch
             s->integer ? "n" : "x", assign);
 }
 
-/* The trainer's usage and its option parsers (vaec's ranges and words). */
-static void print_main_helpers(FILE *o) {
-    fputs("/* ================================================================ the command line (-DVAE_MAIN) */\n"
-          "#ifdef VAE_MAIN\n"
-          "/* The usage on f (stdout for --help, stderr after a mistake); returns rc. */\n"
-          "static int usage(FILE *f, const char *prog, int rc) {\n"
-          "    fprintf(f, \"usage: %s train [--data SRC] [--test SRC] [--data-dir DIR] [--epochs N] [--lr F] [--seed N]\\n\"\n"
-          "               \"                [--out DIR] [--force] [--resume DIR] [--limit N] [--test-limit N] [--warmup E] [--threads N]\\n\"\n"
-          "               \"                [--labels FILE] [--test-labels FILE] [--labelled N] [--shards S (as emitted)]\\n\"\n"
-          "               \"                [--validation N] [--clip F] [--lr-warmup-steps N] [--lr-step-epochs E]\\n\"\n"
-          "               \"                [--lr-step-factor F] [--lr-cosine-epochs E] [--lr-min F]\\n\"\n"
-          "               \"       %s eval --params CKPT [--test SRC] [--test-labels FILE] [--data-dir DIR] [--iwae K] [--test-limit N] [--seed N]\\n\"\n"
-          "               \"                [--threads N]\\n\"\n"
-          "               \"the options of vaec train and vaec eval (vaec COMMAND --help), for the model %s\\n\",\n"
-          "            prog, prog, vae_program.model_name);\n"
-          "    return rc;\n"
-          "}\n\n"
-          "/* An option's range and what it is in words, from vaec's table of settings. */\n"
-          "typedef struct {\n"
-          "    double lo, hi;\n"
-          "    int lo_open, hi_open;\n"
-          "    const char *words;\n"
-          "} vae_range;\n\n"
-          "static int in_range(double v, vae_range r) {\n"
-          "    return isfinite(v) && v >= r.lo && v <= r.hi && !(r.lo_open && v == r.lo) && !(r.hi_open && v == r.hi);\n"
-          "}\n\n"
-          "static int refuse(const char *opt, vae_range r, const char *s) {\n"
-          "    fprintf(stderr, \"error: %s expects %s, got '%s'\\n\", opt, r.words, s);\n"
-          "    return -1;\n"
-          "}\n\n"
-          "static int number(const char *opt, const char *s, vae_range r, double *out) {\n"
-          "    char *end;\n"
-          "    double v = strtod(s, &end);\n"
-          "    if (!*s || *end || !in_range(v, r)) return refuse(opt, r, s);\n"
-          "    *out = v;\n"
-          "    return 0;\n"
-          "}\n\n"
-          "static int whole(const char *opt, const char *s, vae_range r, long long *out) {\n"
-          "    char *end;\n"
-          "    errno = 0;\n"
-          "    long long v = strtoll(s, &end, 10);\n"
-          "    if (!*s || *end || errno || !in_range((double)v, r)) return refuse(opt, r, s);\n"
-          "    *out = v;\n"
-          "    return 0;\n"
-          "}\n\n",
-          o);
-}
-
-/* The emitted trainer over MPI (-DVAE_MAIN -DVAE_USE_MPI, built with mpicc): vaec's src/mpi.c in
- * short, so that mpirun -np P ./model train --shards-as-emitted gives one process's bits. */
-static void print_main_mpi(FILE *o) {
-    fputs("#ifdef VAE_USE_MPI\n"
-          "#include <mpi.h>\n"
-          "/* bytes, never MPI_SUM: the runtime sums the shards in its fixed tree (docs/cluster.md) */\n"
-          "static void vae_allgather(void *self, const void *mine, void *all, size_t n) {\n"
-          "    (void)self;\n"
-          "    if (n > 0x7fffffffu) {\n"
-          "        fprintf(stderr, \"error: %zu bytes to exchange in one call is more than MPI takes\\n\", n);\n"
-          "        MPI_Abort(MPI_COMM_WORLD, 1);\n"
-          "    }\n"
-          "    MPI_Allgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, MPI_COMM_WORLD);\n"
-          "}\n\n"
-          "/* MPI only under a launcher (its variables are read first): alone, the trainer never starts it. */\n"
-          "static int vae_train_mpi(vr_options *o) {\n"
-          "    if (!getenv(\"OMPI_COMM_WORLD_SIZE\") && !getenv(\"PMIX_RANK\") && !getenv(\"PMI_RANK\"))\n"
-          "        return vr_train(&vae_program, o);\n"
-          "    int rank = 0, size = 1;\n"
-          "    MPI_Init(NULL, NULL);\n"
-          "    MPI_Comm_rank(MPI_COMM_WORLD, &rank);\n"
-          "    MPI_Comm_size(MPI_COMM_WORLD, &size);\n"
-          "    vr_comm world = {rank, size, NULL, vae_allgather};\n"
-          "    if (size > 1) o->comm = &world;\n"
-          "    if (rank > 0) { /* process 0 prints and writes the run folder */\n"
-          "        o->progress = 0;\n"
-          "        if (!freopen(\"/dev/null\", \"w\", stdout)) fclose(stdout);\n"
-          "    }\n"
-          "    int rc = vr_train(&vae_program, o);\n"
-          "    MPI_Finalize();\n"
-          "    return rc;\n"
-          "}\n"
-          "#endif\n\n",
-          o);
-}
-
-/* The trainer and evaluator's main (-DVAE_MAIN): vaec train and eval's options. */
-static void print_main(FILE *o) {
-    print_main_helpers(o);
-    print_main_mpi(o);
-    fputs("int main(int argc, char **argv) {\n"
-          "    setvbuf(stdout, NULL, _IOLBF, 0); /* each line out before an error that follows it, also in a pipe */\n"
-          "    vr_blas_select_core(argv);\n"
-          "    if (argc >= 2 && (!strcmp(argv[1], \"--help\") || !strcmp(argv[1], \"-h\"))) return usage(stdout, argv[0], 0);\n"
-          "    if (argc < 2 || (strcmp(argv[1], \"train\") && strcmp(argv[1], \"eval\"))) return usage(stderr, argv[0], 1);\n"
-          "    int train = strcmp(argv[1], \"train\") == 0;\n"
-          "    vr_options o;\n"
-          "    memset(&o, 0, sizeof o);\n"
-          "    o.data = VAE_DEFAULT_DATA;\n"
-          "    o.test = VAE_DEFAULT_TEST;\n"
-          "    o.labels = VAE_DEFAULT_LABELS;\n"
-          "    o.test_labels = VAE_DEFAULT_TEST_LABELS;\n"
-          "    o.labelled = VAE_DEFAULT_LABELLED;\n"
-          "    o.epochs = VAE_DEFAULT_EPOCHS;\n"
-          "    o.lr = VAE_DEFAULT_LR;\n"
-          "    o.momentum = VAE_DEFAULT_MOMENTUM;\n"
-          "    o.optimizer = VAE_DEFAULT_OPTIMIZER;\n"
-          "    o.seed = VAE_DEFAULT_SEED;\n"
-          "    o.warmup = VAE_DEFAULT_WARMUP;\n"
-          "    o.validation = VAE_DEFAULT_VALIDATION;\n"
-          "    o.clip = VAE_DEFAULT_CLIP;\n"
-          "    o.schedule = (vr_lr_schedule)VAE_DEFAULT_LR_SCHEDULE;\n"
-          "    o.iwae = 1000;\n"
-          "    o.model_settings = VAE_MODEL_SETTINGS; /* recorded in log.csv, compared by --resume */\n"
-          "    o.shards = VAE_SHARDS; /* a batch of VAE_SHARDS graph batches, their gradients summed in a fixed tree */\n"
-          "    o.batch = vae_program.train.batch * VAE_SHARDS;\n"
-          "    o.out_dir = \"runs/\" VAE_MODEL_NAME;\n"          "    o.out_dir_auto = 1; /* runs/MODEL-2, ... when runs/MODEL holds a run */\n"
-          "    int threads = 0; /* one per CPU */\n"
-          "    for (int i = 2; i < argc; i += 2) { /* options come in pairs */\n"
-          "        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;\n"
-          "        double x;\n"
-          "        long long n;\n"
-          "        if (!strcmp(a, \"--help\") || !strcmp(a, \"-h\")) return usage(stdout, argv[0], 0);\n"
-          "        if (!strcmp(a, \"--force\") && train) { /* the one option without a value */\n"
-          "            o.force = 1;\n"
-          "            i--;\n"
-          "            continue;\n"
-          "        }\n"
-          "        if (!v) {\n"
-          "            fprintf(stderr, \"error: %s needs a value\\n\", a);\n"
-          "            return 1;\n"
-          "        }\n"
-          "        if (!strcmp(a, \"--data\") && train) o.data = v;\n"
-          "        else if (!strcmp(a, \"--test\")) o.test = v;\n"
-          "        else if (!strcmp(a, \"--data-dir\")) o.data_dir = v;\n"
-          "        else if (!strcmp(a, \"--labels\") && train) o.labels = v;\n"
-          "        else if (!strcmp(a, \"--test-labels\")) o.test_labels = v;\n"
-          "        else if (!strcmp(a, \"--out\") && train) { o.out_dir = v; o.out_dir_auto = 0; }\n"
-          "        else if (!strcmp(a, \"--resume\") && train) o.resume_dir = v; /* writes into that folder */\n"
-          "        else if (!strcmp(a, \"--params\") && !train) o.params = v;\n",
-          o);
+/* The numeric options of the emitted trainer's command line, vaec train and eval's. */
+static void print_numeric_options(FILE *o) {
     print_option(o, "--epochs", " && train", "o.epochs = (int)n;");
     print_option(o, "--lr", " && train", "o.lr = x;");
     print_option(o, "--seed", "", "o.seed = (uint64_t)n;");
@@ -1082,25 +946,19 @@ static void print_main(FILE *o) {
                  "                        VAE_SHARDS, vae_program.train.batch, n);\n"
                  "                return 1;\n"
                  "            }");
-    fputs("        else {\n"
-          "            fprintf(stderr, \"error: unknown option '%s'\\n\", a);\n"
-          "            return usage(stderr, argv[0], 1);\n"
-          "        }\n"
-          "    }\n"
-          "    o.progress = isatty(2);\n"
-          "    vr_set_threads(threads);\n"
-          "#ifdef VAE_USE_MPI\n"
-          "    if (train) return vae_train_mpi(&o);\n"
-          "#endif\n"
-          "    if (train) return vr_train(&vae_program, &o);\n"
-          "    if (!o.params) {\n"
-          "        fprintf(stderr, \"error: eval needs --params CHECKPOINT\\n\");\n"
-          "        return 1;\n"
-          "    }\n"
-          "    return vr_eval(&vae_program, &o);\n"
-          "}\n"
-          "#endif\n",
-          o);
+}
+
+/* The trainer and evaluator's main (-DVAE_MAIN): the fixed text of codegen/emitted/trainer.c
+ * after its opening comment (for vaec's developers), with the numeric options printed in
+ * place of its line VAE_NUMERIC_OPTIONS. */
+static void print_main(FILE *o) {
+    static const char marker[] = "        VAE_NUMERIC_OPTIONS\n";
+    const char *text = strstr(vae_trainer_files[0].text, "*/\n") + 3;
+    const char *at = strstr(text, marker);
+    if (!at) abort(); /* trainer.c lost its marker line: vaec's own build is wrong */
+    fwrite(text, 1, (size_t)(at - text), o);
+    print_numeric_options(o);
+    fputs(at + strlen(marker), o);
 }
 
 /* The file's opening comment (its name, the model's, how to build it and with which flags

@@ -297,29 +297,23 @@ static long place_slots(slot *slots, int n) {
     return end;
 }
 
-void g_plan(g_graph *g) {
+/* An array of n ints (at least one), or abort. */
+static int *int_array(int n) {
+    int *a = malloc(sizeof(int) * (n > 0 ? (size_t)n : 1));
+    if (!a) abort();
+    return a;
+}
+
+/* How many nodes read each node. */
+static void count_uses(g_graph *g) {
     for (int i = 0; i < g->nnodes; i++) g->nodes[i]->uses = 0;
     for (int i = 0; i < g->nnodes; i++)
         for (int j = 0; j < g->nodes[i]->nin; j++) g->nodes[i]->in[j]->uses++;
-    fuse(g);
-    hoist_products(g);
-    group_products(g);
-    /* Nodes run in order (fused ones not at all), so a tensor is live from its node to
-     * its last reader; what the driver reads back (the pinned outputs) lives to the end.
-     * Two tensors may share memory when these spans do not meet. */
-    int *last = malloc(sizeof(int) * (g->nnodes > 0 ? (size_t)g->nnodes : 1));
-    if (!last) abort();
-    for (int i = 0; i < g->nnodes; i++) last[i] = pinned(g, g->nodes[i]) ? g->nnodes : i;
-    for (int i = 0; i < g->nnodes; i++) {
-        const g_node *r = g->nodes[i];
-        if (r->fused) continue;
-        for (int j = 0; j < r->nin; j++) {
-            int k = r->in[j]->id;
-            if (last[k] < i) last[k] = i;
-        }
-    }
-    /* The products of a group run at once: what any of them reads or writes stays
-     * live until the last of them has run (its index stands for the group's). */
+}
+
+/* The products of a group run at once: what any of them reads or writes stays
+ * live until the last of them has run (its index stands for the group's). */
+static void live_through_groups(const g_graph *g, int *last) {
     for (int i = g->nnodes - 1, end = -1; i >= 0; i--) {
         const g_node *p = g->nodes[i];
         if (!emits_code(p)) continue;
@@ -330,34 +324,60 @@ void g_plan(g_graph *g) {
             end = -1;
         }
     }
-    /* Which tensors get a slot; an elementwise MAP may take over the slot of an input
-     * of its own shape that it is the last reader of (element i is read before
-     * element i is written, and no other): owner[] names the slot's first tensor. */
-    int *owner = malloc(sizeof(int) * (g->nnodes > 0 ? (size_t)g->nnodes : 1));
-    if (!owner) abort();
+}
+
+/* The index of the node after which each tensor is dead (malloc'd).  Nodes run in order
+ * (fused ones not at all), so a tensor is live from its node to its last reader; what the
+ * driver reads back (the pinned outputs) lives to the end.  Two tensors may share memory
+ * when these spans do not meet. */
+static int *live_until(const g_graph *g) {
+    int *last = int_array(g->nnodes);
+    for (int i = 0; i < g->nnodes; i++) last[i] = pinned(g, g->nodes[i]) ? g->nnodes : i;
+    for (int i = 0; i < g->nnodes; i++) {
+        const g_node *r = g->nodes[i];
+        if (r->fused) continue;
+        for (int j = 0; j < r->nin; j++) {
+            int k = r->in[j]->id;
+            if (last[k] < i) last[k] = i;
+        }
+    }
+    live_through_groups(g, last);
+    return last;
+}
+
+/* Puts n in the parameters, the data or the gradients when it is one of them; 0 when it
+ * belongs in the arena. */
+static int place_outside_arena(const g_graph *g, g_node *n) {
+    switch (n->kind) {
+    case G_PARAM:
+        n->buffer = BUF_PARAMS;
+        n->offset = n->param->offset;
+        return 1;
+    case G_DATA:
+        n->buffer = BUF_DATA;
+        n->offset = n->data_offset;
+        return 1;
+    default: break;
+    }
+    int p = -1;
+    for (int k = 0; k < g->model->nparams; k++)
+        if (g->param_grad[k] == n) p = k;
+    if (p < 0) return 0;
+    n->buffer = BUF_GRADS;
+    n->offset = g->model->params[p].offset;
+    return 1;
+}
+
+/* Each node's buffer, and which tensors get an arena slot (malloc'd): an elementwise MAP may
+ * take over the slot of an input of its own shape that it is the last reader of (element i
+ * is read before element i is written, and no other): owner[] names the slot's first
+ * tensor, -1 for a tensor outside the arena. */
+static int *arena_owners(const g_graph *g, const int *last) {
+    int *owner = int_array(g->nnodes);
     for (int i = 0; i < g->nnodes; i++) {
         g_node *n = g->nodes[i];
         owner[i] = -1;
-        if (n->fused) continue;
-        switch (n->kind) {
-        case G_PARAM:
-            n->buffer = BUF_PARAMS;
-            n->offset = n->param->offset;
-            continue;
-        case G_DATA:
-            n->buffer = BUF_DATA;
-            n->offset = n->data_offset;
-            continue;
-        default: break;
-        }
-        int p = -1;
-        for (int k = 0; k < g->model->nparams; k++)
-            if (g->param_grad[k] == n) p = k;
-        if (p >= 0) {
-            n->buffer = BUF_GRADS;
-            n->offset = g->model->params[p].offset;
-            continue;
-        }
+        if (n->fused || place_outside_arena(g, n)) continue;
         n->buffer = BUF_ARENA;
         owner[i] = i;
         if (n->kind == G_MAP) /* in place: over an input of its shape that nothing reads after it */
@@ -368,9 +388,15 @@ void g_plan(g_graph *g) {
                     owner[i] = owner[d->id];
             }
     }
+    return owner;
+}
+
+/* One slot per owner, live over all its tenants; places them and sets the arena's size and
+ * every arena tensor's offset. */
+static void place_arena(g_graph *g, const int *last, const int *owner) {
     slot *slots = malloc(sizeof(slot) * (g->nnodes > 0 ? (size_t)g->nnodes : 1));
-    int *slot_of = malloc(sizeof(int) * (g->nnodes > 0 ? (size_t)g->nnodes : 1));
-    if (!slots || !slot_of) abort();
+    int *slot_of = int_array(g->nnodes);
+    if (!slots) abort();
     int nslots = 0;
     for (int i = 0; i < g->nnodes; i++) {
         if (owner[i] < 0) continue;
@@ -388,6 +414,16 @@ void g_plan(g_graph *g) {
         if (owner[i] >= 0) g->nodes[i]->offset = slots[slot_of[i]].offset;
     free(slots);
     free(slot_of);
+}
+
+void g_plan(g_graph *g) {
+    count_uses(g);
+    fuse(g);
+    hoist_products(g);
+    group_products(g);
+    int *last = live_until(g);
+    int *owner = arena_owners(g, last);
+    place_arena(g, last, owner);
     free(owner);
     free(last);
 }

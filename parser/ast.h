@@ -1,4 +1,4 @@
-/* The syntax tree of a .vae file, and the diagnostics that point into it.
+/* The syntax tree of a .vae file (its memory and its diagnostics: parser/pool.h, parser/diag.h).
  *
  * Every node carries the location of its first token.  Nodes live in one
  * vae_pool owned by the vae_source they were parsed from; nothing is freed
@@ -11,54 +11,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* ---- memory: a bump allocator, freed all at once ---- */
-typedef struct vae_pool vae_pool;
-vae_pool *vae_pool_new(void);
-void vae_pool_free(vae_pool *p);
-void *vae_pool_alloc(vae_pool *p, size_t n); /* zeroed; aborts on out-of-memory */
-char *vae_pool_strdup(vae_pool *p, const char *s);
-size_t vae_pool_bytes(const vae_pool *p); /* what it holds from malloc */
-char *vae_pool_printf(vae_pool *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-typedef struct {
-    const char *file;
-    int line, col; /* 1-based */
-} vae_loc;
-
-/* ---- a source file and the errors found in it ---- */
-typedef struct vae_source {
-    const char *path;
-    char *text;     /* whole file, NUL-terminated */
-    size_t len;
-    vae_pool *pool; /* owns the AST */
-    int nerrors;
-    FILE *err;      /* where diagnostics go (stderr by default) */
-    struct vae_source *also; /* a second text whose locations this one's diagnostics may name
-                              * (an estimator given on the command line); not owned */
-} vae_source;
-
-/* A model file larger than this is refused before it is read: the largest
- * example is 1.3 KB, and every later stage's memory and time grow with the
- * text, so 1 MiB is room for any real model but not for a flood. */
-#define VAE_MAX_SOURCE_BYTES (1 << 20)
-/* Errors printed per file; later ones are counted (vae_error_summary).  The
- * first errors are the ones that matter, later ones are often their echoes,
- * and 50 fit in a terminal's scroll-back without hiding the first. */
-#define VAE_MAX_ERRORS_SHOWN 50
-
-/* NULL (message printed) if unreadable, not a regular file, larger than
- * VAE_MAX_SOURCE_BYTES, or not UTF-8 text with LF or CRLF line ends (a UTF-8
- * byte-order mark is skipped). */
-vae_source *vae_source_load(const char *path, FILE *err);
-vae_source *vae_source_from_string(const char *name, const char *text, FILE *err); /* checked as a file is */
-void vae_source_free(vae_source *src);
-/* Prints "file:line:col: error: MSG", the source line, and a caret under col. */
-void vae_error(vae_source *src, vae_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Like vae_error, but the model is still accepted (the message says why it matters). */
-void vae_warning(vae_source *src, vae_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void vae_note(vae_source *src, vae_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* "FILE: ... and N more errors" when more than VAE_MAX_ERRORS_SHOWN were found. */
-void vae_error_summary(vae_source *src);
+#include "parser/diag.h"
+#include "parser/pool.h"
 
 /* ---- expressions ---- */
 typedef enum {

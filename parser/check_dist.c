@@ -163,105 +163,124 @@ int chk_setting_value(checker *c, vae_loc loc, const char *name, const ast_expr 
     return 0;
 }
 
+/* normal(0, 1), the standard normal: the one normal prior. */
+static void chk_normal_prior(checker *c, vae_latent *l, shape s, int npos) {
+    const ast_expr *e = l->ast->prior;
+    vae_dist *p = &l->prior;
+    l->kind = LATENT_NORMAL;
+    p->kind = DIST_NORMAL;
+    double m, v;
+    if (chk_count_args(e->args) != 2 || npos != 2 || !chk_is_number(e->args->value, &m) ||
+        !chk_is_number(e->args->next->value, &v) || m != 0 || v != 1) {
+        ERR(e->loc, "a normal prior is written normal(0, 1) (the standard normal)");
+        return;
+    }
+    p->standard = 1;
+    chk_latent_fits(c, l, s);
+}
+
+/* categorical(logits: E): E is one row of logits, or one per variable, over at least 2 states. */
+static int chk_categorical_logits(checker *c, vae_latent *l, shape s, const ast_arg *lg) {
+    shape ls = chk_expr(c, lg->value);
+    if (ls.nd < 0) return 0;
+    if (ls.nd < 1 || ls.d[ls.nd - 1] < 2) {
+        ERR(lg->loc, "the logits of a categorical prior need a last dimension of at least 2 states");
+        return 0;
+    }
+    l->states = ls.d[ls.nd - 1];
+    shape want = s;
+    if (l->ast->shape.ndims == 0) want.nd = 0;
+    want.d[want.nd++] = l->states;
+    shape flat = chk_vec(l->states);
+    if (l->nvars > 1) flat = want; /* one row of logits per variable */
+    if (!chk_shape_eq(ls, want) && !chk_shape_eq(ls, flat)) {
+        if (chk_shape_eq(want, flat))
+            ERR(lg->loc, "shape mismatch: prior logits have shape %s, expected %s", chk_shape_str(c, ls),
+                chk_shape_str(c, want));
+        else
+            ERR(lg->loc, "shape mismatch: prior logits have shape %s, expected %s or %s", chk_shape_str(c, ls),
+                chk_shape_str(c, want), chk_shape_str(c, flat));
+        return 0;
+    }
+    l->prior.a = lg->value;
+    return 1;
+}
+
+/* categorical(K) with K >= 2 states, or categorical(logits: E). */
+static void chk_categorical_prior(checker *c, vae_latent *l, shape s, int npos) {
+    const ast_expr *e = l->ast->prior;
+    l->kind = LATENT_CATEGORICAL;
+    l->prior.kind = DIST_CATEGORICAL;
+    if (s.nd == VAE_MAX_DIMS) { /* its logits and one-hot values take one more, for the states */
+        ERR(l->ast->loc, "a categorical latent has at most %d dimensions", VAE_MAX_DIMS - 1);
+        l->nvars = 0;
+        return;
+    }
+    int k;
+    if (npos == 1 && chk_count_args(e->args) == 1 && chk_int_literal(e->args->value, &k)) {
+        if (k < 2) {
+            ERR(e->args->loc, "a categorical latent needs at least 2 states");
+            return;
+        }
+        l->states = k;
+    } else if (npos == 0 && chk_count_args(e->args) == 1 && chk_named(e, "logits")) {
+        if (!chk_categorical_logits(c, l, s, chk_named(e, "logits"))) return;
+    } else {
+        ERR(e->loc, "a categorical prior is written categorical(K) or categorical(logits: E)");
+        return;
+    }
+    if (chk_latent_fits(c, l, s)) l->joint_states = pow((double)l->states, (double)l->nvars);
+}
+
+/* bernoulli(P) with 0 < P < 1, or bernoulli(logits: E) or bernoulli(probs: E) of the latent's shape. */
+static void chk_bernoulli_prior(checker *c, vae_latent *l, shape s, int npos) {
+    const ast_expr *e = l->ast->prior;
+    vae_dist *p = &l->prior;
+    l->kind = LATENT_BERNOULLI;
+    p->kind = DIST_BERNOULLI;
+    l->states = 2;
+    if (!chk_latent_fits(c, l, s)) return;
+    l->joint_states = pow(2.0, (double)l->nvars);
+    double v;
+    if (npos == 1 && chk_count_args(e->args) == 1 && chk_is_number(e->args->value, &v)) {
+        if (!(v > 0 && v < 1)) {
+            ERR(e->args->loc, "a bernoulli prior's probability must lie strictly between 0 and 1");
+            return;
+        }
+        p->fixed_p = v;
+        return;
+    }
+    const ast_arg *lg = chk_named(e, "logits"), *pr = chk_named(e, "probs");
+    if (npos == 0 && chk_count_args(e->args) == 1 && (lg || pr)) {
+        const ast_arg *a = lg ? lg : pr;
+        shape as = chk_expr(c, a->value);
+        if (as.nd >= 0 && !chk_shape_eq(as, s))
+            ERR(a->loc, "shape mismatch: prior %s have shape %s, expected %s", a->name, chk_shape_str(c, as),
+                chk_shape_str(c, s));
+        p->a = a->value;
+        p->a_is_probs = pr != NULL;
+        return;
+    }
+    ERR(e->loc, "a bernoulli prior is written bernoulli(P), bernoulli(logits: E) or bernoulli(probs: E)");
+}
+
 void chk_prior(checker *c, vae_latent *l) {
     ast_expr *e = l->ast->prior;
     shape s = l->ast->shape.ndims ? chk_shape_of_ast(&l->ast->shape) : chk_vec(1);
     l->nvars = chk_shape_values(s) > VAE_MAX_VALUES ? 0 : chk_shape_size(s);
-    vae_dist *p = &l->prior;
-    p->loc = e->loc;
+    l->prior.loc = e->loc;
     int npos = 0;
     for (const ast_arg *a = e->args; a; a = a->next) npos += a->name == NULL;
     c->prefix = "prior";
     c->owner = -1;
     c->target = l->name;
-    if (strcmp(e->str, "normal") == 0) {
-        l->kind = LATENT_NORMAL;
-        p->kind = DIST_NORMAL;
-        double m, v;
-        if (chk_count_args(e->args) != 2 || npos != 2 || !chk_is_number(e->args->value, &m) ||
-            !chk_is_number(e->args->next->value, &v) || m != 0 || v != 1) {
-            ERR(e->loc, "a normal prior is written normal(0, 1) (the standard normal)");
-            return;
-        }
-        p->standard = 1;
-        chk_latent_fits(c, l, s);
-        return;
-    }
-    if (strcmp(e->str, "categorical") == 0) {
-        l->kind = LATENT_CATEGORICAL;
-        p->kind = DIST_CATEGORICAL;
-        if (s.nd == VAE_MAX_DIMS) { /* its logits and one-hot values take one more, for the states */
-            ERR(l->ast->loc, "a categorical latent has at most %d dimensions", VAE_MAX_DIMS - 1);
-            l->nvars = 0;
-            return;
-        }
-        int k;
-        if (npos == 1 && chk_count_args(e->args) == 1 && chk_int_literal(e->args->value, &k)) {
-            if (k < 2) {
-                ERR(e->args->loc, "a categorical latent needs at least 2 states");
-                return;
-            }
-            l->states = k;
-        } else if (npos == 0 && chk_count_args(e->args) == 1 && chk_named(e, "logits")) {
-            const ast_arg *lg = chk_named(e, "logits");
-            shape ls = chk_expr(c, lg->value);
-            if (ls.nd < 0) return;
-            if (ls.nd < 1 || ls.d[ls.nd - 1] < 2) {
-                ERR(lg->loc, "the logits of a categorical prior need a last dimension of at least 2 states");
-                return;
-            }
-            l->states = ls.d[ls.nd - 1];
-            shape want = s;
-            if (l->ast->shape.ndims == 0) want.nd = 0;
-            want.d[want.nd++] = l->states;
-            shape flat = chk_vec(l->states);
-            if (l->nvars > 1) flat = want; /* one row of logits per variable */
-            if (!chk_shape_eq(ls, want) && !chk_shape_eq(ls, flat)) {
-                if (chk_shape_eq(want, flat))
-                    ERR(lg->loc, "shape mismatch: prior logits have shape %s, expected %s", chk_shape_str(c, ls),
-                        chk_shape_str(c, want));
-                else
-                    ERR(lg->loc, "shape mismatch: prior logits have shape %s, expected %s or %s", chk_shape_str(c, ls),
-                        chk_shape_str(c, want), chk_shape_str(c, flat));
-                return;
-            }
-            p->a = lg->value;
-        } else {
-            ERR(e->loc, "a categorical prior is written categorical(K) or categorical(logits: E)");
-            return;
-        }
-        if (chk_latent_fits(c, l, s)) l->joint_states = pow((double)l->states, (double)l->nvars);
-        return;
-    }
-    if (strcmp(e->str, "bernoulli") == 0) {
-        l->kind = LATENT_BERNOULLI;
-        p->kind = DIST_BERNOULLI;
-        l->states = 2;
-        if (!chk_latent_fits(c, l, s)) return;
-        l->joint_states = pow(2.0, (double)l->nvars);
-        double v;
-        if (npos == 1 && chk_count_args(e->args) == 1 && chk_is_number(e->args->value, &v)) {
-            if (!(v > 0 && v < 1)) {
-                ERR(e->args->loc, "a bernoulli prior's probability must lie strictly between 0 and 1");
-                return;
-            }
-            p->fixed_p = v;
-            return;
-        }
-        const ast_arg *lg = chk_named(e, "logits"), *pr = chk_named(e, "probs");
-        if (npos == 0 && chk_count_args(e->args) == 1 && (lg || pr)) {
-            const ast_arg *a = lg ? lg : pr;
-            shape as = chk_expr(c, a->value);
-            if (as.nd >= 0 && !chk_shape_eq(as, s))
-                ERR(a->loc, "shape mismatch: prior %s have shape %s, expected %s", a->name, chk_shape_str(c, as),
-                    chk_shape_str(c, s));
-            p->a = a->value;
-            p->a_is_probs = pr != NULL;
-            return;
-        }
-        ERR(e->loc, "a bernoulli prior is written bernoulli(P), bernoulli(logits: E) or bernoulli(probs: E)");
-        return;
-    }
-    ERR(e->loc, "unknown prior '%s' (expected normal, categorical or bernoulli)", e->str);
+    if (strcmp(e->str, "normal") == 0)
+        chk_normal_prior(c, l, s, npos);
+    else if (strcmp(e->str, "categorical") == 0)
+        chk_categorical_prior(c, l, s, npos);
+    else if (strcmp(e->str, "bernoulli") == 0)
+        chk_bernoulli_prior(c, l, s, npos);
+    else
+        ERR(e->loc, "unknown prior '%s' (expected normal, categorical or bernoulli)", e->str);
 }
 

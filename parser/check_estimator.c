@@ -197,86 +197,103 @@ static const char *why_not_applicable(const estimator_info *info, vae_latent_kin
 /* Rows of the training step per example and sample: arm and disarm decode an antithetic pair. */
 int vae_estimator_rows_per_sample(vae_estimator_kind k) { return k == EST_ARM || k == EST_DISARM ? 2 : 1; }
 
-void chk_estimator(checker *c, const ast_estimator *e) {
-    vae_model *m = c->m;
-    vae_estimator *est = &m->est;
-    est->name = e->name;
-    est->loc = e->loc;
-    est->samples = 1;
-    est->beta = 1.0;
+/* The estimator's row of ESTIMATORS[], or NULL after an error. */
+static const estimator_info *find_estimator(checker *c, const ast_estimator *e) {
     const estimator_info *info = NULL;
     for (size_t i = 0; i < NESTIMATORS; i++)
         if (strcmp(ESTIMATORS[i].name, e->name) == 0) info = &ESTIMATORS[i];
-    if (!info) {
+    if (!info)
         ERR(e->loc, "unknown estimator '%s' (expected analytic, uniform, reinforce, reparam, iwae, prior, exact, "
                     "vimco, gumbel, arm or disarm)", e->name);
-        return;
+    return info;
+}
+
+/* hard: true or false (gumbel's straight-through draws). */
+static int chk_hard_option(checker *c, const ast_arg *a) {
+    const ast_expr *v = a->value;
+    if (v->kind != AST_NAME || (strcmp(v->str, "true") && strcmp(v->str, "false"))) {
+        ERR(a->loc, "'hard' is true or false");
+        return 0;
     }
-    est->kind = info->kind;
-    int ok = 1;
-    for (const ast_arg *a = e->args; a; a = a->next) {
-        if (!a->name) {
-            ERR(a->loc, "estimator options are named, as in %s(%s: ...)", e->name, info->options[0] ? info->options[0] : "beta");
-            ok = 0;
-            continue;
-        }
-        int known = 0;
-        for (int i = 0; i < 5 && info->options[i]; i++) known |= strcmp(info->options[i], a->name) == 0;
-        if (!known) {
-            ERR(a->loc, "estimator '%s' has no option '%s'", e->name, a->name);
-            ok = 0;
-            continue;
-        }
-        const ast_expr *v = a->value;
+    c->m->est.hard = strcmp(v->str, "true") == 0;
+    return 1;
+}
+
+/* gradient: stl for reparam and iwae, dreg for iwae only. */
+static int chk_gradient_option(checker *c, const estimator_info *info, const ast_arg *a) {
+    const ast_expr *v = a->value;
+    int iwae = info->kind == EST_IWAE;
+    if (v->kind == AST_NAME && strcmp(v->str, "stl") == 0)
+        c->m->est.stl = 1;
+    else if (iwae && v->kind == AST_NAME && strcmp(v->str, "dreg") == 0)
+        c->m->est.dreg = 1;
+    else {
+        ERR(a->loc, "%s", iwae ? "'gradient' is dreg (the doubly reparameterised gradient) or stl (sticking the landing)"
+                               : "reparam's 'gradient' is stl (sticking the landing: the score term dropped); dreg "
+                                 "is for iwae(samples: K, gradient: dreg)");
+        return 0;
+    }
+    return 1;
+}
+
+/* baseline: loo, or the name of a declared baseline network. */
+static int chk_baseline_option(checker *c, const ast_arg *a) {
+    vae_model *m = c->m;
+    const ast_expr *v = a->value;
+    if (v->kind != AST_NAME) {
+        ERR(a->loc, "'baseline' names a baseline network or is loo");
+        return 0;
+    }
+    if (strcmp(v->str, "loo") == 0) {
+        m->est.baseline_loo = 1;
+        return 1;
+    }
+    const ast_network *b = NULL;
+    for (const ast_network *n = m->ast->networks; n; n = n->next)
+        if (n->role == NET_BASELINE && strcmp(n->name, v->str) == 0) b = n;
+    if (!b) {
+        ERR(v->loc, "unknown baseline '%s' (declare it with baseline %s(%s) { ... })", v->str, v->str,
+            m->data ? m->data->name : "x");
+        return 0;
+    }
+    m->est.baseline = b;
+    return 1;
+}
+
+/* One named option: one of the estimator's, with a value it takes. */
+static int chk_estimator_option(checker *c, const ast_estimator *e, const estimator_info *info, const ast_arg *a) {
+    vae_estimator *est = &c->m->est;
+    if (!a->name) {
+        ERR(a->loc, "estimator options are named, as in %s(%s: ...)", e->name, info->options[0] ? info->options[0] : "beta");
+        return 0;
+    }
+    int known = 0;
+    for (int i = 0; i < 5 && info->options[i]; i++) known |= strcmp(info->options[i], a->name) == 0;
+    if (!known) {
+        ERR(a->loc, "estimator '%s' has no option '%s'", e->name, a->name);
+        return 0;
+    }
+    if (vae_setting_named(a->name)) { /* samples, beta, temperature */
         double num;
-        if (vae_setting_named(a->name)) { /* samples, beta, temperature */
-            if (!chk_setting_value(c, a->loc, a->name, v, &num))
-                ok = 0;
-            else if (strcmp(a->name, "samples") == 0)
-                est->samples = (int)num;
-            else if (strcmp(a->name, "beta") == 0)
-                est->beta = num;
-            else
-                est->temperature = num;
-        } else if (strcmp(a->name, "hard") == 0) {
-            if (v->kind != AST_NAME || (strcmp(v->str, "true") && strcmp(v->str, "false"))) {
-                ERR(a->loc, "'hard' is true or false");
-                ok = 0;
-            } else
-                est->hard = strcmp(v->str, "true") == 0;
-        } else if (strcmp(a->name, "gradient") == 0) {
-            int iwae = info->kind == EST_IWAE;
-            if (v->kind == AST_NAME && strcmp(v->str, "stl") == 0)
-                est->stl = 1;
-            else if (iwae && v->kind == AST_NAME && strcmp(v->str, "dreg") == 0)
-                est->dreg = 1;
-            else {
-                ERR(a->loc, "%s", iwae ? "'gradient' is dreg (the doubly reparameterised gradient) or stl (sticking the landing)"
-                                       : "reparam's 'gradient' is stl (sticking the landing: the score term dropped); dreg "
-                                         "is for iwae(samples: K, gradient: dreg)");
-                ok = 0;
-            }
-        } else if (strcmp(a->name, "baseline") == 0) {
-            if (v->kind != AST_NAME) {
-                ERR(a->loc, "'baseline' names a baseline network or is loo");
-                ok = 0;
-            } else if (strcmp(v->str, "loo") == 0) {
-                est->baseline_loo = 1;
-            } else {
-                const ast_network *b = NULL;
-                for (const ast_network *n = m->ast->networks; n; n = n->next)
-                    if (n->role == NET_BASELINE && strcmp(n->name, v->str) == 0) b = n;
-                if (!b) {
-                    ERR(v->loc, "unknown baseline '%s' (declare it with baseline %s(%s) { ... })", v->str, v->str,
-                        m->data ? m->data->name : "x");
-                    ok = 0;
-                } else
-                    est->baseline = b;
-            }
-        }
+        if (!chk_setting_value(c, a->loc, a->name, a->value, &num)) return 0;
+        if (strcmp(a->name, "samples") == 0)
+            est->samples = (int)num;
+        else if (strcmp(a->name, "beta") == 0)
+            est->beta = num;
+        else
+            est->temperature = num;
+        return 1;
     }
-    if (!ok) return;
-    /* Applicability: every latent must be of a kind the estimator handles. */
+    if (strcmp(a->name, "hard") == 0) return chk_hard_option(c, a);
+    if (strcmp(a->name, "gradient") == 0) return chk_gradient_option(c, info, a);
+    if (strcmp(a->name, "baseline") == 0) return chk_baseline_option(c, a);
+    return 1;
+}
+
+/* Every inferred latent of a kind the estimator handles, with an encoder where it needs one. */
+static int chk_applies_to_latents(checker *c, const ast_estimator *e, const estimator_info *info) {
+    const vae_model *m = c->m;
+    int ok = 1;
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
         if (!chk_inferred(l)) continue; /* an observed label */
@@ -291,36 +308,47 @@ void chk_estimator(checker *c, const ast_estimator *e) {
             ok = 0;
         }
     }
-    est->trains_encoder = info->needs_encoder;
-    for (int i = 0; ok && !info->needs_encoder && i < m->nlatents; i++)
+    return ok;
+}
+
+/* An estimator without an encoder leaves a declared one untrained: say so, once. */
+static void warn_unused_encoder(checker *c, const ast_estimator *e, const estimator_info *info) {
+    const vae_model *m = c->m;
+    for (int i = 0; !info->needs_encoder && i < m->nlatents; i++)
         if (m->latents[i].encoder) { /* evaluation then leaves it out too: an untrained q gives no ELBO worth a number */
             vae_warning(c->src, e->loc, "estimator '%s' does not use the encoder of '%s': it stays untrained, and test "
                         "values are the estimator's own bound (%s), not an ELBO", e->name, m->latents[i].name,
                         info->kind == EST_EXACT ? "the exact log p(x)" : "log p(x) estimated by sampling the prior");
             break;
         }
-    if (ok && info->enumerates) {
-        double joint = 1;
-        for (int i = 0; i < m->nlatents; i++) joint *= chk_inferred(&m->latents[i]) ? m->latents[i].joint_states : 1;
-        if (joint > 65536) {
-            if (joint < 1e15)
-                ERR(e->loc, "estimator '%s' sums over every joint state of the latents, and they have %.0f (at most "
-                            "65536 are enumerable)", e->name, joint);
-            else
-                ERR(e->loc, "estimator '%s' sums over every joint state of the latents, and they have %.3g (at most "
-                            "65536 are enumerable)", e->name, joint);
-            ok = 0;
-        }
-    }
-    if (ok) ok = rows_fit(c, e, info->enumerates);
-    if (ok && !info->built)
+}
+
+/* An enumerating estimator: at most 65536 joint states of the inferred latents. */
+static int chk_enumerable(checker *c, const ast_estimator *e) {
+    const vae_model *m = c->m;
+    double joint = 1;
+    for (int i = 0; i < m->nlatents; i++) joint *= chk_inferred(&m->latents[i]) ? m->latents[i].joint_states : 1;
+    if (joint <= 65536) return 1;
+    if (joint < 1e15)
+        ERR(e->loc, "estimator '%s' sums over every joint state of the latents, and they have %.0f (at most "
+                    "65536 are enumerable)", e->name, joint);
+    else
+        ERR(e->loc, "estimator '%s' sums over every joint state of the latents, and they have %.3g (at most "
+                    "65536 are enumerable)", e->name, joint);
+    return 0;
+}
+
+/* What one estimator asks of its samples and the prior (the model checked so far). */
+static void chk_estimator_needs(checker *c, const ast_estimator *e, const estimator_info *info) {
+    const vae_model *m = c->m;
+    if (!info->built)
         ERR(e->loc, "estimator '%s' parses and checks, but is not built yet in this version of vaec", e->name);
-    if (ok && info->kind == EST_VIMCO && est->samples < 2)
+    if (info->kind == EST_VIMCO && m->est.samples < 2)
         ERR(e->loc, "vimco needs at least 2 samples: each sample's control variate comes from the others");
-    if (ok && est->baseline_loo && est->samples < 2)
+    if (m->est.baseline_loo && m->est.samples < 2)
         ERR(e->loc, "reinforce(baseline: loo) needs at least 2 samples: each sample's baseline is the mean of the "
                     "others");
-    if (ok && info->kind == EST_PRIOR)
+    if (info->kind == EST_PRIOR)
         for (int i = 0; i < m->nlatents; i++)
             if (m->latents[i].prior.a)
                 ERR(e->loc, "estimator 'prior' samples from the prior, so it cannot learn the prior of '%s' (its "
@@ -328,3 +356,22 @@ void chk_estimator(checker *c, const ast_estimator *e) {
                     m->latents[i].name);
 }
 
+void chk_estimator(checker *c, const ast_estimator *e) {
+    vae_estimator *est = &c->m->est;
+    est->name = e->name;
+    est->loc = e->loc;
+    est->samples = 1;
+    est->beta = 1.0;
+    const estimator_info *info = find_estimator(c, e);
+    if (!info) return;
+    est->kind = info->kind;
+    int ok = 1;
+    for (const ast_arg *a = e->args; a; a = a->next) ok &= chk_estimator_option(c, e, info, a);
+    if (!ok) return;
+    ok = chk_applies_to_latents(c, e, info);
+    est->trains_encoder = info->needs_encoder;
+    if (!ok) return;
+    warn_unused_encoder(c, e, info);
+    if (info->enumerates && !chk_enumerable(c, e)) return;
+    if (rows_fit(c, e, info->enumerates)) chk_estimator_needs(c, e, info);
+}

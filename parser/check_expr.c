@@ -199,46 +199,110 @@ static shape tensor_arg(checker *c, const ast_expr *call, int i) {
  * [in, out]): [K, K, C, channels] for conv2d (TensorFlow's HWIO), and
  * [C, K, K, channels] for the transposed convolution (each input channel
  * spreads into a K x K window of every output channel). */
-static shape check_conv(checker *c, ast_expr *e) {
+/* A convolution's arguments: how many positional, and the named stride: and pad:. */
+typedef struct {
+    int positional, ok, stride, pad, have_stride, have_pad;
+    vae_loc pad_loc;
+} conv_args;
+
+/* Counts the positional arguments and reads stride: and pad:; 0 after an error that ends the
+ * check (a positional argument after the named ones), a->ok 0 after one that lets it go on. */
+static int read_conv_args(checker *c, const ast_expr *e, conv_args *a) {
     const char *f = e->str;
-    int transposed = e->layer == LAYER_CONV_TRANSPOSE2D;
-    int positional = 0, ok = 1, stride = 1, pad = 0, have_stride = 0, have_pad = 0;
-    vae_loc pad_loc = e->loc;
-    for (const ast_arg *a = e->args; a; a = a->next) {
-        if (!a->name) {
-            if (have_stride || have_pad) {
-                ERR(a->loc, "%s(): a positional argument after the named ones", f);
-                return UNKNOWN;
+    *a = (conv_args){0, 1, 1, 0, 0, 0, e->loc};
+    for (const ast_arg *g = e->args; g; g = g->next) {
+        if (!g->name) {
+            if (a->have_stride || a->have_pad) {
+                ERR(g->loc, "%s(): a positional argument after the named ones", f);
+                return 0;
             }
-            positional++;
+            a->positional++;
             continue;
         }
-        int *slot = strcmp(a->name, "stride") == 0 ? &stride : strcmp(a->name, "pad") == 0 ? &pad : NULL;
-        int *seen = slot == &stride ? &have_stride : &have_pad;
+        int *slot = strcmp(g->name, "stride") == 0 ? &a->stride : strcmp(g->name, "pad") == 0 ? &a->pad : NULL;
+        int *seen = slot == &a->stride ? &a->have_stride : &a->have_pad;
         if (!slot) {
-            ERR(a->loc, "%s() takes no named argument '%s' (it takes stride: and pad:)", f, a->name);
-            ok = 0;
+            ERR(g->loc, "%s() takes no named argument '%s' (it takes stride: and pad:)", f, g->name);
+            a->ok = 0;
             continue;
         }
         if (*seen) {
-            ERR(a->loc, "%s(): '%s' given twice", f, a->name);
-            ok = 0;
+            ERR(g->loc, "%s(): '%s' given twice", f, g->name);
+            a->ok = 0;
             continue;
         }
         *seen = 1;
-        if (slot == &pad) pad_loc = a->value->loc;
-        if (!chk_int_literal(a->value, slot) || *slot < (slot == &stride ? 1 : 0)) {
-            ERR(a->value->loc, "%s(): '%s' must be %s integer", f, a->name, slot == &stride ? "a positive" : "a non-negative");
-            ok = 0;
+        if (slot == &a->pad) a->pad_loc = g->value->loc;
+        if (!chk_int_literal(g->value, slot) || *slot < (slot == &a->stride ? 1 : 0)) {
+            ERR(g->value->loc, "%s(): '%s' must be %s integer", f, g->name,
+                slot == &a->stride ? "a positive" : "a non-negative");
+            a->ok = 0;
         }
     }
-    if (positional != 3) {
+    return 1;
+}
+
+/* The output's height and width in g (in_*, out_c, kernel, stride and pad filled in); 0 after an error:
+ * none, or more values per example than vaec indexes. */
+static int conv_output(checker *c, const ast_expr *e, ast_conv *g) {
+    const char *f = e->str;
+    int transposed = e->layer == LAYER_CONV_TRANSPOSE2D, k = g->kernel, stride = g->stride, pad = g->pad;
+    /* sizes in 64 bits: a stride or kernel of any int must not overflow before it is refused */
+    long long out_h, out_w;
+    if (transposed) {
+        out_h = (long long)(g->in_h - 1) * stride - 2LL * pad + k;
+        out_w = (long long)(g->in_w - 1) * stride - 2LL * pad + k;
+    } else {
+        out_h = g->in_h + 2LL * pad < k ? 0 : (g->in_h + 2LL * pad - k) / stride + 1;
+        out_w = g->in_w + 2LL * pad < k ? 0 : (g->in_w + 2LL * pad - k) / stride + 1;
+    }
+    if (out_h < 1 || out_w < 1) {
+        ERR(e->loc, "%s() of a %d x %d image with kernel %d, stride %d and padding %d leaves no output", f, g->in_h,
+            g->in_w, k, stride, pad);
+        return 0;
+    }
+    /* per example: the output, the rows of windows the product reads (conv2d) or writes
+     * (transposed), and the weight */
+    int channels = g->out_c;
+    double windows = transposed ? (double)g->in_h * g->in_w * k * k * channels : (double)out_h * out_w * k * k * g->in_c;
+    if ((double)out_h * out_w * channels > 1 << 24 || windows > 1 << 24 || (double)k * k * g->in_c * channels > 1 << 26) {
+        ERR(e->loc, "%s() is too large (more than 2^24 values per example, or a weight of more than 2^26)", f);
+        return 0;
+    }
+    chk_note_values(c, (long long)windows);
+    chk_note_values(c, out_h * out_w * channels);
+    g->out_h = (int)out_h;
+    g->out_w = (int)out_w;
+    return 1;
+}
+
+/* The weight and bias of a checked convolution, named after where it is. */
+static void add_conv_params(checker *c, ast_expr *e) {
+    const ast_conv *g = &e->conv;
+    int transposed = e->layer == LAYER_CONV_TRANSPOSE2D, k = g->kernel, channels = g->out_c;
+    const char *name = fresh_param_name(c, vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target));
+    e->pname = name;
+    /* PyTorch's default initialisation: uniform(+-1/sqrt(fan_in)), fan_in being
+     * what one output value sums over (for the transposed convolution PyTorch
+     * takes it from the weight's second dimension, channels * k * k) */
+    int fan_in = transposed ? channels * k * k : g->in_c * k * k;
+    float bound = 1.0f / sqrtf((float)fan_in);
+    shape w = transposed ? (shape){4, {g->in_c, k, k, channels}} : (shape){4, {k, k, g->in_c, channels}};
+    e->param = add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
+    add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), chk_vec(channels), bound);
+}
+
+static shape check_conv(checker *c, ast_expr *e) {
+    const char *f = e->str;
+    conv_args a;
+    if (!read_conv_args(c, e, &a)) return UNKNOWN;
+    if (a.positional != 3) {
         ERR(e->loc, "%s() takes a tensor, a number of channels and a kernel size (then stride: and pad:), got %d "
-                    "positional argument%s", f, positional, positional == 1 ? "" : "s");
+                    "positional argument%s", f, a.positional, a.positional == 1 ? "" : "s");
         return UNKNOWN;
     }
     shape in = tensor_arg(c, e, 0);
-    int channels = 0, k = 0;
+    int channels = 0, k = 0, ok = a.ok;
     const ast_arg *ca = nth_arg(e->args, 1), *ka = nth_arg(e->args, 2);
     if (!chk_int_literal(ca->value, &channels) || channels < 1) {
         ERR(ca->loc, "%s() needs a positive integer number of channels", f);
@@ -254,47 +318,15 @@ static shape check_conv(checker *c, ast_expr *e) {
             chk_shape_str(c, in));
         return UNKNOWN;
     }
-    if (pad >= k) {
-        ERR(pad_loc, "%s(): padding %d is not smaller than the kernel (%d)", f, pad, k);
+    if (a.pad >= k) {
+        ERR(a.pad_loc, "%s(): padding %d is not smaller than the kernel (%d)", f, a.pad, k);
         return UNKNOWN;
     }
-    /* sizes in 64 bits: a stride or kernel of any int must not overflow before it is refused */
-    long long out_h, out_w;
-    if (transposed) {
-        out_h = (long long)(in.d[1] - 1) * stride - 2LL * pad + k;
-        out_w = (long long)(in.d[2] - 1) * stride - 2LL * pad + k;
-    } else {
-        out_h = in.d[1] + 2LL * pad < k ? 0 : (in.d[1] + 2LL * pad - k) / stride + 1;
-        out_w = in.d[2] + 2LL * pad < k ? 0 : (in.d[2] + 2LL * pad - k) / stride + 1;
-    }
-    if (out_h < 1 || out_w < 1) {
-        ERR(e->loc, "%s() of a %d x %d image with kernel %d, stride %d and padding %d leaves no output", f, in.d[1],
-            in.d[2], k, stride, pad);
-        return UNKNOWN;
-    }
-    /* per example: the output, the rows of windows the product reads (conv2d) or writes
-     * (transposed), and the weight */
-    double windows = transposed ? (double)in.d[1] * in.d[2] * k * k * channels : (double)out_h * out_w * k * k * in.d[0];
-    if ((double)out_h * out_w * channels > 1 << 24 || windows > 1 << 24 || (double)k * k * in.d[0] * channels > 1 << 26) {
-        ERR(e->loc, "%s() is too large (more than 2^24 values per example, or a weight of more than 2^26)", f);
-        return UNKNOWN;
-    }
-    chk_note_values(c, (long long)windows);
-    chk_note_values(c, out_h * out_w * channels);
-    ast_conv g = {in.d[0], in.d[1], in.d[2], channels, (int)out_h, (int)out_w, k, stride, pad};
+    ast_conv g = {in.d[0], in.d[1], in.d[2], channels, 0, 0, k, a.stride, a.pad};
+    if (!conv_output(c, e, &g)) return UNKNOWN;
     e->conv = g;
-    const char *name = fresh_param_name(c, vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target));
-    e->pname = name;
-    /* PyTorch's default initialisation: uniform(+-1/sqrt(fan_in)), fan_in being
-     * what one output value sums over (for the transposed convolution PyTorch
-     * takes it from the weight's second dimension, channels * k * k) */
-    int fan_in = transposed ? channels * k * k : g.in_c * k * k;
-    float bound = 1.0f / sqrtf((float)fan_in);
-    shape w = transposed ? (shape){4, {g.in_c, k, k, channels}} : (shape){4, {k, k, g.in_c, channels}};
-    e->param = add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
-    add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), chk_vec(channels), bound);
-    shape out = {3, {channels, g.out_h, g.out_w}};
-    return out;
+    add_conv_params(c, e);
+    return (shape){3, {channels, g.out_h, g.out_w}};
 }
 
 static shape check_dense(checker *c, ast_expr *e) {

@@ -20,7 +20,7 @@ if [ ! -f "$builddir/config.status" ]; then
     (cd "$builddir" && ../configure -q CC=clang CFLAGS="-g -O1 -fsanitize=fuzzer-no-link" \
         --enable-sanitizers --with-blas=openblas --disable-static-llvm)
 fi
-make -C "$builddir" -s -j"$jobs" parser/parser.h lexer/lexer.h codegen/runtime_text.c
+make -C "$builddir" -s -j"$jobs" parser/parser.h lexer/lexer.h codegen/runtime_text.c codegen/trainer_text.c
 make -C "$builddir" -s -j"$jobs" libvaefront.a libvaec.a libvaert.a
 
 var() { sed -n "s/^$1 = //p" "$builddir/Makefile"; }
