@@ -20,13 +20,13 @@
 #include "codegen/graph.h"
 #include "codegen/labels.h"
 #include "codegen/kernel.h"
+#include "codegen/pipeline.h"
 #include "parser/settings.h"
 
 struct vae_embedded_file {
     const char *name, *text;
 };
 extern const struct vae_embedded_file vae_runtime_files[];
-int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, FILE *err);
 
 typedef struct {
     FILE *o;

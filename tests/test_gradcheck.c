@@ -11,8 +11,8 @@
 #include "vae/compiler.h"
 #include "parser/model.h"
 #include "codegen/graph.h"
+#include "codegen/pipeline.h"
 
-int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, FILE *err); /* compile.c */
 
 typedef void (*fn64)(double *params, double *grads, double *arena, const double *data, const vr_ctx *ctx);
 
@@ -548,10 +548,16 @@ static void test_arena_slots_of_live_tensors_disjoint(void) {
         }
         vae_build_opts o = vae_build_defaults(u);
         o.api = 1;
-        g_graph *gs[8];
+        g_graph *gs[VAE_MAX_GRAPHS];
         int n = vae_build_graphs(u, &o, gs, stderr);
         CU_ASSERT(n >= 3);
         for (int i = 0; i < n; i++) {
+            /* a graph sets only the outputs its purpose's row of g_purposes lists, and a
+             * deployment graph its result */
+            unsigned outputs = g_purposes[gs[i]->purpose].outputs;
+            CU_ASSERT_EQUAL(g_outputs_set(&gs[i]->out) & ~outputs, 0);
+            if (outputs & G_OUT_API) CU_ASSERT_PTR_NOT_NULL(gs[i]->out.api_out);
+            CU_ASSERT_STRING_EQUAL(gs[i]->fn_name, g_purposes[gs[i]->purpose].fn_name);
             long total, busiest;
             int in_places;
             int groups = 0;
