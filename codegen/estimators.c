@@ -134,104 +134,149 @@ static int encoders_trained(const vae_model *m);
 
 typedef enum { SAMPLE_REPARAM, SAMPLE_REINFORCE, SAMPLE_UNIFORM, SAMPLE_PRIOR, SAMPLE_IWAE_EVAL } sample_kind;
 
-static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
+/* The terms of a sampled estimator: per sample [B*S, 1], summed over the latents. */
+typedef struct {
+    prepared P;
+    int B, S;
+    g_node *ll;       /* log p(x | z_s) */
+    g_node *logq;     /* log q(z_s | x) (NULL without encoder) */
+    g_node *logp;     /* log p(z_s) */
+    g_node *logq_stl; /* log q(z_s | x) with the encoder's parameters stopped (reparam with stl) */
+    double joint;     /* the discrete latents' joint states */
+} sampled;
+
+/* Draws every latent S times per example, from q(z | x), the prior or uniformly as the kind
+ * says, with their densities, and runs the decoder at the draws.  0 or -1. */
+static int sample_latents(lowering *L, sample_kind kind, int with_encoder, sampled *T) {
     g_graph *g = L->g;
     const vae_model *m = g->model;
-    const vae_estimator *est = &m->est;
-    prepared P;
-    int with_encoder = kind != SAMPLE_PRIOR && (kind != SAMPLE_IWAE_EVAL || encoders_trained(m));
-    if (prepare(L, &P, B, S, with_encoder)) return -1;
-    g_node *z[VAE_MAX_LATENTS], *logq = NULL, *logp = NULL, *logq_stl = NULL;
-    double joint = 1;
+    g_node *z[VAE_MAX_LATENTS];
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
         if (l->kind == LATENT_NORMAL) {
-            z[i] = normal_sample(L, &P, i, kind == SAMPLE_REINFORCE);
-            if (kind == SAMPLE_REPARAM && est->stl) logq_stl = sum_nodes(g, logq_stl, stl_logq(g, l, &P, i, z[i]));
-            if (with_encoder) logq = sum_nodes(g, logq, normal_logq(g, l, P.mean[i], P.spread[i], z[i]));
-            logp = sum_nodes(g, logp, normal_logp(g, z[i]));
+            z[i] = normal_sample(L, &T->P, i, kind == SAMPLE_REINFORCE);
+            if (kind == SAMPLE_REPARAM && m->est.stl)
+                T->logq_stl = sum_nodes(g, T->logq_stl, stl_logq(g, l, &T->P, i, z[i]));
+            if (with_encoder) T->logq = sum_nodes(g, T->logq, normal_logq(g, l, T->P.mean[i], T->P.spread[i], z[i]));
+            T->logp = sum_nodes(g, T->logp, normal_logp(g, z[i]));
         } else {
-            z[i] = discrete_sample(L, &P, i, kind == SAMPLE_UNIFORM ? 2 : !with_encoder ? 1 : 0);
-            if (with_encoder) logq = sum_nodes(g, logq, discrete_logprob_at(g, l, P.q[i], z[i]));
-            logp = sum_nodes(g, logp, discrete_logprob_at(g, l, P.p[i], z[i]));
-            joint *= l->joint_states;
+            z[i] = discrete_sample(L, &T->P, i, kind == SAMPLE_UNIFORM ? 2 : !with_encoder ? 1 : 0);
+            if (with_encoder) T->logq = sum_nodes(g, T->logq, discrete_logprob_at(g, l, T->P.q[i], z[i]));
+            T->logp = sum_nodes(g, T->logp, discrete_logprob_at(g, l, T->P.p[i], z[i]));
+            T->joint *= l->joint_states;
         }
     }
-    g_node *ll = decode_rows(L, &P, z);
-    if (!ll) return -1;
-    g->out.kl_rows = P.kl;
+    T->ll = decode_rows(L, &T->P, z);
+    return T->ll ? 0 : -1;
+}
+
+/* (1/S) recon - KL per example: the ELBO's estimate from summed reconstruction terms. */
+static g_node *elbo_value(g_graph *g, const sampled *T, g_node *recon) {
+    return g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / T->S), IN(0)), IN(1)), recon, T->P.kl);
+}
+
+/* The surrogate (1/S) recon - beta KL, beta under warm-up. */
+static g_node *elbo_surrogate(g_graph *g, const sampled *T, g_node *recon) {
+    return g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / T->S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
+                 (g_node *[]){recon, T->P.kl, kl_weight(g)}, T->B, 1);
+}
+
+/* log w = log p(x|z) + log p(z) - log q(z|x); without encoder q = p. */
+static void iwae_eval_rows(g_graph *g, const sampled *T, int with_encoder) {
+    g->out.logw_rows = with_encoder ? g_map(g, BIN(VX_SUB, BIN(VX_ADD, IN(0), IN(1)), IN(2)), 3,
+                                            (g_node *[]){T->ll, T->logp, T->logq}, T->B * T->S, 1)
+                                    : T->ll;
+    g->out.logw_rows->label = "log w";
+    g->out.recon_rows = T->ll;
+}
+
+/* prior: log (1/K) sum_k p(x | z_k), z_k ~ p(z) */
+static void prior_objective(g_graph *g, const sampled *T) {
+    g_node *v = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)T->S))), group_logsumexp(g, T->ll, T->B));
+    g->out.recon_rows = T->ll;
+    g->out.value_rows = v;
+    g->value_name = "prior bound";
+    set_objective(g, v, 1.0);
+}
+
+static void reparam_objective(g_graph *g, const sampled *T) {
+    g->out.recon_rows = T->ll;
+    g_node *recon = g_groupsum(g, T->ll, T->B); /* sum over the S samples */
+    g->out.value_rows = elbo_value(g, T, recon);
+    if (g->model->est.stl) { /* (1/S) sum_s [log p(x|z_s) + beta (log p(z_s) - log q_sg(z_s))]: the KL sampled, its score term dropped */
+        g_node *per = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(3), BIN(VX_SUB, IN(1), IN(2)))), 4,
+                            (g_node *[]){T->ll, T->logp, T->logq_stl, kl_weight(g)}, T->B * T->S, 1);
+        set_objective(g, g_map1(g, BIN(VX_MUL, C(1.0 / T->S), IN(0)), g_groupsum(g, per, T->B)), 1.0);
+        return;
+    }
+    set_objective(g, elbo_surrogate(g, T, recon), 1.0);
+}
+
+/* uniform: (1/S) sum_s J q(z_s|x) log p(x|z_s), z_s uniform */
+static void uniform_objective(g_graph *g, const sampled *T) {
+    g_node *w = g_map2(g, BIN(VX_MUL, BIN(VX_MUL, C(T->joint), U(VX_EXP, IN(0))), IN(1)), T->logq, T->ll);
+    g->out.recon_rows = w;
+    g_node *recon = g_groupsum(g, w, T->B);
+    g->out.value_rows = elbo_value(g, T, recon);
+    set_objective(g, elbo_surrogate(g, T, recon), 1.0);
+}
+
+/* The baseline network's log p_eta(x) per example, or NULL without one; NULL and L->failed on error. */
+static g_node *baseline_rows(lowering *L, const sampled *T) {
+    const vae_model *m = L->g->model;
+    if (!m->est.baseline) return NULL;
+    L->nenv = 0;
+    env_bind(L, m->data->name, T->P.x);
+    g_node *ba, *bb;
+    lower_network(L, m->est.baseline, &m->baseline_dist, &ba, &bb);
+    if (L->failed) return NULL;
+    g_node *base = loglik_rows(L->g, T->P.x, &m->baseline_dist, ba, bb, T->B);
+    base->label = "log p_eta(x)";
+    return base;
+}
+
+/* reinforce: the surrogate log p(x|z_s) + sg(log p(x|z_s) - baseline) log q(z_s|x)
+ * [+ log p_eta(x) - sg(log p_eta(x))].  0 or -1. */
+static int reinforce_objective(lowering *L, const sampled *T) {
+    g_graph *g = L->g;
+    int B = T->B, S = T->S;
+    g_node *ll = T->ll;
+    g->out.recon_rows = ll;
+    g_node *base = baseline_rows(L, T);
+    if (L->failed) return -1;
+    g_node *signal;
+    if (g->model->est.baseline_loo) /* leave-one-out: the mean of the other samples of the same example */
+        signal = detached(g_map2(g, BIN(VX_SUB, IN(0), BIN(VX_DIV, BIN(VX_SUB, IN(1), IN(0)), C(S - 1))), ll,
+                                 g_groupsum(g, ll, B)));
+    else
+        signal = detached(base ? g_map2(g, BIN(VX_SUB, IN(0), IN(1)), ll, base) : g_map1(g, IN(0), ll));
+    g_node *per_sample = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(1), IN(2))), 3,
+                               (g_node *[]){ll, signal, T->logq}, B * S, 1);
+    g_node *recon = g_groupsum(g, ll, B);
+    g->out.value_rows = elbo_value(g, T, recon);
+    g_node *sur = elbo_surrogate(g, T, g_groupsum(g, per_sample, B));
+    if (base) /* trains eta by maximum likelihood; adds nothing to the value */
+        sur = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), 3, (g_node *[]){sur, base, detached(g_map1(g, IN(0), base))},
+                    B, 1);
+    set_objective(g, sur, 1.0);
+    return 0;
+}
+
+/* The estimators that sample the latents (reparam, reinforce, uniform, prior) and the IWAE
+ * evaluation: S samples per example, as consecutive rows. */
+static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
+    g_graph *g = L->g;
+    sampled T = {.B = B, .S = S, .joint = 1};
+    int with_encoder = kind != SAMPLE_PRIOR && (kind != SAMPLE_IWAE_EVAL || encoders_trained(g->model));
+    if (prepare(L, &T.P, B, S, with_encoder)) return -1;
+    if (sample_latents(L, kind, with_encoder, &T)) return -1;
+    g->out.kl_rows = T.P.kl;
     switch (kind) {
-    case SAMPLE_IWAE_EVAL: /* log w = log p(x|z) + log p(z) - log q(z|x); without encoder q = p */
-        g->out.logw_rows = with_encoder ? g_map(g, BIN(VX_SUB, BIN(VX_ADD, IN(0), IN(1)), IN(2)), 3,
-                                                (g_node *[]){ll, logp, logq}, B * S, 1)
-                                        : ll;
-        g->out.logw_rows->label = "log w";
-        g->out.recon_rows = ll;
-        return 0;
-    case SAMPLE_PRIOR: { /* log (1/K) sum_k p(x | z_k), z_k ~ p(z) */
-        g_node *v = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)S))), group_logsumexp(g, ll, B));
-        g->out.recon_rows = ll;
-        g->out.value_rows = v;
-        g->value_name = "prior bound";
-        set_objective(g, v, 1.0);
-        return 0;
-    }
-    case SAMPLE_REPARAM: {
-        g->out.recon_rows = ll;
-        g_node *recon = g_groupsum(g, ll, B); /* sum over the S samples */
-        g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), recon, P.kl);
-        if (est->stl) { /* (1/S) sum_s [log p(x|z_s) + beta (log p(z_s) - log q_sg(z_s))]: the KL sampled, its score term dropped */
-            g_node *per = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(3), BIN(VX_SUB, IN(1), IN(2)))), 4,
-                                (g_node *[]){ll, logp, logq_stl, kl_weight(g)}, B * S, 1);
-            set_objective(g, g_map1(g, BIN(VX_MUL, C(1.0 / S), IN(0)), g_groupsum(g, per, B)), 1.0);
-            return 0;
-        }
-        g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
-                            (g_node *[]){recon, P.kl, kl_weight(g)}, B, 1);
-        set_objective(g, sur, 1.0);
-        return 0;
-    }
-    case SAMPLE_UNIFORM: { /* (1/S) sum_s J q(z_s|x) log p(x|z_s), z_s uniform */
-        g_node *w = g_map2(g, BIN(VX_MUL, BIN(VX_MUL, C(joint), U(VX_EXP, IN(0))), IN(1)), logq, ll);
-        g->out.recon_rows = w;
-        g_node *recon = g_groupsum(g, w, B);
-        g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), recon, P.kl);
-        g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
-                            (g_node *[]){recon, P.kl, kl_weight(g)}, B, 1);
-        set_objective(g, sur, 1.0);
-        return 0;
-    }
-    case SAMPLE_REINFORCE: {
-        /* surrogate: log p(x|z_s) + sg(log p(x|z_s) - baseline) log q(z_s|x) [+ log p_eta(x) - sg(log p_eta(x))] */
-        g->out.recon_rows = ll;
-        g_node *base = NULL;
-        if (est->baseline) {
-            L->nenv = 0;
-            env_bind(L, m->data->name, P.x);
-            g_node *ba, *bb;
-            lower_network(L, est->baseline, &m->baseline_dist, &ba, &bb);
-            if (L->failed) return -1;
-            base = loglik_rows(g, P.x, &m->baseline_dist, ba, bb, B);
-            base->label = "log p_eta(x)";
-        }
-        g_node *signal;
-        if (est->baseline_loo) /* leave-one-out: the mean of the other samples of the same example */
-            signal = detached(g_map2(g, BIN(VX_SUB, IN(0), BIN(VX_DIV, BIN(VX_SUB, IN(1), IN(0)), C(S - 1))), ll,
-                                     g_groupsum(g, ll, B)));
-        else
-            signal = detached(base ? g_map2(g, BIN(VX_SUB, IN(0), IN(1)), ll, base) : g_map1(g, IN(0), ll));
-        g_node *per_sample = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(1), IN(2))), 3,
-                                   (g_node *[]){ll, signal, logq}, B * S, 1);
-        g_node *recon = g_groupsum(g, ll, B);
-        g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), recon, P.kl);
-        g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
-                            (g_node *[]){g_groupsum(g, per_sample, B), P.kl, kl_weight(g)}, B, 1);
-        if (base) /* trains eta by maximum likelihood; adds nothing to the value */
-            sur = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), 3, (g_node *[]){sur, base, detached(g_map1(g, IN(0), base))},
-                        B, 1);
-        set_objective(g, sur, 1.0);
-        return 0;
-    }
+    case SAMPLE_IWAE_EVAL: iwae_eval_rows(g, &T, with_encoder); return 0;
+    case SAMPLE_PRIOR: prior_objective(g, &T); return 0;
+    case SAMPLE_REPARAM: reparam_objective(g, &T); return 0;
+    case SAMPLE_UNIFORM: uniform_objective(g, &T); return 0;
+    case SAMPLE_REINFORCE: return reinforce_objective(L, &T);
     }
     return -1;
 }
