@@ -245,3 +245,39 @@ void binary_concrete(g_graph *g, g_node *logits, g_node *noise, double T, int ha
         *y = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), 3, (g_node *[]){*h, *y, detached(g_map1(g, IN(0), *y))},
                    a->rows, a->cols);
 }
+
+/* ---------------------------------------------------------------- the data's likelihood */
+
+/* Elementwise log-likelihood of the data under the decoder's distribution;
+ * inputs: $0 = data, $1 = first parameter, $2 = second. */
+const vx_expr *loglik_expr(g_graph *g, const vae_dist *d) {
+    const vx_expr *x = vx_in(g, 0), *p = vx_in(g, 1), *q = vx_in(g, 2);
+    if (d->kind == DIST_BERNOULLI) {
+        if (!d->a_is_probs) /* x * l - softplus(l) */
+            return vx_bin(g, VX_SUB, vx_bin(g, VX_MUL, x, p), vx_un(g, VX_SOFTPLUS, p));
+        /* x log p + (1 - x) log(1 - p), p kept away from 0 and 1 */
+        const vx_expr *lo = vx_const(g, 1e-7);
+        const vx_expr *lp = vx_un(g, VX_LOG, vx_bin(g, VX_MAX, p, lo));
+        const vx_expr *lq = vx_un(g, VX_LOG, vx_bin(g, VX_MAX, vx_bin(g, VX_SUB, vx_const(g, 1), p), lo));
+        return vx_bin(g, VX_ADD, vx_bin(g, VX_MUL, x, lp), vx_bin(g, VX_MUL, vx_bin(g, VX_SUB, vx_const(g, 1), x), lq));
+    }
+    const vx_expr *diff = vx_bin(g, VX_SUB, x, p);
+    if (!d->b_is_scale) /* -0.5 (log 2pi + lv + (x - m)^2 exp(-lv)) */
+        return vx_bin(g, VX_MUL, vx_const(g, -0.5),
+                      vx_bin(g, VX_ADD, vx_bin(g, VX_ADD, vx_const(g, LOG_2PI), q),
+                             vx_bin(g, VX_MUL, vx_bin(g, VX_MUL, diff, diff), vx_un(g, VX_EXP, vx_un(g, VX_NEG, q)))));
+    /* -log s - 0.5 log 2pi - 0.5 ((x - m) / s)^2 */
+    const vx_expr *u = vx_bin(g, VX_DIV, diff, q);
+    return vx_bin(g, VX_SUB, vx_bin(g, VX_SUB, vx_un(g, VX_NEG, vx_un(g, VX_LOG, q)), vx_const(g, 0.5 * LOG_2PI)),
+                  vx_bin(g, VX_MUL, vx_const(g, 0.5), vx_bin(g, VX_MUL, u, u)));
+}
+
+/* log p(x | z) per row of the decoder's output: [rows, 1]. */
+g_node *loglik_rows(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node *b, int rows) {
+    g_node *in[3] = {x, a, b};
+    g_node *elem = g_map(g, loglik_expr(g, d), b ? 3 : 2, in, rows, x->cols);
+    elem->label = "log p(x|z)";
+    g_node *r = g_rowsum(g, elem);
+    r->label = "log p(x|z)";
+    return r;
+}

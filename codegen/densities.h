@@ -7,6 +7,8 @@
 
 #include "codegen/lower.h"
 
+#define LOG_2PI 1.8378770664093454835606594728112
+
 /* Expression builders; each needs a g_graph *g in scope. */
 #define C(v) vx_const(g, (v))
 #define IN(i) vx_in(g, (i))
@@ -45,6 +47,11 @@ g_node *normal_logp(g_graph *g, g_node *z);                 /* log N(z; 0, 1) su
 /* log p(x | z_j) for every example and state [B, J], from decoder outputs [J, D] */
 g_node *loglik_states(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node *b, int J);
 
+/* Elementwise log-density of the data ($0) under d with parameters $1, $2. */
+const vx_expr *loglik_expr(g_graph *g, const vae_dist *d);
+/* log p(x | params) per row: [rows, 1]. */
+g_node *loglik_rows(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node *b, int rows);
+
 /* Binary concrete (Maddison et al. 2017; Jang et al. 2017) for a Bernoulli latent: a = (logits + L) / T,
  * L standard logistic noise; *h = 1[a > 0], a draw from Bernoulli(sigmoid(logits)) (detached), and,
  * unless y is NULL, *y = sigmoid(a), or with hard h + (sigmoid(a) - sg(sigmoid(a))) (straight-through). */
@@ -53,12 +60,17 @@ void binary_concrete(g_graph *g, g_node *logits, g_node *noise, double T, int ha
 /* VIMCO's score term sum_k sg(L - L_-k) log q(z_k | x): [B, 1] from log w and log q [B*K, 1]. */
 g_node *vimco_score(g_graph *g, g_node *logw, g_node *logq, int B, int K);
 
-/* Deployment pieces (estimators.c): parts joined column-wise; x ~ p(x | a, b) into api_out. */
+/* Deployment pieces (deploy.c): parts joined column-wise; x ~ p(x | a, b) into api_out. */
 g_node *join_parts(g_graph *g, g_node **parts, int n, int rows);
 int draw_data(lowering *L, g_node *a, g_node *b, int B);
 
-/* A structured model's graph (structured.c): 0, -1 (message printed), or -2 when the version 0
- * builder of that purpose serves it too. */
+/* ---- the builders g_build (pipeline.c) sends a purpose to; each 0, or -1 (message printed) */
+/* A structured model's graph (structured.c); -2 when the version 0 builder of that purpose
+ * serves it too. */
 int g_build_structured(lowering *L, g_purpose purpose, int batch, int samples);
+/* A version 0 model's training, evaluation or IWAE graph (estimators.c). */
+int g_build_estimator(lowering *L, g_purpose purpose, int batch, int samples);
+/* An encode, decode, sample or prior_decode graph (deploy.c). */
+int g_build_deployment(lowering *L, g_purpose purpose, int batch);
 
 #endif

@@ -20,6 +20,7 @@
 #include "codegen/graph.h"
 #include "codegen/labels.h"
 #include "codegen/kernel.h"
+#include "codegen/pipeline.h"
 #include "parser/settings.h"
 
 struct vae_embedded_file {
@@ -27,7 +28,6 @@ struct vae_embedded_file {
 };
 extern const struct vae_embedded_file vae_runtime_files[];
 extern const struct vae_embedded_file vae_trainer_files[]; /* codegen/emitted/trainer.c */
-int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, FILE *err);
 
 typedef struct {
     FILE *o;

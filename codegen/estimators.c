@@ -10,25 +10,16 @@
  *  - sampling (reparam, reinforce, uniform, prior, and the IWAE evaluation):
  *    samples are a leading dimension, S consecutive rows per example, so the
  *    decoder is one product with B*S rows. */
-#include "codegen/densities.h"
+#include "codegen/estimators.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 
-/* ---------------------------------------------------------------- shared pieces */
+/* ---------------------------------------------------------------- shared pieces (estimators.h) */
 
-typedef struct {
-    g_node *x;
-    int B, S;
-    int has_encoder;
-    logprob q[VAE_MAX_LATENTS], p[VAE_MAX_LATENTS]; /* discrete latents */
-    g_node *mean[VAE_MAX_LATENTS], *spread[VAE_MAX_LATENTS]; /* normal latents: mean, logvar or scale */
-    g_node *kl;   /* [B, 1], sum over latents */
-} prepared;
-
-static int prepare(lowering *L, prepared *P, int B, int S, int need_encoder) {
+int prepare(lowering *L, prepared *P, int B, int S, int need_encoder) {
     g_graph *g = L->g;
     const vae_model *m = g->model;
     memset(P, 0, sizeof *P);
@@ -76,7 +67,7 @@ static int prepare(lowering *L, prepared *P, int B, int S, int need_encoder) {
 /* ---------------------------------------------------------------- reparam (and samples of normal latents) */
 
 /* z = mean + sd * eps for every normal latent: [B*S, L]; detached for score-function estimators. */
-static g_node *normal_sample(lowering *L, prepared *P, int i, int detach) {
+g_node *normal_sample(lowering *L, prepared *P, int i, int detach) {
     g_graph *g = L->g;
     const vae_latent *l = &g->model->latents[i];
     g_node *eps = g_new(g, G_NOISE, P->B * P->S, l->nvars);
@@ -101,7 +92,7 @@ static g_node *stl_logq(g_graph *g, const vae_latent *l, prepared *P, int i, g_n
 
 /* ---------------------------------------------------------------- sampled estimators */
 
-static g_node *discrete_sample(lowering *L, prepared *P, int i, int from) {
+g_node *discrete_sample(lowering *L, prepared *P, int i, int from) {
     g_graph *g = L->g;
     const vae_latent *l = &g->model->latents[i];
     g_node *z = g_new(g, G_SAMPLE, P->B * P->S, l->width);
@@ -124,7 +115,7 @@ static g_node *discrete_sample(lowering *L, prepared *P, int i, int from) {
 }
 
 /* The decoder's distribution arguments a (and b) at latent values z, one node per latent. 0 or -1. */
-static int lower_decoder(lowering *L, g_node *const *z, g_node **a, g_node **b) {
+int lower_decoder(lowering *L, g_node *const *z, g_node **a, g_node **b) {
     const vae_model *m = L->g->model;
     L->nenv = 0;
     for (int i = 0; i < m->nlatents; i++) env_bind(L, m->latents[i].name, z[i]);
@@ -139,109 +130,153 @@ static g_node *decode_rows(lowering *L, prepared *P, g_node **z) {
     return loglik_rows(L->g, P->x, &L->g->model->likelihood, a, b, P->B * P->S);
 }
 
-static int has_encoders(const vae_model *m);
 static int encoders_trained(const vae_model *m);
 
 typedef enum { SAMPLE_REPARAM, SAMPLE_REINFORCE, SAMPLE_UNIFORM, SAMPLE_PRIOR, SAMPLE_IWAE_EVAL } sample_kind;
 
-static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
+/* The terms of a sampled estimator: per sample [B*S, 1], summed over the latents. */
+typedef struct {
+    prepared P;
+    int B, S;
+    g_node *ll;       /* log p(x | z_s) */
+    g_node *logq;     /* log q(z_s | x) (NULL without encoder) */
+    g_node *logp;     /* log p(z_s) */
+    g_node *logq_stl; /* log q(z_s | x) with the encoder's parameters stopped (reparam with stl) */
+    double joint;     /* the discrete latents' joint states */
+} sampled;
+
+/* Draws every latent S times per example, from q(z | x), the prior or uniformly as the kind
+ * says, with their densities, and runs the decoder at the draws.  0 or -1. */
+static int sample_latents(lowering *L, sample_kind kind, int with_encoder, sampled *T) {
     g_graph *g = L->g;
     const vae_model *m = g->model;
-    const vae_estimator *est = &m->est;
-    prepared P;
-    int with_encoder = kind != SAMPLE_PRIOR && (kind != SAMPLE_IWAE_EVAL || encoders_trained(m));
-    if (prepare(L, &P, B, S, with_encoder)) return -1;
-    g_node *z[VAE_MAX_LATENTS], *logq = NULL, *logp = NULL, *logq_stl = NULL;
-    double joint = 1;
+    g_node *z[VAE_MAX_LATENTS];
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
         if (l->kind == LATENT_NORMAL) {
-            z[i] = normal_sample(L, &P, i, kind == SAMPLE_REINFORCE);
-            if (kind == SAMPLE_REPARAM && est->stl) logq_stl = sum_nodes(g, logq_stl, stl_logq(g, l, &P, i, z[i]));
-            if (with_encoder) logq = sum_nodes(g, logq, normal_logq(g, l, P.mean[i], P.spread[i], z[i]));
-            logp = sum_nodes(g, logp, normal_logp(g, z[i]));
+            z[i] = normal_sample(L, &T->P, i, kind == SAMPLE_REINFORCE);
+            if (kind == SAMPLE_REPARAM && m->est.stl)
+                T->logq_stl = sum_nodes(g, T->logq_stl, stl_logq(g, l, &T->P, i, z[i]));
+            if (with_encoder) T->logq = sum_nodes(g, T->logq, normal_logq(g, l, T->P.mean[i], T->P.spread[i], z[i]));
+            T->logp = sum_nodes(g, T->logp, normal_logp(g, z[i]));
         } else {
-            z[i] = discrete_sample(L, &P, i, kind == SAMPLE_UNIFORM ? 2 : !with_encoder ? 1 : 0);
-            if (with_encoder) logq = sum_nodes(g, logq, discrete_logprob_at(g, l, P.q[i], z[i]));
-            logp = sum_nodes(g, logp, discrete_logprob_at(g, l, P.p[i], z[i]));
-            joint *= l->joint_states;
+            z[i] = discrete_sample(L, &T->P, i, kind == SAMPLE_UNIFORM ? 2 : !with_encoder ? 1 : 0);
+            if (with_encoder) T->logq = sum_nodes(g, T->logq, discrete_logprob_at(g, l, T->P.q[i], z[i]));
+            T->logp = sum_nodes(g, T->logp, discrete_logprob_at(g, l, T->P.p[i], z[i]));
+            T->joint *= l->joint_states;
         }
     }
-    g_node *ll = decode_rows(L, &P, z);
-    if (!ll) return -1;
-    g->out.kl_rows = P.kl;
+    T->ll = decode_rows(L, &T->P, z);
+    return T->ll ? 0 : -1;
+}
+
+/* (1/S) recon - KL per example: the ELBO's estimate from summed reconstruction terms. */
+static g_node *elbo_value(g_graph *g, const sampled *T, g_node *recon) {
+    return g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / T->S), IN(0)), IN(1)), recon, T->P.kl);
+}
+
+/* The surrogate (1/S) recon - beta KL, beta under warm-up. */
+static g_node *elbo_surrogate(g_graph *g, const sampled *T, g_node *recon) {
+    return g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / T->S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
+                 (g_node *[]){recon, T->P.kl, kl_weight(g)}, T->B, 1);
+}
+
+/* log w = log p(x|z) + log p(z) - log q(z|x); without encoder q = p. */
+static void iwae_eval_rows(g_graph *g, const sampled *T, int with_encoder) {
+    g->out.logw_rows = with_encoder ? g_map(g, BIN(VX_SUB, BIN(VX_ADD, IN(0), IN(1)), IN(2)), 3,
+                                            (g_node *[]){T->ll, T->logp, T->logq}, T->B * T->S, 1)
+                                    : T->ll;
+    g->out.logw_rows->label = "log w";
+    g->out.recon_rows = T->ll;
+}
+
+/* prior: log (1/K) sum_k p(x | z_k), z_k ~ p(z) */
+static void prior_objective(g_graph *g, const sampled *T) {
+    g_node *v = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)T->S))), group_logsumexp(g, T->ll, T->B));
+    g->out.recon_rows = T->ll;
+    g->out.value_rows = v;
+    g->value_name = "prior bound";
+    set_objective(g, v, 1.0);
+}
+
+static void reparam_objective(g_graph *g, const sampled *T) {
+    g->out.recon_rows = T->ll;
+    g_node *recon = g_groupsum(g, T->ll, T->B); /* sum over the S samples */
+    g->out.value_rows = elbo_value(g, T, recon);
+    if (g->model->est.stl) { /* (1/S) sum_s [log p(x|z_s) + beta (log p(z_s) - log q_sg(z_s))]: the KL sampled, its score term dropped */
+        g_node *per = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(3), BIN(VX_SUB, IN(1), IN(2)))), 4,
+                            (g_node *[]){T->ll, T->logp, T->logq_stl, kl_weight(g)}, T->B * T->S, 1);
+        set_objective(g, g_map1(g, BIN(VX_MUL, C(1.0 / T->S), IN(0)), g_groupsum(g, per, T->B)), 1.0);
+        return;
+    }
+    set_objective(g, elbo_surrogate(g, T, recon), 1.0);
+}
+
+/* uniform: (1/S) sum_s J q(z_s|x) log p(x|z_s), z_s uniform */
+static void uniform_objective(g_graph *g, const sampled *T) {
+    g_node *w = g_map2(g, BIN(VX_MUL, BIN(VX_MUL, C(T->joint), U(VX_EXP, IN(0))), IN(1)), T->logq, T->ll);
+    g->out.recon_rows = w;
+    g_node *recon = g_groupsum(g, w, T->B);
+    g->out.value_rows = elbo_value(g, T, recon);
+    set_objective(g, elbo_surrogate(g, T, recon), 1.0);
+}
+
+/* The baseline network's log p_eta(x) per example, or NULL without one; NULL and L->failed on error. */
+static g_node *baseline_rows(lowering *L, const sampled *T) {
+    const vae_model *m = L->g->model;
+    if (!m->est.baseline) return NULL;
+    L->nenv = 0;
+    env_bind(L, m->data->name, T->P.x);
+    g_node *ba, *bb;
+    lower_network(L, m->est.baseline, &m->baseline_dist, &ba, &bb);
+    if (L->failed) return NULL;
+    g_node *base = loglik_rows(L->g, T->P.x, &m->baseline_dist, ba, bb, T->B);
+    base->label = "log p_eta(x)";
+    return base;
+}
+
+/* reinforce: the surrogate log p(x|z_s) + sg(log p(x|z_s) - baseline) log q(z_s|x)
+ * [+ log p_eta(x) - sg(log p_eta(x))].  0 or -1. */
+static int reinforce_objective(lowering *L, const sampled *T) {
+    g_graph *g = L->g;
+    int B = T->B, S = T->S;
+    g_node *ll = T->ll;
+    g->out.recon_rows = ll;
+    g_node *base = baseline_rows(L, T);
+    if (L->failed) return -1;
+    g_node *signal;
+    if (g->model->est.baseline_loo) /* leave-one-out: the mean of the other samples of the same example */
+        signal = detached(g_map2(g, BIN(VX_SUB, IN(0), BIN(VX_DIV, BIN(VX_SUB, IN(1), IN(0)), C(S - 1))), ll,
+                                 g_groupsum(g, ll, B)));
+    else
+        signal = detached(base ? g_map2(g, BIN(VX_SUB, IN(0), IN(1)), ll, base) : g_map1(g, IN(0), ll));
+    g_node *per_sample = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(1), IN(2))), 3,
+                               (g_node *[]){ll, signal, T->logq}, B * S, 1);
+    g_node *recon = g_groupsum(g, ll, B);
+    g->out.value_rows = elbo_value(g, T, recon);
+    g_node *sur = elbo_surrogate(g, T, g_groupsum(g, per_sample, B));
+    if (base) /* trains eta by maximum likelihood; adds nothing to the value */
+        sur = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), 3, (g_node *[]){sur, base, detached(g_map1(g, IN(0), base))},
+                    B, 1);
+    set_objective(g, sur, 1.0);
+    return 0;
+}
+
+/* The estimators that sample the latents (reparam, reinforce, uniform, prior) and the IWAE
+ * evaluation: S samples per example, as consecutive rows. */
+static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
+    g_graph *g = L->g;
+    sampled T = {.B = B, .S = S, .joint = 1};
+    int with_encoder = kind != SAMPLE_PRIOR && (kind != SAMPLE_IWAE_EVAL || encoders_trained(g->model));
+    if (prepare(L, &T.P, B, S, with_encoder)) return -1;
+    if (sample_latents(L, kind, with_encoder, &T)) return -1;
+    g->out.kl_rows = T.P.kl;
     switch (kind) {
-    case SAMPLE_IWAE_EVAL: /* log w = log p(x|z) + log p(z) - log q(z|x); without encoder q = p */
-        g->out.logw_rows = with_encoder ? g_map(g, BIN(VX_SUB, BIN(VX_ADD, IN(0), IN(1)), IN(2)), 3,
-                                                (g_node *[]){ll, logp, logq}, B * S, 1)
-                                        : ll;
-        g->out.logw_rows->label = "log w";
-        g->out.recon_rows = ll;
-        return 0;
-    case SAMPLE_PRIOR: { /* log (1/K) sum_k p(x | z_k), z_k ~ p(z) */
-        g_node *v = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)S))), group_logsumexp(g, ll, B));
-        g->out.recon_rows = ll;
-        g->out.value_rows = v;
-        g->value_name = "prior bound";
-        set_objective(g, v, 1.0);
-        return 0;
-    }
-    case SAMPLE_REPARAM: {
-        g->out.recon_rows = ll;
-        g_node *recon = g_groupsum(g, ll, B); /* sum over the S samples */
-        g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), recon, P.kl);
-        if (est->stl) { /* (1/S) sum_s [log p(x|z_s) + beta (log p(z_s) - log q_sg(z_s))]: the KL sampled, its score term dropped */
-            g_node *per = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(3), BIN(VX_SUB, IN(1), IN(2)))), 4,
-                                (g_node *[]){ll, logp, logq_stl, kl_weight(g)}, B * S, 1);
-            set_objective(g, g_map1(g, BIN(VX_MUL, C(1.0 / S), IN(0)), g_groupsum(g, per, B)), 1.0);
-            return 0;
-        }
-        g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
-                            (g_node *[]){recon, P.kl, kl_weight(g)}, B, 1);
-        set_objective(g, sur, 1.0);
-        return 0;
-    }
-    case SAMPLE_UNIFORM: { /* (1/S) sum_s J q(z_s|x) log p(x|z_s), z_s uniform */
-        g_node *w = g_map2(g, BIN(VX_MUL, BIN(VX_MUL, C(joint), U(VX_EXP, IN(0))), IN(1)), logq, ll);
-        g->out.recon_rows = w;
-        g_node *recon = g_groupsum(g, w, B);
-        g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), recon, P.kl);
-        g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
-                            (g_node *[]){recon, P.kl, kl_weight(g)}, B, 1);
-        set_objective(g, sur, 1.0);
-        return 0;
-    }
-    case SAMPLE_REINFORCE: {
-        /* surrogate: log p(x|z_s) + sg(log p(x|z_s) - baseline) log q(z_s|x) [+ log p_eta(x) - sg(log p_eta(x))] */
-        g->out.recon_rows = ll;
-        g_node *base = NULL;
-        if (est->baseline) {
-            L->nenv = 0;
-            env_bind(L, m->data->name, P.x);
-            g_node *ba, *bb;
-            lower_network(L, est->baseline, &m->baseline_dist, &ba, &bb);
-            if (L->failed) return -1;
-            base = loglik_rows(g, P.x, &m->baseline_dist, ba, bb, B);
-            base->label = "log p_eta(x)";
-        }
-        g_node *signal;
-        if (est->baseline_loo) /* leave-one-out: the mean of the other samples of the same example */
-            signal = detached(g_map2(g, BIN(VX_SUB, IN(0), BIN(VX_DIV, BIN(VX_SUB, IN(1), IN(0)), C(S - 1))), ll,
-                                     g_groupsum(g, ll, B)));
-        else
-            signal = detached(base ? g_map2(g, BIN(VX_SUB, IN(0), IN(1)), ll, base) : g_map1(g, IN(0), ll));
-        g_node *per_sample = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(1), IN(2))), 3,
-                                   (g_node *[]){ll, signal, logq}, B * S, 1);
-        g_node *recon = g_groupsum(g, ll, B);
-        g->out.value_rows = g_map2(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), IN(1)), recon, P.kl);
-        g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
-                            (g_node *[]){g_groupsum(g, per_sample, B), P.kl, kl_weight(g)}, B, 1);
-        if (base) /* trains eta by maximum likelihood; adds nothing to the value */
-            sur = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), 3, (g_node *[]){sur, base, detached(g_map1(g, IN(0), base))},
-                        B, 1);
-        set_objective(g, sur, 1.0);
-        return 0;
-    }
+    case SAMPLE_IWAE_EVAL: iwae_eval_rows(g, &T, with_encoder); return 0;
+    case SAMPLE_PRIOR: prior_objective(g, &T); return 0;
+    case SAMPLE_REPARAM: reparam_objective(g, &T); return 0;
+    case SAMPLE_UNIFORM: uniform_objective(g, &T); return 0;
+    case SAMPLE_REINFORCE: return reinforce_objective(L, &T);
     }
     return -1;
 }
@@ -523,7 +558,7 @@ static int enumerable(const vae_model *m) {
     return J <= 65536;
 }
 
-static int has_encoders(const vae_model *m) {
+int has_encoders(const vae_model *m) {
     for (int i = 0; i < m->nlatents; i++)
         if (!m->latents[i].encoder) return 0;
     return 1;
@@ -535,147 +570,6 @@ static int has_encoders(const vae_model *m) {
 static int encoders_trained(const vae_model *m) { return has_encoders(m) && m->est.trains_encoder; }
 
 int g_model_enumerable(const vae_model *m) { return enumerable(m); }
-
-/* ---------------------------------------------------------------- deployment graphs */
-
-/* The values every parameter of a distribution contributes, in order: a, then b.  Any number
- * of parts: a concat takes G_MAX_IN inputs, so more are joined in groups first, in order. */
-g_node *join_parts(g_graph *g, g_node **parts, int n, int rows) {
-    if (n > G_MAX_IN) {
-        g_node *groups[2 * VAE_MAX_LATENTS]; /* n is at most two per latent */
-        int k = 0;
-        for (int i = 0; i < n; i += G_MAX_IN) groups[k++] = join_parts(g, parts + i, n - i < G_MAX_IN ? n - i : G_MAX_IN, rows);
-        return join_parts(g, groups, k, rows);
-    }
-    if (n == 1 && parts[0]->rows == rows) return parts[0];
-    int cols = 0;
-    for (int i = 0; i < n; i++) cols += parts[i]->cols;
-    g_node *c = g_new(g, G_CONCAT, rows, cols);
-    for (int i = 0; i < n; i++) c->in[c->nin++] = parts[i];
-    return c;
-}
-
-int g_encode_width(const vae_model *m) {
-    int w = 0;
-    for (int i = 0; i < m->nlatents; i++) /* an encoder that reads latents needs them drawn first: no encode graph */
-        if (m->latents[i].nq_parents) return 0;
-    for (int i = 0; i < m->nlatents; i++) w += m->latents[i].width * (m->latents[i].posterior.b ? 2 : 1);
-    return w;
-}
-
-int g_posterior_width(const vae_model *m) {
-    int w = 0;
-    for (int i = 0; i < m->nlatents; i++) {
-        const vae_latent *l = &m->latents[i];
-        if (l->label && !l->encoder) continue; /* observed: read from the data block */
-        if (!l->encoder) return 0;
-        w += l->width * (l->posterior.b ? 2 : 1);
-    }
-    return w;
-}
-
-int g_latent_width(const vae_model *m) {
-    int w = 0;
-    for (int i = 0; i < m->nlatents; i++) w += m->latents[i].width;
-    return w;
-}
-
-int g_decode_width(const vae_model *m) { return m->data_dim * (m->likelihood.b ? 2 : 1); }
-
-/* encode: x -> for each latent its encoder's arguments (mean and logvar/scale, or logits/probs) */
-static int build_encode(lowering *L, int B) {
-    g_graph *g = L->g;
-    const vae_model *m = g->model;
-    g_node *x = g_new(g, G_DATA, B, m->data_dim), *parts[2 * VAE_MAX_LATENTS];
-    x->label = m->data->name;
-    int n = 0;
-    for (int i = 0; i < m->nlatents; i++) {
-        const vae_latent *l = &m->latents[i];
-        if (!l->encoder) return -1;
-        L->nenv = 0;
-        env_bind(L, m->data->name, x);
-        g_node *a, *b;
-        lower_network(L, l->encoder, &l->posterior, &a, &b);
-        if (L->failed) return -1;
-        parts[n++] = a;
-        if (b) parts[n++] = b;
-    }
-    g->out.api_out = join_parts(g, parts, n, B);
-    return 0;
-}
-
-/* decode: latent values [B, sum of widths] (one-hot for categorical) -> the decoder's arguments */
-static g_node *decoder_args(lowering *L, g_node **z) {
-    g_node *a, *b;
-    if (lower_decoder(L, z, &a, &b)) return NULL;
-    g_node *parts[2] = {a, b};
-    return join_parts(L->g, parts, b ? 2 : 1, z[0]->rows);
-}
-
-static int build_decode(lowering *L, int B) {
-    g_graph *g = L->g;
-    const vae_model *m = g->model;
-    g_node *zin = g_new(g, G_DATA, B, g_latent_width(m)), *z[VAE_MAX_LATENTS];
-    zin->label = "z";
-    int col = 0;
-    for (int i = 0; i < m->nlatents; i++) {
-        z[i] = g_new(g, G_SLICE, B, m->latents[i].width);
-        z[i]->col0 = col;
-        z[i]->in[z[i]->nin++] = zin;
-        col += m->latents[i].width;
-    }
-    g->out.api_out = decoder_args(L, z);
-    return g->out.api_out ? 0 : -1;
-}
-
-/* sample: z ~ p(z), then x ~ p(x | z) (0/1 draws, or mean + sd * eps); or, with decoder_args, the
- * decoder's arguments at z (GRAPH_PRIOR_DECODE: the same z, the same noise) */
-static int build_sample(lowering *L, int B, int decoder_args_only) {
-    g_graph *g = L->g;
-    const vae_model *m = g->model;
-    prepared P;
-    if (prepare(L, &P, B, 1, 0)) return -1;
-    g_node *z[VAE_MAX_LATENTS];
-    for (int i = 0; i < m->nlatents; i++)
-        z[i] = m->latents[i].kind == LATENT_NORMAL ? normal_sample(L, &P, i, 1) : discrete_sample(L, &P, i, 1);
-    if (decoder_args_only) {
-        g->out.api_out = decoder_args(L, z);
-        return g->out.api_out ? 0 : -1;
-    }
-    g_node *a, *b;
-    if (lower_decoder(L, z, &a, &b)) return -1;
-    return draw_data(L, a, b, B);
-}
-
-/* x ~ p(x | a, b) for B examples (0/1 draws, or mean + sd * eps) into api_out. */
-int draw_data(lowering *L, g_node *a, g_node *b, int B) {
-    g_graph *g = L->g;
-    const vae_model *m = g->model;
-    const vae_dist *d = &m->likelihood;
-    a = per_example(g, a, B);
-    if (d->kind == DIST_BERNOULLI) {
-        g_node *logits = a;
-        if (d->a_is_probs) { /* probs -> logits */
-            const vx_expr *lo = C(1e-7);
-            logits = g_map1(g, BIN(VX_SUB, U(VX_LOG, BIN(VX_MAX, IN(0), lo)), U(VX_LOG, BIN(VX_MAX, BIN(VX_SUB, C(1), IN(0)), lo))), a);
-        }
-        g_node *x = g_new(g, G_SAMPLE, B, m->data_dim);
-        x->nvars = m->data_dim;
-        x->states = 2;
-        x->bernoulli = 1;
-        x->stream = VAE_MAX_LATENTS;
-        x->group = 1;
-        x->in[x->nin++] = logits;
-        g->out.api_out = x;
-    } else {
-        g_node *eps = g_new(g, G_NOISE, B, m->data_dim);
-        eps->stream = VAE_MAX_LATENTS;
-        eps->group = 1;
-        const vx_expr *sd = d->b_is_scale ? IN(1) : U(VX_EXP, BIN(VX_MUL, C(0.5), IN(1)));
-        g->out.api_out = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, sd, IN(2))), 3, (g_node *[]){a, b, eps}, B, m->data_dim);
-    }
-    return 0;
-}
 
 /* The evaluation samples only where it cannot enumerate and has no encoder to sample from. */
 static int eval_samples(const vae_model *m) { return enumerable(m) || has_encoders(m) ? 1 : m->est.samples; }
@@ -715,68 +609,38 @@ int g_batch_fits(const vae_model *m, g_purpose purpose, int batch, int samples, 
     return 0;
 }
 
-g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
-    if (!g_batch_fits(m, purpose, batch, samples, err ? err : stderr)) return NULL;
-    g_graph *g = calloc(1, sizeof *g);
-    if (!g) abort();
-    g->pool = vae_pool_new();
-    g->model = m;
-    g->purpose = purpose;
-    g->batch = batch;
-    g->samples = samples;
-    g->value_name = "ELBO";
-    static const char *const names[] = {"vae_train_step", "vae_eval", "vae_iwae", "vae_encode", "vae_decode", "vae_sample",
-                                        "vae_prior_decode"};
-    g->fn_name = names[purpose];
-    lowering L = {.g = g, .err = err ? err : stderr};
-    int rc = -1, enc = encoders_trained(m);
-    const char *unbuilt = NULL;
-    if (m->structured && (rc = g_build_structured(&L, purpose, batch, samples)) != -2) {
-        /* built (or refused) by structured.c */
-    } else if (purpose == GRAPH_EVAL) {
-        /* the ELBO without sampling noise where the latents can be enumerated */
+/* The graph of a training, evaluation or IWAE purpose of a version 0 model (g_build). */
+int g_build_estimator(lowering *L, g_purpose purpose, int batch, int samples) {
+    const vae_model *m = L->g->model;
+    int enc = encoders_trained(m);
+    if (purpose == GRAPH_EVAL) { /* the ELBO without sampling noise where the latents can be enumerated */
+        int rc;
         if (enumerable(m))
-            rc = build_enumerated(&L, batch, enc, !enc);
+            rc = build_enumerated(L, batch, enc, !enc);
         else if (enc)
-            rc = build_sampled(&L, SAMPLE_REPARAM, batch, 1);
+            rc = build_sampled(L, SAMPLE_REPARAM, batch, 1);
         else
-            rc = build_sampled(&L, SAMPLE_PRIOR, batch, m->est.samples);
-        g->samples = eval_samples(m);
-    } else if (purpose == GRAPH_ENCODE) {
-        rc = has_encoders(m) ? build_encode(&L, batch) : -1;
-    } else if (purpose == GRAPH_DECODE) {
-        rc = build_decode(&L, batch);
-    } else if (purpose == GRAPH_SAMPLE || purpose == GRAPH_PRIOR_DECODE) {
-        rc = build_sample(&L, batch, purpose == GRAPH_PRIOR_DECODE);
-    } else if (purpose == GRAPH_IWAE) {
-        rc = build_sampled(&L, SAMPLE_IWAE_EVAL, batch, samples);
-    } else if (m->structured) {
-        rc = -1; /* structured.c serves every other purpose */
-    } else
-        switch (m->est.kind) {
-        case EST_REPARAM: rc = build_sampled(&L, SAMPLE_REPARAM, batch, samples); break;
-        case EST_ANALYTIC: rc = build_enumerated(&L, batch, 1, 0); break;
-        case EST_EXACT: rc = build_enumerated(&L, batch, 0, 1); break;
-        case EST_UNIFORM: rc = build_sampled(&L, SAMPLE_UNIFORM, batch, samples); break;
-        case EST_REINFORCE: rc = build_sampled(&L, SAMPLE_REINFORCE, batch, samples); break;
-        case EST_PRIOR: rc = build_sampled(&L, SAMPLE_PRIOR, batch, samples); break;
-        case EST_IWAE: rc = build_iwae(&L, batch, samples); break;
-        case EST_VIMCO: rc = build_vimco(&L, batch, samples); break;
-        case EST_GUMBEL: rc = build_gumbel(&L, batch, samples); break;
-        case EST_ARM: rc = build_antithetic(&L, batch, 0); break;
-        case EST_DISARM: rc = build_antithetic(&L, batch, 1); break;
-        default: unbuilt = vae_estimator_name(m->est.kind);
-        }
-    if (unbuilt)
-        fprintf(L.err, "%s:%d:%d: error: estimator '%s' is not built yet in this version of vaec\n", m->est.loc.file,
-                m->est.loc.line, m->est.loc.col, unbuilt);
-    if (rc == 0 && !L.failed && g->oversized)
-        fprintf(L.err, "%s: error: internal: tensor %%%d [%d, %d] of %s passes the " VAE_MAX_VALUES_WORDS
-                       " values that vaec can index\n",
-                m->src->path, g->oversized->id, g->oversized->rows, g->oversized->cols, g->fn_name);
-    if (rc != 0 || L.failed || g->oversized) {
-        g_free(g);
-        return NULL;
+            rc = build_sampled(L, SAMPLE_PRIOR, batch, m->est.samples);
+        L->g->samples = eval_samples(m);
+        return rc;
     }
-    return g;
+    if (purpose == GRAPH_IWAE) return build_sampled(L, SAMPLE_IWAE_EVAL, batch, samples);
+    if (m->structured) return -1; /* structured.c serves every other purpose */
+    switch (m->est.kind) {
+    case EST_REPARAM: return build_sampled(L, SAMPLE_REPARAM, batch, samples);
+    case EST_ANALYTIC: return build_enumerated(L, batch, 1, 0);
+    case EST_EXACT: return build_enumerated(L, batch, 0, 1);
+    case EST_UNIFORM: return build_sampled(L, SAMPLE_UNIFORM, batch, samples);
+    case EST_REINFORCE: return build_sampled(L, SAMPLE_REINFORCE, batch, samples);
+    case EST_PRIOR: return build_sampled(L, SAMPLE_PRIOR, batch, samples);
+    case EST_IWAE: return build_iwae(L, batch, samples);
+    case EST_VIMCO: return build_vimco(L, batch, samples);
+    case EST_GUMBEL: return build_gumbel(L, batch, samples);
+    case EST_ARM: return build_antithetic(L, batch, 0);
+    case EST_DISARM: return build_antithetic(L, batch, 1);
+    default:
+        fprintf(L->err, "%s:%d:%d: error: estimator '%s' is not built yet in this version of vaec\n", m->est.loc.file,
+                m->est.loc.line, m->est.loc.col, vae_estimator_name(m->est.kind));
+        return -1;
+    }
 }

@@ -1,10 +1,12 @@
-/* Lowering: a checked model and its estimator become one graph of tensor
- * operations (see graph.h for the row and column conventions). */
-#include "codegen/lower.h"
+/* The graph's nodes: constructors (g_new, g_map, g_matmul, ...), the table of graph
+ * purposes, and the graph's text form (see graph.h for the row and column conventions).
+ * The lowering of networks into these nodes is lower.c. */
+#include "codegen/graph.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "vae/driver.h"
 
 
 /* ---------------------------------------------------------------- nodes */
@@ -28,7 +30,7 @@ g_node *g_new(g_graph *g, g_kind kind, int rows, int cols) {
     return n;
 }
 
-static void add_input(g_node *n, g_node *in) {
+void g_add_input(g_node *n, g_node *in) {
     if (n->nin == G_MAX_IN) abort(); /* callers never build wider nodes */
     n->in[n->nin++] = in;
     n->needs_grad |= in->needs_grad;
@@ -37,7 +39,7 @@ static void add_input(g_node *n, g_node *in) {
 g_node *g_map(g_graph *g, const vx_expr *e, int nin, g_node *const *in, int rows, int cols) {
     g_node *n = g_new(g, G_MAP, rows, cols);
     n->expr = e;
-    for (int i = 0; i < nin; i++) add_input(n, in[i]);
+    for (int i = 0; i < nin; i++) g_add_input(n, in[i]);
     return n;
 }
 
@@ -60,8 +62,8 @@ g_node *g_matmul(g_graph *g, g_node *a, int ta, g_node *b, int tb) {
     g_node *r = g_new(g, G_MATMUL, m, n);
     r->trans_a = ta;
     r->trans_b = tb;
-    add_input(r, a);
-    add_input(r, b);
+    g_add_input(r, a);
+    g_add_input(r, b);
     return r;
 }
 
@@ -69,7 +71,7 @@ g_node *g_rowsum(g_graph *g, g_node *a) {
     g_node *r = g_new(g, G_ROWSUM, a->rows, 1);
     r->expr = vx_in(g, 0);
     r->dom_cols = a->cols;
-    add_input(r, a);
+    g_add_input(r, a);
     return r;
 }
 
@@ -77,7 +79,7 @@ g_node *g_colgroupsum(g_graph *g, g_node *a, int cols) {
     g_node *r = g_new(g, G_ROWSUM, a->rows, cols);
     r->expr = vx_in(g, 0);
     r->dom_cols = a->cols;
-    add_input(r, a);
+    g_add_input(r, a);
     return r;
 }
 
@@ -85,7 +87,7 @@ g_node *g_groupsum(g_graph *g, g_node *a, int rows) {
     g_node *r = g_new(g, G_GROUPSUM, rows, a->cols);
     r->expr = vx_in(g, 0);
     r->dom_rows = a->rows;
-    add_input(r, a);
+    g_add_input(r, a);
     return r;
 }
 
@@ -101,14 +103,14 @@ g_node *g_im2col(g_graph *g, g_node *image, g_window w) {
     long images = (long)image->rows * image->cols / ((long)w.c * w.h * w.w);
     g_node *r = g_new(g, G_IM2COL, (int)(images * g_window_oh(&w) * g_window_ow(&w)), w.k * w.k * w.c);
     r->window = w;
-    add_input(r, image);
+    g_add_input(r, image);
     return r;
 }
 
 g_node *g_col2im(g_graph *g, g_node *cols, g_window w, int rows, int ncols) {
     g_node *r = g_new(g, G_COL2IM, rows, ncols);
     r->window = w;
-    add_input(r, cols);
+    g_add_input(r, cols);
     return r;
 }
 
@@ -116,271 +118,31 @@ g_node *g_transpose(g_graph *g, g_node *a, int p, int q, int rows, int cols) {
     g_node *r = g_new(g, G_TRANSPOSE, rows, cols);
     r->tp = p;
     r->tq = q;
-    add_input(r, a);
+    g_add_input(r, a);
     return r;
 }
 
-/* ---------------------------------------------------------------- lowering networks */
+/* ---------------------------------------------------------------- purposes */
 
-void env_bind(lowering *L, const char *name, g_node *n) {
-    if (L->nenv == (int)(sizeof L->env / sizeof L->env[0])) abort(); /* the checker keeps to VAE_MAX_ASSIGNS */
-    L->env[L->nenv].name = name;
-    L->env[L->nenv].node = n;
-    L->nenv++;
-}
+#define SLOT(field) offsetof(vr_program, field)
+#define TRAINING_ROWS (G_OUT_RECON | G_OUT_KL | G_OUT_LOGPX | G_OUT_VALUE)
+const g_purpose_info g_purposes[GRAPH_PURPOSES] = {
+    [GRAPH_TRAIN] = {"vae_train_step", "train", SLOT(train), 0, 1, G_OUT_OBJECTIVE | TRAINING_ROWS},
+    /* the objective: the builders eval shares with training set one; no one reads it */
+    [GRAPH_EVAL] = {"vae_eval", "eval", SLOT(eval), 0, 0, G_OUT_OBJECTIVE | TRAINING_ROWS | G_OUT_CORRECT},
+    [GRAPH_IWAE] = {"vae_iwae", "iwae", SLOT(iwae), 0, 0, G_OUT_LOGW | G_OUT_RECON | G_OUT_KL},
+    [GRAPH_ENCODE] = {"vae_encode", "encode", SLOT(encode), SLOT(api_out_encode), 0, G_OUT_API},
+    [GRAPH_DECODE] = {"vae_decode", "decode", SLOT(decode), SLOT(api_out_decode), 0, G_OUT_API},
+    [GRAPH_SAMPLE] = {"vae_sample", "sample", SLOT(sample), SLOT(api_out_sample), 0, G_OUT_API},
+    [GRAPH_PRIOR_DECODE] = {"vae_prior_decode", "sample", SLOT(sample), SLOT(api_out_sample), 0, G_OUT_API},
+};
+#undef TRAINING_ROWS
+#undef SLOT
 
-g_node *env_lookup(lowering *L, const char *name) {
-    for (int i = L->nenv - 1; i >= 0; i--)
-        if (strcmp(L->env[i].name, name) == 0) return L->env[i].node;
-    return NULL;
-}
-
-g_node *param_node(lowering *L, int index, int rows) {
-    const vae_param *p = &L->g->model->params[index]; /* the checker registered every parameter */
-    g_node *n = g_new(L->g, G_PARAM, rows, (int)(p->size / rows));
-    n->param = p;
-    n->needs_grad = !L->detach_params;
-    n->label = p->name;
-    return n;
-}
-
-
-/* Convolutions keep their images pixel by pixel, [R*h*w, c] (node->pixels =
- * h*w), so that a window's pixels are contiguous for im2col and col2im and a
- * bias is a row broadcast; activations, arithmetic between images of the same
- * layout, and the next convolution take them as they are.  Everything else
- * reads the language's layout, channels first [R, c*h*w]: this is that view,
- * one transpose, made once per node. */
-static g_node *standard(lowering *L, g_node *n) {
-    if (!n || !n->pixels) return n;
-    if (!n->standard) {
-        n->standard = g_transpose(L->g, n, n->pixels, n->cols, n->rows / n->pixels, n->cols * n->pixels);
-        n->standard->label = n->label;
-    }
-    return n->standard;
-}
-
-static g_node *same_layout(g_node *out, const g_node *in) {
-    out->pixels = in->pixels;
-    return out;
-}
-
-g_node *lower_node(lowering *L, const ast_expr *e) {
-    value v = lower(L, e);
-    return standard(L, v.node);
-}
-
-/* A tensor argument as lowered, pixel by pixel if it is an image so kept. */
-static g_node *lower_any(lowering *L, const ast_expr *e) {
-    value v = lower(L, e);
-    return v.node;
-}
-
-value tensor(g_node *n) {
-    value v = {n, 0};
-    return v;
-}
-
-value scalar(double c) {
-    value v = {NULL, c};
-    return v;
-}
-
-/* dense(x, n): x [rows, in] times the weight [in, n], plus the bias */
-static value lower_dense(lowering *L, const ast_expr *e) {
-    g_graph *g = L->g;
-    g_node *x = lower_node(L, e->args->value);
-    g_node *w = param_node(L, e->param, x->cols);
-    g_node *b = param_node(L, e->param + 1, 1);
-    g_node *xw = g_matmul(g, x, 0, w, 0);
-    xw->label = e->pname;
-    g_node *y = g_map2(g, vx_bin(g, VX_ADD, vx_in(g, 0), vx_in(g, 1)), xw, b);
-    y->label = e->pname;
-    return tensor(y);
-}
-
-static value lower_conv(lowering *L, const ast_expr *e) {
-    g_graph *g = L->g;
-    /* conv2d: one row per window (im2col) times the weight [k*k*c, channels]
-     * gives the output pixel by pixel.  conv_transpose2d, its adjoint: the
-     * input's pixels as rows times the weight [c, k*k*channels] give each
-     * pixel's contribution to a window of the output, added into place
-     * (col2im).  Then the bias, one per channel: a row broadcast. */
-    const ast_conv *cv = &e->conv;
-    int transposed = e->layer == LAYER_CONV_TRANSPOSE2D, k = cv->kernel, in_pixels = cv->in_h * cv->in_w;
-    g_node *x = lower_any(L, e->args->value);
-    if (L->failed) return scalar(0);
-    /* a channels-first image to pixels: one transpose, none for one channel
-     * (the same floats), which im2col reads as it is */
-    if (!x->pixels && (cv->in_c > 1 || transposed)) {
-        x = g_transpose(g, x, cv->in_c, in_pixels, x->rows * in_pixels, cv->in_c);
-        x->pixels = in_pixels;
-    }
-    g_node *w = param_node(L, e->param, transposed ? cv->in_c : k * k * cv->in_c);
-    g_node *b = param_node(L, e->param + 1, 1);
-    g_node *y;
-    if (!transposed) {
-        g_window win = {cv->in_c, cv->in_h, cv->in_w, k, cv->stride, cv->pad};
-        g_node *cols = g_im2col(g, x, win);
-        cols->label = e->pname;
-        y = g_matmul(g, cols, 0, w, 0);
-    } else {
-        g_window win = {cv->out_c, cv->out_h, cv->out_w, k, cv->stride, cv->pad};
-        g_node *prod = g_matmul(g, x, 0, w, 0);
-        prod->label = e->pname;
-        y = g_col2im(g, prod, win, prod->rows / in_pixels * cv->out_h * cv->out_w, cv->out_c);
-    }
-    y->label = e->pname;
-    y->pixels = cv->out_h * cv->out_w;
-    g_node *out = same_layout(g_map2(g, vx_bin(g, VX_ADD, vx_in(g, 0), vx_in(g, 1)), y, b), y);
-    out->label = e->pname;
-    return tensor(out);
-}
-
-static value lower_concat(lowering *L, const ast_expr *e) {
-    g_graph *g = L->g;
-    g_node *parts[G_MAX_IN];
-    int n = 0, cols = 0, rows = 1;
-    for (const ast_arg *a = e->args; a; a = a->next) {
-        if (n == G_MAX_IN) {
-            fprintf(L->err, "%s:%d:%d: error: concat() of more than %d tensors is not built yet\n",
-                    e->loc.file, e->loc.line, e->loc.col, G_MAX_IN);
-            L->failed = 1;
-            return scalar(0);
-        }
-        parts[n] = lower_node(L, a->value);
-        cols += parts[n]->cols;
-        if (parts[n]->rows > rows) rows = parts[n]->rows;
-        n++;
-    }
-    g_node *c = g_new(g, G_CONCAT, rows, cols);
-    for (int i = 0; i < n; i++) add_input(c, parts[i]);
-    return tensor(c);
-}
-
-/* An activation: one map of its expression over x, in x's layout. */
-static value lower_activation(lowering *L, const ast_expr *e) {
-    g_graph *g = L->g;
-    g_node *x = lower_any(L, e->args->value);
-    const vx_expr *a = vx_in(g, 0), *f;
-    switch (e->layer) {
-    case LAYER_RELU: f = vx_un(g, VX_RELU, a); break;
-    case LAYER_TANH: f = vx_un(g, VX_TANH, a); break;
-    case LAYER_SIGMOID: f = vx_un(g, VX_SIGMOID, a); break;
-    case LAYER_SOFTPLUS: f = vx_un(g, VX_SOFTPLUS, a); break;
-    case LAYER_EXP: f = vx_un(g, VX_EXP, a); break;
-    case LAYER_ELU: f = vx_select(g, a, a, vx_bin(g, VX_SUB, vx_un(g, VX_EXP, a), vx_const(g, 1))); break;
-    default: { /* LAYER_LEAKY_RELU */
-        double slope = e->args->next ? e->args->next->value->num : 0.01;
-        f = vx_select(g, a, a, vx_bin(g, VX_MUL, vx_const(g, slope), a));
-    }
-    }
-    return tensor(same_layout(g_map1(g, f, x), x));
-}
-
-/* Dispatches on the layer the checker recorded (parser/check_expr.c LAYERS). */
-static value lower_call(lowering *L, const ast_expr *e) {
-    switch (e->layer) {
-    case LAYER_DENSE: return lower_dense(L, e);
-    case LAYER_CONV2D:
-    case LAYER_CONV_TRANSPOSE2D: return lower_conv(L, e);
-    case LAYER_RELU:
-    case LAYER_TANH:
-    case LAYER_SIGMOID:
-    case LAYER_SOFTPLUS:
-    case LAYER_ELU:
-    case LAYER_EXP:
-    case LAYER_LEAKY_RELU: return lower_activation(L, e);
-    case LAYER_CONCAT: return lower_concat(L, e);
-    case LAYER_ONEHOT: /* categorical latents are bound to their one-hot rows already */
-        return tensor(env_lookup(L, e->args->value->str));
-    case LAYER_RESHAPE:
-    case LAYER_FLATTEN: /* stored flat per example: nothing moves */
-        return tensor(lower_node(L, e->args->value));
-    case LAYER_NONE: break;
-    }
-    fprintf(L->err, "%s:%d:%d: error: %s() is not built yet in this version of vaec\n", e->loc.file, e->loc.line,
-            e->loc.col, e->str);
-    L->failed = 1;
-    return scalar(0);
-}
-
-value lower(lowering *L, const ast_expr *e) {
-    g_graph *g = L->g;
-    if (L->failed) return scalar(0);
-    switch (e->kind) {
-    case AST_NUM: return scalar(e->num);
-    case AST_STR: break; /* the checker refused it */
-    case AST_NAME: return tensor(env_lookup(L, e->str));
-    case AST_CALL: return lower_call(L, e);
-    case AST_PARAM: return tensor(param_node(L, e->param, 1));
-    case AST_NEG: {
-        value v = lower(L, e->lhs);
-        if (!v.node) return scalar(-v.c);
-        return tensor(same_layout(g_map1(g, vx_un(g, VX_NEG, vx_in(g, 0)), v.node), v.node));
-    }
-    case AST_BINOP: {
-        value l = lower(L, e->lhs), r = lower(L, e->rhs);
-        if (L->failed) return scalar(0);
-        vx_op op = e->op == '+' ? VX_ADD : e->op == '-' ? VX_SUB : e->op == '*' ? VX_MUL : VX_DIV;
-        if (!l.node && !r.node) {
-            const vx_expr *c = vx_bin(g, op, vx_const(g, l.c), vx_const(g, r.c));
-            return scalar(c->c);
-        }
-        if (!l.node) return tensor(same_layout(g_map1(g, vx_bin(g, op, vx_const(g, l.c), vx_in(g, 0)), r.node), r.node));
-        if (!r.node) return tensor(same_layout(g_map1(g, vx_bin(g, op, vx_in(g, 0), vx_const(g, r.c)), l.node), l.node));
-        /* two images pixel by pixel with the same rows: elementwise as they are */
-        if (l.node->pixels && r.node->pixels && l.node->rows == r.node->rows)
-            return tensor(same_layout(g_map2(g, vx_bin(g, op, vx_in(g, 0), vx_in(g, 1)), l.node, r.node), l.node));
-        return tensor(g_map2(g, vx_bin(g, op, vx_in(g, 0), vx_in(g, 1)), standard(L, l.node), standard(L, r.node)));
-    }
-    }
-    L->failed = 1;
-    return scalar(0);
-}
-
-/* Runs a network body in the given environment; returns the node of the
- * distribution argument `a` (and `b`). */
-void lower_network(lowering *L, const ast_network *n, const vae_dist *d, g_node **a, g_node **b) {
-    for (const ast_assign *s = n->body; s; s = s->next) env_bind(L, s->name, lower_any(L, s->value));
-    *a = d->a ? lower_node(L, d->a) : NULL;
-    if (b) *b = d->b ? lower_node(L, d->b) : NULL;
-}
-
-/* ---------------------------------------------------------------- densities */
-
-/* Elementwise log-likelihood of the data under the decoder's distribution;
- * inputs: $0 = data, $1 = first parameter, $2 = second. */
-const vx_expr *loglik_expr(g_graph *g, const vae_dist *d) {
-    const vx_expr *x = vx_in(g, 0), *p = vx_in(g, 1), *q = vx_in(g, 2);
-    if (d->kind == DIST_BERNOULLI) {
-        if (!d->a_is_probs) /* x * l - softplus(l) */
-            return vx_bin(g, VX_SUB, vx_bin(g, VX_MUL, x, p), vx_un(g, VX_SOFTPLUS, p));
-        /* x log p + (1 - x) log(1 - p), p kept away from 0 and 1 */
-        const vx_expr *lo = vx_const(g, 1e-7);
-        const vx_expr *lp = vx_un(g, VX_LOG, vx_bin(g, VX_MAX, p, lo));
-        const vx_expr *lq = vx_un(g, VX_LOG, vx_bin(g, VX_MAX, vx_bin(g, VX_SUB, vx_const(g, 1), p), lo));
-        return vx_bin(g, VX_ADD, vx_bin(g, VX_MUL, x, lp), vx_bin(g, VX_MUL, vx_bin(g, VX_SUB, vx_const(g, 1), x), lq));
-    }
-    const vx_expr *diff = vx_bin(g, VX_SUB, x, p);
-    if (!d->b_is_scale) /* -0.5 (log 2pi + lv + (x - m)^2 exp(-lv)) */
-        return vx_bin(g, VX_MUL, vx_const(g, -0.5),
-                      vx_bin(g, VX_ADD, vx_bin(g, VX_ADD, vx_const(g, LOG_2PI), q),
-                             vx_bin(g, VX_MUL, vx_bin(g, VX_MUL, diff, diff), vx_un(g, VX_EXP, vx_un(g, VX_NEG, q)))));
-    /* -log s - 0.5 log 2pi - 0.5 ((x - m) / s)^2 */
-    const vx_expr *u = vx_bin(g, VX_DIV, diff, q);
-    return vx_bin(g, VX_SUB, vx_bin(g, VX_SUB, vx_un(g, VX_NEG, vx_un(g, VX_LOG, q)), vx_const(g, 0.5 * LOG_2PI)),
-                  vx_bin(g, VX_MUL, vx_const(g, 0.5), vx_bin(g, VX_MUL, u, u)));
-}
-
-/* log p(x | z) per row of the decoder's output: [rows, 1]. */
-g_node *loglik_rows(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node *b, int rows) {
-    g_node *in[3] = {x, a, b};
-    g_node *elem = g_map(g, loglik_expr(g, d), b ? 3 : 2, in, rows, x->cols);
-    elem->label = "log p(x|z)";
-    g_node *r = g_rowsum(g, elem);
-    r->label = "log p(x|z)";
-    return r;
+unsigned g_outputs_set(const g_outputs *out) {
+    return (out->objective ? G_OUT_OBJECTIVE : 0) | (out->recon_rows ? G_OUT_RECON : 0) | (out->kl_rows ? G_OUT_KL : 0) |
+           (out->logw_rows ? G_OUT_LOGW : 0) | (out->logpx_rows ? G_OUT_LOGPX : 0) |
+           (out->value_rows ? G_OUT_VALUE : 0) | (out->api_out ? G_OUT_API : 0) | (out->correct_rows ? G_OUT_CORRECT : 0);
 }
 
 int g_product_group(const g_graph *g, int i, const g_node **members) {

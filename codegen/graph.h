@@ -19,6 +19,8 @@
 #ifndef VAE_GRAPH_H
 #define VAE_GRAPH_H
 
+#include <stddef.h>
+
 #include "parser/limits.h"
 #include "parser/model.h"
 
@@ -139,15 +141,43 @@ typedef enum {
     GRAPH_ENCODE, /* data -> the encoders' distribution parameters (deployment API) */
     GRAPH_DECODE, /* latent values -> the decoder's distribution parameters */
     GRAPH_SAMPLE, /* z ~ p(z), x ~ p(x | z) */
-    GRAPH_PRIOR_DECODE /* z ~ p(z), then the decoder's arguments, as decode gives them (the images that
-                          vaec sample draws: their mean, not a draw); it takes the sample graph's place */
+    GRAPH_PRIOR_DECODE, /* z ~ p(z), then the decoder's arguments, as decode gives them (the images that
+                           vaec sample draws: their mean, not a draw); it takes the sample graph's place */
 } g_purpose;
+#define GRAPH_PURPOSES (GRAPH_PRIOR_DECODE + 1)
+
+/* The outputs (g_outputs) a graph may set, as bits of g_purpose_info.outputs. */
+enum {
+    G_OUT_OBJECTIVE = 1u << 0,
+    G_OUT_RECON = 1u << 1,
+    G_OUT_KL = 1u << 2,
+    G_OUT_LOGW = 1u << 3,
+    G_OUT_LOGPX = 1u << 4,
+    G_OUT_VALUE = 1u << 5,
+    G_OUT_API = 1u << 6, /* a deployment graph: its result is api_out */
+    G_OUT_CORRECT = 1u << 7
+};
+
+/* What each purpose is, in one place (graph.c g_purposes): the builders (g_build), the
+ * pipeline (pipeline.c), both back ends and the JIT's program read it. */
+typedef struct {
+    const char *fn_name;   /* the generated function: vae_train_step, vae_eval, ... */
+    const char *field;     /* its vr_graph in vr_program (include/vae/driver.h), and emitted C's prefix */
+    size_t graph_slot;     /* offsetof(vr_program, <field>) */
+    size_t api_out_slot;   /* with G_OUT_API: offsetof(vr_program, api_out_<field>) */
+    int gradient;          /* the pipeline appends its backward pass; the back ends zero unreached gradients */
+    unsigned outputs;      /* G_OUT_* bits: the outputs its builders may set */
+} g_purpose_info;
+
+extern const g_purpose_info g_purposes[GRAPH_PURPOSES];
+/* Which outputs a built graph set (G_OUT_* bits); within g_purposes[purpose].outputs. */
+unsigned g_outputs_set(const g_outputs *out);
 
 typedef struct g_graph {
     vae_pool *pool;
     const vae_model *model;
     g_purpose purpose;
-    const char *fn_name;  /* vae_train_step, vae_eval, vae_iwae */
+    const char *fn_name;  /* g_purposes[purpose].fn_name */
     int batch, samples;
     int nnodes, cap;
     g_node **nodes;       /* topological order: every input precedes its reader */
@@ -194,8 +224,10 @@ int g_product_group(const g_graph *g, int i, const g_node **members);
 /* Writes the graph in a readable text form (tests, `vaec check --graph`). */
 void g_dump(FILE *out, const g_graph *g);
 
-/* ---- construction helpers shared by graph.c and autodiff.c ---- */
+/* ---- node constructors (graph.c), for the lowering, the builders and autodiff.c ---- */
 g_node *g_new(g_graph *g, g_kind kind, int rows, int cols);
+/* Appends an input to n (at most G_MAX_IN); n needs a gradient if the input does. */
+void g_add_input(g_node *n, g_node *in);
 g_node *g_map(g_graph *g, const vx_expr *e, int nin, g_node *const *in, int rows, int cols);
 g_node *g_map1(g_graph *g, const vx_expr *e, g_node *a);
 g_node *g_map2(g_graph *g, const vx_expr *e, g_node *a, g_node *b);

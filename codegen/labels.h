@@ -1,6 +1,6 @@
 /* codegen/labels.h: what the runtime needs to know of a model's label
  * (vr_program's label_states and label_inferred), decided here once for both
- * back ends (compile.c, emit_c.c) and the commands that feed graphs data. */
+ * back ends (tiered.c, emit_c.c) and the commands that feed graphs data. */
 #ifndef VAE_CODEGEN_LABELS_H
 #define VAE_CODEGEN_LABELS_H
 

@@ -674,7 +674,7 @@ static void emit_graph(cg *c, const g_graph *g) {
             LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kernel), kernel, args, 7, "");
         }
     }
-    if (g->purpose == GRAPH_TRAIN) /* parameters that no path reaches get a zero gradient */
+    if (g_purposes[g->purpose].gradient) /* parameters that no path reaches get a zero gradient */
         for (int p = 0; p < g->model->nparams; p++)
             if (!g->param_grad[p]) {
                 g_node fake = {.buffer = BUF_GRADS, .offset = g->model->params[p].offset};

@@ -1,11 +1,9 @@
-/* Shared by the lowering of networks (graph.c) and of the estimators
- * (estimators.c): an environment of named nodes, and the densities. */
+/* The lowering of networks (lower.c), which the estimators (estimators.c, structured.c)
+ * and the deployment graphs (deploy.c) call: an environment of named nodes. */
 #ifndef VAE_LOWER_H
 #define VAE_LOWER_H
 
 #include "codegen/graph.h"
-
-#define LOG_2PI 1.8378770664093454835606594728112
 
 typedef struct {
     const char *name;
@@ -36,9 +34,5 @@ value lower(lowering *L, const ast_expr *e);
 g_node *lower_node(lowering *L, const ast_expr *e);
 /* Runs a network body; returns the nodes of the distribution's arguments a (and b). */
 void lower_network(lowering *L, const ast_network *n, const vae_dist *d, g_node **a, g_node **b);
-/* Elementwise log-density of the data ($0) under d with parameters $1, $2. */
-const vx_expr *loglik_expr(g_graph *g, const vae_dist *d);
-/* log p(x | params) per row: [rows, 1]. */
-g_node *loglik_rows(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node *b, int rows);
 
 #endif

@@ -46,7 +46,7 @@ struct ast_arg {
 
 /* The layers and functions a network may call.  The checker's table (parser/check_expr.c
  * LAYERS) is the one list of their names; it sets ast_expr.layer, on which the lowering
- * (codegen/graph.c lower_call) dispatches, so no later stage compares names again. */
+ * (codegen/lower.c lower_call) dispatches, so no later stage compares names again. */
 typedef enum {
     LAYER_NONE, /* not a layer (a distribution, or not checked yet) */
     LAYER_DENSE,

@@ -11,8 +11,8 @@
 #include "vae/compiler.h"
 #include "parser/model.h"
 #include "codegen/graph.h"
+#include "codegen/pipeline.h"
 
-int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, FILE *err); /* compile.c */
 
 typedef void (*fn64)(double *params, double *grads, double *arena, const double *data, const vr_ctx *ctx);
 
@@ -528,6 +528,51 @@ static int has_inner_layer(const g_graph *g) {
     return 0;
 }
 
+/* Every graph of every example (structured ones too, and the sample graph's prior_decode form)
+ * sets only the outputs its purpose's row of g_purposes lists, a deployment graph its result,
+ * and is named as the row says. */
+static void test_graphs_keep_to_their_purpose(void) {
+    const char *top = getenv("top_srcdir");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/examples", top && *top ? top : ".");
+    DIR *d = opendir(dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    int graphs = 0, purposes = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".vae") != 0) continue;
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        vae_unit *u = vae_unit_load(path, stderr);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+        for (int prior_decode = 0; prior_decode < 2; prior_decode++) {
+            vae_build_opts o = vae_build_defaults(u);
+            o.api = 1;
+            o.prior_decode = prior_decode;
+            g_graph *gs[VAE_MAX_GRAPHS];
+            int n = vae_build_graphs(u, &o, gs, stderr);
+            CU_ASSERT(n >= 3);
+            for (int i = 0; i < n; i++) {
+                const g_purpose_info *info = &g_purposes[gs[i]->purpose];
+                if ((g_outputs_set(&gs[i]->out) & ~info->outputs) != 0) {
+                    fprintf(stderr, "\n  %s %s: outputs %#x outside %#x", e->d_name, gs[i]->fn_name,
+                            g_outputs_set(&gs[i]->out), info->outputs);
+                    CU_FAIL("a graph sets an output its purpose does not list");
+                }
+                if (info->outputs & G_OUT_API) CU_ASSERT_PTR_NOT_NULL(gs[i]->out.api_out);
+                CU_ASSERT_STRING_EQUAL(gs[i]->fn_name, info->fn_name);
+                purposes |= 1 << gs[i]->purpose;
+                graphs++;
+                g_free(gs[i]);
+            }
+        }
+        vae_unit_free(u);
+    }
+    closedir(d);
+    CU_ASSERT(graphs > 100);
+    CU_ASSERT_EQUAL(purposes, (1 << GRAPH_PURPOSES) - 1); /* every row of the table was exercised */
+}
+
 static void test_arena_slots_of_live_tensors_disjoint(void) {
     const char *top = getenv("top_srcdir");
     char dir[4096];
@@ -548,7 +593,7 @@ static void test_arena_slots_of_live_tensors_disjoint(void) {
         }
         vae_build_opts o = vae_build_defaults(u);
         o.api = 1;
-        g_graph *gs[8];
+        g_graph *gs[VAE_MAX_GRAPHS];
         int n = vae_build_graphs(u, &o, gs, stderr);
         CU_ASSERT(n >= 3);
         for (int i = 0; i < n; i++) {
@@ -646,6 +691,7 @@ int main(void) {
         {"convolutions against direct loops", test_convolutions_against_direct_loops},
         {"float build matches double build", test_float_matches_double},
         {"arena slots of live tensors are disjoint", test_arena_slots_of_live_tensors_disjoint},
+        {"graphs keep to their purpose's outputs", test_graphs_keep_to_their_purpose},
         {NULL, NULL},
     };
     return run_suite("gradient check", tests);

@@ -63,7 +63,8 @@ vae_build_opts vae_build_defaults(const vae_unit *u);
 vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE *err);
 const vr_program *vae_program_runtime(const vae_program *p);
 double vae_program_compile_seconds(const vae_program *p);
-/* The compiled function of a graph: "vae_train_step", "vae_eval" or "vae_iwae". */
+/* The compiled function of a graph, by its name: "vae_train_step", "vae_eval", "vae_iwae",
+ * "vae_encode", "vae_decode" or "vae_sample" (NULL when the program has no such graph). */
 void *vae_program_function(vae_program *p, const char *name); /* waits for a tiered build's quick code */
 /* Tiered programs: waits for the optimised build and swaps it in (no-op otherwise). */
 void vae_program_wait_optimized(vae_program *p);

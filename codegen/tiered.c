@@ -1,5 +1,7 @@
-/* The pipeline, stage by stage: source -> AST -> checked model -> graphs ->
- * gradient -> plan -> LLVM IR -> optimised module -> JIT -> vr_program. */
+/* The tiered JIT: the planned graphs of the pipeline (pipeline.c) -> LLVM IR -> machine code
+ * -> a vr_program the driver runs.  Quick code for the training step first; the other graphs'
+ * quick code and then every graph's optimised code on a background thread, swapped in between
+ * graph calls (docs/architecture.md, "Tiered JIT"). */
 #include "vae/compiler.h"
 
 #ifdef __GLIBC__
@@ -12,21 +14,13 @@
 #include <time.h>
 
 #include "codegen/backend.h"
-#include "codegen/graph.h"
 #include "codegen/labels.h"
-
-struct vae_unit {
-    vae_source *src;
-    vae_source *estimator_src; /* an estimator given apart from the file (gradvar), or NULL */
-    vae_model model;
-};
-
-#define MAX_GRAPHS 8
+#include "codegen/pipeline.h"
 
 /* One JIT-compiled build of a program's graphs. */
 typedef struct {
     vae_jit *jit;
-    void *fns[MAX_GRAPHS]; /* the graphs' entry points, in the order of vae_program.graphs */
+    void *fns[VAE_MAX_GRAPHS]; /* the graphs' entry points, in the order of vae_program.graphs */
     double ir_ms, optimise_ms, machine_ms;
 } jit_build;
 
@@ -40,7 +34,7 @@ struct vae_program {
      * thread, quick code for the other graphs (rest_code), then the optimised
      * build of them all, each swapped in between calls by program_upgrade.  The
      * graphs stay alive until then; the thread only reads them. */
-    g_graph *graphs[MAX_GRAPHS];
+    g_graph *graphs[VAE_MAX_GRAPHS];
     int ngraphs;
     const char *name;
     vae_elem elem;
@@ -59,154 +53,6 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static vae_unit *unit_from_source(vae_source *src) {
-    if (!src) return NULL;
-    ast_model *ast = vae_parse(src);
-    vae_unit *u = calloc(1, sizeof *u);
-    if (!u) abort();
-    u->src = src;
-    if (!ast || vae_check(src, ast, &u->model) != 0) {
-        vae_unit_free(u);
-        return NULL;
-    }
-    return u;
-}
-
-vae_unit *vae_unit_load(const char *path, FILE *err) { return unit_from_source(vae_source_load(path, err)); }
-
-vae_unit *vae_unit_from_string(const char *name, const char *text, FILE *err) {
-    return unit_from_source(vae_source_from_string(name, text, err));
-}
-
-vae_unit *vae_unit_with_estimator(const char *path, const char *spec, FILE *err) {
-    vae_source *src = vae_source_load(path, err);
-    if (!src) return NULL;
-    vae_source *es = vae_source_from_string("--estimators", spec, err);
-    ast_model *ast = vae_parse(src);
-    ast_estimator *est = ast && es ? vae_parse_estimator(es) : NULL; /* es: NULL when the text is not UTF-8 */
-    vae_unit *u = calloc(1, sizeof *u);
-    if (!u) abort();
-    u->src = src;
-    u->estimator_src = es;
-    if (es) src->also = es; /* the checker's errors in the estimator show its line */
-    if (!est) {
-        vae_unit_free(u);
-        return NULL;
-    }
-    ast->estimators = est;
-    if (vae_check(src, ast, &u->model) != 0) {
-        vae_unit_free(u);
-        return NULL;
-    }
-    return u;
-}
-
-void vae_unit_free(vae_unit *u) {
-    if (!u) return;
-    vae_source_free(u->estimator_src);
-    vae_source_free(u->src);
-    free(u);
-}
-
-const struct vae_model *vae_unit_model(const vae_unit *u) { return &u->model; }
-
-const char *vae_unit_name(const vae_unit *u) { return u->model.name; }
-
-int vae_unit_ntensors(const vae_unit *u) { return u->model.nparams; }
-
-const char *vae_unit_tensor(const vae_unit *u, int i, int *ndims, const int **dims, long *size) {
-    if (i < 0 || i >= u->model.nparams) return NULL;
-    const vae_param *p = &u->model.params[i];
-    if (ndims) *ndims = p->ndims;
-    if (dims) *dims = p->dims;
-    if (size) *size = p->size;
-    return p->name;
-}
-
-vae_build_opts vae_build_defaults(const vae_unit *u) {
-    vae_build_opts o = {0};
-    o.batch = u->model.train.batch;
-    o.eval_batch = 250;
-    o.iwae_batch = 4;
-    o.iwae_chunk = 250;
-    o.iwae_arena_max = VAE_IWAE_ARENA_MAX;
-    o.train = o.eval = o.iwae = 1;
-    o.api_batch = 64;
-    return o;
-}
-
-/* The IWAE graph, its rows (examples x samples per call) cut until its arena
- * fits o->iwae_arena_max: examples first, then samples.  The estimate does not
- * depend on the cut: the noise is keyed by example and sample, and the
- * log-sum-exp runs over the samples in order (vr_evaluate_iwae). */
-static g_graph *build_iwae(const vae_model *m, const vae_build_opts *o, FILE *err) {
-    int batch = o->iwae_batch, chunk = o->iwae_chunk;
-    while (batch * chunk > 1 && !g_batch_fits(m, GRAPH_IWAE, batch, chunk, NULL)) { /* a model too wide for the rows */
-        if (batch > 1) batch /= 2;
-        else chunk /= 2;
-    }
-    for (;;) {
-        g_graph *g = g_build(m, GRAPH_IWAE, batch, chunk, err);
-        if (!g) return NULL;
-        g_plan(g);
-        if (o->iwae_arena_max <= 0 || g->arena_floats <= o->iwae_arena_max || batch * chunk == 1) return g;
-        /* the arena grows about as the rows: aim at the bound, at least halving */
-        long rows = (long)((double)batch * chunk * o->iwae_arena_max / g->arena_floats);
-        if (rows > (long)batch * chunk / 2) rows = (long)batch * chunk / 2;
-        if (rows < 1) rows = 1;
-        if (batch > 1 && rows >= chunk) batch = (int)(rows / chunk);
-        else { /* rows <= batch * chunk / 2 < chunk once batch is 1 */
-            batch = 1;
-            chunk = (int)rows;
-        }
-        g_free(g);
-    }
-}
-
-/* Builds the requested graphs; returns how many (0 on failure). */
-int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, FILE *err);
-int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, FILE *err) {
-    int n = 0;
-    const vae_model *m = &u->model;
-    if (o->train) {
-        g_graph *g = g_build(m, GRAPH_TRAIN, o->batch, m->est.samples, err);
-        if (!g) return 0;
-        g_differentiate(g);
-        g_plan(g);
-        gs[n++] = g;
-    }
-    if (o->eval) {
-        int batch = o->eval_batch; /* fewer examples per call for a model too wide for them */
-        while (batch > 1 && !g_batch_fits(m, GRAPH_EVAL, batch, 1, NULL)) batch /= 2;
-        g_graph *g = g_build(m, GRAPH_EVAL, batch, 1, err);
-        if (!g) goto fail;
-        g_plan(g);
-        gs[n++] = g;
-    }
-    if (o->iwae) {
-        g_graph *g = build_iwae(m, o, err);
-        if (!g) goto fail;
-        gs[n++] = g;
-    }
-    if (o->api) {
-        static const g_purpose api[3] = {GRAPH_ENCODE, GRAPH_DECODE, GRAPH_SAMPLE};
-        for (int i = 0; i < 3; i++) {
-            if (api[i] == GRAPH_ENCODE && !g_posterior_width(m)) continue; /* a latent without encoder */
-            g_purpose purpose = api[i] == GRAPH_SAMPLE && o->prior_decode ? GRAPH_PRIOR_DECODE : api[i];
-            int batch = o->api_batch;
-            while (batch > 1 && !g_batch_fits(m, purpose, batch, 1, NULL)) batch /= 2;
-            g_graph *g = g_build(m, purpose, batch, 1, err);
-            if (!g) goto fail;
-            g_plan(g);
-            gs[n++] = g;
-        }
-    }
-    return n;
-fail:
-    while (n) g_free(gs[--n]);
-    return 0;
 }
 
 static long out_offset(const g_node *n) { return n ? n->offset : -1; }
@@ -262,9 +108,15 @@ static void jit_build_free(jit_build *b) {
     memset(b, 0, sizeof *b);
 }
 
-static vr_graph *graph_slot(vr_program *rt, g_purpose purpose) {
-    vr_graph *table[] = {&rt->train, &rt->eval, &rt->iwae, &rt->encode, &rt->decode, &rt->sample, &rt->sample};
-    return table[purpose];
+/* The vr_graph of the program that runs a graph of this purpose. */
+static vr_graph *program_graph(vr_program *rt, g_purpose purpose) {
+    return (vr_graph *)((char *)rt + g_purposes[purpose].graph_slot);
+}
+
+/* Points the program's graphs in `which` (bit i: graphs[i]) at build b's code. */
+static void install(vae_program *p, const jit_build *b, unsigned which) {
+    for (int i = 0; i < p->ngraphs; i++)
+        if (which & 1u << i) program_graph(&p->rt, p->graphs[i]->purpose)->fn = (vr_graph_fn)b->fns[i];
 }
 
 #define ALL_GRAPHS(n) ((1u << (n)) - 1)
@@ -309,8 +161,7 @@ static void tier_finish(vae_program *p, int wait) {
             fprintf(stderr, "vaec: error: LLVM: %s\n", p->tier_err ? p->tier_err : "unknown failure");
             exit(1);
         }
-        for (int i = 0; i < p->ngraphs; i++)
-            if (p->rest & 1u << i) graph_slot(&p->rt, p->graphs[i]->purpose)->fn = (vr_graph_fn)p->rest_code.fns[i];
+        install(p, &p->rest_code, p->rest);
         p->rest = 0;
         p->rt.complete = NULL;
     }
@@ -327,7 +178,7 @@ static void tier_finish(vae_program *p, int wait) {
         free(p->tier_err);
         p->tier_err = NULL;
     } else {
-        for (int i = 0; i < p->ngraphs; i++) graph_slot(&p->rt, p->graphs[i]->purpose)->fn = (vr_graph_fn)p->tier_code.fns[i];
+        install(p, &p->tier_code, ALL_GRAPHS(p->ngraphs));
         jit_build_free(&p->code);
         jit_build_free(&p->rest_code);
         p->code = p->tier_code;
@@ -352,27 +203,16 @@ static void program_complete(void *self) {
     tier_finish(p, 0);
 }
 
-vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE *err) {
-    double t0 = now();
-    vae_program *p = calloc(1, sizeof *p);
-    if (!p) abort();
-    p->ngraphs = vae_build_graphs(u, o, p->graphs, err);
-    if (!p->ngraphs) {
-        free(p);
-        return NULL;
-    }
-    p->name = u->model.name;
-    p->elem = o->double_precision ? VAE_F64 : VAE_F32;
-    double t_graph = now(); /* VAEC_TIMING=1 prints where compile time goes */
-    char *msg = NULL;
-    unsigned first = ALL_GRAPHS(p->ngraphs); /* tiered: the training step alone, if there is one */
-    if (o->jit == VAE_JIT_TIERED)
+/* The graphs the first build compiles: with tiers, the training step alone if there is one. */
+static unsigned first_build(const vae_program *p, vae_jit_mode jit) {
+    if (jit == VAE_JIT_TIERED)
         for (int i = 0; i < p->ngraphs; i++)
-            if (p->graphs[i]->purpose == GRAPH_TRAIN) first = 1u << i;
-    if (jit_compile(&p->code, p->graphs, p->ngraphs, first, p->name, p->elem,
-                    o->jit != VAE_JIT_QUICK && o->jit != VAE_JIT_TIERED, &msg) != 0)
-        goto fail;
-    const vae_model *m = &u->model;
+            if (p->graphs[i]->purpose == GRAPH_TRAIN) return 1u << i;
+    return ALL_GRAPHS(p->ngraphs);
+}
+
+/* The model's part of the program: its data, labels, tensors and deployment widths. */
+static void describe_model(vae_program *p, const vae_model *m) {
     for (int i = 0; i < m->nparams; i++) {
         const vae_param *q = &m->params[i];
         p->tensors[i].name = q->name;
@@ -396,38 +236,78 @@ vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE 
     rt->encode_width = g_posterior_width(m);
     rt->latent_width = g_latent_width(m);
     rt->decode_width = g_decode_width(m);
+}
+
+/* Each graph's vr_graph (and a deployment graph's api_out) in the program, at the first build's
+ * code (NULL for the graphs it left out). */
+static void describe_graphs(vae_program *p) {
+    vr_program *rt = &p->rt;
     for (int i = 0; i < p->ngraphs; i++) {
         const g_graph *g = p->graphs[i];
-        long *api_out[] = {NULL, NULL, NULL, &rt->api_out_encode, &rt->api_out_decode, &rt->api_out_sample,
-                           &rt->api_out_sample};
-        describe(graph_slot(rt, g->purpose), g, p->code.fns[i]);
-        if (api_out[g->purpose]) *api_out[g->purpose] = g->out.api_out->offset;
+        const g_purpose_info *info = &g_purposes[g->purpose];
+        describe(program_graph(rt, g->purpose), g, p->code.fns[i]);
+        if (info->outputs & G_OUT_API) *(long *)((char *)rt + info->api_out_slot) = g->out.api_out->offset;
         if (g->purpose == GRAPH_TRAIN) rt->value_name = g->value_name;
         if (g->purpose == GRAPH_EVAL) rt->eval_value_name = g->value_name;
     }
-    p->compile_seconds = now() - t0;
+}
+
+/* VAEC_TIMING=1 prints where compile time goes; VAEC_DUMP_OBJECTS, where each graph's code runs. */
+static void report_first_build(const vae_program *p, vae_jit_mode jit, double graph_seconds, FILE *err) {
     if (getenv("VAEC_TIMING"))
         fprintf(err, "compile (%s): graphs %.1f ms, IR %.1f ms, optimise %.1f ms, machine code + JIT %.1f ms\n",
-                o->jit == VAE_JIT_OPTIMIZED ? "optimised" : "quick", 1e3 * (t_graph - t0), p->code.ir_ms,
+                jit == VAE_JIT_OPTIMIZED ? "optimised" : "quick", 1e3 * graph_seconds, p->code.ir_ms,
                 p->code.optimise_ms, p->code.machine_ms);
     if (getenv("VAEC_DUMP_OBJECTS")) /* where the dumped objects' functions run, to map perf samples onto them */
         for (int i = 0; i < p->ngraphs; i++) fprintf(err, "%s at %p\n", p->graphs[i]->fn_name, p->code.fns[i]);
-    p->rest = ALL_GRAPHS(p->ngraphs) & ~first;
-    if (o->jit == VAE_JIT_TIERED && pthread_create(&p->tier_thread, NULL, tier_main, p) == 0) {
+}
+
+/* The graphs the first build left out (p->rest): tiered, on the background thread; otherwise,
+ * or when no thread starts, quick code for them all now.  0, or -1 with *msg set. */
+static int build_rest(vae_program *p, vae_jit_mode jit, char **msg) {
+    vr_program *rt = &p->rt;
+    if (jit == VAE_JIT_TIERED && pthread_create(&p->tier_thread, NULL, tier_main, p) == 0) {
         p->tier_started = 1;
         rt->upgrade = program_upgrade;
         rt->complete = p->rest ? program_complete : NULL;
         rt->upgrade_self = p;
-    } else if (p->rest) { /* no thread: quick code for the rest now */
-        jit_build_free(&p->code);
-        if (jit_compile(&p->code, p->graphs, p->ngraphs, ALL_GRAPHS(p->ngraphs), p->name, p->elem, 0, &msg) != 0)
-            goto fail;
-        for (int i = 0; i < p->ngraphs; i++) graph_slot(rt, p->graphs[i]->purpose)->fn = (vr_graph_fn)p->code.fns[i];
-        p->rest = 0;
-        free_graphs(p);
-    } else {
-        free_graphs(p);
+        return 0;
     }
+    if (p->rest) {
+        jit_build_free(&p->code);
+        if (jit_compile(&p->code, p->graphs, p->ngraphs, ALL_GRAPHS(p->ngraphs), p->name, p->elem, 0, msg) != 0)
+            return -1;
+        install(p, &p->code, ALL_GRAPHS(p->ngraphs));
+        p->rest = 0;
+    }
+    free_graphs(p);
+    return 0;
+}
+
+vae_program *vae_program_build(const vae_unit *u, const vae_build_opts *o, FILE *err) {
+    double t0 = now();
+    vae_program *p = calloc(1, sizeof *p);
+    if (!p) abort();
+    p->ngraphs = vae_build_graphs(u, o, p->graphs, err);
+    if (!p->ngraphs) {
+        free(p);
+        return NULL;
+    }
+    const vae_model *m = vae_unit_model(u);
+    p->name = m->name;
+    p->elem = o->double_precision ? VAE_F64 : VAE_F32;
+    double t_graph = now();
+    char *msg = NULL;
+    unsigned first = first_build(p, o->jit);
+    if (jit_compile(&p->code, p->graphs, p->ngraphs, first, p->name, p->elem,
+                    o->jit != VAE_JIT_QUICK && o->jit != VAE_JIT_TIERED, &msg) != 0)
+        goto fail;
+    describe_model(p, m);
+    describe_graphs(p);
+    p->compile_seconds = now() - t0;
+    report_first_build(p, o->jit, t_graph - t0, err);
+    p->rest = ALL_GRAPHS(p->ngraphs) & ~first;
+    if (build_rest(p, o->jit, &msg) != 0) goto fail;
     return p;
 fail:
     fprintf(err, "vaec: error: LLVM: %s\n", msg ? msg : "unknown failure");
@@ -443,12 +323,9 @@ double vae_program_compile_seconds(const vae_program *p) { return p->compile_sec
 
 void *vae_program_function(vae_program *p, const char *name) {
     program_complete(p);
-    if (strcmp(name, "vae_train_step") == 0) return (void *)p->rt.train.fn;
-    if (strcmp(name, "vae_eval") == 0) return (void *)p->rt.eval.fn;
-    if (strcmp(name, "vae_iwae") == 0) return (void *)p->rt.iwae.fn;
-    if (strcmp(name, "vae_encode") == 0) return (void *)p->rt.encode.fn;
-    if (strcmp(name, "vae_decode") == 0) return (void *)p->rt.decode.fn;
-    if (strcmp(name, "vae_sample") == 0) return (void *)p->rt.sample.fn;
+    for (g_purpose k = 0; k < GRAPH_PURPOSES; k++) /* prior_decode's code is asked for as vae_sample, whose place it takes */
+        if (k != GRAPH_PRIOR_DECODE && strcmp(name, g_purposes[k].fn_name) == 0)
+            return (void *)program_graph(&p->rt, k)->fn;
     return NULL;
 }
 
@@ -461,11 +338,11 @@ void vae_program_free(vae_program *p) {
 }
 
 int vae_emit_llvm(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *err) {
-    g_graph *gs[MAX_GRAPHS];
+    g_graph *gs[VAE_MAX_GRAPHS];
     int n = vae_build_graphs(u, o, gs, err);
     if (!n) return -1;
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef mod = cg_llvm_module(ctx, u->model.name, gs, n, o->double_precision ? VAE_F64 : VAE_F32, 1);
+    LLVMModuleRef mod = cg_llvm_module(ctx, vae_unit_model(u)->name, gs, n, o->double_precision ? VAE_F64 : VAE_F32, 1);
     char *msg = NULL;
     int rc = cg_llvm_optimize(mod, 1, &msg);
     if (rc == 0) {
@@ -480,15 +357,4 @@ int vae_emit_llvm(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *e
     LLVMContextDispose(ctx);
     for (int i = 0; i < n; i++) g_free(gs[i]);
     return rc;
-}
-
-int vae_dump_graphs(const vae_unit *u, const vae_build_opts *o, FILE *out, FILE *err) {
-    g_graph *gs[MAX_GRAPHS];
-    int n = vae_build_graphs(u, o, gs, err);
-    if (!n) return -1;
-    for (int i = 0; i < n; i++) {
-        g_dump(out, gs[i]);
-        g_free(gs[i]);
-    }
-    return 0;
 }
