@@ -18,7 +18,6 @@ typedef struct {
     unsigned latents;  /* bitmask of vae_latent_kind it applies to */
     int enumerates;    /* needs every joint state */
     int needs_encoder;
-    int built;         /* implemented by this version's code generator */
     /* The objective as vaec check writes it (vae_print_objective expands it): lines; {x} the
      * data, {z} the latents, {S} the samples, {T} the temperature, {B} the baseline network,
      * {beta} "F * " when beta is not 1, {avg} "(1/S) sum_{s=1..S} " and {s} "_s" when S > 1;
@@ -35,27 +34,27 @@ typedef struct {
 #define KL_Q_P "KL(q({z} | {x}) || p({z}))"
 
 static const estimator_info ESTIMATORS[] = {
-    {"analytic", EST_ANALYTIC, {"beta"}, DISCRETE, 1, 1, 1,
+    {"analytic", EST_ANALYTIC, {"beta"}, DISCRETE, 1, 1,
      "ELBO({x}) = sum_{z} q({z} | {x}) log p({x} | {z}) - {beta}" KL_Q_P "\n"
      "every joint state of {z} summed (the decoder runs once per state); KL in closed form"},
-    {"uniform", EST_UNIFORM, {"samples", "beta"}, DISCRETE, 1, 1, 1,
+    {"uniform", EST_UNIFORM, {"samples", "beta"}, DISCRETE, 1, 1,
      "ELBO({x}) ~= {avg}J q({z}{s} | {x}) log p({x} | {z}{s}) - {beta}" KL_Q_P "\n"
      "{z}{s} drawn uniformly from the J joint states of {z}; KL in closed form"},
-    {"reinforce", EST_REINFORCE, {"samples", "baseline", "beta"}, ANY_LATENT, 0, 1, 1,
+    {"reinforce", EST_REINFORCE, {"samples", "baseline", "beta"}, ANY_LATENT, 0, 1,
      "ELBO({x}) ~= {avg}log p({x} | {z}{s}) - {beta}" KL_Q_P ",  {z}{s} ~ q({z} | {x})\n"
      "gradient of q: {avg}(log p({x} | {z}{s}) - c{s}) grad log q({z}{s} | {x})   (score function)\n"
      "{?plain:c = 0 (no baseline)}{?net:c = log p_{B}({x}), the baseline network {B}, trained by maximum likelihood "
      "in the same step}{?loo:c{s} = the mean of log p({x} | {z}_t) over the example's other samples t != s (leave one "
      "out)}\n"
      "KL in closed form"},
-    {"reparam", EST_REPARAM, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1,
+    {"reparam", EST_REPARAM, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1,
      "{?closed:ELBO({x}) = {avg}log p({x} | {z}{s}) - {beta}" KL_Q_P "}"
      "{?stl:ELBO({x}) ~= {avg}log p({x} | {z}{s}) + {beta}(log p({z}{s}) - log q({z}{s} | {x}))   (the KL sampled)}\n"
      "@{zi}{s} = mean + {sd} * eps{s},  eps{s} ~ normal(0, 1)   (reparameterised)\n"
      "@{?closed:KL = {kl}   (closed form)}\n"
      "{?stl:gradient: stl: log q's parameters stopped, so the encoder's gradient flows through {z}{s} only (the score "
      "term dropped: sticking the landing)}"},
-    {"iwae", EST_IWAE, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1,
+    {"iwae", EST_IWAE, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1,
      "IWAE({x}) = log (1/{S}) sum_{k=1..{S}} w_k,  log w_k = log p({x} | {z}_k) + {beta}(log p({z}_k) - log q({z}_k | "
      "{x}))\n"
      "@{zi}_k = mean + {sd} * eps_k,  eps_k ~ normal(0, 1)   (reparameterised)\n"
@@ -63,16 +62,16 @@ static const estimator_info ESTIMATORS[] = {
      "bound; docs/estimators.md)}"
      "{?dreg:gradient: doubly reparameterised (DReG): the encoder follows sum_k w~_k^2 d log w_k / d z_k, the decoder "
      "sum_k w~_k grad log p({x}, {z}_k); w~_k = w_k / sum_j w_j}"},
-    {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0, 1,
+    {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0,
      "log p({x}) >= log (1/{S}) sum_{k=1..{S}} p({x} | {z}_k),  {z}_k ~ p({z})   (the fixed prior; no encoder)"},
-    {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0, 1,
+    {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0,
      "log p({x}) = log sum_{z} p({z}) p({x} | {z})   (every joint state of {z}; no encoder)"},
-    {"vimco", EST_VIMCO, {"samples", "beta"}, DISCRETE, 0, 1, 1,
+    {"vimco", EST_VIMCO, {"samples", "beta"}, DISCRETE, 0, 1,
      "IWAE({x}) = log (1/{S}) sum_{k=1..{S}} w_k,  log w_k = log p({x} | {z}_k) + {beta}(log p({z}_k) - log q({z}_k | "
      "{x})),  {z}_k ~ q({z} | {x})\n"
      "gradient of q: sum_k (IWAE - IWAE_-k) grad log q({z}_k | {x}), IWAE_-k with w_k replaced by the geometric mean of "
      "the other weights (leave-one-out control variates)"},
-    {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, DISCRETE, 0, 1, 1,
+    {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, DISCRETE, 0, 1,
      "ELBO({x}) ~= {avg}log p({x} | y{s}) - {beta}" KL_Q_P "\n"
      "@{?cat:y{s} = softmax((logits + g{s}) / {T}) per variable,  g{s} ~ Gumbel(0, 1)   (the relaxed {zi}; KL in closed "
      "form)}{?bern:y{s} = sigmoid((logits + log u{s} - log(1 - u{s})) / {T}),  u{s} ~ uniform(0, 1)   (binary concrete: "
@@ -80,12 +79,12 @@ static const estimator_info ESTIMATORS[] = {
      "@{?soft:the reported ELBO is at the discrete samples {?cat:onehot(argmax y{s})}{?bern:1[y{s} > 1/2]}}"
      "{?hard:straight-through: the decoder sees {?cat:onehot(argmax y{s})}{?bern:1[y{s} > 1/2]}, the gradient is "
      "y{s}'s}"},
-    {"arm", EST_ARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1, 1,
+    {"arm", EST_ARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1,
      "ELBO({x}) ~= (1/2) (log p({x} | b1) + log p({x} | b2)) - {beta}" KL_Q_P "\n"
      "b1 = 1[u > sigmoid(-logits)],  b2 = 1[u < sigmoid(logits)],  u ~ uniform(0, 1) per variable   (one pair per "
      "example, in one product)\n"
      "gradient of q's logits: (log p({x} | b1) - log p({x} | b2)) (u - 1/2)   (ARM; KL in closed form)"},
-    {"disarm", EST_DISARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1, 1,
+    {"disarm", EST_DISARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1,
      "ELBO({x}) ~= (1/2) (log p({x} | b) + log p({x} | b~)) - {beta}" KL_Q_P "\n"
      "b = 1[u < sigmoid(logits)],  b~ = 1[1 - u < sigmoid(logits)],  u ~ uniform(0, 1) per variable   (antithetic, "
      "in one product)\n"
@@ -202,9 +201,14 @@ static const estimator_info *find_estimator(checker *c, const ast_estimator *e) 
     const estimator_info *info = NULL;
     for (size_t i = 0; i < NESTIMATORS; i++)
         if (strcmp(ESTIMATORS[i].name, e->name) == 0) info = &ESTIMATORS[i];
-    if (!info)
-        ERR(e->loc, "unknown estimator '%s' (expected analytic, uniform, reinforce, reparam, iwae, prior, exact, "
-                    "vimco, gumbel, arm or disarm)", e->name);
+    if (!info) { /* the names from the table, "a, b or c" */
+        char names[256];
+        size_t n = 0;
+        for (size_t i = 0; i < NESTIMATORS && n < sizeof names; i++)
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i == 0 ? "" : i + 1 < NESTIMATORS ? ", " : " or ",
+                                  ESTIMATORS[i].name);
+        ERR(e->loc, "unknown estimator '%s' (expected %s)", e->name, names);
+    }
     return info;
 }
 
@@ -341,8 +345,6 @@ static int chk_enumerable(checker *c, const ast_estimator *e) {
 /* What one estimator asks of its samples and the prior (the model checked so far). */
 static void chk_estimator_needs(checker *c, const ast_estimator *e, const estimator_info *info) {
     const vae_model *m = c->m;
-    if (!info->built)
-        ERR(e->loc, "estimator '%s' parses and checks, but is not built yet in this version of vaec", e->name);
     if (info->kind == EST_VIMCO && m->est.samples < 2)
         ERR(e->loc, "vimco needs at least 2 samples: each sample's control variate comes from the others");
     if (m->est.baseline_loo && m->est.samples < 2)
