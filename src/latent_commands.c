@@ -360,6 +360,11 @@ int vaec_interpolate_main(int argc, char **argv) {
         snprintf(err, sizeof err, "%s: nothing to hold the discrete latents of model %s at while the normal ones move (%s)",
                  a.model, m->name, why);
         rc = -1;
+    } else if (rc == 0 && !normals && vaec_state_count(&l.view) == 0) {
+        snprintf(err, sizeof err, "%s: the latents of model %s are discrete, with no path between their states, and "
+                 "too many joint states to show one row each (more than 65,536): nothing to interpolate; vaec sample "
+                 "draws from the prior, vaec reconstruct shows the encodings' most probable states", a.model, m->name);
+        rc = -1;
     } else if (rc == 0 && !normals) { /* discrete: each state's decoded mean, beside the examples it is most probable for */
         rc = vaec_draw_states(&l.view, x, n, a.out, err, sizeof err) ? -1 : 0;
         if (rc == 0)

@@ -112,9 +112,12 @@ int vaec_can_reconstruct(const vaec_view *v, char *why, size_t len) {
 /* The most probable latent values of one example, from its encoder's outputs:
  * the mean of a normal latent, one-hot argmax of a categorical, 0/1 of a
  * Bernoulli; an observed label one-hot at `label` (no encoder outputs).  Also
- * its joint state's index (discrete latents; vr_states' order). */
+ * its joint state's index (discrete latents; vr_states' order), which the caller
+ * uses only for an enumerable model (at most 65,536 joint states; a model of
+ * 200 Bernoulli units has 2^200, whose index no integer holds). */
 static long mode_latents(const vae_model *m, const float *enc, int label, float *z) {
     long joint = 0, stride = 1;
+    int enumerable = g_model_enumerable(m);
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
         long local = 0, place = 1;
@@ -122,18 +125,18 @@ static long mode_latents(const vae_model *m, const float *enc, int label, float 
             for (int s = 0; s < l->states; s++) z[s] = s == label;
             local = label > 0 ? label : 0;
             joint += local * stride;
-            stride *= (long)l->joint_states;
+            stride *= enumerable ? (long)l->joint_states : 1;
             z += l->width;
             continue;
         }
         if (l->kind == LATENT_NORMAL) memcpy(z, enc, sizeof(float) * (size_t)l->width);
         else if (l->kind == LATENT_BERNOULLI)
-            for (int k = 0; k < l->nvars; k++, place *= 2) {
+            for (int k = 0; k < l->nvars; k++, place *= enumerable ? 2 : 1) {
                 z[k] = enc[k] > (l->posterior.a_is_probs ? 0.5f : 0.0f);
-                local += (long)z[k] * place;
+                if (enumerable) local += (long)z[k] * place;
             }
         else
-            for (int k = 0; k < l->nvars; k++, place *= l->states) {
+            for (int k = 0; k < l->nvars; k++, place *= enumerable ? l->states : 1) {
                 const float *logit = enc + k * l->states;
                 int best = 0;
                 for (int s = 1; s < l->states; s++) best = logit[s] > logit[best] ? s : best;
@@ -141,7 +144,7 @@ static long mode_latents(const vae_model *m, const float *enc, int label, float 
                 local += best * place;
             }
         joint += local * stride;
-        stride *= l->kind == LATENT_NORMAL ? 1 : (long)l->joint_states;
+        stride *= l->kind == LATENT_NORMAL || !enumerable ? 1 : (long)l->joint_states;
         enc += l->width * (l->posterior.b ? 2 : 1);
         z += l->width;
     }
@@ -164,7 +167,7 @@ void vaec_encode_modes(const vaec_view *v, const float *x, int n, float *z, long
     vaec_encode_params(v, x, n, enc);
     for (long i = 0; i < n; i++) {
         long s = mode_latents(v->model, enc + i * p->encode_width, v->x_labels ? v->x_labels[i] : -1, z + i * p->latent_width);
-        if (states) states[i] = s;
+        if (states) states[i] = g_model_enumerable(v->model) ? s : -1; /* no index beyond 65,536 states */
     }
     free(enc);
 }

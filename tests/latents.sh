@@ -19,7 +19,7 @@ refused() {
     [ -s "$work/err" ] || fail "vaec $* failed without a message"
 }
 
-for m in fashion_gauss:1 mixture_analytic:1 mixture_prior:0 fashion_cvae:0 fashion_gmvae:0; do
+for m in fashion_gauss:1 mixture_analytic:1 mixture_prior:0 fashion_cvae:0 fashion_gmvae:0 fashion_bernoulli200:0; do
     "$vaec" train "$top_srcdir/examples/${m%:*}.vae" --epochs "${m#*:}" --data fashion-mnist:train --limit 256 \
         --test fashion-mnist:test --test-limit 64 --out "$work/${m%:*}" \
         >"$work/train.out" 2>&1 || { cat "$work/train.out"; fail "vaec train ${m%:*} failed"; }
@@ -170,6 +170,11 @@ refused interpolate "$gauss" --params "$ck" -o "$work/no.jpg"
 ln -s "$work/i.png" "$work/link.png"
 refused interpolate "$gauss" --params "$ck" -o "$work/link.png"
 [ -e "$work/no.png" ] || [ -e "$work/no.jpg" ] && fail "a refused interpolate left a file"
+# 200 Bernoulli units: 2^200 joint states, no path between them and too many to draw each
+refused interpolate "$top_srcdir/examples/fashion_bernoulli200.vae" --params "$work/fashion_bernoulli200/checkpoint.vaeckpt" \
+    -o "$work/b200.png"
+grep -q "too many joint states" "$work/err" || fail "interpolate of 200 Bernoulli units: $(cat "$work/err")"
+[ -e "$work/b200.png" ] && fail "a refused interpolate left $work/b200.png"
 "$vaec" encode --help | grep -q "Z.mean" || fail "vaec encode --help"
 "$vaec" interpolate --help | grep -q "STEPS" || fail "vaec interpolate --help"
 echo "latents: all checks passed"
