@@ -441,15 +441,10 @@ static void print_product_group(cw *w, const g_node *const *members, int count) 
     fprintf(o, "    };\n    vr_gemm_jobs(jobs, %d);\n}\n\n", count);
 }
 
-static const char *graph_short(g_purpose p) {
-    static const char *const names[] = {"train", "eval", "iwae", "encode", "decode", "sample"};
-    return names[p];
-}
-
 static void print_graph(FILE *o, const g_graph *g) {
-    cw w = {o, g, graph_short(g->purpose), g->nnodes};
+    cw w = {o, g, g_purposes[g->purpose].field, g->nnodes};
     /* backward nodes follow the objective: everything after it was appended by autodiff */
-    if (g->purpose == GRAPH_TRAIN && g->out.objective)
+    if (g_purposes[g->purpose].gradient && g->out.objective)
         for (int i = 0; i < g->nnodes; i++)
             if (g->nodes[i] == g->out.objective) w.nfwd = i + 1;
     fprintf(o, "/* ================================================================ %s: batch %d, samples %d,\n"
@@ -487,7 +482,7 @@ static void print_graph(FILE *o, const g_graph *g) {
             fprintf(o, "(&b, 0, %ld);\n", g_kernel_units(n));
         }
     }
-    if (g->purpose == GRAPH_TRAIN) /* parameters that no path reaches get a zero gradient */
+    if (g_purposes[g->purpose].gradient) /* parameters that no path reaches get a zero gradient */
         for (int p = 0; p < g->model->nparams; p++)
             if (!g->param_grad[p])
                 fprintf(o, "    for (long i = 0; i < %ld; i++) grads[%ld + i] = 0.0f;\n", g->model->params[p].size,
@@ -552,7 +547,7 @@ static void print_program(FILE *o, const vae_model *m, g_graph *const *gs, int n
         print_const(o, m->params[i].init_bound);
     }
     fputs("};\n\n", o);
-    const g_graph *by[6] = {0};
+    const g_graph *by[GRAPH_PURPOSES] = {0};
     for (int i = 0; i < n; i++) by[gs[i]->purpose] = gs[i];
     fputs("static const vr_program vae_program = {\n    .model_name = ", o);
     print_string(o, m->name);
@@ -567,15 +562,15 @@ static void print_program(FILE *o, const vae_model *m, g_graph *const *gs, int n
     }
     fprintf(o, "    .value_name = \"%s\",\n    .eval_value_name = \"%s\",\n", by[GRAPH_TRAIN] ? by[GRAPH_TRAIN]->value_name : "ELBO",
             by[GRAPH_EVAL] ? by[GRAPH_EVAL]->value_name : "ELBO");
-    static const char *const field[] = {"train", "eval", "iwae", "encode", "decode", "sample"};
-    for (int p = 0; p < 6; p++) {
+    for (int p = 0; p < GRAPH_PURPOSES; p++) { /* the emitted API has no prior_decode graph */
         const g_graph *g = by[p];
+        const char *field = g_purposes[p].field;
         if (!g) continue;
-        fprintf(o, "    .%s = {(vr_graph_fn)%s, %d, %d, %ld, %ld, %ld, %ld, %ld, %ld, %ld, %ld},\n", field[p], g->fn_name,
+        fprintf(o, "    .%s = {(vr_graph_fn)%s, %d, %d, %ld, %ld, %ld, %ld, %ld, %ld, %ld, %ld},\n", field, g->fn_name,
                 g->batch, g->samples, g->arena_floats, offset_of(g->out.objective), offset_of(g->out.recon_rows),
                 offset_of(g->out.kl_rows), offset_of(g->out.logw_rows), offset_of(g->out.logpx_rows),
                 offset_of(g->out.value_rows), offset_of(g->out.correct_rows));
-        if (p >= GRAPH_ENCODE) fprintf(o, "    .api_out_%s = %ld,\n", field[p], offset_of(g->out.api_out));
+        if (g_purposes[p].outputs & G_OUT_API) fprintf(o, "    .api_out_%s = %ld,\n", field, offset_of(g->out.api_out));
     }
     fprintf(o, "    .encode_width = %d,\n    .latent_width = %d,\n    .decode_width = %d,\n};\n\n", g_encode_width(m),
             g_latent_width(m), g_decode_width(m));
@@ -1099,7 +1094,7 @@ static void print_defaults(FILE *c, const vae_model *m, int shards) {
 
 int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_path, FILE *c, FILE *h,
                const char *header_name, FILE *err) {
-    g_graph *gs[8];
+    g_graph *gs[VAE_MAX_GRAPHS];
     vae_build_opts opts = *o;
     opts.double_precision = 0;
     opts.api = 1;
