@@ -36,9 +36,13 @@ vae_unit *vae_unit_from_string(const char *name, const char *text, FILE *err) {
 }
 
 vae_unit *vae_unit_with_estimator(const char *path, const char *spec, FILE *err) {
+    return vae_unit_with_estimator_from(path, spec, "--estimators", err);
+}
+
+vae_unit *vae_unit_with_estimator_from(const char *path, const char *spec, const char *label, FILE *err) {
     vae_source *src = vae_source_load(path, err);
     if (!src) return NULL;
-    vae_source *es = vae_source_from_string("--estimators", spec, err);
+    vae_source *es = vae_source_from_string(label, spec, err);
     ast_model *ast = vae_parse(src);
     ast_estimator *est = ast && es ? vae_parse_estimator(es) : NULL; /* es: NULL when the text is not UTF-8 */
     vae_unit *u = calloc(1, sizeof *u);

@@ -46,9 +46,11 @@ static const char *const USAGE =
     "vaec COMMAND --help describes a command's options.\n";
 
 static const char *const HELP_CHECK =
-    "usage: vaec check MODEL.vae [--ast] [--graph]\n"
+    "usage: vaec check MODEL.vae [--ast] [--graph] [--estimator SPEC]\n"
     "  --ast      also print the syntax tree\n"
     "  --graph    also print the planned graphs (forward and backward)\n"
+    "  --estimator SPEC  the model with another estimator, written as in a model:\n"
+    "             'reinforce(samples: 2, baseline: loo)' (also for train, eval, emit-c, emit-llvm)\n"
     "  A model is a UTF-8 text file of at most 1 MiB; the first 50 errors are printed, then\n"
     "  how many more.  Limits on nesting and expression length: docs/language.md.\n";
 
@@ -58,6 +60,9 @@ static const char *const HELP_TRAIN =
     "                   (uint8 values read as byte/255, every other value as written; binary\n"
     "                   data must lie in [0, 1]; NaN and infinity are refused)\n"
     "  --test SRC       test data, evaluated after each epoch\n"
+    "  --estimator SPEC train with another estimator than the model's, written as in a model\n"
+    "                   ('disarm', 'reinforce(samples: 2, baseline: loo)'); the run records it,\n"
+    "                   and --resume and eval need the same\n"
     "  --labels FILE    the training data's labels (a model with a label; fashion-mnist: carries its\n"
     "                   own): IDX1 bytes (.gz too), a 1-d integer .npy, or a .csv of one integer a line\n"
     "  --test-labels FILE  the test data's labels (the same forms)\n"
@@ -118,6 +123,7 @@ static const char *const HELP_EVAL =
     "  --params FILE    checkpoint written by vaec train\n"
     "  --test SRC       data to evaluate (default: the train block's test)\n"
     "  --test-labels FILE  its labels (a model with a label), for the classification error\n"
+    "  --estimator SPEC the estimator the checkpoint was trained with, when train was given one\n"
     "  --iwae K         samples per example for the IWAE estimate of log p(x) (default 1000; 0 skips it);\n"
     "                   on a terminal a progress line shows the examples done and the time left\n"
     "  --data-dir DIR   --test-limit N   --seed N   --threads N   --jit MODE (as for train)\n";
@@ -136,7 +142,7 @@ static const char *const HELP_GRADVAR =
     "  squared bias plus variance / R (R draws cannot tell a bias smaller than that from noise).\n";
 
 static const char *const HELP_EMIT_C =
-    "usage: vaec emit-c MODEL.vae -o model.c [--batch N] [--shards S]\n"
+    "usage: vaec emit-c MODEL.vae -o model.c [--batch N] [--shards S] [--estimator SPEC]\n"
     "  writes model.c and model.h: the same plan the JIT runs, as portable C11 that builds with\n"
     "  cc -std=c11 -O2 model.c -lm; -DVAE_USE_CBLAS (-lopenblas) for BLAS products (and -DVAE_USE_DNNL,\n"
     "  -ldnnl -lgomp, for oneDNN's sgemm), -DVAE_USE_ZLIB (-lz)\n"
@@ -160,7 +166,7 @@ static const char *const HELP_EXPORT =
     "  symbolic link or a device is refused. docs/checkpoint.md describes the checkpoint itself.\n";
 
 static const char *const HELP_EMIT =
-    "usage: vaec emit-llvm MODEL.vae [-o FILE] [--batch N]\n"
+    "usage: vaec emit-llvm MODEL.vae [-o FILE] [--batch N] [--estimator SPEC]\n"
     "  prints the optimised LLVM module of the training step and the evaluators\n"
     "  -o FILE is written whole and renamed into place; it must be a new name or a regular file\n"
     "  (a symbolic link, a device or a folder is refused)\n";
@@ -171,6 +177,7 @@ typedef struct {
     int batch, threads, ast, graph;
     const char *out_file;
     const char *estimators;
+    const char *estimator; /* --estimator: the model's estimator replaced (check, train, eval, emit-*) */
     int repeats;
     int have_epochs, have_lr, have_seed, have_warmup, have_labelled;
     int shards; /* 0: the train block's */
@@ -243,7 +250,8 @@ static int train_setting(const char *a, const char *v, cli *c, int *bad) {
 static int parse_option(const char *cmd, const char *a, const char *v, cli *c, int *bad) {
     long n;
     int known = 1;
-    if (strcmp(cmd, "check") == 0) {
+    if (strcmp(a, "--estimator") == 0 && cmd_in(cmd, "check train eval emit-c emit-llvm")) c->estimator = v;
+    else if (strcmp(cmd, "check") == 0) {
         if (strcmp(a, "--ast") == 0) c->ast = 1;
         else if (strcmp(a, "--graph") == 0) c->graph = 1;
         else known = 0;
@@ -355,8 +363,14 @@ static int parse_args(const char *cmd, const char *help, int argc, char **argv, 
     return 0;
 }
 
+/* The model, with its estimator replaced by --estimator's where one was given. */
+static vae_unit *load_unit(const cli *c) {
+    return c->estimator ? vae_unit_with_estimator_from(c->model, c->estimator, "--estimator", stderr)
+                        : vae_unit_load(c->model, stderr);
+}
+
 static int cmd_check(cli *c) {
-    vae_unit *u = vae_unit_load(c->model, stderr);
+    vae_unit *u = load_unit(c);
     if (!u) return 1;
     const vae_model *m = vae_unit_model(u);
     vae_print_summary(stdout, m);
@@ -419,7 +433,7 @@ static int progress_wanted(const cli *c) {
 }
 
 static int cmd_train(cli *c) {
-    vae_unit *u = vae_unit_load(c->model, stderr);
+    vae_unit *u = load_unit(c);
     if (!u) return 1;
     const vae_model *m = vae_unit_model(u);
     resolve(c, m);
@@ -480,7 +494,7 @@ static int cmd_eval(cli *c) {
         fprintf(stderr, "vaec eval: error: --params CHECKPOINT is required\n");
         return 1;
     }
-    vae_unit *u = vae_unit_load(c->model, stderr);
+    vae_unit *u = load_unit(c);
     if (!u) return 1;
     resolve(c, vae_unit_model(u));
     vr_set_threads(c->threads ? c->threads : vaec_mpi_threads());
@@ -568,7 +582,7 @@ static int cmd_emit_c(cli *c) {
         fprintf(stderr, "vaec emit-c: error: -o %s: the output must end in .c (the header gets .h)\n", c->out_file);
         return 1;
     }
-    vae_unit *u = vae_unit_load(c->model, stderr);
+    vae_unit *u = load_unit(c);
     if (!u) return 1;
     const vae_train_settings *t = &vae_unit_model(u)->train;
     if (!c->batch) c->batch = t->batch;
@@ -600,7 +614,7 @@ static int cmd_emit_c(cli *c) {
 }
 
 static int cmd_emit_llvm(cli *c) {
-    vae_unit *u = vae_unit_load(c->model, stderr);
+    vae_unit *u = load_unit(c);
     if (!u) return 1;
     vae_build_opts o = vae_build_defaults(u);
     if (c->batch) o.batch = c->batch;

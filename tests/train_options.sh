@@ -32,7 +32,7 @@ refused() { # WHAT EXPECTED-MESSAGE ARGS...: a run that must fail with the messa
     what=$1 expect=$2
     shift 2
     "$vaec" train "$model" $SMALL "$@" >"$work/out" 2>&1 && { cat "$work/out"; fail "$what: accepted"; }
-    grep -qF "$expect" "$work/out" || { cat "$work/out"; fail "$what: the message does not say '$expect'"; }
+    grep -qF -- "$expect" "$work/out" || { cat "$work/out"; fail "$what: the message does not say '$expect'"; }
 }
 header() { # DIR KEY: the value of log.csv's "# KEY = VALUE" line
     sed -n "s/^# $2 = //p" "$1/log.csv"
@@ -163,3 +163,21 @@ if command -v script >/dev/null; then
     grep -q 'ETA' "$work/out" && fail "vaec eval drew its progress into a file"
     echo "ok   progress lines with ETAs on a terminal (train, eval's IWAE), none in a file"
 fi
+
+# ---- --estimator: the model with another estimator, as if its file said so
+sed 's/^estimator .*/estimator iwae(samples: 2)/' "$model" >"$work/iwae2.vae"
+grep -q '^estimator iwae(samples: 2)$' "$work/iwae2.vae" || fail "could not write the model with iwae(samples: 2)"
+train "$work/est_opt" --epochs 1 --estimator 'iwae(samples: 2)'
+"$vaec" train "$work/iwae2.vae" $SMALL --epochs 1 --out "$work/est_file" >"$work/out" 2>&1 || { cat "$work/out"; fail "iwae2.vae"; }
+cmp "$work/est_opt/checkpoint.vaeckpt" "$work/est_file/checkpoint.vaeckpt" \
+    || fail "--estimator 'iwae(samples: 2)' does not train as the model file that says so"
+header "$work/est_opt" "model settings" | grep -q '^estimator iwae; samples 2' \
+    || fail "log.csv does not record --estimator: $(header "$work/est_opt" "model settings")"
+"$vaec" train "$model" $SMALL --epochs 2 --resume "$work/est_opt" >"$work/out" 2>&1 && fail "a resume without --estimator accepted"
+grep -q "cannot resume with other settings" "$work/out" || { cat "$work/out"; fail "resume without --estimator: $(cat "$work/out")"; }
+resume "$work/est_opt" --epochs 2 --estimator 'iwae(samples: 2)'
+refused "--estimator with a typo" "--estimator:1:6: error: estimator 'iwae' has no option 'samplez'" --estimator 'iwae(samplez: 2)' --out "$work/est_bad"
+[ -e "$work/est_bad" ] && fail "a refused --estimator left a run folder"
+"$vaec" check "$model" --estimator 'reparam(samples: 3)' | grep -q 'maximise  ELBO(x) = (1/3) sum_{s=1..3}' \
+    || fail "vaec check --estimator does not print the other estimator's objective"
+echo "ok   --estimator trains as the model file that says so, is recorded, resumed only with it, and located when wrong"

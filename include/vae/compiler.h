@@ -21,6 +21,9 @@ vae_unit *vae_unit_load(const char *path, FILE *err);
 vae_unit *vae_unit_from_string(const char *name, const char *text, FILE *err);
 /* The model of `path` with its estimator replaced by `spec` ("reinforce(samples: 10)"). */
 vae_unit *vae_unit_with_estimator(const char *path, const char *spec, FILE *err);
+/* The same, with errors in the estimator's text located at LABEL:1:COL (its option's name:
+ * "--estimators" above, "--estimator" for vaec's other commands). */
+vae_unit *vae_unit_with_estimator_from(const char *path, const char *spec, const char *label, FILE *err);
 void vae_unit_free(vae_unit *u);
 struct vae_model;
 const struct vae_model *vae_unit_model(const vae_unit *u);
