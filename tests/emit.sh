@@ -131,12 +131,15 @@ gcc -std=c11 -O2 -Wall -Wextra -Werror $BLAS_CFLAGS -I"$work" -DMODEL_HEADER='"f
 "$work/api_user" "$work/j-fashion_gauss/checkpoint.vaeckpt" "$work/api_c.bin" || fail "api_user"
 "$reference" "$m" "$work/j-fashion_gauss/checkpoint.vaeckpt" "$work/api_j.bin" || fail "api_reference"
 "$floatdiff" --raw "$work/api_c.bin" "$work/api_j.bin" 1e-5 || fail "encode, decode, sample, ELBO or elbo_each differ from the JIT"
-# vaec encode of the same 13 rows (tests/api_user.c's pattern, as a .csv) writes MODEL_encode's floats, bit for bit
+# vaec encode of the same 13 rows (tests/api_user.c's pattern, as a .csv) writes MODEL_encode's floats: bit for
+# bit with oneDNN's sgemm, within 1e-4 relative when configure chose OpenBLAS, whose last
+# bits depend on how a product is cut (vaec encode's team against the emitted library's): 1.5e-5 measured
 awk 'BEGIN { for (i = 0; i < 13; i++) { line = ""
     for (j = 0; j < 784; j++) line = line (j ? "," : "") ((i * 131 + j * 17) % 10 < 4 ? 1 : 0); print line } }' >"$work/pattern.csv"
 "$vaec" encode "$m" --params "$work/j-fashion_gauss/checkpoint.vaeckpt" --data "$work/pattern.csv" -o "$work/enc.npy" \
     >/dev/null || fail "vaec encode exited with $?"
 tail -c +129 "$work/enc.npy" >"$work/enc_vaec.bin" # after the .npy header: [13, 40] floats, no label column
 head -c $((13 * 40 * 4)) "$work/api_c.bin" >"$work/enc_api.bin"
-cmp -s "$work/enc_vaec.bin" "$work/enc_api.bin" || fail "vaec encode's posterior parameters differ from the emitted MODEL_encode's"
+"$floatdiff" --raw "$work/enc_vaec.bin" "$work/enc_api.bin" 1e-4 \
+    || fail "vaec encode's posterior parameters differ from the emitted MODEL_encode's"
 echo "emit: all checks passed"
