@@ -281,3 +281,15 @@ g_node *loglik_rows(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node 
     r->label = "log p(x|z)";
     return r;
 }
+
+/* The antithetic pairs' parity column (arm, disarm): 0 on even rows (b), 1 on odd rows (b~). */
+g_node *antithetic_parity(g_graph *g, int rows) {
+    g_node *t = detached(g_new(g, G_STATES, rows, 1));
+    t->nvars = 1;
+    t->states = 2;
+    t->bernoulli = 1;
+    t->stride = 1;
+    t->local = 2;
+    t->label = "antithetic";
+    return t;
+}

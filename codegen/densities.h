@@ -56,6 +56,8 @@ g_node *loglik_rows(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node 
  * L standard logistic noise; *h = 1[a > 0], a draw from Bernoulli(sigmoid(logits)) (detached), and,
  * unless y is NULL, *y = sigmoid(a), or with hard h + (sigmoid(a) - sg(sigmoid(a))) (straight-through). */
 void binary_concrete(g_graph *g, g_node *logits, g_node *noise, double T, int hard, g_node **h, g_node **y);
+/* The antithetic pairs' parity column (arm, disarm): 0 on even rows (b), 1 on odd rows (b~). */
+g_node *antithetic_parity(g_graph *g, int rows);
 
 /* VIMCO's score term sum_k sg(L - L_-k) log q(z_k | x): [B, 1] from log w and log q [B*K, 1]. */
 g_node *vimco_score(g_graph *g, g_node *logw, g_node *logq, int B, int K);

@@ -450,13 +450,7 @@ static int build_antithetic(lowering *L, int B, int disarm) {
     const vae_model *m = g->model;
     prepared P;
     if (prepare(L, &P, B, 2, 1)) return -1;
-    g_node *tilde = detached(g_new(g, G_STATES, 2 * B, 1)); /* row r % 2: 0 on b's rows, 1 on b~'s */
-    tilde->nvars = 1;
-    tilde->states = 2;
-    tilde->bernoulli = 1;
-    tilde->stride = 1;
-    tilde->local = 2;
-    tilde->label = "antithetic";
+    g_node *tilde = antithetic_parity(g, 2 * B);
     g_node *z[VAE_MAX_LATENTS], *u[VAE_MAX_LATENTS], *b[VAE_MAX_LATENTS], *bt[VAE_MAX_LATENTS];
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];

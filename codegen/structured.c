@@ -184,16 +184,7 @@ static g_node *antithetic_draw(pass *P, int i) {
     g_graph *g = P->g;
     const vae_latent *l = &P->m->latents[i];
     int half = R_of(P) / 2;
-    if (!P->parity) {
-        g_node *t = detached(g_new(g, G_STATES, R_of(P), 1));
-        t->nvars = 1;
-        t->states = 2;
-        t->bernoulli = 1;
-        t->stride = 1;
-        t->local = 2;
-        t->label = "antithetic";
-        P->parity = t;
-    }
+    if (!P->parity) P->parity = antithetic_parity(g, R_of(P));
     g_node *phi = P->qt[i].table, *u = g_new(g, G_NOISE, half, l->nvars);
     u->noise = NOISE_UNIFORM;
     u->stream = i;

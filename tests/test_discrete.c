@@ -3,49 +3,11 @@
  * and a 2-state model matches values computed by hand. */
 #include <math.h>
 
-#include "parser/model.h"
-#include "tests/testutil.h"
-#include "vae/compiler.h"
+#include "tests/step_program.h"
 
-typedef void (*fn64)(double *params, double *grads, double *arena, const double *data, const vr_ctx *ctx);
-
-typedef struct {
-    vae_unit *u;
-    vae_program *prog;
-    const vr_program *rt;
-    const vae_model *m;
-    fn64 step;
-    double *grads, *arena;
-} dprog;
-
-static dprog build(const char *text, int batch) {
-    dprog d = {0};
-    d.u = vae_unit_from_string("t.vae", text, stderr);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d.u);
-    d.m = vae_unit_model(d.u);
-    vae_build_opts o = vae_build_defaults(d.u);
-    o.batch = batch;
-    o.eval = o.iwae = 0;
-    o.double_precision = 1;
-    d.prog = vae_program_build(d.u, &o, stderr);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d.prog);
-    d.rt = vae_program_runtime(d.prog);
-    d.step = (fn64)vae_program_function(d.prog, "vae_train_step");
-    d.grads = calloc((size_t)d.rt->param_floats, sizeof(double));
-    d.arena = calloc((size_t)d.rt->train.arena_floats, sizeof(double));
-    return d;
-}
-
-static void release(dprog *d) {
-    free(d->grads);
-    free(d->arena);
-    vae_program_free(d->prog);
-    vae_unit_free(d->u);
-}
-
-static void run(dprog *d, double *params, const double *x, uint64_t step) {
-    vr_ctx ctx = {.seed = 99, .step = step, .example0 = 0, .sample0 = 0};
-    d->step(params, d->grads, d->arena, x, &ctx);
+/* Every step here runs at seed 99. */
+static void run(step_program *d, double *params, const double *x, uint64_t step) {
+    step_program_run(d, params, x, 99, step);
 }
 
 static int starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
@@ -81,7 +43,7 @@ static void synthetic(double *x, int n, uint64_t seed) {
 }
 
 /* Mean and variance, over R draws, of every coordinate of the gradient. */
-static void moments(dprog *d, double *params, const double *x, int R, double *mean, double *var) {
+static void moments(step_program *d, double *params, const double *x, int R, double *mean, double *var) {
     size_t P = (size_t)d->rt->param_floats;
     memset(mean, 0, P * sizeof(double));
     memset(var, 0, P * sizeof(double));
@@ -98,7 +60,7 @@ static void moments(dprog *d, double *params, const double *x, int R, double *me
 
 static void test_sampled_estimators_are_unbiased(void) {
     enum { B = 4, R = 4000 };
-    dprog exact = build(model_with("analytic"), B);
+    step_program exact = step_program_build(model_with("analytic"), B);
     size_t P = (size_t)exact.rt->param_floats;
     double *params = malloc(P * sizeof(double)), x[B * 8];
     for (size_t i = 0; i < P; i++) params[i] = vr_uniform(5, 3, i) - 0.5;
@@ -109,7 +71,7 @@ static void test_sampled_estimators_are_unbiased(void) {
     const char *estimators[] = {"uniform(samples: 1)", "reinforce(samples: 1)", "reinforce(samples: 2, baseline: b)",
                                 "reinforce(samples: 3, baseline: loo)"};
     for (int e = 0; e < 4; e++) {
-        dprog d = build(model_with(estimators[e]), B);
+        step_program d = step_program_build(model_with(estimators[e]), B);
         CU_ASSERT_EQUAL_FATAL((size_t)d.rt->param_floats, P);
         moments(&d, params, x, R, mean, var);
         double worst = 0, signal = 0;
@@ -125,20 +87,20 @@ static void test_sampled_estimators_are_unbiased(void) {
         printf("\n    %-36s largest |mean - analytic| / standard error: %.2f", estimators[e], worst);
         CU_ASSERT(worst < 5.0);
         CU_ASSERT(signal > 1e-3);
-        release(&d);
+        step_program_free(&d);
     }
     free(params);
     free(truth);
     free(mean);
     free(var);
-    release(&exact);
+    step_program_free(&exact);
 }
 
 /* Trains the model with REINFORCE + baseline, then compares the variance of
  * the encoder gradient with and without the baseline at those parameters. */
 static void test_baseline_lowers_variance(void) {
     enum { B = 16, N = 128, R = 400 };
-    dprog train = build(model_with("reinforce(samples: 4, baseline: b)"), B);
+    step_program train = step_program_build(model_with("reinforce(samples: 4, baseline: b)"), B);
     size_t P = (size_t)train.rt->param_floats;
     double *params = malloc(P * sizeof(double)), *data = malloc(sizeof(double) * N * 8);
     for (size_t i = 0; i < P; i++) params[i] = 0.4 * (vr_uniform(6, 3, i) - 0.5);
@@ -151,12 +113,12 @@ static void test_baseline_lowers_variance(void) {
     const char *estimators[] = {"reinforce(samples: 4)", "reinforce(samples: 4, baseline: b)",
                                 "reinforce(samples: 4, baseline: loo)"};
     for (int e = 0; e < 3; e++) {
-        dprog d = build(model_with(estimators[e]), B);
+        step_program d = step_program_build(model_with(estimators[e]), B);
         moments(&d, params, data, R, mean, var);
         for (int t = 0; t < d.m->nparams; t++)
             if (starts_with(d.m->params[t].name, "encoder."))
                 for (long i = d.m->params[t].offset; i < d.m->params[t].offset + d.m->params[t].size; i++) total[e] += var[i];
-        release(&d);
+        step_program_free(&d);
     }
     printf("\n    encoder-gradient variance on a trained model: reinforce %.4g, with baseline %.4g, leave-one-out %.4g",
            total[0], total[1], total[2]);
@@ -166,13 +128,13 @@ static void test_baseline_lowers_variance(void) {
     free(data);
     free(mean);
     free(var);
-    release(&train);
+    step_program_free(&train);
 }
 
 /* exact log p(x) >= ELBO for every example, so the KL gap is >= 0. */
 static void test_bounds(void) {
     enum { B = 8 };
-    dprog d = build(model_with("analytic"), B);
+    step_program d = step_program_build(model_with("analytic"), B);
     size_t P = (size_t)d.rt->param_floats;
     double *params = malloc(P * sizeof(double)), x[B * 8];
     for (uint64_t trial = 0; trial < 5; trial++) {
@@ -187,7 +149,7 @@ static void test_bounds(void) {
         }
     }
     free(params);
-    release(&d);
+    step_program_free(&d);
 }
 
 /* Two states, two pixels: every value by hand. */
@@ -198,7 +160,7 @@ static void test_two_state_model_by_hand(void) {
                        "encoder q(z | x) { return categorical(logits: param[2]) }\n"
                        "decoder p(x | z) { return bernoulli(logits: dense(onehot(z), 2)) }\n"
                        "estimator analytic\n";
-    dprog d = build(text, 1);
+    step_program d = step_program_build(text, 1);
     size_t P = (size_t)d.rt->param_floats;
     CU_ASSERT_EQUAL_FATAL(P, 2 + 4 + 2);
     double params[8];
@@ -231,7 +193,7 @@ static void test_two_state_model_by_hand(void) {
     CU_ASSERT_DOUBLE_EQUAL(d.arena[d.rt->train.logpx_rows], logpx, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(d.arena[d.rt->train.objective], recon - kl, 1e-12);
     /* and the exact objective of the same model without encoder */
-    release(&d);
+    step_program_free(&d);
 }
 
 /* VIMCO is unbiased for the gradient of E[IWAE bound]: the expectation over
@@ -262,7 +224,7 @@ static void test_vimco_is_unbiased(void) {
                        "encoder q(z | x) { return categorical(logits: param[3]) }\n"
                        "decoder p(x | z) { return bernoulli(logits: dense(onehot(z), 3)) }\n"
                        "estimator vimco(samples: 2)\n";
-    dprog d = build(text, 1);
+    step_program d = step_program_build(text, 1);
     size_t P = (size_t)d.rt->param_floats;
     CU_ASSERT_EQUAL_FATAL(P, 3 + 9 + 3);
     long off_q = vae_model_param(d.m, "encoder.logits")->offset;
@@ -296,7 +258,7 @@ static void test_vimco_is_unbiased(void) {
     }
     printf("\n    VIMCO against the enumerated expectation (9 sample pairs): largest |mean - exact| / SE %.2f", worst);
     CU_ASSERT(worst < 5);
-    release(&d);
+    step_program_free(&d);
 }
 
 /* Straight-through Gumbel: the decoder sees exactly one-hot values, so its
@@ -314,7 +276,7 @@ static void test_straight_through_is_discrete(void) {
     char hard_text[1024];
     snprintf(hard_text, sizeof hard_text, "%s", soft_text);
     strcpy(strstr(hard_text, "temperature: 0.5)"), "temperature: 0.5, hard: true)\n");
-    dprog soft = build(soft_text, B), hard = build(hard_text, B);
+    step_program soft = step_program_build(soft_text, B), hard = step_program_build(hard_text, B);
     size_t P = (size_t)soft.rt->param_floats;
     double *params = malloc(P * sizeof(double)), x[B * 8];
     for (size_t i = 0; i < P; i++) params[i] = 2 * (vr_uniform(17, 1, i) - 0.5);
@@ -327,8 +289,8 @@ static void test_straight_through_is_discrete(void) {
     for (size_t i = 0; i < P; i++) diff = fmax(diff, fabs(soft.grads[i] - hard.grads[i]));
     CU_ASSERT(diff > 1e-6);
     free(params);
-    release(&soft);
-    release(&hard);
+    step_program_free(&soft);
+    step_program_free(&hard);
 }
 
 int main(void) {

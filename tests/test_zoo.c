@@ -4,49 +4,11 @@
  * theory guarantees. */
 #include <math.h>
 
-#include "parser/model.h"
-#include "tests/testutil.h"
-#include "vae/compiler.h"
+#include "tests/step_program.h"
 
-typedef void (*fn64)(double *params, double *grads, double *arena, const double *data, const vr_ctx *ctx);
-
-typedef struct {
-    vae_unit *u;
-    vae_program *prog;
-    const vr_program *rt;
-    const vae_model *m;
-    fn64 step;
-    double *grads, *arena;
-} zprog;
-
-static zprog build(const char *text, int batch) {
-    zprog d = {0};
-    d.u = vae_unit_from_string("t.vae", text, stderr);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d.u);
-    d.m = vae_unit_model(d.u);
-    vae_build_opts o = vae_build_defaults(d.u);
-    o.batch = batch;
-    o.eval = o.iwae = 0;
-    o.double_precision = 1;
-    d.prog = vae_program_build(d.u, &o, stderr);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d.prog);
-    d.rt = vae_program_runtime(d.prog);
-    d.step = (fn64)vae_program_function(d.prog, "vae_train_step");
-    d.grads = calloc((size_t)d.rt->param_floats, sizeof(double));
-    d.arena = calloc((size_t)d.rt->train.arena_floats, sizeof(double));
-    return d;
-}
-
-static void release(zprog *d) {
-    free(d->grads);
-    free(d->arena);
-    vae_program_free(d->prog);
-    vae_unit_free(d->u);
-}
-
-static void run(zprog *d, double *params, const double *x, uint64_t step) {
-    vr_ctx ctx = {.seed = 41, .step = step, .example0 = 0, .sample0 = 0};
-    d->step(params, d->grads, d->arena, x, &ctx);
+/* Every step here runs at seed 41. */
+static void run(step_program *d, double *params, const double *x, uint64_t step) {
+    step_program_run(d, params, x, 41, step);
 }
 
 /* Two Bernoulli latents (3 and 2 units: 32 joint states), a learned prior on one of them, a
@@ -74,7 +36,7 @@ static void random_bits(double *x, int n, uint64_t seed) {
 }
 
 /* Mean and variance, over R draws (steps 1..R), of every coordinate of the gradient. */
-static void moments(zprog *d, double *params, const double *x, int R, double *mean, double *var) {
+static void moments(step_program *d, double *params, const double *x, int R, double *mean, double *var) {
     size_t P = (size_t)d->rt->param_floats;
     memset(mean, 0, P * sizeof(double));
     memset(var, 0, P * sizeof(double));
@@ -97,7 +59,7 @@ static int is_encoder(const char *name) { return strncmp(name, "q.", 2) == 0 || 
  * conditioned on the antithetic pair). */
 static void test_arm_and_disarm(void) {
     enum { B = 3, R = 10000 }; /* power: a bias of 0.05 standard deviations of one draw gives |z| 5 */
-    zprog exact = build(bernoulli_with("analytic"), B);
+    step_program exact = step_program_build(bernoulli_with("analytic"), B);
     size_t P = (size_t)exact.rt->param_floats;
     double *params = malloc(P * sizeof(double)), x[B * 6];
     double *truth = malloc(P * sizeof(double)), *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double));
@@ -109,7 +71,7 @@ static void test_arm_and_disarm(void) {
         run(&exact, params, x, 0);
         memcpy(truth, exact.grads, P * sizeof(double));
         for (int e = 0; e < 2; e++) {
-            zprog d = build(bernoulli_with(estimators[e]), B);
+            step_program d = step_program_build(bernoulli_with(estimators[e]), B);
             CU_ASSERT_EQUAL_FATAL((size_t)d.rt->param_floats, P);
             moments(&d, params, x, R, mean, var);
             double worst = 0, signal = 0;
@@ -128,7 +90,7 @@ static void test_arm_and_disarm(void) {
                    scale, worst, total[e]);
             CU_ASSERT(worst < 4.0);
             CU_ASSERT(signal > 1e-3);
-            release(&d);
+            step_program_free(&d);
         }
         CU_ASSERT(total[1] <= total[0]);
     }
@@ -136,7 +98,7 @@ static void test_arm_and_disarm(void) {
     free(truth);
     free(mean);
     free(var);
-    release(&exact);
+    step_program_free(&exact);
 }
 
 /* arm and disarm per latent in elbo(...) (structured models): both latents in pairs, one beside an
@@ -144,7 +106,7 @@ static void test_arm_and_disarm(void) {
  * gradient, every coordinate. */
 static void test_arm_and_disarm_per_latent(void) {
     enum { B = 3, R = 10000 };
-    zprog exact = build(bernoulli_with("analytic"), B);
+    step_program exact = step_program_build(bernoulli_with("analytic"), B);
     size_t P = (size_t)exact.rt->param_floats;
     double *params = malloc(P * sizeof(double)), x[B * 6];
     double *truth = malloc(P * sizeof(double)), *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double));
@@ -155,7 +117,7 @@ static void test_arm_and_disarm_per_latent(void) {
     const char *estimators[] = {"elbo(z: disarm, y: arm, samples: 2)", "elbo(z: arm, y: analytic, samples: 4)",
                                 "elbo(z: disarm, y: reinforce(baseline: loo), samples: 2)"};
     for (int e = 0; e < 3; e++) {
-        zprog d = build(bernoulli_with(estimators[e]), B);
+        step_program d = step_program_build(bernoulli_with(estimators[e]), B);
         CU_ASSERT_EQUAL_FATAL((size_t)d.rt->param_floats, P);
         CU_ASSERT(d.m->structured);
         moments(&d, params, x, R, mean, var);
@@ -168,20 +130,20 @@ static void test_arm_and_disarm_per_latent(void) {
         printf("\n    %-56s largest |mean - exact| / standard error %.2f", estimators[e], worst);
         CU_ASSERT(worst < 4.0);
         CU_ASSERT(signal > 1e-3);
-        release(&d);
+        step_program_free(&d);
     }
     free(params);
     free(truth);
     free(mean);
     free(var);
-    release(&exact);
+    step_program_free(&exact);
 }
 
 /* The antithetic pair: b on even rows, b~ = 1[1 - u < s(phi)] on odd rows, so where q is nearly
  * certain both draws agree, and the reported value is the mean of the pair's ELBO. */
 static void test_pair_value_is_the_mean(void) {
     enum { B = 2 };
-    zprog d = build(bernoulli_with("disarm"), B), a = build(bernoulli_with("arm"), B);
+    step_program d = step_program_build(bernoulli_with("disarm"), B), a = step_program_build(bernoulli_with("arm"), B);
     size_t P = (size_t)d.rt->param_floats;
     double *params = malloc(P * sizeof(double)), x[B * 6];
     for (size_t i = 0; i < P; i++) params[i] = vr_uniform(9, 3, i) - 0.5;
@@ -197,12 +159,12 @@ static void test_pair_value_is_the_mean(void) {
         CU_ASSERT_EQUAL(f1, a.arena[a.rt->train.recon_rows + 2 * b + 1]);
     }
     free(params);
-    release(&d);
-    release(&a);
+    step_program_free(&d);
+    step_program_free(&a);
 }
 
 /* The largest |z| of mean - truth over every coordinate, and the relative bias |mean - truth| / |truth|. */
-static double largest_z(const zprog *d, const double *mean, const double *var, const double *truth, int R, double *bias) {
+static double largest_z(const step_program *d, const double *mean, const double *var, const double *truth, int R, double *bias) {
     double worst = 0, off = 0, norm = 0;
     for (long i = 0; i < d->rt->param_floats; i++) {
         double z = fabs(mean[i] - truth[i]) / (sqrt(var[i] / R) + 1e-12);
@@ -220,7 +182,7 @@ static double largest_z(const zprog *d, const double *mean, const double *var, c
  * discrete samples. */
 static void test_binary_concrete_bias(void) {
     enum { B = 3, R = 10000 };
-    zprog exact = build(bernoulli_with("analytic"), B);
+    step_program exact = step_program_build(bernoulli_with("analytic"), B);
     size_t P = (size_t)exact.rt->param_floats;
     double *params = malloc(P * sizeof(double)), x[B * 6];
     double *truth = malloc(P * sizeof(double)), *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double));
@@ -232,28 +194,28 @@ static void test_binary_concrete_bias(void) {
                                 "gumbel(temperature: 0.3, hard: true)"};
     double bias[4];
     for (int e = 0; e < 4; e++) {
-        zprog d = build(bernoulli_with(estimators[e]), B);
+        step_program d = step_program_build(bernoulli_with(estimators[e]), B);
         moments(&d, params, x, R, mean, var);
         double z = largest_z(&d, mean, var, truth, R, &bias[e]);
         printf("\n    %-36s relative bias %.3f, largest |z| %.1f", estimators[e], bias[e], z);
         CU_ASSERT(z > 4);
         CU_ASSERT(bias[e] > 0 && bias[e] < 1);
-        release(&d);
+        step_program_free(&d);
     }
     CU_ASSERT(bias[1] < bias[0]); /* the relaxation's bias shrinks with the temperature */
-    zprog soft = build(bernoulli_with("gumbel(samples: 2, temperature: 0.5)"), B);
-    zprog hard = build(bernoulli_with("gumbel(samples: 2, temperature: 0.5, hard: true)"), B);
+    step_program soft = step_program_build(bernoulli_with("gumbel(samples: 2, temperature: 0.5)"), B);
+    step_program hard = step_program_build(bernoulli_with("gumbel(samples: 2, temperature: 0.5, hard: true)"), B);
     run(&soft, params, x, 5);
     run(&hard, params, x, 5);
     for (int r = 0; r < B * 2; r++)
         CU_ASSERT_EQUAL(soft.arena[soft.rt->train.recon_rows + r], hard.arena[hard.rt->train.recon_rows + r]);
-    release(&soft);
-    release(&hard);
+    step_program_free(&soft);
+    step_program_free(&hard);
     free(params);
     free(truth);
     free(mean);
     free(var);
-    release(&exact);
+    step_program_free(&exact);
 }
 
 /* ---- the linear-Gaussian model: p(z) = N(0, I), p(x | z) = N(z W + b, D); with W's rows orthogonal
@@ -274,7 +236,7 @@ static char *linear_gaussian_with(const char *est) {
     return b;
 }
 
-static double *param_named(const zprog *d, double *params, const char *name) {
+static double *param_named(const step_program *d, double *params, const char *name) {
     for (int t = 0; t < d->m->nparams; t++)
         if (strcmp(d->m->params[t].name, name) == 0) return params + d->m->params[t].offset;
     CU_FAIL_FATAL("no such parameter");
@@ -282,7 +244,7 @@ static double *param_named(const zprog *d, double *params, const char *name) {
 }
 
 /* Sets the decoder (W [2, 3] row-major, b, log D) and the encoder at the exact posterior. */
-static void exact_posterior(const zprog *d, double *params) {
+static void exact_posterior(const step_program *d, double *params) {
     static const double W[2][3] = {{1, 0, 0.5}, {0, 2, 0}}, b[3] = {0.3, -0.2, 0.1}, logD[3] = {0, -0.6931, 0.6931};
     double *w = param_named(d, params, "decoder.mean.weight"), *bias = param_named(d, params, "decoder.mean.bias");
     double *ld = param_named(d, params, "decoder.logvar"), *A = param_named(d, params, "encoder.mean.weight");
@@ -314,7 +276,7 @@ static void test_stl_zero_variance_at_the_posterior(void) {
     double x[B * 3];
     for (int i = 0; i < B * 3; i++) x[i] = 2 * vr_uniform(21, 1, (uint64_t)i) - 1;
     for (int e = 0; e < 5; e++) {
-        zprog d = build(linear_gaussian_with(estimators[e]), B);
+        step_program d = step_program_build(linear_gaussian_with(estimators[e]), B);
         size_t P = (size_t)d.rt->param_floats;
         double *params = calloc(P, sizeof(double)), *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double));
         exact_posterior(&d, params);
@@ -336,7 +298,7 @@ static void test_stl_zero_variance_at_the_posterior(void) {
         free(params);
         free(mean);
         free(var);
-        release(&d);
+        step_program_free(&d);
     }
 }
 
@@ -349,7 +311,7 @@ static void test_stl_unbiased(void) {
     for (int i = 0; i < B * 3; i++) x[i] = 2 * vr_uniform(22, 1, (uint64_t)i) - 1;
     const char *pairs[2][2] = {{"reparam", "reparam(gradient: stl)"}, {"reparam(samples: 3)", "reparam(samples: 3, gradient: stl)"}};
     for (int k = 0; k < 2; k++) {
-        zprog a = build(linear_gaussian_with(pairs[k][0]), B), s = build(linear_gaussian_with(pairs[k][1]), B);
+        step_program a = step_program_build(linear_gaussian_with(pairs[k][0]), B), s = step_program_build(linear_gaussian_with(pairs[k][1]), B);
         size_t P = (size_t)a.rt->param_floats;
         double *params = malloc(P * sizeof(double)), *mean = calloc(P, sizeof(double)), *m2 = calloc(P, sizeof(double));
         for (size_t i = 0; i < P; i++) params[i] = vr_uniform(23, 3, i) - 0.5;
@@ -374,8 +336,8 @@ static void test_stl_unbiased(void) {
         free(params);
         free(mean);
         free(m2);
-        release(&a);
-        release(&s);
+        step_program_free(&a);
+        step_program_free(&s);
     }
 }
 
