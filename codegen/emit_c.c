@@ -894,38 +894,45 @@ static void print_header(FILE *h, const char *N, const vae_model *m, const g_gra
             train->value_name, N, N);
 }
 
-/* The emitted trainer's check of one numeric option: the range and the words
- * of vaec's table (parser/settings.c), so that both refuse the same values
- * alike.  `assign` stores x (a real) or n (an integer). */
-static void print_option(FILE *o, const char *option, const char *when, const char *assign) {
+/* A numeric option's range and the words of vaec's table (parser/settings.c) as the emitted
+ * trainer's vae_range initialiser, so that both refuse the same values alike. */
+static void print_range(FILE *o, const char *option) {
     const vae_setting *s = vae_setting_option(option);
     char words[128];
     vae_setting_words(s, words, sizeof words);
+    fprintf(o, "{%.17g, %.17g, %d, %d, \"%s\"}", s->lo, s->hi, s->lo_open, s->hi_open, words);
+}
+
+/* VAE_OPTION_RANGES_INIT: the ranges of the run's table of options (vae/driver.h), in its
+ * order; a text option's range is never read. */
+static void print_option_ranges(FILE *o) {
+    fputs("#define VAE_OPTION_RANGES_INIT {", o);
+    const vr_option *opt;
+    for (int i = 0; (opt = vr_option_at(i)); i++) {
+        fputs(i ? ", \\\n    " : " \\\n    ", o);
+        if (opt->type == VR_OPT_TEXT || opt->type == VR_OPT_FLAG) fputs("{0, 0, 0, 0, \"\"}", o);
+        else print_range(o, opt->name);
+    }
+    fputs("}\n", o);
+}
+
+/* The emitted trainer's check of a numeric option of its own (not the run's table). `assign`
+ * stores x (a real) or n (an integer). */
+static void print_option(FILE *o, const char *option, const char *when, const char *assign) {
+    const vae_setting *s = vae_setting_option(option);
     fprintf(o, "        else if (!strcmp(a, \"%s\")%s) {\n"
-               "            if (%s(a, v, (vae_range){%.17g, %.17g, %d, %d, \"%s\"}, &%s)) return 1;\n"
+               "            if (%s(a, v, (vae_range)",
+            option, when, s->integer ? "whole" : "number");
+    print_range(o, option);
+    fprintf(o, ", &%s)) return 1;\n"
                "            %s\n"
                "        }\n",
-            option, when, s->integer ? "whole" : "number", s->lo, s->hi, s->lo_open, s->hi_open, words,
             s->integer ? "n" : "x", assign);
 }
 
-/* The numeric options of the emitted trainer's command line, vaec train and eval's. */
+/* The numeric options of the emitted trainer that are its own: threads, and the batch and
+ * shards it was compiled for. */
 static void print_numeric_options(FILE *o) {
-    print_option(o, "--epochs", " && train", "o.epochs = (int)n;");
-    print_option(o, "--lr", " && train", "o.lr = x;");
-    print_option(o, "--seed", "", "o.seed = (uint64_t)n;");
-    print_option(o, "--limit", " && train", "o.limit = (int)n;");
-    print_option(o, "--labelled", " && train", "o.labelled = (long)n;");
-    print_option(o, "--test-limit", "", "o.test_limit = (int)n;");
-    print_option(o, "--warmup", " && train", "o.warmup = x;");
-    print_option(o, "--validation", " && train", "o.validation = (int)n;");
-    print_option(o, "--clip", " && train", "o.clip = x;");
-    print_option(o, "--lr-warmup-steps", " && train", "o.schedule.warmup_steps = (long)n;");
-    print_option(o, "--lr-step-epochs", " && train", "o.schedule.step_epochs = (int)n;");
-    print_option(o, "--lr-step-factor", " && train", "o.schedule.step_factor = x;");
-    print_option(o, "--lr-cosine-epochs", " && train", "o.schedule.cosine_epochs = x;");
-    print_option(o, "--lr-min", " && train", "o.schedule.min_lr = x;");
-    print_option(o, "--iwae", " && !train", "o.iwae = (int)n;");
     print_option(o, "--threads", "", "threads = (int)n;");
     print_option(o, "--batch", "",
                  "if (n != vae_program.train.batch * VAE_SHARDS) {\n"
@@ -1090,6 +1097,7 @@ static void print_defaults(FILE *c, const vae_model *m, int shards) {
                "#define VAE_DEFAULT_LR_SCHEDULE {%ld, %d, %.17g, %.17g, %.17g}\n\n",
             t->validation, t->clip, t->lr_warmup_steps, t->lr_step_epochs, t->lr_step_factor, t->lr_cosine_epochs,
             t->lr_min);
+    print_option_ranges(c);
 }
 
 int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_path, FILE *c, FILE *h,

@@ -179,7 +179,6 @@ typedef struct {
     const char *estimators;
     const char *estimator; /* --estimator: the model's estimator replaced (check, train, eval, emit-*) */
     int repeats;
-    int have_epochs, have_lr, have_seed, have_warmup, have_labelled;
     int shards; /* 0: the train block's */
     vae_jit_mode jit;
     int argc; /* the whole command line, for log.csv's header */
@@ -222,27 +221,24 @@ static int given(const cli *c, const char *option) {
     return 0;
 }
 
-/* The train options that only set a number of vr_options (validation, clip, the
- * learning rate's schedule): 1 when `a` is one (then *bad says whether its value was refused). */
-static int train_setting(const char *a, const char *v, cli *c, int *bad) {
-    vr_lr_schedule *s = &c->run.schedule;
-    static const char *const OPTIONS[] = {"--validation", "--clip", "--lr-warmup-steps", "--lr-step-epochs",
-                                          "--lr-step-factor", "--lr-cosine-epochs", "--lr-min"};
-    size_t i = 0, n = sizeof OPTIONS / sizeof *OPTIONS;
-    while (i < n && strcmp(a, OPTIONS[i]) != 0) i++;
-    double x = 0;
-    if (i == n) return 0;
-    if (parse_double(a, v, &x)) return *bad = 1; /* the table says whether it must be whole */
-    switch (i) {
-    case 0: c->run.validation = (int)x; break;
-    case 1: c->run.clip = x; break;
-    case 2: s->warmup_steps = (long)x; break;
-    case 3: s->step_epochs = (int)x; break;
-    case 4: s->step_factor = x; break;
-    case 5: s->cosine_epochs = x; break;
-    default: s->min_lr = x; break;
+/* An option of the run's table (vae/driver.h) into c->run, its value checked against vaec's
+ * settings; 1 when its value was refused (message printed). */
+static int set_run_option(cli *c, const vr_option *opt, const char *a, const char *v) {
+    if (opt->type == VR_OPT_TEXT || opt->type == VR_OPT_FLAG) {
+        vr_option_set_text(&c->run, opt, v);
+        return 0;
     }
-    return 1;
+    if (!v) return 0; /* parse_args says it needs a value */
+    if (opt->type == VR_OPT_REAL) {
+        double x;
+        if (parse_double(a, v, &x)) return 1;
+        vr_option_set_real(&c->run, opt, x);
+    } else {
+        long n;
+        if (parse_int(a, v, &n)) return 1;
+        vr_option_set_whole(&c->run, opt, n);
+    }
+    return 0;
 }
 
 /* One option a (with its value v, NULL for a flag) of `cmd`: 1 when it is
@@ -250,63 +246,24 @@ static int train_setting(const char *a, const char *v, cli *c, int *bad) {
 static int parse_option(const char *cmd, const char *a, const char *v, cli *c, int *bad) {
     long n;
     int known = 1;
+    const vr_option *run_option = vr_option_find(a, cmd);
+    if (run_option) return set_run_option(c, run_option, a, v) ? (*bad = 1) : 1;
     if (strcmp(a, "--estimator") == 0 && cmd_in(cmd, "check train eval emit-c emit-llvm")) c->estimator = v;
     else if (strcmp(cmd, "check") == 0) {
         if (strcmp(a, "--ast") == 0) c->ast = 1;
         else if (strcmp(a, "--graph") == 0) c->graph = 1;
         else known = 0;
-    } else if (strcmp(a, "--data") == 0 && (strcmp(cmd, "train") == 0 || strcmp(cmd, "gradvar") == 0))
-        c->run.data = v;
-    else if (strcmp(a, "--estimators") == 0 && strcmp(cmd, "gradvar") == 0) c->estimators = v;
+    } else if (strcmp(a, "--estimators") == 0 && strcmp(cmd, "gradvar") == 0) c->estimators = v;
     else if (strcmp(a, "--repeats") == 0 && strcmp(cmd, "gradvar") == 0) {
         if (parse_int(a, v, &n)) return *bad = 1;
         c->repeats = (int)n;
-    }
-    else if (strcmp(a, "--test") == 0 && cmd_in(cmd, "train eval")) c->run.test = v;
-    else if (strcmp(a, "--labels") == 0 && strcmp(cmd, "train") == 0) c->run.labels = v;
-    else if (strcmp(a, "--test-labels") == 0 && cmd_in(cmd, "train eval")) c->run.test_labels = v;
-    else if (strcmp(a, "--labelled") == 0 && strcmp(cmd, "train") == 0) {
-        if (parse_int(a, v, &n)) return *bad = 1;
-        c->run.labelled = n;
-        c->have_labelled = 1;
-    }
-    else if (strcmp(a, "--data-dir") == 0 && cmd_in(cmd, "train eval gradvar")) c->run.data_dir = v;
-    else if (strcmp(a, "--out") == 0 && strcmp(cmd, "train") == 0) c->run.out_dir = v;
-    else if (strcmp(a, "--force") == 0 && strcmp(cmd, "train") == 0) c->run.force = 1;
-    else if (strcmp(a, "--resume") == 0 && strcmp(cmd, "train") == 0) c->run.resume_dir = v;
-    else if (strcmp(a, "--params") == 0 &&
-             (strcmp(cmd, "eval") == 0 || strcmp(cmd, "gradvar") == 0 || strcmp(cmd, "export") == 0))
-        c->run.params = v;
-    else if (strcmp(a, "-o") == 0 && (strncmp(cmd, "emit-", 5) == 0 || strcmp(cmd, "export") == 0)) c->out_file = v;
-    else if (strcmp(a, "--epochs") == 0 && strcmp(cmd, "train") == 0) {
-        if (parse_int(a, v, &n)) return *bad = 1;
-        c->run.epochs = (int)n;
-        c->have_epochs = 1;
-    } else if (strcmp(a, "--batch") == 0 && strcmp(cmd, "eval") != 0) {
+    } else if (strcmp(a, "-o") == 0 && (strncmp(cmd, "emit-", 5) == 0 || strcmp(cmd, "export") == 0)) c->out_file = v;
+    else if (strcmp(a, "--batch") == 0 && strcmp(cmd, "eval") != 0) {
         if (parse_int(a, v, &n)) return *bad = 1;
         c->batch = (int)n;
     } else if (strcmp(a, "--shards") == 0 && cmd_in(cmd, "train emit-c")) {
         if (parse_int(a, v, &n)) return *bad = 1;
         c->shards = (int)n;
-    } else if (strcmp(a, "--lr") == 0 && strcmp(cmd, "train") == 0) {
-        if (parse_double(a, v, &c->run.lr)) return *bad = 1;
-        c->have_lr = 1;
-    } else if (strcmp(a, "--warmup") == 0 && strcmp(cmd, "train") == 0) {
-        if (parse_double(a, v, &c->run.warmup)) return *bad = 1;
-        c->have_warmup = 1;
-    } else if (strcmp(a, "--seed") == 0 && cmd_in(cmd, "train eval gradvar")) {
-        if (parse_int(a, v, &n)) return *bad = 1;
-        c->run.seed = (uint64_t)n;
-        c->have_seed = 1;
-    } else if (strcmp(a, "--limit") == 0 && strcmp(cmd, "train") == 0) {
-        if (parse_int(a, v, &n)) return *bad = 1;
-        c->run.limit = (int)n;
-    } else if (strcmp(a, "--test-limit") == 0 && cmd_in(cmd, "train eval")) {
-        if (parse_int(a, v, &n)) return *bad = 1;
-        c->run.test_limit = (int)n;
-    } else if (strcmp(a, "--iwae") == 0 && strcmp(cmd, "eval") == 0) {
-        if (parse_int(a, v, &n)) return *bad = 1;
-        c->run.iwae = (int)n;
     } else if (strcmp(a, "--jit") == 0 && (strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0)) {
         if (!v) return 1; /* parse_args says it needs a value */
         if (strcmp(v, "tiered") == 0) c->jit = VAE_JIT_TIERED;
@@ -316,8 +273,6 @@ static int parse_option(const char *cmd, const char *a, const char *v, cli *c, i
             fprintf(stderr, "vaec %s: error: --jit expects tiered, optimized or quick, got '%s'\n", cmd, v);
             return *bad = 1;
         }
-    } else if (strcmp(cmd, "train") == 0 && vae_setting_option(a) && train_setting(a, v, c, bad)) {
-        return 1; /* validation, clip and the learning rate's schedule */
     } else if (strcmp(a, "--threads") == 0 && cmd_in(cmd, "train eval gradvar")) {
         if (parse_int(a, v, &n)) return *bad = 1;
         c->threads = (int)n;
@@ -342,7 +297,9 @@ static int parse_args(const char *cmd, const char *help, int argc, char **argv, 
             c->model = a;
             continue;
         }
-        int flag_only = strcmp(a, "--ast") == 0 || strcmp(a, "--graph") == 0 || strcmp(a, "--force") == 0;
+        const vr_option *run_option = vr_option_find(a, cmd);
+        int flag_only = strcmp(a, "--ast") == 0 || strcmp(a, "--graph") == 0 ||
+                        (run_option && run_option->type == VR_OPT_FLAG);
         const char *v = flag_only || i + 1 >= argc ? NULL : argv[i + 1];
         int bad = 0, known = parse_option(cmd, a, v, c, &bad);
         if (bad) return 1;
@@ -392,13 +349,13 @@ static void resolve(cli *c, const vae_model *m) {
     const vae_train_settings *t = &m->train;
     if (!c->run.data) c->run.data = t->data;
     if (!c->run.test) c->run.test = t->test;
-    if (!c->have_epochs) c->run.epochs = t->epochs;
-    if (!c->have_lr) c->run.lr = t->lr;
-    if (!c->have_seed) c->run.seed = t->seed;
-    if (!c->have_warmup) c->run.warmup = t->warmup;
+    if (!given(c, "--epochs")) c->run.epochs = t->epochs;
+    if (!given(c, "--lr")) c->run.lr = t->lr;
+    if (!given(c, "--seed")) c->run.seed = t->seed;
+    if (!given(c, "--warmup")) c->run.warmup = t->warmup;
     if (!c->run.labels) c->run.labels = t->labels;
     if (!c->run.test_labels) c->run.test_labels = t->test_labels;
-    if (!c->have_labelled) c->run.labelled = t->labelled;
+    if (!given(c, "--labelled")) c->run.labelled = t->labelled;
     if (!c->batch) c->batch = t->batch;
     if (!c->shards) c->shards = t->shards > 0 ? t->shards : 1;
     c->run.optimizer = t->optimizer == OPT_ADAM ? VR_ADAM : VR_SGD;
@@ -532,7 +489,7 @@ static int cmd_gradvar(cli *c) {
 
 /* export takes --params and -o only; parse_args lets every command but a few have these. */
 static const char *export_stray_option(const cli *c) {
-    return c->run.test ? "--test" : c->run.data_dir ? "--data-dir" : c->have_seed ? "--seed" : c->threads ? "--threads"
+    return c->run.test ? "--test" : c->run.data_dir ? "--data-dir" : given(c, "--seed") ? "--seed" : c->threads ? "--threads"
          : c->run.test_limit ? "--test-limit" : c->batch ? "--batch" : NULL;
 }
 

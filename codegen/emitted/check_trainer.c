@@ -32,12 +32,10 @@ extern const vr_program vae_program;
 #define VAE_DEFAULT_VALIDATION 0
 #define VAE_DEFAULT_CLIP 0
 #define VAE_DEFAULT_LR_SCHEDULE {0, 0, 1, 0, 0}
-/* one real and one whole option, in the shape print_option prints them */
+/* the run table's ranges in the shape print_option_ranges prints them (only the first is read) */
+#define VAE_OPTION_RANGES_INIT {{0, 1, 1, 0, "a number in (0, 1]"}}
+/* one whole option, in the shape print_option prints it */
 #define VAE_NUMERIC_OPTIONS                                                                  \
-    else if (!strcmp(a, "--lr") && train) {                                                  \
-        if (number(a, v, (vae_range){0, 1, 1, 0, "a number in (0, 1]"}, &x)) return 1;      \
-        o.lr = x;                                                                            \
-    }                                                                                        \
     else if (!strcmp(a, "--threads")) {                                                      \
         if (whole(a, v, (vae_range){0, 4096, 0, 0, "a whole number in [0, 4096]"}, &n)) return 1; \
         threads = (int)n;                                                                    \

@@ -6,17 +6,32 @@
  * what a model decides (VAE_DEFAULT_*, VAE_SHARDS, vae_program) is printed above this text. */
 /* ================================================================ the command line (-DVAE_MAIN) */
 #ifdef VAE_MAIN
+/* One command's options in a usage line, wrapped: " [--data SRC] [--force] ..." from the run's table. */
+static void usage_options(FILE *f, const char *command) {
+    int column = 16;
+    const vr_option *opt;
+    for (int i = 0; (opt = vr_option_at(i)); i++) {
+        char item[64];
+        if (!vr_option_find(opt->name, command)) continue;
+        int n = snprintf(item, sizeof item, " [%s%s%s]", opt->name, opt->metavar ? " " : "", opt->metavar ? opt->metavar : "");
+        if (column + n > 104) {
+            fputs("\n               ", f);
+            column = 16;
+        }
+        fputs(item, f);
+        column += n;
+    }
+    fputs(" [--threads N]", f);
+}
+
 /* The usage on f (stdout for --help, stderr after a mistake); returns rc. */
 static int usage(FILE *f, const char *prog, int rc) {
-    fprintf(f, "usage: %s train [--data SRC] [--test SRC] [--data-dir DIR] [--epochs N] [--lr F] [--seed N]\n"
-               "                [--out DIR] [--force] [--resume DIR] [--limit N] [--test-limit N] [--warmup E] [--threads N]\n"
-               "                [--labels FILE] [--test-labels FILE] [--labelled N] [--shards S (as emitted)]\n"
-               "                [--validation N] [--clip F] [--lr-warmup-steps N] [--lr-step-epochs E]\n"
-               "                [--lr-step-factor F] [--lr-cosine-epochs E] [--lr-min F]\n"
-               "       %s eval --params CKPT [--test SRC] [--test-labels FILE] [--data-dir DIR] [--iwae K] [--test-limit N] [--seed N]\n"
-               "                [--threads N]\n"
-               "the options of vaec train and vaec eval (vaec COMMAND --help), for the model %s\n",
-            prog, prog, vae_program.model_name);
+    fprintf(f, "usage: %s train", prog);
+    usage_options(f, "train");
+    fprintf(f, "\n                [--shards S (as emitted)]\n       %s eval", prog);
+    usage_options(f, "eval");
+    fprintf(f, "\nthe options of vaec train and vaec eval (vaec COMMAND --help), for the model %s\n",
+            vae_program.model_name);
     return rc;
 }
 
@@ -26,6 +41,8 @@ typedef struct {
     int lo_open, hi_open;
     const char *words;
 } vae_range;
+
+static const vae_range VAE_OPTION_RANGES[] = VAE_OPTION_RANGES_INIT;
 
 static int in_range(double v, vae_range r) {
     return isfinite(v) && v >= r.lo && v <= r.hi && !(r.lo_open && v == r.lo) && !(r.hi_open && v == r.hi);
@@ -50,6 +67,23 @@ static int whole(const char *opt, const char *s, vae_range r, long long *out) {
     long long v = strtoll(s, &end, 10);
     if (!*s || *end || errno || !in_range((double)v, r)) return refuse(opt, r, s);
     *out = v;
+    return 0;
+}
+
+/* An option of the run's table into o, checked against its range (VAE_OPTION_RANGES, printed by
+ * the emitter from vaec's table in the run table's order); -1 after a message. */
+static int set_option(vr_options *o, const vr_option *opt, const char *a, const char *v) {
+    vae_range r = VAE_OPTION_RANGES[vr_option_index(opt)];
+    double x;
+    long long n;
+    if (opt->type == VR_OPT_TEXT) vr_option_set_text(o, opt, v);
+    else if (opt->type == VR_OPT_REAL) {
+        if (number(a, v, r, &x)) return -1;
+        vr_option_set_real(o, opt, x);
+    } else {
+        if (whole(a, v, r, &n)) return -1;
+        vr_option_set_whole(o, opt, n);
+    }
     return 0;
 }
 
@@ -116,11 +150,11 @@ int main(int argc, char **argv) {
     int threads = 0; /* one per CPU */
     for (int i = 2; i < argc; i += 2) { /* options come in pairs */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double x;
-        long long n;
+        long long n; /* VAE_NUMERIC_OPTIONS: the trainer's own whole options */
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout, argv[0], 0);
-        if (!strcmp(a, "--force") && train) { /* the one option without a value */
-            o.force = 1;
+        const vr_option *opt = vr_option_find(a, argv[1]);
+        if (opt && opt->type == VR_OPT_FLAG) { /* no value */
+            vr_option_set_text(&o, opt, NULL);
             i--;
             continue;
         }
@@ -128,14 +162,9 @@ int main(int argc, char **argv) {
             fprintf(stderr, "error: %s needs a value\n", a);
             return 1;
         }
-        if (!strcmp(a, "--data") && train) o.data = v;
-        else if (!strcmp(a, "--test")) o.test = v;
-        else if (!strcmp(a, "--data-dir")) o.data_dir = v;
-        else if (!strcmp(a, "--labels") && train) o.labels = v;
-        else if (!strcmp(a, "--test-labels")) o.test_labels = v;
-        else if (!strcmp(a, "--out") && train) { o.out_dir = v; o.out_dir_auto = 0; }
-        else if (!strcmp(a, "--resume") && train) o.resume_dir = v; /* writes into that folder */
-        else if (!strcmp(a, "--params") && !train) o.params = v;
+        if (opt) {
+            if (set_option(&o, opt, a, v)) return 1;
+        }
         VAE_NUMERIC_OPTIONS
         else {
             fprintf(stderr, "error: unknown option '%s'\n", a);

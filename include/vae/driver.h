@@ -152,6 +152,35 @@ typedef struct {
     vr_hooks hooks;
 } vr_options;
 
+/* The options of a run (runtime/options.c): the one table that vaec train/eval and the emitted
+ * trainer parse their command lines with.  A value's range is vaec's (parser/settings.c). */
+typedef enum {
+    VR_OPT_TEXT, /* a string field */
+    VR_OPT_FLAG, /* no value: sets an int field to 1 */
+    VR_OPT_INT,  /* whole numbers into int, long or uint64_t fields */
+    VR_OPT_LONG,
+    VR_OPT_U64,
+    VR_OPT_REAL /* a double field */
+} vr_option_type;
+
+typedef struct {
+    const char *name;     /* "--limit" */
+    const char *metavar;  /* "N" in a usage line; NULL for a flag */
+    const char *commands; /* the commands that take it, space-separated: "train eval" */
+    vr_option_type type;
+    size_t offset; /* of its field in vr_options */
+} vr_option;
+
+/* The i-th option of the table (NULL past its end), and an option's index in it. */
+const vr_option *vr_option_at(int i);
+int vr_option_index(const vr_option *opt);
+/* The option called `name` that `command` takes, or NULL. */
+const vr_option *vr_option_find(const char *name, const char *command);
+/* Stores a value (checked by the caller) in o: text (or a flag's 1), a whole number or a real. */
+void vr_option_set_text(vr_options *o, const vr_option *opt, const char *text);
+void vr_option_set_whole(vr_options *o, const vr_option *opt, long long v);
+void vr_option_set_real(vr_options *o, const vr_option *opt, double v);
+
 /* Flushes denormal floats to zero in this thread (FTZ/DAZ): the tails of softmax and
  * log-sum-exp weights are denormal, and arithmetic on them is a hundred times slower. */
 void vr_flush_denormals(void);
