@@ -317,8 +317,56 @@ static void test_convolutions(void) {
  * [K, K, C, OC] and [C, K, K, OC]): the encoder's mean is a convolution of
  * the data, the decoder's mean a transposed convolution of z, read back
  * through the encode and decode graphs. */
+/* The shapes of the convolution test: x [C, H, W] through conv2d (OC channels, kernel K, stride
+ * S, pad P) to [OC, OH, OW], and back through conv_transpose2d; B examples. */
+enum { CV_C = 2, CV_H = 5, CV_W = 5, CV_OC = 3, CV_K = 3, CV_S = 2, CV_P = 1, CV_OH = 3, CV_OW = 3, CV_B = 4 };
+
+/* conv2d by its definition: weights [K, K, C, OC], bias [OC]. */
+static void direct_conv2d(const double x[CV_C][CV_H][CV_W], const double *w, const double *bias,
+                          double out[CV_OC][CV_OH][CV_OW]) {
+    for (int oc = 0; oc < CV_OC; oc++)
+        for (int oy = 0; oy < CV_OH; oy++)
+            for (int ox = 0; ox < CV_OW; ox++) {
+                double sum = bias[oc];
+                for (int c = 0; c < CV_C; c++)
+                    for (int ky = 0; ky < CV_K; ky++)
+                        for (int kx = 0; kx < CV_K; kx++) {
+                            int y = oy * CV_S - CV_P + ky, xx = ox * CV_S - CV_P + kx;
+                            if (y >= 0 && y < CV_H && xx >= 0 && xx < CV_W)
+                                sum += x[c][y][xx] * w[((ky * CV_K + kx) * CV_C + c) * CV_OC + oc];
+                        }
+                out[oc][oy][ox] = sum;
+            }
+}
+
+/* conv_transpose2d by its definition: each input pixel adds its weighted kernel at stride S
+ * into the output; weights [OC, K, K, C] (OC in, C out), bias [C]. */
+static void direct_conv_transpose2d(const double z[CV_OC][CV_OH][CV_OW], const double *w, const double *bias,
+                                    double out[CV_C][CV_H][CV_W]) {
+    for (int c = 0; c < CV_C; c++)
+        for (int y = 0; y < CV_H; y++)
+            for (int xx = 0; xx < CV_W; xx++) out[c][y][xx] = bias[c];
+    for (int ic = 0; ic < CV_OC; ic++)
+        for (int iy = 0; iy < CV_OH; iy++)
+            for (int ix = 0; ix < CV_OW; ix++)
+                for (int c = 0; c < CV_C; c++)
+                    for (int ky = 0; ky < CV_K; ky++)
+                        for (int kx = 0; kx < CV_K; kx++) {
+                            int y = iy * CV_S - CV_P + ky, xx = ix * CV_S - CV_P + kx;
+                            if (y >= 0 && y < CV_H && xx >= 0 && xx < CV_W)
+                                out[c][y][xx] += z[ic][iy][ix] * w[((ic * CV_K + ky) * CV_K + kx) * CV_C + c];
+                        }
+}
+
+/* The largest difference between n values of the arena from `offset` on (rows of `width`) and want. */
+static double worst_rows(const double *arena, long offset, long width, const double *want, int rows, int n) {
+    double worst = 0;
+    for (int b = 0; b < rows; b++)
+        for (int i = 0; i < n; i++) worst = fmax(worst, fabs(arena[offset + b * width + i] - want[b * n + i]));
+    return worst;
+}
+
 static void test_convolutions_against_direct_loops(void) {
-    enum { C = 2, H = 5, W = 5, OC = 3, K = 3, S = 2, P = 1, OH = 3, OW = 3, B = 4 };
     const char *text = "model direct\n"
                        "data x[50] : real\n"
                        "latent z[27] ~ normal(0, 1)\n"
@@ -334,71 +382,42 @@ static void test_convolutions_against_direct_loops(void) {
     vae_unit *u = vae_unit_from_string("direct", text, stderr);
     CU_ASSERT_PTR_NOT_NULL_FATAL(u);
     vae_build_opts o = vae_build_defaults(u);
-    o.batch = B;
+    o.batch = CV_B;
     o.api = 1;
-    o.api_batch = B;
+    o.api_batch = CV_B;
     o.double_precision = 1;
     vae_program *prog = vae_program_build(u, &o, stderr);
     CU_ASSERT_PTR_NOT_NULL_FATAL(prog);
     const vr_program *rt = vae_program_runtime(prog);
     const vae_model *m = vae_unit_model(u);
-    CU_ASSERT_EQUAL_FATAL(rt->encode_width, 2 * OC * OH * OW);
-    CU_ASSERT_EQUAL_FATAL(rt->decode_width, 2 * C * H * W);
+    CU_ASSERT_EQUAL_FATAL(rt->encode_width, 2 * CV_OC * CV_OH * CV_OW);
+    CU_ASSERT_EQUAL_FATAL(rt->decode_width, 2 * CV_C * CV_H * CV_W);
     fn64 enc = (fn64)vae_program_function(prog, "vae_encode"), dec = (fn64)vae_program_function(prog, "vae_decode");
     CU_ASSERT_PTR_NOT_NULL_FATAL(enc);
     CU_ASSERT_PTR_NOT_NULL_FATAL(dec);
     size_t np = (size_t)rt->param_floats;
     double *p = calloc(np, sizeof *p);
     for (size_t i = 0; i < np; i++) p[i] = vr_uniform(61, 1, i) - 0.5;
-    const double *cw = p + vae_model_param(m, "encoder.mean.weight")->offset; /* [K, K, C, OC] */
-    const double *cb = p + vae_model_param(m, "encoder.mean.bias")->offset;
-    const double *tw = p + vae_model_param(m, "decoder.mean.weight")->offset; /* [OC, K, K, C]: OC in, C out */
-    const double *tb = p + vae_model_param(m, "decoder.mean.bias")->offset;
     long most = rt->encode.arena_floats > rt->decode.arena_floats ? rt->encode.arena_floats : rt->decode.arena_floats;
     double *arena = calloc((size_t)most, sizeof *arena);
-    double x[B][C][H][W], z[B][OC][OH][OW];
-    for (int i = 0; i < B * C * H * W; i++) (&x[0][0][0][0])[i] = vr_uniform(61, 2, (uint64_t)i) - 0.5;
-    for (int i = 0; i < B * OC * OH * OW; i++) (&z[0][0][0][0])[i] = vr_uniform(61, 3, (uint64_t)i) - 0.5;
+    double x[CV_B][CV_C][CV_H][CV_W], z[CV_B][CV_OC][CV_OH][CV_OW];
+    double conv[CV_B][CV_OC][CV_OH][CV_OW], back[CV_B][CV_C][CV_H][CV_W];
+    for (int i = 0; i < CV_B * CV_C * CV_H * CV_W; i++) (&x[0][0][0][0])[i] = vr_uniform(61, 2, (uint64_t)i) - 0.5;
+    for (int i = 0; i < CV_B * CV_OC * CV_OH * CV_OW; i++) (&z[0][0][0][0])[i] = vr_uniform(61, 3, (uint64_t)i) - 0.5;
+    for (int b = 0; b < CV_B; b++) {
+        direct_conv2d(x[b], p + vae_model_param(m, "encoder.mean.weight")->offset,
+                      p + vae_model_param(m, "encoder.mean.bias")->offset, conv[b]);
+        direct_conv_transpose2d(z[b], p + vae_model_param(m, "decoder.mean.weight")->offset,
+                                p + vae_model_param(m, "decoder.mean.bias")->offset, back[b]);
+    }
     vr_ctx ctx = {.seed = 1, .step = VR_STEP_EVAL};
-    double worst = 0;
     enc(p, NULL, arena, &x[0][0][0][0], &ctx);
-    for (int b = 0; b < B; b++)
-        for (int oc = 0; oc < OC; oc++)
-            for (int oy = 0; oy < OH; oy++)
-                for (int ox = 0; ox < OW; ox++) {
-                    double want = cb[oc];
-                    for (int c = 0; c < C; c++)
-                        for (int ky = 0; ky < K; ky++)
-                            for (int kx = 0; kx < K; kx++) {
-                                int y = oy * S - P + ky, xx = ox * S - P + kx;
-                                if (y >= 0 && y < H && xx >= 0 && xx < W)
-                                    want += x[b][c][y][xx] * cw[((ky * K + kx) * C + c) * OC + oc];
-                            }
-                    double got = arena[rt->api_out_encode + b * rt->encode_width + (oc * OH + oy) * OW + ox];
-                    worst = fmax(worst, fabs(got - want));
-                }
-    CU_ASSERT(worst < 1e-12);
-    double back[B][C][H][W];
-    for (int b = 0; b < B; b++) /* each input pixel adds its weighted kernel at stride S into the output */
-        for (int c = 0; c < C; c++)
-            for (int y = 0; y < H; y++)
-                for (int xx = 0; xx < W; xx++) back[b][c][y][xx] = tb[c];
-    for (int b = 0; b < B; b++)
-        for (int ic = 0; ic < OC; ic++)
-            for (int iy = 0; iy < OH; iy++)
-                for (int ix = 0; ix < OW; ix++)
-                    for (int c = 0; c < C; c++)
-                        for (int ky = 0; ky < K; ky++)
-                            for (int kx = 0; kx < K; kx++) {
-                                int y = iy * S - P + ky, xx = ix * S - P + kx;
-                                if (y >= 0 && y < H && xx >= 0 && xx < W)
-                                    back[b][c][y][xx] += z[b][ic][iy][ix] * tw[((ic * K + ky) * K + kx) * C + c];
-                            }
+    double worst = worst_rows(arena, rt->api_out_encode, rt->encode_width, &conv[0][0][0][0], CV_B,
+                              CV_OC * CV_OH * CV_OW);
     dec(p, NULL, arena, &z[0][0][0][0], &ctx);
-    double worst_t = 0;
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < C * H * W; i++)
-            worst_t = fmax(worst_t, fabs(arena[rt->api_out_decode + b * rt->decode_width + i] - (&back[b][0][0][0])[i]));
+    double worst_t = worst_rows(arena, rt->api_out_decode, rt->decode_width, &back[0][0][0][0], CV_B,
+                                CV_C * CV_H * CV_W);
+    CU_ASSERT(worst < 1e-12);
     CU_ASSERT(worst_t < 1e-12);
     if (worst >= 1e-12 || worst_t >= 1e-12)
         fprintf(stderr, "\n  conv2d off by %.3g, conv_transpose2d by %.3g", worst, worst_t);
