@@ -1067,8 +1067,11 @@ static void print_kernel_helpers(FILE *c, g_graph *const *gs, int n) {
 }
 
 /* The train block's settings, as the emitted trainer's defaults for its command line. */
-static void print_defaults(FILE *c, const vae_model *m, int shards) {
+static void print_defaults(FILE *c, const vae_model *m, int shards, const char *provenance) {
     const vae_train_settings *t = &m->train;
+    fputs("#define VAE_PROVENANCE ", c);
+    print_string(c, provenance ? provenance : "");
+    fputc('\n', c);
     fputs("#define VAE_MODEL_NAME ", c);
     print_string(c, m->name);
     fputs("\n#define VAE_DEFAULT_DATA ", c);
@@ -1124,7 +1127,7 @@ int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_pa
     print_kernel_helpers(c, gs, n);
     for (int i = 0; i < n; i++) print_graph(c, gs[i]);
     print_program(c, m, gs, n);
-    print_defaults(c, m, o->shards);
+    print_defaults(c, m, o->shards, o->provenance);
     print_api(c, N, m);
     print_main(c);
     print_header(h, N, m, train, source_path, c_name, header_name);

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "config.h"
 #include "parser/model.h"
@@ -48,40 +47,6 @@ static const char *one_line(char *buf, size_t len, const char *s) {
     snprintf(buf, len, "%s", s);
     for (char *c = buf; *c; c++)
         if (*c == '\n' || *c == '\r') *c = '?';
-    return buf;
-}
-
-/* The command line as a shell would take it back: arguments with other characters in single quotes. */
-static void add_command(text *t, int argc, char **argv) {
-    add(t, "# command line =");
-    for (int i = 0; i < argc; i++) {
-        char arg[4096];
-        one_line(arg, sizeof arg, argv[i]);
-        if (*arg && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:=,+-@%") == strlen(arg)) {
-            add(t, " %s", arg);
-            continue;
-        }
-        add(t, " '");
-        for (const char *c = arg; *c; c++) add(t, *c == '\'' ? "'\\''" : "%c", *c);
-        add(t, "'");
-    }
-    add(t, "\n");
-}
-
-/* The CPU's model name from /proc/cpuinfo, or "unknown". */
-static const char *cpu_model(char *buf, size_t len) {
-    snprintf(buf, len, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return buf;
-    char line[512];
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-            const char *v = strchr(line, ':') + 1;
-            v += strspn(v, " \t");
-            snprintf(buf, len, "%.*s", (int)strcspn(v, "\n"), v);
-            break;
-        }
-    fclose(f);
     return buf;
 }
 
@@ -147,22 +112,29 @@ static void add_settings(text *t, const run_header_in *in) {
     add_number(t, in, "test-limit", "--test-limit", o->test_limit);
 }
 
-char *vaec_run_description(const run_header_in *in) {
+char *vaec_provenance(const char *model_path) {
     text t = {0};
     char buf[4096], sha[65];
-    time_t now = time(NULL);
-    struct tm utc;
-    gmtime_r(&now, &utc);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
     add(&t, "# vaec version = %s\n# vaec commit = %s\n", PACKAGE_VERSION, VAEC_COMMIT);
-    add(&t, "# started = %s\n", buf);
-    add(&t, "# model file = %s\n", one_line(buf, sizeof buf, in->model_path));
-    add(&t, "# model sha256 = %s\n", sha256_file(in->model_path, sha) == 0 ? sha : "unknown (the file cannot be read again)");
+    add(&t, "# model file = %s\n", one_line(buf, sizeof buf, model_path));
+    add(&t, "# model sha256 = %s\n", sha256_file(model_path, sha) == 0 ? sha : "unknown (the file cannot be read again)");
+    if (t.failed) {
+        free(t.s);
+        return NULL;
+    }
+    return t.s;
+}
+
+char *vaec_run_description(const run_header_in *in) {
+    text t = {0};
+    char *provenance = vaec_provenance(in->model_path);
+    char *machine = vr_describe_machine(in->argc, in->argv, vr_threads(), in->run->comm ? in->run->comm->size : 1);
+    if (!provenance || !machine) t.failed = 1;
+    add(&t, "%s", provenance ? provenance : "");
     add_settings(&t, in);
-    add(&t, "# matrix library = %s\n# cpu = %s\n# threads = %d\n", vr_blas_name(), cpu_model(buf, sizeof buf),
-        vr_threads());
-    if (in->run->comm) add(&t, "# processes = %d\n", in->run->comm->size);
-    add_command(&t, in->argc, in->argv);
+    add(&t, "%s", machine ? machine : "");
+    free(provenance);
+    free(machine);
     if (t.failed) {
         free(t.s);
         return NULL;

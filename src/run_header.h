@@ -18,6 +18,9 @@ typedef struct {
     char **argv;
 } run_header_in;
 
+/* What made the run's program: vaec's version and commit, the model file and its SHA-256 (also
+ * printed into an emitted model.c, whose trainer writes them into its log.csv). */
+char *vaec_provenance(const char *model_path);
 /* The "# key = value" lines, each ending in a newline (malloc'd; NULL: out of memory). */
 char *vaec_run_description(const run_header_in *in);
 

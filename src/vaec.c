@@ -552,6 +552,8 @@ static int cmd_emit_c(cli *c) {
     o.batch = c->batch / c->shards; /* the trainer's step graph is one shard's */
     o.shards = c->shards;
     o.iwae = !g_model_enumerable(vae_unit_model(u));
+    char *provenance = vaec_provenance(c->model); /* NULL (out of memory): the log goes without it */
+    o.provenance = provenance;
     char hpath[VR_PATH_MAX + 8];
     snprintf(hpath, sizeof hpath, "%.*s.h", (int)(len - 2), c->out_file);
     const char *hname = strrchr(hpath, '/') ? strrchr(hpath, '/') + 1 : hpath;
@@ -566,6 +568,7 @@ static int cmd_emit_c(cli *c) {
         vae_emit_c_build_line(stdout, c->out_file);
         putchar('\n');
     }
+    free(provenance);
     vae_unit_free(u);
     return rc;
 }

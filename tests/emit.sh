@@ -50,6 +50,11 @@ for model in "$top_srcdir"/examples/*.vae; do
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$work/$name-gcc" train $DATA $extra --out "$work/c-$name" >"$work/c-$name.out" 2>&1 || { cat "$work/c-$name.out"; fail "$name: emitted trainer"; }
     "$vaec" train "$model" $DATA $extra --out "$work/j-$name" >"$work/j-$name.out" 2>&1 || { cat "$work/j-$name.out"; fail "$name: vaec train"; }
     same_log "$work/c-$name/log.csv" "$work/j-$name/log.csv" || fail "$name: the emitted trainer's values differ from the JIT's"
+    # both logs say what made them: the same model file (its SHA-256), vaec version and matrix library
+    for key in "model sha256" "vaec version" "matrix library"; do
+        grep "^# $key = " "$work/c-$name/log.csv" >"$work/key-c" || fail "$name: the emitted trainer's log.csv has no $key"
+        grep "^# $key = " "$work/j-$name/log.csv" | cmp -s - "$work/key-c" || fail "$name: the logs' $key differ"
+    done
     "$floatdiff" "$work/c-$name/checkpoint.vaeckpt" "$work/j-$name/checkpoint.vaeckpt" 1e-5 >"$work/diff" \
         || { cat "$work/diff"; fail "$name: parameters differ"; }
     echo "ok   $name: $(cat "$work/diff")"

@@ -16,6 +16,7 @@
 
 extern const vr_program vae_program;
 #define VAE_MODEL_NAME "model"
+#define VAE_PROVENANCE "# vaec version = 0\n"
 #define VAE_MODEL_SETTINGS ""
 #define VAE_DEFAULT_DATA NULL
 #define VAE_DEFAULT_TEST NULL

@@ -87,6 +87,21 @@ static int set_option(vr_options *o, const vr_option *opt, const char *a, const 
     return 0;
 }
 
+/* log.csv's description: what made this file (VAE_PROVENANCE: vaec's version, the model file and its
+ * SHA-256 when it was emitted), where its settings come from, and the machine and command line. */
+static char *describe_run(int argc, char **argv, int threads) {
+    static const char settings[] = "# settings = the model file's train block when it was emitted, then the command line\n";
+#ifdef VAE_TEAM
+    threads = vr_threads();
+#endif
+    char *machine = vr_describe_machine(argc, argv, threads, 1);
+    size_t n = strlen(VAE_PROVENANCE) + sizeof settings + (machine ? strlen(machine) : 0);
+    char *d = malloc(n);
+    if (d) snprintf(d, n, "%s%s%s", VAE_PROVENANCE, settings, machine ? machine : "");
+    free(machine);
+    return d;
+}
+
 #ifdef VAE_USE_MPI
 #include <mpi.h>
 /* bytes, never MPI_SUM: the runtime sums the shards in its fixed tree (docs/cluster.md) */
@@ -173,14 +188,19 @@ int main(int argc, char **argv) {
     }
     o.progress = isatty(2);
     vr_set_threads(threads);
+    char *description = describe_run(argc, argv, threads);
+    o.description = description;
+    int rc;
 #ifdef VAE_USE_MPI
-    if (train) return vae_train_mpi(&o);
+    if (train) rc = vae_train_mpi(&o);
+    else
 #endif
-    if (train) return vr_train(&vae_program, &o);
-    if (!o.params) {
+    if (train) rc = vr_train(&vae_program, &o);
+    else if (!o.params) {
         fprintf(stderr, "error: eval needs --params CHECKPOINT\n");
-        return 1;
-    }
-    return vr_eval(&vae_program, &o);
+        rc = 1;
+    } else rc = vr_eval(&vae_program, &o);
+    free(description);
+    return rc;
 }
 #endif

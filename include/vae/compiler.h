@@ -56,6 +56,8 @@ typedef struct {
                                    images that vaec sample draws (JIT only; emit-c ignores it) */
     int double_precision;       /* build in double (gradient checks); the driver needs float */
     vae_jit_mode jit;           /* default VAE_JIT_OPTIMIZED */
+    const char *provenance;     /* emit-c: "# key = value" lines that the emitted trainer writes at the top of
+                                   its log.csv (what made it: vaec's version, the model file); NULL: none */
 } vae_build_opts;
 
 /* 32 MiB: a convolutional model's 1000 rows of samples hold 125 MB of feature maps */

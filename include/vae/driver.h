@@ -181,6 +181,11 @@ void vr_option_set_text(vr_options *o, const vr_option *opt, const char *text);
 void vr_option_set_whole(vr_options *o, const vr_option *opt, long long v);
 void vr_option_set_real(vr_options *o, const vr_option *opt, double v);
 
+/* log.csv's lines on where and how a run started (runtime/describe.c): "# started", "# matrix
+ * library", "# cpu", "# threads" (0: the matrix library chooses), "# processes" (more than one)
+ * and "# command line" (argv as a shell would take it back).  malloc'd; NULL when out of memory. */
+char *vr_describe_machine(int argc, char **argv, int threads, int processes);
+
 /* Flushes denormal floats to zero in this thread (FTZ/DAZ): the tails of softmax and
  * log-sum-exp weights are denormal, and arithmetic on them is a hundred times slower. */
 void vr_flush_denormals(void);
