@@ -185,6 +185,11 @@ static g_node *elbo_surrogate(g_graph *g, const sampled *T, g_node *recon) {
  * the training bounds' weights (iwae, renyi, vimco, rws). */
 static const vx_expr *log_weight(g_graph *g) { return BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(3), BIN(VX_SUB, IN(1), IN(2)))); }
 
+/* The IWAE bound log (1/K) sum_k w_k per example [B, 1] from log w [B*K, 1]. */
+static g_node *iwae_bound(g_graph *g, g_node *logw, int B, int K) {
+    return g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), group_logsumexp(g, logw, B));
+}
+
 /* log w = log p(x|z) + log p(z) - log q(z|x); without encoder q = p. */
 static void iwae_eval_rows(g_graph *g, const sampled *T, int with_encoder) {
     g->out.logw_rows = with_encoder ? g_map(g, BIN(VX_SUB, BIN(VX_ADD, IN(0), IN(1)), IN(2)), 3,
@@ -277,7 +282,7 @@ static void rws_objective(g_graph *g, const sampled *T) {
     g_node *logw = g_map(g, log_weight(g), 4, (g_node *[]){T->ll, T->logp, stopped(g, T->logq), kl_weight(g)}, B * K, 1);
     logw->label = "log w";
     g_node *lse = group_logsumexp(g, logw, B);
-    g_node *bound = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), lse);
+    g_node *bound = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), lse); /* iwae_bound, with lse kept to normalise */
     g_node *wt = detached(g_map2(g, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), logw, lse));
     wt->label = "w~";
     g_node *wake = g_groupsum(g, g_map2(g, BIN(VX_MUL, IN(0), IN(1)), wt, T->logq), B);
@@ -364,7 +369,7 @@ static int build_iwae(lowering *L, int B, int K) {
         set_objective(g, g->out.value_rows, 1.0);
         return 0;
     }
-    g_node *bound = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), group_logsumexp(g, logw, B));
+    g_node *bound = iwae_bound(g, logw, B, K);
     g->out.value_rows = bound;
     g->value_name = "IWAE bound";
     if (!dreg) {
@@ -467,7 +472,7 @@ static int build_vimco(lowering *L, int B, int K) {
     if (!ll) return -1;
     g_node *logw = g_map(g, log_weight(g), 4, (g_node *[]){ll, logp, logq, kl_weight(g)}, B * K, 1);
     logw->label = "log w";
-    g_node *bound = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), group_logsumexp(g, logw, B));
+    g_node *bound = iwae_bound(g, logw, B, K);
     g_node *score = vimco_score(g, logw, logq, B, K);
     g->out.recon_rows = ll;
     g->out.kl_rows = P.kl;
