@@ -132,7 +132,7 @@ static g_node *decode_rows(lowering *L, prepared *P, g_node **z) {
 
 static int encoders_trained(const vae_model *m);
 
-typedef enum { SAMPLE_REPARAM, SAMPLE_REINFORCE, SAMPLE_UNIFORM, SAMPLE_PRIOR, SAMPLE_IWAE_EVAL } sample_kind;
+typedef enum { SAMPLE_REPARAM, SAMPLE_REINFORCE, SAMPLE_UNIFORM, SAMPLE_PRIOR, SAMPLE_IWAE_EVAL, SAMPLE_RWS } sample_kind;
 
 /* The terms of a sampled estimator: per sample [B*S, 1], summed over the latents. */
 typedef struct {
@@ -154,7 +154,7 @@ static int sample_latents(lowering *L, sample_kind kind, int with_encoder, sampl
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
         if (l->kind == LATENT_NORMAL) {
-            z[i] = normal_sample(L, &T->P, i, kind == SAMPLE_REINFORCE);
+            z[i] = normal_sample(L, &T->P, i, kind == SAMPLE_REINFORCE || kind == SAMPLE_RWS);
             if (kind == SAMPLE_REPARAM && m->est.stl)
                 T->logq_stl = sum_nodes(g, T->logq_stl, stl_logq(g, l, &T->P, i, z[i]));
             if (with_encoder) T->logq = sum_nodes(g, T->logq, normal_logq(g, l, T->P.mean[i], T->P.spread[i], z[i]));
@@ -179,6 +179,15 @@ static g_node *elbo_value(g_graph *g, const sampled *T, g_node *recon) {
 static g_node *elbo_surrogate(g_graph *g, const sampled *T, g_node *recon) {
     return g_map(g, BIN(VX_SUB, BIN(VX_MUL, C(1.0 / T->S), IN(0)), BIN(VX_MUL, IN(2), IN(1))), 3,
                  (g_node *[]){recon, T->P.kl, kl_weight(g)}, T->B, 1);
+}
+
+/* log w = log p(x|z) + beta (log p(z) - log q(z|x)) from $0 log p(x|z), $1 log p(z), $2 log q(z|x), $3 beta:
+ * the training bounds' weights (iwae, renyi, vimco, rws). */
+static const vx_expr *log_weight(g_graph *g) { return BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(3), BIN(VX_SUB, IN(1), IN(2)))); }
+
+/* The IWAE bound log (1/K) sum_k w_k per example [B, 1] from log w [B*K, 1]. */
+static g_node *iwae_bound(g_graph *g, g_node *logw, int B, int K) {
+    return g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), group_logsumexp(g, logw, B));
 }
 
 /* log w = log p(x|z) + log p(z) - log q(z|x); without encoder q = p. */
@@ -262,7 +271,29 @@ static int reinforce_objective(lowering *L, const sampled *T) {
     return 0;
 }
 
-/* The estimators that sample the latents (reparam, reinforce, uniform, prior) and the IWAE
+/* rws(samples: K) (reweighted wake-sleep, Bornschein & Bengio 2015), z_k ~ q(z | x) held fixed, any
+ * latent: the value is the IWAE bound; the decoder (and a learned prior) follow its gradient
+ * sum_k w~_k grad log p(x, z_k), the encoder the wake phase's sum_k w~_k grad log q(z_k | x),
+ * w~_k = w_k / sum_j w_j.  The surrogate
+ *   LSE_k(log w_k with log q stopped) - log K + sum_k sg(w~_k) log q(z_k | x) - sg(same)
+ * has the bound's value and exactly that gradient (the encoder gets none from the KL). */
+static void rws_objective(g_graph *g, const sampled *T) {
+    int B = T->B, K = T->S;
+    g_node *logw = g_map(g, log_weight(g), 4, (g_node *[]){T->ll, T->logp, stopped(g, T->logq), kl_weight(g)}, B * K, 1);
+    logw->label = "log w";
+    g_node *lse = group_logsumexp(g, logw, B);
+    g_node *bound = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), lse); /* iwae_bound, with lse kept to normalise */
+    g_node *wt = detached(g_map2(g, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), logw, lse));
+    wt->label = "w~";
+    g_node *wake = g_groupsum(g, g_map2(g, BIN(VX_MUL, IN(0), IN(1)), wt, T->logq), B);
+    g->out.recon_rows = T->ll;
+    g->out.value_rows = bound;
+    g->value_name = "IWAE bound";
+    set_objective(g, g_map(g, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), 3,
+                           (g_node *[]){bound, wake, detached(g_map1(g, IN(0), wake))}, B, 1), 1.0);
+}
+
+/* The estimators that sample the latents (reparam, reinforce, uniform, prior, rws) and the IWAE
  * evaluation: S samples per example, as consecutive rows. */
 static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
     g_graph *g = L->g;
@@ -277,11 +308,24 @@ static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
     case SAMPLE_REPARAM: reparam_objective(g, &T); return 0;
     case SAMPLE_UNIFORM: uniform_objective(g, &T); return 0;
     case SAMPLE_REINFORCE: return reinforce_objective(L, &T);
+    case SAMPLE_RWS: rws_objective(g, &T); return 0;
     }
     return -1;
 }
 
 /* ---------------------------------------------------------------- importance weighted bound */
+
+/* renyi(samples: K, alpha: A) (Li & Turner 2016) on build_iwae's log w [B*K, 1]:
+ * 1/(1 - A) log (1/K) sum_k w_k^(1 - A), the maximum subtracted in the log-sum-exp.  A = 1 is the
+ * limit, (1/K) sum_k log w_k (the ELBO, its KL sampled), taken as such rather than as 0/0; at A = 0
+ * every scaling is by 1, so the bound and its gradient are the IWAE bound's to the bit.  Near
+ * A = 1 the float sum divided by 1 - A loses about 1e-7 log K / |1 - A| nats. */
+static g_node *renyi_bound(g_graph *g, g_node *logw, int B, int K, double alpha) {
+    if (alpha == 1) return g_map1(g, BIN(VX_MUL, C(1.0 / K), IN(0)), g_groupsum(g, logw, B));
+    double e = 1 - alpha;
+    g_node *lse = group_logsumexp(g, g_map1(g, BIN(VX_MUL, C(e), IN(0)), logw), B);
+    return g_map1(g, BIN(VX_DIV, BIN(VX_SUB, IN(0), C(log((double)K))), C(e)), lse);
+}
 
 /* iwae(samples: K): log (1/K) sum_k w_k, w_k = p(x, z_k) / q(z_k | x), z_k reparameterised; the
  * log-mean-exp is per example over its own K rows.  With gradient: dreg, the encoder follows the
@@ -312,14 +356,20 @@ static int build_iwae(lowering *L, int B, int K) {
         lq = sum_nodes(g, lq, normal_logq(g, l, md, sd, z[i]));           /* phi through z only */
         lp = sum_nodes(g, lp, normal_logp(g, z[i]));
     }
-    const vx_expr *logw_e = BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(3), BIN(VX_SUB, IN(1), IN(2))));
+    const vx_expr *logw_e = log_weight(g);
     g_node *ll = decode_rows(L, &P, dreg ? zd : z);
     if (!ll) return -1;
     g_node *logw = g_map(g, logw_e, 4, (g_node *[]){ll, dreg ? lp_stop : lp, dreg ? lq_stop : lq, klw}, B * K, 1);
     logw->label = "log w";
     g->out.recon_rows = ll;
     g->out.kl_rows = P.kl;
-    g_node *bound = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), group_logsumexp(g, logw, B));
+    if (m->est.kind == EST_RENYI) { /* the same weights, another bound: its own gradient */
+        g->out.value_rows = renyi_bound(g, logw, B, K, m->est.alpha);
+        g->value_name = "Renyi bound";
+        set_objective(g, g->out.value_rows, 1.0);
+        return 0;
+    }
+    g_node *bound = iwae_bound(g, logw, B, K);
     g->out.value_rows = bound;
     g->value_name = "IWAE bound";
     if (!dreg) {
@@ -420,10 +470,9 @@ static int build_vimco(lowering *L, int B, int K) {
     }
     g_node *ll = decode_rows(L, &P, z);
     if (!ll) return -1;
-    g_node *logw = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(3), BIN(VX_SUB, IN(1), IN(2)))), 4,
-                         (g_node *[]){ll, logp, logq, kl_weight(g)}, B * K, 1);
+    g_node *logw = g_map(g, log_weight(g), 4, (g_node *[]){ll, logp, logq, kl_weight(g)}, B * K, 1);
     logw->label = "log w";
-    g_node *bound = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), group_logsumexp(g, logw, B));
+    g_node *bound = iwae_bound(g, logw, B, K);
     g_node *score = vimco_score(g, logw, logq, B, K);
     g->out.recon_rows = ll;
     g->out.kl_rows = P.kl;
@@ -632,6 +681,8 @@ int g_build_estimator(lowering *L, g_purpose purpose, int batch, int samples) {
     case EST_GUMBEL: return build_gumbel(L, batch, samples);
     case EST_ARM: return build_antithetic(L, batch, 0);
     case EST_DISARM: return build_antithetic(L, batch, 1);
+    case EST_RENYI: return build_iwae(L, batch, samples);
+    case EST_RWS: return build_sampled(L, SAMPLE_RWS, batch, samples);
     default:
         fprintf(L->err, "%s:%d:%d: error: estimator '%s' is not built yet in this version of vaec\n", m->est.loc.file,
                 m->est.loc.line, m->est.loc.col, vae_estimator_name(m->est.kind));

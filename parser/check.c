@@ -439,6 +439,8 @@ static int formula_cond(const formula_env *env, const char *c, size_t n) {
     const struct { const char *name; int holds; } conds[] = {
         {"many", e->samples > 1},
         {"dreg", e->dreg},
+        {"alpha1", e->alpha == 1},
+        {"alphan", e->alpha != 1},
         {"stl", e->stl},
         {"closed", !e->stl},
         {"hard", e->hard},
@@ -464,6 +466,7 @@ static int formula_var(FILE *out, const formula_env *env, const char *v, size_t 
     else if (IS("z")) fputs(env->z, out);
     else if (IS("zi") && l) fputs(l->name, out);
     else if (IS("S")) fprintf(out, "%d", e->samples);
+    else if (IS("A")) fprintf(out, "%g", e->alpha);
     else if (IS("T")) fprintf(out, "%g", e->temperature > 0 ? e->temperature : 1.0);
     else if (IS("B")) fputs(e->baseline ? e->baseline->name : "?", out);
     else if (IS("beta")) { if (e->beta != 1) fprintf(out, "%g * ", e->beta); }

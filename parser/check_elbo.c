@@ -176,6 +176,8 @@ void chk_elbo_from_v0(checker *c) {
     vae_estimator *est = &m->est;
     if (est->kind == EST_UNIFORM)
         ERR(est->loc, "estimator 'uniform' is not yet for structured models (use analytic or reinforce)");
+    if (est->kind == EST_RENYI || est->kind == EST_RWS)
+        ERR(est->loc, "estimator '%s' is not yet for structured models (use iwae or vimco)", vae_estimator_name(est->kind));
     if (est->kind == EST_IWAE && est->dreg)
         ERR(est->loc, "iwae(gradient: dreg) is not yet for structured models");
     if (est->stl)

@@ -90,6 +90,17 @@ static const estimator_info ESTIMATORS[] = {
      "in one product)\n"
      "gradient of q's logits_i: (1/2) (log p({x} | b) - log p({x} | b~)) (-1)^b~_i 1[b_i != b~_i] "
      "sigmoid(|logits_i|)   (DisARM; KL in closed form)"},
+    {"renyi", EST_RENYI, {"samples", "alpha", "beta"}, 1u << LATENT_NORMAL, 0, 1,
+     "{?alphan:Renyi({x}) = 1/(1 - alpha) log (1/{S}) sum_{k=1..{S}} w_k^(1 - alpha),  alpha = {A}}"
+     "{?alpha1:Renyi({x}) = (1/{S}) sum_{k=1..{S}} log w_k   (alpha = 1: the ELBO, its KL sampled)},  "
+     "log w_k = log p({x} | {z}_k) + {beta}(log p({z}_k) - log q({z}_k | {x}))\n"
+     "@{zi}_k = mean + {sd} * eps_k,  eps_k ~ normal(0, 1)   (reparameterised)\n"
+     "alpha 0 is the IWAE bound, alpha 1 the ELBO; the gradient is the bound's own (Li & Turner 2016)"},
+    {"rws", EST_RWS, {"samples", "beta"}, ANY_LATENT, 0, 1,
+     "IWAE({x}) = log (1/{S}) sum_{k=1..{S}} w_k,  log w_k = log p({x} | {z}_k) + {beta}(log p({z}_k) - log q({z}_k | "
+     "{x})),  {z}_k ~ q({z} | {x}) held fixed\n"
+     "gradient of p (wake): sum_k w~_k grad log p({x}, {z}_k);  gradient of q (wake phase): sum_k w~_k grad log "
+     "q({z}_k | {x});  w~_k = w_k / sum_j w_j   (reweighted wake-sleep, Bornschein & Bengio 2015; biased for q)"},
 };
 #define NESTIMATORS (sizeof ESTIMATORS / sizeof ESTIMATORS[0])
 
@@ -115,6 +126,7 @@ void chk_print_estimator(FILE *out, const vae_estimator *e) {
         else if (strcmp(o, "temperature") == 0 && e->temperature > 0 && e->temperature != 1)
             fprintf(out, "%stemperature: %g", sep, e->temperature);
         else if (strcmp(o, "hard") == 0 && e->hard) fprintf(out, "%shard: true", sep);
+        else if (strcmp(o, "alpha") == 0) fprintf(out, "%salpha: %.15g", sep, e->alpha); /* always: it has no default */
         else if (strcmp(o, "gradient") == 0 && e->dreg) fprintf(out, "%sgradient: dreg", sep);
         else if (strcmp(o, "baseline") == 0 && (e->baseline || e->baseline_loo))
             fprintf(out, "%sbaseline: %s", sep, e->baseline_loo ? "loo" : e->baseline->name);
@@ -139,6 +151,10 @@ void vae_model_settings(const vae_model *m, char *buf, size_t len) {
     if (e->stl) { /* only where set: the settings line of every other model stays as it was */
         size_t n = strlen(buf);
         snprintf(buf + n, len - n, "; gradient stl");
+    }
+    if (e->kind == EST_RENYI) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, len - n, "; alpha %.17g", e->alpha);
     }
     for (int i = 0; e->kind == EST_ELBO && i < m->nlatents; i++) { /* each latent's own */
         const vae_latent_estimator *l = &m->latents[i].est;
@@ -189,6 +205,8 @@ static const char *why_not_applicable(const estimator_info *info, vae_latent_kin
                                   : "it needs bernoulli latents; a categorical latent takes reinforce(baseline: loo), "
                                     "vimco or gumbel";
     if (info->kind == EST_GUMBEL) return "it relaxes discrete (categorical or bernoulli) latents; a normal latent takes reparam";
+    if (info->kind == EST_RENYI)
+        return "it needs a reparameterisable (normal) latent; on discrete latents vimco or rws train a multi-sample bound";
     if (k == LATENT_NORMAL) return "it needs enumerable (categorical or bernoulli) latents";
     return "it needs a reparameterisable (normal) latent";
 }
@@ -277,13 +295,15 @@ static int chk_estimator_option(checker *c, const ast_estimator *e, const estima
         ERR(a->loc, "estimator '%s' has no option '%s'", e->name, a->name);
         return 0;
     }
-    if (vae_setting_named(a->name)) { /* samples, beta, temperature */
+    if (vae_setting_named(a->name)) { /* samples, beta, temperature, alpha */
         double num;
         if (!chk_setting_value(c, a->loc, a->name, a->value, &num)) return 0;
         if (strcmp(a->name, "samples") == 0)
             est->samples = (int)num;
         else if (strcmp(a->name, "beta") == 0)
             est->beta = num;
+        else if (strcmp(a->name, "alpha") == 0)
+            est->alpha = num;
         else
             est->temperature = num;
         return 1;
@@ -347,6 +367,12 @@ static void chk_estimator_needs(checker *c, const ast_estimator *e, const estima
     const vae_model *m = c->m;
     if (info->kind == EST_VIMCO && m->est.samples < 2)
         ERR(e->loc, "vimco needs at least 2 samples: each sample's control variate comes from the others");
+    if (info->kind == EST_RENYI && isnan(m->est.alpha))
+        ERR(e->loc, "renyi needs its order: renyi(samples: K, alpha: A), alpha 0 for the IWAE bound, 1 for the ELBO, "
+                    "between them the Renyi bounds");
+    if (info->kind == EST_RWS && m->est.samples < 2)
+        ERR(e->loc, "rws needs at least 2 samples: with one, its normalised weight is 1 and the encoder's wake "
+                    "gradient is grad log q alone, zero in expectation");
     if (m->est.baseline_loo && m->est.samples < 2)
         ERR(e->loc, "reinforce(baseline: loo) needs at least 2 samples: each sample's baseline is the mean of the "
                     "others");
@@ -367,6 +393,7 @@ void chk_estimator(checker *c, const ast_estimator *e) {
     const estimator_info *info = find_estimator(c, e);
     if (!info) return;
     est->kind = info->kind;
+    est->alpha = info->kind == EST_RENYI ? NAN : 0; /* renyi's has no default: it chooses the bound */
     int ok = 1;
     for (const ast_arg *a = e->args; a; a = a->next) ok &= chk_estimator_option(c, e, info, a);
     if (!ok) return;

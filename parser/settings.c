@@ -32,6 +32,7 @@ static const vae_setting SETTINGS[] = {
     {"samples", NULL, 1, 1, 100000, 0, 0, ""},
     {"beta", NULL, 0, 0, 1e6, 0, 0, ""},
     {"temperature", NULL, 0, 0, 1e6, 1, 0, ""},
+    {"alpha", NULL, 0, -1e6, 1e6, 0, 0, ""}, /* renyi: any real order (negative: VR-max's side) */
     /* options only */
     {"limit", "--limit", 1, 1, INT_MAX, 0, 0, ""},
     {"test-limit", "--test-limit", 1, 1, INT_MAX, 0, 0, ""},
@@ -92,6 +93,10 @@ const char *vae_setting_words(const vae_setting *s, char *buf, size_t len) {
         return buf;
     }
     char from[80];
+    if (s->lo < 0 && !s->lo_open && !s->hi_open) { /* a range about zero (renyi's alpha) */
+        snprintf(buf, len, "a number%s%s from %s to %s", space, s->unit, lo, hi);
+        return buf;
+    }
     if (s->lo == 0) snprintf(from, sizeof from, "a %s number", s->lo_open ? "positive" : "non-negative");
     else snprintf(from, sizeof from, "a number %s %s", s->lo_open ? "greater than" : "from", lo);
     snprintf(buf, len, "%s%s%s %s %s", from, space, s->unit, s->hi_open ? "less than" : "at most", hi);

@@ -341,6 +341,174 @@ static void test_stl_unbiased(void) {
     }
 }
 
+/* ---- objective-level: renyi and rws */
+
+/* The mean over the batch of the step's reported values (value_rows). */
+static double mean_value(const step_program *d, int B) {
+    double v = 0;
+    for (int b = 0; b < B; b++) v += d->arena[d->rt->train.value_rows + b];
+    return v / B;
+}
+
+/* Every coordinate of two gradients equal within tol relative to the larger (0: bit for bit), over
+ * the parameters whose names start with prefix (NULL: all). */
+static int same_gradient(const step_program *a, const step_program *b, const char *prefix, double tol) {
+    int same = 1;
+    for (int t = 0; t < a->m->nparams; t++) {
+        const vae_param *q = &a->m->params[t];
+        if (prefix && strncmp(q->name, prefix, strlen(prefix))) continue;
+        for (long i = q->offset; i < q->offset + q->size; i++) {
+            double x = a->grads[i], y = b->grads[i];
+            if (tol == 0 ? memcmp(&x, &y, sizeof x) != 0 : fabs(x - y) > tol * fmax(fabs(x), fabs(y)) + 1e-300) {
+                printf("\n    %s[%ld]: %.17g against %.17g", q->name, i - q->offset, x, y);
+                same = 0;
+            }
+        }
+    }
+    return same;
+}
+
+/* Renyi's limits on the same noise: alpha 0 is iwae to the bit (value and gradient); alpha 1 is
+ * the ELBO with its KL sampled: the same draws as reparam(gradient: stl) (its reconstruction terms
+ * to the bit), the same decoder gradient, a value that differs from reparam's (KL in closed form)
+ * by the sampled KL's error alone (mean zero: a paired z-test); just beside alpha 1 (either side)
+ * the bound is continuous. */
+static void test_renyi_limits(void) {
+    enum { B = 3 };
+    double x[B * 3];
+    for (int i = 0; i < B * 3; i++) x[i] = 2 * vr_uniform(31, 1, (uint64_t)i) - 1;
+    step_program iwae = step_program_build(linear_gaussian_with("iwae(samples: 4)"), B);
+    step_program r0 = step_program_build(linear_gaussian_with("renyi(samples: 4, alpha: 0)"), B);
+    step_program r1 = step_program_build(linear_gaussian_with("renyi(samples: 4, alpha: 1)"), B);
+    step_program elbo = step_program_build(linear_gaussian_with("reparam(samples: 4, gradient: stl)"), B);
+    size_t P = (size_t)iwae.rt->param_floats;
+    double *params = malloc(P * sizeof(double));
+    for (size_t i = 0; i < P; i++) params[i] = vr_uniform(32, 3, i) - 0.5;
+    for (uint64_t step = 1; step <= 3; step++) {
+        run(&iwae, params, x, step);
+        run(&r0, params, x, step);
+        run(&r1, params, x, step);
+        run(&elbo, params, x, step);
+        for (int b = 0; b < B; b++)
+            CU_ASSERT_EQUAL(r0.arena[r0.rt->train.value_rows + b], iwae.arena[iwae.rt->train.value_rows + b]);
+        for (int r = 0; r < B * 4; r++)
+            CU_ASSERT_EQUAL(r1.arena[r1.rt->train.recon_rows + r], elbo.arena[elbo.rt->train.recon_rows + r]);
+        CU_ASSERT(same_gradient(&r0, &iwae, NULL, 0));
+        CU_ASSERT(same_gradient(&r1, &elbo, "decoder.", 1e-12));
+        /* the estimates are ordered in alpha (power means of the weights): the IWAE bound above the ELBO */
+        CU_ASSERT(mean_value(&r0, B) > mean_value(&r1, B));
+    }
+    double mean = 0, m2 = 0;
+    enum { R = 2000 };
+    for (int r = 0; r < R; r++) {
+        run(&r1, params, x, (uint64_t)r + 10);
+        run(&elbo, params, x, (uint64_t)r + 10);
+        double d = mean_value(&r1, B) - mean_value(&elbo, B), delta = d - mean;
+        mean += delta / (r + 1);
+        m2 += delta * (d - mean);
+    }
+    double z = fabs(mean) / sqrt(m2 / (R - 1) / R);
+    printf("\n    alpha 1 against the ELBO with its KL in closed form (paired): |z| %.2f, spread %.3g", z, sqrt(m2 / (R - 1)));
+    CU_ASSERT(z < 4 && m2 > 0);
+    const char *near[] = {"renyi(samples: 4, alpha: 0.999999)", "renyi(samples: 4, alpha: 1.000001)",
+                          "renyi(samples: 4, alpha: 0.5)"};
+    for (int k = 0; k < 3; k++) {
+        step_program d = step_program_build(linear_gaussian_with(near[k]), B);
+        run(&d, params, x, 3);
+        run(&r0, params, x, 3);
+        run(&r1, params, x, 3);
+        double v = mean_value(&d, B), v1 = mean_value(&r1, B), v0 = mean_value(&r0, B);
+        printf("\n    %-36s %.9f (alpha 1: %.9f, alpha 0: %.9f)", near[k], v, v1, v0);
+        if (k < 2) {
+            CU_ASSERT_DOUBLE_EQUAL(v, v1, 1e-5);
+        } else {
+            CU_ASSERT(v < v0 && v > v1);
+        }
+        step_program_free(&d);
+    }
+    free(params);
+    step_program_free(&iwae);
+    step_program_free(&r0);
+    step_program_free(&r1);
+    step_program_free(&elbo);
+}
+
+/* Given the noise, the Renyi bound is a smooth function of the parameters: its gradient is the
+ * central difference of the batch's mean value, every coordinate, for orders on both sides of 1. */
+static void test_renyi_finite_differences(void) {
+    enum { B = 3 };
+    double x[B * 3];
+    for (int i = 0; i < B * 3; i++) x[i] = 2 * vr_uniform(33, 1, (uint64_t)i) - 1;
+    const char *orders[] = {"renyi(samples: 4, alpha: 0.5)", "renyi(samples: 3, alpha: -1)",
+                            "renyi(samples: 3, alpha: 3, beta: 0.7)"};
+    for (int k = 0; k < 3; k++) {
+        step_program d = step_program_build(linear_gaussian_with(orders[k]), B);
+        size_t P = (size_t)d.rt->param_floats;
+        double *params = malloc(P * sizeof(double)), *grad = malloc(P * sizeof(double)), worst = 0;
+        for (size_t i = 0; i < P; i++) params[i] = vr_uniform(34 + k, 3, i) - 0.5;
+        run(&d, params, x, 7);
+        memcpy(grad, d.grads, P * sizeof(double));
+        for (size_t i = 0; i < P; i++) {
+            const double h = 1e-6, keep = params[i];
+            params[i] = keep + h;
+            run(&d, params, x, 7);
+            double up = mean_value(&d, B);
+            params[i] = keep - h;
+            run(&d, params, x, 7);
+            double down = mean_value(&d, B);
+            params[i] = keep;
+            double fd = -(up - down) / (2 * h); /* the programs write the loss's gradient */
+            worst = fmax(worst, fabs(fd - grad[i]) / (fabs(fd) + 1e-3));
+        }
+        printf("\n    %-36s largest relative error %.2g", orders[k], worst);
+        CU_ASSERT(worst < 1e-6);
+        free(params);
+        free(grad);
+        step_program_free(&d);
+    }
+}
+
+/* rws's value is the IWAE bound and its decoder's gradient is the IWAE gradient at the same draws:
+ * iwae's on normal latents (rws only holds z fixed, which the decoder does not see), vimco's on
+ * discrete ones, where both draw z from q with the same noise; the encoders' differ. */
+static void test_rws_decoder_is_iwae(void) {
+    enum { B = 3 };
+    const char *pairs[2][2] = {{"iwae(samples: 4)", "rws(samples: 4)"}, {"vimco(samples: 4)", "rws(samples: 4)"}};
+    for (int k = 0; k < 2; k++) {
+        double x[B * 6];
+        step_program ref, r;
+        if (k == 0) {
+            for (int i = 0; i < B * 3; i++) x[i] = 2 * vr_uniform(35, 1, (uint64_t)i) - 1;
+            ref = step_program_build(linear_gaussian_with(pairs[k][0]), B);
+            r = step_program_build(linear_gaussian_with(pairs[k][1]), B);
+        } else {
+            random_bits(x, B * 6, 36);
+            ref = step_program_build(bernoulli_with(pairs[k][0]), B);
+            r = step_program_build(bernoulli_with(pairs[k][1]), B);
+        }
+        size_t P = (size_t)r.rt->param_floats;
+        double *params = malloc(P * sizeof(double));
+        for (size_t i = 0; i < P; i++) params[i] = 2 * (vr_uniform(37, 3, i) - 0.5);
+        int differ = 0;
+        for (uint64_t step = 1; step <= 4; step++) {
+            run(&ref, params, x, step);
+            run(&r, params, x, step);
+            for (int b = 0; b < B; b++)
+                CU_ASSERT_DOUBLE_EQUAL(r.arena[r.rt->train.value_rows + b], ref.arena[ref.rt->train.value_rows + b], 1e-12);
+            CU_ASSERT(same_gradient(&r, &ref, "decoder.", 1e-12));
+            CU_ASSERT(same_gradient(&r, &ref, "prior.", 1e-12));
+            for (int t = 0; t < r.m->nparams; t++)
+                if (k == 0 ? !strncmp(r.m->params[t].name, "encoder.", 8) : is_encoder(r.m->params[t].name))
+                    for (long i = r.m->params[t].offset; i < r.m->params[t].offset + r.m->params[t].size; i++)
+                        differ |= fabs(r.grads[i] - ref.grads[i]) > 1e-6;
+        }
+        CU_ASSERT(differ);
+        free(params);
+        step_program_free(&ref);
+        step_program_free(&r);
+    }
+}
+
 int main(void) {
     static const test_case tests[] = {
         {"arm and disarm are unbiased, disarm's variance at most arm's", test_arm_and_disarm},
@@ -349,6 +517,9 @@ int main(void) {
         {"binary concrete: bias measured, straight-through discrete in value", test_binary_concrete_bias},
         {"STL and DReG: zero encoder-gradient variance at the exact posterior", test_stl_zero_variance_at_the_posterior},
         {"STL is unbiased", test_stl_unbiased},
+        {"renyi: alpha 0 is iwae to the bit, alpha 1 the ELBO", test_renyi_limits},
+        {"renyi: the gradient is the bound's (finite differences)", test_renyi_finite_differences},
+        {"rws: the decoder follows the IWAE gradient", test_rws_decoder_is_iwae},
         {NULL, NULL},
     };
     return run_suite("estimator zoo", tests);

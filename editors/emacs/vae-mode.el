@@ -20,7 +20,7 @@
     "relu" "tanh" "sigmoid" "softplus" "elu" "exp" "leaky_relu"))
 (defconst vae-distributions '("normal" "bernoulli" "categorical"))
 (defconst vae-estimators
-  '("analytic" "uniform" "reinforce" "reparam" "iwae" "exact" "vimco" "gumbel" "arm" "disarm" "elbo"))
+  '("analytic" "uniform" "reinforce" "reparam" "iwae" "exact" "vimco" "gumbel" "arm" "disarm" "renyi" "rws" "elbo"))
 (defconst vae-constants '("true" "false" "loo" "dreg" "adam" "sgd"))
 
 (defconst vae-font-lock-keywords
