@@ -594,15 +594,15 @@ static int build_sum_and_sample(lowering *L, int B) {
     const vx_expr *rest = U(VX_STEP, BIN(VX_SUB, IN(0), C(N - 0.5)));  /* rank >= N */
     const vx_expr *is_n = U(VX_STEP, BIN(VX_SUB, C(0.5), BIN(VX_MAX, BIN(VX_SUB, IN(0), IN(1)), BIN(VX_SUB, IN(1), IN(0)))));
     /* the draw from the rest: q's log-probabilities, the top N pushed out of reach */
-    g_node *pick = g_new(g, G_SAMPLE, B, J);
+    g_node *outside = g_map2(g, BIN(VX_SUB, IN(1), BIN(VX_MUL, C(1e30), U(VX_STEP, BIN(VX_SUB, C(N - 0.5), IN(0))))), rank,
+                             detached(g_map1(g, IN(0), lq)));
+    g_node *pick = detached(g_new(g, G_SAMPLE, B, J)); /* after its input: nodes are in running order */
     pick->nvars = 1;
     pick->states = J;
     pick->group = 1;
     pick->stream = 0;
     pick->label = vae_pool_printf(g->pool, "%s outside the top %d", l->name, N);
-    g_add_input(pick, g_map2(g, BIN(VX_SUB, IN(1), BIN(VX_MUL, C(1e30), U(VX_STEP, BIN(VX_SUB, C(N - 0.5), IN(0))))), rank,
-                             detached(g_map1(g, IN(0), lq))));
-    detached(pick);
+    g_add_input(pick, outside);
     g_node *sel = detached(g_map(g, vx_select(g, drawn_row, IN(2), is_n), 3, (g_node *[]){rank, n, pick}, R, J));
     g_node *z = T ? detached(g_matmul(g, sel, 0, T, 0)) : sel;
     z->label = l->name;

@@ -131,6 +131,7 @@ static void check_network(checker *c, const ast_network *n) {
         const char *what = n->role == NET_DECODER ? "the decoder" : "the baseline";
         vae_dist *d = n->role == NET_DECODER ? &m->likelihood : &m->baseline_dist;
         if (n->role == NET_BASELINE && chk_returns_value(n)) { /* nvil's b(x): one value per example */
+            c->target = "value"; /* its parameters: baseline.value.weight, ... */
             shape s = chk_expr(c, n->ret);
             if (s.nd >= 0 && chk_shape_size(s) != 1)
                 ERR(n->ret->loc, "a baseline returns a distribution p_eta(%s) (for reinforce) or one value b(%s) (for "
