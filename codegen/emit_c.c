@@ -554,6 +554,7 @@ static void print_program(FILE *o, const vae_model *m, g_graph *const *gs, int n
     fprintf(o, ",\n    .data_dim = %d,\n    .binary = %d,\n    .ntensors = %d,\n    .tensors = vae_tensors,\n"
                "    .init_bounds = vae_init_bounds,\n    .param_floats = %ld,\n",
             m->data_dim, m->binary, m->nparams, m->param_floats);
+    if (vae_state_floats(m) > 0) fprintf(o, "    .state_floats = %ld,\n", vae_state_floats(m));
     if (vae_label_states(m) > 0 || m->binary_dynamic) { /* version 1 fields: version 0's text stays as it was */
         fprintf(o, "    .binary_dynamic = %d,\n    .label_states = %d,\n    .label_inferred = %d,\n    .classify = ",
                 m->binary_dynamic, vae_label_states(m), vae_label_inferred(m));
@@ -772,7 +773,8 @@ static void print_api_codecs(FILE *o, const char *N, int enc) {
 }
 
 /* N_elbo, N_iwae (with an encoder) and N_train_step. */
-static void print_api_scores(FILE *o, const char *N, int enc) {
+/* state: the model has running statistics (vr_program.state_floats), which Adam skips. */
+static void print_api_scores(FILE *o, const char *N, int enc, int state) {
     fprintf(o,
             "double %s_elbo(%s_model *m, const float *x, int n) {\n"
             "    vr_dataset ds = {.n = n, .dim = vae_program.data_dim, .f32 = (float *)x};\n"
@@ -801,12 +803,15 @@ static void print_api_scores(FILE *o, const char *N, int enc) {
             "    g->fn(m->params, m->grads, m->arena, x, &ctx);\n"
             "    m->step++;\n"
             "    vr_adam adam = {lr, 0.9f, 0.999f, 1e-8f};\n"
-            "    vr_adam_f32(m->params, m->grads, m->m, m->v, (size_t)vae_program.param_floats, &adam, m->step);\n"
+            "%s"
             "    double value = 0;\n"
             "    for (int i = 0; i < g->batch; i++) value += m->arena[g->value_rows + i];\n"
             "    return value / g->batch;\n"
             "}\n\n",
-            N, N);
+            N, N,
+            state ? "    vr_adam_f32(m->params, m->grads, m->m, m->v, (size_t)vr_trained_floats(&vae_program), &adam, m->step);\n"
+                    "    vr_keep_state(&vae_program, m->params, m->grads); /* the running statistics, not trained */\n"
+                  : "    vr_adam_f32(m->params, m->grads, m->m, m->v, (size_t)vae_program.param_floats, &adam, m->step);\n");
 }
 
 /* The deployment API: thin wrappers over the program and the driver's buffers. */
@@ -816,7 +821,7 @@ static void print_api(FILE *o, const char *N, const vae_model *m) {
     print_api_checkpoints(o, N);
     print_api_rows(o, N);
     print_api_codecs(o, N, enc);
-    print_api_scores(o, N, enc);
+    print_api_scores(o, N, enc, vae_state_floats(m) > 0);
     print_api_each(o, N, m, enc);
 }
 

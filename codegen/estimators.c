@@ -132,7 +132,9 @@ static g_node *decode_rows(lowering *L, prepared *P, g_node **z) {
 
 static int encoders_trained(const vae_model *m);
 
-typedef enum { SAMPLE_REPARAM, SAMPLE_REINFORCE, SAMPLE_UNIFORM, SAMPLE_PRIOR, SAMPLE_IWAE_EVAL, SAMPLE_RWS } sample_kind;
+typedef enum {
+    SAMPLE_REPARAM, SAMPLE_REINFORCE, SAMPLE_NVIL, SAMPLE_UNIFORM, SAMPLE_PRIOR, SAMPLE_IWAE_EVAL, SAMPLE_RWS
+} sample_kind;
 
 /* The terms of a sampled estimator: per sample [B*S, 1], summed over the latents. */
 typedef struct {
@@ -154,7 +156,8 @@ static int sample_latents(lowering *L, sample_kind kind, int with_encoder, sampl
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
         if (l->kind == LATENT_NORMAL) {
-            z[i] = normal_sample(L, &T->P, i, kind == SAMPLE_REINFORCE || kind == SAMPLE_RWS);
+            /* detached for the score-function estimators */
+            z[i] = normal_sample(L, &T->P, i, kind == SAMPLE_REINFORCE || kind == SAMPLE_NVIL || kind == SAMPLE_RWS);
             if (kind == SAMPLE_REPARAM && m->est.stl)
                 T->logq_stl = sum_nodes(g, T->logq_stl, stl_logq(g, l, &T->P, i, z[i]));
             if (with_encoder) T->logq = sum_nodes(g, T->logq, normal_logq(g, l, T->P.mean[i], T->P.spread[i], z[i]));
@@ -293,7 +296,52 @@ static void rws_objective(g_graph *g, const sampled *T) {
                            (g_node *[]){bound, wake, detached(g_map1(g, IN(0), wake))}, B, 1), 1.0);
 }
 
-/* The estimators that sample the latents (reparam, reinforce, uniform, prior, rws) and the IWAE
+/* nvil(baseline: b) (Mnih & Gregor 2014).  With f_s = log p(x | z_s) (the KL in closed form, as
+ * for reinforce), l_s = f_s - b(x), and c, v the running mean and variance of l over the steps
+ * before this one (two state parameters: read here, their next values written where their
+ * gradient would go, vae_param.state), the signal A_s = (l_s - c) / max(1, sqrt(v)) and the
+ * surrogate
+ *   (1/S) sum_s [f_s + sg(A_s) (log q(z_s | x) + b(x) - sg(same))] - beta KL,
+ * whose value is the ELBO's estimate: q follows A_s grad log q, and b follows A_s grad b, the
+ * least-squares gradient of (l - c)^2 / 2 scaled as the signal is (the paper's algorithm 1).
+ * Statistics from before the step keep the estimate unbiased; after it, over the step's rows,
+ * c = NVIL_DECAY c + (1 - NVIL_DECAY) mean(l) and v likewise with the variance of l. */
+#define NVIL_DECAY 0.8
+static int nvil_objective(lowering *L, const sampled *T) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    int B = T->B, R = T->B * T->S;
+    L->nenv = 0;
+    env_bind(L, m->data->name, T->P.x);
+    vae_dist value = {.a = m->est.baseline->ret}; /* the network's one value, as a distribution's argument */
+    g_node *b;
+    lower_network(L, m->est.baseline, &value, &b, NULL);
+    if (L->failed) return -1;
+    b = per_example(g, b, B);
+    b->label = "b(x)";
+    g_node *c = detached(param_node(L, m->est.state_param, 1)), *v = detached(param_node(L, m->est.state_param + 1, 1));
+    g_node *l = detached(g_map2(g, BIN(VX_SUB, IN(0), IN(1)), T->ll, b));
+    l->label = "l = f - b(x)";
+    g_node *signal = g_map(g, BIN(VX_DIV, BIN(VX_SUB, IN(0), IN(1)), BIN(VX_MAX, C(1), U(VX_SQRT, IN(2)))), 3,
+                           (g_node *[]){l, c, v}, R, 1);
+    g_node *scored = g_map2(g, BIN(VX_ADD, IN(0), IN(1)), T->logq, b); /* log q(z_s | x) + b(x) */
+    g_node *per_sample = g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(1), BIN(VX_SUB, IN(2), IN(3)))), 4,
+                               (g_node *[]){T->ll, detached(signal), scored, detached(g_map1(g, IN(0), scored))}, R, 1);
+    g->out.recon_rows = T->ll;
+    g->out.value_rows = elbo_value(g, T, g_groupsum(g, T->ll, B));
+    set_objective(g, elbo_surrogate(g, T, g_groupsum(g, per_sample, B)), 1.0);
+    /* the next running statistics, in the state's places of the gradient buffer */
+    g_node *mean = detached(mean_times(g, l, 1.0));
+    g_node *var = mean_times(g, g_map2(g, BIN(VX_MUL, BIN(VX_SUB, IN(0), IN(1)), BIN(VX_SUB, IN(0), IN(1))), l, mean), 1.0);
+    const vx_expr *ema = BIN(VX_ADD, BIN(VX_MUL, C(NVIL_DECAY), IN(0)), BIN(VX_MUL, C(1 - NVIL_DECAY), IN(1)));
+    g->param_grad[m->est.state_param] = detached(g_map2(g, ema, c, mean));
+    g->param_grad[m->est.state_param + 1] = detached(g_map2(g, ema, v, detached(var)));
+    g->param_grad[m->est.state_param]->label = "next running mean of l";
+    g->param_grad[m->est.state_param + 1]->label = "next running variance of l";
+    return 0;
+}
+
+/* The estimators that sample the latents (reparam, reinforce, nvil, uniform, prior, rws) and the IWAE
  * evaluation: S samples per example, as consecutive rows. */
 static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
     g_graph *g = L->g;
@@ -309,6 +357,7 @@ static int build_sampled(lowering *L, sample_kind kind, int B, int S) {
     case SAMPLE_UNIFORM: uniform_objective(g, &T); return 0;
     case SAMPLE_REINFORCE: return reinforce_objective(L, &T);
     case SAMPLE_RWS: rws_objective(g, &T); return 0;
+    case SAMPLE_NVIL: return nvil_objective(L, &T);
     }
     return -1;
 }
@@ -540,6 +589,95 @@ static int build_antithetic(lowering *L, int B, int disarm) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- sum and sample */
+
+/* [rows, 1]: r % n, the row's index within its group of n (a runtime table: exact small integers). */
+static g_node *row_index(g_graph *g, int rows, int n) {
+    g_node *t = detached(g_new(g, G_STATES, rows, 1));
+    t->nvars = 1;
+    t->states = n;
+    t->bernoulli = 1; /* the digit itself, not one-hot */
+    t->stride = 1;
+    t->local = n;
+    t->label = "row index";
+    return t;
+}
+
+/* [B, J]: each joint state's rank under q per example, 0 the most probable, ties to the lower
+ * index: the states j that beat k, q_j > q_k or q_j = q_k and j < k, counted over a [B*J, J] domain
+ * whose row b*J + k holds state k of example b (transposes turn the table's rows into columns). */
+static g_node *state_ranks(g_graph *g, g_node *lq, int B, int J) {
+    g_node *lq_k = g_transpose(g, lq, 1, J, B * J, 1);
+    g_node *j = g_transpose(g, row_index(g, J, J), J, 1, 1, J), *k = row_index(g, B * J, J);
+    const vx_expr *beats = vx_select(g, BIN(VX_SUB, IN(0), IN(1)), C(1),
+                                     vx_select(g, BIN(VX_SUB, IN(1), IN(0)), C(0), U(VX_STEP, BIN(VX_SUB, IN(3), IN(2)))));
+    g_node *count = g_rowsum(g, g_map(g, beats, 4, (g_node *[]){lq, lq_k, j, k}, B * J, J));
+    g_node *rank = detached(g_transpose(g, count, J, 1, B, J));
+    rank->label = "rank under q";
+    return rank;
+}
+
+/* sum_and_sample(k: N) (Liu et al. 2019) on the one categorical latent's J joint states: rows
+ * b*(N+1) + n, n < N, decode the example's state of rank n, row n = N a draw z_r from q restricted
+ * to the states of rank >= N.  With w_n = q(state n | x) and w_N = 1 - q(top N) (summed over the
+ * rest), R = sum_n w_n f_n, f = log p(x | z) (the KL in closed form), and its gradient for q is
+ *   sum_{n<N} f_n grad w_n + w_N f_N grad log q(z_r | x)
+ * (the gradient of the rest's mass cancels against that of the restricted q): the surrogate
+ *   sum_{n<N} w_n f_n + sg(w_N) f_N + sg(w_N f_N) (log q(z_r) - sg(same)) - beta KL, valued R - KL. */
+static int build_sum_and_sample(lowering *L, int B) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    const vae_latent *l = &m->latents[0]; /* the checker: one latent, categorical, J <= 256 */
+    int N = m->est.topk, S = N + 1, J = (int)l->joint_states, R = B * S;
+    prepared P;
+    if (prepare(L, &P, B, S, 1)) return -1;
+    g_node *T = NULL, *lq = P.q[0].table;
+    if (l->nvars > 1) { /* the joint states' values and log-probabilities */
+        T = detached(g_new(g, G_STATES, J, l->width));
+        T->nvars = l->nvars;
+        T->states = l->states;
+        T->stride = 1;
+        T->local = J;
+        T->label = vae_pool_printf(g->pool, "states of %s", l->name);
+        lq = discrete_logprob_states(g, l, P.q[0], T);
+    }
+    g_node *rank = state_ranks(g, detached(g_map1(g, IN(0), lq)), B, J), *n = row_index(g, R, S);
+    const vx_expr *drawn_row = BIN(VX_SUB, IN(1), C(N - 0.5)); /* > 0 on row n = N */
+    const vx_expr *rest = U(VX_STEP, BIN(VX_SUB, IN(0), C(N - 0.5)));  /* rank >= N */
+    const vx_expr *is_n = U(VX_STEP, BIN(VX_SUB, C(0.5), BIN(VX_MAX, BIN(VX_SUB, IN(0), IN(1)), BIN(VX_SUB, IN(1), IN(0)))));
+    /* the draw from the rest: q's log-probabilities, the top N pushed out of reach */
+    g_node *outside = g_map2(g, BIN(VX_SUB, IN(1), BIN(VX_MUL, C(1e30), U(VX_STEP, BIN(VX_SUB, C(N - 0.5), IN(0))))), rank,
+                             detached(g_map1(g, IN(0), lq)));
+    g_node *pick = detached(g_new(g, G_SAMPLE, B, J)); /* after its input: nodes are in running order */
+    pick->nvars = 1;
+    pick->states = J;
+    pick->group = 1;
+    pick->stream = 0;
+    pick->label = vae_pool_printf(g->pool, "%s outside the top %d", l->name, N);
+    g_add_input(pick, outside);
+    g_node *sel = detached(g_map(g, vx_select(g, drawn_row, IN(2), is_n), 3, (g_node *[]){rank, n, pick}, R, J));
+    g_node *z = T ? detached(g_matmul(g, sel, 0, T, 0)) : sel;
+    z->label = l->name;
+    g_node *w = g_rowsum(g, g_map(g, BIN(VX_MUL, U(VX_EXP, IN(2)), vx_select(g, drawn_row, rest, is_n)), 3,
+                                  (g_node *[]){rank, n, lq}, R, J));
+    w->label = "q of the row's states";
+    g_node *ll = decode_rows(L, &P, &z);
+    if (!ll) return -1;
+    g_node *wd = detached(g_map1(g, IN(0), w));
+    g_node *summed = g_groupsum(g, g_map(g, BIN(VX_MUL, vx_select(g, BIN(VX_SUB, IN(2), C(N - 0.5)), IN(1), IN(0)), IN(3)), 4,
+                                         (g_node *[]){w, wd, n, ll}, R, 1), B);
+    g_node *coef = detached(g_groupsum(g, g_map(g, vx_select(g, BIN(VX_SUB, IN(1), C(N - 0.5)), BIN(VX_MUL, IN(0), IN(2)), C(0)), 3,
+                                                (g_node *[]){wd, n, ll}, R, 1), B));
+    g_node *logq_r = g_rowsum(g, g_map2(g, BIN(VX_MUL, IN(0), IN(1)), lq, pick));
+    g->out.recon_rows = ll;
+    g->out.kl_rows = P.kl;
+    g->out.value_rows = g_map2(g, BIN(VX_SUB, IN(0), IN(1)), summed, P.kl);
+    g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(1), BIN(VX_SUB, IN(2), IN(3)))), BIN(VX_MUL, IN(5), IN(4))),
+                        6, (g_node *[]){summed, coef, logq_r, detached(g_map1(g, IN(0), logq_r)), P.kl, kl_weight(g)}, B, 1);
+    set_objective(g, sur, 1.0);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- enumeration */
 
 /* analytic: sum_j q(z_j|x) log p(x|z_j) - beta KL;  exact: log sum_j p(z_j) p(x|z_j). */
@@ -625,7 +763,7 @@ static int eval_samples(const vae_model *m) { return enumerable(m) || has_encode
 
 int g_batch_fits(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
     long long S = purpose == GRAPH_EVAL ? eval_samples(m) : samples, J = 1;
-    if (purpose == GRAPH_TRAIN) S *= vae_estimator_rows_per_sample(m->est.kind);
+    if (purpose == GRAPH_TRAIN) S *= vae_estimator_rows_per_sample(&m->est);
     int enumerated = (purpose == GRAPH_TRAIN || purpose == GRAPH_EVAL) && enumerable(m);
     if (enumerated)
         for (int i = 0; i < m->nlatents; i++) J *= (long long)m->latents[i].joint_states; /* at most 65536 */
@@ -683,6 +821,8 @@ int g_build_estimator(lowering *L, g_purpose purpose, int batch, int samples) {
     case EST_DISARM: return build_antithetic(L, batch, 1);
     case EST_RENYI: return build_iwae(L, batch, samples);
     case EST_RWS: return build_sampled(L, SAMPLE_RWS, batch, samples);
+    case EST_NVIL: return build_sampled(L, SAMPLE_NVIL, batch, samples);
+    case EST_SUM_AND_SAMPLE: return build_sum_and_sample(L, batch);
     default:
         fprintf(L->err, "%s:%d:%d: error: estimator '%s' is not built yet in this version of vaec\n", m->est.loc.file,
                 m->est.loc.line, m->est.loc.col, vae_estimator_name(m->est.kind));

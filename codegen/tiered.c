@@ -233,6 +233,7 @@ static void describe_model(vae_program *p, const vae_model *m) {
     rt->tensors = p->tensors;
     rt->init_bounds = p->bounds;
     rt->param_floats = m->param_floats;
+    rt->state_floats = vae_state_floats(m);
     rt->encode_width = g_posterior_width(m);
     rt->latent_width = g_latent_width(m);
     rt->decode_width = g_decode_width(m);

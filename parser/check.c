@@ -130,7 +130,13 @@ static void check_network(checker *c, const ast_network *n) {
         chk_body(c, n);
         const char *what = n->role == NET_DECODER ? "the decoder" : "the baseline";
         vae_dist *d = n->role == NET_DECODER ? &m->likelihood : &m->baseline_dist;
-        if (data_shape.nd > 0)
+        if (n->role == NET_BASELINE && chk_returns_value(n)) { /* nvil's b(x): one value per example */
+            c->target = "value"; /* its parameters: baseline.value.weight, ... */
+            shape s = chk_expr(c, n->ret);
+            if (s.nd >= 0 && chk_shape_size(s) != 1)
+                ERR(n->ret->loc, "a baseline returns a distribution p_eta(%s) (for reinforce) or one value b(%s) (for "
+                    "nvil), not a value of shape %s", out, out, chk_shape_str(c, s));
+        } else if (data_shape.nd > 0)
             chk_returned_dist(c, n->ret, data_shape, (1u << DIST_NORMAL) | (1u << DIST_BERNOULLI), what, d);
         break;
     }
@@ -401,6 +407,12 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *m) {
     return -1;
 }
 
+long vae_state_floats(const vae_model *m) {
+    long n = 0;
+    for (int i = 0; i < m->nparams; i++) n += m->params[i].state ? m->params[i].size : 0;
+    return n;
+}
+
 const vae_param *vae_model_param(const vae_model *m, const char *name) {
     for (int i = 0; i < m->nparams; i++)
         if (strcmp(m->params[i].name, name) == 0) return &m->params[i];
@@ -469,6 +481,7 @@ static int formula_var(FILE *out, const formula_env *env, const char *v, size_t 
     else if (IS("A")) fprintf(out, "%g", e->alpha);
     else if (IS("T")) fprintf(out, "%g", e->temperature > 0 ? e->temperature : 1.0);
     else if (IS("B")) fputs(e->baseline ? e->baseline->name : "?", out);
+    else if (IS("K")) fprintf(out, "%d", e->topk);
     else if (IS("beta")) { if (e->beta != 1) fprintf(out, "%g * ", e->beta); }
     else if (IS("avg")) { if (e->samples > 1) fprintf(out, "(1/%d) sum_{s=1..%d} ", e->samples, e->samples); }
     else if (IS("s")) { if (e->samples > 1) fputs("_s", out); }

@@ -55,6 +55,13 @@ static void dist_arg(checker *c, const ast_arg *a, shape want, const char *what)
             chk_shape_str(c, want));
 }
 
+/* Whether a network returns a plain value (nvil's baseline b(x)) rather than a distribution. */
+int chk_returns_value(const ast_network *n) {
+    const ast_expr *e = n->ret;
+    return e && !(e->kind == AST_CALL &&
+                  (!strcmp(e->str, "normal") || !strcmp(e->str, "bernoulli") || !strcmp(e->str, "categorical")));
+}
+
 /* A distribution returned by a network over a value of shape `want`.
  * `allow` is a bitmask of the kinds that make sense for the target. */
 int chk_returned_dist(checker *c, const ast_expr *e, shape want, unsigned allow, const char *what,

@@ -185,6 +185,8 @@ void chk_elbo_from_v0(checker *c) {
     if (est->kind == EST_ARM || est->kind == EST_DISARM)
         ERR(est->loc, "on a structured model, name each latent's estimator: elbo(b: %s, ..., samples: 2)",
             vae_estimator_name(est->kind));
+    if (est->kind == EST_NVIL || est->kind == EST_SUM_AND_SAMPLE)
+        ERR(est->loc, "estimator '%s' is not yet for structured models", vae_estimator_name(est->kind));
     if (est->kind != EST_ANALYTIC && est->kind != EST_REPARAM && est->kind != EST_REINFORCE && est->kind != EST_GUMBEL)
         return;
     for (int i = 0; i < m->nlatents; i++) {

@@ -20,7 +20,7 @@ typedef struct {
     int needs_encoder;
     /* The objective as vaec check writes it (vae_print_objective expands it): lines; {x} the
      * data, {z} the latents, {S} the samples, {T} the temperature, {B} the baseline network,
-     * {beta} "F * " when beta is not 1, {avg} "(1/S) sum_{s=1..S} " and {s} "_s" when S > 1;
+     * {K} sum_and_sample's k, {beta} "F * " when beta is not 1, {avg} "(1/S) sum_{s=1..S} " and {s} "_s" when S > 1;
      * {?COND:text} only when COND (many, dreg, stl, closed (not stl), hard, soft, net, loo, plain;
      * cat and bern: the @ line's latent is categorical, Bernoulli) holds; a line that
      * starts with @ is written once per latent, with {zi} its name, {sd} and {kl} its spread
@@ -101,6 +101,21 @@ static const estimator_info ESTIMATORS[] = {
      "{x})),  {z}_k ~ q({z} | {x}) held fixed\n"
      "gradient of p (wake): sum_k w~_k grad log p({x}, {z}_k);  gradient of q (wake phase): sum_k w~_k grad log "
      "q({z}_k | {x});  w~_k = w_k / sum_j w_j   (reweighted wake-sleep, Bornschein & Bengio 2015; biased for q)"},
+    {"nvil", EST_NVIL, {"baseline", "samples", "beta"}, ANY_LATENT, 0, 1,
+     "ELBO({x}) ~= {avg}log p({x} | {z}{s}) - {beta}" KL_Q_P ",  {z}{s} ~ q({z} | {x})\n"
+     "gradient of q: {avg}(l{s} - c) / max(1, sqrt(v)) grad log q({z}{s} | {x}),  l{s} = log p({x} | {z}{s}) - "
+     "{B}({x})   (NVIL)\n"
+     "c, v: running mean and variance of l over the batches before this one (each step: c = 0.8 c + 0.2 mean(l), "
+     "v = 0.8 v + 0.2 var(l); saved with the parameters)\n"
+     "{B} trained by least squares on l - c: its gradient {avg}(l{s} - c) / max(1, sqrt(v)) grad {B}({x}); "
+     "KL in closed form"},
+    {"sum_and_sample", EST_SUM_AND_SAMPLE, {"k", "beta"}, 1u << LATENT_CATEGORICAL, 0, 1,
+     "ELBO({x}) ~= sum_{j in top_{K}} q(j | {x}) log p({x} | j) + (1 - q(top_{K} | {x})) log p({x} | {z}_r) - {beta}"
+     KL_Q_P "\n"
+     "top_{K}: the {K} most probable joint states of {z} under q (ties to the lower index); {z}_r ~ q({z} | {x}) "
+     "restricted to the other states   (Rao-Blackwellised: unbiased)\n"
+     "gradient of q: sum_{j in top_{K}} log p({x} | j) grad q(j | {x}) + (1 - q(top_{K} | {x})) log p({x} | {z}_r) "
+     "grad log q({z}_r | {x}); KL in closed form"},
 };
 #define NESTIMATORS (sizeof ESTIMATORS / sizeof ESTIMATORS[0])
 
@@ -128,6 +143,7 @@ void chk_print_estimator(FILE *out, const vae_estimator *e) {
         else if (strcmp(o, "hard") == 0 && e->hard) fprintf(out, "%shard: true", sep);
         else if (strcmp(o, "alpha") == 0) fprintf(out, "%salpha: %.15g", sep, e->alpha); /* always: it has no default */
         else if (strcmp(o, "gradient") == 0 && e->dreg) fprintf(out, "%sgradient: dreg", sep);
+        else if (strcmp(o, "k") == 0) fprintf(out, "%sk: %d", sep, e->topk);
         else if (strcmp(o, "baseline") == 0 && (e->baseline || e->baseline_loo))
             fprintf(out, "%sbaseline: %s", sep, e->baseline_loo ? "loo" : e->baseline->name);
         else continue;
@@ -155,6 +171,10 @@ void vae_model_settings(const vae_model *m, char *buf, size_t len) {
     if (e->kind == EST_RENYI) {
         size_t n = strlen(buf);
         snprintf(buf + n, len - n, "; alpha %.17g", e->alpha);
+    }
+    if (e->kind == EST_SUM_AND_SAMPLE) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, len - n, "; k %d", e->topk);
     }
     for (int i = 0; e->kind == EST_ELBO && i < m->nlatents; i++) { /* each latent's own */
         const vae_latent_estimator *l = &m->latents[i].est;
@@ -192,7 +212,7 @@ static int rows_fit(checker *c, const ast_estimator *e, int enumerates) {
               vae_pool_printf(c->pool, "enumerating the latents' %s joint states, %s values each", chk_count_str(c, joint), n),
               "values"))
         return 0;
-    int S = m->est.samples * vae_estimator_rows_per_sample(m->est.kind);
+    int S = m->est.samples * vae_estimator_rows_per_sample(&m->est);
     return chk_fits(c, e->loc, S * widest,
                 vae_pool_printf(c->pool, "estimator '%s' with %d sample%s of %s values per example", e->name, S,
                                 S == 1 ? "" : "s", n), "values");
@@ -204,6 +224,10 @@ static const char *why_not_applicable(const estimator_info *info, vae_latent_kin
         return k == LATENT_NORMAL ? "it needs bernoulli latents; a normal latent takes reparam"
                                   : "it needs bernoulli latents; a categorical latent takes reinforce(baseline: loo), "
                                     "vimco or gumbel";
+    if (info->kind == EST_SUM_AND_SAMPLE)
+        return k == LATENT_NORMAL ? "it ranks a categorical latent's states; a normal latent takes reparam"
+                                  : "it ranks a categorical latent's states; a bernoulli latent takes disarm, arm or "
+                                    "reinforce(baseline: loo)";
     if (info->kind == EST_GUMBEL) return "it relaxes discrete (categorical or bernoulli) latents; a normal latent takes reparam";
     if (info->kind == EST_RENYI)
         return "it needs a reparameterisable (normal) latent; on discrete latents vimco or rws train a multi-sample bound";
@@ -212,7 +236,10 @@ static const char *why_not_applicable(const estimator_info *info, vae_latent_kin
 }
 
 /* Rows of the training step per example and sample: arm and disarm decode an antithetic pair. */
-int vae_estimator_rows_per_sample(vae_estimator_kind k) { return k == EST_ARM || k == EST_DISARM ? 2 : 1; }
+int vae_estimator_rows_per_sample(const vae_estimator *e) {
+    if (e->kind == EST_SUM_AND_SAMPLE) return e->topk + 1;
+    return e->kind == EST_ARM || e->kind == EST_DISARM ? 2 : 1;
+}
 
 /* The estimator's row of ESTIMATORS[], or NULL after an error. */
 static const estimator_info *find_estimator(checker *c, const ast_estimator *e) {
@@ -258,15 +285,17 @@ static int chk_gradient_option(checker *c, const estimator_info *info, const ast
     return 1;
 }
 
-/* baseline: loo, or the name of a declared baseline network. */
-static int chk_baseline_option(checker *c, const ast_arg *a) {
+/* baseline: loo, or the name of a declared baseline network: for reinforce one that returns a
+ * distribution p_eta(x), for nvil one that returns a value b(x). */
+static int chk_baseline_option(checker *c, const estimator_info *info, const ast_arg *a) {
     vae_model *m = c->m;
     const ast_expr *v = a->value;
+    int nvil = info->kind == EST_NVIL;
     if (v->kind != AST_NAME) {
-        ERR(a->loc, "'baseline' names a baseline network or is loo");
+        ERR(a->loc, "%s", nvil ? "'baseline' names a baseline network" : "'baseline' names a baseline network or is loo");
         return 0;
     }
-    if (strcmp(v->str, "loo") == 0) {
+    if (!nvil && strcmp(v->str, "loo") == 0) {
         m->est.baseline_loo = 1;
         return 1;
     }
@@ -278,7 +307,28 @@ static int chk_baseline_option(checker *c, const ast_arg *a) {
             m->data ? m->data->name : "x");
         return 0;
     }
+    if (chk_returns_value(b) != nvil) {
+        const char *x = m->data ? m->data->name : "x";
+        if (nvil)
+            ERR(v->loc, "nvil's baseline '%s' returns one value b(%s) per example (as in return dense(h, 1)), not a "
+                "distribution", v->str, x);
+        else
+            ERR(v->loc, "reinforce's baseline '%s' returns a distribution p_eta(%s) (as in return bernoulli(logits: "
+                "...)); a baseline that returns one value is for nvil(baseline: %s)", v->str, x, v->str);
+        return 0;
+    }
     m->est.baseline = b;
+    return 1;
+}
+
+/* k: the states sum_and_sample sums, a whole number of at least 1 (below the states: chk_estimator_needs). */
+static int chk_topk_option(checker *c, const ast_arg *a) {
+    int k;
+    if (!chk_int_literal(a->value, &k) || k < 1) {
+        ERR(a->value->loc, "'k' is a whole number of at least 1 (the most probable states summed)");
+        return 0;
+    }
+    c->m->est.topk = k;
     return 1;
 }
 
@@ -310,7 +360,8 @@ static int chk_estimator_option(checker *c, const ast_estimator *e, const estima
     }
     if (strcmp(a->name, "hard") == 0) return chk_hard_option(c, a);
     if (strcmp(a->name, "gradient") == 0) return chk_gradient_option(c, info, a);
-    if (strcmp(a->name, "baseline") == 0) return chk_baseline_option(c, a);
+    if (strcmp(a->name, "baseline") == 0) return chk_baseline_option(c, info, a);
+    if (strcmp(a->name, "k") == 0) return chk_topk_option(c, a);
     return 1;
 }
 
@@ -362,6 +413,47 @@ static int chk_enumerable(checker *c, const ast_estimator *e) {
     return 0;
 }
 
+/* sum_and_sample ranks the joint states of one categorical latent (every pair of them: at most
+ * SUM_AND_SAMPLE_STATES), and k of them must leave at least one to draw. */
+#define SUM_AND_SAMPLE_STATES 256
+static void chk_sum_and_sample(checker *c, const ast_estimator *e) {
+    const vae_model *m = c->m;
+    const vae_latent *only = NULL;
+    int n = 0;
+    for (int i = 0; i < m->nlatents; i++)
+        if (chk_inferred(&m->latents[i])) only = &m->latents[i], n++;
+    const ast_arg *k = NULL;
+    for (const ast_arg *a = e->args; a; a = a->next)
+        if (a->name && strcmp(a->name, "k") == 0) k = a;
+    if (!k) {
+        ERR(e->loc, "sum_and_sample needs k, the most probable states it sums: sum_and_sample(k: 2)");
+        return;
+    }
+    if (n != 1) {
+        ERR(e->loc, "sum_and_sample applies to a model with one categorical latent (this one has %d): it ranks that "
+                    "latent's joint states", n);
+        return;
+    }
+    double J = only->joint_states;
+    if (J > SUM_AND_SAMPLE_STATES)
+        ERR(e->loc, "sum_and_sample ranks the joint states of '%s' pairwise, and it has %.0f (at most %d)", only->name,
+            J, SUM_AND_SAMPLE_STATES);
+    else if (m->est.topk >= J)
+        ERR(k->value->loc, "sum_and_sample(k: %d) sums %d states, and '%s' has %.0f: k must leave at least one to "
+            "draw (k = %.0f sums all but one; analytic sums them all)", m->est.topk, m->est.topk, only->name, J, J - 1);
+}
+
+/* nvil's running mean and variance of l = f - b(x): two state tensors, the last of the parameters. */
+static void add_nvil_state(checker *c, const ast_estimator *e) {
+    vae_model *m = c->m;
+    c->owner = NET_BASELINE;
+    int i = chk_add_param(c, e->loc, "nvil.mean", chk_vec(1), 0.0f);
+    int j = chk_add_param(c, e->loc, "nvil.variance", chk_vec(1), 0.0f);
+    if (i < 0 || j != i + 1) return;
+    m->params[i].state = m->params[j].state = 1;
+    m->est.state_param = i;
+}
+
 /* What one estimator asks of its samples and the prior (the model checked so far). */
 static void chk_estimator_needs(checker *c, const ast_estimator *e, const estimator_info *info) {
     const vae_model *m = c->m;
@@ -376,6 +468,10 @@ static void chk_estimator_needs(checker *c, const ast_estimator *e, const estima
     if (m->est.baseline_loo && m->est.samples < 2)
         ERR(e->loc, "reinforce(baseline: loo) needs at least 2 samples: each sample's baseline is the mean of the "
                     "others");
+    if (info->kind == EST_NVIL && !m->est.baseline)
+        ERR(e->loc, "nvil needs its baseline network: nvil(baseline: b), with baseline b(%s) { ... return dense(h, 1) }",
+            m->data ? m->data->name : "x");
+    if (info->kind == EST_SUM_AND_SAMPLE) chk_sum_and_sample(c, e);
     if (info->kind == EST_PRIOR)
         for (int i = 0; i < m->nlatents; i++)
             if (m->latents[i].prior.a)
@@ -403,4 +499,5 @@ void chk_estimator(checker *c, const ast_estimator *e) {
     warn_unused_encoder(c, e, info);
     if (info->enumerates && !chk_enumerable(c, e)) return;
     if (rows_fit(c, e, info->enumerates)) chk_estimator_needs(c, e, info);
+    if (info->kind == EST_NVIL) add_nvil_state(c, e);
 }

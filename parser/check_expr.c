@@ -117,6 +117,10 @@ static int add_param(checker *c, vae_loc loc, const char *name, shape s, float b
     return m->nparams - 1;
 }
 
+int chk_add_param(checker *c, vae_loc loc, const char *name, shape s, float bound) {
+    return add_param(c, loc, name, s, bound);
+}
+
 /* ---------------------------------------------------------------- expressions */
 
 int chk_int_literal(const ast_expr *e, int *out) {

@@ -27,6 +27,8 @@ typedef enum {
     EST_VIMCO, EST_GUMBEL,
     EST_ARM, EST_DISARM, /* Bernoulli latents: an antithetic pair of draws per example */
     EST_RENYI, EST_RWS,  /* objective-level: the Renyi bound (normal latents); reweighted wake-sleep (any latent) */
+    EST_NVIL,            /* score function centred by a baseline network and running statistics (Mnih & Gregor 2014) */
+    EST_SUM_AND_SAMPLE,  /* a categorical latent: its k most probable states summed, one drawn from the rest */
     EST_ELBO /* version 1: elbo(y: analytic, z: reparam, ...), each latent's estimator in vae_latent.est */
 } vae_estimator_kind;
 
@@ -81,6 +83,9 @@ typedef struct {
     int hard;           /* gumbel(hard: true) */
     double alpha;       /* renyi(alpha: A): 0 the IWAE bound, 1 the ELBO */
     int trains_encoder; /* its bound goes through the encoders; prior and exact leave them untrained */
+    int topk;           /* sum_and_sample(k: N): the states summed */
+    int state_param;    /* nvil only: the index in params of its running mean of f - b(x), the running
+                           variance next (vae_param.state) */
     vae_loc loc;
 } vae_estimator;
 
@@ -117,6 +122,9 @@ typedef struct {
     long offset;      /* in floats, within the parameter buffer */
     float init_bound; /* uniform(-b, b) initialisation; 0: zeros */
     int owner;        /* the role of the network it belongs to (ast_net_role), or -1: a prior */
+    int state;        /* running statistics (nvil's), not trained: the training step writes their next value
+                         where a gradient would go, and the driver copies it in after the update; state
+                         tensors are the last of the parameter buffer (vr_program.state_floats) */
 } vae_param;
 
 #define VAE_MAX_PARAMS 256
@@ -163,8 +171,11 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *out);
  * reporting errors against a source named `name`; NULL on error. */
 ast_estimator *vae_parse_estimator(vae_source *src);
 const vae_param *vae_model_param(const vae_model *m, const char *name);
+/* The floats of the state tensors (vae_param.state), which are the last of the parameter buffer. */
+long vae_state_floats(const vae_model *m);
 const char *vae_estimator_name(vae_estimator_kind k);
-int vae_estimator_rows_per_sample(vae_estimator_kind k); /* 2 for arm and disarm's antithetic pair */
+int vae_estimator_rows_per_sample(const vae_estimator *e); /* 2 for arm and disarm's antithetic pair, k + 1 for
+                                                               sum_and_sample's summed states and its draw */
 /* The estimator's settings that change what training computes but not the
  * tensors, as one line: log.csv records it and `train --resume` compares it
  * (vaec and emitted trainers write the same line). */

@@ -1273,7 +1273,8 @@ static int before_update(trainer *t, int epoch, int b, double *value) {
     for (int i = 0; i < t->batch; i++) v += rows[i];
     v /= t->batch;
     *value = v;
-    if (t->o->clip > 0 && vr_clip_norm(t->grads, t->P, t->o->clip) > t->o->clip) t->clipped++; /* every process alike */
+    size_t trained = (size_t)vr_trained_floats(t->p); /* the running statistics after them are not a gradient */
+    if (t->o->clip > 0 && vr_clip_norm(t->grads, trained, t->o->clip) > t->o->clip) t->clipped++; /* every process alike */
     if (isfinite(v) && fabs(v) <= VR_OBJECTIVE_MAX) return 0;
     if (t->rank == 0) report_fault(t, epoch, b, v, 0); /* every process finds the same fault: one says so */
     return 1;
@@ -1305,10 +1306,12 @@ static int train_step(trainer *t, int epoch, int b, double *kl_in_force, double 
     double lr = vr_lr_at(o, t->step, t->nbatches); /* o->lr itself without a schedule */
     t->step++;
     t->adam.lr = (float)lr;
+    size_t trained = (size_t)vr_trained_floats(p);
     if (o->optimizer == VR_ADAM)
-        vr_adam_f32(t->params, t->grads, t->m, t->v, t->P, &t->adam, t->step);
+        vr_adam_f32(t->params, t->grads, t->m, t->v, trained, &t->adam, t->step);
     else
-        vr_sgd_f32(t->params, t->grads, t->m, t->P, (float)lr, (float)o->momentum);
+        vr_sgd_f32(t->params, t->grads, t->m, trained, (float)lr, (float)o->momentum);
+    vr_keep_state(p, t->params, t->grads);
     t->compute += now() - c0;
     return 0;
 }

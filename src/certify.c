@@ -44,6 +44,7 @@ static const char *const MODEL_TEXTS[NMODELS] = {
     "model tiny\ndata x[8] : binary\nlatent z ~ categorical(3)\n"
     "encoder q(z | x) { h = tanh(dense(x, 4))\n  return categorical(logits: dense(h, 3)) }\n"
     "decoder p(x | z) { return bernoulli(logits: dense(onehot(z), 8)) }\n"
+    "baseline b(x) { return dense(x, 1) }\n" /* nvil's; the others leave it untouched */
     "estimator %s\n",
     "model lg\ndata x[3] : real\nlatent z[2] ~ normal(0, 1)\n"
     "encoder q(z | x) { return normal(mean: dense(x, 2), logvar: param[2]) }\n"
@@ -76,6 +77,9 @@ static const certificate CERTIFICATES[] = {
     {"uniform", MODEL_CATEGORICAL, 0, NULL, NULL, 0},
     {"gumbel(temperature: 0.5)", MODEL_CATEGORICAL, 1, NULL, NULL, 0},
     {"gumbel(temperature: 0.5, hard: true)", MODEL_CATEGORICAL, 1, NULL, NULL, 0},
+    {"nvil(baseline: b)", MODEL_CATEGORICAL, 0, NULL, NULL, 0},
+    {"sum_and_sample(k: 1)", MODEL_CATEGORICAL, 0, NULL, "reinforce", 0},
+    {"sum_and_sample(k: 2)", MODEL_CATEGORICAL, 0, NULL, "sum_and_sample(k: 1)", 0},
     {"reinforce", MODEL_LINEAR_GAUSSIAN, 0, NULL, NULL, 0},
     {"reparam", MODEL_LINEAR_GAUSSIAN, 0, NULL, NULL, 0},
     {"reparam(gradient: stl)", MODEL_LINEAR_GAUSSIAN, 0, NULL, NULL, 1},
@@ -147,7 +151,7 @@ static void draw(program *p, double *params, const double *x, uint64_t step) {
     p->step(params, p->grads, p->arena, x, &ctx);
 }
 
-static int is_encoder(const vae_param *q) { return strncmp(q->name, "decoder.", 8) && strncmp(q->name, "prior.", 6); }
+static int is_encoder(const vae_param *q) { return q->owner == NET_ENCODER; }
 
 /* ---------------------------------------------------------------- the models' parameters and exact gradients */
 
@@ -376,7 +380,7 @@ static void exact_gradient(model_id model, double *params, const double *x, long
         program exact;
         if (program_open(&exact, model, "analytic")) abort();
         draw(&exact, params, x, 0);
-        memcpy(out, exact.grads, (size_t)n * sizeof(double));
+        memcpy(out, exact.grads, (size_t)(n < exact.nparams ? n : exact.nparams) * sizeof(double)); /* nvil's statistics: 0 */
         program_close(&exact);
         return;
     }
@@ -476,6 +480,14 @@ static void at_the_posterior(program *p, double *params, const double *x, int R,
     free(m2);
 }
 
+/* Whether coordinate i is a parameter of the ELBO: not nvil's baseline network, trained by least
+ * squares, nor its running statistics. */
+static int of_the_elbo(const vae_model *m, long i) {
+    for (int t = 0; t < m->nparams; t++)
+        if (i >= m->params[t].offset && i < m->params[t].offset + m->params[t].size) return m->params[t].owner != NET_BASELINE;
+    return 1;
+}
+
 static int certify_one(const certificate *c, int R, result *out) {
     program p, ref;
     memset(out, 0, sizeof *out);
@@ -485,6 +497,8 @@ static int certify_one(const certificate *c, int R, result *out) {
     double *mean = malloc((size_t)n * sizeof(double)), *var = malloc((size_t)n * sizeof(double)), x[BATCH * 8];
     if (!params || !exact || !mean || !var) abort();
     for (long i = 0; i < n; i++) params[i] = vr_uniform(78, (uint32_t)c->model, (uint64_t)i) - 0.5;
+    for (int t = 0; t < p.m->nparams; t++) /* running statistics (nvil's) at their start: none yet */
+        for (long i = 0; p.m->params[t].state && i < p.m->params[t].size; i++) params[p.m->params[t].offset + i] = 0;
     data_for(c->model, x);
     int paired = c->paired != NULL;
     if (paired && program_open(&ref, c->model, c->paired)) abort();
@@ -495,6 +509,7 @@ static int certify_one(const certificate *c, int R, result *out) {
     if (paired) moments(&p, &ref, params, x, R, mean, var); /* the mean and spread of the difference */
     double off = 0, norm = 0;
     for (long i = 0; i < n; i++) {
+        if (!of_the_elbo(p.m, i)) continue;
         double d = mean[i] - exact[i], z = coordinate_z(d, var[i], exact[i], R);
         if (fabs(d) > 1e-9 && z > out->zmax) out->zmax = z;
         off += d * d;
@@ -633,7 +648,8 @@ int vaec_certify_main(int argc, char **argv) {
         for (size_t i = 0; i < NCERTIFICATES; i++) found |= selected(&CERTIFICATES[i], &names[k], 1);
         if (!found) {
             fprintf(stderr, "vaec certify: error: no certificate for estimator '%s' (certified: reinforce, uniform, "
-                            "arm, disarm, gumbel, reparam, iwae, vimco, exact, prior, rws, renyi, each with the options of the table that vaec certify "
+                            "arm, disarm, gumbel, nvil, sum_and_sample, reparam, iwae, vimco, exact, prior, rws, renyi, each with "
+                            "the options of the table that vaec certify "
                             "prints; analytic is the exact reference)\n", names[k]);
             free(names);
             return 1;

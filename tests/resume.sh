@@ -68,6 +68,14 @@ train --epochs 3 --resume "$work/killed"
 cat "$work/out"
 same_run "$work/whole3" "$work/killed" "resume after kill -9"
 
+# nvil's running statistics (state tensors beside the parameters, not trained) are in the
+# checkpoint: 2 epochs in one run, or 1 and --resume, end with the same bits
+nvil="$top_srcdir/examples/mixture_nvil.vae"
+"$vaec" train "$nvil" --limit 512 --test-limit 100 --epochs 2 --out "$work/nvil2" >"$work/out" 2>&1 || { cat "$work/out"; fail "nvil: 2 epochs"; }
+"$vaec" train "$nvil" --limit 512 --test-limit 100 --epochs 1 --out "$work/nvil1" >"$work/out" 2>&1 || { cat "$work/out"; fail "nvil: 1 epoch"; }
+"$vaec" train "$nvil" --limit 512 --test-limit 100 --epochs 2 --resume "$work/nvil1" >"$work/out" 2>&1 || { cat "$work/out"; fail "nvil: resume"; }
+same_run "$work/nvil2" "$work/nvil1" "nvil: 2 epochs vs 1 + resume"
+
 # refusals, each naming what differs
 refused "another model" "model: fashion_gauss in the run, fashion_iwae5 now" \
     "$top_srcdir/examples/fashion_iwae5.vae" $SMALL --epochs 3 --resume "$work/whole3"

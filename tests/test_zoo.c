@@ -509,6 +509,211 @@ static void test_rws_decoder_is_iwae(void) {
     }
 }
 
+/* ---- nvil and sum_and_sample on categorical models */
+
+/* A categorical latent of `states` states (per variable; `vars` variables), a linear baseline b(x) declared
+ * (unused by every estimator but nvil, so every program has the same parameters before nvil's two
+ * running statistics), and an estimator. */
+static char *categorical_with(int vars, int states, const char *est) {
+    static char buf[4][1024];
+    static int next;
+    char *b = buf[next++ % 4], shape[16] = "";
+    if (vars > 1) snprintf(shape, sizeof shape, "[%d]", vars);
+    snprintf(b, 1024,
+             "model tiny\ndata x[6] : binary\nlatent z%s ~ categorical(%d)\n"
+             "encoder q(z | x) { h = tanh(dense(x, 4))\n    return categorical(logits: dense(h, %d)) }\n"
+             "decoder p(x | z) { h = tanh(dense(flatten(onehot(z)), 4))\n    return bernoulli(logits: dense(h, 6)) }\n"
+             "baseline b(x) { return dense(x, 1) }\n"
+             "estimator %s\n",
+             shape, states, vars > 1 ? vars * states : states, est);
+    if (vars > 1) /* the logits of every variable: [vars, states] */
+        snprintf(b, 1024,
+                 "model tiny\ndata x[6] : binary\nlatent z%s ~ categorical(%d)\n"
+                 "encoder q(z | x) { h = tanh(dense(x, 4))\n    return categorical(logits: reshape(dense(h, %d), %d, %d)) }\n"
+                 "decoder p(x | z) { h = tanh(dense(flatten(onehot(z)), 4))\n    return bernoulli(logits: dense(h, 6)) }\n"
+                 "baseline b(x) { return dense(x, 1) }\n"
+                 "estimator %s\n",
+                 shape, states, vars * states, vars, states, est);
+    return b;
+}
+
+static int is_baseline(const vae_param *q) { return q->owner == NET_BASELINE; }
+
+/* The largest |z| of the mean gradient against the exact one over the coordinates of the ELBO's
+ * parameters (the baseline's and the running statistics left out), and the encoder's variance. */
+static double elbo_z(const step_program *d, const double *mean, const double *var, const double *truth, int R,
+                     double *encoder_var) {
+    double worst = 0;
+    *encoder_var = 0;
+    for (int t = 0; t < d->m->nparams; t++) {
+        const vae_param *q = &d->m->params[t];
+        if (is_baseline(q)) continue;
+        for (long i = q->offset; i < q->offset + q->size; i++) {
+            double z = fabs(mean[i] - truth[i]) / (sqrt(var[i] / R) + 1e-12);
+            if (fabs(mean[i] - truth[i]) > 1e-9 && z > worst) worst = z;
+            if (strncmp(q->name, "encoder.", 8) == 0) *encoder_var += var[i];
+        }
+    }
+    return worst;
+}
+
+/* nvil's centring keeps the gradient unbiased whatever c holds (it does not depend on this step's
+ * draws), and its normalisation divides the score term, the encoder's gradient of E_q log p(x | z),
+ * by max(1, sqrt(v)) (a step size, not a bias in direction; the closed-form KL's gradient is not
+ * divided): with c = 0.7 and v = 0.25 the mean gradient is the enumerated one, with v = 9 its
+ * encoder part is -grad R / 3 + grad KL, both parts enumerated (analytic with beta 1 and 2).
+ * Every ELBO coordinate's |z| below 4. */
+static void test_nvil_unbiased(void) {
+    enum { B = 3, R = 10000 };
+    step_program exact = step_program_build(categorical_with(1, 4, "analytic"), B);
+    step_program exact2 = step_program_build(categorical_with(1, 4, "analytic(beta: 2)"), B);
+    step_program d = step_program_build(categorical_with(1, 4, "nvil(baseline: b)"), B);
+    size_t P = (size_t)d.rt->param_floats;
+    CU_ASSERT_EQUAL_FATAL(P, (size_t)exact.rt->param_floats + 2);
+    CU_ASSERT_EQUAL(d.rt->state_floats, 2);
+    double *params = malloc(P * sizeof(double)), x[B * 6];
+    double *truth = malloc(P * sizeof(double)), *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double));
+    for (size_t i = 0; i < P; i++) params[i] = vr_uniform(41, 3, i) - 0.5;
+    random_bits(x, B * 6, 42);
+    run(&exact, params, x, 0);
+    run(&exact2, params, x, 0); /* the loss' gradient is -grad R + beta grad KL */
+    const double v[2] = {0.25, 9};
+    for (int k = 0; k < 2; k++) {
+        params[P - 2] = 0.7;
+        params[P - 1] = v[k];
+        memcpy(truth, exact.grads, (P - 2) * sizeof(double));
+        for (int t = 0; t < d.m->nparams; t++)
+            if (d.m->params[t].owner == NET_ENCODER)
+                for (long i = d.m->params[t].offset; i < d.m->params[t].offset + d.m->params[t].size; i++) {
+                    double kl = exact2.grads[i] - exact.grads[i], recon = exact.grads[i] - kl;
+                    truth[i] = recon / fmax(1, sqrt(v[k])) + kl;
+                }
+        moments(&d, params, x, R, mean, var);
+        double ev, worst = elbo_z(&d, mean, var, truth, R, &ev);
+        printf("\n    nvil, c 0.7, v %-4g largest |mean - exact / max(1, sqrt(v))| / standard error %.2f", v[k], worst);
+        CU_ASSERT(worst < 4.0);
+    }
+    free(params);
+    free(truth);
+    free(mean);
+    free(var);
+    step_program_free(&d);
+    step_program_free(&exact);
+    step_program_free(&exact2);
+}
+
+/* One step's bookkeeping, by hand: l = log p(x | z_s) - b(x) with b(x) = x . w + bias; the running
+ * statistics' next values (decay 0.8, the batch's mean and population variance of l) where their
+ * gradient would be, and the baseline's bias gradient -(1/B) sum (l - c) / max(1, sqrt(v)), the
+ * least-squares step scaled as the signal (the loss is minus the objective). */
+static void test_nvil_statistics(void) {
+    enum { B = 4, S = 2 };
+    const double c = -1.5, v[2] = {0.25, 16}; /* max(1, sqrt(v)): 1, then 4 */
+    for (int k = 0; k < 2; k++) {
+        step_program d = step_program_build(categorical_with(1, 3, "nvil(baseline: b, samples: 2)"), B);
+        size_t P = (size_t)d.rt->param_floats;
+        double *params = malloc(P * sizeof(double)), x[B * 6];
+        for (size_t i = 0; i < P; i++) params[i] = vr_uniform(43, 3, i) - 0.5;
+        params[P - 2] = c;
+        params[P - 1] = v[k];
+        random_bits(x, B * 6, 44);
+        run(&d, params, x, 7);
+        const double *w = param_named(&d, params, "baseline.value.weight"), *bias = param_named(&d, params, "baseline.value.bias");
+        double l[B * S], sum = 0, sq = 0, signal = 0;
+        for (int r = 0; r < B * S; r++) {
+            double b = *bias;
+            for (int i = 0; i < 6; i++) b += x[(r / S) * 6 + i] * w[i];
+            l[r] = d.arena[d.rt->train.recon_rows + r] - b;
+            sum += l[r];
+            signal += (l[r] - c) / fmax(1, sqrt(v[k]));
+        }
+        double mu = sum / (B * S);
+        for (int r = 0; r < B * S; r++) sq += (l[r] - mu) * (l[r] - mu);
+        CU_ASSERT_DOUBLE_EQUAL(d.grads[P - 2], 0.8 * c + 0.2 * mu, 1e-10);
+        CU_ASSERT_DOUBLE_EQUAL(d.grads[P - 1], 0.8 * v[k] + 0.2 * sq / (B * S), 1e-9);
+        double db = d.grads[param_named(&d, params, "baseline.value.bias") - params];
+        CU_ASSERT_DOUBLE_EQUAL(db, -signal / (B * S), 1e-10);
+        free(params);
+        step_program_free(&d);
+    }
+}
+
+/* With k = J - 1 only one state is left to draw: sum_and_sample is the enumerated gradient itself, to
+ * rounding, on every draw; also where q ties every state (the encoder's weights zero: the ranks must
+ * still name J - 1 distinct states), and over the joint states of a latent of two variables. */
+static void test_sum_and_sample_all_but_one(void) {
+    enum { B = 3 };
+    const int shapes[2][2] = {{1, 5}, {2, 3}};
+    for (int s = 0; s < 2; s++)
+        for (int tie = 0; tie < 2; tie++) {
+            int vars = shapes[s][0], K = shapes[s][1], J = vars == 1 ? K : K * K;
+            char est[64];
+            snprintf(est, sizeof est, "sum_and_sample(k: %d)", J - 1);
+            step_program exact = step_program_build(categorical_with(vars, K, "analytic"), B);
+            step_program d = step_program_build(categorical_with(vars, K, est), B);
+            size_t P = (size_t)d.rt->param_floats;
+            CU_ASSERT_EQUAL_FATAL(P, (size_t)exact.rt->param_floats);
+            double *params = malloc(P * sizeof(double)), x[B * 6];
+            for (size_t i = 0; i < P; i++) params[i] = 2 * (vr_uniform(45 + s, 3, i) - 0.5);
+            if (tie) { /* every logit 0.3: q uniform */
+                const vae_param *wq = vae_model_param(d.m, "encoder.logits.weight");
+                const vae_param *bq = vae_model_param(d.m, "encoder.logits.bias");
+                CU_ASSERT_PTR_NOT_NULL_FATAL(wq);
+                for (long i = 0; i < wq->size; i++) params[wq->offset + i] = 0;
+                for (long i = 0; i < bq->size; i++) params[bq->offset + i] = 0.3;
+            }
+            random_bits(x, B * 6, 46);
+            run(&exact, params, x, 0);
+            double worst = 0, signal = 0;
+            for (uint64_t step = 1; step <= 3; step++) {
+                run(&d, params, x, step);
+                for (size_t i = 0; i < P; i++) {
+                    worst = fmax(worst, fabs(d.grads[i] - exact.grads[i]));
+                    signal = fmax(signal, fabs(exact.grads[i]));
+                }
+                for (int b = 0; b < B; b++)
+                    CU_ASSERT_DOUBLE_EQUAL(d.arena[d.rt->train.value_rows + b], exact.arena[exact.rt->train.value_rows + b], 1e-9);
+            }
+            printf("\n    %-22s on %d x categorical(%d)%s: largest |gradient - enumerated| %.2g", est, vars, K,
+                   tie ? ", q uniform" : "", worst);
+            CU_ASSERT(worst < 1e-9 * fmax(1, signal));
+            CU_ASSERT(signal > 1e-3);
+            free(params);
+            step_program_free(&d);
+            step_program_free(&exact);
+        }
+}
+
+/* k below J - 1: the draw matters; unbiased (every ELBO coordinate), and the encoder's variance below
+ * reinforce's with one sample, and falling as k grows. */
+static void test_sum_and_sample_unbiased(void) {
+    enum { B = 3, R = 10000 };
+    step_program exact = step_program_build(categorical_with(1, 5, "analytic"), B);
+    size_t P = (size_t)exact.rt->param_floats;
+    double *params = malloc(P * sizeof(double)), x[B * 6];
+    double *truth = malloc(P * sizeof(double)), *mean = malloc(P * sizeof(double)), *var = malloc(P * sizeof(double));
+    for (size_t i = 0; i < P; i++) params[i] = 2 * (vr_uniform(47, 3, i) - 0.5);
+    random_bits(x, B * 6, 48);
+    run(&exact, params, x, 0);
+    memcpy(truth, exact.grads, P * sizeof(double));
+    const char *estimators[] = {"reinforce", "sum_and_sample(k: 1)", "sum_and_sample(k: 2)", "sum_and_sample(k: 3)"};
+    double ev[4];
+    for (int e = 0; e < 4; e++) {
+        step_program d = step_program_build(categorical_with(1, 5, estimators[e]), B);
+        moments(&d, params, x, R, mean, var);
+        double worst = elbo_z(&d, mean, var, truth, R, &ev[e]);
+        printf("\n    %-22s largest |z| %.2f, encoder variance %.4g", estimators[e], worst, ev[e]);
+        CU_ASSERT(worst < 4.0);
+        step_program_free(&d);
+    }
+    for (int e = 1; e < 4; e++) CU_ASSERT(ev[e] < ev[e - 1]);
+    free(params);
+    free(truth);
+    free(mean);
+    free(var);
+    step_program_free(&exact);
+}
+
 int main(void) {
     static const test_case tests[] = {
         {"arm and disarm are unbiased, disarm's variance at most arm's", test_arm_and_disarm},
@@ -520,6 +725,10 @@ int main(void) {
         {"renyi: alpha 0 is iwae to the bit, alpha 1 the ELBO", test_renyi_limits},
         {"renyi: the gradient is the bound's (finite differences)", test_renyi_finite_differences},
         {"rws: the decoder follows the IWAE gradient", test_rws_decoder_is_iwae},
+        {"nvil is unbiased with its running statistics", test_nvil_unbiased},
+        {"nvil's running statistics and baseline step", test_nvil_statistics},
+        {"sum_and_sample with k = states - 1 is the enumerated gradient", test_sum_and_sample_all_but_one},
+        {"sum_and_sample is unbiased, its variance below reinforce's", test_sum_and_sample_unbiased},
         {NULL, NULL},
     };
     return run_suite("estimator zoo", tests);

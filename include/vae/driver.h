@@ -47,6 +47,11 @@ typedef struct {
     const char *value_name;   /* what value_rows estimate: "ELBO", "log p(x)", "prior bound" */
     const char *eval_value_name;
     long param_floats;
+    /* The last state_floats of the parameters are running statistics (nvil's), not trained: the
+     * training step writes their next values into the same places of its gradient buffer, the
+     * optimiser and clipping skip them, and vr_keep_state copies them in after the update; they are
+     * saved in checkpoints with the parameters. */
+    long state_floats;
     vr_graph train, eval, iwae;
     vr_graph encode, decode, sample; /* deployment: api_out rows of the widths below */
     long api_out_encode, api_out_decode, api_out_sample; /* arena offsets of their outputs */
@@ -60,6 +65,15 @@ typedef struct {
     void (*complete)(void *self);
     void *upgrade_self;
 } vr_program;
+
+/* The parameters the optimiser updates: all but the running statistics at the end. */
+static inline long vr_trained_floats(const vr_program *p) { return p->param_floats - p->state_floats; }
+
+/* After a step's update: the running statistics that the step wrote where their gradient would be
+ * (with shards, the mean of the shards' values). */
+static inline void vr_keep_state(const vr_program *p, float *params, const float *grads) {
+    for (long i = vr_trained_floats(p); i < p->param_floats; i++) params[i] = grads[i];
+}
 
 /* Lets a tiered program swap in faster code (call between graph calls), and
  * makes sure graph g has code before it is called. */
