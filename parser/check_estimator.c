@@ -20,7 +20,7 @@ typedef struct {
     int needs_encoder;
     /* The objective as vaec check writes it (vae_print_objective expands it): lines; {x} the
      * data, {z} the latents, {S} the samples, {T} the temperature, {B} the baseline network,
-     * {beta} "F * " when beta is not 1, {avg} "(1/S) sum_{s=1..S} " and {s} "_s" when S > 1;
+     * {C} the control network, {beta} "F * " when beta is not 1, {avg} "(1/S) sum_{s=1..S} " and {s} "_s" when S > 1;
      * {?COND:text} only when COND (many, dreg, stl, closed (not stl), hard, soft, net, loo, plain;
      * cat and bern: the @ line's latent is categorical, Bernoulli) holds; a line that
      * starts with @ is written once per latent, with {zi} its name, {sd} and {kl} its spread
@@ -90,6 +90,15 @@ static const estimator_info ESTIMATORS[] = {
      "in one product)\n"
      "gradient of q's logits_i: (1/2) (log p({x} | b) - log p({x} | b~)) (-1)^b~_i 1[b_i != b~_i] "
      "sigmoid(|logits_i|)   (DisARM; KL in closed form)"},
+    {"relax", EST_RELAX, {"control", "beta"}, 1u << LATENT_BERNOULLI, 0, 1,
+     "ELBO({x}) ~= log p({x} | b) - {beta}" KL_Q_P "\n"
+     "@z = logits + log u - log(1 - u),  b = 1[z > 0] (a draw of {zi}),  z~ = logits + log v~ - log(1 - v~),  v~ = "
+     "1 - theta + v theta where b = 1, v (1 - theta) where b = 0,  theta = sigmoid(logits),  u, v ~ uniform(0, 1)   "
+     "(z~ ~ p(z | b))\n"
+     "gradient of q: (log p({x} | b) - {C}(z~)) grad log q(b | {x}) + grad {C}(z) - grad {C}(z~)   (RELAX; KL in "
+     "closed form)\n"
+     "the control network {C} follows the gradient of the encoder gradient's squared norm (its variance), the "
+     "backward pass differentiated at compile time"},
 };
 #define NESTIMATORS (sizeof ESTIMATORS / sizeof ESTIMATORS[0])
 
@@ -116,6 +125,7 @@ void chk_print_estimator(FILE *out, const vae_estimator *e) {
             fprintf(out, "%stemperature: %g", sep, e->temperature);
         else if (strcmp(o, "hard") == 0 && e->hard) fprintf(out, "%shard: true", sep);
         else if (strcmp(o, "gradient") == 0 && e->dreg) fprintf(out, "%sgradient: dreg", sep);
+        else if (strcmp(o, "control") == 0 && e->control) fprintf(out, "%scontrol: %s", sep, e->control->name);
         else if (strcmp(o, "baseline") == 0 && (e->baseline || e->baseline_loo))
             fprintf(out, "%sbaseline: %s", sep, e->baseline_loo ? "loo" : e->baseline->name);
         else continue;
@@ -139,6 +149,10 @@ void vae_model_settings(const vae_model *m, char *buf, size_t len) {
     if (e->stl) { /* only where set: the settings line of every other model stays as it was */
         size_t n = strlen(buf);
         snprintf(buf + n, len - n, "; gradient stl");
+    }
+    if (e->control) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, len - n, "; control %s", e->control->name);
     }
     for (int i = 0; e->kind == EST_ELBO && i < m->nlatents; i++) { /* each latent's own */
         const vae_latent_estimator *l = &m->latents[i].est;
@@ -264,6 +278,25 @@ static int chk_baseline_option(checker *c, const ast_arg *a) {
     return 1;
 }
 
+/* control: the name of a declared control network (relax). */
+static int chk_control_option(checker *c, const ast_arg *a) {
+    vae_model *m = c->m;
+    const ast_expr *v = a->value;
+    if (v->kind != AST_NAME) {
+        ERR(a->loc, "'control' names a control network");
+        return 0;
+    }
+    for (const ast_network *n = m->ast->networks; n; n = n->next)
+        if (n->role == NET_CONTROL && strcmp(n->name, v->str) == 0) m->est.control = n;
+    if (!m->est.control) {
+        const char *z = m->nlatents ? m->latents[0].name : "z";
+        ERR(v->loc, "unknown control network '%s' (declare it with control %s(%s | %s) { ... return dense(h, 1) })", v->str,
+            v->str, z, m->data ? m->data->name : "x");
+        return 0;
+    }
+    return 1;
+}
+
 /* One named option: one of the estimator's, with a value it takes. */
 static int chk_estimator_option(checker *c, const ast_estimator *e, const estimator_info *info, const ast_arg *a) {
     vae_estimator *est = &c->m->est;
@@ -291,6 +324,7 @@ static int chk_estimator_option(checker *c, const ast_estimator *e, const estima
     if (strcmp(a->name, "hard") == 0) return chk_hard_option(c, a);
     if (strcmp(a->name, "gradient") == 0) return chk_gradient_option(c, info, a);
     if (strcmp(a->name, "baseline") == 0) return chk_baseline_option(c, a);
+    if (strcmp(a->name, "control") == 0) return chk_control_option(c, a);
     return 1;
 }
 
@@ -350,6 +384,14 @@ static void chk_estimator_needs(checker *c, const ast_estimator *e, const estima
     if (m->est.baseline_loo && m->est.samples < 2)
         ERR(e->loc, "reinforce(baseline: loo) needs at least 2 samples: each sample's baseline is the mean of the "
                     "others");
+    if (info->kind == EST_RELAX && !m->est.control) {
+        const char *z = m->nlatents ? m->latents[0].name : "z";
+        ERR(e->loc, "relax needs its control network: relax(control: c), with control c(%s | %s) { ... return dense(h, "
+                    "1) } declared (a network of the relaxed latent that returns one value per example)",
+            z, m->data ? m->data->name : "x");
+    }
+    if (info->kind == EST_RELAX && m->structured)
+        ERR(e->loc, "relax is built for models with one level of latents (no elbo(...), prior networks or labels)");
     if (info->kind == EST_PRIOR)
         for (int i = 0; i < m->nlatents; i++)
             if (m->latents[i].prior.a)

@@ -26,6 +26,7 @@ typedef enum {
     EST_ANALYTIC, EST_UNIFORM, EST_REINFORCE, EST_REPARAM, EST_IWAE, EST_PRIOR, EST_EXACT,
     EST_VIMCO, EST_GUMBEL,
     EST_ARM, EST_DISARM, /* Bernoulli latents: an antithetic pair of draws per example */
+    EST_RELAX, /* Bernoulli latents: a control network tuned to the gradient's variance (Grathwohl et al. 2018) */
     EST_ELBO /* version 1: elbo(y: analytic, z: reparam, ...), each latent's estimator in vae_latent.est */
 } vae_estimator_kind;
 
@@ -78,6 +79,7 @@ typedef struct {
     int stl;            /* reparam or iwae(gradient: stl): log q at z with its parameters stopped (sticking the landing) */
     double temperature; /* gumbel */
     int hard;           /* gumbel(hard: true) */
+    const ast_network *control; /* relax(control: c) */
     int trains_encoder; /* its bound goes through the encoders; prior and exact leave them untrained */
     vae_loc loc;
 } vae_estimator;
