@@ -506,7 +506,7 @@ static const vx_expr *conditional_relaxation(g_graph *g) {
 
 /* The control network c at the latents' relaxed values z (and the data): [B, 1].  Its
  * parameters get no gradient of the objective (autodiff.c gives them the variance's). */
-static g_node *control_rows(lowering *L, const prepared *P, g_node *const *z) {
+static g_node *control_rows(lowering *L, prepared *P, g_node *const *z) {
     const vae_model *m = L->g->model;
     vae_dist out = {.a = m->est.control->ret};
     g_node *c;
@@ -519,6 +519,23 @@ static g_node *control_rows(lowering *L, const prepared *P, g_node *const *z) {
     return L->failed ? NULL : c;
 }
 
+/* rebar's control eta f(sigmoid(z / T)) (Tucker et al. 2017), f = log p(x | .): the decoder at the
+ * relaxed latents, its own parameters detached (they follow f(b) alone); eta = 1 + rebar.eta and
+ * T = temperature * exp(rebar.log_temperature), both tuned by autodiff.c's second pass.  [B, 1] */
+static g_node *rebar_control_rows(lowering *L, prepared *P, g_node *const *z) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    const double T = m->est.temperature > 0 ? m->est.temperature : 1.0;
+    g_node *y[VAE_MAX_LATENTS];
+    L->detach_params = 1;
+    g_node *eta = param_node(L, m->est.rebar_eta, 1), *logt = param_node(L, m->est.rebar_eta + 1, 1);
+    for (int i = 0; i < m->nlatents; i++)
+        y[i] = g_map2(g, U(VX_SIGMOID, BIN(VX_MUL, BIN(VX_DIV, IN(0), C(T)), U(VX_EXP, U(VX_NEG, IN(1))))), z[i], logt);
+    g_node *f = decode_rows(L, P, y);
+    L->detach_params = 0;
+    return f ? g_map2(g, BIN(VX_MUL, BIN(VX_ADD, C(1), IN(1)), IN(0)), f, eta) : NULL;
+}
+
 /* relax(control: c) for Bernoulli latents (Grathwohl et al. 2018).  z = logits + L (L standard
  * logistic), b = 1[z > 0] a draw from q, z~ ~ p(z | b); with f = log p(x | b) (the KL is in closed
  * form, as for arm) the encoder's gradient is
@@ -527,7 +544,8 @@ static g_node *control_rows(lowering *L, const prepared *P, g_node *const *z) {
  *   f + s - sg(s) - beta KL,
  * whose value is the ELBO at b (the factor log q - sg(log q) is 0 in value and keeps c(z~)'s
  * dependence on c's parameters in the gradient).  c's parameters follow the gradient of the
- * encoder gradient's squared norm: g->variance_* marks them for autodiff.c's second pass. */
+ * encoder gradient's squared norm: g->variance_* marks them for autodiff.c's second pass.
+ * rebar(temperature: T) is the same with the control rebar_control_rows. */
 static int build_relax(lowering *L, int B) {
     g_graph *g = L->g;
     const vae_model *m = g->model;
@@ -552,7 +570,9 @@ static int build_relax(lowering *L, int B) {
         zt[i]->label = vae_pool_printf(g->pool, "relaxed %s given its draw", l->name);
         logq = sum_nodes(g, logq, discrete_logprob_at(g, l, P.q[i], b[i]));
     }
-    g_node *f = decode_rows(L, &P, b), *cz = f ? control_rows(L, &P, z) : NULL, *czt = cz ? control_rows(L, &P, zt) : NULL;
+    g_node *(*control)(lowering *, prepared *, g_node *const *) =
+        m->est.kind == EST_REBAR ? rebar_control_rows : control_rows;
+    g_node *f = decode_rows(L, &P, b), *cz = f ? control(L, &P, z) : NULL, *czt = cz ? control(L, &P, zt) : NULL;
     if (!czt) return -1;
     g_node *s = g_map(g, BIN(VX_ADD, BIN(VX_MUL, BIN(VX_SUB, IN(0), IN(1)), BIN(VX_SUB, IN(2), IN(3))), BIN(VX_SUB, IN(4), IN(1))), 5,
                       (g_node *[]){detached(g_map1(g, IN(0), f)), czt, logq, detached(g_map1(g, IN(0), logq)), cz}, B, 1);
@@ -710,7 +730,8 @@ int g_build_estimator(lowering *L, g_purpose purpose, int batch, int samples) {
     case EST_GUMBEL: return build_gumbel(L, batch, samples);
     case EST_ARM: return build_antithetic(L, batch, 0);
     case EST_DISARM: return build_antithetic(L, batch, 1);
-    case EST_RELAX: return build_relax(L, batch);
+    case EST_RELAX:
+    case EST_REBAR: return build_relax(L, batch);
     default:
         fprintf(L->err, "%s:%d:%d: error: estimator '%s' is not built yet in this version of vaec\n", m->est.loc.file,
                 m->est.loc.line, m->est.loc.col, vae_estimator_name(m->est.kind));

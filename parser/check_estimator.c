@@ -99,6 +99,15 @@ static const estimator_info ESTIMATORS[] = {
      "closed form)\n"
      "the control network {C} follows the gradient of the encoder gradient's squared norm (its variance), the "
      "backward pass differentiated at compile time"},
+    {"rebar", EST_REBAR, {"temperature", "beta"}, 1u << LATENT_BERNOULLI, 0, 1,
+     "ELBO({x}) ~= log p({x} | b) - {beta}" KL_Q_P "\n"
+     "@z = logits + log u - log(1 - u),  b = 1[z > 0] (a draw of {zi}),  z~ = logits + log v~ - log(1 - v~),  v~ = "
+     "1 - theta + v theta where b = 1, v (1 - theta) where b = 0,  theta = sigmoid(logits),  u, v ~ uniform(0, 1)   "
+     "(z~ ~ p(z | b))\n"
+     "gradient of q: (log p({x} | b) - c(z~)) grad log q(b | {x}) + grad c(z) - grad c(z~),  c(z) = eta log p({x} | "
+     "sigmoid(z / T))   (REBAR; KL in closed form)\n"
+     "eta (from 1) and log T (T from {T}) follow the gradient of the encoder gradient's squared norm (its variance), "
+     "the backward pass differentiated at compile time"},
 };
 #define NESTIMATORS (sizeof ESTIMATORS / sizeof ESTIMATORS[0])
 
@@ -390,8 +399,13 @@ static void chk_estimator_needs(checker *c, const ast_estimator *e, const estima
                     "1) } declared (a network of the relaxed latent that returns one value per example)",
             z, m->data ? m->data->name : "x");
     }
-    if (info->kind == EST_RELAX && m->structured)
-        ERR(e->loc, "relax is built for models with one level of latents (no elbo(...), prior networks or labels)");
+    if (info->kind == EST_REBAR && !m->structured) { /* eta - 1 and log(T / temperature), both from 0 */
+        c->owner = NET_CONTROL;
+        c->m->est.rebar_eta = chk_add_param(c, e->loc, "rebar.eta", chk_vec(1), 0);
+        chk_add_param(c, e->loc, "rebar.log_temperature", chk_vec(1), 0);
+    }
+    if ((info->kind == EST_RELAX || info->kind == EST_REBAR) && m->structured)
+        ERR(e->loc, "%s is built for models with one level of latents (no elbo(...), prior networks or labels)", e->name);
     if (info->kind == EST_PRIOR)
         for (int i = 0; i < m->nlatents; i++)
             if (m->latents[i].prior.a)

@@ -27,6 +27,7 @@ typedef enum {
     EST_VIMCO, EST_GUMBEL,
     EST_ARM, EST_DISARM, /* Bernoulli latents: an antithetic pair of draws per example */
     EST_RELAX, /* Bernoulli latents: a control network tuned to the gradient's variance (Grathwohl et al. 2018) */
+    EST_REBAR, /* Bernoulli latents: the control eta f(sigmoid(z / T)), eta and T tuned likewise (Tucker et al. 2017) */
     EST_ELBO /* version 1: elbo(y: analytic, z: reparam, ...), each latent's estimator in vae_latent.est */
 } vae_estimator_kind;
 
@@ -80,6 +81,7 @@ typedef struct {
     double temperature; /* gumbel */
     int hard;           /* gumbel(hard: true) */
     const ast_network *control; /* relax(control: c) */
+    int rebar_eta;      /* rebar: the index in params of eta - 1 ([1]); log(T / temperature) ([1]) follows */
     int trains_encoder; /* its bound goes through the encoders; prior and exact leave them untrained */
     vae_loc loc;
 } vae_estimator;

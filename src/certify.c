@@ -75,6 +75,7 @@ static const certificate CERTIFICATES[] = {
     {"gumbel(temperature: 0.5)", MODEL_BERNOULLI, 1, NULL, NULL, 0},
     {"gumbel(temperature: 0.5, hard: true)", MODEL_BERNOULLI, 1, NULL, NULL, 0},
     {"relax(control: c)", MODEL_BERNOULLI_CONTROL, 0, NULL, NULL, 0},
+    {"rebar(temperature: 0.5)", MODEL_BERNOULLI, 0, NULL, NULL, 0},
     {"reinforce", MODEL_CATEGORICAL, 0, NULL, NULL, 0},
     {"reinforce(samples: 2)", MODEL_CATEGORICAL, 0, NULL, NULL, 0},
     {"reinforce(samples: 2, baseline: loo)", MODEL_CATEGORICAL, 0, NULL, "reinforce(samples: 2)", 0},
@@ -206,7 +207,8 @@ static void exact_gradient(model_id model, double *params, const double *x, long
         program exact;
         if (program_open(&exact, model, "analytic")) abort();
         draw(&exact, params, x, 0);
-        memcpy(out, exact.grads, (size_t)n * sizeof(double));
+        /* an estimator's own parameters (rebar's eta and temperature) come last: their exact gradient is 0 */
+        memcpy(out, exact.grads, (size_t)(exact.nparams < n ? exact.nparams : n) * sizeof(double));
         program_close(&exact);
         return;
     }
@@ -417,7 +419,7 @@ int vaec_certify_main(int argc, char **argv) {
         for (size_t i = 0; i < NCERTIFICATES; i++) found |= selected(&CERTIFICATES[i], &names[k], 1);
         if (!found) {
             fprintf(stderr, "vaec certify: error: no certificate for estimator '%s' (certified: reinforce, uniform, "
-                            "arm, disarm, gumbel, relax, reparam, iwae, each with the options of the table that vaec certify "
+                            "arm, disarm, gumbel, relax, rebar, reparam, iwae, each with the options of the table that vaec certify "
                             "prints; analytic is the exact reference)\n", names[k]);
             free(names);
             return 1;

@@ -20,7 +20,7 @@
     "relu" "tanh" "sigmoid" "softplus" "elu" "exp" "leaky_relu"))
 (defconst vae-distributions '("normal" "bernoulli" "categorical"))
 (defconst vae-estimators
-  '("analytic" "uniform" "reinforce" "reparam" "iwae" "exact" "vimco" "gumbel" "arm" "disarm" "relax" "elbo"))
+  '("analytic" "uniform" "reinforce" "reparam" "iwae" "exact" "vimco" "gumbel" "arm" "disarm" "relax" "rebar" "elbo"))
 (defconst vae-constants '("true" "false" "loo" "dreg" "adam" "sgd"))
 
 (defconst vae-font-lock-keywords

@@ -10,7 +10,7 @@ syn keyword vaeType binary real label dynamic
 syn keyword vaeFunction dense conv2d conv_transpose2d flatten reshape concat onehot
 syn keyword vaeFunction relu tanh sigmoid softplus elu exp leaky_relu
 syn keyword vaeDistribution normal bernoulli categorical
-syn keyword vaeEstimator analytic uniform reinforce reparam iwae exact vimco gumbel arm disarm relax elbo
+syn keyword vaeEstimator analytic uniform reinforce reparam iwae exact vimco gumbel arm disarm relax rebar elbo
 syn keyword vaeConstant true false loo dreg adam sgd
 syn match vaeNumber "\<\d\+\(\.\d*\)\=\([eE][+-]\=\d\+\)\=\>"
 syn match vaeNumber "\.\d\+\([eE][+-]\=\d\+\)\=\>"
