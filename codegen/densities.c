@@ -6,6 +6,7 @@
 /* A node whose gradient is not followed (stop-gradient). */
 g_node *detached(g_node *n) {
     n->needs_grad = 0;
+    n->stop = 1;
     return n;
 }
 

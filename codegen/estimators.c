@@ -678,6 +678,104 @@ static int build_sum_and_sample(lowering *L, int B) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- RELAX */
+
+/* z~ ~ p(z | b) for a Bernoulli latent of logits $0 given its draw b = $2 (Tucker et al. 2017):
+ * v~ = 1 - theta + v theta where b = 1, v (1 - theta) where b = 0 (v = $1 uniform, theta = sigmoid
+ * of the logits), and z~ = logits + log v~ - log(1 - v~); 1 - theta is sigmoid(-logits), and
+ * 1 - v~ is written without a difference of near-equal numbers. */
+static const vx_expr *conditional_relaxation(g_graph *g) {
+    const vx_expr *th = U(VX_SIGMOID, IN(0)), *co = U(VX_SIGMOID, U(VX_NEG, IN(0))), *rest = BIN(VX_SUB, C(1), IN(1));
+    const vx_expr *num = vx_select(g, IN(2), BIN(VX_ADD, co, BIN(VX_MUL, IN(1), th)), BIN(VX_MUL, IN(1), co));
+    const vx_expr *den = vx_select(g, IN(2), BIN(VX_MUL, th, rest), BIN(VX_ADD, th, BIN(VX_MUL, rest, co)));
+    return BIN(VX_SUB, BIN(VX_ADD, IN(0), U(VX_LOG, num)), U(VX_LOG, den));
+}
+
+/* The control network c at the latents' relaxed values z (and the data): [B, 1].  Its
+ * parameters get no gradient of the objective (autodiff.c gives them the variance's). */
+static g_node *control_rows(lowering *L, prepared *P, g_node *const *z) {
+    const vae_model *m = L->g->model;
+    vae_dist out = {.a = m->est.control->ret};
+    g_node *c;
+    L->nenv = 0;
+    env_bind(L, m->data->name, P->x);
+    for (int i = 0; i < m->nlatents; i++) env_bind(L, m->latents[i].name, z[i]);
+    L->detach_params = 1;
+    lower_network(L, m->est.control, &out, &c, NULL);
+    L->detach_params = 0;
+    return L->failed ? NULL : c;
+}
+
+/* rebar's control eta f(sigmoid(z / T)) (Tucker et al. 2017), f = log p(x | .): the decoder at the
+ * relaxed latents, its own parameters detached (they follow f(b) alone); eta = 1 + rebar.eta and
+ * T = temperature * exp(rebar.log_temperature), both tuned by autodiff.c's second pass.  [B, 1] */
+static g_node *rebar_control_rows(lowering *L, prepared *P, g_node *const *z) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    const double T = m->est.temperature > 0 ? m->est.temperature : 1.0;
+    g_node *y[VAE_MAX_LATENTS];
+    L->detach_params = 1;
+    g_node *eta = param_node(L, m->est.rebar_eta, 1), *logt = param_node(L, m->est.rebar_eta + 1, 1);
+    for (int i = 0; i < m->nlatents; i++)
+        y[i] = g_map2(g, U(VX_SIGMOID, BIN(VX_MUL, BIN(VX_DIV, IN(0), C(T)), U(VX_EXP, U(VX_NEG, IN(1))))), z[i], logt);
+    g_node *f = decode_rows(L, P, y);
+    L->detach_params = 0;
+    return f ? g_map2(g, BIN(VX_MUL, BIN(VX_ADD, C(1), IN(1)), IN(0)), f, eta) : NULL;
+}
+
+/* relax(control: c) for Bernoulli latents (Grathwohl et al. 2018).  z = logits + L (L standard
+ * logistic), b = 1[z > 0] a draw from q, z~ ~ p(z | b); with f = log p(x | b) (the KL is in closed
+ * form, as for arm) the encoder's gradient is
+ *   (f - c(z~)) grad log q(b | x) + grad c(z) - grad c(z~),
+ * the surrogate's, with s = (sg(f) - c(z~)) (log q - sg(log q)) + c(z) - c(z~):
+ *   f + s - sg(s) - beta KL,
+ * whose value is the ELBO at b (the factor log q - sg(log q) is 0 in value and keeps c(z~)'s
+ * dependence on c's parameters in the gradient).  c's parameters follow the gradient of the
+ * encoder gradient's squared norm: g->variance_* marks them for autodiff.c's second pass.
+ * rebar(temperature: T) is the same with the control rebar_control_rows. */
+static int build_relax(lowering *L, int B) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    prepared P;
+    if (prepare(L, &P, B, 1, 1)) return -1;
+    g_node *z[VAE_MAX_LATENTS], *zt[VAE_MAX_LATENTS], *b[VAE_MAX_LATENTS], *logq = NULL;
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        g_node *phi = P.q[i].table, *u = g_new(g, G_NOISE, B, l->nvars), *v = g_new(g, G_NOISE, B, l->nvars);
+        u->noise = NOISE_LOGISTIC;
+        v->noise = NOISE_UNIFORM;
+        u->stream = i;
+        v->stream = VAE_MAX_LATENTS + i; /* a stream of its own, apart from every latent's */
+        u->group = v->group = 1;
+        u->label = vae_pool_printf(g->pool, "logistic %s", l->name);
+        v->label = vae_pool_printf(g->pool, "v %s", l->name);
+        z[i] = g_map2(g, BIN(VX_ADD, IN(0), IN(1)), phi, u);
+        z[i]->label = vae_pool_printf(g->pool, "relaxed %s", l->name);
+        b[i] = detached(g_map1(g, U(VX_STEP, IN(0)), z[i]));
+        b[i]->label = l->name;
+        zt[i] = g_map(g, conditional_relaxation(g), 3, (g_node *[]){phi, v, b[i]}, B, l->nvars);
+        zt[i]->label = vae_pool_printf(g->pool, "relaxed %s given its draw", l->name);
+        logq = sum_nodes(g, logq, discrete_logprob_at(g, l, P.q[i], b[i]));
+    }
+    g_node *(*control)(lowering *, prepared *, g_node *const *) =
+        m->est.kind == EST_REBAR ? rebar_control_rows : control_rows;
+    g_node *f = decode_rows(L, &P, b), *cz = f ? control(L, &P, z) : NULL, *czt = cz ? control(L, &P, zt) : NULL;
+    if (!czt) return -1;
+    g_node *s = g_map(g, BIN(VX_ADD, BIN(VX_MUL, BIN(VX_SUB, IN(0), IN(1)), BIN(VX_SUB, IN(2), IN(3))), BIN(VX_SUB, IN(4), IN(1))), 5,
+                      (g_node *[]){detached(g_map1(g, IN(0), f)), czt, logq, detached(g_map1(g, IN(0), logq)), cz}, B, 1);
+    g->out.recon_rows = f;
+    g->out.kl_rows = P.kl;
+    g->out.value_rows = g_map2(g, BIN(VX_SUB, IN(0), IN(1)), f, P.kl);
+    g_node *sur = g_map(g, BIN(VX_SUB, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), BIN(VX_MUL, IN(4), IN(3))), 5,
+                        (g_node *[]){f, s, detached(g_map1(g, IN(0), s)), P.kl, kl_weight(g)}, B, 1);
+    set_objective(g, sur, 1.0);
+    for (int p = 0; p < m->nparams; p++) {
+        g->variance_of[p] = m->params[p].owner == NET_ENCODER;
+        g->variance_tuned[p] = m->params[p].owner == NET_CONTROL;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- enumeration */
 
 /* analytic: sum_j q(z_j|x) log p(x|z_j) - beta KL;  exact: log sum_j p(z_j) p(x|z_j). */
@@ -823,6 +921,8 @@ int g_build_estimator(lowering *L, g_purpose purpose, int batch, int samples) {
     case EST_RWS: return build_sampled(L, SAMPLE_RWS, batch, samples);
     case EST_NVIL: return build_sampled(L, SAMPLE_NVIL, batch, samples);
     case EST_SUM_AND_SAMPLE: return build_sum_and_sample(L, batch);
+    case EST_RELAX:
+    case EST_REBAR: return build_relax(L, batch);
     default:
         fprintf(L->err, "%s:%d:%d: error: estimator '%s' is not built yet in this version of vaec\n", m->est.loc.file,
                 m->est.loc.line, m->est.loc.col, vae_estimator_name(m->est.kind));

@@ -109,6 +109,7 @@ typedef struct g_node {
     const vae_param *param; /* G_PARAM */
     const char *label;   /* for emitted code and messages: "encoder.h", "d encoder.h" */
     int needs_grad;      /* depends on a parameter */
+    int stop;            /* a stop-gradient (densities.c detached): no pass of autodiff.c goes through it */
     int uses;            /* readers within the graph */
     /* the plan */
     g_buffer buffer;
@@ -184,6 +185,10 @@ typedef struct g_graph {
     g_outputs out;
     const char *value_name; /* "ELBO", or the bound on log p(x) an encoder-free estimator maximises */
     g_node *param_grad[VAE_MAX_PARAMS]; /* the node holding d loss / d param, in the grads buffer */
+    /* A control variate tuned to the variance of a gradient (RELAX, REBAR): each parameter marked
+     * variance_tuned gets, in place of a gradient of the objective, d V / d param with V the squared
+     * norm of the gradient of the parameters marked variance_of (autodiff.c: a second pass). */
+    unsigned char variance_of[VAE_MAX_PARAMS], variance_tuned[VAE_MAX_PARAMS];
     long arena_floats;    /* the plan's arena size */
     g_node *oversized;    /* the first node of more than VAE_MAX_VALUES values, if any (g_build fails) */
 } g_graph;

@@ -228,6 +228,7 @@ const char *ast_role_name(ast_net_role r) {
     case NET_DECODER: return "decoder";
     case NET_BASELINE: return "baseline";
     case NET_PRIOR: return "prior";
+    case NET_CONTROL: return "control";
     }
     return "?";
 }

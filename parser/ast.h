@@ -125,7 +125,10 @@ typedef struct ast_latent {
     struct ast_latent *next, *last;
 } ast_latent;
 
-typedef enum { NET_ENCODER, NET_DECODER, NET_BASELINE, NET_PRIOR /* version 1: prior p(z | a, ...) */ } ast_net_role;
+typedef enum {
+    NET_ENCODER, NET_DECODER, NET_BASELINE, NET_PRIOR, /* version 1: prior p(z | a, ...) */
+    NET_CONTROL /* control c(z | x): relax's control variate, one value per example from the relaxed latents */
+} ast_net_role;
 
 typedef struct ast_name {
     const char *name;

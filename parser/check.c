@@ -58,6 +58,35 @@ void chk_body(checker *c, const ast_network *n) {
     }
 }
 
+/* control c(z | x): reads latents (their relaxed values, continuous) and the data, and
+ * returns one value per example (relax's control variate). */
+static void check_control(checker *c, const ast_network *n) {
+    vae_model *m = c->m;
+    const vae_latent *l = chk_find_latent(m, n->output->name);
+    if (!l) {
+        ERR(n->output->loc, "a control c(z | %s) names a latent first; '%s' is not a latent",
+            m->data ? m->data->name : "x", n->output->name);
+        return;
+    }
+    chk_bind_latent(c, l);
+    for (const ast_name *g = n->given; g; g = g->next) {
+        const vae_latent *o = chk_find_latent(m, g->name);
+        if (m->data && strcmp(g->name, m->data->name) == 0)
+            chk_bind(c, g->name, m->data_dim ? chk_shape_of_ast(&m->data->shape) : UNKNOWN, VAL_TENSOR, NULL);
+        else if (o)
+            chk_bind_latent(c, o);
+        else
+            ERR(g->loc, "unknown name '%s' (a control reads latents and the data)", g->name);
+    }
+    chk_body(c, n);
+    c->target = "value"; /* names the returned layer's parameters: control.value.weight */
+    shape s = chk_expr(c, n->ret);
+    if (s.nd == UNKNOWN.nd) return; /* reported */
+    if (s.nd != 1 || s.d[0] != 1)
+        ERR(n->ret->loc, "a control returns one value per example (shape [1], as dense(h, 1) gives), not %s",
+            chk_shape_str(c, s));
+}
+
 static void check_network(checker *c, const ast_network *n) {
     vae_model *m = c->m;
     c->env = NULL;
@@ -141,6 +170,7 @@ static void check_network(checker *c, const ast_network *n) {
         break;
     }
     case NET_PRIOR: chk_prior_network(c, n); break;
+    case NET_CONTROL: check_control(c, n); break;
     }
 }
 
@@ -482,6 +512,7 @@ static int formula_var(FILE *out, const formula_env *env, const char *v, size_t 
     else if (IS("T")) fprintf(out, "%g", e->temperature > 0 ? e->temperature : 1.0);
     else if (IS("B")) fputs(e->baseline ? e->baseline->name : "?", out);
     else if (IS("K")) fprintf(out, "%d", e->topk);
+    else if (IS("C")) fputs(e->control ? e->control->name : "?", out);
     else if (IS("beta")) { if (e->beta != 1) fprintf(out, "%g * ", e->beta); }
     else if (IS("avg")) { if (e->samples > 1) fprintf(out, "(1/%d) sum_{s=1..%d} ", e->samples, e->samples); }
     else if (IS("s")) { if (e->samples > 1) fputs("_s", out); }

@@ -20,7 +20,7 @@ typedef struct {
     int needs_encoder;
     /* The objective as vaec check writes it (vae_print_objective expands it): lines; {x} the
      * data, {z} the latents, {S} the samples, {T} the temperature, {B} the baseline network,
-     * {K} sum_and_sample's k, {beta} "F * " when beta is not 1, {avg} "(1/S) sum_{s=1..S} " and {s} "_s" when S > 1;
+     * {K} sum_and_sample's k, {C} the control network, {beta} "F * " when beta is not 1, {avg} "(1/S) sum_{s=1..S} " and {s} "_s" when S > 1;
      * {?COND:text} only when COND (many, dreg, stl, closed (not stl), hard, soft, net, loo, plain;
      * cat and bern: the @ line's latent is categorical, Bernoulli) holds; a line that
      * starts with @ is written once per latent, with {zi} its name, {sd} and {kl} its spread
@@ -116,6 +116,24 @@ static const estimator_info ESTIMATORS[] = {
      "restricted to the other states   (Rao-Blackwellised: unbiased)\n"
      "gradient of q: sum_{j in top_{K}} log p({x} | j) grad q(j | {x}) + (1 - q(top_{K} | {x})) log p({x} | {z}_r) "
      "grad log q({z}_r | {x}); KL in closed form"},
+    {"relax", EST_RELAX, {"control", "beta"}, 1u << LATENT_BERNOULLI, 0, 1,
+     "ELBO({x}) ~= log p({x} | b) - {beta}" KL_Q_P "\n"
+     "@z = logits + log u - log(1 - u),  b = 1[z > 0] (a draw of {zi}),  z~ = logits + log v~ - log(1 - v~),  v~ = "
+     "1 - theta + v theta where b = 1, v (1 - theta) where b = 0,  theta = sigmoid(logits),  u, v ~ uniform(0, 1)   "
+     "(z~ ~ p(z | b))\n"
+     "gradient of q: (log p({x} | b) - {C}(z~)) grad log q(b | {x}) + grad {C}(z) - grad {C}(z~)   (RELAX; KL in "
+     "closed form)\n"
+     "the control network {C} follows the gradient of the encoder gradient's squared norm (its variance), the "
+     "backward pass differentiated at compile time"},
+    {"rebar", EST_REBAR, {"temperature", "beta"}, 1u << LATENT_BERNOULLI, 0, 1,
+     "ELBO({x}) ~= log p({x} | b) - {beta}" KL_Q_P "\n"
+     "@z = logits + log u - log(1 - u),  b = 1[z > 0] (a draw of {zi}),  z~ = logits + log v~ - log(1 - v~),  v~ = "
+     "1 - theta + v theta where b = 1, v (1 - theta) where b = 0,  theta = sigmoid(logits),  u, v ~ uniform(0, 1)   "
+     "(z~ ~ p(z | b))\n"
+     "gradient of q: (log p({x} | b) - c(z~)) grad log q(b | {x}) + grad c(z) - grad c(z~),  c(z) = eta log p({x} | "
+     "sigmoid(z / T))   (REBAR; KL in closed form)\n"
+     "eta (from 1) and log T (T from {T}) follow the gradient of the encoder gradient's squared norm (its variance), "
+     "the backward pass differentiated at compile time"},
 };
 #define NESTIMATORS (sizeof ESTIMATORS / sizeof ESTIMATORS[0])
 
@@ -144,6 +162,7 @@ void chk_print_estimator(FILE *out, const vae_estimator *e) {
         else if (strcmp(o, "alpha") == 0) fprintf(out, "%salpha: %.15g", sep, e->alpha); /* always: it has no default */
         else if (strcmp(o, "gradient") == 0 && e->dreg) fprintf(out, "%sgradient: dreg", sep);
         else if (strcmp(o, "k") == 0) fprintf(out, "%sk: %d", sep, e->topk);
+        else if (strcmp(o, "control") == 0 && e->control) fprintf(out, "%scontrol: %s", sep, e->control->name);
         else if (strcmp(o, "baseline") == 0 && (e->baseline || e->baseline_loo))
             fprintf(out, "%sbaseline: %s", sep, e->baseline_loo ? "loo" : e->baseline->name);
         else continue;
@@ -175,6 +194,10 @@ void vae_model_settings(const vae_model *m, char *buf, size_t len) {
     if (e->kind == EST_SUM_AND_SAMPLE) {
         size_t n = strlen(buf);
         snprintf(buf + n, len - n, "; k %d", e->topk);
+    }
+    if (e->control) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, len - n, "; control %s", e->control->name);
     }
     for (int i = 0; e->kind == EST_ELBO && i < m->nlatents; i++) { /* each latent's own */
         const vae_latent_estimator *l = &m->latents[i].est;
@@ -332,6 +355,25 @@ static int chk_topk_option(checker *c, const ast_arg *a) {
     return 1;
 }
 
+/* control: the name of a declared control network (relax). */
+static int chk_control_option(checker *c, const ast_arg *a) {
+    vae_model *m = c->m;
+    const ast_expr *v = a->value;
+    if (v->kind != AST_NAME) {
+        ERR(a->loc, "'control' names a control network");
+        return 0;
+    }
+    for (const ast_network *n = m->ast->networks; n; n = n->next)
+        if (n->role == NET_CONTROL && strcmp(n->name, v->str) == 0) m->est.control = n;
+    if (!m->est.control) {
+        const char *z = m->nlatents ? m->latents[0].name : "z";
+        ERR(v->loc, "unknown control network '%s' (declare it with control %s(%s | %s) { ... return dense(h, 1) })", v->str,
+            v->str, z, m->data ? m->data->name : "x");
+        return 0;
+    }
+    return 1;
+}
+
 /* One named option: one of the estimator's, with a value it takes. */
 static int chk_estimator_option(checker *c, const ast_estimator *e, const estimator_info *info, const ast_arg *a) {
     vae_estimator *est = &c->m->est;
@@ -362,6 +404,7 @@ static int chk_estimator_option(checker *c, const ast_estimator *e, const estima
     if (strcmp(a->name, "gradient") == 0) return chk_gradient_option(c, info, a);
     if (strcmp(a->name, "baseline") == 0) return chk_baseline_option(c, info, a);
     if (strcmp(a->name, "k") == 0) return chk_topk_option(c, a);
+    if (strcmp(a->name, "control") == 0) return chk_control_option(c, a);
     return 1;
 }
 
@@ -472,6 +515,19 @@ static void chk_estimator_needs(checker *c, const ast_estimator *e, const estima
         ERR(e->loc, "nvil needs its baseline network: nvil(baseline: b), with baseline b(%s) { ... return dense(h, 1) }",
             m->data ? m->data->name : "x");
     if (info->kind == EST_SUM_AND_SAMPLE) chk_sum_and_sample(c, e);
+    if (info->kind == EST_RELAX && !m->est.control) {
+        const char *z = m->nlatents ? m->latents[0].name : "z";
+        ERR(e->loc, "relax needs its control network: relax(control: c), with control c(%s | %s) { ... return dense(h, "
+                    "1) } declared (a network of the relaxed latent that returns one value per example)",
+            z, m->data ? m->data->name : "x");
+    }
+    if (info->kind == EST_REBAR && !m->structured) { /* eta - 1 and log(T / temperature), both from 0 */
+        c->owner = NET_CONTROL;
+        c->m->est.rebar_eta = chk_add_param(c, e->loc, "rebar.eta", chk_vec(1), 0);
+        chk_add_param(c, e->loc, "rebar.log_temperature", chk_vec(1), 0);
+    }
+    if ((info->kind == EST_RELAX || info->kind == EST_REBAR) && m->structured)
+        ERR(e->loc, "%s is built for models with one level of latents (no elbo(...), prior networks or labels)", e->name);
     if (info->kind == EST_PRIOR)
         for (int i = 0; i < m->nlatents; i++)
             if (m->latents[i].prior.a)

@@ -91,7 +91,7 @@ static const char *fresh_param_name(checker *c, const char *base) {
 
 /* Adds a parameter tensor and returns its index in m->params; refuses one, or a
  * total, that vaec cannot index (returns -1). */
-static int add_param(checker *c, vae_loc loc, const char *name, shape s, float bound) {
+int chk_add_param(checker *c, vae_loc loc, const char *name, shape s, float bound) {
     vae_model *m = c->m;
     if (m->nparams == VAE_MAX_PARAMS) {
         ERR(loc, "too many parameter tensors (at most %d)", VAE_MAX_PARAMS);
@@ -115,10 +115,6 @@ static int add_param(checker *c, vae_loc loc, const char *name, shape s, float b
     p->owner = c->owner;
     m->param_floats += p->size;
     return m->nparams - 1;
-}
-
-int chk_add_param(checker *c, vae_loc loc, const char *name, shape s, float bound) {
-    return add_param(c, loc, name, s, bound);
 }
 
 /* ---------------------------------------------------------------- expressions */
@@ -292,8 +288,8 @@ static void add_conv_params(checker *c, ast_expr *e) {
     int fan_in = transposed ? channels * k * k : g->in_c * k * k;
     float bound = 1.0f / sqrtf((float)fan_in);
     shape w = transposed ? (shape){4, {g->in_c, k, k, channels}} : (shape){4, {k, k, g->in_c, channels}};
-    e->param = add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
-    add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), chk_vec(channels), bound);
+    e->param = chk_add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
+    chk_add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), chk_vec(channels), bound);
 }
 
 static shape check_conv(checker *c, ast_expr *e) {
@@ -352,8 +348,8 @@ static shape check_dense(checker *c, ast_expr *e) {
     e->pname = name;
     shape w = {2, {in.d[0], n}};
     float bound = 1.0f / sqrtf((float)in.d[0]); /* PyTorch's nn.Linear default */
-    e->param = add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
-    add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), chk_vec(n), bound);
+    e->param = chk_add_param(c, e->loc, vae_pool_printf(c->pool, "%s.weight", name), w, bound);
+    chk_add_param(c, e->loc, vae_pool_printf(c->pool, "%s.bias", name), chk_vec(n), bound);
     return chk_vec(n);
 }
 
@@ -514,7 +510,7 @@ shape chk_expr(checker *c, ast_expr *e) {
         memcpy(s.d, e->dims, sizeof s.d);
         const char *name = fresh_param_name(c, vae_pool_printf(c->pool, "%s.%s", c->prefix, c->target));
         e->pname = name;
-        e->param = add_param(c, e->loc, name, s, 0.0f);
+        e->param = chk_add_param(c, e->loc, name, s, 0.0f);
         return e->param >= 0 ? s : UNKNOWN; /* a shape too large goes no further */
     }
     case AST_NEG: return chk_expr(c, e->lhs);

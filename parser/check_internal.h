@@ -62,12 +62,12 @@ void chk_unknown_name(checker *c, const ast_expr *e);
 void chk_bind(checker *c, const char *name, shape s, val_kind k, const vae_latent *l);
 void chk_bind_latent(checker *c, const vae_latent *l);
 void chk_body(checker *c, const ast_network *n);
+/* A parameter tensor of the network being checked (c->owner); its index in m->params, or -1 (reported). */
+int chk_add_param(checker *c, vae_loc loc, const char *name, shape s, float bound);
 const ast_arg *chk_named(const ast_expr *call, const char *name);
 int chk_only_named(checker *c, const ast_expr *call, const char *const *allowed, const char *what);
 int chk_returned_dist(checker *c, const ast_expr *e, shape want, unsigned allow, const char *what, vae_dist *out);
 int chk_returns_value(const ast_network *n); /* a baseline's one value b(x) (nvil), not a distribution */
-/* Adds a parameter tensor (check_expr.c); its index in m->params, or -1 (reported). */
-int chk_add_param(checker *c, vae_loc loc, const char *name, shape s, float bound);
 int chk_setting_value(checker *c, vae_loc loc, const char *name, const ast_expr *v, double *out);
 /* latents (check_dist.c, check.c, check_estimator.c) */
 void chk_prior(checker *c, vae_latent *l);

@@ -136,7 +136,7 @@ static int statement_indent(const fmt_state *s, int i) {
     if (kind == '}') return 0;
     if (s->depth > 0) return -1;
     if (!s->brace) switch (kind) {
-        case T_MODEL: case T_DATA: case T_LATENT: case T_ENCODER: case T_DECODER: case T_BASELINE:
+        case T_MODEL: case T_DATA: case T_LATENT: case T_ENCODER: case T_DECODER: case T_BASELINE: case T_CONTROL:
         case T_ESTIMATOR: case T_TRAIN: return 0;
         case T_PRIOR: return s->prev >= 0 && s->it[s->prev].kind == T_ESTIMATOR ? -1 : 0; /* `estimator prior` */
         default: return -1;

@@ -29,6 +29,8 @@ typedef enum {
     EST_RENYI, EST_RWS,  /* objective-level: the Renyi bound (normal latents); reweighted wake-sleep (any latent) */
     EST_NVIL,            /* score function centred by a baseline network and running statistics (Mnih & Gregor 2014) */
     EST_SUM_AND_SAMPLE,  /* a categorical latent: its k most probable states summed, one drawn from the rest */
+    EST_RELAX, /* Bernoulli latents: a control network tuned to the gradient's variance (Grathwohl et al. 2018) */
+    EST_REBAR, /* Bernoulli latents: the control eta f(sigmoid(z / T)), eta and T tuned likewise (Tucker et al. 2017) */
     EST_ELBO /* version 1: elbo(y: analytic, z: reparam, ...), each latent's estimator in vae_latent.est */
 } vae_estimator_kind;
 
@@ -82,6 +84,8 @@ typedef struct {
     double temperature; /* gumbel */
     int hard;           /* gumbel(hard: true) */
     double alpha;       /* renyi(alpha: A): 0 the IWAE bound, 1 the ELBO */
+    const ast_network *control; /* relax(control: c) */
+    int rebar_eta;      /* rebar: the index in params of eta - 1 ([1]); log(T / temperature) ([1]) follows */
     int trains_encoder; /* its bound goes through the encoders; prior and exact leave them untrained */
     int topk;           /* sum_and_sample(k: N): the states summed */
     int state_param;    /* nvil only: the index in params of its running mean of f - b(x), the running

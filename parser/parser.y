@@ -32,7 +32,7 @@ static void yyerror(YYLTYPE *loc, void *scanner, struct vae_parse_state *ps, con
 }
 
 %token T_MODEL "model" T_DATA "data" T_LATENT "latent" T_ENCODER "encoder"
-%token T_DECODER "decoder" T_BASELINE "baseline" T_ESTIMATOR "estimator"
+%token T_DECODER "decoder" T_BASELINE "baseline" T_CONTROL "control" T_ESTIMATOR "estimator"
 %token T_TRAIN "train" T_RETURN "return" T_PARAM "param" T_PRIOR "prior"
 %token <num> T_NUMBER "number"
 %token <str> T_IDENT "identifier" T_STRING "string"
@@ -73,6 +73,7 @@ role
     : "encoder"   { $$ = NET_ENCODER; }
     | "decoder"   { $$ = NET_DECODER; }
     | "baseline"  { $$ = NET_BASELINE; }
+    | "control"   { $$ = NET_CONTROL; }
     | "prior"     { $$ = NET_PRIOR; }
     ;
 
@@ -168,6 +169,7 @@ arg
     : expr                { $$ = vae_build_arg(ps, NULL, $1, @1.first_line, @1.first_column); }
     | T_IDENT ':' expr    { $$ = vae_build_arg(ps, $1, $3, @1.first_line, @1.first_column); }
     | "baseline" ':' expr { $$ = vae_build_arg(ps, "baseline", $3, @1.first_line, @1.first_column); }
+    | "control" ':' expr  { $$ = vae_build_arg(ps, "control", $3, @1.first_line, @1.first_column); }
     ;
 
 %%

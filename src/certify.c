@@ -30,9 +30,13 @@ typedef void (*step_fn)(double *params, double *grads, double *arena, const doub
 
 enum { BATCH = 3 };
 
-typedef enum { MODEL_BERNOULLI, MODEL_CATEGORICAL, MODEL_LINEAR_GAUSSIAN, NMODELS } model_id;
+/* MODEL_BERNOULLI_CONTROL is MODEL_BERNOULLI with a control network (relax) declared last: its
+ * other parameters, its data and its reference row are MODEL_BERNOULLI's (base_model). */
+typedef enum { MODEL_BERNOULLI, MODEL_CATEGORICAL, MODEL_LINEAR_GAUSSIAN, MODEL_BERNOULLI_CONTROL, NMODELS } model_id;
 
-static const char *const MODEL_NAMES[NMODELS] = {"bernoulli 3+2", "categorical 3", "linear-gaussian"};
+static const char *const MODEL_NAMES[NMODELS] = {"bernoulli 3+2", "categorical 3", "linear-gaussian", "bernoulli 3+2, c"};
+
+static model_id base_model(model_id m) { return m == MODEL_BERNOULLI_CONTROL ? MODEL_BERNOULLI : m; }
 
 static const char *const MODEL_TEXTS[NMODELS] = {
     "model tiny\ndata x[6] : binary\n"
@@ -49,6 +53,13 @@ static const char *const MODEL_TEXTS[NMODELS] = {
     "model lg\ndata x[3] : real\nlatent z[2] ~ normal(0, 1)\n"
     "encoder q(z | x) { return normal(mean: dense(x, 2), logvar: param[2]) }\n"
     "decoder p(x | z) { return normal(mean: dense(z, 3), logvar: param[3]) }\n"
+    "estimator %s\n",
+    "model tiny\ndata x[6] : binary\n"
+    "latent z[3] ~ bernoulli(logits: param[3])\nlatent y[2] ~ bernoulli(0.5)\n"
+    "encoder q(z | x) { return bernoulli(logits: dense(x, 3)) }\n"
+    "encoder r(y | x) { return bernoulli(logits: dense(tanh(dense(x, 3)), 2)) }\n"
+    "decoder p(x | z, y) { h = tanh(dense(concat(z, y), 4))\n  return bernoulli(logits: dense(h, 6)) }\n"
+    "control c(z | y, x) { h = tanh(dense(concat(sigmoid(z), sigmoid(y), x), 5))\n  return dense(h, 1) }\n"
     "estimator %s\n"};
 
 /* One certificate. The reference of the variance column is reinforce on the same model. */
@@ -71,6 +82,8 @@ static const certificate CERTIFICATES[] = {
     {"elbo(z: disarm, y: arm, samples: 2)", MODEL_BERNOULLI, 0, NULL, NULL, 0},
     {"gumbel(temperature: 0.5)", MODEL_BERNOULLI, 1, NULL, NULL, 0},
     {"gumbel(temperature: 0.5, hard: true)", MODEL_BERNOULLI, 1, NULL, NULL, 0},
+    {"relax(control: c)", MODEL_BERNOULLI_CONTROL, 0, NULL, NULL, 0},
+    {"rebar(temperature: 0.5)", MODEL_BERNOULLI, 0, NULL, NULL, 0},
     {"reinforce", MODEL_CATEGORICAL, 0, NULL, NULL, 0},
     {"reinforce(samples: 2)", MODEL_CATEGORICAL, 0, NULL, NULL, 0},
     {"reinforce(samples: 2, baseline: loo)", MODEL_CATEGORICAL, 0, NULL, "reinforce(samples: 2)", 0},
@@ -152,6 +165,8 @@ static void draw(program *p, double *params, const double *x, uint64_t step) {
 }
 
 static int is_encoder(const vae_param *q) { return q->owner == NET_ENCODER; }
+/* A control network's gradient is that of the variance (relax), not an estimate of the objective's. */
+static int is_control(const vae_param *q) { return q->owner == NET_CONTROL; }
 
 /* ---------------------------------------------------------------- the models' parameters and exact gradients */
 
@@ -380,7 +395,9 @@ static void exact_gradient(model_id model, double *params, const double *x, long
         program exact;
         if (program_open(&exact, model, "analytic")) abort();
         draw(&exact, params, x, 0);
-        memcpy(out, exact.grads, (size_t)(n < exact.nparams ? n : exact.nparams) * sizeof(double)); /* nvil's statistics: 0 */
+        /* an estimator's own parameters (nvil's statistics, rebar's eta and temperature) come last: their exact
+           gradient is 0 */
+        memcpy(out, exact.grads, (size_t)(exact.nparams < n ? exact.nparams : n) * sizeof(double));
         program_close(&exact);
         return;
     }
@@ -434,6 +451,7 @@ static double encoder_variance(const program *p, const double *var) {
 }
 
 static void data_for(model_id model, double *x) {
+    model = base_model(model);
     int D = model == MODEL_BERNOULLI ? 6 : model == MODEL_CATEGORICAL ? 8 : 3;
     for (int i = 0; i < BATCH * D; i++) {
         double u = vr_uniform(77, (uint32_t)model, (uint64_t)i);
@@ -496,7 +514,7 @@ static int certify_one(const certificate *c, int R, result *out) {
     double *params = malloc((size_t)n * sizeof(double)), *exact = calloc((size_t)n, sizeof(double));
     double *mean = malloc((size_t)n * sizeof(double)), *var = malloc((size_t)n * sizeof(double)), x[BATCH * 8];
     if (!params || !exact || !mean || !var) abort();
-    for (long i = 0; i < n; i++) params[i] = vr_uniform(78, (uint32_t)c->model, (uint64_t)i) - 0.5;
+    for (long i = 0; i < n; i++) params[i] = vr_uniform(78, (uint32_t)base_model(c->model), (uint64_t)i) - 0.5;
     for (int t = 0; t < p.m->nparams; t++) /* running statistics (nvil's) at their start: none yet */
         for (long i = 0; p.m->params[t].state && i < p.m->params[t].size; i++) params[p.m->params[t].offset + i] = 0;
     data_for(c->model, x);
@@ -508,8 +526,12 @@ static int certify_one(const certificate *c, int R, result *out) {
     out->variance = encoder_variance(&p, var);
     if (paired) moments(&p, &ref, params, x, R, mean, var); /* the mean and spread of the difference */
     double off = 0, norm = 0;
+    char *control = calloc((size_t)n, 1);
+    if (!control) abort();
+    for (int t = 0; t < p.m->nparams; t++)
+        if (is_control(&p.m->params[t])) memset(control + p.m->params[t].offset, 1, (size_t)p.m->params[t].size);
     for (long i = 0; i < n; i++) {
-        if (!of_the_elbo(p.m, i)) continue;
+        if (control[i] || !of_the_elbo(p.m, i)) continue;
         double d = mean[i] - exact[i], z = coordinate_z(d, var[i], exact[i], R);
         if (fabs(d) > 1e-9 && z > out->zmax) out->zmax = z;
         off += d * d;
@@ -517,9 +539,10 @@ static int certify_one(const certificate *c, int R, result *out) {
     }
     if (paired) { /* the bias relative to the reference's mean gradient */
         moments(&ref, NULL, params, x, R, exact, var);
-        for (long i = 0; i < n; i++) norm += exact[i] * exact[i];
+        for (long i = 0; i < n; i++) norm += control[i] ? 0 : exact[i] * exact[i];
         program_close(&ref);
     }
+    free(control);
     out->bias = sqrt(off / norm);
     if (c->zero_at_posterior == POSTERIOR_LOGPX) {
         linear_gaussian_posterior(p.m, params);
@@ -648,7 +671,7 @@ int vaec_certify_main(int argc, char **argv) {
         for (size_t i = 0; i < NCERTIFICATES; i++) found |= selected(&CERTIFICATES[i], &names[k], 1);
         if (!found) {
             fprintf(stderr, "vaec certify: error: no certificate for estimator '%s' (certified: reinforce, uniform, "
-                            "arm, disarm, gumbel, nvil, sum_and_sample, reparam, iwae, vimco, exact, prior, rws, renyi, each with "
+                            "arm, disarm, gumbel, nvil, sum_and_sample, relax, rebar, reparam, iwae, vimco, exact, prior, rws, renyi, each with "
                             "the options of the table that vaec certify "
                             "prints; analytic is the exact reference)\n", names[k]);
             free(names);
@@ -674,11 +697,12 @@ int vaec_certify_main(int argc, char **argv) {
         }
         done[i] = 1;
         if (!strcmp(c->spec, "reinforce")) reference[c->model] = res[i].variance;
+        double ref = reference[base_model(c->model)];
         if (!wanted) continue;
         judge((int)i, res, done, zlim, &res[i]);
         failed |= res[i].failed;
         printf("%-38s %-16s %8.2f %8.4f %12.4g  %s\n", c->spec, MODEL_NAMES[c->model], res[i].zmax, res[i].bias,
-               reference[c->model] > 0 ? res[i].variance / reference[c->model] : NAN, res[i].why);
+               ref > 0 ? res[i].variance / ref : NAN, res[i].why);
         fflush(stdout);
     }
     free(names);

@@ -13,14 +13,14 @@
 (defcustom vae-indent-offset 4 "Indentation of a network's body." :type 'integer :group 'vae)
 
 (defconst vae-keywords
-  '("model" "data" "latent" "encoder" "decoder" "baseline" "estimator" "train" "return" "param" "prior"))
+  '("model" "data" "latent" "encoder" "decoder" "baseline" "control" "estimator" "train" "return" "param" "prior"))
 (defconst vae-types '("binary" "real" "label" "dynamic"))
 (defconst vae-functions
   '("dense" "conv2d" "conv_transpose2d" "flatten" "reshape" "concat" "onehot"
     "relu" "tanh" "sigmoid" "softplus" "elu" "exp" "leaky_relu"))
 (defconst vae-distributions '("normal" "bernoulli" "categorical"))
 (defconst vae-estimators
-  '("analytic" "uniform" "reinforce" "reparam" "iwae" "exact" "vimco" "gumbel" "arm" "disarm" "renyi" "rws" "elbo"))
+  '("analytic" "uniform" "reinforce" "reparam" "iwae" "exact" "vimco" "gumbel" "arm" "disarm" "renyi" "rws" "nvil" "sum_and_sample" "relax" "rebar" "elbo"))
 (defconst vae-constants '("true" "false" "loo" "dreg" "adam" "sgd"))
 
 (defconst vae-font-lock-keywords

@@ -5,12 +5,12 @@ if exists("b:current_syntax")
   finish
 endif
 
-syn keyword vaeKeyword model data latent encoder decoder baseline estimator train return param prior
+syn keyword vaeKeyword model data latent encoder decoder baseline control estimator train return param prior
 syn keyword vaeType binary real label dynamic
 syn keyword vaeFunction dense conv2d conv_transpose2d flatten reshape concat onehot
 syn keyword vaeFunction relu tanh sigmoid softplus elu exp leaky_relu
 syn keyword vaeDistribution normal bernoulli categorical
-syn keyword vaeEstimator analytic uniform reinforce reparam iwae exact vimco gumbel arm disarm renyi rws elbo
+syn keyword vaeEstimator analytic uniform reinforce reparam iwae exact vimco gumbel arm disarm renyi rws nvil sum_and_sample relax rebar elbo
 syn keyword vaeConstant true false loo dreg adam sgd
 syn match vaeNumber "\<\d\+\(\.\d*\)\=\([eE][+-]\=\d\+\)\=\>"
 syn match vaeNumber "\.\d\+\([eE][+-]\=\d\+\)\=\>"
