@@ -12,7 +12,8 @@ for c in $commands; do
     grep -q "^\.B $c " "$work/page" || fail "vaec.1 has no entry for the command '$c'"
 done
 options=$(grep -ho '"-[-a-z][a-z-]*"' "$top_srcdir/src/vaec.c" "$top_srcdir/src/picture_commands.c" \
-    "$top_srcdir/src/latent_commands.c" "$top_srcdir/src/runs.c" "$top_srcdir/src/fmt.c" "$top_srcdir/src/certify.c" |
+    "$top_srcdir/src/latent_commands.c" "$top_srcdir/src/runs.c" "$top_srcdir/src/fmt.c" "$top_srcdir/src/certify.c" \
+    "$top_srcdir/runtime/options.c" |
     tr -d '"' | sort -u)
 [ "$(echo "$options" | wc -w)" -ge 20 ] || fail "found only these options in the sources: $options"
 for o in $options; do
