@@ -113,6 +113,7 @@ static int add_param(checker *c, vae_loc loc, const char *name, shape s, float b
     p->offset = m->param_floats;
     p->init_bound = bound;
     p->owner = c->owner;
+    p->net = c->net;
     m->param_floats += p->size;
     return m->nparams - 1;
 }
