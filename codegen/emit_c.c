@@ -1071,6 +1071,23 @@ static void print_kernel_helpers(FILE *c, g_graph *const *gs, int n) {
     fputc('\n', c);
 }
 
+/* The per-network optimisers (`optimizer prior = ...`) and each tensor's, for vr_options;
+ * nothing when there are none (the trainer's text tests VAE_OPTIM_GROUPS). */
+static void print_optim_groups(FILE *c, const vae_model *m) {
+    const vae_train_settings *t = &m->train;
+    if (!t->ngroups) return;
+    fprintf(c, "#define VAE_OPTIM_GROUPS %d\nstatic const vr_optim_group vae_optim_groups[] = {\n", t->ngroups);
+    for (int g = 0; g < t->ngroups; g++) {
+        fputs("    {", c);
+        print_string(c, t->groups[g].target);
+        fprintf(c, ", %s, %.17g, %.17g},\n", t->groups[g].optimizer == OPT_ADAM ? "VR_ADAM" : "VR_SGD", t->groups[g].lr,
+                t->groups[g].momentum);
+    }
+    fputs("};\nstatic const int vae_tensor_group[] = {", c);
+    for (int i = 0; i < m->nparams; i++) fprintf(c, "%s%d", i ? ", " : "", m->params[i].group);
+    fputs("};\n\n", c);
+}
+
 /* The train block's settings, as the emitted trainer's defaults for its command line. */
 static void print_defaults(FILE *c, const vae_model *m, int shards, const char *provenance) {
     const vae_train_settings *t = &m->train;
@@ -1106,6 +1123,7 @@ static void print_defaults(FILE *c, const vae_model *m, int shards, const char *
             t->validation, t->clip, t->lr_warmup_steps, t->lr_step_epochs, t->lr_step_factor, t->lr_cosine_epochs,
             t->lr_min);
     print_option_ranges(c);
+    print_optim_groups(c, m);
 }
 
 int vae_emit_c(const vae_unit *u, const vae_build_opts *o, const char *source_path, FILE *c, FILE *h,

@@ -127,6 +127,12 @@ ast_assign *vae_build_assign(struct vae_parse_state *ps, ast_assign *list, const
     return list;
 }
 
+void vae_build_target(struct vae_parse_state *ps, ast_assign *list, const char *target, vae_loc loc) {
+    (void)ps;
+    list->last->target = target;
+    list->last->target_loc = loc;
+}
+
 void vae_build_dim(struct vae_parse_state *ps, ast_shape *shape, double value, int is_int, vae_loc loc) {
     if (!is_int || value < 1 || value > 1e8) {
         vae_error(ps->src, loc, "a dimension must be a positive integer, at most 100000000");
@@ -326,7 +332,7 @@ void ast_dump(FILE *out, const ast_model *m) {
     for (const ast_train *t = m->trains; t; t = t->next) {
         fputs("  train\n", out);
         for (const ast_assign *a = t->settings; a; a = a->next) {
-            fprintf(out, "    %s = ", a->name);
+            fprintf(out, a->target ? "    %s %s = " : "    %s = ", a->name, a->target);
             ast_dump_expr(out, a->value);
             fputc('\n', out);
         }

@@ -100,6 +100,8 @@ typedef struct ast_assign {
     const char *name;
     ast_expr *value;
     vae_loc loc;
+    const char *target;  /* train settings: the networks it is for (`optimizer prior = ...`); NULL: all */
+    vae_loc target_loc;
     struct ast_assign *next, *last;
 } ast_assign;
 

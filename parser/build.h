@@ -21,6 +21,8 @@ void vae_build_train(struct vae_parse_state *ps, ast_assign *settings, vae_loc l
 ast_name *vae_build_name(struct vae_parse_state *ps, ast_name *list, const char *name, vae_loc loc);
 ast_assign *vae_build_assign(struct vae_parse_state *ps, ast_assign *list, const char *name,
                              ast_expr *value, vae_loc loc);
+/* Names the networks the list's last setting is for (`optimizer prior = ...`). */
+void vae_build_target(struct vae_parse_state *ps, ast_assign *list, const char *target, vae_loc loc);
 void vae_build_dim(struct vae_parse_state *ps, ast_shape *shape, double value, int is_int, vae_loc loc);
 ast_expr *vae_build_binop(struct vae_parse_state *ps, char op, ast_expr *l, ast_expr *r, vae_loc loc);
 ast_expr *vae_build_neg(struct vae_parse_state *ps, ast_expr *e, vae_loc loc);

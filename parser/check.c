@@ -92,6 +92,7 @@ static void check_network(checker *c, const ast_network *n) {
     c->env = NULL;
     c->prefix = net_prefix(m, n);
     c->owner = (int)n->role;
+    c->net = n;
     const char *out = n->output->name;
     shape data_shape = m->data && m->data_dim ? chk_shape_of_ast(&m->data->shape) : UNKNOWN;
     switch (n->role) {
@@ -221,6 +222,97 @@ static void check_label_settings(checker *c, const ast_train *t) {
     }
 }
 
+/* ---------------------------------------------------------------- optimisers */
+
+#define DEFAULT_LR 1e-3 /* the train block's, and a per-network optimizer's without lr */
+
+/* adam(lr: F) or sgd(lr: F, momentum: F) into *kind, *lr and *momentum (each left where the
+ * call does not give it); 0 when refused (said). */
+static int check_optimizer(checker *c, const ast_expr *v, vae_optimizer_kind *kind, double *lr, double *momentum) {
+    if (v->kind != AST_CALL || (strcmp(v->str, "adam") && strcmp(v->str, "sgd"))) {
+        ERR(v->loc, "'optimizer' is adam(lr: F) or sgd(lr: F, momentum: F)");
+        return 0;
+    }
+    int adam = strcmp(v->str, "adam") == 0;
+    *kind = adam ? OPT_ADAM : OPT_SGD;
+    static const char *const adam_opts[] = {"lr", NULL}, *const sgd_opts[] = {"lr", "momentum", NULL};
+    if (!chk_only_named(c, v, adam ? adam_opts : sgd_opts, "as an optimizer")) return 0;
+    const ast_arg *l = chk_named(v, "lr"), *mom = chk_named(v, "momentum");
+    double num;
+    if (l && chk_setting_value(c, l->loc, "lr", l->value, &num)) *lr = num;
+    if (mom && chk_setting_value(c, mom->loc, "momentum", mom->value, &num)) *momentum = num;
+    return 1;
+}
+
+static void print_optimizer(FILE *out, vae_optimizer_kind kind, double lr, double momentum) {
+    if (kind == OPT_ADAM) fprintf(out, "adam(lr: %g)", lr);
+    else fprintf(out, "sgd(lr: %g, momentum: %g)", lr, momentum);
+}
+
+static const ast_net_role ROLES[] = {NET_ENCODER, NET_DECODER, NET_BASELINE, NET_PRIOR};
+
+/* How closely `target` names parameter p's networks: 2 its network's name, 1 its role
+ * (prior: also a prior's own parameters), 0 not at all.  The closest line wins. */
+static int target_match(const vae_param *p, const char *target) {
+    if (p->net && strcmp(p->net->name, target) == 0) return 2;
+    return strcmp(ast_role_name(p->owner < 0 ? NET_PRIOR : (ast_net_role)p->owner), target) == 0;
+}
+
+/* The networks a model has, in words ("q, p"), for an unknown target's message. */
+static const char *network_names(checker *c) {
+    const char *list = "";
+    for (const ast_network *n = c->m->ast->networks; n; n = n->next)
+        list = vae_pool_printf(c->pool, "%s%s%s", list, *list ? ", " : "", n->name);
+    return list;
+}
+
+/* `optimizer TARGET = ...`: a known target with parameters, set once. */
+static void check_group(checker *c, const ast_assign *a) {
+    vae_train_settings *s = &c->m->train;
+    if (strcmp(a->name, "optimizer") != 0) {
+        ERR(a->target_loc, "only 'optimizer' is set per network; '%s' applies to the whole model (write %s = ...)",
+            a->name, a->name);
+        return;
+    }
+    int known = 0, params = 0;
+    for (size_t r = 0; r < sizeof ROLES / sizeof *ROLES; r++) known |= strcmp(ast_role_name(ROLES[r]), a->target) == 0;
+    for (const ast_network *n = c->m->ast->networks; n; n = n->next) known |= strcmp(n->name, a->target) == 0;
+    for (int i = 0; i < c->m->nparams; i++) params += target_match(&c->m->params[i], a->target) > 0;
+    for (int g = 0; g < s->ngroups; g++)
+        if (strcmp(s->groups[g].target, a->target) == 0) {
+            ERR(a->target_loc, "the optimizer of '%s' is set twice", a->target);
+            return;
+        }
+    if (!known)
+        ERR(a->target_loc, "unknown network '%s' (expected prior, encoder, decoder, baseline or a network's name: %s)",
+            a->target, network_names(c));
+    else if (!params)
+        ERR(a->target_loc, "'%s' has no learned parameters to optimise (vaec check lists them)", a->target);
+    else if (s->ngroups == VAE_MAX_OPTIM_GROUPS)
+        ERR(a->target_loc, "too many per-network optimizers (at most %d)", VAE_MAX_OPTIM_GROUPS);
+    else {
+        vae_optim_group *g = &s->groups[s->ngroups];
+        *g = (vae_optim_group){.target = a->target, .optimizer = OPT_ADAM, .lr = DEFAULT_LR, .loc = a->target_loc};
+        if (check_optimizer(c, a->value, &g->optimizer, &g->lr, &g->momentum)) s->ngroups++;
+    }
+}
+
+/* Each parameter's optimiser: the group whose target names it most closely, or the default. */
+static void assign_groups(vae_model *m) {
+    for (int i = 0; i < m->nparams; i++) {
+        vae_param *p = &m->params[i];
+        int best = 0;
+        p->group = 0;
+        for (int g = 0; g < m->train.ngroups; g++) {
+            int match = target_match(p, m->train.groups[g].target);
+            if (match > best) {
+                best = match;
+                p->group = g + 1;
+            }
+        }
+    }
+}
+
 /* validation, clip and the learning rate's schedule: 1 when `a` is one of them (checked). */
 static int check_run_setting(checker *c, const ast_assign *a, vae_train_settings *s) {
     static const char *const NAMES[] = {"validation", "clip", "lr_warmup_steps", "lr_step_epochs", "lr_step_factor",
@@ -248,6 +340,10 @@ static void check_train(checker *c, const ast_train *t) {
     vae_train_settings *s = &c->m->train;
     const ast_assign *shards = NULL;
     for (const ast_assign *a = t->settings; a; a = a->next) {
+        if (a->target) {
+            check_group(c, a);
+            continue;
+        }
         if (strcmp(a->name, "shards") == 0) shards = a;
         const ast_expr *v = a->value;
         double num;
@@ -280,17 +376,7 @@ static void check_train(checker *c, const ast_train *t) {
         } else if (check_run_setting(c, a, s)) {
             continue; /* checked there */
         } else if (strcmp(a->name, "optimizer") == 0) {
-            if (v->kind != AST_CALL || (strcmp(v->str, "adam") && strcmp(v->str, "sgd"))) {
-                ERR(v->loc, "'optimizer' is adam(lr: F) or sgd(lr: F, momentum: F)");
-                continue;
-            }
-            int adam = strcmp(v->str, "adam") == 0;
-            s->optimizer = adam ? OPT_ADAM : OPT_SGD;
-            static const char *const adam_opts[] = {"lr", NULL}, *const sgd_opts[] = {"lr", "momentum", NULL};
-            if (!chk_only_named(c, v, adam ? adam_opts : sgd_opts, "as an optimizer")) continue;
-            const ast_arg *lr = chk_named(v, "lr"), *mom = chk_named(v, "momentum");
-            if (lr && chk_setting_value(c, lr->loc, "lr", lr->value, &num)) s->lr = num;
-            if (mom && chk_setting_value(c, mom->loc, "momentum", mom->value, &num)) s->momentum = num;
+            check_optimizer(c, v, &s->optimizer, &s->lr, &s->momentum);
         } else {
             ERR(a->loc, "unknown train setting '%s' (expected data, test, optimizer, batch, epochs, seed, warmup, shards, "
                         "validation, clip, lr_warmup_steps, lr_step_epochs, lr_step_factor, lr_cosine_epochs or lr_min)",
@@ -301,6 +387,7 @@ static void check_train(checker *c, const ast_train *t) {
         ERR(shards->value->loc, "batch %d is not a multiple of shards %d: every shard has the same number of examples",
             s->batch, s->shards);
     check_label_settings(c, t);
+    assign_groups(c->m);
 }
 
 /* ---------------------------------------------------------------- the model */
@@ -417,7 +504,7 @@ int vae_check(vae_source *src, ast_model *ast, vae_model *m) {
     m->ast = ast;
     m->name = ast->name;
     m->train.optimizer = OPT_ADAM;
-    m->train.lr = 1e-3;
+    m->train.lr = DEFAULT_LR;
     m->train.batch = 128;
     m->train.epochs = 10;
     m->train.shards = 1;
@@ -621,8 +708,18 @@ void vae_print_summary(FILE *out, const vae_model *m) {
     fprintf(out, "  parameters %ld in %d tensors\n", m->param_floats, m->nparams);
     for (int i = 0; i < m->nparams; i++) {
         const vae_param *p = &m->params[i];
-        fprintf(out, "    %-28s [", p->name);
-        for (int d = 0; d < p->ndims; d++) fprintf(out, "%s%d", d ? ", " : "", p->dims[d]);
-        fprintf(out, "]\n");
+        char dims[96];
+        int n = snprintf(dims, sizeof dims, "[");
+        for (int d = 0; d < p->ndims; d++) n += snprintf(dims + n, sizeof dims - (size_t)n, "%s%d", d ? ", " : "", p->dims[d]);
+        snprintf(dims + n, sizeof dims - (size_t)n, "]");
+        if (!m->train.ngroups) { /* one optimiser: the list as it always was */
+            fprintf(out, "    %-28s %s\n", p->name, dims);
+            continue;
+        }
+        const vae_optim_group *g = p->group ? &m->train.groups[p->group - 1] : NULL;
+        fprintf(out, "    %-28s %-14s ", p->name, dims);
+        print_optimizer(out, g ? g->optimizer : m->train.optimizer, g ? g->lr : m->train.lr,
+                        g ? g->momentum : m->train.momentum);
+        fprintf(out, g ? " (optimizer %s)\n" : "\n", g ? g->target : "");
     }
 }

@@ -280,6 +280,7 @@ void chk_prior(checker *c, vae_latent *l) {
     for (const ast_arg *a = e->args; a; a = a->next) npos += a->name == NULL;
     c->prefix = "prior";
     c->owner = -1;
+    c->net = NULL;
     c->target = l->name;
     if (strcmp(e->str, "normal") == 0)
         chk_normal_prior(c, l, s, npos);

@@ -113,6 +113,7 @@ int chk_add_param(checker *c, vae_loc loc, const char *name, shape s, float boun
     p->offset = m->param_floats;
     p->init_bound = bound;
     p->owner = c->owner;
+    p->net = c->net;
     m->param_floats += p->size;
     return m->nparams - 1;
 }

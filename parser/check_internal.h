@@ -34,6 +34,7 @@ typedef struct {
     const char *prefix;     /* parameter names start with it: "encoder" */
     const char *target;     /* the variable being assigned, or the argument name */
     int owner;              /* the role of the network being checked, -1 for priors */
+    const ast_network *net; /* the network being checked, NULL for priors */
     binding *env;
     /* How many parameters have taken each base name, for encoder.h#2. */
     struct used_name { const char *base; int count; struct used_name *next; } *used;

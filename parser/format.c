@@ -45,6 +45,7 @@ typedef struct {
     int nlines, cap;
     int brace, depth; /* inside a block; parentheses and brackets open */
     int prev;         /* the last token placed (not a comment), -1 before the first */
+    int stmt;         /* the token that started the last statement in a block, -1 before one */
     int last_kind, last_line; /* the last item placed, token or comment, and its source line */
     int break_next;   /* a comment ended the line, or a block opened: the next item starts a line */
 } fmt_state;
@@ -129,6 +130,11 @@ static int next_token(const fmt_state *s, int i) {
     return i;
 }
 
+/* A setting's target: a network's name or a role (parser.y setting_target). */
+static int is_target(int kind) {
+    return kind == T_IDENT || kind == T_PRIOR || kind == T_ENCODER || kind == T_DECODER || kind == T_BASELINE;
+}
+
 /* The indentation of token i when it starts a declaration or a statement (or closes
  * a block), which always begin a line; -1 when it continues one. */
 static int statement_indent(const fmt_state *s, int i) {
@@ -141,8 +147,14 @@ static int statement_indent(const fmt_state *s, int i) {
         case T_PRIOR: return s->prev >= 0 && s->it[s->prev].kind == T_ESTIMATOR ? -1 : 0; /* `estimator prior` */
         default: return -1;
         }
-    int j = next_token(s, i);
-    if (kind == T_RETURN || ((kind == T_IDENT || kind == T_DATA) && j < s->n && s->it[j].kind == '=')) return INDENT;
+    if (kind == T_RETURN) return INDENT;
+    if (kind != T_IDENT && kind != T_DATA) return -1;
+    int j = next_token(s, i), k = j < s->n ? next_token(s, j) : s->n;
+    if (j < s->n && s->it[j].kind == '=') /* a name, or the target of `optimizer prior = ...` */
+        return s->prev >= 0 && s->prev == s->stmt ? -1 : INDENT;
+    int after_operand = s->prev < 0 || s->it[s->prev].kind == '{' || ends_operand(s->it[s->prev].kind);
+    if (kind == T_IDENT && after_operand && j < s->n && is_target(s->it[j].kind) && k < s->n && s->it[k].kind == '=')
+        return INDENT; /* `optimizer prior = ...`: an operand cannot be followed by another, so a setting starts */
     return -1;
 }
 
@@ -194,6 +206,7 @@ static int space_between(const fmt_state *s, const fmt_item *prev, const fmt_ite
 static void place_token(fmt_state *s, int i) {
     const fmt_item *t = &s->it[i];
     int indent = statement_indent(s, i);
+    if (indent == INDENT) s->stmt = i;
     int empty_block = t->kind == '}' && s->last_kind == '{'; /* `train {}` */
     if (empty_block) append(&s->lines[s->nlines - 1], "}", 1);
     else if (indent >= 0 || s->break_next || s->nlines == 0) {
@@ -255,7 +268,7 @@ static void render(FILE *out, const fmt_line *lines, int n) {
 }
 
 static char *layout(const fmt_item *items, int n, size_t *len) {
-    fmt_state s = {.it = items, .n = n, .prev = -1};
+    fmt_state s = {.it = items, .n = n, .prev = -1, .stmt = -1};
     for (int i = 0; i < n; i++) {
         if (items[i].kind == FMT_COMMENT) place_comment(&s, i);
         else place_token(&s, i);

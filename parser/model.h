@@ -95,10 +95,24 @@ typedef struct {
 
 typedef enum { OPT_ADAM, OPT_SGD } vae_optimizer_kind;
 
+/* `optimizer TARGET = ...`: the optimiser of some networks' parameters (the rest follow the
+ * train block's `optimizer`).  TARGET is a network's name or a role (prior, encoder, decoder,
+ * baseline); a network's own line wins over its role's. */
+typedef struct {
+    const char *target;
+    vae_optimizer_kind optimizer;
+    double lr, momentum;
+    vae_loc loc;
+} vae_optim_group;
+
+#define VAE_MAX_OPTIM_GROUPS 16
+
 typedef struct {
     const char *data, *test;      /* data sources; NULL when not set */
     vae_optimizer_kind optimizer;
     double lr, momentum;
+    int ngroups;                  /* per-network optimisers (0: every parameter follows the one above) */
+    vae_optim_group groups[VAE_MAX_OPTIM_GROUPS];
     int batch, epochs;
     unsigned long long seed;
     double warmup;                /* epochs of KL warm-up (0: none) */
@@ -129,6 +143,8 @@ typedef struct {
     int state;        /* running statistics (nvil's), not trained: the training step writes their next value
                          where a gradient would go, and the driver copies it in after the update; state
                          tensors are the last of the parameter buffer (vr_program.state_floats) */
+    const struct ast_network *net; /* that network; NULL: a prior's own parameter (`param[K]` after `~`) */
+    int group;        /* its optimiser: 0 the train block's `optimizer`, g + 1 train.groups[g] */
 } vae_param;
 
 #define VAE_MAX_PARAMS 256

@@ -44,6 +44,7 @@ static void yyerror(YYLTYPE *loc, void *scanner, struct vae_parse_state *ps, con
 %type <name> names opt_given
 %type <shape> shape dims opt_shape
 %type <role> role
+%type <str> setting_target
 %type <block> block
 
 %%
@@ -102,11 +103,23 @@ assigns
     | assigns T_IDENT '=' expr      { $$ = vae_build_assign(ps, $1, $2, $4, L(@2)); }
     ;
 
-/* The train block's names are plain words, `data` among them (a keyword elsewhere). */
+/* The train block's names are plain words, `data` among them (a keyword elsewhere).  A
+ * setting may name the networks it is for: `optimizer prior = sgd(lr: 1e-2)`. */
 settings
     : %empty                           { $$ = NULL; }
     | settings T_IDENT '=' expr        { $$ = vae_build_assign(ps, $1, $2, $4, L(@2)); }
     | settings "data" '=' expr         { $$ = vae_build_assign(ps, $1, "data", $4, L(@2)); }
+    | settings T_IDENT setting_target '=' expr
+          { $$ = vae_build_assign(ps, $1, $2, $5, L(@2)); vae_build_target(ps, $$, $3, L(@3)); }
+    ;
+
+/* a network's name, or a role: every network of it (prior: also the priors' own parameters) */
+setting_target
+    : T_IDENT      { $$ = $1; }
+    | "prior"      { $$ = "prior"; }
+    | "encoder"    { $$ = "encoder"; }
+    | "decoder"    { $$ = "decoder"; }
+    | "baseline"   { $$ = "baseline"; }
     ;
 
 opt_args

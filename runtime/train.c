@@ -479,11 +479,27 @@ const char *vr_shortest(char *buf, size_t len, double v) {
     return buf;
 }
 
+/* A line per per-network optimiser: its settings and how many tensors and values follow it. */
+static size_t group_settings(char *buf, size_t len, const vr_program *p, const vr_options *o) {
+    size_t n = 0;
+    for (int g = 0; g < o->ngroups && n < len; g++) {
+        const vr_optim_group *q = &o->groups[g];
+        long tensors = 0, values = 0;
+        for (int i = 0; i < p->ntensors; i++)
+            if (o->tensor_group && o->tensor_group[i] == g + 1) tensors++, values += p->tensors[i].size;
+        char target[128];
+        n += (size_t)snprintf(buf + n, len - n, "# optimizer %s = %s, lr %.17g, momentum %.17g (%ld tensors, %ld values)\n",
+                              one_line(target, sizeof target, q->target), q->optimizer == VR_ADAM ? "adam" : "sgd",
+                              q->lr, q->momentum, tensors, values);
+    }
+    return n < len ? n : len;
+}
+
 /* Their lines, where they are not at their default (shards: log_settings). */
-static void optional_settings(char *buf, size_t len, const vr_options *o) {
+static void optional_settings(char *buf, size_t len, const vr_program *p, const vr_options *o) {
     const vr_lr_schedule *s = &o->schedule;
     char a[32], b[32];
-    size_t n = 0;
+    size_t n = group_settings(buf, len, p, o);
     if (o->validation > 0) n += (size_t)snprintf(buf + n, len - n, "# validation = %d\n", o->validation);
     if (o->clip > 0 && n < len) n += (size_t)snprintf(buf + n, len - n, "# clip = %s\n", vr_shortest(a, sizeof a, o->clip));
     if (s->warmup_steps > 0 && n < len) n += (size_t)snprintf(buf + n, len - n, "# lr warmup steps = %ld\n", s->warmup_steps);
@@ -517,7 +533,7 @@ static void log_settings(char *buf, size_t len, const vr_program *p, const vr_op
         snprintf(buf + at, len - at, "# labels = %s\n# labelled = %ld\n", one_line(labels, sizeof labels, o->labels),
                  o->labelled);
     }
-    optional_settings(buf + strlen(buf), len - strlen(buf), o);
+    optional_settings(buf + strlen(buf), len - strlen(buf), p, o);
 }
 
 /* Chooses and creates the folder, writes log.csv's header whole (which also
@@ -576,6 +592,8 @@ typedef struct {
     float *local_values; /* this process's part of values, exchanged (with processes) */
     double gather_seconds; /* this epoch's seconds in allgather */
     vr_adam adam;
+    struct opt_segment { size_t off, n; int group; } *segs; /* runs of tensors with one optimiser, in order */
+    int nsegs;
     long step;         /* steps taken (updates made) */
     int start_epoch;   /* the epochs already done: 0, or the resumed checkpoint's */
     double compute;    /* this epoch's seconds in steps */
@@ -1079,6 +1097,8 @@ static void sharded_gradient(trainer *t, const block_source *src, int b, vr_ctx 
     for (size_t i = 0; i < t->P; i++) t->grads[i] = sum[i] / (float)S;
 }
 
+static void optimizer_segments(trainer *t);
+
 static int trainer_open(trainer *t, const vr_program *p, const vr_options *o, char *err, size_t errlen) {
     memset(t, 0, sizeof *t);
     t->p = p;
@@ -1108,6 +1128,7 @@ static int trainer_open(trainer *t, const vr_program *p, const vr_options *o, ch
     shards_open(t);
     vr_init_params(p, t->params, o->seed);
     t->adam = (vr_adam){(float)o->lr, 0.9f, 0.999f, 1e-8f};
+    optimizer_segments(t);
     if (t->rank == 0) rc = o->resume_dir ? run_files_resume(t, err, errlen) : run_files_open(&t->files, p, o, t->n, err, errlen);
     return t->comm ? share_start(t, rc, err) : rc;
 }
@@ -1118,6 +1139,7 @@ static void trainer_close(trainer *t) {
     free(t->grads);
     free(t->m);
     free(t->v);
+    free(t->segs);
     free(t->arena);
     free(t->x);
     free(t->order);
@@ -1260,6 +1282,41 @@ double vr_clip_norm(float *g, size_t n, double max_norm) {
     return norm;
 }
 
+/* The runs of consecutive tensors that share an optimiser (one run without per-network ones); the
+ * state tensors after the trained ones (nvil's running statistics) are in none. */
+static void optimizer_segments(trainer *t) {
+    const vr_program *p = t->p;
+    const vr_options *o = t->o;
+    t->segs = xcalloc((size_t)p->ntensors + 1, sizeof *t->segs);
+    t->nsegs = 0;
+    size_t off = 0, trained = (size_t)vr_trained_floats(p);
+    for (int i = 0; i < p->ntensors && off < trained; i++) {
+        int g = o->ngroups > 0 && o->tensor_group ? o->tensor_group[i] : 0;
+        if (t->nsegs == 0 || t->segs[t->nsegs - 1].group != g) t->segs[t->nsegs++] = (struct opt_segment){off, 0, g};
+        t->segs[t->nsegs - 1].n += (size_t)p->tensors[i].size;
+        off += (size_t)p->tensors[i].size;
+    }
+}
+
+/* The update after the step's gradient: each run of tensors by its optimiser.  `lr` is the
+ * default's learning rate at this step; a group's is its own lr times the schedule's factor
+ * (lr / o->lr).  Both optimisers work element by element, so cutting the buffer into runs
+ * changes no bit. */
+static void update(trainer *t, double lr) {
+    const vr_options *o = t->o;
+    for (int i = 0; i < t->nsegs; i++) {
+        const struct opt_segment *s = &t->segs[i];
+        const vr_optim_group *g = s->group > 0 ? &o->groups[s->group - 1] : NULL;
+        vr_optimizer kind = g ? g->optimizer : o->optimizer;
+        double at = g ? g->lr * (lr / o->lr) : lr, momentum = g ? g->momentum : o->momentum;
+        t->adam.lr = (float)at;
+        if (kind == VR_ADAM)
+            vr_adam_f32(t->params + s->off, t->grads + s->off, t->m + s->off, t->v + s->off, s->n, &t->adam, t->step);
+        else /* the velocity lives in m */
+            vr_sgd_f32(t->params + s->off, t->grads + s->off, t->m + s->off, s->n, (float)at, (float)momentum);
+    }
+}
+
 /* Between the gradient and the update (see the top of this section).  Sets
  * *value to the step's mean objective; 0, or 1 after reporting a fault.  The
  * gradient is not scanned here: a pass over it costs as much as Adam's (4% of
@@ -1305,13 +1362,8 @@ static int train_step(trainer *t, int epoch, int b, double *kl_in_force, double 
     if (before_update(t, epoch, b, value)) return 1;
     double lr = vr_lr_at(o, t->step, t->nbatches); /* o->lr itself without a schedule */
     t->step++;
-    t->adam.lr = (float)lr;
-    size_t trained = (size_t)vr_trained_floats(p);
-    if (o->optimizer == VR_ADAM)
-        vr_adam_f32(t->params, t->grads, t->m, t->v, trained, &t->adam, t->step);
-    else
-        vr_sgd_f32(t->params, t->grads, t->m, trained, (float)lr, (float)o->momentum);
-    vr_keep_state(p, t->params, t->grads);
+    update(t, lr);
+    vr_keep_state(p, t->params, t->grads); /* nvil's running statistics: their next values, not an update */
     t->compute += now() - c0;
     return 0;
 }
@@ -1446,7 +1498,10 @@ int vr_train(const vr_program *p, const vr_options *o) {
                t.semi.nunl - t.nbatches * (B - t.semi.Bl));
     else if (t.n > t.nbatches * B)
         printf(" (%d left out, others each epoch)", t.n - t.nbatches * B);
-    printf(", %d epoch%s, %s lr %g\n", o->epochs, plural(o->epochs), o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr);
+    printf(", %d epoch%s, %s lr %g", o->epochs, plural(o->epochs), o->optimizer == VR_ADAM ? "adam" : "sgd", o->lr);
+    for (int g = 0; g < o->ngroups; g++)
+        printf("; %s: %s lr %g", o->groups[g].target, o->groups[g].optimizer == VR_ADAM ? "adam" : "sgd", o->groups[g].lr);
+    putchar('\n');
     if (shard_count(o) > 1 || t.comm)
         printf("each batch in %d shard%s of %d, summed in a fixed tree; %d process%s\n", shard_count(o),
                plural(shard_count(o)), p->train.batch, t.comm ? t.comm->size : 1, t.comm ? "es" : "");

@@ -61,6 +61,7 @@ static int given(const run_header_in *in, const char *option) {
 static int in_model(const struct vae_model *m, const char *name) {
     const ast_train *t = m->ast ? m->ast->trains : NULL;
     for (const ast_assign *a = t ? t->settings : NULL; a; a = a->next) {
+        if (a->target) continue; /* `optimizer prior = ...`: add_groups */
         if (strcmp(a->name, name) == 0) return 1;
         if (strcmp(a->name, "optimizer") == 0 && a->value->kind == AST_CALL)
             for (const ast_arg *g = a->value->args; g; g = g->next)
@@ -93,6 +94,14 @@ static void add_settings(text *t, const run_header_in *in) {
     add_text(t, in, "optimizer", NULL, o->optimizer == VR_ADAM ? "adam" : "sgd");
     add_number(t, in, "lr", "--lr", o->lr);
     if (o->optimizer == VR_SGD) add_number(t, in, "momentum", NULL, o->momentum);
+    for (int g = 0; g < o->ngroups; g++) { /* only a model sets them */
+        const vr_optim_group *q = &o->groups[g];
+        char lr[32], mom[32];
+        vr_shortest(lr, sizeof lr, q->lr);
+        vr_shortest(mom, sizeof mom, q->momentum);
+        if (q->optimizer == VR_ADAM) add(t, "# setting optimizer %s = adam(lr: %s) (model file)\n", q->target, lr);
+        else add(t, "# setting optimizer %s = sgd(lr: %s, momentum: %s) (model file)\n", q->target, lr, mom);
+    }
     add_number(t, in, "batch", "--batch", o->batch);
     add_number(t, in, "epochs", "--epochs", o->epochs);
     add_number(t, in, "seed", "--seed", (double)o->seed);

@@ -180,6 +180,8 @@ typedef struct {
     const char *estimator; /* --estimator: the model's estimator replaced (check, train, eval, emit-*) */
     int repeats;
     int shards; /* 0: the train block's */
+    vr_optim_group groups[VAE_MAX_OPTIM_GROUPS]; /* the model's per-network optimisers (run.groups) */
+    int tensor_group[VAE_MAX_PARAMS];            /* run.tensor_group */
     vae_jit_mode jit;
     int argc; /* the whole command line, for log.csv's header */
     char **argv;
@@ -360,6 +362,13 @@ static void resolve(cli *c, const vae_model *m) {
     if (!c->shards) c->shards = t->shards > 0 ? t->shards : 1;
     c->run.optimizer = t->optimizer == OPT_ADAM ? VR_ADAM : VR_SGD;
     c->run.momentum = t->momentum;
+    for (int g = 0; g < t->ngroups; g++) /* --lr sets the default's alone */
+        c->groups[g] = (vr_optim_group){t->groups[g].target, t->groups[g].optimizer == OPT_ADAM ? VR_ADAM : VR_SGD,
+                                        t->groups[g].lr, t->groups[g].momentum};
+    for (int i = 0; i < m->nparams; i++) c->tensor_group[i] = m->params[i].group;
+    c->run.ngroups = t->ngroups;
+    c->run.groups = c->groups;
+    c->run.tensor_group = c->tensor_group;
     vr_lr_schedule *s = &c->run.schedule;
     if (!given(c, "--validation")) c->run.validation = t->validation;
     if (!given(c, "--clip")) c->run.clip = t->clip;

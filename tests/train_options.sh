@@ -181,3 +181,37 @@ refused "--estimator with a typo" "--estimator:1:6: error: estimator 'iwae' has 
 "$vaec" check "$model" --estimator 'reparam(samples: 3)' | grep -q 'maximise  ELBO(x) = (1/3) sum_{s=1..3}' \
     || fail "vaec check --estimator does not print the other estimator's objective"
 echo "ok   --estimator trains as the model file that says so, is recorded, resumed only with it, and located when wrong"
+
+# ---- per-network optimisers (`optimizer prior = sgd(lr: 1e-2)`): every network given the
+# optimiser of the train block's `optimizer` trains to its bits, also under a schedule (which
+# scales each network's lr by the default's factor); a grouped run resumes bit for bit, and a
+# resume with another network's optimiser is refused, naming it
+b200="$top_srcdir/examples/fashion_bernoulli200.vae"
+B="--limit 150 --test-limit 50 --jit quick --validation 50"
+sed 's/^    optimizer = adam(lr: 1e-4)$/    optimizer = sgd(lr: 1e-2, momentum: 0.5)/; /^    optimizer prior = /d' "$b200" >"$work/sgd.vae"
+sed 's/^    optimizer prior = .*/    optimizer prior = sgd(lr: 1e-2, momentum: 0.5)\
+    optimizer q = sgd(lr: 1e-2, momentum: 0.5)\
+    optimizer decoder = sgd(lr: 1e-2, momentum: 0.5)/' "$b200" >"$work/groups.vae"
+grep -q '^    optimizer q = sgd' "$work/groups.vae" && ! grep -q '^    optimizer prior' "$work/sgd.vae" || fail "could not write the grouped models"
+for f in sgd groups; do
+    "$vaec" train "$work/$f.vae" $B --epochs 2 --out "$work/opt_$f" >"$work/out" 2>&1 || { cat "$work/out"; fail "$f.vae"; }
+    "$vaec" train "$work/$f.vae" $B --epochs 2 --lr-step-epochs 1 --lr-step-factor 0.5 --out "$work/opt_${f}_step" \
+        >"$work/out" 2>&1 || { cat "$work/out"; fail "$f.vae with a step decay"; }
+done
+cmp "$work/opt_sgd/checkpoint.vaeckpt" "$work/opt_groups/checkpoint.vaeckpt" \
+    || fail "every network given sgd by name trains to other bits than sgd for the whole model"
+cmp "$work/opt_sgd_step/checkpoint.vaeckpt" "$work/opt_groups_step/checkpoint.vaeckpt" \
+    || fail "a schedule does not scale the per-network optimisers as it scales the default"
+cmp -s "$work/opt_groups/checkpoint.vaeckpt" "$work/opt_groups_step/checkpoint.vaeckpt" && fail "the schedule changed nothing"
+header "$work/opt_groups" "optimizer prior" | grep -q '^sgd, lr 0.01, momentum 0.5 (1 tensors, 200 values)$' \
+    || fail "log.csv does not record the prior's optimiser: $(header "$work/opt_groups" "optimizer prior")"
+"$vaec" train "$b200" $B --epochs 2 --out "$work/protocol2" >"$work/out" 2>&1 || { cat "$work/out"; fail "$b200"; }
+grep -q 'adam lr 0.0001; prior: sgd lr 0.01$' "$work/out" || { cat "$work/out"; fail "the start line does not name the prior's optimiser"; }
+"$vaec" train "$b200" $B --epochs 1 --out "$work/protocol1" >"$work/out" 2>&1 || { cat "$work/out"; fail "$b200, 1 epoch"; }
+cp -r "$work/protocol1" "$work/protocol1b"
+"$vaec" train "$b200" $B --epochs 2 --resume "$work/protocol1" >"$work/out" 2>&1 || { cat "$work/out"; fail "resume $b200"; }
+cmp "$work/protocol1/checkpoint.vaeckpt" "$work/protocol2/checkpoint.vaeckpt" || fail "a grouped run resumed to other bits"
+sed 's/^    optimizer prior = sgd(lr: 1e-2)$/    optimizer prior = sgd(lr: 2e-2)/' "$b200" >"$work/prior2.vae"
+"$vaec" train "$work/prior2.vae" $B --epochs 2 --resume "$work/protocol1b" >"$work/out" 2>&1 && fail "a resume with another prior lr accepted"
+grep -q "optimizer prior" "$work/out" || { cat "$work/out"; fail "the refused resume does not name the prior's optimiser"; }
+echo "ok   per-network optimisers: by name and role they train to the whole model's bits, follow schedules, resume, are recorded"

@@ -35,6 +35,9 @@ extern const vr_program vae_program;
 #define VAE_DEFAULT_LR_SCHEDULE {0, 0, 1, 0, 0}
 /* the run table's ranges in the shape print_option_ranges prints them (only the first is read) */
 #define VAE_OPTION_RANGES_INIT {{0, 1, 1, 0, "a number in (0, 1]"}}
+#define VAE_OPTIM_GROUPS 1 /* print_optim_groups prints these only for a model with per-network optimisers */
+static const vr_optim_group vae_optim_groups[] = {{"prior", VR_SGD, 0.01, 0}};
+static const int vae_tensor_group[] = {1};
 /* one whole option, in the shape print_option prints it */
 #define VAE_NUMERIC_OPTIONS                                                                  \
     else if (!strcmp(a, "--threads")) {                                                      \

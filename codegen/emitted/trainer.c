@@ -151,6 +151,11 @@ int main(int argc, char **argv) {
     o.lr = VAE_DEFAULT_LR;
     o.momentum = VAE_DEFAULT_MOMENTUM;
     o.optimizer = VAE_DEFAULT_OPTIMIZER;
+#ifdef VAE_OPTIM_GROUPS /* the model's per-network optimisers (`optimizer prior = sgd(...)`); --lr sets the default's */
+    o.ngroups = VAE_OPTIM_GROUPS;
+    o.groups = vae_optim_groups;
+    o.tensor_group = vae_tensor_group;
+#endif
     o.seed = VAE_DEFAULT_SEED;
     o.warmup = VAE_DEFAULT_WARMUP;
     o.validation = VAE_DEFAULT_VALIDATION;

@@ -84,6 +84,15 @@ static inline void vr_program_poll(const vr_program *p, const vr_graph *g) {
 
 typedef enum { VR_ADAM, VR_SGD } vr_optimizer;
 
+/* A per-network optimiser (the model's `optimizer prior = sgd(lr: 1e-2)`): the tensors whose
+ * vr_options.tensor_group entry is its index + 1 follow it, the rest vr_options' own.  A
+ * learning-rate schedule scales every group's lr by the same factor as the default's. */
+typedef struct {
+    const char *target;  /* the networks, as the model names them ("prior"): for the log */
+    vr_optimizer optimizer;
+    double lr, momentum;
+} vr_optim_group;
+
 struct vr_scores;
 /* One committed epoch, as the after_epoch hook sees it. */
 typedef struct {
@@ -140,6 +149,9 @@ typedef struct {
     int limit, test_limit;  /* use only the first N examples (0: all) */
     vr_optimizer optimizer;
     double lr, momentum;
+    int ngroups;            /* per-network optimisers (0: every tensor follows optimizer, lr, momentum) */
+    const vr_optim_group *groups;
+    const int *tensor_group; /* per tensor of the program: 0 the default, g + 1 groups[g] (NULL: all 0) */
     double warmup;          /* epochs over which the KL weight rises from 0 to beta (0: none) */
     vr_lr_schedule schedule; /* the learning rate by step (all zero: lr throughout) */
     double clip;            /* scale the gradient down to this global L2 norm where it is longer (0: never) */
