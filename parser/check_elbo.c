@@ -183,6 +183,7 @@ void chk_elbo_from_v0(checker *c) {
     if (est->kind == EST_ARM || est->kind == EST_DISARM)
         ERR(est->loc, "on a structured model, name each latent's estimator: elbo(b: %s, ..., samples: 2)",
             vae_estimator_name(est->kind));
+    if (est->kind == EST_LOCAL_DISARM) ERR(est->loc, "disarm(samples: K) is not yet for structured models");
     if (est->kind != EST_ANALYTIC && est->kind != EST_REPARAM && est->kind != EST_REINFORCE && est->kind != EST_GUMBEL)
         return;
     for (int i = 0; i < m->nlatents; i++) {

@@ -26,6 +26,7 @@ typedef enum {
     EST_ANALYTIC, EST_UNIFORM, EST_REINFORCE, EST_REPARAM, EST_IWAE, EST_PRIOR, EST_EXACT,
     EST_VIMCO, EST_GUMBEL,
     EST_ARM, EST_DISARM, /* Bernoulli latents: an antithetic pair of draws per example */
+    EST_LOCAL_DISARM,    /* disarm(samples: K): K antithetic pairs, local DisARM on the K-sample bound */
     EST_ELBO /* version 1: elbo(y: analytic, z: reparam, ...), each latent's estimator in vae_latent.est */
 } vae_estimator_kind;
 

@@ -61,6 +61,8 @@ static const certificate CERTIFICATES[] = {
     {"arm", MODEL_BERNOULLI, 0, NULL, NULL, 0},
     {"disarm", MODEL_BERNOULLI, 0, NULL, "arm", 0},
     {"elbo(z: disarm, y: arm, samples: 2)", MODEL_BERNOULLI, 0, NULL, NULL, 0},
+    {"vimco(samples: 2)", MODEL_BERNOULLI, BOUND, NULL, NULL, 0},
+    {"disarm(samples: 2)", MODEL_BERNOULLI, 0, "vimco(samples: 2)", NULL, 0},
     {"gumbel(temperature: 0.5)", MODEL_BERNOULLI, 1, NULL, NULL, 0},
     {"gumbel(temperature: 0.5, hard: true)", MODEL_BERNOULLI, 1, NULL, NULL, 0},
     {"reinforce", MODEL_CATEGORICAL, 0, NULL, NULL, 0},
@@ -396,7 +398,7 @@ int vaec_certify_main(int argc, char **argv) {
         for (size_t i = 0; i < NCERTIFICATES; i++) found |= selected(&CERTIFICATES[i], &names[k], 1);
         if (!found) {
             fprintf(stderr, "vaec certify: error: no certificate for estimator '%s' (certified: reinforce, uniform, "
-                            "arm, disarm, gumbel, reparam, iwae, each with the options of the table that vaec certify "
+                            "arm, disarm, vimco, gumbel, reparam, iwae, each with the options of the table that vaec certify "
                             "prints; analytic is the exact reference)\n", names[k]);
             free(names);
             return 1;

@@ -8,7 +8,7 @@
 cat "$work/table"
 for row in 'arm  *bernoulli' 'disarm  *bernoulli.*variance <= arm' 'reinforce(samples: 2, baseline: loo)  *categorical.*variance <=' \
     'gumbel(temperature: 0.5)  *bernoulli.*biased (measured)' 'reparam(gradient: stl) .*variance at the posterior .*(zero)' \
-    'iwae(samples: 3, gradient: dreg) .*unbiased .*(zero)'; do
+    'iwae(samples: 3, gradient: dreg) .*unbiased .*(zero)' 'disarm(samples: 2)  *bernoulli.*unbiased .* vs vimco(samples: 2)'; do
     grep -q -- "^$row" "$work/table" || fail "vaec certify's table has no row matching '$row'"
 done
 [ "$(grep -c 'unbiased |z| < 4' "$work/table")" -ge 12 ] || fail "fewer than 12 unbiased certificates"
