@@ -207,15 +207,13 @@ int vae_estimator_rows_per_sample(vae_estimator_kind k) {
     return k == EST_ARM || k == EST_DISARM || k == EST_LOCAL_DISARM ? 2 : 1;
 }
 
-/* Whether row `info` takes every option the estimator names (`disarm` and `disarm(samples: K)`
- * are two rows of one name). */
-static int takes_options(const estimator_info *info, const ast_estimator *e) {
-    for (const ast_arg *a = e->args; a; a = a->next) {
-        int known = !a->name; /* an unnamed option is refused later, with its own message */
-        for (int i = 0; i < 5 && info->options[i] && !known; i++) known = strcmp(info->options[i], a->name) == 0;
-        if (!known) return 0;
-    }
-    return 1;
+/* How many of the options the estimator names row `info` takes (`disarm` and `disarm(samples: K)`
+ * are two rows of one name: the one that takes the most is meant). */
+static int options_taken(const estimator_info *info, const ast_estimator *e) {
+    int taken = 0;
+    for (const ast_arg *a = e->args; a; a = a->next)
+        for (int i = 0; i < 5 && info->options[i] && a->name; i++) taken += strcmp(info->options[i], a->name) == 0;
+    return taken;
 }
 
 /* Whether row i is the first of its name. */
@@ -228,8 +226,8 @@ static int first_of_name(size_t i) {
 /* The estimator's row of ESTIMATORS[], or NULL after an error. */
 static const estimator_info *find_estimator(checker *c, const ast_estimator *e) {
     const estimator_info *info = NULL;
-    for (size_t i = 0; i < NESTIMATORS; i++) /* of a name's rows, the first that takes the options given */
-        if (strcmp(ESTIMATORS[i].name, e->name) == 0 && (!info || (!takes_options(info, e) && takes_options(&ESTIMATORS[i], e))))
+    for (size_t i = 0; i < NESTIMATORS; i++) /* of a name's rows, the first that takes the most of the options given */
+        if (strcmp(ESTIMATORS[i].name, e->name) == 0 && (!info || options_taken(&ESTIMATORS[i], e) > options_taken(info, e)))
             info = &ESTIMATORS[i];
     if (!info) { /* the names from the table, "a, b or c", each once */
         char names[512];
