@@ -209,9 +209,11 @@ g_node *loglik_states(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_nod
 }
 
 
-/* VIMCO's score term for log w [B*K, 1] and log q at the samples (Mnih & Rezende 2016):
- * sum_k sg(L - L_-k) log q(z_k | x) per example [B, 1] (estimators.c build_vimco has the formula). */
-g_node *vimco_score(g_graph *g, g_node *logw, g_node *logq, int B, int K) {
+/* The local learning signals L - L_-k of a multi-sample bound L = log sum_j w_j over the K
+ * consecutive rows of each of B groups (log w [B*K, 1]; the log K of the mean cancels), L_-k with
+ * w_k replaced by exp(replacement_k) [B*K, 1], or, where replacement is NULL, by the geometric
+ * mean of the other weights (VIMCO; estimators.c build_vimco has the formula).  Detached. */
+g_node *swap_one_out(g_graph *g, g_node *logw, g_node *replacement, int B, int K) {
     /* Duplicate samples give equal weights, so the maximum is often shared: the
      * sum of the other weights is computed from the weights below the maximum
      * (s_low) and the count of maxima, never as a difference that can cancel. */
@@ -222,18 +224,25 @@ g_node *vimco_score(g_graph *g, g_node *logw, g_node *logq, int B, int K) {
     const vx_expr *below = BIN(VX_SUB, IN(1), IN(0)); /* > 0: not a maximum */
     g_node *s_low = detached(g_groupsum(g, g_map2(g, vx_select(g, below, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), C(0)), lw, mx), B));
     g_node *count = detached(g_groupsum(g, g_map2(g, vx_select(g, below, C(0), C(1)), lw, mx), B));
-    g_node *sum = detached(g_groupsum(g, lw, B));
-    /* inputs: $0 log w_k, $1 M, $2 s_low, $3 count of maxima, $4 sum of log w */
+    g_node *fifth = replacement ? replacement : detached(g_groupsum(g, lw, B)); /* or the sum of log w */
+    /* inputs: $0 log w_k, $1 M, $2 s_low, $3 count of maxima, $4 the replacement's log or the sum of log w */
     const vx_expr *s_all = BIN(VX_ADD, IN(2), IN(3));
     const vx_expr *others = vx_select(g, below, BIN(VX_SUB, s_all, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1)))),
                                       BIN(VX_SUB, s_all, C(1)));
-    const vx_expr *a = BIN(VX_ADD, IN(1), U(VX_LOG, others));       /* log sum_{j != k} w_j (maybe -inf) */
-    const vx_expr *geo = BIN(VX_DIV, BIN(VX_SUB, IN(4), IN(0)), C(K - 1)); /* log geometric mean of the others */
-    const vx_expr *top = BIN(VX_MAX, a, geo);
-    const vx_expr *l_minus_k = BIN(VX_ADD, top, U(VX_LOG, BIN(VX_ADD, U(VX_EXP, BIN(VX_SUB, a, top)), U(VX_EXP, BIN(VX_SUB, geo, top)))));
+    const vx_expr *a = BIN(VX_ADD, IN(1), U(VX_LOG, others)); /* log sum_{j != k} w_j (maybe -inf) */
+    const vx_expr *r = replacement ? IN(4) : BIN(VX_DIV, BIN(VX_SUB, IN(4), IN(0)), C(K - 1)); /* log geometric mean of the others */
+    const vx_expr *top = BIN(VX_MAX, a, r);
+    const vx_expr *l_minus_k = BIN(VX_ADD, top, U(VX_LOG, BIN(VX_ADD, U(VX_EXP, BIN(VX_SUB, a, top)), U(VX_EXP, BIN(VX_SUB, r, top)))));
     g_node *signal = detached(g_map(g, BIN(VX_SUB, BIN(VX_ADD, IN(1), U(VX_LOG, s_all)), l_minus_k), 5,
-                                    (g_node *[]){lw, mx, s_low, count, sum}, B * K, 1));
+                                    (g_node *[]){lw, mx, s_low, count, fifth}, B * K, 1));
     signal->label = "L - L_-k";
+    return signal;
+}
+
+/* VIMCO's score term for log w [B*K, 1] and log q at the samples (Mnih & Rezende 2016):
+ * sum_k sg(L - L_-k) log q(z_k | x) per example [B, 1]. */
+g_node *vimco_score(g_graph *g, g_node *logw, g_node *logq, int B, int K) {
+    g_node *signal = swap_one_out(g, logw, NULL, B, K);
     return g_groupsum(g, g_map2(g, BIN(VX_MUL, IN(0), IN(1)), signal, logq), B);
 }
 

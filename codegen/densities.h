@@ -59,6 +59,10 @@ void binary_concrete(g_graph *g, g_node *logits, g_node *noise, double T, int ha
 /* The antithetic pairs' parity column (arm, disarm): 0 on even rows (b), 1 on odd rows (b~). */
 g_node *antithetic_parity(g_graph *g, int rows);
 
+/* L - L_-k for a bound L = log sum_k w_k over K consecutive rows of B groups (log w [B*K, 1]), L_-k
+ * with w_k replaced by exp(replacement_k) [B*K, 1], or when NULL by the others' geometric mean
+ * (VIMCO); detached, [B*K, 1]. */
+g_node *swap_one_out(g_graph *g, g_node *logw, g_node *replacement, int B, int K);
 /* VIMCO's score term sum_k sg(L - L_-k) log q(z_k | x): [B, 1] from log w and log q [B*K, 1]. */
 g_node *vimco_score(g_graph *g, g_node *logw, g_node *logq, int B, int K);
 

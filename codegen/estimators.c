@@ -188,6 +188,13 @@ static g_node *elbo_surrogate(g_graph *g, const sampled *T, g_node *recon) {
  * the training bounds' weights (iwae, renyi, vimco, rws). */
 static const vx_expr *log_weight(g_graph *g) { return BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(3), BIN(VX_SUB, IN(1), IN(2)))); }
 
+/* log w = log p(x | z) + beta (log p(z) - log q(z | x)) per sample row, beta under warm-up. */
+static g_node *importance_logw(g_graph *g, g_node *ll, g_node *logp, g_node *logq) {
+    g_node *logw = g_map(g, log_weight(g), 4, (g_node *[]){ll, logp, logq, kl_weight(g)}, ll->rows, 1);
+    logw->label = "log w";
+    return logw;
+}
+
 /* The IWAE bound log (1/K) sum_k w_k per example [B, 1] from log w [B*K, 1]. */
 static g_node *iwae_bound(g_graph *g, g_node *logw, int B, int K) {
     return g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), group_logsumexp(g, logw, B));
@@ -282,8 +289,7 @@ static int reinforce_objective(lowering *L, const sampled *T) {
  * has the bound's value and exactly that gradient (the encoder gets none from the KL). */
 static void rws_objective(g_graph *g, const sampled *T) {
     int B = T->B, K = T->S;
-    g_node *logw = g_map(g, log_weight(g), 4, (g_node *[]){T->ll, T->logp, stopped(g, T->logq), kl_weight(g)}, B * K, 1);
-    logw->label = "log w";
+    g_node *logw = importance_logw(g, T->ll, T->logp, stopped(g, T->logq));
     g_node *lse = group_logsumexp(g, logw, B);
     g_node *bound = g_map1(g, BIN(VX_SUB, IN(0), C(log((double)K))), lse); /* iwae_bound, with lse kept to normalise */
     g_node *wt = detached(g_map2(g, U(VX_EXP, BIN(VX_SUB, IN(0), IN(1))), logw, lse));
@@ -519,8 +525,7 @@ static int build_vimco(lowering *L, int B, int K) {
     }
     g_node *ll = decode_rows(L, &P, z);
     if (!ll) return -1;
-    g_node *logw = g_map(g, log_weight(g), 4, (g_node *[]){ll, logp, logq, kl_weight(g)}, B * K, 1);
-    logw->label = "log w";
+    g_node *logw = importance_logw(g, ll, logp, logq);
     g_node *bound = iwae_bound(g, logw, B, K);
     g_node *score = vimco_score(g, logw, logq, B, K);
     g->out.recon_rows = ll;
@@ -532,6 +537,24 @@ static int build_vimco(lowering *L, int B, int K) {
 }
 
 /* ---------------------------------------------------------------- ARM and DisARM */
+
+/* Latent i's antithetic pairs, `group` per example (rows B * group): one uniform u per variable
+ * and pair, b = 1[u < s(phi)], b~ = 1[1 - u < s(phi)] (phi the logits [B, n]); returns the decoder's
+ * values [2 * B * group, n], b on the even rows (tilde 0) and b~ on the odd ones. */
+static g_node *antithetic_draws(g_graph *g, const vae_latent *l, g_node *phi, int i, int B, int group, g_node *tilde,
+                                g_node **u, g_node **b, g_node **bt) {
+    *u = g_new(g, G_NOISE, B * group, l->nvars);
+    (*u)->noise = NOISE_UNIFORM;
+    (*u)->stream = i;
+    (*u)->group = group;
+    (*u)->label = vae_pool_printf(g->pool, "u %s", l->name);
+    *b = detached(g_map2(g, U(VX_STEP, BIN(VX_SUB, U(VX_SIGMOID, IN(0)), IN(1))), phi, *u));
+    *bt = detached(g_map2(g, U(VX_STEP, BIN(VX_SUB, U(VX_SIGMOID, IN(0)), BIN(VX_SUB, C(1), IN(1)))), phi, *u));
+    g_node *z = detached(g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(2), BIN(VX_SUB, IN(1), IN(0)))), 3,
+                               (g_node *[]){*b, *bt, tilde}, 2 * B * group, l->nvars));
+    z->label = l->name;
+    return z;
+}
 
 /* arm and disarm for Bernoulli latents (Yin & Zhou 2019; Dong, Mnih & Tucker 2020).  One uniform
  * u per variable and example gives the antithetic pair b = 1[u < s(phi)], b~ = 1[1 - u < s(phi)],
@@ -550,20 +573,7 @@ static int build_antithetic(lowering *L, int B, int disarm) {
     if (prepare(L, &P, B, 2, 1)) return -1;
     g_node *tilde = antithetic_parity(g, 2 * B);
     g_node *z[VAE_MAX_LATENTS], *u[VAE_MAX_LATENTS], *b[VAE_MAX_LATENTS], *bt[VAE_MAX_LATENTS];
-    for (int i = 0; i < m->nlatents; i++) {
-        const vae_latent *l = &m->latents[i];
-        g_node *phi = P.q[i].table;
-        u[i] = g_new(g, G_NOISE, B, l->nvars);
-        u[i]->noise = NOISE_UNIFORM;
-        u[i]->stream = i;
-        u[i]->group = 1;
-        u[i]->label = vae_pool_printf(g->pool, "u %s", l->name);
-        b[i] = detached(g_map2(g, U(VX_STEP, BIN(VX_SUB, U(VX_SIGMOID, IN(0)), IN(1))), phi, u[i]));
-        bt[i] = detached(g_map2(g, U(VX_STEP, BIN(VX_SUB, U(VX_SIGMOID, IN(0)), BIN(VX_SUB, C(1), IN(1)))), phi, u[i]));
-        z[i] = detached(g_map(g, BIN(VX_ADD, IN(0), BIN(VX_MUL, IN(2), BIN(VX_SUB, IN(1), IN(0)))), 3,
-                              (g_node *[]){b[i], bt[i], tilde}, 2 * B, l->nvars));
-        z[i]->label = l->name;
-    }
+    for (int i = 0; i < m->nlatents; i++) z[i] = antithetic_draws(g, &m->latents[i], P.q[i].table, i, B, 1, tilde, &u[i], &b[i], &bt[i]);
     g_node *ll = decode_rows(L, &P, z);
     if (!ll) return -1;
     g_node *d = detached(g_groupsum(g, g_map2(g, BIN(VX_MUL, IN(0), BIN(VX_SUB, C(1), BIN(VX_MUL, C(2), IN(1)))), ll, tilde), B));
@@ -776,6 +786,75 @@ static int build_relax(lowering *L, int B) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- local DisARM on the K-sample bound */
+
+/* Each row's antithetic partner's log w, exactly (no difference of sums): rows 2k and 2k + 1 of
+ * log w [R, 1] are a pair; the partner is the pair's maximum where the row is below it, else the
+ * minimum.  Detached. */
+static g_node *pair_partner(g_graph *g, g_node *logw) {
+    g_node *lw = detached(g_map1(g, IN(0), logw));
+    g_node *hi = detached(g_groupsum(g, lw, lw->rows / 2));
+    g_node *neg_lo = detached(g_groupsum(g, g_map1(g, U(VX_NEG, IN(0)), lw), lw->rows / 2));
+    hi->reduce_max = neg_lo->reduce_max = 1;
+    g_node *partner = g_map(g, vx_select(g, BIN(VX_SUB, IN(1), IN(0)), IN(1), U(VX_NEG, IN(2))), 3,
+                            (g_node *[]){lw, hi, neg_lo}, lw->rows, 1);
+    partner->label = "partner's log w";
+    return detached(partner);
+}
+
+/* disarm(samples: K) for Bernoulli latents: local DisARM on the K-sample bound (Dong, Mnih &
+ * Tucker 2020, multi-sample bounds).  K antithetic pairs per example (rows [b][k][t]: pair k's b
+ * at 2k, b~ at 2k + 1; 2K decoder rows); the b's are K independent draws from q, and so are the
+ * b~'s, so each half's bound L = log (1/K) sum_k w(b_k), L~ = the same over the b~_k, is an
+ * unbiased estimate of the K-sample bound, and so is the reported value (L + L~) / 2, whose
+ * gradient through log w (decoder, prior, and the encoder's log q in w) is the pathwise part.
+ * The encoder's logits phi follow, for each pair, DisARM applied to b_k with the other samples of
+ * its half held (the local learning signal L - L[b_k <- b~_k], VIMCO's form with the partner in
+ * place of the geometric mean), averaged with the same for b~_k:
+ *   g = sum_k 1/4 ((L - L[b_k <- b~_k]) - (L~ - L~[b~_k <- b_k])) (b_k - b~_k) s(|phi|)
+ * ((-1)^b~ 1[b != b~] = b - b~).  The halves are reduced over consecutive rows after one
+ * transpose per example to [b][t][k], and the signals transposed back to pairs. */
+static int build_local_disarm(lowering *L, int B, int K) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    prepared P;
+    if (prepare(L, &P, B, 2 * K, 1)) return -1;
+    g_node *tilde = antithetic_parity(g, 2 * B * K);
+    g_node *z[VAE_MAX_LATENTS], *u[VAE_MAX_LATENTS], *b[VAE_MAX_LATENTS], *bt[VAE_MAX_LATENTS], *logq = NULL, *logp = NULL;
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        z[i] = antithetic_draws(g, l, P.q[i].table, i, B, K, tilde, &u[i], &b[i], &bt[i]);
+        logq = sum_nodes(g, logq, discrete_logprob_at(g, l, P.q[i], z[i]));
+        logp = sum_nodes(g, logp, discrete_logprob_at(g, l, P.p[i], z[i]));
+    }
+    g_node *ll = decode_rows(L, &P, z);
+    if (!ll) return -1;
+    g_node *logw = importance_logw(g, ll, logp, logq);
+    g_node *halves = g_transpose(g, logw, K, 2, 2 * B * K, 1); /* [b][k][t] -> [b][t][k] */
+    g_node *bound = g_map1(g, BIN(VX_SUB, BIN(VX_MUL, C(0.5), IN(0)), C(log((double)K))),
+                           g_groupsum(g, group_logsumexp(g, halves, 2 * B), B));
+    g_node *partner = detached(g_transpose(g, pair_partner(g, logw), K, 2, 2 * B * K, 1));
+    g_node *signal = detached(g_transpose(g, swap_one_out(g, halves, partner, 2 * B, K), 2, K, 2 * B * K, 1));
+    g_node *d = detached(g_groupsum(g, g_map2(g, BIN(VX_MUL, IN(0), BIN(VX_SUB, C(1), BIN(VX_MUL, C(2), IN(1)))), signal, tilde), B * K));
+    d->label = "local signal of b minus b~";
+    g_node *score = NULL;
+    for (int i = 0; i < m->nlatents; i++) {
+        g_node *phi = P.q[i].table;
+        const vx_expr *abs_phi = BIN(VX_MAX, IN(1), U(VX_NEG, IN(1)));
+        g_node *coef = g_map(g, BIN(VX_MUL, BIN(VX_MUL, BIN(VX_MUL, C(0.25), IN(0)), BIN(VX_SUB, IN(2), IN(3))), U(VX_SIGMOID, abs_phi)),
+                             4, (g_node *[]){d, phi, b[i], bt[i]}, B * K, phi->cols);
+        g_node *per_example = detached(g_groupsum(g, coef, B)); /* summed over the K pairs: [B, n] */
+        score = sum_nodes(g, score, g_rowsum(g, g_map2(g, BIN(VX_MUL, IN(0), IN(1)), per_example, phi)));
+    }
+    g->out.recon_rows = ll;
+    g->out.kl_rows = P.kl;
+    g->out.value_rows = bound;
+    g->value_name = "IWAE bound";
+    set_objective(g, g_map(g, BIN(VX_ADD, IN(0), BIN(VX_SUB, IN(1), IN(2))), 3,
+                           (g_node *[]){bound, score, detached(g_map1(g, IN(0), score))}, B, 1), 1.0);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- enumeration */
 
 /* analytic: sum_j q(z_j|x) log p(x|z_j) - beta KL;  exact: log sum_j p(z_j) p(x|z_j). */
@@ -923,6 +1002,7 @@ int g_build_estimator(lowering *L, g_purpose purpose, int batch, int samples) {
     case EST_SUM_AND_SAMPLE: return build_sum_and_sample(L, batch);
     case EST_RELAX:
     case EST_REBAR: return build_relax(L, batch);
+    case EST_LOCAL_DISARM: return build_local_disarm(L, batch, samples);
     default:
         fprintf(L->err, "%s:%d:%d: error: estimator '%s' is not built yet in this version of vaec\n", m->est.loc.file,
                 m->est.loc.line, m->est.loc.col, vae_estimator_name(m->est.kind));

@@ -187,6 +187,7 @@ void chk_elbo_from_v0(checker *c) {
             vae_estimator_name(est->kind));
     if (est->kind == EST_NVIL || est->kind == EST_SUM_AND_SAMPLE)
         ERR(est->loc, "estimator '%s' is not yet for structured models", vae_estimator_name(est->kind));
+    if (est->kind == EST_LOCAL_DISARM) ERR(est->loc, "disarm(samples: K) is not yet for structured models");
     if (est->kind != EST_ANALYTIC && est->kind != EST_REPARAM && est->kind != EST_REINFORCE && est->kind != EST_GUMBEL)
         return;
     for (int i = 0; i < m->nlatents; i++) {

@@ -134,6 +134,15 @@ static const estimator_info ESTIMATORS[] = {
      "sigmoid(z / T))   (REBAR; KL in closed form)\n"
      "eta (from 1) and log T (T from {T}) follow the gradient of the encoder gradient's squared norm (its variance), "
      "the backward pass differentiated at compile time"},
+    {"disarm", EST_LOCAL_DISARM, {"samples", "beta"}, 1u << LATENT_BERNOULLI, 0, 1,
+     "IWAE_{S}({x}) = log (1/{S}) sum_{k=1..{S}} w_k,  log w_k = log p({x} | {z}_k) + {beta}(log p({z}_k) - log q({z}_k | "
+     "{x}))   (the {S}-sample bound)\n"
+     "b_k = 1[u_k < sigmoid(logits)],  b~_k = 1[1 - u_k < sigmoid(logits)],  u_k ~ uniform(0, 1) per variable   ({S} "
+     "antithetic pairs per example, 2 x {S} decoder rows)\n"
+     "reported: (1/2) (IWAE_{S}(b_1..b_{S}) + IWAE_{S}(b~_1..b~_{S})), each half an unbiased estimate of the bound\n"
+     "gradient of q's logits: sum_k (1/4) ((L - L[b_k <- b~_k]) - (L~ - L~[b~_k <- b_k])) (b_k - b~_k) "
+     "sigmoid(|logits|),  L and L~ the two halves, [. <- .] sample k swapped for its partner   (local DisARM, "
+     "symmetrised)"},
 };
 #define NESTIMATORS (sizeof ESTIMATORS / sizeof ESTIMATORS[0])
 
@@ -261,20 +270,42 @@ static const char *why_not_applicable(const estimator_info *info, vae_latent_kin
 /* Rows of the training step per example and sample: arm and disarm decode an antithetic pair. */
 int vae_estimator_rows_per_sample(const vae_estimator *e) {
     if (e->kind == EST_SUM_AND_SAMPLE) return e->topk + 1;
-    return e->kind == EST_ARM || e->kind == EST_DISARM ? 2 : 1;
+    return e->kind == EST_ARM || e->kind == EST_DISARM || e->kind == EST_LOCAL_DISARM ? 2 : 1;
+}
+
+/* How many of the options the estimator names row `info` takes (`disarm` and `disarm(samples: K)`
+ * are two rows of one name: the one that takes the most is meant). */
+static int options_taken(const estimator_info *info, const ast_estimator *e) {
+    int taken = 0;
+    for (const ast_arg *a = e->args; a; a = a->next)
+        for (int i = 0; i < 5 && info->options[i] && a->name; i++) taken += strcmp(info->options[i], a->name) == 0;
+    return taken;
+}
+
+/* Whether row i is the first of its name. */
+static int first_of_name(size_t i) {
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(ESTIMATORS[j].name, ESTIMATORS[i].name) == 0) return 0;
+    return 1;
 }
 
 /* The estimator's row of ESTIMATORS[], or NULL after an error. */
 static const estimator_info *find_estimator(checker *c, const ast_estimator *e) {
     const estimator_info *info = NULL;
-    for (size_t i = 0; i < NESTIMATORS; i++)
-        if (strcmp(ESTIMATORS[i].name, e->name) == 0) info = &ESTIMATORS[i];
-    if (!info) { /* the names from the table, "a, b or c" */
-        char names[256];
+    for (size_t i = 0; i < NESTIMATORS; i++) /* of a name's rows, the first that takes the most of the options given */
+        if (strcmp(ESTIMATORS[i].name, e->name) == 0 && (!info || options_taken(&ESTIMATORS[i], e) > options_taken(info, e)))
+            info = &ESTIMATORS[i];
+    if (!info) { /* the names from the table, "a, b or c", each once */
+        char names[512];
         size_t n = 0;
+        int total = 0, said = 0;
+        for (size_t i = 0; i < NESTIMATORS; i++) total += first_of_name(i);
         for (size_t i = 0; i < NESTIMATORS && n < sizeof names; i++)
-            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i == 0 ? "" : i + 1 < NESTIMATORS ? ", " : " or ",
-                                  ESTIMATORS[i].name);
+            if (first_of_name(i)) {
+                said++;
+                n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", said == 1 ? "" : said < total ? ", " : " or ",
+                                      ESTIMATORS[i].name);
+            }
         ERR(e->loc, "unknown estimator '%s' (expected %s)", e->name, names);
     }
     return info;
@@ -508,6 +539,9 @@ static void chk_estimator_needs(checker *c, const ast_estimator *e, const estima
     if (info->kind == EST_RWS && m->est.samples < 2)
         ERR(e->loc, "rws needs at least 2 samples: with one, its normalised weight is 1 and the encoder's wake "
                     "gradient is grad log q alone, zero in expectation");
+    if (info->kind == EST_LOCAL_DISARM && m->est.samples < 2)
+        ERR(e->loc, "disarm(samples: K) needs at least 2 antithetic pairs (its bound is the K-sample one); one pair "
+                    "is estimator disarm, the ELBO with the KL in closed form");
     if (m->est.baseline_loo && m->est.samples < 2)
         ERR(e->loc, "reinforce(baseline: loo) needs at least 2 samples: each sample's baseline is the mean of the "
                     "others");

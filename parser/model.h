@@ -31,6 +31,7 @@ typedef enum {
     EST_SUM_AND_SAMPLE,  /* a categorical latent: its k most probable states summed, one drawn from the rest */
     EST_RELAX, /* Bernoulli latents: a control network tuned to the gradient's variance (Grathwohl et al. 2018) */
     EST_REBAR, /* Bernoulli latents: the control eta f(sigmoid(z / T)), eta and T tuned likewise (Tucker et al. 2017) */
+    EST_LOCAL_DISARM,    /* disarm(samples: K): K antithetic pairs, local DisARM on the K-sample bound */
     EST_ELBO /* version 1: elbo(y: analytic, z: reparam, ...), each latent's estimator in vae_latent.est */
 } vae_estimator_kind;
 

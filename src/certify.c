@@ -80,6 +80,8 @@ static const certificate CERTIFICATES[] = {
     {"arm", MODEL_BERNOULLI, 0, NULL, NULL, 0},
     {"disarm", MODEL_BERNOULLI, 0, NULL, "arm", 0},
     {"elbo(z: disarm, y: arm, samples: 2)", MODEL_BERNOULLI, 0, NULL, NULL, 0},
+    {"vimco(samples: 2)", MODEL_BERNOULLI, BOUND, NULL, NULL, 0},
+    {"disarm(samples: 2)", MODEL_BERNOULLI, 0, "vimco(samples: 2)", NULL, 0},
     {"gumbel(temperature: 0.5)", MODEL_BERNOULLI, 1, NULL, NULL, 0},
     {"gumbel(temperature: 0.5, hard: true)", MODEL_BERNOULLI, 1, NULL, NULL, 0},
     {"relax(control: c)", MODEL_BERNOULLI_CONTROL, 0, NULL, NULL, 0},
@@ -244,6 +246,7 @@ static const char *const TARGET_WORDS[] = {"the ELBO", "log p(x)", "the prior bo
 static target target_of(const certificate *c) {
     static const struct { const char *name; target t; } BY_NAME[] = {
         {"exact", TARGET_LOGPX}, {"prior", TARGET_PRIOR}, {"vimco", TARGET_IWAE}, {"rws", TARGET_WAKE}};
+    if (c->biased == BOUND) return TARGET_ELBO; /* a paired rows' reference: measured against the ELBO's gradient */
     size_t n = strcspn(c->spec, "(");
     for (size_t i = 0; i < sizeof BY_NAME / sizeof BY_NAME[0]; i++)
         if (strlen(BY_NAME[i].name) == n && strncmp(c->spec, BY_NAME[i].name, n) == 0) return BY_NAME[i].t;

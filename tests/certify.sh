@@ -12,7 +12,8 @@ for row in 'arm  *bernoulli' 'disarm  *bernoulli.*variance <= arm' 'reinforce(sa
     'exact  *categorical.*unbiased.*log p(x)' 'prior(samples: 2)  *categorical.*unbiased.*prior bound' \
     'rws(samples: 2)  *categorical.*biased (measured).*wake' 'renyi(samples: 3, alpha: 1) .*unbiased' \
     'renyi(samples: 3, alpha: 0) .*unbiased .*vs iwae(samples: 3)' \
-    'renyi(samples: 3, alpha: 0.5) .*the bound is log p(x) on every draw'; do
+    'renyi(samples: 3, alpha: 0.5) .*the bound is log p(x) on every draw' \
+    'disarm(samples: 2)  *bernoulli.*unbiased .* vs vimco(samples: 2)'; do
     grep -q -- "^$row" "$work/table" || fail "vaec certify's table has no row matching '$row'"
 done
 [ "$(grep -c 'unbiased |z| < 4' "$work/table")" -ge 17 ] || fail "fewer than 17 unbiased certificates"
