@@ -39,18 +39,14 @@ static int latent_option(checker *c, vae_latent_estimator *est, const ast_arg *a
 }
 
 static void latent_estimator(checker *c, vae_latent *l, const ast_expr *v) {
-    static const struct { const char *name; vae_estimator_kind kind; } KINDS[] = {
-        {"analytic", EST_ANALYTIC}, {"reparam", EST_REPARAM}, {"reinforce", EST_REINFORCE}, {"gumbel", EST_GUMBEL},
-        {"arm", EST_ARM},           {"disarm", EST_DISARM}};
     vae_latent_estimator *est = &l->est;
     est->loc = v->loc;
-    est->kind = EST_ELBO; /* not yet known */
-    for (size_t i = 0; (v->kind == AST_NAME || v->kind == AST_CALL) && i < sizeof KINDS / sizeof KINDS[0]; i++)
-        if (strcmp(v->str, KINDS[i].name) == 0) est->kind = KINDS[i].kind;
+    est->kind = v->kind == AST_NAME || v->kind == AST_CALL ? chk_latent_estimator_kind(v->str) : EST_ELBO;
     int options = v->kind == AST_CALL && v->args;
     if (est->kind == EST_ELBO || (options && est->kind != EST_REINFORCE && est->kind != EST_GUMBEL)) {
-        ERR(v->loc, "the estimator of latent '%s' is analytic, reparam, reinforce, reinforce(baseline: b | loo), "
-                    "gumbel(temperature: T, hard: B), arm or disarm", l->name);
+        char names[256];
+        ERR(v->loc, "the estimator of latent '%s' is one of %s (options: reinforce(baseline: b | loo), "
+                    "gumbel(temperature: T, hard: B))", l->name, chk_latent_estimator_names(names, sizeof names));
         est->kind = EST_ELBO;
         return;
     }

@@ -18,6 +18,7 @@ typedef struct {
     unsigned latents;  /* bitmask of vae_latent_kind it applies to */
     int enumerates;    /* needs every joint state */
     int needs_encoder;
+    int per_latent;    /* a latent's own estimator in elbo(NAME: ..., ...) (check_elbo.c) */
     /* The objective as vaec check writes it (vae_print_objective expands it): lines; {x} the
      * data, {z} the latents, {S} the samples, {T} the temperature, {B} the baseline network,
      * {K} sum_and_sample's k, {C} the control network, {beta} "F * " when beta is not 1, {avg} "(1/S) sum_{s=1..S} " and {s} "_s" when S > 1;
@@ -34,27 +35,27 @@ typedef struct {
 #define KL_Q_P "KL(q({z} | {x}) || p({z}))"
 
 static const estimator_info ESTIMATORS[] = {
-    {"analytic", EST_ANALYTIC, {"beta"}, DISCRETE, 1, 1,
+    {"analytic", EST_ANALYTIC, {"beta"}, DISCRETE, 1, 1, 1,
      "ELBO({x}) = sum_{z} q({z} | {x}) log p({x} | {z}) - {beta}" KL_Q_P "\n"
      "every joint state of {z} summed (the decoder runs once per state); KL in closed form"},
-    {"uniform", EST_UNIFORM, {"samples", "beta"}, DISCRETE, 1, 1,
+    {"uniform", EST_UNIFORM, {"samples", "beta"}, DISCRETE, 1, 1, 0,
      "ELBO({x}) ~= {avg}J q({z}{s} | {x}) log p({x} | {z}{s}) - {beta}" KL_Q_P "\n"
      "{z}{s} drawn uniformly from the J joint states of {z}; KL in closed form"},
-    {"reinforce", EST_REINFORCE, {"samples", "baseline", "beta"}, ANY_LATENT, 0, 1,
+    {"reinforce", EST_REINFORCE, {"samples", "baseline", "beta"}, ANY_LATENT, 0, 1, 1,
      "ELBO({x}) ~= {avg}log p({x} | {z}{s}) - {beta}" KL_Q_P ",  {z}{s} ~ q({z} | {x})\n"
      "gradient of q: {avg}(log p({x} | {z}{s}) - c{s}) grad log q({z}{s} | {x})   (score function)\n"
      "{?plain:c = 0 (no baseline)}{?net:c = log p_{B}({x}), the baseline network {B}, trained by maximum likelihood "
      "in the same step}{?loo:c{s} = the mean of log p({x} | {z}_t) over the example's other samples t != s (leave one "
      "out)}\n"
      "KL in closed form"},
-    {"reparam", EST_REPARAM, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1,
+    {"reparam", EST_REPARAM, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 1,
      "{?closed:ELBO({x}) = {avg}log p({x} | {z}{s}) - {beta}" KL_Q_P "}"
      "{?stl:ELBO({x}) ~= {avg}log p({x} | {z}{s}) + {beta}(log p({z}{s}) - log q({z}{s} | {x}))   (the KL sampled)}\n"
      "@{zi}{s} = mean + {sd} * eps{s},  eps{s} ~ normal(0, 1)   (reparameterised)\n"
      "@{?closed:KL = {kl}   (closed form)}\n"
      "{?stl:gradient: stl: log q's parameters stopped, so the encoder's gradient flows through {z}{s} only (the score "
      "term dropped: sticking the landing)}"},
-    {"iwae", EST_IWAE, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1,
+    {"iwae", EST_IWAE, {"samples", "gradient", "beta"}, 1u << LATENT_NORMAL, 0, 1, 0,
      "IWAE({x}) = log (1/{S}) sum_{k=1..{S}} w_k,  log w_k = log p({x} | {z}_k) + {beta}(log p({z}_k) - log q({z}_k | "
      "{x}))\n"
      "@{zi}_k = mean + {sd} * eps_k,  eps_k ~ normal(0, 1)   (reparameterised)\n"
@@ -62,16 +63,16 @@ static const estimator_info ESTIMATORS[] = {
      "bound; docs/estimators.md)}"
      "{?dreg:gradient: doubly reparameterised (DReG): the encoder follows sum_k w~_k^2 d log w_k / d z_k, the decoder "
      "sum_k w~_k grad log p({x}, {z}_k); w~_k = w_k / sum_j w_j}"},
-    {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0,
+    {"prior", EST_PRIOR, {"samples", "beta"}, ANY_LATENT, 0, 0, 0,
      "log p({x}) >= log (1/{S}) sum_{k=1..{S}} p({x} | {z}_k),  {z}_k ~ p({z})   (the fixed prior; no encoder)"},
-    {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0,
+    {"exact", EST_EXACT, {"beta"}, DISCRETE, 1, 0, 0,
      "log p({x}) = log sum_{z} p({z}) p({x} | {z})   (every joint state of {z}; no encoder)"},
-    {"vimco", EST_VIMCO, {"samples", "beta"}, DISCRETE, 0, 1,
+    {"vimco", EST_VIMCO, {"samples", "beta"}, DISCRETE, 0, 1, 0,
      "IWAE({x}) = log (1/{S}) sum_{k=1..{S}} w_k,  log w_k = log p({x} | {z}_k) + {beta}(log p({z}_k) - log q({z}_k | "
      "{x})),  {z}_k ~ q({z} | {x})\n"
      "gradient of q: sum_k (IWAE - IWAE_-k) grad log q({z}_k | {x}), IWAE_-k with w_k replaced by the geometric mean of "
      "the other weights (leave-one-out control variates)"},
-    {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, DISCRETE, 0, 1,
+    {"gumbel", EST_GUMBEL, {"samples", "temperature", "hard", "beta"}, DISCRETE, 0, 1, 1,
      "ELBO({x}) ~= {avg}log p({x} | y{s}) - {beta}" KL_Q_P "\n"
      "@{?cat:y{s} = softmax((logits + g{s}) / {T}) per variable,  g{s} ~ Gumbel(0, 1)   (the relaxed {zi}; KL in closed "
      "form)}{?bern:y{s} = sigmoid((logits + log u{s} - log(1 - u{s})) / {T}),  u{s} ~ uniform(0, 1)   (binary concrete: "
@@ -79,29 +80,29 @@ static const estimator_info ESTIMATORS[] = {
      "@{?soft:the reported ELBO is at the discrete samples {?cat:onehot(argmax y{s})}{?bern:1[y{s} > 1/2]}}"
      "{?hard:straight-through: the decoder sees {?cat:onehot(argmax y{s})}{?bern:1[y{s} > 1/2]}, the gradient is "
      "y{s}'s}"},
-    {"arm", EST_ARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1,
+    {"arm", EST_ARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1, 1,
      "ELBO({x}) ~= (1/2) (log p({x} | b1) + log p({x} | b2)) - {beta}" KL_Q_P "\n"
      "b1 = 1[u > sigmoid(-logits)],  b2 = 1[u < sigmoid(logits)],  u ~ uniform(0, 1) per variable   (one pair per "
      "example, in one product)\n"
      "gradient of q's logits: (log p({x} | b1) - log p({x} | b2)) (u - 1/2)   (ARM; KL in closed form)"},
-    {"disarm", EST_DISARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1,
+    {"disarm", EST_DISARM, {"beta"}, 1u << LATENT_BERNOULLI, 0, 1, 1,
      "ELBO({x}) ~= (1/2) (log p({x} | b) + log p({x} | b~)) - {beta}" KL_Q_P "\n"
      "b = 1[u < sigmoid(logits)],  b~ = 1[1 - u < sigmoid(logits)],  u ~ uniform(0, 1) per variable   (antithetic, "
      "in one product)\n"
      "gradient of q's logits_i: (1/2) (log p({x} | b) - log p({x} | b~)) (-1)^b~_i 1[b_i != b~_i] "
      "sigmoid(|logits_i|)   (DisARM; KL in closed form)"},
-    {"renyi", EST_RENYI, {"samples", "alpha", "beta"}, 1u << LATENT_NORMAL, 0, 1,
+    {"renyi", EST_RENYI, {"samples", "alpha", "beta"}, 1u << LATENT_NORMAL, 0, 1, 0,
      "{?alphan:Renyi({x}) = 1/(1 - alpha) log (1/{S}) sum_{k=1..{S}} w_k^(1 - alpha),  alpha = {A}}"
      "{?alpha1:Renyi({x}) = (1/{S}) sum_{k=1..{S}} log w_k   (alpha = 1: the ELBO, its KL sampled)},  "
      "log w_k = log p({x} | {z}_k) + {beta}(log p({z}_k) - log q({z}_k | {x}))\n"
      "@{zi}_k = mean + {sd} * eps_k,  eps_k ~ normal(0, 1)   (reparameterised)\n"
      "alpha 0 is the IWAE bound, alpha 1 the ELBO; the gradient is the bound's own (Li & Turner 2016)"},
-    {"rws", EST_RWS, {"samples", "beta"}, ANY_LATENT, 0, 1,
+    {"rws", EST_RWS, {"samples", "beta"}, ANY_LATENT, 0, 1, 0,
      "IWAE({x}) = log (1/{S}) sum_{k=1..{S}} w_k,  log w_k = log p({x} | {z}_k) + {beta}(log p({z}_k) - log q({z}_k | "
      "{x})),  {z}_k ~ q({z} | {x}) held fixed\n"
      "gradient of p (wake): sum_k w~_k grad log p({x}, {z}_k);  gradient of q (wake phase): sum_k w~_k grad log "
      "q({z}_k | {x});  w~_k = w_k / sum_j w_j   (reweighted wake-sleep, Bornschein & Bengio 2015; biased for q)"},
-    {"nvil", EST_NVIL, {"baseline", "samples", "beta"}, ANY_LATENT, 0, 1,
+    {"nvil", EST_NVIL, {"baseline", "samples", "beta"}, ANY_LATENT, 0, 1, 0,
      "ELBO({x}) ~= {avg}log p({x} | {z}{s}) - {beta}" KL_Q_P ",  {z}{s} ~ q({z} | {x})\n"
      "gradient of q: {avg}(l{s} - c) / max(1, sqrt(v)) grad log q({z}{s} | {x}),  l{s} = log p({x} | {z}{s}) - "
      "{B}({x})   (NVIL)\n"
@@ -109,14 +110,14 @@ static const estimator_info ESTIMATORS[] = {
      "v = 0.8 v + 0.2 var(l); saved with the parameters)\n"
      "{B} trained by least squares on l - c: its gradient {avg}(l{s} - c) / max(1, sqrt(v)) grad {B}({x}); "
      "KL in closed form"},
-    {"sum_and_sample", EST_SUM_AND_SAMPLE, {"k", "beta"}, 1u << LATENT_CATEGORICAL, 0, 1,
+    {"sum_and_sample", EST_SUM_AND_SAMPLE, {"k", "beta"}, 1u << LATENT_CATEGORICAL, 0, 1, 0,
      "ELBO({x}) ~= sum_{j in top_{K}} q(j | {x}) log p({x} | j) + (1 - q(top_{K} | {x})) log p({x} | {z}_r) - {beta}"
      KL_Q_P "\n"
      "top_{K}: the {K} most probable joint states of {z} under q (ties to the lower index); {z}_r ~ q({z} | {x}) "
      "restricted to the other states   (Rao-Blackwellised: unbiased)\n"
      "gradient of q: sum_{j in top_{K}} log p({x} | j) grad q(j | {x}) + (1 - q(top_{K} | {x})) log p({x} | {z}_r) "
      "grad log q({z}_r | {x}); KL in closed form"},
-    {"relax", EST_RELAX, {"control", "beta"}, 1u << LATENT_BERNOULLI, 0, 1,
+    {"relax", EST_RELAX, {"control", "beta"}, 1u << LATENT_BERNOULLI, 0, 1, 0,
      "ELBO({x}) ~= log p({x} | b) - {beta}" KL_Q_P "\n"
      "@z = logits + log u - log(1 - u),  b = 1[z > 0] (a draw of {zi}),  z~ = logits + log v~ - log(1 - v~),  v~ = "
      "1 - theta + v theta where b = 1, v (1 - theta) where b = 0,  theta = sigmoid(logits),  u, v ~ uniform(0, 1)   "
@@ -125,7 +126,7 @@ static const estimator_info ESTIMATORS[] = {
      "closed form)\n"
      "the control network {C} follows the gradient of the encoder gradient's squared norm (its variance), the "
      "backward pass differentiated at compile time"},
-    {"rebar", EST_REBAR, {"temperature", "beta"}, 1u << LATENT_BERNOULLI, 0, 1,
+    {"rebar", EST_REBAR, {"temperature", "beta"}, 1u << LATENT_BERNOULLI, 0, 1, 0,
      "ELBO({x}) ~= log p({x} | b) - {beta}" KL_Q_P "\n"
      "@z = logits + log u - log(1 - u),  b = 1[z > 0] (a draw of {zi}),  z~ = logits + log v~ - log(1 - v~),  v~ = "
      "1 - theta + v theta where b = 1, v (1 - theta) where b = 0,  theta = sigmoid(logits),  u, v ~ uniform(0, 1)   "
@@ -134,7 +135,7 @@ static const estimator_info ESTIMATORS[] = {
      "sigmoid(z / T))   (REBAR; KL in closed form)\n"
      "eta (from 1) and log T (T from {T}) follow the gradient of the encoder gradient's squared norm (its variance), "
      "the backward pass differentiated at compile time"},
-    {"disarm", EST_LOCAL_DISARM, {"samples", "beta"}, 1u << LATENT_BERNOULLI, 0, 1,
+    {"disarm", EST_LOCAL_DISARM, {"samples", "beta"}, 1u << LATENT_BERNOULLI, 0, 1, 0,
      "IWAE_{S}({x}) = log (1/{S}) sum_{k=1..{S}} w_k,  log w_k = log p({x} | {z}_k) + {beta}(log p({z}_k) - log q({z}_k | "
      "{x}))   (the {S}-sample bound)\n"
      "b_k = 1[u_k < sigmoid(logits)],  b~_k = 1[1 - u_k < sigmoid(logits)],  u_k ~ uniform(0, 1) per variable   ({S} "
@@ -145,6 +146,25 @@ static const estimator_info ESTIMATORS[] = {
      "symmetrised)"},
 };
 #define NESTIMATORS (sizeof ESTIMATORS / sizeof ESTIMATORS[0])
+
+vae_estimator_kind chk_latent_estimator_kind(const char *name) {
+    for (size_t i = 0; i < NESTIMATORS; i++)
+        if (ESTIMATORS[i].per_latent && strcmp(ESTIMATORS[i].name, name) == 0) return ESTIMATORS[i].kind;
+    return EST_ELBO;
+}
+
+const char *chk_latent_estimator_names(char *buf, size_t len) {
+    size_t n = 0, count = 0, seen = 0;
+    for (size_t i = 0; i < NESTIMATORS; i++) count += ESTIMATORS[i].per_latent;
+    buf[0] = 0;
+    for (size_t i = 0; i < NESTIMATORS && n < len; i++)
+        if (ESTIMATORS[i].per_latent) {
+            seen++;
+            const char *sep = seen == 1 ? "" : seen == count ? " or " : ", ";
+            n += (size_t)snprintf(buf + n, len - n, "%s%s", sep, ESTIMATORS[i].name);
+        }
+    return buf;
+}
 
 const char *chk_estimator_formula(vae_estimator_kind k) {
     for (size_t i = 0; i < NESTIMATORS; i++)

@@ -65,6 +65,10 @@ void chk_bind_latent(checker *c, const vae_latent *l);
 void chk_body(checker *c, const ast_network *n);
 /* A parameter tensor of the network being checked (c->owner); its index in m->params, or -1 (reported). */
 int chk_add_param(checker *c, vae_loc loc, const char *name, shape s, float bound);
+/* The estimator kind a latent of elbo(...) may name `name` (the table's per-latent rows), or EST_ELBO
+ * when there is none; and their names for a message ("analytic, ..., arm or disarm"), into buf. */
+vae_estimator_kind chk_latent_estimator_kind(const char *name);
+const char *chk_latent_estimator_names(char *buf, size_t len);
 const ast_arg *chk_named(const ast_expr *call, const char *name);
 int chk_only_named(checker *c, const ast_expr *call, const char *const *allowed, const char *what);
 int chk_returned_dist(checker *c, const ast_expr *e, shape want, unsigned allow, const char *what, vae_dist *out);

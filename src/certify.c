@@ -643,6 +643,20 @@ static void judge(int i, const result *res, const int *done, double zlim, result
 #undef SAY
 }
 
+/* The certified estimators' names, each once, in the table's order ("reinforce, uniform, ..."). */
+static const char *certified_names(char *buf, size_t len) {
+    size_t n = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < NCERTIFICATES && n < len; i++) {
+        const char *spec = CERTIFICATES[i].spec;
+        int name_len = (int)strcspn(spec, "("), seen = 0;
+        for (size_t j = 0; j < i; j++)
+            seen |= (int)strcspn(CERTIFICATES[j].spec, "(") == name_len && !strncmp(CERTIFICATES[j].spec, spec, (size_t)name_len);
+        if (!seen) n += (size_t)snprintf(buf + n, len - n, "%s%.*s", n ? ", " : "", name_len, spec);
+    }
+    return buf;
+}
+
 int vaec_certify_main(int argc, char **argv) {
     double draws = 10000, zlim = 4;
     char **names = calloc((size_t)argc + 1, sizeof *names);
@@ -673,10 +687,10 @@ int vaec_certify_main(int argc, char **argv) {
         int found = 0;
         for (size_t i = 0; i < NCERTIFICATES; i++) found |= selected(&CERTIFICATES[i], &names[k], 1);
         if (!found) {
-            fprintf(stderr, "vaec certify: error: no certificate for estimator '%s' (certified: reinforce, uniform, "
-                            "arm, disarm, gumbel, nvil, sum_and_sample, relax, rebar, reparam, iwae, vimco, exact, prior, rws, renyi, each with "
-                            "the options of the table that vaec certify "
-                            "prints; analytic is the exact reference)\n", names[k]);
+            char list[512];
+            fprintf(stderr, "vaec certify: error: no certificate for estimator '%s' (certified: %s, each with the options "
+                            "of the table that vaec certify prints; analytic is the exact reference)\n",
+                    names[k], certified_names(list, sizeof list));
             free(names);
             return 1;
         }
