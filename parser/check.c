@@ -87,89 +87,96 @@ static void check_control(checker *c, const ast_network *n) {
             chk_shape_str(c, s));
 }
 
+/* An encoder q(z | ...): the latent it names, what it conditions on, the distribution it returns. */
+static void check_encoder(checker *c, const ast_network *n, shape data_shape) {
+    vae_model *m = c->m;
+    const char *out = n->output->name;
+    vae_latent *l = chk_find_latent(m, out);
+    if (!l) {
+        ERR(n->output->loc, "an encoder q(z | x) names a latent first; '%s' is not a latent", out);
+        return;
+    }
+    if (l->encoder) {
+        ERR(n->output->loc, "latent '%s' already has an encoder", out);
+        return;
+    }
+    l->encoder = n;
+    if (!n->given) ERR(n->loc, "an encoder needs the data it conditions on: q(%s | %s)", out,
+                       m->data ? m->data->name : "x");
+    for (const ast_name *g = m->structured ? NULL : n->given; g; g = g->next) {
+        if (m->data && strcmp(g->name, m->data->name) == 0)
+            chk_bind(c, g->name, data_shape, VAL_TENSOR, NULL);
+        else if (chk_find_latent(m, g->name))
+            ERR(g->loc, "an encoder conditions on the data only; hierarchical encoders are not supported");
+        else
+            ERR(g->loc, "unknown name '%s' (expected the data '%s')", g->name, m->data ? m->data->name : "?");
+    }
+    if (m->structured) chk_given(c, n, 1);
+    chk_body(c, n);
+    shape want = chk_dist_shape(l);
+    unsigned allow = 0;
+    if (l->kind == LATENT_NORMAL) allow = 1u << DIST_NORMAL;
+    if (l->kind == LATENT_BERNOULLI) allow = 1u << DIST_BERNOULLI;
+    if (l->kind == LATENT_CATEGORICAL) {
+        if (!l->nvars) return; /* refused with its prior */
+        allow = 1u << DIST_CATEGORICAL;
+    }
+    const char *what = vae_pool_printf(c->pool, "the encoder of latent '%s'", out);
+    chk_returned_dist(c, n->ret, want, allow, what, &l->posterior);
+}
+
+/* A decoder p(x | ...) or a baseline b(x) (reinforce's distribution, nvil's one value). */
+static void check_data_network(checker *c, const ast_network *n, shape data_shape) {
+    vae_model *m = c->m;
+    const char *out = n->output->name;
+    if (!m->data || strcmp(out, m->data->name) != 0) {
+        ERR(n->output->loc, "a %s models the data; expected %s(%s ...)", ast_role_name(n->role),
+            n->name, m->data ? m->data->name : "x");
+        return;
+    }
+    if (n->role == NET_DECODER) {
+        if (m->decoder) {
+            ERR(n->loc, "the model already has a decoder");
+            return;
+        }
+        m->decoder = n;
+        if (!n->given) ERR(n->loc, "a decoder needs the latents it conditions on: p(%s | z)", out);
+        if (m->structured) chk_given(c, n, 0);
+        for (const ast_name *g = m->structured ? NULL : n->given; g; g = g->next) {
+            const vae_latent *l = chk_find_latent(m, g->name);
+            if (!l)
+                ERR(g->loc, "unknown latent '%s'", g->name);
+            else
+                chk_bind_latent(c, l);
+        }
+    } else {
+        if (n->given) ERR(n->given->loc, "a baseline b(%s) conditions on nothing but the data", out);
+        chk_bind(c, out, data_shape, VAL_TENSOR, NULL);
+    }
+    chk_body(c, n);
+    const char *what = n->role == NET_DECODER ? "the decoder" : "the baseline";
+    vae_dist *d = n->role == NET_DECODER ? &m->likelihood : &m->baseline_dist;
+    if (n->role == NET_BASELINE && chk_returns_value(n)) { /* nvil's b(x): one value per example */
+        c->target = "value"; /* its parameters: baseline.value.weight, ... */
+        shape s = chk_expr(c, n->ret);
+        if (s.nd >= 0 && chk_shape_size(s) != 1)
+            ERR(n->ret->loc, "a baseline returns a distribution p_eta(%s) (for reinforce) or one value b(%s) (for "
+                "nvil), not a value of shape %s", out, out, chk_shape_str(c, s));
+    } else if (data_shape.nd > 0)
+        chk_returned_dist(c, n->ret, data_shape, (1u << DIST_NORMAL) | (1u << DIST_BERNOULLI), what, d);
+}
+
 static void check_network(checker *c, const ast_network *n) {
     vae_model *m = c->m;
     c->env = NULL;
     c->prefix = net_prefix(m, n);
     c->owner = (int)n->role;
     c->net = n;
-    const char *out = n->output->name;
     shape data_shape = m->data && m->data_dim ? chk_shape_of_ast(&m->data->shape) : UNKNOWN;
     switch (n->role) {
-    case NET_ENCODER: {
-        vae_latent *l = chk_find_latent(m, out);
-        if (!l) {
-            ERR(n->output->loc, "an encoder q(z | x) names a latent first; '%s' is not a latent", out);
-            return;
-        }
-        if (l->encoder) {
-            ERR(n->output->loc, "latent '%s' already has an encoder", out);
-            return;
-        }
-        l->encoder = n;
-        if (!n->given) ERR(n->loc, "an encoder needs the data it conditions on: q(%s | %s)", out,
-                           m->data ? m->data->name : "x");
-        for (const ast_name *g = m->structured ? NULL : n->given; g; g = g->next) {
-            if (m->data && strcmp(g->name, m->data->name) == 0)
-                chk_bind(c, g->name, data_shape, VAL_TENSOR, NULL);
-            else if (chk_find_latent(m, g->name))
-                ERR(g->loc, "an encoder conditions on the data only; hierarchical encoders are not supported");
-            else
-                ERR(g->loc, "unknown name '%s' (expected the data '%s')", g->name, m->data ? m->data->name : "?");
-        }
-        if (m->structured) chk_given(c, n, 1);
-        chk_body(c, n);
-        shape want = chk_dist_shape(l);
-        unsigned allow = 0;
-        if (l->kind == LATENT_NORMAL) allow = 1u << DIST_NORMAL;
-        if (l->kind == LATENT_BERNOULLI) allow = 1u << DIST_BERNOULLI;
-        if (l->kind == LATENT_CATEGORICAL) {
-            if (!l->nvars) break; /* refused with its prior */
-            allow = 1u << DIST_CATEGORICAL;
-        }
-        const char *what = vae_pool_printf(c->pool, "the encoder of latent '%s'", out);
-        chk_returned_dist(c, n->ret, want, allow, what, &l->posterior);
-        break;
-    }
+    case NET_ENCODER: check_encoder(c, n, data_shape); break;
     case NET_DECODER:
-    case NET_BASELINE: {
-        if (!m->data || strcmp(out, m->data->name) != 0) {
-            ERR(n->output->loc, "a %s models the data; expected %s(%s ...)", ast_role_name(n->role),
-                n->name, m->data ? m->data->name : "x");
-            return;
-        }
-        if (n->role == NET_DECODER) {
-            if (m->decoder) {
-                ERR(n->loc, "the model already has a decoder");
-                return;
-            }
-            m->decoder = n;
-            if (!n->given) ERR(n->loc, "a decoder needs the latents it conditions on: p(%s | z)", out);
-            if (m->structured) chk_given(c, n, 0);
-            for (const ast_name *g = m->structured ? NULL : n->given; g; g = g->next) {
-                const vae_latent *l = chk_find_latent(m, g->name);
-                if (!l)
-                    ERR(g->loc, "unknown latent '%s'", g->name);
-                else
-                    chk_bind_latent(c, l);
-            }
-        } else {
-            if (n->given) ERR(n->given->loc, "a baseline b(%s) conditions on nothing but the data", out);
-            chk_bind(c, out, data_shape, VAL_TENSOR, NULL);
-        }
-        chk_body(c, n);
-        const char *what = n->role == NET_DECODER ? "the decoder" : "the baseline";
-        vae_dist *d = n->role == NET_DECODER ? &m->likelihood : &m->baseline_dist;
-        if (n->role == NET_BASELINE && chk_returns_value(n)) { /* nvil's b(x): one value per example */
-            c->target = "value"; /* its parameters: baseline.value.weight, ... */
-            shape s = chk_expr(c, n->ret);
-            if (s.nd >= 0 && chk_shape_size(s) != 1)
-                ERR(n->ret->loc, "a baseline returns a distribution p_eta(%s) (for reinforce) or one value b(%s) (for "
-                    "nvil), not a value of shape %s", out, out, chk_shape_str(c, s));
-        } else if (data_shape.nd > 0)
-            chk_returned_dist(c, n->ret, data_shape, (1u << DIST_NORMAL) | (1u << DIST_BERNOULLI), what, d);
-        break;
-    }
+    case NET_BASELINE: check_data_network(c, n, data_shape); break;
     case NET_PRIOR: chk_prior_network(c, n); break;
     case NET_CONTROL: check_control(c, n); break;
     }
