@@ -541,6 +541,7 @@ static void chk_sum_and_sample(checker *c, const ast_estimator *e) {
 static void add_nvil_state(checker *c, const ast_estimator *e) {
     vae_model *m = c->m;
     c->owner = NET_BASELINE;
+    c->net = NULL; /* the estimator's own, no network's (not the last network checked) */
     int i = chk_add_param(c, e->loc, "nvil.mean", chk_vec(1), 0.0f);
     int j = chk_add_param(c, e->loc, "nvil.variance", chk_vec(1), 0.0f);
     if (i < 0 || j != i + 1) return;
@@ -577,6 +578,7 @@ static void chk_estimator_needs(checker *c, const ast_estimator *e, const estima
     }
     if (info->kind == EST_REBAR && !m->structured) { /* eta - 1 and log(T / temperature), both from 0 */
         c->owner = NET_CONTROL;
+        c->net = NULL; /* the estimator's own, no network's */
         c->m->est.rebar_eta = chk_add_param(c, e->loc, "rebar.eta", chk_vec(1), 0);
         chk_add_param(c, e->loc, "rebar.log_temperature", chk_vec(1), 0);
     }

@@ -276,6 +276,19 @@ static unsigned char *read_checkpoint_file(const char *path, size_t *len, char *
     return buf;
 }
 
+/* One tensor's header into name[512], *nd and dims[8]; 0, or -1 with err set. */
+static int read_tensor_header(reader *r, const char *path, char *name, uint32_t *nd, uint32_t *dims, char *err,
+                              size_t errlen) {
+    uint32_t nl = get32(r);
+    memset(name, 0, 512);
+    if (nl >= 512 || get(r, name, nl)) return ckpt_fail(err, errlen, "%s: the checkpoint header is malformed", path);
+    *nd = get32(r);
+    if (*nd > 8) return ckpt_fail(err, errlen, "%s: the checkpoint header is malformed", path);
+    for (uint32_t d = 0; d < *nd; d++) dims[d] = get32(r);
+    if (r->bad) return ckpt_fail(err, errlen, "%s: the checkpoint header is truncated", path);
+    return 0;
+}
+
 /* Reads the tensor table and checks it against t[]; 0, or -1 with err set. */
 static int read_tensor_table(reader *r, const char *path, const char *model, const vr_tensor_info *t, int nt, char *err,
                              size_t errlen) {
@@ -285,13 +298,9 @@ static int read_tensor_table(reader *r, const char *path, const char *model, con
         return ckpt_fail(err, errlen, "%s: the checkpoint (model '%s') holds %u tensors, this model has %d", path, model,
                          n, nt);
     for (int i = 0; i < nt; i++) {
-        uint32_t nl = get32(r);
-        char name[512] = "";
-        if (nl >= sizeof name || get(r, name, nl)) return ckpt_fail(err, errlen, "%s: the checkpoint header is malformed", path);
-        uint32_t nd = get32(r), dims[8] = {0};
-        if (nd > 8) return ckpt_fail(err, errlen, "%s: the checkpoint header is malformed", path);
-        for (uint32_t d = 0; d < nd; d++) dims[d] = get32(r);
-        if (r->bad) return ckpt_fail(err, errlen, "%s: the checkpoint header is truncated", path);
+        char name[512];
+        uint32_t nd = 0, dims[8] = {0};
+        if (read_tensor_header(r, path, name, &nd, dims, err, errlen)) return -1;
         int same = strcmp(name, t[i].name) == 0 && (int)nd == t[i].ndims;
         for (int d = 0; same && d < t[i].ndims; d++) same = dims[d] == (uint32_t)t[i].dims[d];
         if (!same) {
@@ -320,38 +329,45 @@ static int check_finite(const char *path, const char *what, const vr_tensor_info
     return 0;
 }
 
-int vr_checkpoint_load(const char *path, const vr_tensor_info *t, int nt, float *params, float *m, float *v,
-                       long *step, char *err, size_t errlen) {
+/* The checkpoint at path, read whole and checked (magic number, version, CRC), with r past
+ * its model name (model[4097]); the buffer to free, or NULL with err set. */
+static unsigned char *open_checkpoint(const char *path, reader *r, char *model, char *err, size_t errlen) {
     size_t got = 0;
     unsigned char *buf = read_checkpoint_file(path, &got, err, errlen);
-    if (!buf) return -1;
-    int rc = -1;
-    reader r = {buf, buf + got, 0};
+    if (!buf) return NULL;
+    *r = (reader){buf, buf + got, 0};
     char magic[8];
-    if (got < 12 || get(&r, magic, 8) || memcmp(magic, CKPT_MAGIC, 8) != 0) {
+    uint32_t version = 0, crc_stored = 0;
+    if (got >= 12) memcpy(&crc_stored, buf + got - 4, 4);
+    if (got < 12 || get(r, magic, 8) || memcmp(magic, CKPT_MAGIC, 8) != 0)
         ckpt_fail(err, errlen, got < 12 && got > 0 && memcmp(buf, CKPT_MAGIC, got < 8 ? got : 8) == 0
                                    ? "%s: the checkpoint is truncated"
                                    : "%s: not a vaec checkpoint (bad magic number)",
                   path);
-        goto done;
-    }
-    uint32_t version = get32(&r);
-    if (version != CKPT_VERSION) {
+    else if ((version = get32(r)) != CKPT_VERSION)
         ckpt_fail(err, errlen, "%s: checkpoint format version %u is not supported (this vaec reads version %u)", path,
-             version, CKPT_VERSION);
-        goto done;
-    }
-    uint32_t crc_stored;
-    memcpy(&crc_stored, buf + got - 4, 4);
-    if (crc32_update(0, buf, got - 4) != crc_stored) {
+                  version, CKPT_VERSION);
+    else if (crc32_update(0, buf, got - 4) != crc_stored)
         ckpt_fail(err, errlen, "%s: the checkpoint is truncated or corrupt (checksum mismatch)", path);
-        goto done;
+    else {
+        r->end = buf + got - 4;
+        uint32_t mlen = get32(r);
+        if (mlen > 4096) r->bad = 1;
+        model[0] = 0;
+        if (!r->bad && !get(r, model, mlen)) model[mlen] = 0;
+        return buf;
     }
-    r.end = buf + got - 4;
-    uint32_t mlen = get32(&r);
-    if (mlen > 4096) r.bad = 1;
-    char model[4097] = "";
-    if (!r.bad) get(&r, model, mlen);
+    free(buf);
+    return NULL;
+}
+
+int vr_checkpoint_load(const char *path, const vr_tensor_info *t, int nt, float *params, float *m, float *v,
+                       long *step, char *err, size_t errlen) {
+    reader r;
+    char model[4097];
+    unsigned char *buf = open_checkpoint(path, &r, model, err, errlen);
+    if (!buf) return -1;
+    int rc = -1;
     if (read_tensor_table(&r, path, model, t, nt, err, errlen)) goto done;
     long total = 0;
     for (int i = 0; i < nt; i++) total += t[i].size;
@@ -372,4 +388,82 @@ int vr_checkpoint_load(const char *path, const vr_tensor_info *t, int nt, float 
 done:
     free(buf);
     return rc;
+}
+
+/* The table of a checkpoint whatever model wrote it: its tensors' headers into c->t. */
+static int read_any_table(reader *r, const char *path, vr_checkpoint_contents *c, char *err, size_t errlen) {
+    uint32_t n = get32(r);
+    if (r->bad || n > (size_t)(r->end - r->p) / 8) /* a header is at least 8 bytes */
+        return ckpt_fail(err, errlen, "%s: the checkpoint header is truncated", path);
+    c->t = calloc(n ? n : 1, sizeof *c->t);
+    if (!c->t) abort();
+    for (uint32_t i = 0; i < n; i++) {
+        char name[512];
+        uint32_t nd = 0, dims[8] = {0};
+        if (read_tensor_header(r, path, name, &nd, dims, err, errlen)) return -1;
+        vr_tensor_info *t = &c->t[c->n++];
+        size_t len = strlen(name) + 1;
+        char *copy = malloc(len);
+        if (!copy) abort();
+        t->name = memcpy(copy, name, len);
+        t->ndims = (int)nd;
+        t->size = 1;
+        for (uint32_t d = 0; d < nd; d++) {
+            t->dims[d] = (int)dims[d];
+            if (dims[d] > INT32_MAX || (dims[d] && (uint64_t)t->size > (uint64_t)(r->end - r->p) / dims[d]))
+                return ckpt_fail(err, errlen, "%s: the checkpoint is truncated (tensor '%s')", path, name);
+            t->size *= (long)dims[d];
+        }
+    }
+    return 0;
+}
+
+int vr_checkpoint_read(const char *path, vr_checkpoint_contents *c, char *err, size_t errlen) {
+    memset(c, 0, sizeof *c);
+    reader r;
+    char model[4097];
+    unsigned char *buf = open_checkpoint(path, &r, model, err, errlen);
+    if (!buf) return -1;
+    int rc = -1;
+    if (read_any_table(&r, path, c, err, errlen)) goto done;
+    size_t total = 0;
+    for (int i = 0; i < c->n; i++) total += (size_t)c->t[i].size;
+    get32(&r); /* has optimiser state, and the step: not needed here */
+    int64_t s64;
+    get(&r, &s64, 8);
+    if (total > (size_t)(r.end - r.p) / sizeof(float)) {
+        ckpt_fail(err, errlen, "%s: the checkpoint is truncated", path);
+        goto done;
+    }
+    c->params = malloc(sizeof(float) * (total ? total : 1));
+    if (!c->params) abort();
+    get(&r, c->params, sizeof(float) * total);
+    rc = check_finite(path, "parameters", c->t, c->n, c->params, err, errlen);
+done:
+    free(buf);
+    if (rc) vr_checkpoint_contents_free(c);
+    return rc;
+}
+
+void vr_checkpoint_contents_free(vr_checkpoint_contents *c) {
+    for (int i = 0; i < c->n; i++) free((char *)c->t[i].name);
+    free(c->t);
+    free(c->params);
+    memset(c, 0, sizeof *c);
+}
+
+long vr_checkpoint_find(const vr_checkpoint_contents *c, const vr_tensor_info *t, char *err, size_t errlen) {
+    long off = 0;
+    for (int i = 0; i < c->n; off += c->t[i++].size) {
+        if (strcmp(c->t[i].name, t->name) != 0) continue;
+        int same = c->t[i].ndims == t->ndims;
+        for (int d = 0; same && d < t->ndims; d++) same = c->t[i].dims[d] == t->dims[d];
+        if (same) return off;
+        char a[128], b[128];
+        shape_str(a, sizeof a, c->t[i].ndims, NULL, c->t[i].dims);
+        shape_str(b, sizeof b, t->ndims, NULL, t->dims);
+        ckpt_fail(err, errlen, "tensor '%s' is %s in the checkpoint, %s here", t->name, a, b);
+        return -2;
+    }
+    return -1;
 }

@@ -22,24 +22,31 @@ static double now(void) {
 
 /* One item of --estimators.  `source` is the whole list with every other item
  * blanked, so that an error in the item names its column in the list and shows
- * it under a caret; `text` is the item alone, for the table. */
+ * it under a caret; `text` is the item alone, for the table.  `unit` is the model
+ * with that estimator; `from[t]` is where its tensor t lies in the checkpoint's
+ * values, or -1 where the checkpoint lacks it and it starts at its initial value. */
 typedef struct {
     char *source, *text;
+    vae_unit *unit;
+    long *from;
 } spec;
 
 enum { MAX_SPECS = 16 };
 
+static void spec_free(spec *s) {
+    free(s->source);
+    free(s->text);
+    vae_unit_free(s->unit);
+    free(s->from);
+}
+
 static void specs_free(spec *s, int n) {
-    for (int i = 0; i < n; i++) {
-        free(s[i].source);
-        free(s[i].text);
-    }
+    for (int i = 0; i < n; i++) spec_free(&s[i]);
 }
 
 static void spec_take(spec *out, const char *list, size_t begin, size_t end) {
     size_t n = strlen(list);
-    out->source = malloc(n + 1);
-    out->text = malloc(end - begin + 1);
+    *out = (spec){malloc(n + 1), malloc(end - begin + 1), NULL, NULL};
     if (!out->source || !out->text) abort();
     for (size_t i = 0; i < n; i++) out->source[i] = i >= begin && i < end ? list[i] : ' ';
     out->source[n] = 0;
@@ -75,55 +82,76 @@ static int split_specs(const char *list, spec *out, int max) {
     return n;
 }
 
-typedef struct {
-    vae_unit *unit;
-    vae_program *prog;
-} built;
+/* ---------------------------------------------------------------- the checkpoint, by name */
 
-static int build(const char *model, const char *spec, int batch, built *out) {
-    out->unit = spec ? vae_unit_with_estimator(model, spec, stderr) : vae_unit_load(model, stderr);
-    if (!out->unit) return -1;
-    vae_build_opts o = vae_build_defaults(out->unit);
-    o.batch = batch;
-    o.eval = o.iwae = 0;
-    out->prog = vae_program_build(out->unit, &o, stderr);
-    if (!out->prog) {
-        vae_unit_free(out->unit);
-        return -1;
+/* What a checkpoint may lack: the tensors an estimator brings, that is its control
+ * (relax's network, rebar's eta and temperature), its baseline network and nvil's
+ * running statistics.  The encoder, the decoder and the prior are the model itself. */
+static int estimator_owned(const vae_param *p) {
+    return p->state || p->owner == NET_CONTROL || p->owner == NET_BASELINE;
+}
+
+/* Whether m's estimator reads tensor p of estimator_owned's kind: its own (no network's:
+ * rebar's, nvil's), or those of the control or baseline network it names; another
+ * network's (relax's control under disarm) is left out of the note. */
+static int estimator_reads(const vae_model *m, const vae_param *p) {
+    if (!p->net || p->net == m->est.control || p->net == m->est.baseline) return 1;
+    for (int i = 0; i < m->nlatents; i++)
+        if (p->net == m->latents[i].est.baseline) return 1;
+    return 0;
+}
+
+/* Fills sp->from from the checkpoint's table (by name; the shape must agree); 0, or -1
+ * with the error printed: a tensor of another shape, or one of the model's own missing. */
+static int match_tensors(spec *sp, const vr_checkpoint_contents *ck, const char *path) {
+    const vae_model *m = vae_unit_model(sp->unit);
+    sp->from = malloc(sizeof(long) * (size_t)(m->nparams ? m->nparams : 1));
+    if (!sp->from) abort();
+    for (int t = 0; t < m->nparams; t++) {
+        const vae_param *p = &m->params[t];
+        vr_tensor_info info = {p->name, p->ndims, {0}, p->size};
+        memcpy(info.dims, p->dims, sizeof info.dims);
+        char err[512];
+        sp->from[t] = vr_checkpoint_find(ck, &info, err, sizeof err);
+        if (sp->from[t] == -2) {
+            fprintf(stderr, "vaec gradvar: error: %s: %s (the model with estimator '%s')\n", path, err, sp->text);
+            return -1;
+        }
+        if (sp->from[t] == -1 && !estimator_owned(p)) {
+            fprintf(stderr, "vaec gradvar: error: %s: has no tensor '%s', which the model with estimator '%s' has "
+                    "(only an estimator's control, baseline and running statistics may be missing)\n",
+                    path, p->name, sp->text);
+            return -1;
+        }
     }
     return 0;
 }
 
-static void release(built *b) {
-    vae_program_free(b->prog);
-    vae_unit_free(b->unit);
-}
-
-/* Encoder coordinates of the parameter buffer, as a list of [offset, size). */
-static long encoder_mask(const vae_model *m, char *mask) {
-    long n = 0;
-    memset(mask, 0, (size_t)m->param_floats);
+/* Says which of an estimator's tensors the checkpoint lacks: they are measured at the
+ * values training starts them from, not trained ones. */
+static void note_fresh(const spec *sp, uint64_t seed) {
+    const vae_model *m = vae_unit_model(sp->unit);
+    int n = 0;
     for (int t = 0; t < m->nparams; t++)
-        if (m->params[t].owner == NET_ENCODER) {
-            memset(mask + m->params[t].offset, 1, (size_t)m->params[t].size);
-            n += m->params[t].size;
-        }
-    return n;
+        if (sp->from[t] < 0 && estimator_reads(m, &m->params[t]))
+            printf("%s%s", n++ ? ", " : "note: ", m->params[t].name);
+    if (n)
+        printf(" (%s): not in the checkpoint, so measured at %s initial value%s (seed %llu, as training starts), "
+               "untrained\n", sp->text, n > 1 ? "their" : "its", n > 1 ? "s" : "", (unsigned long long)seed);
 }
 
-static int load_params(const vae_model *m, const char *path, float *params) {
+/* Every estimator is checked, and its tensors found in the checkpoint, before any work
+ * starts, so that a typo in the last one does not cost the minutes the first ones take. */
+static int prepare_specs(const gradvar_options *o, spec *specs, int n, vr_checkpoint_contents *ck) {
+    for (int e = 0; e < n; e++)
+        if (!(specs[e].unit = vae_unit_with_estimator(o->model, specs[e].source, stderr))) return -1;
     char err[1024];
-    vr_tensor_info t[VAE_MAX_PARAMS];
-    for (int i = 0; i < m->nparams; i++) {
-        t[i].name = m->params[i].name;
-        t[i].ndims = m->params[i].ndims;
-        memcpy(t[i].dims, m->params[i].dims, sizeof t[i].dims);
-        t[i].size = m->params[i].size;
-    }
-    if (vr_checkpoint_load(path, t, m->nparams, params, NULL, NULL, NULL, err, sizeof err)) {
+    if (vr_checkpoint_read(o->params, ck, err, sizeof err)) {
         fprintf(stderr, "vaec gradvar: error: %s\n", err);
         return -1;
     }
+    for (int e = 0; e < n; e++)
+        if (match_tensors(&specs[e], ck, o->params)) return -1;
     return 0;
 }
 
@@ -156,21 +184,98 @@ static float *load_batch(const vae_model *m, const gradvar_options *o, int batch
     return x;
 }
 
-/* The analytic gradient at `params` (no noise), or NULL when it cannot be built. */
-static double *analytic_gradient(const char *model, int batch, const float *params, const float *x, size_t P,
-                                 uint64_t seed) {
-    built ref;
-    if (build(model, "analytic", batch, &ref)) return NULL;
-    const vr_program *rt = vae_program_runtime(ref.prog);
-    float *g = calloc(P, sizeof(float)), *arena = calloc((size_t)rt->train.arena_floats, sizeof(float));
-    double *truth = calloc(P, sizeof(double));
-    if (!g || !arena || !truth) abort();
-    vr_ctx ctx = {.seed = seed, .step = 1, .example0 = 0, .sample0 = 0};
-    rt->train.fn((void *)params, g, arena, x, &ctx);
-    for (size_t i = 0; i < P; i++) truth[i] = g[i];
-    free(g);
-    free(arena);
-    release(&ref);
+/* ---------------------------------------------------------------- one estimator's gradient */
+
+/* What the draws share: the model as written (its encoder's coordinates are the ones
+ * compared), the checkpoint, the batch and the analytic gradient (NULL: none). */
+typedef struct {
+    const gradvar_options *o;
+    const vae_model *base;
+    const vr_checkpoint_contents *ck;
+    const float *x;
+    const double *truth;
+    int batch;
+    long ncoords;
+} run;
+
+/* An estimator's compiled training step at its parameters, and where in them the
+ * encoder's coordinates are. */
+typedef struct {
+    vae_program *prog;
+    const vr_program *rt;
+    float *params, *g, *arena;
+    long *index; /* ncoords: coordinate k of the encoder is params[index[k]] */
+} bench;
+
+static void bench_free(bench *b) {
+    vae_program_free(b->prog);
+    free(b->params);
+    free(b->g);
+    free(b->arena);
+    free(b->index);
+}
+
+/* The model's encoder tensors by name in the estimator's model; 0, or -1 (printed). */
+static int encoder_index(const run *r, const vae_model *m, const char *what, long *index) {
+    long k = 0;
+    for (int t = 0; t < r->base->nparams; t++) {
+        const vae_param *p = &r->base->params[t];
+        if (p->owner != NET_ENCODER) continue;
+        int u = 0;
+        while (u < m->nparams && strcmp(m->params[u].name, p->name) != 0) u++;
+        if (u == m->nparams || m->params[u].size != p->size) {
+            fprintf(stderr, "vaec gradvar: error: estimator '%s' changes the encoder's tensor '%s'\n", what, p->name);
+            return -1;
+        }
+        for (long i = 0; i < p->size; i++) index[k++] = m->params[u].offset + i;
+    }
+    return 0;
+}
+
+/* Compiles the model of `u` and sets its parameters: the initial values training
+ * starts from (vr_init_params, the run's seed; zeros for running statistics), then
+ * every tensor the checkpoint has, by name (from).  0, or -1 with the error printed. */
+static int bench_setup(const run *r, const vae_unit *u, const long *from, const char *what, bench *b) {
+    memset(b, 0, sizeof *b);
+    vae_build_opts bo = vae_build_defaults(u);
+    bo.batch = r->batch;
+    bo.eval = bo.iwae = 0;
+    if (!(b->prog = vae_program_build(u, &bo, stderr))) return -1;
+    b->rt = vae_program_runtime(b->prog);
+    const vae_model *m = vae_unit_model(u);
+    size_t P = (size_t)b->rt->param_floats;
+    b->params = calloc(P ? P : 1, sizeof(float));
+    b->g = calloc(P ? P : 1, sizeof(float));
+    b->arena = calloc((size_t)b->rt->train.arena_floats, sizeof(float));
+    b->index = malloc(sizeof(long) * (size_t)r->ncoords);
+    if (!b->params || !b->g || !b->arena || !b->index) abort();
+    vr_init_params(b->rt, b->params, r->o->seed);
+    for (int t = 0; t < m->nparams; t++)
+        if (from[t] >= 0)
+            memcpy(b->params + m->params[t].offset, r->ck->params + from[t], sizeof(float) * (size_t)m->params[t].size);
+    return encoder_index(r, m, what, b->index);
+}
+
+/* One draw of the gradient (draw `step`: its noise) into b->g. */
+static void bench_draw(const run *r, bench *b, uint64_t step) {
+    vr_ctx ctx = {.seed = r->o->seed, .step = step, .example0 = 0, .sample0 = 0};
+    b->rt->train.fn(b->params, b->g, b->arena, (void *)r->x, &ctx);
+}
+
+/* The analytic gradient's encoder coordinates at the checkpoint's parameters (no
+ * noise), or NULL with the error printed. */
+static double *analytic_gradient(const run *r) {
+    spec an = {NULL, NULL, vae_unit_with_estimator(r->o->model, "analytic", stderr), NULL};
+    double *truth = NULL;
+    bench b = {0};
+    if (an.unit && !match_tensors(&an, r->ck, r->o->params) && !bench_setup(r, an.unit, an.from, "analytic", &b)) {
+        bench_draw(r, &b, 1);
+        truth = malloc(sizeof(double) * (size_t)r->ncoords);
+        if (!truth) abort();
+        for (long k = 0; k < r->ncoords; k++) truth[k] = b.g[b.index[k]];
+    }
+    bench_free(&b);
+    spec_free(&an);
     return truth;
 }
 
@@ -181,81 +286,81 @@ typedef struct {
 
 /* Draws the gradient `repeats` times (Welford's running mean and sum of squares
  * per coordinate); 0, or -1 with the error printed. */
-static int draw_gradients(const gradvar_options *o, const spec *sp, int batch, const float *params, const float *x,
-                          const char *mask, const double *truth, size_t P, spread *out) {
-    built b;
-    if (build(o->model, sp->source, batch, &b)) return -1;
-    const vr_program *rt = vae_program_runtime(b.prog);
-    if ((size_t)rt->param_floats != P) {
-        fprintf(stderr, "vaec gradvar: error: estimator '%s' changes the model's parameters\n", sp->text);
-        release(&b);
+static int draw_gradients(const run *r, const spec *sp, spread *out) {
+    bench b;
+    if (bench_setup(r, sp->unit, sp->from, sp->text, &b)) {
+        bench_free(&b);
         return -1;
     }
-    float *g = calloc(P, sizeof(float)), *arena = calloc((size_t)rt->train.arena_floats, sizeof(float));
-    double *mean = calloc(P, sizeof(double)), *m2 = calloc(P, sizeof(double));
-    if (!g || !arena || !mean || !m2) abort();
+    long K = r->ncoords;
+    int R = r->o->repeats;
+    double *mean = calloc((size_t)K, sizeof(double)), *m2 = calloc((size_t)K, sizeof(double));
+    if (!mean || !m2) abort();
     double dist = 0, t0 = now();
-    for (int r = 0; r < o->repeats; r++) {
-        vr_ctx ctx = {.seed = o->seed, .step = (uint64_t)r + 1, .example0 = 0, .sample0 = 0};
-        rt->train.fn((void *)params, g, arena, x, &ctx);
-        for (size_t i = 0; i < P; i++) {
-            if (!mask[i]) continue;
-            double delta = g[i] - mean[i];
-            mean[i] += delta / (r + 1);
-            m2[i] += delta * (g[i] - mean[i]);
-            if (truth) dist += (g[i] - truth[i]) * (g[i] - truth[i]);
+    for (int d = 0; d < R; d++) {
+        bench_draw(r, &b, (uint64_t)d + 1);
+        for (long k = 0; k < K; k++) {
+            double gk = b.g[b.index[k]], delta = gk - mean[k];
+            mean[k] += delta / (d + 1);
+            m2[k] += delta * (gk - mean[k]);
+            if (r->truth) dist += (gk - r->truth[k]) * (gk - r->truth[k]);
         }
     }
-    *out = (spread){0, dist / o->repeats, 0, 1e3 * (now() - t0) / o->repeats};
-    for (size_t i = 0; i < P; i++)
-        if (mask[i]) {
-            out->variance += o->repeats > 1 ? m2[i] / (o->repeats - 1) : 0;
-            if (truth) out->bias2 += (mean[i] - truth[i]) * (mean[i] - truth[i]);
-        }
-    free(g);
-    free(arena);
+    *out = (spread){0, dist / R, 0, 1e3 * (now() - t0) / R};
+    for (long k = 0; k < K; k++) {
+        out->variance += R > 1 ? m2[k] / (R - 1) : 0;
+        if (r->truth) out->bias2 += (mean[k] - r->truth[k]) * (mean[k] - r->truth[k]);
+    }
     free(mean);
     free(m2);
-    release(&b);
+    bench_free(&b);
     return 0;
 }
 
-/* Every estimator is checked before any work starts, so that a typo in the
- * last one does not cost the minutes the first ones take. */
-static int check_specs(const char *model, const spec *specs, int n) {
-    for (int e = 0; e < n; e++) {
-        vae_unit *u = vae_unit_with_estimator(model, specs[e].source, stderr);
-        if (!u) return -1;
-        vae_unit_free(u);
-    }
-    return 0;
+/* ---------------------------------------------------------------- the table */
+
+static long encoder_coords(const vae_model *m) {
+    long n = 0;
+    for (int t = 0; t < m->nparams; t++)
+        if (m->params[t].owner == NET_ENCODER) n += m->params[t].size;
+    return n;
 }
 
-static int measure_all(const gradvar_options *o, const vae_model *bm, const spec *specs, int nspecs) {
-    int batch = o->batch ? o->batch : bm->train.batch;
-    size_t P = (size_t)bm->param_floats;
-    float *params = calloc(P ? P : 1, sizeof(float)), *x = NULL;
-    char *mask = malloc(P ? P : 1);
-    double *truth = NULL;
-    if (!params || !mask) abort();
-    long ncoords = encoder_mask(bm, mask);
+/* The estimator column fits the longest name written. */
+static int name_width(const spec *specs, int nspecs) {
+    int w = 40;
+    for (int e = 0; e < nspecs; e++) w = (int)strlen(specs[e].text) > w ? (int)strlen(specs[e].text) : w;
+    return w;
+}
+
+static void print_head(const run *r, const spec *specs, int nspecs, const char *source) {
+    printf("gradient of the encoder's %ld parameters, %d repeats on one batch of %d from %s\n", r->ncoords,
+           r->o->repeats, r->batch, source);
+    for (int e = 0; e < nspecs; e++) note_fresh(&specs[e], r->o->seed);
+    printf("%-*s %14s %16s %18s %10s\n", name_width(specs, nspecs), "estimator", "variance", "E|g - analytic|^2", "|mean-analytic|^2", "ms/draw");
+    fflush(stdout);
+}
+
+static int measure_all(const gradvar_options *o, const vae_model *bm, spec *specs, int nspecs) {
+    vr_checkpoint_contents ck = {0};
+    run r = {o, bm, &ck, NULL, NULL, o->batch ? o->batch : bm->train.batch, encoder_coords(bm)};
     const char *source = NULL;
+    float *x = NULL;
+    double *truth = NULL;
     int rc = 1;
-    if (ncoords == 0) {
+    if (r.ncoords == 0) {
         fprintf(stderr, "vaec gradvar: error: %s has no encoder, so there is no encoder gradient to compare\n", o->model);
         goto out;
     }
-    if (check_specs(o->model, specs, nspecs)) goto out;
-    if (load_params(bm, o->params, params) || !(x = load_batch(bm, o, batch, &source))) goto out;
-    if (g_model_enumerable(bm) && !(truth = analytic_gradient(o->model, batch, params, x, P, o->seed))) goto out;
-    printf("gradient of the encoder's %ld parameters, %d repeats on one batch of %d from %s\n", ncoords, o->repeats,
-           batch, source);
-    int w = 40; /* the estimator column fits the longest name written */
-    for (int e = 0; e < nspecs; e++) w = (int)strlen(specs[e].text) > w ? (int)strlen(specs[e].text) : w;
-    printf("%-*s %14s %16s %18s %10s\n", w, "estimator", "variance", "E|g - analytic|^2", "|mean-analytic|^2", "ms/draw");
+    if (prepare_specs(o, specs, nspecs, &ck) || !(x = load_batch(bm, o, r.batch, &source))) goto out;
+    r.x = x;
+    if (g_model_enumerable(bm) && !(truth = analytic_gradient(&r))) goto out;
+    r.truth = truth;
+    print_head(&r, specs, nspecs, source);
+    int w = name_width(specs, nspecs);
     for (int e = 0; e < nspecs; e++) {
         spread s;
-        if (draw_gradients(o, &specs[e], batch, params, x, mask, truth, P, &s)) goto out;
+        if (draw_gradients(&r, &specs[e], &s)) goto out;
         if (truth)
             printf("%-*s %14.6g %16.6g %18.6g %10.2f\n", w, specs[e].text, s.variance, s.mean_dist2, s.bias2, s.ms);
         else
@@ -264,10 +369,9 @@ static int measure_all(const gradvar_options *o, const vae_model *bm, const spec
     }
     rc = 0;
 out:
-    free(params);
     free(x);
     free(truth);
-    free(mask);
+    vr_checkpoint_contents_free(&ck);
     return rc;
 }
 
@@ -292,7 +396,7 @@ static char *estimator_as_written(const vae_model *m) {
 
 int vaec_gradvar(const gradvar_options *o) {
     vr_flush_denormals(); /* as training does: the same numbers, and no denormal slow paths */
-    /* the model as written gives the layout; its estimator is the default */
+    /* the model as written names the encoder's tensors and the data; its estimator is the default */
     vae_unit *base = vae_unit_load(o->model, stderr);
     if (!base) return 1;
     const vae_model *bm = vae_unit_model(base);

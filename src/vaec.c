@@ -139,7 +139,11 @@ static const char *const HELP_GRADVAR =
     "  --batch N   --data-dir DIR   --seed N   --threads N\n"
     "  The variance is the trace of the encoder gradient's covariance; with enumerable latents the\n"
     "  table adds the mean squared distance to the analytic gradient, and |mean - analytic|^2: the\n"
-    "  squared bias plus variance / R (R draws cannot tell a bias smaller than that from noise).\n";
+    "  squared bias plus variance / R (R draws cannot tell a bias smaller than that from noise).\n"
+    "  Each estimator takes the checkpoint's tensors by name (another shape is an error); the ones it\n"
+    "  adds that the checkpoint lacks (rebar's eta and temperature, nvil's running statistics, a\n"
+    "  control or baseline network) start where training with --seed starts them, and a note names\n"
+    "  them: that estimator is measured with an untrained control or baseline.\n";
 
 static const char *const HELP_EMIT_C =
     "usage: vaec emit-c MODEL.vae -o model.c [--batch N] [--shards S] [--estimator SPEC]\n"

@@ -46,6 +46,41 @@ awk -v e="$mix_elbo" -v l="$mix_logpx" 'BEGIN { exit !(l >= e) }' || fail "exact
 cat "$work/gv.out"
 grep -q "^reinforce(samples: 2, baseline: b) " "$work/gv.out" || fail "gradvar printed no row for reinforce"
 awk '$1 == "analytic" { exit !($2 == 0) }' "$work/gv.out" || fail "the analytic gradient should have no variance"
+# gradvar covers every estimator that applies, its tensors taken from the checkpoint by name: those an
+# estimator adds that the checkpoint lacks (rebar's eta and temperature, nvil's running statistics)
+# start at their initial values, and the output names them
+gv_rows() { # out-file rows: every row of the table has a finite, positive variance (4th field from the end)
+    awk -v want="$2" 'seen { n++; v = $(NF - 3); if (v !~ /^[0-9.e+-]+$/ || !(v + 0 > 0)) { print "bad variance: " $0; bad = 1 } }
+        /^estimator / { seen = 1 } END { if (n != want) print n " rows, expected " want; exit bad || n != want }' "$1"
+}
+relax="$top_srcdir/examples/fashion_bernoulli200_relax.vae"
+"$vaec" train "$relax" --epochs 1 --limit 500 --test-limit 100 --out "$work/relax" >"$work/relax.out" 2>&1 \
+    || { cat "$work/relax.out"; fail "training $relax"; }
+"$vaec" gradvar "$relax" --params "$work/relax/checkpoint.vaeckpt" --repeats 3 --batch 16 \
+    --estimators 'disarm,arm,relax(control: c),rebar(temperature: 0.5),reinforce(samples: 2, baseline: loo),disarm(samples: 2),vimco(samples: 2)' \
+    >"$work/gv.out" 2>&1 || { cat "$work/gv.out"; fail "gradvar on the relax example exited with $?"; }
+cat "$work/gv.out"
+gv_rows "$work/gv.out" 7 || fail "gradvar on the relax example: not a finite positive variance on every row"
+grep -q '^note: rebar.eta, rebar.log_temperature (rebar(temperature: 0.5)): not in the checkpoint, so measured at their initial values' \
+    "$work/gv.out" || fail "gradvar did not name rebar's tensors as initialised"
+[ "$(grep -c '^note: ' "$work/gv.out")" -eq 1 ] || fail "gradvar noted tensors the checkpoint has (relax's trained control)"
+nvil="$top_srcdir/examples/mixture_nvil.vae"
+"$vaec" train "$nvil" --estimator 'sum_and_sample(k: 3)' --epochs 1 --limit 500 --test-limit 100 --out "$work/nvil" \
+    >"$work/nvil.out" 2>&1 || { cat "$work/nvil.out"; fail "training $nvil with sum_and_sample"; }
+"$vaec" gradvar "$nvil" --params "$work/nvil/checkpoint.vaeckpt" --repeats 3 --batch 16 \
+    --estimators 'nvil(baseline: b),sum_and_sample(k: 3)' >"$work/gv.out" 2>&1 \
+    || { cat "$work/gv.out"; fail "gradvar on the nvil example exited with $?"; }
+cat "$work/gv.out"
+gv_rows "$work/gv.out" 2 || fail "gradvar on the nvil example: not a finite positive variance on every row"
+grep -q '^note: nvil.mean, nvil.variance (nvil(baseline: b)): not in the checkpoint' "$work/gv.out" \
+    || fail "gradvar did not name nvil's running statistics as initialised"
+# a checkpoint tensor of another shape, and one of the model's own missing, are errors naming it
+sed 's/dense(x, 512)/dense(x, 500)/' "$nvil" >"$work/nvil500.vae"
+"$vaec" gradvar "$work/nvil500.vae" --params "$work/nvil/checkpoint.vaeckpt" --repeats 2 >"$work/out" 2>&1 && fail "gradvar took a tensor of another shape"
+grep -q "tensor 'encoder.h.weight' is \[784, 512\] in the checkpoint, \[784, 500\] here" "$work/out" || { cat "$work/out"; fail "gradvar's shape error"; }
+awk '{ print } /h = relu\(dense\(h, 512\)\)/ { print }' "$nvil" >"$work/nvil3.vae" # a third hidden layer in the decoder
+"$vaec" gradvar "$work/nvil3.vae" --params "$work/nvil/checkpoint.vaeckpt" --repeats 2 >"$work/out" 2>&1 && fail "gradvar took a checkpoint without a decoder tensor"
+grep -q "has no tensor 'decoder.h#3.weight'" "$work/out" || { cat "$work/out"; fail "gradvar's missing-tensor error"; }
 
 # the JIT's three modes (quick code, optimised code, and quick code swapped for
 # optimised code mid-run) must train to bit-identical parameters

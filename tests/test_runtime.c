@@ -509,6 +509,39 @@ static void test_checkpoint_round_trip_and_refusals(void) {
     remove(bad);
 }
 
+/* A checkpoint read whatever model wrote it, its tensors then found by name (vaec gradvar):
+ * the values at each tensor's offset, a name it lacks -1, another shape -2 naming both. */
+static void test_checkpoint_by_name(void) {
+    vr_tensor_info t[3] = {{"enc.w", 2, {2, 3}, 6}, {"enc.b", 1, {3}, 3}, {"nvil.mean", 1, {1}, 1}};
+    float p[10], m[10];
+    for (int i = 0; i < 10; i++) p[i] = (float)i, m[i] = -1;
+    const char *path = tmp_path(".vaeckpt");
+    char err[512];
+    CU_ASSERT_EQUAL_FATAL(vr_checkpoint_save(path, "m", t, 2, p, m, m, 5, err, sizeof err), 0);
+    vr_checkpoint_contents c;
+    CU_ASSERT_EQUAL_FATAL(vr_checkpoint_read(path, &c, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(c.n, 2);
+    CU_ASSERT_EQUAL(memcmp(c.params, p, 9 * sizeof(float)), 0); /* the values, not the moments after them */
+    CU_ASSERT_EQUAL(vr_checkpoint_find(&c, &t[1], err, sizeof err), 6);
+    CU_ASSERT_EQUAL(vr_checkpoint_find(&c, &t[0], err, sizeof err), 0);
+    CU_ASSERT_EQUAL(vr_checkpoint_find(&c, &t[2], err, sizeof err), -1);
+    vr_tensor_info wide = {"enc.b", 2, {1, 3}, 3};
+    CU_ASSERT_EQUAL(vr_checkpoint_find(&c, &wide, err, sizeof err), -2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "tensor 'enc.b' is [3] in the checkpoint, [1, 3] here"));
+    vr_checkpoint_contents_free(&c);
+    CU_ASSERT_EQUAL(c.n, 0);
+    /* the file's refusals are vr_checkpoint_load's */
+    FILE *f = fopen(path, "rb");
+    unsigned char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    write_file(path, buf, n - 9);
+    CU_ASSERT_EQUAL(vr_checkpoint_read(path, &c, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "truncated or corrupt"));
+    CU_ASSERT_PTR_NULL(c.t);
+    remove(path);
+}
+
 /* ---- the learning rate by step (vr_lr_at), each schedule against its formula written out here */
 static void test_lr_schedules(void) {
     const double pi = 3.14159265358979323846;
@@ -585,6 +618,7 @@ int main(void) {
         {"npy", test_npy},
         {"csv", test_csv},
         {"checkpoints", test_checkpoint_round_trip_and_refusals},
+        {"checkpoints by name", test_checkpoint_by_name},
         {NULL, NULL},
     };
     return run_suite("runtime", tests);

@@ -237,6 +237,20 @@ int vr_checkpoint_save(const char *path, const char *model, const vr_tensor_info
  * NaN or an infinite value). */
 int vr_checkpoint_load(const char *path, const vr_tensor_info *t, int nt, float *params, float *m, float *v,
                        long *step, char *err, size_t errlen);
+/* A checkpoint's tensors whatever model wrote it, for taking them by name (vaec gradvar, where an
+ * estimator adds tensors that the checkpoint lacks): t[n] as the file lists them (names owned
+ * here), params their values in that order. */
+typedef struct {
+    int n;
+    vr_tensor_info *t;
+    float *params;
+} vr_checkpoint_contents;
+/* 0, or -1 with err set (the same refusals as vr_checkpoint_load but for the tensor table). */
+int vr_checkpoint_read(const char *path, vr_checkpoint_contents *c, char *err, size_t errlen);
+void vr_checkpoint_contents_free(vr_checkpoint_contents *c);
+/* Where the values of t (by name) start in c->params; -1 when c has no tensor of that name,
+ * -2 (err says both shapes) when c's has another shape. */
+long vr_checkpoint_find(const vr_checkpoint_contents *c, const vr_tensor_info *t, char *err, size_t errlen);
 
 /* ---- numerics shared with generated code ---- */
 /* log(sum exp(x[i])) with the maximum subtracted. */
