@@ -9,7 +9,10 @@
  *    decoder outputs (the likelihoods are separable: x^2 A^T + x B^T + 1 C^T);
  *  - sampling (reparam, reinforce, uniform, prior, and the IWAE evaluation):
  *    samples are a leading dimension, S consecutive rows per example, so the
- *    decoder is one product with B*S rows. */
+ *    decoder is one product with B*S rows; where every latent is discrete and
+ *    enumerable, the decoder may instead run once on the J joint states, each
+ *    sample row taking its state's entry of the enumeration's [B, J] table
+ *    (decode_draws: whichever costs less). */
 #include "codegen/estimators.h"
 #include "vae/compiler.h"
 
@@ -149,8 +152,10 @@ static g_node *state_table(g_graph *g, const vae_latent *l, long J, long stride)
 }
 
 /* How many of latent l's variables the draws z [R, width] share with each state of T [J, width]:
- * [R, J], exact small integers.  One-hot rows: z . t; 0/1 units: z . (2t - 1) + sum (1 - t). */
+ * [R, J], exact small integers.  One-hot rows: z . t (z itself where T is the identity); 0/1
+ * units: z . (2t - 1) + sum (1 - t). */
 static g_node *state_matches(g_graph *g, const vae_latent *l, g_node *z, g_node *T) {
+    if (l->kind == LATENT_CATEGORICAL && T->rows == l->width) return z; /* one variable, the only latent: T = I */
     if (l->kind == LATENT_CATEGORICAL) return detached(g_matmul(g, z, 0, T, 1));
     g_node *signs = detached(g_map1(g, BIN(VX_SUB, BIN(VX_MUL, C(2), IN(0)), C(1)), T));
     g_node *zeros = detached(g_matmul(g, constant(g, 1, 1, l->width), 0,
@@ -209,7 +214,8 @@ static g_node *decode_states(lowering *L, prepared *P, g_node *const *z, long J)
     return ll;
 }
 
-/* The decoder at S draws per example of every latent, all discrete (z, one node per latent):
+/* The decoder at S draws per example of every latent, all discrete (z, one node per latent, 0/1
+ * values: draws, antithetic pairs, the hard samples of a relaxation, rows of the states):
  * log p(x | z_s) [B*S, 1], once per joint state or per row as decoder_per_state decides. */
 static g_node *decode_draws(lowering *L, prepared *P, g_node **z) {
     const vae_model *m = L->g->model;
@@ -581,7 +587,7 @@ static int build_gumbel(lowering *L, int B, int S) {
     }
     g_node *ll = decode_rows(L, &P, y);
     if (!ll) return -1;
-    g_node *ll_discrete = m->est.hard ? ll : decode_rows(L, &P, h);
+    g_node *ll_discrete = m->est.hard ? ll : decode_draws(L, &P, h); /* reported only: no gradient */
     if (!ll_discrete) return -1;
     g->out.recon_rows = ll_discrete;
     g->out.kl_rows = P.kl;
@@ -664,7 +670,7 @@ static int build_antithetic(lowering *L, int B, int disarm) {
     g_node *tilde = antithetic_parity(g, 2 * B);
     g_node *z[VAE_MAX_LATENTS], *u[VAE_MAX_LATENTS], *b[VAE_MAX_LATENTS], *bt[VAE_MAX_LATENTS];
     for (int i = 0; i < m->nlatents; i++) z[i] = antithetic_draws(g, &m->latents[i], P.q[i].table, i, B, 1, tilde, &u[i], &b[i], &bt[i]);
-    g_node *ll = decode_rows(L, &P, z);
+    g_node *ll = decode_draws(L, &P, z);
     if (!ll) return -1;
     g_node *d = detached(g_groupsum(g, g_map2(g, BIN(VX_MUL, IN(0), BIN(VX_SUB, C(1), BIN(VX_MUL, C(2), IN(1)))), ll, tilde), B));
     d->label = "f(b) - f(b~)";
@@ -733,12 +739,7 @@ static int build_sum_and_sample(lowering *L, int B) {
     if (prepare(L, &P, B, S, 1)) return -1;
     g_node *T = NULL, *lq = P.q[0].table;
     if (l->nvars > 1) { /* the joint states' values and log-probabilities */
-        T = detached(g_new(g, G_STATES, J, l->width));
-        T->nvars = l->nvars;
-        T->states = l->states;
-        T->stride = 1;
-        T->local = J;
-        T->label = vae_pool_printf(g->pool, "states of %s", l->name);
+        T = state_table(g, l, J, 1);
         lq = discrete_logprob_states(g, l, P.q[0], T);
     }
     g_node *rank = state_ranks(g, detached(g_map1(g, IN(0), lq)), B, J), *n = row_index(g, R, S);
@@ -761,7 +762,7 @@ static int build_sum_and_sample(lowering *L, int B) {
     g_node *w = g_rowsum(g, g_map(g, BIN(VX_MUL, U(VX_EXP, IN(2)), vx_select(g, drawn_row, rest, is_n)), 3,
                                   (g_node *[]){rank, n, lq}, R, J));
     w->label = "q of the row's states";
-    g_node *ll = decode_rows(L, &P, &z);
+    g_node *ll = decode_draws(L, &P, &z);
     if (!ll) return -1;
     g_node *wd = detached(g_map1(g, IN(0), w));
     g_node *summed = g_groupsum(g, g_map(g, BIN(VX_MUL, vx_select(g, BIN(VX_SUB, IN(2), C(N - 0.5)), IN(1), IN(0)), IN(3)), 4,
@@ -917,7 +918,7 @@ static int build_local_disarm(lowering *L, int B, int K) {
         logq = sum_nodes(g, logq, discrete_logprob_at(g, l, P.q[i], z[i]));
         logp = sum_nodes(g, logp, discrete_logprob_at(g, l, P.p[i], z[i]));
     }
-    g_node *ll = decode_rows(L, &P, z);
+    g_node *ll = decode_draws(L, &P, z);
     if (!ll) return -1;
     g_node *logw = importance_logw(g, ll, logp, logq);
     g_node *halves = g_transpose(g, logw, K, 2, 2 * B * K, 1); /* [b][k][t] -> [b][t][k] */
