@@ -9,8 +9,12 @@
  *    decoder outputs (the likelihoods are separable: x^2 A^T + x B^T + 1 C^T);
  *  - sampling (reparam, reinforce, uniform, prior, and the IWAE evaluation):
  *    samples are a leading dimension, S consecutive rows per example, so the
- *    decoder is one product with B*S rows. */
+ *    decoder is one product with B*S rows; where every latent is discrete and
+ *    enumerable, the decoder may instead run once on the J joint states, each
+ *    sample row taking its state's entry of the enumeration's [B, J] table
+ *    (decode_draws: whichever costs less). */
 #include "codegen/estimators.h"
+#include "vae/compiler.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -95,18 +99,18 @@ static g_node *stl_logq(g_graph *g, const vae_latent *l, prepared *P, int i, g_n
 g_node *discrete_sample(lowering *L, prepared *P, int i, int from) {
     g_graph *g = L->g;
     const vae_latent *l = &g->model->latents[i];
+    g_node *logits = NULL;
+    if (from == 0) logits = P->q[i].table;             /* q(z | x) */
+    else if (from == 1) logits = P->p[i].table;        /* the prior; NULL for a fixed one */
+    if (from == 1 && !logits && l->kind == LATENT_BERNOULLI && P->p[i].constant != 0) {
+        logits = constant(g, P->p[i].constant, 1, l->width); /* before its reader: nodes run in order */
+    }
     g_node *z = g_new(g, G_SAMPLE, P->B * P->S, l->width);
     z->nvars = l->nvars;
     z->states = l->kind == LATENT_CATEGORICAL ? l->states : 2;
     z->bernoulli = l->kind == LATENT_BERNOULLI;
     z->stream = i;
     z->label = l->name;
-    g_node *logits = NULL;
-    if (from == 0) logits = P->q[i].table;             /* q(z | x) */
-    else if (from == 1) logits = P->p[i].table;        /* the prior; NULL for a fixed one */
-    if (from == 1 && !logits && l->kind == LATENT_BERNOULLI && P->p[i].constant != 0) {
-        logits = constant(g, P->p[i].constant, 1, l->width);
-    }
     z->group = logits && logits->rows == 1 ? P->B * P->S : P->S;
     if (logits) {
         z->in[z->nin++] = logits;
@@ -128,6 +132,97 @@ static g_node *decode_rows(lowering *L, prepared *P, g_node **z) {
     g_node *a, *b;
     if (lower_decoder(L, z, &a, &b)) return NULL;
     return loglik_rows(L->g, P->x, &L->g->model->likelihood, a, b, P->B * P->S);
+}
+
+/* ---------------------------------------------------------------- the decoder once per joint state */
+
+static int enumerable(const vae_model *m);
+
+/* Latent l's column of the table of every joint state of the model's discrete latents: [J, width],
+ * its own states changing every `stride` rows (runtime vr_states). */
+static g_node *state_table(g_graph *g, const vae_latent *l, long J, long stride) {
+    g_node *T = detached(g_new(g, G_STATES, (int)J, l->width));
+    T->nvars = l->nvars;
+    T->states = l->kind == LATENT_CATEGORICAL ? l->states : 2;
+    T->bernoulli = l->kind == LATENT_BERNOULLI;
+    T->stride = stride;
+    T->local = (long)l->joint_states;
+    T->label = vae_pool_printf(g->pool, "states of %s", l->name);
+    return T;
+}
+
+/* How many of latent l's variables the draws z [R, width] share with each state of T [J, width]:
+ * [R, J], exact small integers.  One-hot rows: z . t (z itself where T is the identity); 0/1
+ * units: z . (2t - 1) + sum (1 - t). */
+static g_node *state_matches(g_graph *g, const vae_latent *l, g_node *z, g_node *T) {
+    if (l->kind == LATENT_CATEGORICAL && T->rows == l->width) return z; /* one variable, the only latent: T = I */
+    if (l->kind == LATENT_CATEGORICAL) return detached(g_matmul(g, z, 0, T, 1));
+    g_node *signs = detached(g_map1(g, BIN(VX_SUB, BIN(VX_MUL, C(2), IN(0)), C(1)), T));
+    g_node *zeros = detached(g_matmul(g, constant(g, 1, 1, l->width), 0,
+                                      detached(g_map1(g, BIN(VX_SUB, C(1), IN(0)), T)), 1)); /* [1, J] */
+    return detached(g_map2(g, BIN(VX_ADD, IN(0), IN(1)), detached(g_matmul(g, z, 0, signs, 1)), zeros));
+}
+
+/* Whether the decoder at the R = B*S draws of the discrete latents (J joint states) runs once per
+ * batch on the J states (its products on J rows, loglik_states' [B, J] table of log p(x_b | state j),
+ * and each row's state picked from [R, J] matches) rather than on the R rows (its products and the
+ * likelihood's elementwise terms on every row): whichever costs fewer multiply-adds a pass, a
+ * decoder row costing its parameters (a dense decoder's exact count); where the tensors fit.  Says
+ * which in g->decoder_note (vaec check --graph). */
+static int decoder_per_state(g_graph *g, int B, int S, long J) {
+    const vae_model *m = g->model;
+    double per_row = m->data_dim, width = 0, R = (double)B * S, D = m->data_dim;
+    for (int p = 0; p < m->nparams; p++)
+        if (m->params[p].owner == NET_DECODER) per_row += (double)m->params[p].size;
+    for (int i = 0; i < m->nlatents; i++) width += m->latents[i].width;
+    double rows_cost = R * per_row;
+    double states_cost = J * per_row + (m->likelihood.kind == DIST_BERNOULLI ? 1 : 2) * B * J * D + R * J * (width + 1);
+    long long widest = m->max_example_values > 0 ? m->max_example_values : 1;
+    int fits = vae_size_mul((long long)B * S, J) <= VAE_MAX_VALUES && vae_size_mul(J, widest) <= VAE_MAX_VALUES;
+    int forced = g->decoder_rows != VAE_DECODER_BY_COST;
+    int per_state = fits && (forced ? g->decoder_rows == VAE_DECODER_PER_STATE : states_cost < rows_cost);
+    g->decoder_note = vae_pool_printf(g->pool, "%s (%ld joint states for %.0f sample rows; about %.3g multiply-adds "
+                                               "a pass per state, %.3g per row)%s", per_state ? "once per joint state"
+                                               : "on the sample rows", J, R, states_cost, rows_cost, forced ? ", forced" : "");
+    return per_state;
+}
+
+/* log p(x_b | z_bs) per sample row [B*S, 1] from the decoder run once on the J joint states: each
+ * row takes its state's entry of the [B, J] table that enumeration computes too (loglik_states),
+ * exactly (one term is not zero).  The adjoint adds each row's gradient into its state's column,
+ * so the decoder's gradient is the per-state gradient weighted by how often the state was drawn. */
+static g_node *decode_states(lowering *L, prepared *P, g_node *const *z, long J) {
+    g_graph *g = L->g;
+    const vae_model *m = g->model;
+    g_node *T[VAE_MAX_LATENTS], *matches = NULL;
+    long stride = 1;
+    int nvars = 0;
+    for (int i = 0; i < m->nlatents; i++) {
+        const vae_latent *l = &m->latents[i];
+        T[i] = state_table(g, l, J, stride);
+        stride *= (long)l->joint_states;
+        matches = sum_nodes(g, matches, state_matches(g, l, z[i], T[i]));
+        nvars += l->nvars;
+    }
+    g_node *a, *b;
+    if (lower_decoder(L, T, &a, &b)) return NULL;
+    g_node *table = loglik_states(g, P->x, &m->likelihood, a, b, (int)J);
+    /* every variable matches at the row's own state only */
+    g_node *picked = g_map2(g, vx_select(g, BIN(VX_SUB, IN(0), C(nvars - 0.5)), IN(1), C(0)), matches, table);
+    g_node *ll = g_rowsum(g, picked);
+    ll->label = "log p(x|z)";
+    return ll;
+}
+
+/* The decoder at S draws per example of every latent, all discrete (z, one node per latent, 0/1
+ * values: draws, antithetic pairs, the hard samples of a relaxation, rows of the states):
+ * log p(x | z_s) [B*S, 1], once per joint state or per row as decoder_per_state decides. */
+static g_node *decode_draws(lowering *L, prepared *P, g_node **z) {
+    const vae_model *m = L->g->model;
+    if (!enumerable(m)) return decode_rows(L, P, z);
+    long J = 1;
+    for (int i = 0; i < m->nlatents; i++) J *= (long)m->latents[i].joint_states;
+    return decoder_per_state(L->g, P->B, P->S, J) ? decode_states(L, P, z, J) : decode_rows(L, P, z);
 }
 
 static int encoders_trained(const vae_model *m);
@@ -169,7 +264,8 @@ static int sample_latents(lowering *L, sample_kind kind, int with_encoder, sampl
             T->joint *= l->joint_states;
         }
     }
-    T->ll = decode_rows(L, &T->P, z);
+    /* the IWAE evaluation's estimate must not depend on how its rows are cut (pipeline.c build_iwae) */
+    T->ll = kind == SAMPLE_IWAE_EVAL ? decode_rows(L, &T->P, z) : decode_draws(L, &T->P, z);
     return T->ll ? 0 : -1;
 }
 
@@ -491,7 +587,7 @@ static int build_gumbel(lowering *L, int B, int S) {
     }
     g_node *ll = decode_rows(L, &P, y);
     if (!ll) return -1;
-    g_node *ll_discrete = m->est.hard ? ll : decode_rows(L, &P, h);
+    g_node *ll_discrete = m->est.hard ? ll : decode_draws(L, &P, h); /* reported only: no gradient */
     if (!ll_discrete) return -1;
     g->out.recon_rows = ll_discrete;
     g->out.kl_rows = P.kl;
@@ -523,7 +619,7 @@ static int build_vimco(lowering *L, int B, int K) {
         logq = sum_nodes(g, logq, discrete_logprob_at(g, l, P.q[i], z[i]));
         logp = sum_nodes(g, logp, discrete_logprob_at(g, l, P.p[i], z[i]));
     }
-    g_node *ll = decode_rows(L, &P, z);
+    g_node *ll = decode_draws(L, &P, z);
     if (!ll) return -1;
     g_node *logw = importance_logw(g, ll, logp, logq);
     g_node *bound = iwae_bound(g, logw, B, K);
@@ -574,7 +670,7 @@ static int build_antithetic(lowering *L, int B, int disarm) {
     g_node *tilde = antithetic_parity(g, 2 * B);
     g_node *z[VAE_MAX_LATENTS], *u[VAE_MAX_LATENTS], *b[VAE_MAX_LATENTS], *bt[VAE_MAX_LATENTS];
     for (int i = 0; i < m->nlatents; i++) z[i] = antithetic_draws(g, &m->latents[i], P.q[i].table, i, B, 1, tilde, &u[i], &b[i], &bt[i]);
-    g_node *ll = decode_rows(L, &P, z);
+    g_node *ll = decode_draws(L, &P, z);
     if (!ll) return -1;
     g_node *d = detached(g_groupsum(g, g_map2(g, BIN(VX_MUL, IN(0), BIN(VX_SUB, C(1), BIN(VX_MUL, C(2), IN(1)))), ll, tilde), B));
     d->label = "f(b) - f(b~)";
@@ -643,12 +739,7 @@ static int build_sum_and_sample(lowering *L, int B) {
     if (prepare(L, &P, B, S, 1)) return -1;
     g_node *T = NULL, *lq = P.q[0].table;
     if (l->nvars > 1) { /* the joint states' values and log-probabilities */
-        T = detached(g_new(g, G_STATES, J, l->width));
-        T->nvars = l->nvars;
-        T->states = l->states;
-        T->stride = 1;
-        T->local = J;
-        T->label = vae_pool_printf(g->pool, "states of %s", l->name);
+        T = state_table(g, l, J, 1);
         lq = discrete_logprob_states(g, l, P.q[0], T);
     }
     g_node *rank = state_ranks(g, detached(g_map1(g, IN(0), lq)), B, J), *n = row_index(g, R, S);
@@ -671,7 +762,7 @@ static int build_sum_and_sample(lowering *L, int B) {
     g_node *w = g_rowsum(g, g_map(g, BIN(VX_MUL, U(VX_EXP, IN(2)), vx_select(g, drawn_row, rest, is_n)), 3,
                                   (g_node *[]){rank, n, lq}, R, J));
     w->label = "q of the row's states";
-    g_node *ll = decode_rows(L, &P, &z);
+    g_node *ll = decode_draws(L, &P, &z);
     if (!ll) return -1;
     g_node *wd = detached(g_map1(g, IN(0), w));
     g_node *summed = g_groupsum(g, g_map(g, BIN(VX_MUL, vx_select(g, BIN(VX_SUB, IN(2), C(N - 0.5)), IN(1), IN(0)), IN(3)), 4,
@@ -827,7 +918,7 @@ static int build_local_disarm(lowering *L, int B, int K) {
         logq = sum_nodes(g, logq, discrete_logprob_at(g, l, P.q[i], z[i]));
         logp = sum_nodes(g, logp, discrete_logprob_at(g, l, P.p[i], z[i]));
     }
-    g_node *ll = decode_rows(L, &P, z);
+    g_node *ll = decode_draws(L, &P, z);
     if (!ll) return -1;
     g_node *logw = importance_logw(g, ll, logp, logq);
     g_node *halves = g_transpose(g, logw, K, 2, 2 * B * K, 1); /* [b][k][t] -> [b][t][k] */
@@ -869,13 +960,7 @@ static int build_enumerated(lowering *L, int B, int with_encoder, int objective_
     long stride = 1;
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
-        T[i] = detached(g_new(g, G_STATES, (int)J, l->width));
-        T[i]->nvars = l->nvars;
-        T[i]->states = l->kind == LATENT_CATEGORICAL ? l->states : 2;
-        T[i]->bernoulli = l->kind == LATENT_BERNOULLI;
-        T[i]->stride = stride;
-        T[i]->local = (long)l->joint_states;
-        T[i]->label = vae_pool_printf(g->pool, "states of %s", l->name);
+        T[i] = state_table(g, l, J, stride);
         stride *= (long)l->joint_states;
         logp = sum_nodes(g, logp, discrete_logprob_states(g, l, P.p[i], T[i]));
         if (with_encoder) logq = sum_nodes(g, logq, discrete_logprob_states(g, l, P.q[i], T[i]));

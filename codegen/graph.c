@@ -176,6 +176,7 @@ static const char *kind_name(g_kind k) {
 void g_dump(FILE *out, const g_graph *g) {
     fprintf(out, "graph %s: batch %d, samples %d, %d nodes, arena %ld floats\n", g->fn_name, g->batch, g->samples,
             g->nnodes, g->arena_floats);
+    if (g->decoder_note) fprintf(out, "  # decoder at the discrete draws: %s\n", g->decoder_note);
     for (int i = 0; i < g->nnodes; i++) {
         const g_node *n = g->nodes[i];
         if (n->fused) continue;

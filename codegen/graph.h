@@ -191,12 +191,18 @@ typedef struct g_graph {
     unsigned char variance_of[VAE_MAX_PARAMS], variance_tuned[VAE_MAX_PARAMS];
     long arena_floats;    /* the plan's arena size */
     g_node *oversized;    /* the first node of more than VAE_MAX_VALUES values, if any (g_build fails) */
+    /* Where a decoder reads only sampled discrete latents: VAE_DECODER_BY_COST (estimators.c
+     * decoder_per_state decides) or one way forced (vae/compiler.h); and what was chosen, for g_dump. */
+    int decoder_rows;
+    const char *decoder_note;
 } g_graph;
 
 /* Lowers the checked model for `purpose` at a fixed batch size and number of
  * samples per example.  Returns NULL (message on err) when some part is not
  * built yet. */
 g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err);
+/* The same with the decoder's rows chosen as decoder_rows says (VAE_DECODER_*, vae/compiler.h). */
+g_graph *g_build_with(const vae_model *m, g_purpose purpose, int batch, int samples, int decoder_rows, FILE *err);
 /* Whether every tensor of that graph would hold at most VAE_MAX_VALUES
  * (parser/limits.h); if not, and err is not NULL, says why there.  g_build
  * refuses a graph that does not fit. */

@@ -112,8 +112,13 @@ static g_graph *graph_new(const vae_model *m, g_purpose purpose, int batch, int 
 }
 
 g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
+    return g_build_with(m, purpose, batch, samples, VAE_DECODER_BY_COST, err);
+}
+
+g_graph *g_build_with(const vae_model *m, g_purpose purpose, int batch, int samples, int decoder_rows, FILE *err) {
     if (!g_batch_fits(m, purpose, batch, samples, err ? err : stderr)) return NULL;
     g_graph *g = graph_new(m, purpose, batch, samples);
+    g->decoder_rows = decoder_rows;
     lowering L = {.g = g, .err = err ? err : stderr};
     int rc = m->structured ? g_build_structured(&L, purpose, batch, samples) : -2;
     if (rc == -2) /* a version 0 model, or a graph whose version 0 builder serves structured models too */
@@ -131,8 +136,9 @@ g_graph *g_build(const vae_model *m, g_purpose purpose, int batch, int samples, 
 }
 
 /* A graph built, differentiated if its purpose has a gradient, and planned. */
-static g_graph *build_planned(const vae_model *m, g_purpose purpose, int batch, int samples, FILE *err) {
-    g_graph *g = g_build(m, purpose, batch, samples, err);
+static g_graph *build_planned(const vae_model *m, const vae_build_opts *o, g_purpose purpose, int batch, int samples,
+                              FILE *err) {
+    g_graph *g = g_build_with(m, purpose, batch, samples, o->decoder_rows, err);
     if (!g) return NULL;
     if (g_purposes[purpose].gradient) g_differentiate(g);
     g_plan(g);
@@ -156,7 +162,7 @@ static g_graph *build_iwae(const vae_model *m, const vae_build_opts *o, FILE *er
         else chunk /= 2;
     }
     for (;;) {
-        g_graph *g = build_planned(m, GRAPH_IWAE, batch, chunk, err);
+        g_graph *g = build_planned(m, o, GRAPH_IWAE, batch, chunk, err);
         if (!g) return NULL;
         if (o->iwae_arena_max <= 0 || g->arena_floats <= o->iwae_arena_max || batch * chunk == 1) return g;
         /* the arena grows about as the rows: aim at the bound, at least halving */
@@ -177,15 +183,15 @@ static g_graph *build_iwae(const vae_model *m, const vae_build_opts *o, FILE *er
 int vae_build_graphs(const vae_unit *u, const vae_build_opts *o, g_graph **gs, FILE *err) {
     int n = 0;
     const vae_model *m = &u->model;
-    if (o->train && !(gs[n++] = build_planned(m, GRAPH_TRAIN, o->batch, m->est.samples, err))) goto fail;
-    if (o->eval && !(gs[n++] = build_planned(m, GRAPH_EVAL, fitting_batch(m, GRAPH_EVAL, o->eval_batch), 1, err)))
+    if (o->train && !(gs[n++] = build_planned(m, o, GRAPH_TRAIN, o->batch, m->est.samples, err))) goto fail;
+    if (o->eval && !(gs[n++] = build_planned(m, o, GRAPH_EVAL, fitting_batch(m, GRAPH_EVAL, o->eval_batch), 1, err)))
         goto fail;
     if (o->iwae && !(gs[n++] = build_iwae(m, o, err))) goto fail;
     if (o->api) {
         g_purpose api[] = {GRAPH_ENCODE, GRAPH_DECODE, o->prior_decode ? GRAPH_PRIOR_DECODE : GRAPH_SAMPLE};
         for (int i = 0; i < 3; i++) {
             if (api[i] == GRAPH_ENCODE && !g_posterior_width(m)) continue; /* a latent without encoder */
-            if (!(gs[n++] = build_planned(m, api[i], fitting_batch(m, api[i], o->api_batch), 1, err))) goto fail;
+            if (!(gs[n++] = build_planned(m, o, api[i], fitting_batch(m, api[i], o->api_batch), 1, err))) goto fail;
         }
     }
     return n;

@@ -18,7 +18,8 @@ typedef struct {
     double *grads, *arena;
 } step_program;
 
-static inline step_program step_program_build(const char *text, int batch) {
+/* decoder_rows: vae_build_opts.decoder_rows (VAE_DECODER_BY_COST, or one way forced) */
+static inline step_program step_program_build_with(const char *text, int batch, int decoder_rows) {
     step_program d = {0};
     d.u = vae_unit_from_string("t.vae", text, stderr);
     CU_ASSERT_PTR_NOT_NULL_FATAL(d.u);
@@ -27,6 +28,7 @@ static inline step_program step_program_build(const char *text, int batch) {
     o.batch = batch;
     o.eval = o.iwae = 0;
     o.double_precision = 1;
+    o.decoder_rows = decoder_rows;
     d.prog = vae_program_build(d.u, &o, stderr);
     CU_ASSERT_PTR_NOT_NULL_FATAL(d.prog);
     d.rt = vae_program_runtime(d.prog);
@@ -34,6 +36,10 @@ static inline step_program step_program_build(const char *text, int batch) {
     d.grads = calloc((size_t)d.rt->param_floats, sizeof(double));
     d.arena = calloc((size_t)d.rt->train.arena_floats, sizeof(double));
     return d;
+}
+
+static inline step_program step_program_build(const char *text, int batch) {
+    return step_program_build_with(text, batch, VAE_DECODER_BY_COST);
 }
 
 static inline void step_program_free(step_program *d) {

@@ -3,6 +3,7 @@
  * and a 2-state model matches values computed by hand. */
 #include <math.h>
 
+#include "codegen/graph.h"
 #include "tests/step_program.h"
 
 /* Every step here runs at seed 99. */
@@ -293,6 +294,110 @@ static void test_straight_through_is_discrete(void) {
     step_program_free(&hard);
 }
 
+/* A model for the decoder's two ways: its data's kind, its latents with their encoders (or none),
+ * the decoder's parents and input, its likelihood and the estimator are filled in. */
+static const char *DECODER_MODEL = "model st\n"
+                                   "data x[6] : %s\n"
+                                   "%s"
+                                   "decoder p(x | %s) { h = tanh(dense(%s, 5))\n"
+                                   "    return %s }\n"
+                                   "baseline b(x) { return bernoulli(logits: param[6]) }\n"
+                                   "baseline v(x) { return dense(x, 1) }\n"
+                                   "estimator %s\n";
+
+/* Latents, decoder parents and input, and the estimators that run the decoder at their draws. */
+static const struct {
+    const char *latents, *parents, *input, *estimators[8];
+} DECODER_CASES[] = {
+    {"latent z ~ categorical(3)\nlatent c[2] ~ bernoulli(0.3)\n" /* 12 joint states */
+     "encoder q(z | x) { return categorical(logits: dense(x, 3)) }\n"
+     "encoder r(c | x) { return bernoulli(logits: dense(x, 2)) }\n",
+     "z, c", "concat(onehot(z), c)",
+     {"reinforce(samples: 3)", "reinforce(samples: 2, baseline: b)", "reinforce(samples: 3, baseline: loo)",
+      "uniform(samples: 2)", "vimco(samples: 3)", "nvil(samples: 2, baseline: v)", "rws(samples: 3)"}},
+    {"latent z ~ categorical(3)\nlatent c[2] ~ bernoulli(0.3)\n", "z, c", "concat(onehot(z), c)", {"prior(samples: 3)"}},
+    {"latent c[3] ~ bernoulli(logits: param[3])\nencoder r(c | x) { return bernoulli(logits: dense(x, 3)) }\n", "c", "c",
+     {"arm", "disarm", "disarm(samples: 2)", "gumbel(samples: 2, temperature: 0.5)"}},
+    {"latent z[2] ~ categorical(3)\nencoder q(z | x) { return categorical(logits: reshape(dense(x, 6), 2, 3)) }\n", "z",
+     "flatten(onehot(z))", {"sum_and_sample(k: 2)", "gumbel(samples: 2, temperature: 0.5)"}},
+};
+
+/* What g_build_with chose for the training graph, per the note vaec check --graph prints. */
+static int built_per_state(const char *text, int B, int decoder_rows) {
+    vae_unit *u = vae_unit_from_string("t.vae", text, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    g_graph *g = g_build_with(vae_unit_model(u), GRAPH_TRAIN, B, vae_unit_model(u)->est.samples, decoder_rows, stderr);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g->decoder_note);
+    int per_state = starts_with(g->decoder_note, "once per joint state");
+    g_free(g);
+    vae_unit_free(u);
+    return per_state;
+}
+
+/* Runs a model with its decoder forced each way over a few steps at the same parameters, data and
+ * noise; returns the largest difference of objective, reported rows or gradient, and asserts that
+ * it is at rounding and that both ways were built. */
+static double compare_decoder_ways(const char *text, int B, int steps, int binary) {
+    CU_ASSERT(built_per_state(text, B, VAE_DECODER_PER_STATE));
+    CU_ASSERT(!built_per_state(text, B, VAE_DECODER_PER_SAMPLE));
+    step_program rows = step_program_build_with(text, B, VAE_DECODER_PER_SAMPLE);
+    step_program states = step_program_build_with(text, B, VAE_DECODER_PER_STATE);
+    size_t P = (size_t)rows.rt->param_floats;
+    CU_ASSERT_EQUAL_FATAL((size_t)states.rt->param_floats, P);
+    int R = rows.rt->train.batch * rows.rt->train.samples; /* the reported rows: at least these */
+    double *params = malloc(P * sizeof(double)), *grads = malloc(P * sizeof(double)), *recon = malloc(R * sizeof(double));
+    double x[64 * 6], worst = 0;
+    CU_ASSERT_FATAL(B <= 64);
+    for (size_t i = 0; i < P; i++) params[i] = 2 * (vr_uniform(41, 3, i) - 0.5);
+    if (binary) synthetic(x, B, 5);
+    else
+        for (int i = 0; i < B * 6; i++) x[i] = 2 * vr_uniform(43, 1, (uint64_t)i) - 1;
+    for (uint64_t step = 1; step <= (uint64_t)steps; step++) {
+        run(&rows, params, x, step);
+        memcpy(grads, rows.grads, P * sizeof(double));
+        memcpy(recon, rows.arena + rows.rt->train.recon_rows, R * sizeof(double));
+        double objective = rows.arena[rows.rt->train.objective], size = 0;
+        run(&states, params, x, step);
+        double diff = fabs(states.arena[states.rt->train.objective] - objective);
+        for (int r = 0; r < R; r++) diff = fmax(diff, fabs(states.arena[states.rt->train.recon_rows + r] - recon[r]));
+        for (size_t i = 0; i < P; i++) {
+            diff = fmax(diff, fabs(states.grads[i] - grads[i]));
+            size = fmax(size, fabs(grads[i]));
+        }
+        CU_ASSERT(diff < 1e-10);
+        CU_ASSERT(size > 1e-3); /* a gradient to compare */
+        worst = fmax(worst, diff);
+    }
+    free(params);
+    free(grads);
+    free(recon);
+    step_program_free(&rows);
+    step_program_free(&states);
+    return worst;
+}
+
+/* The decoder run once per joint state gives, for the same draws, the objective, the reported rows
+ * and the gradient that running it on every sample row gives (double precision: only the order of
+ * the sums differs). */
+static void test_decoder_per_state_is_per_row(void) {
+    enum { B = 4, STEPS = 3 };
+    const char *likelihoods[][2] = {{"binary", "bernoulli(logits: dense(h, 6))"},
+                                    {"real", "normal(mean: dense(h, 6), logvar: dense(h, 6))"},
+                                    {"real", "normal(mean: dense(h, 6), scale: softplus(dense(h, 6)))"}};
+    double worst = 0;
+    int models = 0;
+    for (int k = 0; k < 3; k++)
+        for (size_t c = 0; c < sizeof DECODER_CASES / sizeof *DECODER_CASES; c++)
+            for (int e = 0; e < 8 && DECODER_CASES[c].estimators[e]; e++, models++) {
+                char text[2048];
+                snprintf(text, sizeof text, DECODER_MODEL, likelihoods[k][0], DECODER_CASES[c].latents,
+                         DECODER_CASES[c].parents, DECODER_CASES[c].input, likelihoods[k][1], DECODER_CASES[c].estimators[e]);
+                worst = fmax(worst, compare_decoder_ways(text, B, STEPS, k == 0));
+            }
+    printf("\n    %d models x %d steps: largest difference of objective, reported rows or gradient %.3g", models, STEPS, worst);
+}
+
 int main(void) {
     static const test_case tests[] = {
         {"sampled estimators are unbiased", test_sampled_estimators_are_unbiased},
@@ -301,6 +406,7 @@ int main(void) {
         {"2-state model by hand", test_two_state_model_by_hand},
         {"VIMCO is unbiased for the IWAE gradient", test_vimco_is_unbiased},
         {"straight-through Gumbel is discrete in value", test_straight_through_is_discrete},
+        {"the decoder once per joint state gives the per-row gradient", test_decoder_per_state_is_per_row},
         {NULL, NULL},
     };
     return run_suite("discrete latents", tests);

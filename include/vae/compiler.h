@@ -55,10 +55,15 @@ typedef struct {
                                    columns, as decode does) at z ~ p(z) instead of a draw of x: the mean
                                    images that vaec sample draws (JIT only; emit-c ignores it) */
     int double_precision;       /* build in double (gradient checks); the driver needs float */
+    int decoder_rows;           /* a decoder that reads only sampled discrete latents runs on their joint states or on
+                                   the sample rows: VAE_DECODER_BY_COST (0, the default) whichever costs less, or
+                                   VAE_DECODER_PER_SAMPLE / VAE_DECODER_PER_STATE (tests compare the two) */
     vae_jit_mode jit;           /* default VAE_JIT_OPTIMIZED */
     const char *provenance;     /* emit-c: "# key = value" lines that the emitted trainer writes at the top of
                                    its log.csv (what made it: vaec's version, the model file); NULL: none */
 } vae_build_opts;
+
+enum { VAE_DECODER_BY_COST, VAE_DECODER_PER_SAMPLE, VAE_DECODER_PER_STATE };
 
 /* 32 MiB: a convolutional model's 1000 rows of samples hold 125 MB of feature maps */
 #define VAE_IWAE_ARENA_MAX (8L << 20)
