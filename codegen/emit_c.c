@@ -1076,7 +1076,9 @@ static void print_kernel_helpers(FILE *c, g_graph *const *gs, int n) {
 static void print_optim_groups(FILE *c, const vae_model *m) {
     const vae_train_settings *t = &m->train;
     if (!t->ngroups) return;
-    fprintf(c, "#define VAE_OPTIM_GROUPS %d\nstatic const vr_optim_group vae_optim_groups[] = {\n", t->ngroups);
+    /* only the trainer reads them: without -DVAE_MAIN an unused static would warn */
+    fprintf(c, "#ifdef VAE_MAIN\n#define VAE_OPTIM_GROUPS %d\nstatic const vr_optim_group vae_optim_groups[] = {\n",
+            t->ngroups);
     for (int g = 0; g < t->ngroups; g++) {
         fputs("    {", c);
         print_string(c, t->groups[g].target);
@@ -1085,7 +1087,7 @@ static void print_optim_groups(FILE *c, const vae_model *m) {
     }
     fputs("};\nstatic const int vae_tensor_group[] = {", c);
     for (int i = 0; i < m->nparams; i++) fprintf(c, "%s%d", i ? ", " : "", m->params[i].group);
-    fputs("};\n\n", c);
+    fputs("};\n#endif\n\n", c);
 }
 
 /* The train block's settings, as the emitted trainer's defaults for its command line. */
