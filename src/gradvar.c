@@ -127,7 +127,9 @@ static int load_params(const vae_model *m, const char *path, float *params) {
     return 0;
 }
 
-/* The fixed batch: the first `batch` examples of the data. */
+/* The fixed batch: the first `batch` examples of the data; binary(dynamic) data as evaluation
+ * reads it, one fixed draw keyed on --seed (a batch thresholded at half the range would be
+ * data the model never trains or is evaluated on). */
 static float *load_batch(const vae_model *m, const gradvar_options *o, int batch, const char **source) {
     char err[1024];
     vr_dataset ds = {0};
@@ -136,7 +138,8 @@ static float *load_batch(const vae_model *m, const gradvar_options *o, int batch
         fprintf(stderr, "vaec gradvar: error: no data: pass --data or set data in the train block\n");
         return NULL;
     }
-    if (vr_data_load(&ds, *source, o->data_dir, m->data_dim, m->binary, err, sizeof err)) {
+    if (vr_data_load(&ds, *source, o->data_dir, m->data_dim, vr_data_mode(m->binary, m->binary_dynamic), err,
+                     sizeof err)) {
         fprintf(stderr, "vaec gradvar: error: %s\n", err);
         return NULL;
     }
@@ -150,7 +153,10 @@ static float *load_batch(const vae_model *m, const gradvar_options *o, int batch
     int *idx = malloc(sizeof(int) * (size_t)batch);
     if (!x || !idx) abort();
     for (int i = 0; i < batch; i++) idx[i] = i;
-    vr_data_gather_f32(&ds, idx, batch, x);
+    if (m->binary_dynamic)
+        vr_data_gather_drawn_f32(&ds, idx, batch, x, o->seed, VR_DRAW_EVAL);
+    else
+        vr_data_gather_f32(&ds, idx, batch, x);
     free(idx);
     vr_data_free(&ds);
     return x;
@@ -248,8 +254,8 @@ static int measure_all(const gradvar_options *o, const vae_model *bm, const spec
     if (check_specs(o->model, specs, nspecs)) goto out;
     if (load_params(bm, o->params, params) || !(x = load_batch(bm, o, batch, &source))) goto out;
     if (g_model_enumerable(bm) && !(truth = analytic_gradient(o->model, batch, params, x, P, o->seed))) goto out;
-    printf("gradient of the encoder's %ld parameters, %d repeats on one batch of %d from %s\n", ncoords, o->repeats,
-           batch, source);
+    printf("gradient of the encoder's %ld parameters, %d repeats on one batch of %d from %s%s\n", ncoords, o->repeats,
+           batch, source, bm->binary_dynamic ? " (binarised by one fixed draw, as evaluation)" : "");
     int w = 40; /* the estimator column fits the longest name written */
     for (int e = 0; e < nspecs; e++) w = (int)strlen(specs[e].text) > w ? (int)strlen(specs[e].text) : w;
     printf("%-*s %14s %16s %18s %10s\n", w, "estimator", "variance", "E|g - analytic|^2", "|mean-analytic|^2", "ms/draw");
