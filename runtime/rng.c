@@ -98,10 +98,14 @@ static double keyed_uniform(uint32_t k0, uint32_t k1, uint32_t col, uint32_t sam
 
 #define GUMBEL_OF(u) (-log(-log(u)))
 #define UNIFORM_OF(u) (u)
+/* u in float: (0, 1) holds doubles up to 1 - 2^-32 that round to 1.0f (one draw in 2^25 or so),
+ * where a relaxation's log(1 - v) is -inf (relax's conditional z~) and its gradient NaN; so
+ * capped at the largest float below 1, which leaves every other draw's bits as they were. */
+#define UNIFORM_OF_F32(u) fmin((u), 0x1.fffffep-1)
 #define LOGISTIC_OF(u) (log(u) - log1p(-(u)))
 DEFINE_UNIFORM_NOISE(vr_noise_gumbel_f32, float, 0x6B000u, GUMBEL_OF)
 DEFINE_UNIFORM_NOISE(vr_noise_gumbel_f64, double, 0x6B000u, GUMBEL_OF)
-DEFINE_UNIFORM_NOISE(vr_noise_uniform_f32, float, 0x75000u, UNIFORM_OF)
+DEFINE_UNIFORM_NOISE(vr_noise_uniform_f32, float, 0x75000u, UNIFORM_OF_F32)
 DEFINE_UNIFORM_NOISE(vr_noise_uniform_f64, double, 0x75000u, UNIFORM_OF)
 DEFINE_UNIFORM_NOISE(vr_noise_logistic_f32, float, 0x4C000u, LOGISTIC_OF)
 DEFINE_UNIFORM_NOISE(vr_noise_logistic_f64, double, 0x4C000u, LOGISTIC_OF)

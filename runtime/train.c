@@ -624,7 +624,7 @@ static int run_files_commit(trainer *t, int epoch, int best, const char *row, ch
 
 /* How the data is read: binary(dynamic) keeps intensities. */
 static int data_mode(const vr_program *p) {
-    return p->binary_dynamic ? VR_BINARY_DYNAMIC : p->binary;
+    return vr_data_mode(p->binary, p->binary_dynamic);
 }
 
 /* The labels of a data set for a model with a label (option and setting name

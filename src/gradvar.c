@@ -155,7 +155,9 @@ static int prepare_specs(const gradvar_options *o, spec *specs, int n, vr_checkp
     return 0;
 }
 
-/* The fixed batch: the first `batch` examples of the data. */
+/* The fixed batch: the first `batch` examples of the data; binary(dynamic) data as evaluation
+ * reads it, one fixed draw keyed on --seed (a batch thresholded at half the range would be
+ * data the model never trains or is evaluated on). */
 static float *load_batch(const vae_model *m, const gradvar_options *o, int batch, const char **source) {
     char err[1024];
     vr_dataset ds = {0};
@@ -164,7 +166,8 @@ static float *load_batch(const vae_model *m, const gradvar_options *o, int batch
         fprintf(stderr, "vaec gradvar: error: no data: pass --data or set data in the train block\n");
         return NULL;
     }
-    if (vr_data_load(&ds, *source, o->data_dir, m->data_dim, m->binary, err, sizeof err)) {
+    if (vr_data_load(&ds, *source, o->data_dir, m->data_dim, vr_data_mode(m->binary, m->binary_dynamic), err,
+                     sizeof err)) {
         fprintf(stderr, "vaec gradvar: error: %s\n", err);
         return NULL;
     }
@@ -178,7 +181,10 @@ static float *load_batch(const vae_model *m, const gradvar_options *o, int batch
     int *idx = malloc(sizeof(int) * (size_t)batch);
     if (!x || !idx) abort();
     for (int i = 0; i < batch; i++) idx[i] = i;
-    vr_data_gather_f32(&ds, idx, batch, x);
+    if (m->binary_dynamic)
+        vr_data_gather_drawn_f32(&ds, idx, batch, x, o->seed, VR_DRAW_EVAL);
+    else
+        vr_data_gather_f32(&ds, idx, batch, x);
     free(idx);
     vr_data_free(&ds);
     return x;
@@ -334,8 +340,8 @@ static int name_width(const spec *specs, int nspecs) {
 }
 
 static void print_head(const run *r, const spec *specs, int nspecs, const char *source) {
-    printf("gradient of the encoder's %ld parameters, %d repeats on one batch of %d from %s\n", r->ncoords,
-           r->o->repeats, r->batch, source);
+    printf("gradient of the encoder's %ld parameters, %d repeats on one batch of %d from %s%s\n", r->ncoords,
+           r->o->repeats, r->batch, source, r->base->binary_dynamic ? " (binarised by one fixed draw, as evaluation)" : "");
     for (int e = 0; e < nspecs; e++) note_fresh(&specs[e], r->o->seed);
     printf("%-*s %14s %16s %18s %10s\n", name_width(specs, nspecs), "estimator", "variance", "E|g - analytic|^2", "|mean-analytic|^2", "ms/draw");
     fflush(stdout);

@@ -82,6 +82,21 @@ awk '{ print } /h = relu\(dense\(h, 512\)\)/ { print }' "$nvil" >"$work/nvil3.va
 "$vaec" gradvar "$work/nvil3.vae" --params "$work/nvil/checkpoint.vaeckpt" --repeats 2 >"$work/out" 2>&1 && fail "gradvar took a checkpoint without a decoder tensor"
 grep -q "has no tensor 'decoder.h#3.weight'" "$work/out" || { cat "$work/out"; fail "gradvar's missing-tensor error"; }
 
+# gradvar reads binary(dynamic) data as evaluation does (one fixed draw), not thresholded at half the
+# range: the same checkpoint and noise on the model declared binary give another variance
+bern="$top_srcdir/examples/fashion_bernoulli200.vae"
+sed 's/binary(dynamic)/binary/' "$bern" >"$work/bern_static.vae"
+"$vaec" train "$bern" --epochs 0 --out "$work/bern" >"$work/bern.out" 2>&1 || { cat "$work/bern.out"; fail "bernoulli200 --epochs 0"; }
+for m in "$bern" "$work/bern_static.vae"; do
+    "$vaec" gradvar "$m" --params "$work/bern/checkpoint.vaeckpt" --repeats 3 --batch 8 >>"$work/gvb.out" 2>&1 \
+        || { cat "$work/gvb.out"; fail "vaec gradvar $m exited with $?"; }
+done
+cat "$work/gvb.out"
+grep -q "from fashion-mnist:train (binarised by one fixed draw, as evaluation)$" "$work/gvb.out" \
+    || fail "gradvar does not say that it draws a binary(dynamic) batch"
+[ "$(awk '$1 == "disarm" { print $2 }' "$work/gvb.out" | sort -u | wc -l)" -eq 2 ] \
+    || fail "gradvar measured binary(dynamic) data on the thresholded batch"
+
 # the JIT's three modes (quick code, optimised code, and quick code swapped for
 # optimised code mid-run) must train to bit-identical parameters
 for ex in fashion_gauss fashion_iwae5 mixture_reinforce mixture_gumbel_hard; do

@@ -76,6 +76,25 @@ static void test_noise_is_standard_normal(void) {
     free(x);
 }
 
+/* Float uniforms stay strictly below 1: at seed 0, step 3037, stream 0, draw 6597 of a 50 x 200
+ * block is 1 - 3.8e-9 in double, which rounds to 1.0f (relax's log(1 - v) was -inf there and
+ * its gradient NaN); it is the largest float below 1, and every other draw is its double's
+ * float, bit for bit. */
+static void test_float_uniform_below_one(void) {
+    enum { R = 50, C = 200, AT = 6597 };
+    static double d[R * C];
+    static float f[R * C];
+    vr_ctx ctx = {.seed = 0, .step = 3037, .example0 = 0, .sample0 = 0};
+    vr_noise_uniform_f64(&ctx, d, R, C, 1, 0);
+    vr_noise_uniform_f32(&ctx, f, R, C, 1, 0);
+    CU_ASSERT_EQUAL((float)d[AT], 1.0f); /* the case: a double below 1 that rounds up */
+    CU_ASSERT_EQUAL(f[AT], 0x1.fffffep-1f);
+    for (int i = 0; i < R * C; i++) {
+        CU_ASSERT(f[i] > 0.0f && f[i] < 1.0f);
+        if (i != AT) CU_ASSERT_EQUAL(f[i], (float)d[i]);
+    }
+}
+
 static void test_uniform_and_shuffle(void) {
     double s = 0;
     for (int i = 0; i < 100000; i++) {
@@ -603,6 +622,7 @@ int main(void) {
         {"noise keyed, not ordered", test_noise_is_keyed_not_ordered},
         {"noise is standard normal", test_noise_is_standard_normal},
         {"uniform and shuffle", test_uniform_and_shuffle},
+        {"float uniforms stay below 1", test_float_uniform_below_one},
         {"gemm against naive loops", test_gemm_against_naive},
         {"the team keeps the caller's fp mode", test_team_keeps_callers_fp_mode},
         {"products at once match products in turn", test_gemm_jobs_match_products_in_turn},

@@ -153,6 +153,11 @@ typedef struct vr_dataset {
 #define VR_BINARY_DYNAMIC 2
 /* The draw key of evaluation: one fixed draw per (seed, example, value). */
 #define VR_DRAW_EVAL UINT64_MAX
+/* vr_data_load's `binary` for a model's data: VR_BINARY_DYNAMIC for binary(dynamic), else
+ * `binary` (1: thresholded at half the range; 0: real). */
+static inline int vr_data_mode(int binary, int dynamic) {
+    return dynamic ? VR_BINARY_DYNAMIC : binary;
+}
 
 /* Loads a data source: "fashion-mnist:train", "fashion-mnist:test" (looked up
  * in data_dir, $VAE_DATA_DIR or /usr/share/datasets/fashion-mnist), or a path
