@@ -292,14 +292,34 @@ g_node *loglik_rows(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node 
     return r;
 }
 
-/* The antithetic pairs' parity column (arm, disarm): 0 on even rows (b), 1 on odd rows (b~). */
-g_node *antithetic_parity(g_graph *g, int rows) {
+/* [rows, 1]: r % n, each row's index within its group of n (a runtime table of exact small integers). */
+g_node *row_index(g_graph *g, int rows, int n) {
     g_node *t = detached(g_new(g, G_STATES, rows, 1));
     t->nvars = 1;
-    t->states = 2;
-    t->bernoulli = 1;
+    t->states = n;
+    t->bernoulli = 1; /* the digit itself, not one-hot */
     t->stride = 1;
-    t->local = 2;
+    t->local = n;
+    t->label = "row index";
+    return t;
+}
+
+/* The antithetic pairs' parity column (arm, disarm): 0 on even rows (b), 1 on odd rows (b~). */
+g_node *antithetic_parity(g_graph *g, int rows) {
+    g_node *t = row_index(g, rows, 2);
     t->label = "antithetic";
     return t;
+}
+
+/* Latent l's column of the table of every joint state of the model's discrete latents: [rows,
+ * width], its own states changing every `stride` rows (runtime vr_states). */
+g_node *latent_states(g_graph *g, const vae_latent *l, int rows, long stride) {
+    g_node *T = detached(g_new(g, G_STATES, rows, l->width));
+    T->nvars = l->nvars;
+    T->states = l->kind == LATENT_CATEGORICAL ? l->states : 2;
+    T->bernoulli = l->kind == LATENT_BERNOULLI;
+    T->stride = stride;
+    T->local = (long)l->joint_states;
+    T->label = vae_pool_printf(g->pool, "states of %s", l->name);
+    return T;
 }

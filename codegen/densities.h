@@ -56,8 +56,12 @@ g_node *loglik_rows(g_graph *g, g_node *x, const vae_dist *d, g_node *a, g_node 
  * L standard logistic noise; *h = 1[a > 0], a draw from Bernoulli(sigmoid(logits)) (detached), and,
  * unless y is NULL, *y = sigmoid(a), or with hard h + (sigmoid(a) - sg(sigmoid(a))) (straight-through). */
 void binary_concrete(g_graph *g, g_node *logits, g_node *noise, double T, int hard, g_node **h, g_node **y);
+/* [rows, 1]: r % n, each row's index within its group of n (exact small integers). */
+g_node *row_index(g_graph *g, int rows, int n);
 /* The antithetic pairs' parity column (arm, disarm): 0 on even rows (b), 1 on odd rows (b~). */
 g_node *antithetic_parity(g_graph *g, int rows);
+/* Latent l's column of the joint states' table: [rows, width], its states changing every `stride` rows. */
+g_node *latent_states(g_graph *g, const vae_latent *l, int rows, long stride);
 
 /* L - L_-k for a bound L = log sum_k w_k over K consecutive rows of B groups (log w [B*K, 1]), L_-k
  * with w_k replaced by exp(replacement_k) [B*K, 1], or when NULL by the others' geometric mean

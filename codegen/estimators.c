@@ -138,19 +138,6 @@ static g_node *decode_rows(lowering *L, prepared *P, g_node **z) {
 
 static int enumerable(const vae_model *m);
 
-/* Latent l's column of the table of every joint state of the model's discrete latents: [J, width],
- * its own states changing every `stride` rows (runtime vr_states). */
-static g_node *state_table(g_graph *g, const vae_latent *l, long J, long stride) {
-    g_node *T = detached(g_new(g, G_STATES, (int)J, l->width));
-    T->nvars = l->nvars;
-    T->states = l->kind == LATENT_CATEGORICAL ? l->states : 2;
-    T->bernoulli = l->kind == LATENT_BERNOULLI;
-    T->stride = stride;
-    T->local = (long)l->joint_states;
-    T->label = vae_pool_printf(g->pool, "states of %s", l->name);
-    return T;
-}
-
 /* How many of latent l's variables the draws z [R, width] share with each state of T [J, width]:
  * [R, J], exact small integers.  One-hot rows: z . t (z itself where T is the identity); 0/1
  * units: z . (2t - 1) + sum (1 - t). */
@@ -199,7 +186,7 @@ static g_node *decode_states(lowering *L, prepared *P, g_node *const *z, long J)
     int nvars = 0;
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
-        T[i] = state_table(g, l, J, stride);
+        T[i] = latent_states(g, l, (int)J, stride);
         stride *= (long)l->joint_states;
         matches = sum_nodes(g, matches, state_matches(g, l, z[i], T[i]));
         nvars += l->nvars;
@@ -697,18 +684,6 @@ static int build_antithetic(lowering *L, int B, int disarm) {
 
 /* ---------------------------------------------------------------- sum and sample */
 
-/* [rows, 1]: r % n, the row's index within its group of n (a runtime table: exact small integers). */
-static g_node *row_index(g_graph *g, int rows, int n) {
-    g_node *t = detached(g_new(g, G_STATES, rows, 1));
-    t->nvars = 1;
-    t->states = n;
-    t->bernoulli = 1; /* the digit itself, not one-hot */
-    t->stride = 1;
-    t->local = n;
-    t->label = "row index";
-    return t;
-}
-
 /* [B, J]: each joint state's rank under q per example, 0 the most probable, ties to the lower
  * index: the states j that beat k, q_j > q_k or q_j = q_k and j < k, counted over a [B*J, J] domain
  * whose row b*J + k holds state k of example b (transposes turn the table's rows into columns). */
@@ -739,7 +714,7 @@ static int build_sum_and_sample(lowering *L, int B) {
     if (prepare(L, &P, B, S, 1)) return -1;
     g_node *T = NULL, *lq = P.q[0].table;
     if (l->nvars > 1) { /* the joint states' values and log-probabilities */
-        T = state_table(g, l, J, 1);
+        T = latent_states(g, l, J, 1);
         lq = discrete_logprob_states(g, l, P.q[0], T);
     }
     g_node *rank = state_ranks(g, detached(g_map1(g, IN(0), lq)), B, J), *n = row_index(g, R, S);
@@ -960,7 +935,7 @@ static int build_enumerated(lowering *L, int B, int with_encoder, int objective_
     long stride = 1;
     for (int i = 0; i < m->nlatents; i++) {
         const vae_latent *l = &m->latents[i];
-        T[i] = state_table(g, l, J, stride);
+        T[i] = latent_states(g, l, (int)J, stride);
         stride *= (long)l->joint_states;
         logp = sum_nodes(g, logp, discrete_logprob_states(g, l, P.p[i], T[i]));
         if (with_encoder) logq = sum_nodes(g, logq, discrete_logprob_states(g, l, P.q[i], T[i]));

@@ -67,19 +67,6 @@ static g_node *kept_labels(pass *P) {
 }
 
 /* Roles set, the states' strides follow: J is the product of the enumerated latents' joint states. */
-static g_node *states_node(pass *P, int i, long stride) {
-    g_graph *g = P->g;
-    const vae_latent *l = &P->m->latents[i];
-    g_node *T = detached(g_new(g, G_STATES, P->B * P->J, l->width));
-    T->nvars = l->nvars;
-    T->states = l->kind == LATENT_CATEGORICAL ? l->states : 2;
-    T->bernoulli = l->kind == LATENT_BERNOULLI;
-    T->stride = stride;
-    T->local = (long)l->joint_states;
-    T->label = vae_pool_printf(g->pool, "states of %s", l->name);
-    return T;
-}
-
 static void pass_open(pass *P, lowering *L, int B, int S) {
     const vae_model *m = L->g->model;
     P->L = L;
@@ -96,7 +83,7 @@ static void pass_open(pass *P, lowering *L, int B, int S) {
     long stride = 1;
     for (int i = 0; i < m->nlatents; i++)
         if (P->role[i] == ROLE_ENUMERATED) {
-            P->value[i] = states_node(P, i, stride);
+            P->value[i] = latent_states(P->g, &P->m->latents[i], P->B * P->J, stride);
             stride *= (long)m->latents[i].joint_states;
         } else if (P->role[i] == ROLE_OBSERVED)
             P->value[i] = kept_labels(P);
